@@ -1,0 +1,47 @@
+"""``save_pretrained(dir)`` / ``from_pretrained(dir)``: weights as safetensors, constructor
+arguments as JSON — no pickle, loadable anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
+
+MODEL_CLASSES: dict[str, type[nn.Module]] = {}
+
+
+def register(cls: type[nn.Module]) -> type[nn.Module]:
+    """Class decorator: makes a model loadable by ``from_pretrained``. The model keeps the keyword
+    arguments it was built with in ``self.config`` (a dict of JSON values)."""
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def save_pretrained(model: nn.Module, directory: str | Path) -> None:
+    from ..train.checkpoint import atomic_write  # deferred: train imports models
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = {"model_class": type(model).__name__, **model.config}
+    atomic_write(directory / CONFIG_FILE, lambda path: path.write_text(json.dumps(config, indent=2)))
+    # save_model de-duplicates tied weights (embedding = output layer) that save_file refuses.
+    atomic_write(directory / WEIGHTS_FILE, lambda path: save_model(model, str(path)))
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    return json.loads((Path(directory) / CONFIG_FILE).read_text())
+
+
+def from_pretrained(directory: str | Path, **overrides: Any) -> nn.Module:
+    config = read_config(directory)
+    name = config.pop("model_class")
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model class {name!r} in {directory}/{CONFIG_FILE}")
+    model = MODEL_CLASSES[name](**{**config, **overrides})
+    load_model(model, str(Path(directory) / WEIGHTS_FILE))
+    return model

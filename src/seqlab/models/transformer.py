@@ -1,0 +1,119 @@
+"""The encoder-decoder Transformer of "Attention Is All You Need" (Figure 1), composed from
+:mod:`seqlab.nn` blocks.
+
+    src ─ Embedding·√d_model + PE ─ Encoder ──────────────┐ memory
+    tgt ─ Embedding·√d_model + PE ─ Decoder (masked self, cross) ─ Linear ─ logits
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import (Decoder, DecoderLayer, Encoder, EncoderLayer, KVCache,
+                  LearnedPositionalEmbedding, SinusoidalPositionalEncoding, causal_mask, padding_mask)
+from . import pretrained
+
+POSITIONAL = {"sinusoidal", "learned"}
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding scaled by √d_model (§3.4), plus position and dropout."""
+
+    def __init__(self, vocab_size: int, d_model: int, positional: nn.Module, dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.positional = positional
+        self.dropout = nn.Dropout(dropout)
+        self.scale = math.sqrt(d_model)
+
+    def forward(self, tokens: Tensor, offset: int = 0) -> Tensor:
+        """tokens: (B, T) -> (B, T, D)."""
+        return self.dropout(self.positional(self.embedding(tokens) * self.scale, offset))
+
+
+@pretrained.register
+class Transformer(nn.Module):
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 512, n_heads: int = 8,
+                 n_layers: int = 6, d_ff: int = 2048, dropout: float = 0.1, max_len: int = 512,
+                 n_decoder_layers: int | None = None, norm_first: bool = False,
+                 positional: str = "sinusoidal", activation: str = "relu",
+                 share_embeddings: bool = False, tie_output: bool = True, pad_id: int = 0) -> None:
+        super().__init__()
+        if positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {sorted(POSITIONAL)}, got {positional!r}")
+        if share_embeddings and src_vocab_size != tgt_vocab_size:
+            raise ValueError("share_embeddings needs one vocabulary for source and target")
+        self.config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
+                           d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff,
+                           dropout=dropout, max_len=max_len, n_decoder_layers=n_decoder_layers,
+                           norm_first=norm_first, positional=positional, activation=activation,
+                           share_embeddings=share_embeddings, tie_output=tie_output, pad_id=pad_id)
+        self.pad_id = pad_id
+        self.max_len = max_len
+
+        def position() -> nn.Module:
+            if positional == "learned":
+                return LearnedPositionalEmbedding(max_len, d_model)
+            return SinusoidalPositionalEncoding(d_model, max_len)
+
+        def final_norm() -> nn.Module | None:
+            return nn.LayerNorm(d_model) if norm_first else None
+
+        self.src_embed = TokenEmbedding(src_vocab_size, d_model, position(), dropout)
+        self.tgt_embed = TokenEmbedding(tgt_vocab_size, d_model, position(), dropout)
+        self.encoder = Encoder(
+            [EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation) for _ in range(n_layers)],
+            final_norm())
+        self.decoder = Decoder(
+            [DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation)
+             for _ in range(n_decoder_layers or n_layers)],
+            final_norm())
+        self.generator = nn.Linear(d_model, tgt_vocab_size)  # the final Linear before softmax
+
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        # §3.4: "we share the same weight matrix between the two embedding layers and the
+        # pre-softmax linear transformation".
+        if share_embeddings:
+            self.tgt_embed.embedding.weight = self.src_embed.embedding.weight
+        if tie_output:
+            self.generator.weight = self.tgt_embed.embedding.weight
+
+    def encode(self, src: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor]:
+        """src: (B, S) token ids -> memory (B, S, D) and its padding mask (B, 1, S)."""
+        src_mask = padding_mask(src, self.pad_id)
+        return self.encoder(self.src_embed(src), src_mask, need_weights), src_mask
+
+    def decode(self, tgt: Tensor, memory: Tensor, memory_mask: Tensor,
+               cache: list[tuple[KVCache, KVCache]] | None = None, need_weights: bool = False) -> Tensor:
+        """tgt: (B, T) decoder input (starting with <bos>) -> logits (B, T, V).
+        With a cache, tgt holds only the new positions and earlier ones come from the cache."""
+        offset = len(cache[0][0]) if cache is not None else 0
+        T = tgt.size(1)
+        # Position offset+t may see cached positions and new ones up to itself.
+        self_mask = causal_mask(offset + T, tgt.device)[offset:] if T > 1 or cache is None else None
+        h = self.decoder(self.tgt_embed(tgt, offset), memory, self_mask, memory_mask, need_weights, cache)
+        return self.generator(h)
+
+    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        """Teacher forcing: src (B, S), tgt (B, T) shifted right -> logits (B, T, V)."""
+        memory, memory_mask = self.encode(src)
+        return self.decode(tgt, memory, memory_mask)
+
+    def new_cache(self) -> list[tuple[KVCache, KVCache]]:
+        return self.decoder.new_cache()
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        pretrained.save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "Transformer":
+        model = pretrained.from_pretrained(directory)
+        if not isinstance(model, cls):
+            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model

@@ -1,0 +1,13 @@
+"""seqlab.nn — the building blocks of "Attention Is All You Need", written to read like the paper."""
+
+from .attention import KVCache, MultiHeadAttention, scaled_dot_product_attention
+from .feedforward import PositionwiseFeedForward
+from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer
+from .masks import causal_mask, padding_mask
+from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
+
+__all__ = [
+    "KVCache", "MultiHeadAttention", "scaled_dot_product_attention", "PositionwiseFeedForward",
+    "Decoder", "DecoderLayer", "Encoder", "EncoderLayer", "causal_mask", "padding_mask",
+    "LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",
+]

@@ -1,0 +1,132 @@
+"""Scaled dot-product and multi-head attention ("Attention Is All You Need", §3.2).
+
+Masks are boolean with True = may attend (see :mod:`seqlab.nn.masks`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def scaled_dot_product_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V  (eq. 1).
+
+    q: (B, H, Tq, d), k and v: (B, H, Tk, d); mask: bool broadcastable to (B, H, Tq, Tk),
+    True = may attend. Returns out (B, H, Tq, d) and, when ``need_weights``, the attention
+    weights (B, H, Tq, Tk). A query row that may attend to no key gives zeros (never NaN).
+    """
+    empty_rows = None
+    if mask is not None:
+        # A softmax over an all -inf row is NaN, and NaN poisons gradients even where the output is
+        # later zeroed. So let such rows attend everywhere (finite values), then zero them.
+        allowed = mask.any(dim=-1, keepdim=True)
+        if not bool(allowed.all()):
+            empty_rows = ~allowed
+            mask = mask | empty_rows
+
+    if need_weights:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        if empty_rows is not None:
+            weights = weights.masked_fill(empty_rows, 0.0)
+        attended = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
+        out = attended @ v  # (B, H, Tq, d)
+    else:
+        weights = None
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    if empty_rows is not None:
+        out = out.masked_fill(empty_rows, 0.0)
+    return out, weights
+
+
+class KVCache:
+    """Keys and values already projected, kept between decoding steps.
+
+    Self-attention appends each step's new keys and values; cross-attention (``static=True``)
+    projects the encoder memory once and reuses it for every step.
+    """
+
+    def __init__(self, static: bool = False) -> None:
+        self.static = static
+        self.key: Tensor | None = None  # (B, H, T_cached, d_head)
+        self.value: Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.key is None else self.key.size(2)
+
+    def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        if self.key is None or self.static:
+            self.key, self.value = key, value
+        else:
+            self.key = torch.cat([self.key, key], dim=2)
+            self.value = torch.cat([self.value, value], dim=2)
+        return self.key, self.value
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows ``index`` (beam search re-ranks hypotheses between steps)."""
+        if self.key is not None:
+            self.key = self.key.index_select(0, index)
+            self.value = self.value.index_select(0, index)
+
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, …, head_h) W_O, head_i = Attention(Q W_Q^i, K W_K^i, V W_V^i)
+    (§3.2.2). The h heads' projections are stored as one (D, D) matrix each: w_q, w_k, w_v, w_o."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        if d_model % n_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.dropout = dropout
+        self.w_q = nn.Linear(d_model, d_model, bias=bias)
+        self.w_k = nn.Linear(d_model, d_model, bias=bias)
+        self.w_v = nn.Linear(d_model, d_model, bias=bias)
+        self.w_o = nn.Linear(d_model, d_model, bias=bias)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        mask: Tensor | None = None,
+        need_weights: bool = False,
+        cache: KVCache | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """query: (B, Tq, D); key, value: (B, Tk, D).
+        mask: bool (B, Tq, Tk), (B, 1, Tk) or (Tq, Tk), True = may attend; with a self-attention
+        cache, Tk counts the cached positions too.
+        Returns out (B, Tq, D) and weights (B, H, Tq, Tk) when ``need_weights``."""
+        B, Tq, D = query.shape
+        q = self._split_heads(self.w_q(query))  # (B, H, Tq, d_head)
+        if cache is not None and cache.static and cache.key is not None:
+            k, v = cache.key, cache.value  # encoder memory, projected at the first step
+        else:
+            k = self._split_heads(self.w_k(key))  # (B, H, Tk, d_head)
+            v = self._split_heads(self.w_v(value))
+            if cache is not None:
+                k, v = cache.update(k, v)
+        if mask is not None:
+            mask = mask.unsqueeze(-3)  # add the head axis: (..., 1, Tq, Tk)
+        out, weights = scaled_dot_product_attention(
+            q, k, v, mask, self.dropout if self.training else 0.0, need_weights
+        )
+        out = out.transpose(1, 2).reshape(B, Tq, D)  # Concat(head_1, …, head_h)
+        return self.w_o(out), weights

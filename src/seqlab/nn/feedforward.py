@@ -1,0 +1,24 @@
+"""Position-wise feed-forward network (§3.3): FFN(x) = max(0, x W1 + b1) W2 + b2, applied to every
+position separately and identically."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+
+
+class PositionwiseFeedForward(nn.Module):
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu") -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        self.activation = ACTIVATIONS[activation]
+        self.linear1 = nn.Linear(d_model, d_ff)  # W1: d_model -> d_ff
+        self.linear2 = nn.Linear(d_ff, d_model)  # W2: d_ff -> d_model
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, T, d_model) -> (B, T, d_model)."""
+        return self.linear2(self.dropout(self.activation(self.linear1(x))))

@@ -1,0 +1,127 @@
+"""The encoder and decoder layers of Figure 1, and their stacks (§3.1).
+
+Each sub-layer is wrapped as LayerNorm(x + Dropout(Sublayer(x))) — "Add & Norm", post-LN as in the
+paper. ``norm_first=True`` gives pre-LN, x + Dropout(Sublayer(LayerNorm(x))), which trains more
+stably in deep stacks and without warmup (Xiong et al., 2020).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import Tensor, nn
+
+from .attention import KVCache, MultiHeadAttention
+from .feedforward import PositionwiseFeedForward
+
+
+def _add_and_norm(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: nn.LayerNorm,
+                  dropout: nn.Dropout, norm_first: bool) -> Tensor:
+    if norm_first:
+        return x + dropout(sublayer(norm(x)))
+    return norm(x + dropout(sublayer(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Multi-head self-attention, then the position-wise feed-forward network, each with Add & Norm."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
+                 norm_first: bool = False, activation: str = "relu") -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.last_attention: Tensor | None = None  # (B, H, T, T) when forward(need_weights=True)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False) -> Tensor:
+        """x: (B, T, D); mask: (B, 1, T), (B, T, T) or (T, T) bool, True = may attend."""
+
+        def self_attention(h: Tensor) -> Tensor:
+            out, weights = self.self_attn(h, h, h, mask, need_weights)
+            if need_weights:
+                self.last_attention = weights
+            return out
+
+        x = _add_and_norm(x, self_attention, self.norm1, self.dropout, self.norm_first)
+        return _add_and_norm(x, self.ff, self.norm2, self.dropout, self.norm_first)
+
+
+class DecoderLayer(nn.Module):
+    """Masked self-attention over the output so far, cross-attention over the encoder memory
+    (queries from the decoder, keys and values from the encoder), then the feed-forward network."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
+                 norm_first: bool = False, activation: str = "relu") -> None:
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.norm3 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.last_self_attention: Tensor | None = None  # (B, H, T, T)
+        self.last_cross_attention: Tensor | None = None  # (B, H, T, S)
+
+    def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
+                memory_mask: Tensor | None = None, need_weights: bool = False,
+                cache: tuple[KVCache, KVCache] | None = None) -> Tensor:
+        """x: (B, T, D) decoder input; memory: (B, S, D) encoder output.
+        self_mask: (T, T) causal and/or (B, 1, T) padding, True = may attend;
+        memory_mask: (B, 1, S), True = may attend; cache: (self, cross) for incremental decoding."""
+        self_cache, cross_cache = cache if cache is not None else (None, None)
+
+        def self_attention(h: Tensor) -> Tensor:
+            out, weights = self.self_attn(h, h, h, self_mask, need_weights, self_cache)
+            if need_weights:
+                self.last_self_attention = weights
+            return out
+
+        def cross_attention(h: Tensor) -> Tensor:
+            out, weights = self.cross_attn(h, memory, memory, memory_mask, need_weights, cross_cache)
+            if need_weights:
+                self.last_cross_attention = weights
+            return out
+
+        x = _add_and_norm(x, self_attention, self.norm1, self.dropout, self.norm_first)
+        x = _add_and_norm(x, cross_attention, self.norm2, self.dropout, self.norm_first)
+        return _add_and_norm(x, self.ff, self.norm3, self.dropout, self.norm_first)
+
+
+class Encoder(nn.Module):
+    """N identical encoder layers, given as built modules; ``norm`` is the final LayerNorm that a
+    pre-LN stack needs (its last residual sum is otherwise never normalised)."""
+
+    def __init__(self, layers: list[EncoderLayer], norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.norm = norm
+
+    def forward(self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False) -> Tensor:
+        for layer in self.layers:
+            x = layer(x, mask, need_weights)
+        return self.norm(x) if self.norm is not None else x
+
+
+class Decoder(nn.Module):
+    """N identical decoder layers and an optional final LayerNorm."""
+
+    def __init__(self, layers: list[DecoderLayer], norm: nn.Module | None = None) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.norm = norm
+
+    def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
+                memory_mask: Tensor | None = None, need_weights: bool = False,
+                cache: list[tuple[KVCache, KVCache]] | None = None) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, self_mask, memory_mask, need_weights,
+                      cache[i] if cache is not None else None)
+        return self.norm(x) if self.norm is not None else x
+
+    def new_cache(self) -> list[tuple[KVCache, KVCache]]:
+        return [(KVCache(), KVCache(static=True)) for _ in self.layers]

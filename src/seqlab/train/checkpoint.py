@@ -1,0 +1,134 @@
+"""Crash-safe checkpoints without pickle.
+
+A checkpoint is a directory: ``model.safetensors`` (weights), ``state.safetensors`` + ``state.json``
+(optimizer, scheduler, RNG and data position: tensors in safetensors, everything else in JSON) and the
+model's ``config.json``. Every file is written under a temporary name and renamed, and the directory
+itself is assembled under a temporary name and swapped in, so a crash never leaves a broken "last".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` then rename tmp over ``path`` (atomic on POSIX)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# --- nested state <-> (JSON, tensors) ---------------------------------------------------------
+
+def flatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Replace every tensor in a nested structure by a reference into ``tensors``; the rest must be
+    JSON values. Dicts with non-string keys (optimizer state is keyed by int) become item lists."""
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": flatten_state(torch.from_numpy(obj.copy()), tensors)}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) for k in obj):
+            return {k: flatten_state(v, tensors) for k, v in obj.items()}
+        return {"__items__": [[k, flatten_state(v, tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [flatten_state(v, tensors) for v in obj]}
+    if isinstance(obj, list):
+        return [flatten_state(v, tensors) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot checkpoint a value of type {type(obj).__name__}")
+
+
+def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__ndarray__" in obj:
+            return unflatten_state(obj["__ndarray__"], tensors).numpy()
+        if "__items__" in obj:
+            return {k: unflatten_state(v, tensors) for k, v in obj["__items__"]}
+        if "__tuple__" in obj:
+            return tuple(unflatten_state(v, tensors) for v in obj["__tuple__"])
+        return {k: unflatten_state(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [unflatten_state(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(directory: Path, state: dict[str, Any]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    tree = flatten_state(state, tensors)
+    atomic_write(directory / "state.safetensors", lambda p: save_file(tensors, str(p)))
+    atomic_write(directory / "state.json", lambda p: p.write_text(json.dumps(tree)))
+
+
+def load_state(directory: Path) -> dict[str, Any]:
+    tensors = load_file(str(directory / "state.safetensors"))
+    return unflatten_state(json.loads((directory / "state.json").read_text()), tensors)
+
+
+# --- random number generators ---------------------------------------------------------------
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --- whole checkpoints ------------------------------------------------------------------------
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Write model + training state to ``directory`` so that it is replaced all at once."""
+    from ..models.pretrained import save_pretrained
+
+    directory = Path(directory)
+    staging = directory.with_name(f".{directory.name}.staging")
+    if staging.exists():
+        shutil.rmtree(staging)
+    save_pretrained(model, staging)
+    save_state(staging, state)
+    old = directory.with_name(f".{directory.name}.old")
+    if directory.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(directory, old)
+    os.replace(staging, directory)
+    if old.exists():
+        shutil.rmtree(old)

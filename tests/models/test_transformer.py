@@ -1,0 +1,52 @@
+import torch
+
+from seqlab.models import Transformer, from_pretrained
+
+
+def small(**kw):
+    return Transformer(11, 13, d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.0, **kw).eval()
+
+
+def test_shapes_and_tied_output():
+    model = small()
+    logits = model(torch.randint(1, 11, (3, 7)), torch.randint(1, 13, (3, 5)))
+    assert logits.shape == (3, 5, 13)
+    assert model.generator.weight is model.tgt_embed.embedding.weight
+
+
+def test_decoder_is_causal_no_leak():
+    model = small()
+    src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 8))
+    base = model(src, tgt)
+    for t in range(7):
+        changed = tgt.clone()
+        changed[:, t + 1 :] = torch.randint(1, 13, changed[:, t + 1 :].shape)
+        torch.testing.assert_close(model(src, changed)[:, : t + 1], base[:, : t + 1])
+
+
+def test_source_padding_does_not_change_outputs():
+    model = small()
+    src, tgt = torch.randint(1, 11, (1, 5)), torch.randint(1, 13, (1, 4))
+    padded = torch.cat([src, torch.zeros(1, 3, dtype=torch.long)], 1)
+    torch.testing.assert_close(model(padded, tgt), model(src, tgt), atol=1e-5, rtol=1e-5)
+
+
+def test_cached_decoding_equals_full_forward():
+    for norm_first, positional in [(False, "sinusoidal"), (True, "learned")]:
+        model = small(norm_first=norm_first, positional=positional)
+        src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 7))
+        memory, memory_mask = model.encode(src)
+        full = model.decode(tgt, memory, memory_mask)
+        cache = model.new_cache()
+        steps = [model.decode(tgt[:, t : t + 1], memory, memory_mask, cache) for t in range(7)]
+        torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_save_and_load_pretrained(tmp_path):
+    model = small(share_embeddings=False)
+    model.save_pretrained(tmp_path)
+    loaded = from_pretrained(tmp_path).eval()
+    src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 7))
+    torch.testing.assert_close(loaded(src, tgt), model(src, tgt))
+    assert loaded.generator.weight is loaded.tgt_embed.embedding.weight
+    assert Transformer.from_pretrained(tmp_path).config == model.config

@@ -1,0 +1,119 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from seqlab.nn import KVCache, MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
+
+
+def copy_into_torch_mha(ours: MultiHeadAttention) -> nn.MultiheadAttention:
+    ref = nn.MultiheadAttention(ours.d_model, ours.n_heads, batch_first=True)
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        ref.out_proj.weight.copy_(ours.w_o.weight)
+        ref.out_proj.bias.copy_(ours.w_o.bias)
+    return ref
+
+
+def test_masks():
+    tokens = torch.tensor([[5, 6, 7, 0, 0, 0]])
+    assert padding_mask(tokens, 0).tolist() == [[[True, True, True, False, False, False]]]
+    assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+
+
+def test_sdpa_matches_formula_and_torch():
+    q, k, v = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8), torch.randn(2, 3, 7, 8)
+    mask = torch.rand(2, 1, 5, 7) > 0.3
+    mask[..., 0] = True
+    out, w = scaled_dot_product_attention(q, k, v, mask, need_weights=True)
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(8)).masked_fill(~mask, -1e30)
+    expected = scores.softmax(-1) @ v
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 5))
+    fused, none = scaled_dot_product_attention(q, k, v, mask)
+    assert none is None
+    torch.testing.assert_close(fused, out, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_fully_masked_rows_give_zeros_not_nan(need_weights):
+    q, k, v = (torch.randn(1, 2, 4, 8, requires_grad=True) for _ in range(3))
+    mask = torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    mask[:, :, 2] = False  # query 2 may attend to nothing
+    out, _ = scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights)
+    assert torch.isfinite(out).all()
+    assert (out[:, :, 2] == 0).all()
+    out.sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
+
+
+def test_gradcheck_float64():
+    q, k, v = (torch.randn(1, 2, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    mask = torch.tensor([[True, True, False]]).expand(3, 3)
+    for need_weights in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda q, k, v: scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights)[0],
+            (q, k, v))
+
+
+@pytest.mark.parametrize("kind", ["self_padding", "causal", "cross_padding"])
+def test_mha_equals_torch_multihead_attention(kind):
+    B, T, S, D, H = 3, 6, 5, 16, 4
+    ours = MultiHeadAttention(D, H).eval()
+    ref = copy_into_torch_mha(ours).eval()
+    x = torch.randn(B, T, D)
+    if kind == "self_padding":
+        tokens = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4])
+        out, w = ours(x, x, x, padding_mask(tokens, 0), need_weights=True)
+        ref_out, ref_w = ref(x, x, x, key_padding_mask=tokens == 0, average_attn_weights=False)
+    elif kind == "causal":
+        out, w = ours(x, x, x, causal_mask(T), need_weights=True)
+        ref_out, ref_w = ref(x, x, x, attn_mask=~causal_mask(T), average_attn_weights=False)
+    else:
+        memory = torch.randn(B, S, D)
+        tokens = torch.tensor([[1] * 5, [1] * 3 + [0] * 2, [1] + [0] * 4])
+        out, w = ours(x, memory, memory, padding_mask(tokens, 0), need_weights=True)
+        ref_out, ref_w = ref(x, memory, memory, key_padding_mask=tokens == 0, average_attn_weights=False)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, ref_w, atol=1e-6, rtol=1e-5)
+    fused, _ = ours(x, x, x, causal_mask(T)) if kind == "causal" else (None, None)
+    if fused is not None:
+        torch.testing.assert_close(fused, ref_out, atol=1e-5, rtol=1e-5)
+
+
+def test_mha_gradients_equal_torch():
+    D, H = 8, 2
+    ours = MultiHeadAttention(D, H)
+    ref = copy_into_torch_mha(ours)
+    x = torch.randn(2, 5, D)
+    ours(x, x, x, causal_mask(5))[0].pow(2).sum().backward()
+    ref(x, x, x, attn_mask=~causal_mask(5), need_weights=False)[0].pow(2).sum().backward()
+    torch.testing.assert_close(ours.w_o.weight.grad, ref.out_proj.weight.grad, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(ours.w_q.weight.grad, ref.in_proj_weight.grad[:D], atol=1e-5, rtol=1e-4)
+
+
+def test_incremental_cache_equals_full_self_attention():
+    D, H, T = 16, 4, 7
+    mha = MultiHeadAttention(D, H).eval()
+    x = torch.randn(2, T, D)
+    full, _ = mha(x, x, x, causal_mask(T))
+    cache = KVCache()
+    steps = [mha(x[:, t : t + 1], x[:, t : t + 1], x[:, t : t + 1], cache=cache)[0] for t in range(T)]
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    assert len(cache) == T
+
+
+def test_static_cache_projects_memory_once():
+    mha = MultiHeadAttention(8, 2).eval()
+    memory, x = torch.randn(2, 5, 8), torch.randn(2, 3, 8)
+    cache = KVCache(static=True)
+    first, _ = mha(x, memory, memory, cache=cache)
+    again, _ = mha(x, torch.zeros_like(memory), torch.zeros_like(memory), cache=cache)
+    torch.testing.assert_close(first, again)
+
+
+def test_head_divisibility_is_checked():
+    with pytest.raises(ValueError, match="divisible"):
+        MultiHeadAttention(10, 3)

@@ -1,0 +1,87 @@
+import pytest
+import torch
+from torch import nn
+
+from seqlab.nn import (DecoderLayer, EncoderLayer, LearnedPositionalEmbedding, PositionwiseFeedForward,
+                       SinusoidalPositionalEncoding, causal_mask, padding_mask)
+
+
+def copy_attention(ours, ref: nn.MultiheadAttention):
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
+        ref.out_proj.weight.copy_(ours.w_o.weight)
+        ref.out_proj.bias.copy_(ours.w_o.bias)
+
+
+def copy_common(ours, ref):
+    with torch.no_grad():
+        for name in ("linear1", "linear2"):
+            getattr(ref, name).load_state_dict(getattr(ours.ff, name).state_dict())
+        for name in ("norm1", "norm2", "norm3"):
+            if hasattr(ref, name):
+                getattr(ref, name).load_state_dict(getattr(ours, name).state_dict())
+                nn.init.normal_(getattr(ref, name).weight)  # non-trivial norms, copied back
+                getattr(ours, name).load_state_dict(getattr(ref, name).state_dict())
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_equals_torch(norm_first):
+    D, H, F = 16, 4, 32
+    ours = EncoderLayer(D, H, F, dropout=0.0, norm_first=norm_first).eval()
+    ref = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    copy_attention(ours.self_attn, ref.self_attn)
+    copy_common(ours, ref)
+    tokens = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    x = torch.randn(2, 6, D)
+    out = ours(x, padding_mask(tokens, 0))
+    expected = ref(x, src_key_padding_mask=tokens == 0)
+    # torch's fast path returns zeros at padded positions; compare real positions.
+    real = tokens != 0
+    torch.testing.assert_close(out[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_equals_torch(norm_first):
+    D, H, F, T, S = 16, 4, 32, 5, 6
+    ours = DecoderLayer(D, H, F, dropout=0.0, norm_first=norm_first).eval()
+    ref = nn.TransformerDecoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
+    copy_attention(ours.self_attn, ref.self_attn)
+    copy_attention(ours.cross_attn, ref.multihead_attn)
+    copy_common(ours, ref)
+    src = torch.tensor([[1] * 6, [1] * 2 + [0] * 4])
+    x, memory = torch.randn(2, T, D), torch.randn(2, S, D)
+    out = ours(x, memory, causal_mask(T), padding_mask(src, 0))
+    expected = ref(x, memory, tgt_mask=~causal_mask(T), memory_key_padding_mask=src == 0)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_encoder_layer_fully_padded_row_has_no_nan():
+    layer = EncoderLayer(8, 2, 16, dropout=0.0)
+    out = layer(torch.randn(2, 4, 8), padding_mask(torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), 0))
+    assert torch.isfinite(out).all()
+
+
+def test_sinusoidal_encoding_equals_formula_and_extends():
+    d, pe = 6, SinusoidalPositionalEncoding(6, max_len=10)
+    table = pe.encoding(20)  # past max_len
+    for pos in (0, 3, 17):
+        for i in range(d // 2):
+            angle = pos / 10000 ** (2 * i / d)
+            assert table[pos, 2 * i].item() == pytest.approx(torch.tensor(angle).sin().item(), abs=1e-6)
+            assert table[pos, 2 * i + 1].item() == pytest.approx(torch.tensor(angle).cos().item(), abs=1e-6)
+    torch.testing.assert_close(pe.encoding(3, offset=15), table[15:18])
+
+
+def test_learned_positions_refuse_overlong_input():
+    pe = LearnedPositionalEmbedding(4, 8)
+    assert pe(torch.zeros(1, 4, 8)).shape == (1, 4, 8)
+    with pytest.raises(ValueError, match="max_len"):
+        pe(torch.zeros(1, 5, 8))
+
+
+def test_feedforward_is_position_wise():
+    ff = PositionwiseFeedForward(8, 16)
+    x = torch.randn(2, 5, 8)
+    torch.testing.assert_close(ff(x)[:, 3], ff(x[:, 3:4])[:, 0])
+    assert ff.linear1.out_features == 16 and ff.linear2.out_features == 8
