@@ -132,3 +132,26 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, An
     os.replace(staging, directory)
     if old.exists():
         shutil.rmtree(old)
+
+
+def existing_checkpoint(directory: Path) -> Path | None:
+    """``directory``, or its previous version when a crash fell between the two renames of
+    :func:`save_checkpoint`; None when neither exists."""
+    directory = Path(directory)
+    for candidate in (directory, directory.with_name(f".{directory.name}.old")):
+        if (candidate / "model.safetensors").is_file() and (candidate / "state.json").is_file():
+            return candidate
+    return None
+
+
+def check_compatible(directory: Path, model: torch.nn.Module) -> None:
+    """A clear error, not a shape mismatch deep in torch, when a checkpoint is for another model."""
+    from ..errors import UserError
+    from ..models.pretrained import read_config
+
+    saved = read_config(directory)
+    saved.pop("model_class", None)
+    differ = sorted(k for k in set(saved) | set(model.config) if saved.get(k) != model.config.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {model.config.get(k)!r}" for k in differ)
+        raise UserError(f"checkpoint {directory} was made by another model config ({shown})")

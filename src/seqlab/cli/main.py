@@ -1,0 +1,195 @@
+"""The ``seqlab`` command line: one grammar for every task.
+
+    seqlab train TASK [--config FILE|RECIPE] [--set key=value ...] [task flags] [--out RUN_DIR]
+    seqlab eval RUN_DIR [data flags]          seqlab predict RUN_DIR [input]
+    seqlab translate RUN_DIR "text"           seqlab demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+EXAMPLES = {
+    "demo": "seqlab demo --out runs/demo",
+    "train": "seqlab train translate --src train.de --tgt train.en --set model.d_model=256 --out runs/de-en\n"
+             "  seqlab train translate --config multi30k-de-en --set data.src=PATH/train.de.gz ...\n"
+             "  seqlab train translate --resume runs/de-en",
+    "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
+    "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
+    "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad flags get one line on stderr and exit status 2, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def subcommand(subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, help=help_text, description=help_text,
+                                 epilog=f"example:\n  {EXAMPLES[name]}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="a TOML file or the name of a shipped recipe")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.d_model=256 (repeatable)")
+    p.add_argument("--out", type=Path, help="run directory (default runs/TASK-TIMESTAMP)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--max-time", type=float, metavar="SECONDS", help="wall-clock training budget")
+    p.add_argument("--max-steps", type=int, help="optimizer steps")
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+
+
+def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
+    """Explicit flags win over --set and the config file."""
+    overrides = []
+    for flag, key in mapping.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    return overrides
+
+
+COMMON_FLAGS = {"max_time": "train.max_time", "max_steps": "train.max_steps", "precision": "train.precision",
+                "device": "train.device", "seed": "train.seed"}
+TRANSLATE_FLAGS = {"src": "data.src", "tgt": "data.tgt", "tsv": "data.tsv", "valid_src": "data.valid_src",
+                   "valid_tgt": "data.valid_tgt", "test_src": "data.test_src", "test_tgt": "data.test_tgt"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="seqlab", description="Transformers and the recurrent models they replaced.",
+                    epilog="example:\n  seqlab demo\n  seqlab train translate --src a.txt --tgt b.txt",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    demo = subcommand(sub, "demo", "the main job: multilingual dates -> ISO 8601 with a small Transformer")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--overwrite", action="store_true")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument("--max-time", type=float, metavar="SECONDS")
+
+    train = subcommand(sub, "train", "train a model for a task; writes a run directory")
+    train.add_argument("task", choices=["translate"])
+    add_run_flags(train)
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
+    train.add_argument("--src", help="source sentences, one a line")
+    train.add_argument("--tgt", help="target sentences, aligned with --src")
+    train.add_argument("--tsv", help="one file of source<TAB>target lines instead of --src/--tgt")
+    train.add_argument("--valid-src")
+    train.add_argument("--valid-tgt")
+    train.add_argument("--test-src")
+    train.add_argument("--test-tgt")
+
+    evaluate = subcommand(sub, "eval", "score a trained run on new data")
+    evaluate.add_argument("run", type=Path)
+    evaluate.add_argument("--src", required=True)
+    evaluate.add_argument("--ref", required=True)
+    evaluate.add_argument("--beam", type=int)
+    evaluate.add_argument("--device", default="cpu")
+
+    for name in ("predict", "translate"):
+        p = subcommand(sub, name, "run a trained model on input text (arguments, or stdin lines)")
+        p.add_argument("run", type=Path)
+        p.add_argument("text", nargs="*")
+        p.add_argument("--beam", type=int)
+        p.add_argument("--device", default="cpu")
+    return parser
+
+
+def positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise UserError(f"{flag} must be at least 1; got {value}")
+
+
+def command_train(args: argparse.Namespace) -> None:
+    from ..config import load_config
+    from ..tasks import run_dir as runs
+    from ..tasks import translate
+
+    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **TRANSLATE_FLAGS})
+    if args.resume:
+        info = runs.read_run(args.resume)
+        if info["task"] != args.task:
+            raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
+        config = load_config(translate.TranslateConfig, None, overrides, base=flatten(info["config"]))
+        run = args.resume
+    else:
+        config = load_config(translate.TranslateConfig, args.config, overrides)
+        run = None
+    splits = translate.load_splits(config.data, config.train.seed)
+    if run is None:
+        run = runs.create_run_dir(args.out or runs.default_run_dir(args.task), args.overwrite)
+    _, result = translate.train(config, Path(run), splits, resume=bool(args.resume))
+    m = result["metrics"]
+    print(f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "
+          f"exact match {m['exact_match']:.2%}, val perplexity {m['val_perplexity']:.2f}; run: {run}")
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def command_translate(args: argparse.Namespace) -> None:
+    from ..tasks.translate import Translator
+
+    positive(args.beam, "--beam")
+    lines = args.text or [line.rstrip("\n") for line in sys.stdin]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise UserError("nothing to translate: give text as arguments or lines on standard input")
+    translator = Translator.load(args.run, args.device)
+    for output in translator.translate(lines, args.beam):
+        print(output)
+
+
+def command_eval(args: argparse.Namespace) -> None:
+    import json
+
+    from ..data.text import read_parallel
+    from ..tasks.translate import Translator
+
+    positive(args.beam, "--beam")
+    translator = Translator.load(args.run, args.device)
+    sources, references = read_parallel(args.src, args.ref)
+    print(json.dumps(translator.evaluate(sources, references, args.beam), indent=2))
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    from ..tasks.demo import run_demo
+
+    overrides = args.set + ([f"train.max_time={args.max_time}"] if args.max_time is not None else [])
+    run_demo(args.out, args.overwrite, overrides)
+
+
+COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_translate,
+            "translate": command_translate, "demo": command_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except UserError as error:
+        sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; a training run continues with: seqlab train TASK --resume RUN_DIR\n")
+        return 130
+    return 0

@@ -1,0 +1,129 @@
+"""Typed configuration: dataclasses, TOML recipe files and ``--set section.key=value`` overrides,
+validated with messages that name the key and what it accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+C = TypeVar("C")
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """A TOML file path, or the name of a recipe shipped in ``seqlab/recipes``."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        return path
+    shipped = resources.files("seqlab") / "recipes" / f"{name_or_path}.toml"
+    if not shipped.is_file():
+        names = sorted(p.name.removesuffix(".toml") for p in (resources.files("seqlab") / "recipes").iterdir()
+                       if p.name.endswith(".toml"))
+        raise ConfigError(f"no config file or recipe named {name_or_path!r}; recipes: {', '.join(names)}")
+    return Path(str(shipped))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``model.d_model=256`` -> (["model", "d_model"], 256). Values are TOML values; a bare word
+    that isn't one is taken as a string (``--set data.src=train.de``)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def merge_override(tree: dict[str, Any], keys: list[str], value: Any) -> None:
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(keys)}: {key} is a value, not a section")
+    node[keys[-1]] = value
+
+
+def build(cls: type[C], tree: dict[str, Any], prefix: str = "") -> C:
+    """A dataclass instance from nested dicts, checking every key and type."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key {name!r}; {prefix.rstrip('.') or 'top level'} "
+                              f"accepts: {', '.join(fields)}")
+        values[key] = _coerce(hints[key], value, name)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {error}") from None
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} is a section; set its keys as {name}.KEY=VALUE")
+        return build(hint, value, f"{name}.")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        return _coerce(hint, value, name)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{name} must be one of {', '.join(map(repr, args))}; got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list; got {value!r}")
+        item = args[0] if args else Any
+        return origin(_coerce(item, v, name) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not (isinstance(value, hint) and
+                                               not (hint is int and isinstance(value, bool))):
+        raise ConfigError(f"{name} must be a {hint.__name__}; got {value!r}")
+    return value
+
+
+def load_config(cls: type[C], config: str | None = None, overrides: list[str] | None = None,
+                base: dict[str, Any] | None = None) -> C:
+    """Defaults <- ``base`` <- the TOML file <- each ``--set`` override, in that order."""
+    tree: dict[str, Any] = {}
+    for key, value in (base or {}).items():
+        merge_override(tree, key.split("."), value)
+    if config:
+        _deep_update(tree, read_toml(recipe_path(config)))
+    for text in overrides or []:
+        merge_override(tree, *parse_override(text))
+    return build(cls, tree)
+
+
+def _deep_update(tree: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(tree.get(key), dict):
+            _deep_update(tree[key], value)
+        else:
+            tree[key] = value
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)

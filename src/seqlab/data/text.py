@@ -1,0 +1,67 @@
+"""Reading the user's text files: one clear error for every way they can be unusable."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+
+
+def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
+    """Lines of a text file (``.gz`` read transparently), without line endings."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as error:
+        raise DataError(f"cannot read {path}: {error}") from None
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{path} is not valid {encoding} (line {line}, byte {error.start}); "
+                        f"convert it or pass its encoding") from None
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{path} is empty")
+    return lines
+
+
+def read_parallel(src: str | Path, tgt: str | Path) -> tuple[list[str], list[str]]:
+    """Aligned source/target files, one sentence a line."""
+    sources, targets = read_lines(src), read_lines(tgt)
+    if len(sources) != len(targets):
+        raise DataError(f"{src} has {len(sources)} lines but {tgt} has {len(targets)}; "
+                        f"parallel files must align line by line")
+    _check_no_empty(sources, src)
+    _check_no_empty(targets, tgt)
+    return sources, targets
+
+
+def read_tsv_pairs(path: str | Path) -> tuple[list[str], list[str]]:
+    """A two-column TSV file, source<TAB>target, no header."""
+    read_lines(path)  # existence, encoding and emptiness, with the same messages
+    try:
+        frame = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False,
+                            quoting=csv.QUOTE_NONE, encoding="utf-8")
+    except pd.errors.ParserError as error:
+        raise DataError(f"{path} is not a two-column TSV: {error}") from None
+    if frame.shape[1] != 2:
+        raise DataError(f"{path} has {frame.shape[1]} tab-separated columns; expected 2 (source, target)")
+    sources, targets = frame[0].tolist(), frame[1].tolist()
+    _check_no_empty(sources, path)
+    _check_no_empty(targets, path)
+    return sources, targets
+
+
+def _check_no_empty(lines: list[str], path: str | Path) -> None:
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            raise DataError(f"{path}: line {number} is empty")

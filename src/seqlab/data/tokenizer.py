@@ -1,0 +1,69 @@
+"""Tokenisers: Hugging Face ``tokenizers`` models trained on the training split and saved with the run.
+
+Kinds: ``char`` (every character a token), ``word`` (whitespace and punctuation split) and ``bpe``
+(byte-pair encoding over Metaspace pieces, so decoding restores the text exactly).
+The first ids are fixed for every kind: <pad>=0, <bos>=1, <eos>=2, <unk>=3.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+SPECIALS = [PAD, BOS, EOS, UNK]
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+KINDS = ("char", "word", "bpe")
+
+
+def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 8000,
+                    min_frequency: int = 1) -> Tokenizer:
+    if kind == "char":
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+        tokenizer.decoder = decoders.Fuse()  # characters join with nothing between them
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=SPECIALS)
+    elif kind == "word":
+        tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=SPECIALS)
+    elif kind == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+        tokenizer.decoder = decoders.Metaspace()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                      special_tokens=SPECIALS)
+    else:
+        raise ValueError(f"tokenizer kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    tokenizer.train_from_iterator(texts, trainer)
+    if [tokenizer.token_to_id(t) for t in SPECIALS] != [PAD_ID, BOS_ID, EOS_ID, UNK_ID]:
+        raise AssertionError("special tokens must take the first ids")
+    return tokenizer
+
+
+def encode_all(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text (no <bos>/<eos>; batching adds them)."""
+    return [e.ids for e in tokenizer.encode_batch(texts)]
+
+
+def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
+    """Text of ids up to the first <eos>, without special tokens."""
+    kept = []
+    for i in ids:
+        if i == EOS_ID:
+            break
+        if i > UNK_ID:
+            kept.append(i)
+    return tokenizer.decode(kept)
+
+
+def save_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
+    tokenizer.save(str(path))
+
+
+def load_tokenizer(path: Path) -> Tokenizer:
+    return Tokenizer.from_file(str(path))

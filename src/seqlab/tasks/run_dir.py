@@ -1,0 +1,52 @@
+"""Run directories: everything a run needs to be evaluated, used or resumed later.
+
+    RUN_DIR/run.json          task name and the full config
+    RUN_DIR/checkpoints/      best/ and last/ (weights, optimizer, RNG, data position)
+    RUN_DIR/metrics.jsonl     training curve; metrics.json: final figures
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+RUN_FILE = "run.json"
+
+
+def default_run_dir(task: str) -> Path:
+    return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(path: Path, overwrite: bool) -> Path:
+    """A fresh run directory. An existing one is replaced only with ``overwrite``, and only if it
+    is a seqlab run — never a directory of the user's own files."""
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise UserError(f"run directory {path} already exists; pass --overwrite to replace it, "
+                            f"or --resume {path} to continue it")
+        if not (path / RUN_FILE).is_file() and any(path.iterdir()):
+            raise UserError(f"{path} exists and is not a seqlab run directory; refusing to overwrite it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def write_run(path: Path, task: str, config: dict[str, Any]) -> None:
+    (Path(path) / RUN_FILE).write_text(json.dumps({"task": task, "config": config}, indent=2))
+
+
+def read_run(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not (path / RUN_FILE).is_file():
+        raise UserError(f"{path} is not a seqlab run directory (no {RUN_FILE})")
+    return json.loads((path / RUN_FILE).read_text())
+
+
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    (Path(path) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -1,0 +1,289 @@
+"""Translation: any parallel text -> a trained encoder-decoder Transformer, BLEU on held-out data.
+
+    seqlab train translate --src train.de --tgt train.en [--config FILE] [--set key=value ...]
+    seqlab translate RUN_DIR "Ein Mann fährt Rad." [--beam 4]
+    seqlab eval RUN_DIR --src test.de --ref test.en
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import sacrebleu
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from ..config import to_dict
+from ..data import text
+from ..data.batching import BucketedBatches, fixed_batches
+from ..data.tokenizer import PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
+from ..errors import DataError, UserError
+from ..models import Transformer
+from ..models.search import beam_search, greedy_decode
+from ..train.config import TrainConfig
+from ..train.loop import Trainer, autocast, resolve_device
+from . import run_dir as runs
+
+Pairs = tuple[list[str], list[str]]
+
+
+@dataclass
+class DataConfig:
+    src: str = ""  # aligned files, one sentence a line (.gz read as is) ...
+    tgt: str = ""
+    tsv: str = ""  # ... or one source<TAB>target file
+    valid_src: str = ""
+    valid_tgt: str = ""
+    valid_tsv: str = ""
+    test_src: str = ""
+    test_tgt: str = ""
+    test_tsv: str = ""
+    valid_fraction: float = 0.05  # held out of the training pairs when no validation data is given
+    tokenizer: Literal["char", "word", "bpe"] = "bpe"
+    vocab_size: int = 8000  # per side
+    max_len: int = 256  # tokens; longer sentences are an error, not silently cut
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.valid_fraction < 0.5:
+            raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
+        if self.vocab_size < 8 or self.max_len < 2:
+            raise ValueError("data.vocab_size must be at least 8 and data.max_len at least 2")
+
+
+@dataclass
+class ModelConfig:
+    d_model: int = 256
+    n_heads: int = 4
+    n_layers: int = 3
+    n_decoder_layers: int | None = None  # default: n_layers
+    d_ff: int = 1024
+    dropout: float = 0.1
+    norm_first: bool = True
+    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    activation: Literal["relu", "gelu"] = "relu"
+    tie_output: bool = True
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+
+
+@dataclass
+class DecodeConfig:
+    beam_size: int = 4  # 1 = greedy
+    alpha: float = 0.6  # length penalty exponent
+    max_output_len: int = 128
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1 or self.max_output_len < 1:
+            raise ValueError("decode.beam_size and decode.max_output_len must be at least 1")
+
+
+@dataclass
+class TranslateConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def read_split(src: str, tgt: str, tsv: str, name: str) -> Pairs | None:
+    if tsv:
+        return text.read_tsv_pairs(tsv)
+    if src or tgt:
+        if not (src and tgt):
+            raise UserError(f"{name} data needs both a source and a target file")
+        return text.read_parallel(src, tgt)
+    return None
+
+
+def load_splits(data: DataConfig, seed: int) -> dict[str, Pairs]:
+    """train/valid/test pairs from the configured files; valid is cut from train if not given."""
+    train = read_split(data.src, data.tgt, data.tsv, "training")
+    if train is None:
+        raise UserError("no training data: give --src and --tgt, or --tsv (or data.src/data.tgt in a config)")
+    splits = {"train": train}
+    valid = read_split(data.valid_src, data.valid_tgt, data.valid_tsv, "validation")
+    if valid is None:
+        n_valid = max(1, int(len(train[0]) * data.valid_fraction))
+        if len(train[0]) - n_valid < 1:
+            raise DataError("too few sentence pairs to hold some out for validation")
+        order = torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(seed)).tolist()
+        pick = lambda rows: ([train[0][i] for i in rows], [train[1][i] for i in rows])  # noqa: E731
+        valid, splits["train"] = pick(order[:n_valid]), pick(order[n_valid:])
+    splits["valid"] = valid
+    test = read_split(data.test_src, data.test_tgt, data.test_tsv, "test")
+    if test is not None:
+        splits["test"] = test
+    return splits
+
+
+def encode_checked(tokenizer: Tokenizer, lines: list[str], max_len: int, what: str) -> list[list[int]]:
+    ids = encode_all(tokenizer, lines)
+    for number, seq in enumerate(ids, 1):
+        if len(seq) + 1 > max_len:  # +1: <bos> or <eos>
+            raise DataError(f"{what} sentence {number} has {len(seq)} tokens; data.max_len is {max_len} "
+                            f"(raise it with --set data.max_len=N)")
+    return ids
+
+
+# --- model, loss, evaluation ---------------------------------------------------------------------
+
+def build_model(config: TranslateConfig, src_vocab: int, tgt_vocab: int) -> Transformer:
+    m = config.model
+    return Transformer(src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
+                       n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout,
+                       max_len=config.data.max_len, norm_first=m.norm_first, positional=m.positional,
+                       activation=m.activation, tie_output=m.tie_output, pad_id=PAD_ID)
+
+
+def token_loss(model: Transformer, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0):
+    """Mean cross-entropy over real target tokens, and their count."""
+    logits = model(batch["src"], batch["tgt_in"])  # (B, T, V)
+    target = batch["tgt_out"]
+    loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID,
+                           label_smoothing=label_smoothing)
+    return loss, int((target != PAD_ID).sum())
+
+
+def validation_metrics(model: Transformer, batches: list[dict[str, torch.Tensor]], device) -> dict[str, float]:
+    """Loss without label smoothing (so perplexity means what it says) and token accuracy."""
+    loss_sum, correct, tokens = 0.0, 0, 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(batch["src"], batch["tgt_in"]).float()
+        target = batch["tgt_out"]
+        real = target != PAD_ID
+        loss_sum += F.cross_entropy(logits[real], target[real], reduction="sum").item()
+        correct += int((logits.argmax(-1)[real] == target[real]).sum())
+        tokens += int(real.sum())
+    val_loss = loss_sum / tokens
+    return {"val_loss": val_loss, "val_perplexity": float(torch.tensor(val_loss).exp()),
+            "val_token_accuracy": correct / tokens}
+
+
+def translate_ids(model: Transformer, sources: list[list[int]], decode_config: DecodeConfig, device,
+                  precision: str = "fp32", batch_size: int = 128) -> list[list[int]]:
+    """Decode many sentences in length-sorted batches; results in input order."""
+    model.eval()
+    results: list[list[int]] = [[] for _ in sources]
+    for batch in fixed_batches(sources, [[] for _ in sources], batch_size):
+        src = batch["src"].to(device)
+        with torch.no_grad(), autocast(device, precision):
+            if decode_config.beam_size == 1:
+                out = greedy_decode(model, src, decode_config.max_output_len)
+            else:
+                out = beam_search(model, src, decode_config.max_output_len, decode_config.beam_size,
+                                  decode_config.alpha)
+        for row, ids in zip(batch["rows"].tolist(), out.tolist()):
+            results[row] = ids
+    return results
+
+
+def score(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Corpus BLEU by sacreBLEU (13a tokenisation; cased, and lowercased as most Multi30k work reports)
+    and the share of exact matches."""
+    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references], tokenize="13a").score,
+            "bleu_lowercase": sacrebleu.corpus_bleu(hypotheses, [references], tokenize="13a",
+                                                    lowercase=True).score,
+            "exact_match": sum(h == r for h, r in zip(hypotheses, references)) / max(len(references), 1)}
+
+
+# --- the task ----------------------------------------------------------------------------------
+
+class Translator:
+    """A trained run, ready to translate: model + the two tokenizers + the config."""
+
+    def __init__(self, model: Transformer, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+                 config: TranslateConfig) -> None:
+        self.model, self.src_tokenizer, self.tgt_tokenizer, self.config = model, src_tokenizer, tgt_tokenizer, config
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, run: str | Path, device: str = "cpu") -> "Translator":
+        from ..config import build
+
+        run = Path(run)
+        info = runs.read_run(run)
+        if info["task"] != "translate":
+            raise UserError(f"{run} is a {info['task']} run, not a translation run")
+        config = build(TranslateConfig, info["config"])
+        best = run / "checkpoints" / "best"
+        if not (best / "model.safetensors").is_file():
+            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+        model = Transformer.from_pretrained(best).to(resolve_device(device)).eval()
+        return cls(model, load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json"),
+                   config)
+
+    def encode_sources(self, lines: list[str], what: str = "input") -> list[list[int]]:
+        return encode_checked(self.src_tokenizer, lines, self.config.data.max_len, what)
+
+    def translate_ids(self, sources: list[list[int]], beam_size: int | None = None) -> list[list[int]]:
+        decode_config = self.config.decode
+        if beam_size is not None:
+            decode_config = DecodeConfig(beam_size, decode_config.alpha, decode_config.max_output_len)
+        return translate_ids(self.model, sources, decode_config, self.device)
+
+    def translate(self, lines: list[str], beam_size: int | None = None) -> list[str]:
+        return [decode(self.tgt_tokenizer, seq) for seq in self.translate_ids(self.encode_sources(lines), beam_size)]
+
+    def evaluate(self, sources: list[str], references: list[str], beam_size: int | None = None) -> dict[str, float]:
+        hypotheses = self.translate(sources, beam_size)
+        return score(hypotheses, references)
+
+
+def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: bool = False,
+          log=print) -> tuple[Translator, dict[str, Any]]:
+    """Tokenise, train with the shared engine, then score the test split (or validation)."""
+    data, started = config.data, time.perf_counter()
+    if resume:
+        src_tok, tgt_tok = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
+    else:
+        runs.write_run(run, "translate", to_dict(config))
+        src_tok = train_tokenizer(splits["train"][0], data.tokenizer, data.vocab_size)
+        tgt_tok = train_tokenizer(splits["train"][1], data.tokenizer, data.vocab_size)
+        save_tokenizer(src_tok, run / "src_tokenizer.json")
+        save_tokenizer(tgt_tok, run / "tgt_tokenizer.json")
+    encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source"),
+                      encode_checked(tgt_tok, t, data.max_len, f"{name} target"))
+               for name, (s, t) in splits.items()}
+    model = build_model(config, src_tok.get_vocab_size(), tgt_tok.get_vocab_size())
+    log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"vocab {src_tok.get_vocab_size()} -> {tgt_tok.get_vocab_size()}; "
+        f"{len(encoded['train'][0]):,} training pairs")
+
+    t = config.train
+    batches = BucketedBatches(*encoded["train"], t.batch_size, t.seed)
+    valid_batches = fixed_batches(*encoded["valid"], t.batch_size)
+    trainer = Trainer(model, t, run,
+                      loss_fn=lambda m, b: token_loss(m, b, t.label_smoothing),
+                      batches=batches,
+                      evaluate=lambda m: validation_metrics(m, valid_batches, trainer.device),
+                      select="val_loss", d_model=config.model.d_model)
+    progress = trainer.fit(resume=resume)
+    if progress.stopped:
+        log(progress.stopped)
+
+    translator = Translator(trainer.model.eval(), src_tok, tgt_tok, config)
+    with torch.no_grad(), autocast(trainer.device, t.precision):
+        metrics: dict[str, Any] = validation_metrics(translator.model, valid_batches, trainer.device)
+    split = "test" if "test" in splits else "valid"  # scored with the best checkpoint
+    sources, references = splits[split]
+    hypotheses = [decode(tgt_tok, ids) for ids in
+                  translate_ids(translator.model, encoded[split][0], config.decode, trainer.device, t.precision)]
+    metrics.update(score(hypotheses, references))
+    metrics.update({"scored_split": split, "steps": progress.step, "best_step": progress.best_step,
+                    "train_seconds": round(progress.train_seconds, 2),
+                    "total_seconds": round(time.perf_counter() - started, 2),
+                    "bleu_signature": "sacreBLEU corpus_bleu, tokenize=13a; bleu cased, bleu_lowercase lowercased",
+                    "parameters": sum(p.numel() for p in model.parameters())})
+    runs.write_metrics(run, metrics)
+    return translator, {"metrics": metrics, "hypotheses": hypotheses, "sources": sources, "references": references}

@@ -1,0 +1,47 @@
+"""Settings of the training engine, shared by every task (the ``[train]`` section of a recipe)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass
+class TrainConfig:
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    lr: float = 1e-3  # peak learning rate (ignored by the "noam" schedule, which sets its own)
+    betas: tuple[float, float] = (0.9, 0.98)  # the paper's β1, β2 (§5.3)
+    eps: float = 1e-9
+    weight_decay: float = 0.01
+    schedule: Literal["noam", "cosine", "constant"] = "cosine"
+    warmup_steps: int = 400
+    max_steps: int = 2000  # optimizer steps
+    batch_size: int = 64
+    grad_accum: int = 1  # micro-batches per optimizer step
+    clip_norm: float = 1.0  # 0 turns clipping off
+    label_smoothing: float = 0.1  # ε_ls of §5.4
+    eval_every: int = 500
+    patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
+    max_time: float = 0.0  # wall-clock budget in seconds; 0 = none
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = "cpu"
+    seed: int = 0
+    log_every: int = 50
+    tensorboard: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {"max_steps": self.max_steps, "batch_size": self.batch_size,
+                    "grad_accum": self.grad_accum, "eval_every": self.eval_every, "log_every": self.log_every}
+        for name, value in positive.items():
+            if value < 1:
+                raise ValueError(f"train.{name} must be at least 1; got {value}")
+        for name in ("lr", "clip_norm", "max_time", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must not be negative; got {getattr(self, name)}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train.label_smoothing must be in [0, 1); got {self.label_smoothing}")
+        if self.warmup_steps < 0 or self.patience < 0:
+            raise ValueError("train.warmup_steps and train.patience must not be negative")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"train.device must be 'cpu' or 'cuda[:N]'; got {self.device!r}")

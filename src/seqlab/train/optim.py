@@ -1,0 +1,46 @@
+"""Optimiser and learning-rate schedules."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from .config import TrainConfig
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam(W) with the paper's β = (0.9, 0.98), ε = 1e-9 by default. Weight decay spares biases,
+    norms and embeddings' 1-D parameters; the update runs as one foreach kernel per group."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": config.weight_decay if config.optimizer == "adamw" else 0.0},
+              {"params": no_decay, "weight_decay": 0.0}]
+    optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    # The noam schedule yields the rate itself, so its base rate is 1.
+    lr = 1.0 if config.schedule == "noam" else config.lr
+    return optimizer_class(groups, lr=lr, betas=tuple(config.betas), eps=config.eps, foreach=True)
+
+
+def noam_rate(step: int, d_model: int, warmup: int) -> float:
+    """lrate = d_model^-0.5 · min(step^-0.5, step · warmup^-1.5)  (§5.3, eq. 3); step counts from 1."""
+    step = max(step, 1)
+    return d_model**-0.5 * min(step**-0.5, step * max(warmup, 1) ** -1.5)
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Linear warmup to 1, then half a cosine down to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, d_model: int) -> LambdaLR:
+    if config.schedule == "noam":
+        return LambdaLR(optimizer, lambda step: noam_rate(step + 1, d_model, config.warmup_steps))
+    if config.schedule == "cosine":
+        return LambdaLR(optimizer, lambda step: warmup_cosine(step, config.warmup_steps, config.max_steps))
+    return LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup_steps, 1)))

@@ -1,0 +1,1 @@
+"""Pictures where a picture says more than a table: attention heatmaps, training curves."""

@@ -1,0 +1,175 @@
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqlab.data.batching import BucketedBatches, fixed_batches
+from seqlab.models import Transformer
+from seqlab.tasks.translate import token_loss, validation_metrics
+from seqlab.train import checkpoint
+from seqlab.train.config import TrainConfig
+from seqlab.train.loop import Trainer
+from seqlab.train.optim import noam_rate, warmup_cosine
+
+
+def reversal_data(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    sources = [torch.randint(4, 12, (int(torch.randint(3, 8, (1,), generator=g)),), generator=g).tolist()
+               for _ in range(n)]
+    return sources, [s[::-1] for s in sources]
+
+
+def make_trainer(run_dir, **overrides):
+    settings = dict(max_steps=12, eval_every=4, batch_size=8, warmup_steps=3, lr=3e-3, progress=False,
+                    tensorboard=False, log_every=2, seed=7)
+    settings.update(overrides)
+    config = TrainConfig(**settings)
+    torch.manual_seed(config.seed)
+    model = Transformer(12, 12, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.2, max_len=16)
+    train, valid = reversal_data(64, 1), reversal_data(16, 2)
+    batches = BucketedBatches(*train, config.batch_size, config.seed)
+    valid_batches = fixed_batches(*valid, 8)
+    return Trainer(model, config, run_dir, loss_fn=lambda m, b: token_loss(m, b, config.label_smoothing),
+                   batches=batches, evaluate=lambda m: validation_metrics(m, valid_batches, "cpu"),
+                   d_model=16)
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def losses(run_dir):
+    return [row["train_loss"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if "train_loss" in row]
+
+
+def test_resume_after_crash_equals_uninterrupted_run(tmp_path, monkeypatch):
+    straight_dir, crashed_dir = tmp_path / "straight", tmp_path / "crashed"
+    straight_dir.mkdir(), crashed_dir.mkdir()
+    straight = make_trainer(straight_dir)
+    straight.fit()
+    # Compare the final (last-step) weights, not the restored best ones.
+    final = load_file(str(straight_dir / "checkpoints" / "last" / "model.safetensors"))
+
+    crashing = make_trainer(crashed_dir)
+    calls = {"n": 0}
+    real_step = Trainer._step
+
+    def step_then_crash(self):
+        calls["n"] += 1
+        if calls["n"] == 7:  # after the checkpoint at step 4, before the one at step 8
+            raise RuntimeError("simulated crash")
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "_step", step_then_crash)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        crashing.fit()
+    monkeypatch.setattr(Trainer, "_step", real_step)
+
+    # A brand-new process: fresh model, optimizer and data iterator; everything comes from disk.
+    resumed = make_trainer(crashed_dir, seed=999)  # even a different seed cannot matter now
+    torch.manual_seed(12345)
+    progress = resumed.fit(resume=True)
+    assert progress.step == 12
+    resumed_final = load_file(str(crashed_dir / "checkpoints" / "last" / "model.safetensors"))
+    assert final.keys() == resumed_final.keys()
+    for key in final:
+        assert torch.equal(final[key], resumed_final[key]), key
+    # Losses logged after the resume point equal the uninterrupted run's.
+    assert losses(straight_dir)[-2:] == losses(crashed_dir)[-2:]
+
+
+def test_training_reduces_loss_and_keeps_best(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=60, eval_every=20, lr=1e-2)
+    progress = trainer.fit()
+    curve = losses(tmp_path)
+    assert curve[-1] < curve[0] * 0.8
+    assert (tmp_path / "checkpoints" / "best" / "model.safetensors").is_file()
+    assert progress.best == min(row["val_loss"] for row in
+                                map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+                                if "val_loss" in row)
+
+
+def test_early_stopping_and_time_budget(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    stopped = make_trainer(tmp_path / "a", max_steps=400, eval_every=1, lr=0.0, warmup_steps=0,
+                           patience=2).fit()
+    assert "early stopping" in stopped.stopped and stopped.step == 3
+    timed = make_trainer(tmp_path / "b", max_steps=10**6, max_time=0.5).fit()
+    assert timed.stopped.startswith("time budget") and timed.step < 10**6
+
+
+def test_gradient_accumulation_equals_a_bigger_batch(tmp_path):
+    # Same examples, one batch of 8 vs two micro-batches of 4 (equal token counts per micro-batch).
+    config = TrainConfig(lr=1e-2, warmup_steps=0, schedule="constant", clip_norm=0.0, label_smoothing=0.0)
+    torch.manual_seed(0)
+    model = Transformer(12, 12, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
+    src = torch.randint(4, 12, (8, 5))
+    batch = {"src": src, "tgt_in": src, "tgt_out": src}
+    halves = [{k: v[i * 4:(i + 1) * 4] for k, v in batch.items()} for i in range(2)]
+    full_grads = torch.autograd.grad(token_loss(model, batch)[0], list(model.parameters()))
+    accumulated = [torch.zeros_like(p) for p in model.parameters()]
+    for half in halves:
+        for acc, g in zip(accumulated, torch.autograd.grad(token_loss(model, half)[0] / 2, list(model.parameters()))):
+            acc += g
+    for a, b in zip(full_grads, accumulated):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert config.grad_accum == 1
+
+
+def test_noam_schedule_is_the_paper_formula():
+    d, warmup = 512, 4000
+    assert noam_rate(1, d, warmup) == pytest.approx(d**-0.5 * warmup**-1.5)
+    assert noam_rate(warmup, d, warmup) == pytest.approx(d**-0.5 * warmup**-0.5)
+    assert noam_rate(16000, d, warmup) == pytest.approx(d**-0.5 / math.sqrt(16000))
+    assert max(range(1, 20000), key=lambda s: noam_rate(s, d, warmup)) == warmup
+    assert warmup_cosine(0, 10, 100) == pytest.approx(0.1) and warmup_cosine(100, 10, 100) == pytest.approx(0.0)
+
+
+def test_checkpoint_state_round_trip_without_pickle(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(model.parameters(), betas=(0.9, 0.98))
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    state = {"optimizer": optimizer.state_dict(), "rng": checkpoint.rng_state(), "tuple": (1, 2.5, "x")}
+    checkpoint.save_state(tmp_path, state)
+    assert b"pickle" not in (tmp_path / "state.json").read_bytes()
+    loaded = checkpoint.load_state(tmp_path)
+    assert loaded["tuple"] == (1, 2.5, "x")
+    fresh = torch.optim.AdamW(torch.nn.Linear(3, 2).parameters())
+    fresh.load_state_dict(loaded["optimizer"])
+    for key in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(fresh.state_dict()["state"][0][key], optimizer.state_dict()["state"][0][key])
+    checkpoint.set_rng_state(loaded["rng"])
+    a = torch.rand(3)
+    checkpoint.set_rng_state(loaded["rng"])
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_interrupted_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    model = Transformer(8, 8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
+    target = tmp_path / "last"
+    checkpoint.save_checkpoint(target, model, {"step": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save_state", crash)
+    with pytest.raises(OSError):
+        checkpoint.save_checkpoint(target, model, {"step": 2})
+    assert checkpoint.existing_checkpoint(target) == target
+    assert checkpoint.load_state(target) == {"step": 1}
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    from seqlab.errors import UserError
+
+    trainer = make_trainer(tmp_path, max_steps=4, eval_every=4)
+    trainer.fit()
+    other = make_trainer(tmp_path)
+    other.model = Transformer(12, 12, d_model=32, n_heads=2, n_layers=1, d_ff=32)
+    other.optimizer = torch.optim.AdamW(other.model.parameters())
+    with pytest.raises(UserError, match="another model config.*d_model"):
+        other.resume()
