@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
@@ -130,7 +131,12 @@ def command_train(args: argparse.Namespace) -> None:
     splits = translate.load_splits(config.data, config.train.seed)
     if run is None:
         run = runs.create_run_dir(args.out or runs.default_run_dir(args.task), args.overwrite)
-    _, result = translate.train(config, Path(run), splits, resume=bool(args.resume))
+    try:
+        _, result = translate.train(config, Path(run), splits, resume=bool(args.resume))
+    except UserError:
+        if not args.resume:  # the directory is ours, made a moment ago: leave nothing half-made
+            shutil.rmtree(run, ignore_errors=True)
+        raise
     m = result["metrics"]
     print(f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "
           f"exact match {m['exact_match']:.2%}, val perplexity {m['val_perplexity']:.2f}; run: {run}")

@@ -25,18 +25,18 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 8
         tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
         tokenizer.decoder = decoders.Fuse()  # characters join with nothing between them
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=SPECIALS)
+                                            special_tokens=SPECIALS, show_progress=False)
     elif kind == "word":
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
         tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                            special_tokens=SPECIALS)
+                                            special_tokens=SPECIALS, show_progress=False)
     elif kind == "bpe":
         tokenizer = Tokenizer(models.BPE(unk_token=UNK))
         tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
         tokenizer.decoder = decoders.Metaspace()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                      special_tokens=SPECIALS)
+                                      special_tokens=SPECIALS, show_progress=False)
     else:
         raise ValueError(f"tokenizer kind must be one of {', '.join(KINDS)}, got {kind!r}")
     tokenizer.train_from_iterator(texts, trainer)

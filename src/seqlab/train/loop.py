@@ -114,6 +114,9 @@ class Trainer:
         p = self.progress
         p.last_eval, p.last_eval_step = metrics, p.step
         log({"step": p.step, **metrics})
+        if self.config.progress:
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            tqdm.write(f"step {p.step}/{self.config.max_steps}  {shown}")
         value = metrics[self.select]
         if self._improved(value):
             p.best, p.best_step, p.bad_evals = value, p.step, 0
@@ -134,7 +137,8 @@ class Trainer:
             checkpoint.seed_everything(c.seed)
         self.model.train()
         log = MetricsLog(self.run_dir, c.tensorboard)
-        bar = tqdm(total=c.max_steps, initial=p.step, disable=not c.progress, unit="step",
+        # disable=None: a bar on a terminal, nothing in a log file or CI.
+        bar = tqdm(total=c.max_steps, initial=p.step, disable=None if c.progress else True, unit="step",
                    dynamic_ncols=True, leave=False)
         window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
         segment_start = time.perf_counter() - p.train_seconds

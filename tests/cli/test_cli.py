@@ -1,0 +1,121 @@
+"""The command line: the translate task end to end on a tiny corpus, and every bad input
+answered with one line on stderr and exit status 2."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqlab.cli.main import main
+
+TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
+        "--set", "model.d_ff=32", "--set", "data.tokenizer='char'", "--set", "train.batch_size=8",
+        "--set", "train.eval_every=10", "--set", "train.progress=false", "--set", "train.tensorboard=false",
+        "--set", "decode.beam_size=2", "--set", "decode.max_output_len=12", "--max-steps", "20"]
+
+
+def write(path: Path, lines, encoding="utf-8") -> Path:
+    path.write_bytes("\n".join(lines).encode(encoding) + b"\n")
+    return path
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    words = ["abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zebra"] * 6
+    src = write(tmp_path / "train.src", words)
+    tgt = write(tmp_path / "train.tgt", [w[::-1] for w in words])
+    return src, tgt
+
+
+def run_cli(*args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
+    src, tgt = corpus
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY, capsys=capsys)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("bleu", "bleu_lowercase", "exact_match", "val_perplexity", "val_token_accuracy", "train_seconds"):
+        assert key in metrics
+    assert (run / "src_tokenizer.json").is_file() and (run / "checkpoints" / "best" / "model.safetensors").is_file()
+    assert json.loads((run / "run.json").read_text())["task"] == "translate"
+
+    code, out, err = run_cli("translate", run, "hello", "--beam", "1", capsys=capsys)
+    assert code == 0 and len(out.splitlines()) == 1
+    code, out, _ = run_cli("eval", run, "--src", src, "--ref", tgt, capsys=capsys)
+    assert code == 0 and "bleu" in json.loads(out)
+
+    # Resume a finished run with a longer budget: continues from step 20.
+    code, _, err = run_cli("train", "translate", "--resume", run, "--max-steps", "30", capsys=capsys)
+    assert code == 0, err
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) == 30
+
+
+BAD_INPUTS = {
+    "missing file": (["--src", "nope.txt", "--tgt", "{tgt}"], "file not found"),
+    "empty file": (["--src", "{empty}", "--tgt", "{tgt}"], "is empty"),
+    "not utf-8": (["--src", "{latin1}", "--tgt", "{tgt}"], "not valid utf-8"),
+    "line counts": (["--src", "{short}", "--tgt", "{tgt}"], "lines but"),
+    "unknown key": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.d_modle=3"], "unknown config key 'model.d_modle'"),
+    "bad value": (["--src", "{src}", "--tgt", "{tgt}", "--set", "train.precision='fp8'"], "train.precision must be one of"),
+    "bad type": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.d_model='big'"], "model.d_model must be a int"),
+    "heads": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.n_heads=3"], "divisible"),
+    "too long": (["--src", "{src}", "--tgt", "{tgt}", "--set", "data.max_len=3", "--set", "data.tokenizer='char'"],
+                 "data.max_len is 3"),
+    "no data": ([], "no training data"),
+    "missing config": (["--config", "nope.toml"], "config file not found"),
+    "unknown recipe": (["--config", "no-such-recipe"], "recipes: "),
+    "bad flag value": (["--src", "{src}", "--tgt", "{tgt}", "--max-steps", "0"], "max_steps must be at least 1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_training_input_is_one_line_and_exit_2(case, tmp_path, corpus, capsys):
+    src, tgt = corpus
+    files = {"src": src, "tgt": tgt, "empty": write(tmp_path / "empty.txt", []),
+             "latin1": write(tmp_path / "latin1.txt", ["café"] * 60, "latin-1"),
+             "short": write(tmp_path / "short.txt", ["a"] * 5)}
+    args, expected = BAD_INPUTS[case]
+    args = [a.format(**files) for a in args]
+    code, out, err = run_cli("train", "translate", *TINY[-2:], *args, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert expected.lower() in err.lower(), err
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, corpus, capsys):
+    src, tgt = corpus
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", mine, *extra,
+                               *TINY, capsys=capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+    assert (mine / "notes.txt").read_text() == "precious"
+
+
+def test_run_commands_refuse_what_is_not_a_run(tmp_path, capsys):
+    code, _, err = run_cli("translate", tmp_path, "x", capsys=capsys)
+    assert code == 2 and "not a seqlab run directory" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "translate", "--bogus"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "--bogus" in err
+
+
+def test_help_shows_an_example_for_every_command():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    for command in ("demo", "train", "eval", "predict", "translate"):
+        out = subprocess.run([sys.executable, "-m", "seqlab", command, "--help"], capture_output=True,
+                             text=True, env=env, check=True).stdout
+        assert "example:" in out and "seqlab" in out
