@@ -41,7 +41,8 @@ class Transformer(nn.Module):
                  n_layers: int = 6, d_ff: int = 2048, dropout: float = 0.1, max_len: int = 512,
                  n_decoder_layers: int | None = None, norm_first: bool = False,
                  positional: str = "sinusoidal", activation: str = "relu",
-                 share_embeddings: bool = False, tie_output: bool = True, pad_id: int = 0) -> None:
+                 share_embeddings: bool = False, tie_output: bool = True, pad_id: int = 0,
+                 attention_dropout: float | None = None, ff_dropout: float | None = None) -> None:
         super().__init__()
         if positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {sorted(POSITIONAL)}, got {positional!r}")
@@ -51,7 +52,8 @@ class Transformer(nn.Module):
                            d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff,
                            dropout=dropout, max_len=max_len, n_decoder_layers=n_decoder_layers,
                            norm_first=norm_first, positional=positional, activation=activation,
-                           share_embeddings=share_embeddings, tie_output=tie_output, pad_id=pad_id)
+                           share_embeddings=share_embeddings, tie_output=tie_output, pad_id=pad_id,
+                           attention_dropout=attention_dropout, ff_dropout=ff_dropout)
         self.pad_id = pad_id
         self.max_len = max_len
 
@@ -66,10 +68,11 @@ class Transformer(nn.Module):
         self.src_embed = TokenEmbedding(src_vocab_size, d_model, position(), dropout)
         self.tgt_embed = TokenEmbedding(tgt_vocab_size, d_model, position(), dropout)
         self.encoder = Encoder(
-            [EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation) for _ in range(n_layers)],
+            [EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation, attention_dropout, ff_dropout)
+             for _ in range(n_layers)],
             final_norm())
         self.decoder = Decoder(
-            [DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation)
+            [DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation, attention_dropout, ff_dropout)
              for _ in range(n_decoder_layers or n_layers)],
             final_norm())
         self.generator = nn.Linear(d_model, tgt_vocab_size)  # the final Linear before softmax

@@ -1,7 +1,10 @@
 """The encoder and decoder layers of Figure 1, and their stacks (§3.1).
 
 Each sub-layer is wrapped as LayerNorm(x + Dropout(Sublayer(x))) — "Add & Norm", post-LN as in the
-paper. ``norm_first=True`` gives pre-LN, x + Dropout(Sublayer(LayerNorm(x))), which trains more
+paper, whose §5.4 "residual dropout" is ``dropout`` here. Dropout on the attention weights and inside
+the feed-forward network (tensor2tensor's additions, which torch's layers also apply) default to the
+same rate; set ``attention_dropout`` / ``ff_dropout`` to 0 to skip them: on a CPU their random masks
+cost more time than the layer's matrix products. ``norm_first=True`` gives pre-LN, x + Dropout(Sublayer(LayerNorm(x))), which trains more
 stably in deep stacks and without warmup (Xiong et al., 2020).
 """
 
@@ -15,6 +18,10 @@ from .attention import KVCache, MultiHeadAttention
 from .feedforward import PositionwiseFeedForward
 
 
+def _or(rate: float | None, default: float) -> float:
+    return default if rate is None else rate
+
+
 def _add_and_norm(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: nn.LayerNorm,
                   dropout: nn.Dropout, norm_first: bool) -> Tensor:
     if norm_first:
@@ -26,11 +33,12 @@ class EncoderLayer(nn.Module):
     """Multi-head self-attention, then the position-wise feed-forward network, each with Add & Norm."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu") -> None:
+                 norm_first: bool = False, activation: str = "relu",
+                 attention_dropout: float | None = None, ff_dropout: float | None = None) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout))
+        self.ff = PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -54,12 +62,13 @@ class DecoderLayer(nn.Module):
     (queries from the decoder, keys and values from the encoder), then the feed-forward network."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu") -> None:
+                 norm_first: bool = False, activation: str = "relu",
+                 attention_dropout: float | None = None, ff_dropout: float | None = None) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout)
-        self.ff = PositionwiseFeedForward(d_model, d_ff, dropout, activation)
+        self.self_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout))
+        self.cross_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout))
+        self.ff = PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)

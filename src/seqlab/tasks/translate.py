@@ -61,7 +61,9 @@ class ModelConfig:
     n_layers: int = 3
     n_decoder_layers: int | None = None  # default: n_layers
     d_ff: int = 1024
-    dropout: float = 0.1
+    dropout: float = 0.1  # residual dropout (§5.4), also on embeddings + positions
+    attention_dropout: float = 0.0  # on attention weights; costly on CPU, off by default
+    ff_dropout: float = 0.0  # inside the feed-forward network; likewise
     norm_first: bool = True
     positional: Literal["sinusoidal", "learned"] = "sinusoidal"
     activation: Literal["relu", "gelu"] = "relu"
@@ -142,7 +144,8 @@ def build_model(config: TranslateConfig, src_vocab: int, tgt_vocab: int) -> Tran
     return Transformer(src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
                        n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout,
                        max_len=config.data.max_len, norm_first=m.norm_first, positional=m.positional,
-                       activation=m.activation, tie_output=m.tie_output, pad_id=PAD_ID)
+                       activation=m.activation, tie_output=m.tie_output, pad_id=PAD_ID,
+                       attention_dropout=m.attention_dropout, ff_dropout=m.ff_dropout)
 
 
 def token_loss(model: Transformer, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0):
