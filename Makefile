@@ -22,7 +22,6 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/attention.py
-	$(VENV)/bin/seqlab bench complexity --out runs/bench-complexity --overwrite
 
 clean:
 	rm -rf runs build *.egg-info src/*.egg-info
