@@ -1,6 +1,7 @@
 """seqlab.models — whole models composed from seqlab.nn blocks."""
 
 from .pretrained import from_pretrained, save_pretrained
+from .seq2seq import Seq2Seq
 from .transformer import Transformer
 
-__all__ = ["Transformer", "from_pretrained", "save_pretrained"]
+__all__ = ["Transformer", "Seq2Seq", "from_pretrained", "save_pretrained"]

@@ -1,7 +1,8 @@
 """Decoding for encoder-decoder models: greedy and beam search, batched, using the key/value cache.
 
-Any model with ``encode(src) -> (memory, memory_mask)``, ``new_cache()`` and
-``decode(tgt, memory, memory_mask, cache) -> logits (B, T, V)`` can be decoded here.
+Any model with ``encode(src) -> (memory, memory_mask)``, ``new_cache()`` (an object with
+``reorder(index)``) and ``decode(tgt, memory, memory_mask, cache) -> logits (B, T, V)`` can be decoded
+here. ``memory`` is a tensor or a tuple of tensors, batch first.
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def greedy_decode(model, src: Tensor, max_len: int) -> Tensor:
     return torch.stack(outputs, dim=1)
 
 
+def repeat_rows(memory, times: int):
+    """Each sentence's memory once per hypothesis: (B, …) -> (B·times, …)."""
+    if isinstance(memory, tuple):
+        return tuple(repeat_rows(m, times) for m in memory)
+    return memory.repeat_interleave(times, dim=0)
+
+
 def length_penalty(length: Tensor, alpha: float) -> Tensor:
     """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al., 2016); α = 0 ranks by log-probability alone."""
     return ((5.0 + length.float()) / 6.0) ** alpha
@@ -43,8 +51,7 @@ def beam_search(model, src: Tensor, max_len: int, beam_size: int = 4, alpha: flo
     unchanged and compete at the end by log-probability / length penalty. -> (B, T) ids."""
     B, K = src.size(0), beam_size
     memory, memory_mask = model.encode(src)
-    memory = memory.repeat_interleave(K, dim=0)  # (B·K, S, D)
-    memory_mask = memory_mask.repeat_interleave(K, dim=0)
+    memory, memory_mask = repeat_rows(memory, K), repeat_rows(memory_mask, K)  # (B·K, S, …)
     cache = model.new_cache()
     device = src.device
 
@@ -65,10 +72,7 @@ def beam_search(model, src: Tensor, max_len: int, beam_size: int = 4, alpha: flo
         scores, flat = total.topk(K, dim=-1)  # (B, K)
         beam = flat // V + torch.arange(B, device=device).unsqueeze(1) * K
         beam, token = beam.view(-1), (flat % V).view(-1)
-        for layer_cache in cache:
-            for c in layer_cache:
-                if not c.static:
-                    c.reorder(beam)
+        cache.reorder(beam)
         tokens = torch.cat([tokens[beam], token.unsqueeze(1)], dim=1)
         finished = finished[beam]
         lengths = lengths[beam] + (~finished).long()

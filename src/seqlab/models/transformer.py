@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..nn import (Decoder, DecoderLayer, Encoder, EncoderLayer, KVCache,
-                  LearnedPositionalEmbedding, SinusoidalPositionalEncoding, causal_mask, padding_mask)
+from ..nn import (Decoder, DecoderLayer, Encoder, EncoderLayer, LearnedPositionalEmbedding,
+                  SinusoidalPositionalEncoding, causal_mask, padding_mask)
+from ..nn.layers import DecoderCache
 from . import pretrained
 
 POSITIONAL = {"sinusoidal", "learned"}
@@ -93,10 +94,10 @@ class Transformer(nn.Module):
         return self.encoder(self.src_embed(src), src_mask, need_weights), src_mask
 
     def decode(self, tgt: Tensor, memory: Tensor, memory_mask: Tensor,
-               cache: list[tuple[KVCache, KVCache]] | None = None, need_weights: bool = False) -> Tensor:
+               cache: DecoderCache | None = None, need_weights: bool = False) -> Tensor:
         """tgt: (B, T) decoder input (starting with <bos>) -> logits (B, T, V).
         With a cache, tgt holds only the new positions and earlier ones come from the cache."""
-        offset = len(cache[0][0]) if cache is not None else 0
+        offset = cache.offset if cache is not None else 0
         T = tgt.size(1)
         # Position offset+t may see cached positions and new ones up to itself.
         self_mask = causal_mask(offset + T, tgt.device)[offset:] if T > 1 or cache is None else None
@@ -108,7 +109,7 @@ class Transformer(nn.Module):
         memory, memory_mask = self.encode(src)
         return self.decode(tgt, memory, memory_mask)
 
-    def new_cache(self) -> list[tuple[KVCache, KVCache]]:
+    def new_cache(self) -> DecoderCache:
         return self.decoder.new_cache()
 
     def save_pretrained(self, directory: str | Path) -> None:

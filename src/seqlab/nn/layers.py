@@ -132,5 +132,20 @@ class Decoder(nn.Module):
                       cache[i] if cache is not None else None)
         return self.norm(x) if self.norm is not None else x
 
-    def new_cache(self) -> list[tuple[KVCache, KVCache]]:
-        return [(KVCache(), KVCache(static=True)) for _ in self.layers]
+    def new_cache(self) -> "DecoderCache":
+        return DecoderCache((KVCache(), KVCache(static=True)) for _ in self.layers)
+
+
+class DecoderCache(list):
+    """Per layer, the (self-attention, cross-attention) caches of incremental decoding."""
+
+    @property
+    def offset(self) -> int:
+        """Positions decoded so far."""
+        return len(self[0][0]) if self else 0
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep batch rows ``index`` (beam search); the cross-attention memory is the same for every
+        hypothesis of a sentence, so only the self-attention caches move."""
+        for self_cache, _ in self:
+            self_cache.reorder(index)

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from seqlab.models import Seq2Seq, from_pretrained
+from seqlab.models.search import beam_search, greedy_decode
+from seqlab.models.seq2seq import teacher_forcing_ratio
+
+VARIANTS = [dict(kind="simple"), dict(kind="context", cell="gru"), dict(kind="attention"),
+            dict(kind="attention", score="dot", bidirectional=False), dict(kind="attention", score="general", cell="gru"),
+            dict(kind="attention", window=2, num_layers=2)]
+
+
+def model(**kw):
+    torch.manual_seed(0)
+    return Seq2Seq(11, 13, embed_dim=8, hidden_size=12, dropout=0.0, **kw).eval()
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_cached_steps_equal_teacher_forced_decode_and_search_runs(variant):
+    m = model(**variant)
+    src, tgt = torch.randint(1, 11, (3, 6)), torch.randint(1, 13, (3, 5))
+    src[1, 4:] = 0
+    full = m(src, tgt)
+    assert full.shape == (3, 5, 13)
+    memory, mask = m.encode(src)
+    cache = m.new_cache()
+    steps = torch.cat([m.decode(tgt[:, t : t + 1], memory, mask, cache) for t in range(5)], 1)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
+    assert greedy_decode(m, src, 6).shape[0] == 3
+    assert beam_search(m, src, 6, beam_size=3).shape[0] == 3
+
+
+@pytest.mark.parametrize("variant", VARIANTS[:3] + VARIANTS[-1:], ids=lambda v: "-".join(map(str, v.values())))
+def test_source_padding_changes_nothing(variant):
+    m = model(**variant)
+    src, tgt = torch.randint(1, 11, (1, 5)), torch.randint(1, 13, (1, 4))
+    padded = torch.cat([src, torch.zeros(1, 3, dtype=torch.long)], 1)
+    torch.testing.assert_close(m(padded, tgt), m(src, tgt), atol=1e-5, rtol=1e-5)
+
+
+def test_attention_weights_are_a_distribution_over_real_tokens():
+    m = model(kind="attention")
+    src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 4))
+    src[0, 3:] = 0
+    memory, mask = m.encode(src)
+    m.decode(tgt, memory, mask, need_weights=True)
+    weights = m.last_attention  # (B, T, S)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4))
+    assert (weights[0, :, 3:] == 0).all()
+
+
+def test_local_attention_stays_in_its_window():
+    m = model(kind="attention", window=1)
+    src, tgt = torch.randint(1, 11, (2, 9)), torch.randint(1, 13, (2, 4))
+    memory, mask = m.encode(src)
+    m.decode(tgt, memory, mask, need_weights=True)
+    nonzero = (m.last_attention > 0).sum(-1)
+    assert (nonzero <= 3).all() and (nonzero >= 1).all()
+
+
+def test_scheduled_sampling_feeds_own_predictions():
+    m = model(kind="attention")
+    src, tgt = torch.randint(1, 11, (4, 6)), torch.randint(1, 13, (4, 6))
+    torch.testing.assert_close(m(src, tgt, teacher_forcing=1.0), m(src, tgt))
+    assert not torch.allclose(m(src, tgt, teacher_forcing=0.0), m(src, tgt))
+    assert teacher_forcing_ratio(0, "linear", 1.0, 0.5, 100) == 1.0
+    assert teacher_forcing_ratio(50, "linear", 1.0, 0.5, 100) == pytest.approx(0.75)
+    assert teacher_forcing_ratio(10**6, "inverse_sigmoid", 1.0, 0.5, 100) == 0.5
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="kind"):
+        Seq2Seq(5, 5, kind="transformer")
+    with pytest.raises(ValueError, match="window"):
+        Seq2Seq(5, 5, kind="simple", window=3)
+    with pytest.raises(ValueError, match="dot scores need equal sizes"):
+        Seq2Seq(5, 5, kind="attention", score="dot", hidden_size=8, bidirectional=True)
+
+
+def test_save_and_load(tmp_path):
+    m = model(kind="attention", cell="gru")
+    m.save_pretrained(tmp_path)
+    loaded = from_pretrained(tmp_path).eval()
+    src, tgt = torch.randint(1, 11, (2, 5)), torch.randint(1, 13, (2, 4))
+    torch.testing.assert_close(loaded(src, tgt), m(src, tgt))
