@@ -1,0 +1,121 @@
+"""Convolutional sequence to sequence (Gehring et al., 2017): stacked gated 1-D convolutions in the
+encoder and (causal) in the decoder, with dot-product attention in every decoder layer. The middle
+point of seed 000's comparison: parallel over positions like self-attention, but a receptive field that
+grows by k − 1 per layer, so a path between distant positions is O(n/k) layers long.
+
+Same decoding interface as the other encoder-decoders (``encode`` / ``decode`` / ``new_cache``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import padding_mask
+from . import pretrained
+
+HALF = math.sqrt(0.5)  # keeps the variance of a sum of two terms unchanged (§3.4 of the paper)
+
+
+class GatedConvolution(nn.Module):
+    """GLU(conv(x)) = A ⊙ σ(B): the convolution emits 2·channels, half of them gating the other half.
+    ``causal`` pads on the left only, so position t never sees t+1…"""
+
+    def __init__(self, channels: int, kernel_size: int, causal: bool) -> None:
+        super().__init__()
+        self.causal, self.kernel_size = causal, kernel_size
+        self.conv = nn.Conv1d(channels, 2 * channels, kernel_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, T, C) -> (B, T, C)."""
+        k = self.kernel_size
+        padding = (k - 1, 0) if self.causal else ((k - 1) // 2, k // 2)
+        return F.glu(self.conv(F.pad(x.transpose(1, 2), padding)), dim=1).transpose(1, 2)
+
+
+class ConvCache:
+    """Decoding steps recompute the causal stack over the prefix, so the cache is the prefix itself."""
+
+    def __init__(self) -> None:
+        self.tokens: Tensor | None = None
+
+    def reorder(self, index: Tensor) -> None:
+        if self.tokens is not None:
+            self.tokens = self.tokens.index_select(0, index)
+
+
+@pretrained.register
+class ConvSeq2Seq(nn.Module):
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embed_dim: int = 256, hidden_size: int = 512,
+                 n_layers: int = 4, kernel_size: int = 3, dropout: float = 0.1, max_len: int = 256,
+                 pad_id: int = 0) -> None:
+        super().__init__()
+        if kernel_size < 2 or n_layers < 1:
+            raise ValueError("kernel_size must be at least 2 and n_layers at least 1")
+        self.config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, embed_dim=embed_dim,
+                           hidden_size=hidden_size, n_layers=n_layers, kernel_size=kernel_size, dropout=dropout,
+                           max_len=max_len, pad_id=pad_id)
+        self.pad_id, self.max_len = pad_id, max_len
+        self.src_embed, self.tgt_embed = nn.Embedding(src_vocab_size, embed_dim), nn.Embedding(tgt_vocab_size, embed_dim)
+        self.src_position, self.tgt_position = nn.Embedding(max_len, embed_dim), nn.Embedding(max_len, embed_dim)
+        self.encoder_in, self.encoder_out = nn.Linear(embed_dim, hidden_size), nn.Linear(hidden_size, embed_dim)
+        self.decoder_in, self.decoder_out = nn.Linear(embed_dim, hidden_size), nn.Linear(hidden_size, embed_dim)
+        self.encoder_layers = nn.ModuleList(GatedConvolution(hidden_size, kernel_size, False) for _ in range(n_layers))
+        self.decoder_layers = nn.ModuleList(GatedConvolution(hidden_size, kernel_size, True) for _ in range(n_layers))
+        self.attention_in = nn.ModuleList(nn.Linear(hidden_size, embed_dim) for _ in range(n_layers))
+        self.attention_out = nn.ModuleList(nn.Linear(embed_dim, hidden_size) for _ in range(n_layers))
+        self.generator = nn.Linear(embed_dim, tgt_vocab_size)
+        self.dropout = nn.Dropout(dropout)
+        self.last_attention: Tensor | None = None
+
+    def _embed(self, tokens: Tensor, table: nn.Embedding, positions: nn.Embedding) -> Tensor:
+        if tokens.size(1) > self.max_len:
+            raise ValueError(f"sequence of length {tokens.size(1)} is longer than max_len={self.max_len}")
+        return self.dropout(table(tokens) + positions(torch.arange(tokens.size(1), device=tokens.device)))
+
+    def encode(self, src: Tensor, need_weights: bool = False):
+        """src (B, S) -> memory (z: (B, S, E) keys, z + e: (B, S, E) values) and mask (B, 1, S)."""
+        mask = padding_mask(src, self.pad_id)
+        real = mask.squeeze(1).unsqueeze(-1).to(torch.get_default_dtype())  # (B, S, 1)
+        embedded = self._embed(src, self.src_embed, self.src_position) * real
+        x = self.encoder_in(embedded) * real
+        for layer in self.encoder_layers:
+            # Zeroing padding after each layer makes a padded sentence equal to the unpadded one.
+            x = (layer(self.dropout(x)) + x) * HALF * real
+        keys = self.encoder_out(x) * real
+        return (keys, (keys + embedded) * HALF), mask
+
+    def new_cache(self) -> ConvCache:
+        return ConvCache()
+
+    def decode(self, tgt: Tensor, memory, memory_mask: Tensor, cache: ConvCache | None = None,
+               need_weights: bool = False) -> Tensor:
+        """tgt (B, T) starting with <bos> -> logits (B, T, V); with a cache, only the new positions."""
+        new = tgt.size(1)
+        if cache is not None:
+            cache.tokens = tgt if cache.tokens is None else torch.cat([cache.tokens, tgt], 1)
+            tgt = cache.tokens
+        keys, values = memory
+        embedded = self._embed(tgt, self.tgt_embed, self.tgt_position)
+        x = self.decoder_in(embedded)
+        for layer, to_embed, from_embed in zip(self.decoder_layers, self.attention_in, self.attention_out):
+            gated = layer(self.dropout(x))
+            query = (to_embed(gated) + embedded) * HALF  # (B, T, E)
+            scores = (query @ keys.transpose(1, 2)).masked_fill(~memory_mask, float("-inf"))
+            weights = scores.softmax(-1)  # (B, T, S)
+            context = from_embed(weights @ values)
+            x = ((gated + context) * HALF + x) * HALF
+        if need_weights:
+            self.last_attention = weights
+        return self.generator(self.dropout(self.decoder_out(x)))[:, -new:]
+
+    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+        memory, memory_mask = self.encode(src)
+        return self.decode(tgt, memory, memory_mask)
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        pretrained.save_pretrained(self, directory)

@@ -1,0 +1,33 @@
+import torch
+
+from seqlab.models import ConvSeq2Seq, from_pretrained
+from seqlab.models.search import beam_search
+
+
+def model():
+    torch.manual_seed(0)
+    return ConvSeq2Seq(11, 13, embed_dim=8, hidden_size=12, n_layers=2, kernel_size=3, dropout=0.0, max_len=16).eval()
+
+
+def test_cached_decoding_equals_full_and_is_causal():
+    m = model()
+    src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 7))
+    full = m(src, tgt)
+    memory, mask = m.encode(src)
+    cache = m.new_cache()
+    steps = torch.cat([m.decode(tgt[:, t : t + 1], memory, mask, cache) for t in range(7)], 1)
+    torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
+    for t in range(6):
+        changed = tgt.clone()
+        changed[:, t + 1 :] = torch.randint(1, 13, changed[:, t + 1 :].shape)
+        torch.testing.assert_close(m(src, changed)[:, : t + 1], full[:, : t + 1])
+
+
+def test_source_padding_changes_nothing_and_search_runs(tmp_path):
+    m = model()
+    src, tgt = torch.randint(1, 11, (1, 5)), torch.randint(1, 13, (1, 4))
+    padded = torch.cat([src, torch.zeros(1, 3, dtype=torch.long)], 1)
+    torch.testing.assert_close(m(padded, tgt), m(src, tgt), atol=1e-5, rtol=1e-5)
+    assert beam_search(m, torch.cat([padded, padded]), 5, beam_size=2).shape[0] == 2
+    m.save_pretrained(tmp_path)
+    torch.testing.assert_close(from_pretrained(tmp_path).eval()(src, tgt), m(src, tgt))
