@@ -22,6 +22,7 @@ EXAMPLES = {
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
     "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
+    "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
 }
 
 
@@ -105,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
+    bench = subcommand(sub, "bench", "measure: complexity = time and memory against sequence length")
+    bench.add_argument("name", choices=["complexity"])
+    bench.add_argument("--out", type=Path, default=Path("runs/bench-complexity"))
+    bench.add_argument("--overwrite", action="store_true")
+    bench.add_argument("--lengths", default="64,128,256,512,1024,2048,4096")
+    bench.add_argument("--d-model", type=int, default=128)
+    bench.add_argument("--repeats", type=int, default=3)
     return parser
 
 
@@ -184,8 +192,25 @@ def command_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.overwrite, overrides)
 
 
+def command_bench(args: argparse.Namespace) -> None:
+    from ..tasks import run_dir as runs
+    from ..tasks.bench_complexity import run_complexity
+
+    try:
+        lengths = [int(n) for n in args.lengths.split(",")]
+    except ValueError:
+        raise UserError(f"--lengths must be comma-separated integers; got {args.lengths!r}") from None
+    if len(lengths) < 2 or min(lengths) < 1:
+        raise UserError("--lengths needs at least two positive lengths")
+    positive(args.d_model, "--d-model")
+    positive(args.repeats, "--repeats")
+    out = runs.create_run_dir(args.out, args.overwrite)
+    runs.write_run(out, "bench-complexity", {"lengths": lengths, "d_model": args.d_model})
+    run_complexity(out, sorted(lengths), args.d_model, repeats=args.repeats)
+
+
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_translate,
-            "translate": command_translate, "demo": command_demo}
+            "translate": command_translate, "demo": command_demo, "bench": command_bench}
 
 
 def main(argv: list[str] | None = None) -> int:
