@@ -58,6 +58,12 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 30
 
+    # Resuming with another model shape is refused before anything is touched.
+    before = (run / "checkpoints" / "last" / "model.safetensors").read_bytes()
+    code, _, err = run_cli("train", "translate", "--resume", run, "--set", "model.d_model=32", capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "another model config" in err
+    assert (run / "checkpoints" / "last" / "model.safetensors").read_bytes() == before
+
 
 BAD_INPUTS = {
     "missing file": (["--src", "nope.txt", "--tgt", "{tgt}"], "file not found"),
