@@ -121,7 +121,7 @@ def test_run_commands_refuse_what_is_not_a_run(tmp_path, capsys):
 
 def test_help_shows_an_example_for_every_command():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
-    for command in ("demo", "train", "eval", "predict", "translate"):
+    for command in ("demo", "train", "eval", "predict", "translate", "data", "bench"):
         out = subprocess.run([sys.executable, "-m", "seqlab", command, "--help"], capture_output=True,
                              text=True, env=env, check=True).stdout
         assert "example:" in out and "seqlab" in out

@@ -22,6 +22,7 @@ EXAMPLES = {
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
     "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
+    "data": "seqlab data download multi30k --out data/multi30k",
     "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
 }
 
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
+    data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
+    data.add_argument("action", choices=["download"])
+    data.add_argument("name", help="tinyshakespeare, etth1, multi30k or mr")
+    data.add_argument("--out", type=Path, help="directory (default data/NAME)")
+    data.add_argument("--overwrite", action="store_true")
+
     bench = subcommand(sub, "bench", "measure: complexity = time and memory against sequence length")
     bench.add_argument("name", choices=["complexity"])
     bench.add_argument("--out", type=Path, default=Path("runs/bench-complexity"))
@@ -192,6 +199,12 @@ def command_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.overwrite, overrides)
 
 
+def command_data(args: argparse.Namespace) -> None:
+    from ..data.download import download
+
+    download(args.name, args.out or Path("data") / args.name, args.overwrite)
+
+
 def command_bench(args: argparse.Namespace) -> None:
     from ..tasks import run_dir as runs
     from ..tasks.bench_complexity import run_complexity
@@ -210,7 +223,8 @@ def command_bench(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_translate,
-            "translate": command_translate, "demo": command_demo, "bench": command_bench}
+            "translate": command_translate, "demo": command_demo, "bench": command_bench,
+            "data": command_data}
 
 
 def main(argv: list[str] | None = None) -> int:

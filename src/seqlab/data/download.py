@@ -1,0 +1,70 @@
+"""``seqlab data download NAME``: the benchmark data sets, fetched from their canonical sources.
+
+Files are written under a temporary name and renamed, and nothing already there is replaced without
+``overwrite``. Sources and licences: see each entry's ``about``.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..train.checkpoint import atomic_write
+
+
+@dataclass(frozen=True)
+class Dataset:
+    files: dict[str, str]  # file name -> URL
+    about: str
+
+
+GITHUB = "https://raw.githubusercontent.com"
+MULTI30K = f"{GITHUB}/multi30k/dataset/master/data/task1/raw"
+DATASETS = {
+    "tinyshakespeare": Dataset(
+        {"tinyshakespeare.txt": f"{GITHUB}/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"},
+        "tiny-shakespeare, 1.1 MB of Shakespeare (karpathy/char-rnn); public-domain text"),
+    "etth1": Dataset(
+        {"ETTh1.csv": f"{GITHUB}/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv"},
+        "Electricity Transformer Temperature, hourly (zhouhaoyi/ETDataset); CC BY-ND 4.0, cite Zhou et al. 2021"),
+    "multi30k": Dataset(
+        {f"{split}.{lang}.gz": f"{MULTI30K}/{split}.{lang}.gz"
+         for split in ("train", "val", "test_2016_flickr") for lang in ("de", "en")},
+        "Multi30k task 1 raw sentences (multi30k/dataset); research use, cite Elliott et al. 2016"),
+    "mr": Dataset(
+        {f"rt-polarity.{p}": f"{GITHUB}/yoonkim/CNN_sentence/master/rt-polarity.{p}" for p in ("pos", "neg")},
+        "MR sentence polarity v1.0, Latin-1 (yoonkim/CNN_sentence); research use, cite Pang & Lee 2005"),
+}
+
+
+def fetch(url: str, timeout: float = 60.0) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise UserError(f"cannot download {url}: {reason}") from None
+
+
+def download(name: str, out: Path, overwrite: bool = False, log=print) -> list[Path]:
+    if name not in DATASETS:
+        raise UserError(f"unknown data set {name!r}; available: {', '.join(sorted(DATASETS))}")
+    dataset = DATASETS[name]
+    out = Path(out)
+    existing = [out / f for f in dataset.files if (out / f).exists()]
+    if existing and not overwrite:
+        raise UserError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for file_name, url in dataset.files.items():
+        content = fetch(url)
+        if not content:
+            raise UserError(f"{url} returned no data")
+        atomic_write(out / file_name, lambda path: path.write_bytes(content))
+        written.append(out / file_name)
+        log(f"{out / file_name}  ({len(content):,} bytes)")
+    log(dataset.about)
+    return written

@@ -1,0 +1,53 @@
+import urllib.error
+
+import pytest
+
+from seqlab.cli.main import main
+from seqlab.data import download
+
+
+class FakeResponse:
+    def __init__(self, data):
+        self.data = data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def read(self):
+        return self.data
+
+
+def test_download_writes_every_file_and_refuses_to_overwrite(tmp_path, monkeypatch, capsys):
+    fetched = []
+    monkeypatch.setattr(download.urllib.request, "urlopen",
+                        lambda url, timeout: fetched.append(url) or FakeResponse(b"pos\tneg\n"))
+    assert main(["data", "download", "mr", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rt-polarity.neg", "rt-polarity.pos"]
+    assert all(url.startswith("https://") and "CNN_sentence" in url for url in fetched)
+    (tmp_path / "rt-polarity.pos").write_text("mine")
+    assert main(["data", "download", "mr", "--out", str(tmp_path)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (tmp_path / "rt-polarity.pos").read_text() == "mine"
+
+
+def test_unknown_name_and_network_failure_are_one_line(tmp_path, monkeypatch, capsys):
+    assert main(["data", "download", "imagenet", "--out", str(tmp_path)]) == 2
+    assert "available: etth1, mr, multi30k, tinyshakespeare" in capsys.readouterr().err
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    assert main(["data", "download", "tinyshakespeare", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no network" in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(download.DATASETS))
+def test_every_dataset_names_its_source(name):
+    dataset = download.DATASETS[name]
+    assert dataset.files and dataset.about
