@@ -65,6 +65,22 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     assert (run / "checkpoints" / "last" / "model.safetensors").read_bytes() == before
 
 
+@pytest.mark.parametrize("arch", ["simple", "context", "attention", "conv"])
+def test_every_architecture_trains_and_translates(arch, tmp_path, corpus, capsys):
+    src, tgt = corpus
+    run = tmp_path / arch
+    sizes = ["--set", "model.rnn.hidden_size=16", "--set", "model.rnn.embed_dim=8", "--set", "model.conv.hidden_size=16",
+             "--set", "model.conv.embed_dim=8", "--set", "model.conv.n_layers=2",
+             "--set", "model.rnn.teacher_forcing_end=0.5", "--set", "model.rnn.teacher_forcing_schedule='linear'"]
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY,
+                           "--set", f"model.arch='{arch}'", *sizes, capsys=capsys)
+    assert code == 0, err
+    assert json.loads((run / "checkpoints" / "best" / "config.json").read_text())["model_class"] in (
+        "Seq2Seq", "ConvSeq2Seq")
+    code, out, err = run_cli("translate", run, "hello", capsys=capsys)
+    assert code == 0 and len(out.splitlines()) == 1, err
+
+
 BAD_INPUTS = {
     "missing file": (["--src", "nope.txt", "--tgt", "{tgt}"], "file not found"),
     "empty file": (["--src", "{empty}", "--tgt", "{tgt}"], "is empty"),
@@ -77,6 +93,9 @@ BAD_INPUTS = {
     "too long": (["--src", "{src}", "--tgt", "{tgt}", "--set", "data.max_len=3", "--set", "data.tokenizer='char'"],
                  "data.max_len is 3"),
     "no data": ([], "no training data"),
+    "local needs attention": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.arch='simple'",
+                               "--set", "model.rnn.window=2"], "needs model.arch='attention'"),
+    "unknown arch": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.arch='lstm'"], "model.arch must be one of"),
     "missing config": (["--config", "nope.toml"], "config file not found"),
     "unknown recipe": (["--config", "no-such-recipe"], "recipes: "),
     "bad flag value": (["--src", "{src}", "--tgt", "{tgt}", "--max-steps", "0"], "max_steps must be at least 1"),

@@ -1,4 +1,5 @@
-"""Translation: any parallel text -> a trained encoder-decoder Transformer, BLEU on held-out data.
+"""Translation: any parallel text -> a trained encoder-decoder (Transformer, RNN or convolutional),
+BLEU on held-out data.
 
     seqlab train translate --src train.de --tgt train.en [--config FILE] [--set key=value ...]
     seqlab translate RUN_DIR "Ein Mann fährt Rad." [--beam 4]
@@ -22,11 +23,12 @@ from ..data import text
 from ..data.batching import BucketedBatches, fixed_batches
 from ..data.tokenizer import PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
-from ..models import Transformer
+from ..models import from_pretrained
 from ..models.search import beam_search, greedy_decode
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, autocast, resolve_device
 from . import run_dir as runs
+from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
 Pairs = tuple[list[str], list[str]]
 
@@ -52,28 +54,6 @@ class DataConfig:
             raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
         if self.vocab_size < 8 or self.max_len < 2:
             raise ValueError("data.vocab_size must be at least 8 and data.max_len at least 2")
-
-
-@dataclass
-class ModelConfig:
-    d_model: int = 256
-    n_heads: int = 4
-    n_layers: int = 3
-    n_decoder_layers: int | None = None  # default: n_layers
-    d_ff: int = 1024
-    dropout: float = 0.1  # residual dropout (§5.4), also on embeddings + positions
-    attention_dropout: float = 0.0  # on attention weights; costly on CPU, off by default
-    ff_dropout: float = 0.0  # inside the feed-forward network; likewise
-    norm_first: bool = True
-    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
-    activation: Literal["relu", "gelu"] = "relu"
-    tie_output: bool = True
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
 
 
 @dataclass
@@ -139,25 +119,16 @@ def encode_checked(tokenizer: Tokenizer, lines: list[str], max_len: int, what: s
 
 # --- model, loss, evaluation ---------------------------------------------------------------------
 
-def build_model(config: TranslateConfig, src_vocab: int, tgt_vocab: int) -> Transformer:
-    m = config.model
-    return Transformer(src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
-                       n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout,
-                       max_len=config.data.max_len, norm_first=m.norm_first, positional=m.positional,
-                       activation=m.activation, tie_output=m.tie_output, pad_id=PAD_ID,
-                       attention_dropout=m.attention_dropout, ff_dropout=m.ff_dropout)
-
-
-def token_loss(model: Transformer, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0):
+def token_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0, **forward_options):
     """Mean cross-entropy over real target tokens, and their count."""
-    logits = model(batch["src"], batch["tgt_in"])  # (B, T, V)
+    logits = model(batch["src"], batch["tgt_in"], **forward_options)  # (B, T, V)
     target = batch["tgt_out"]
     loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD_ID,
                            label_smoothing=label_smoothing)
     return loss, int((target != PAD_ID).sum())
 
 
-def validation_metrics(model: Transformer, batches: list[dict[str, torch.Tensor]], device) -> dict[str, float]:
+def validation_metrics(model, batches: list[dict[str, torch.Tensor]], device) -> dict[str, float]:
     """Loss without label smoothing (so perplexity means what it says) and token accuracy."""
     loss_sum, correct, tokens = 0.0, 0, 0
     for batch in batches:
@@ -173,7 +144,7 @@ def validation_metrics(model: Transformer, batches: list[dict[str, torch.Tensor]
             "val_token_accuracy": correct / tokens}
 
 
-def translate_ids(model: Transformer, sources: list[list[int]], decode_config: DecodeConfig, device,
+def translate_ids(model, sources: list[list[int]], decode_config: DecodeConfig, device,
                   precision: str = "fp32", batch_size: int = 128) -> list[list[int]]:
     """Decode many sentences in length-sorted batches; results in input order."""
     model.eval()
@@ -205,7 +176,7 @@ def score(hypotheses: list[str], references: list[str]) -> dict[str, float]:
 class Translator:
     """A trained run, ready to translate: model + the two tokenizers + the config."""
 
-    def __init__(self, model: Transformer, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+    def __init__(self, model, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                  config: TranslateConfig) -> None:
         self.model, self.src_tokenizer, self.tgt_tokenizer, self.config = model, src_tokenizer, tgt_tokenizer, config
         self.device = next(model.parameters()).device
@@ -222,7 +193,7 @@ class Translator:
         best = run / "checkpoints" / "best"
         if not (best / "model.safetensors").is_file():
             raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-        model = Transformer.from_pretrained(best).to(resolve_device(device)).eval()
+        model = from_pretrained(best).to(resolve_device(device)).eval()
         return cls(model, load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json"),
                    config)
 
@@ -267,10 +238,11 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
     batches = BucketedBatches(*encoded["train"], t.batch_size, t.seed)
     valid_batches = fixed_batches(*encoded["valid"], t.batch_size)
     trainer = Trainer(model, t, run,
-                      loss_fn=lambda m, b: token_loss(m, b, t.label_smoothing),
+                      loss_fn=lambda m, b: token_loss(m, b, t.label_smoothing,
+                                                      **teacher_forcing_at(config.model, trainer.progress.step, t.max_steps)),
                       batches=batches,
                       evaluate=lambda m: validation_metrics(m, valid_batches, trainer.device),
-                      select="val_loss", d_model=config.model.d_model)
+                      select="val_loss", d_model=config.model.d_model)  # d_model: the noam schedule's
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)

@@ -1,0 +1,98 @@
+"""Which encoder-decoder a translation run trains: ``model.arch`` and its settings.
+
+    transformer                      the paper's model ([model] keys)
+    simple, context, attention       RNN encoder-decoders ([model.rnn] keys)
+    conv                             convolutional seq2seq ([model.conv] keys)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+from ..data.tokenizer import PAD_ID
+from ..models import ConvSeq2Seq, Seq2Seq, Transformer
+from ..models.seq2seq import teacher_forcing_ratio
+
+ARCHITECTURES = ("transformer", "simple", "context", "attention", "conv")
+
+
+@dataclass
+class RNNConfig:
+    cell: Literal["lstm", "gru"] = "lstm"
+    embed_dim: int = 256
+    hidden_size: int = 256
+    num_layers: int = 1
+    bidirectional: bool = True
+    score: Literal["additive", "dot", "general"] = "additive"
+    window: int | None = None  # local attention's half-width; none = global
+    teacher_forcing: float = 1.0  # ratio at the start of training ...
+    teacher_forcing_end: float = 1.0  # ... and at train.max_steps (scheduled sampling when lower)
+    teacher_forcing_schedule: Literal["constant", "linear", "inverse_sigmoid"] = "constant"
+
+
+@dataclass
+class ConvConfig:
+    embed_dim: int = 256
+    hidden_size: int = 256
+    n_layers: int = 4
+    kernel_size: int = 3
+
+
+@dataclass
+class ModelConfig:
+    arch: Literal["transformer", "simple", "context", "attention", "conv"] = "transformer"
+    d_model: int = 256
+    n_heads: int = 4
+    n_layers: int = 3
+    n_decoder_layers: int | None = None  # default: n_layers
+    d_ff: int = 1024
+    dropout: float = 0.1  # residual dropout (§5.4), also on embeddings + positions; every arch uses it
+    attention_dropout: float = 0.0  # on attention weights; costly on CPU, off by default
+    ff_dropout: float = 0.0  # inside the feed-forward network; likewise
+    norm_first: bool = True
+    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    activation: Literal["relu", "gelu"] = "relu"
+    tie_output: bool = True
+    rnn: RNNConfig = field(default_factory=RNNConfig)
+    conv: ConvConfig = field(default_factory=ConvConfig)
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+        if self.rnn.window is not None and self.arch != "attention":
+            raise ValueError("model.rnn.window (local attention) needs model.arch='attention'")
+        if self.rnn.score == "dot" and self.rnn.bidirectional and self.arch == "attention":
+            raise ValueError("model.rnn.score='dot' needs equal encoder and decoder sizes: "
+                             "set model.rnn.bidirectional=false or use 'general'/'additive'")
+
+
+def build_model(config, src_vocab: int, tgt_vocab: int) -> nn.Module:
+    m, max_len = config.model, config.data.max_len
+    if m.arch == "transformer":
+        return Transformer(src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
+                           n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout, max_len=max_len,
+                           norm_first=m.norm_first, positional=m.positional, activation=m.activation,
+                           tie_output=m.tie_output, pad_id=PAD_ID, attention_dropout=m.attention_dropout,
+                           ff_dropout=m.ff_dropout)
+    if m.arch == "conv":
+        c = m.conv
+        return ConvSeq2Seq(src_vocab, tgt_vocab, c.embed_dim, c.hidden_size, c.n_layers, c.kernel_size, m.dropout,
+                           max_len, PAD_ID)
+    r = m.rnn
+    return Seq2Seq(src_vocab, tgt_vocab, kind=m.arch, cell=r.cell, embed_dim=r.embed_dim, hidden_size=r.hidden_size,
+                   num_layers=r.num_layers, bidirectional=r.bidirectional, dropout=m.dropout, score=r.score,
+                   window=r.window, pad_id=PAD_ID)
+
+
+def teacher_forcing_at(model: ModelConfig, step: int, total_steps: int | None = None) -> dict[str, Any]:
+    """Forward options for a training step: RNN decoders get scheduled sampling's current ratio."""
+    r = model.rnn
+    if model.arch not in ("simple", "context", "attention") or (r.teacher_forcing == 1.0 and r.teacher_forcing_end == 1.0):
+        return {}
+    return {"teacher_forcing": teacher_forcing_ratio(step, r.teacher_forcing_schedule, r.teacher_forcing,
+                                                     r.teacher_forcing_end, total_steps or 10_000)}
