@@ -20,8 +20,8 @@ from tokenizers import Tokenizer
 
 from ..config import to_dict
 from ..data import text
-from ..data.batching import BucketedBatches, fixed_batches
-from ..data.tokenizer import PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
+from ..data.batching import BucketedBatches, fixed_batches, pad
+from ..data.tokenizer import BOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
 from ..models import from_pretrained
 from ..models.search import beam_search, greedy_decode
@@ -208,6 +208,28 @@ class Translator:
 
     def translate(self, lines: list[str], beam_size: int | None = None) -> list[str]:
         return [decode(self.tgt_tokenizer, seq) for seq in self.translate_ids(self.encode_sources(lines), beam_size)]
+
+    def alignment_png(self, source: str, path: Path) -> bool:
+        """Cross-attention heatmap for one sentence (output × source tokens): a panel per head of the
+        last decoder layer, or the one alignment of an RNN/conv model. False for models without one."""
+        from ..viz.attention import plot_attention_heads  # matplotlib: only when drawing
+
+        src_ids = self.encode_sources([source])[0]
+        out_ids = [i for i in self.translate_ids([src_ids])[0] if i != PAD_ID]
+        with torch.no_grad():
+            memory, memory_mask = self.model.encode(pad([src_ids]).to(self.device))
+            decoder_in = torch.tensor([[BOS_ID, *out_ids[:-1]]], device=self.device)
+            self.model.decode(decoder_in, memory, memory_mask, need_weights=True)
+        if hasattr(self.model, "decoder") and hasattr(self.model.decoder, "layers"):
+            weights = self.model.decoder.layers[-1].last_cross_attention[0]  # (H, T_out, T_src)
+        elif getattr(self.model, "last_attention", None) is not None:
+            weights = self.model.last_attention[0].unsqueeze(0)  # (1, T_out, T_src)
+        else:
+            return False
+        plot_attention_heads(weights, [self.src_tokenizer.id_to_token(i) for i in src_ids],
+                             [self.tgt_tokenizer.id_to_token(i) for i in out_ids], path,
+                             title=f"cross-attention, last decoder layer: {source!r}")
+        return True
 
     def evaluate(self, sources: list[str], references: list[str], beam_size: int | None = None) -> dict[str, float]:
         hypotheses = self.translate(sources, beam_size)
