@@ -22,6 +22,7 @@ EXAMPLES = {
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
     "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
+    "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp",
     "data": "seqlab data download multi30k --out data/multi30k",
     "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
 }
@@ -107,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
+    compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
+    compare.add_argument("task", choices=["translate"])
+    compare.add_argument("--models", default="simple,context,attention,conv,transformer",
+                         help="comma-separated: simple, context, attention, conv, transformer")
+    compare.add_argument("--dates", action="store_true", help="use the demo's multilingual date corpus")
+    add_run_flags(compare)
+    for flag in ("--src", "--tgt", "--tsv", "--valid-src", "--valid-tgt", "--test-src", "--test-tgt"):
+        compare.add_argument(flag)
+
     data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
     data.add_argument("action", choices=["download"])
     data.add_argument("name", help="tinyshakespeare, etth1, multi30k or mr")
@@ -199,6 +209,18 @@ def command_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, args.overwrite, overrides)
 
 
+def command_compare(args: argparse.Namespace) -> None:
+    from ..tasks.compare import parse_models, run_compare
+
+    models = parse_models(args.models)
+    if not args.dates and not (args.src or args.tsv or args.config):
+        raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
+    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **TRANSLATE_FLAGS})
+    config = args.config or ("compare-dates" if args.dates else None)
+    run_compare(models, args.out or Path("runs") / f"compare-{args.task}", args.overwrite, config, overrides,
+                args.dates)
+
+
 def command_data(args: argparse.Namespace) -> None:
     from ..data.download import download
 
@@ -224,7 +246,7 @@ def command_bench(args: argparse.Namespace) -> None:
 
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_translate,
             "translate": command_translate, "demo": command_demo, "bench": command_bench,
-            "data": command_data}
+            "data": command_data, "compare": command_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,84 @@
+"""``seqlab compare translate``: several encoder-decoders on the same data and budget, one table.
+
+The story of seeds 001, 003 and 004 run on your data: a fixed context (simple) -> the context at every
+step (context) -> attention over all encoder states (attention) -> convolutions (conv) -> the
+Transformer. Writes ``compare.md`` and ``compare.csv`` (parameters, training time, seconds per epoch,
+validation perplexity, test BLEU and exact match), ``curves.png``, and an alignment heatmap per model
+that has one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import load_config, to_dict
+from ..errors import UserError
+from ..viz.curves import plot_curves
+from . import run_dir as runs
+from .demo import make_splits
+from .translate import TranslateConfig, load_splits, train
+from .translation_models import ARCHITECTURES
+
+COLUMNS = {"model": "model", "parameters": "parameters", "train_seconds": "train s", "seconds_per_epoch": "s / epoch",
+           "epochs": "epochs", "val_perplexity": "val perplexity", "bleu": "test BLEU", "exact_match": "exact match"}
+
+
+def parse_models(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in models if m not in ARCHITECTURES]
+    if unknown or not models:
+        raise UserError(f"unknown model kind {', '.join(unknown) or '(none)'}; choose from {', '.join(ARCHITECTURES)}")
+    if len(set(models)) != len(models):
+        raise UserError("each model kind may appear once in --models")
+    return models
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    header = "| " + " | ".join(COLUMNS[c] for c in frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def run_compare(models: list[str], out: Path, overwrite: bool, config: str | None, overrides: list[str],
+                use_dates: bool, log=print, n_train: int | None = None) -> pd.DataFrame:
+    configs = {arch: load_config(TranslateConfig, config, [*overrides, f"model.arch='{arch}'"]) for arch in models}
+    first = configs[models[0]]
+    if use_dates:
+        splits = make_splits(first.train.seed, **({"n_train": n_train} if n_train else {}))
+    else:
+        splits = load_splits(first.data, first.train.seed)
+    out = runs.create_run_dir(out, overwrite)
+    runs.write_run(out, "compare-translate", {"models": models, "config": to_dict(first)})
+    example = next((s for s in splits["test" if "test" in splits else "valid"][0] if s.isascii()),
+                   splits["valid"][0][0])
+    rows, run_dirs = [], {}
+    for arch in models:
+        log(f"\n== {arch} ==")
+        run = out / arch
+        run.mkdir()
+        translator, result = train(configs[arch], run, splits, log=log)
+        m, t = result["metrics"], configs[arch].train
+        epochs = m["steps"] * t.batch_size * t.grad_accum / len(splits["train"][0])
+        rows.append({"model": arch, "parameters": m["parameters"], "train_seconds": m["train_seconds"],
+                     "seconds_per_epoch": m["train_seconds"] / max(epochs, 1e-9), "epochs": round(epochs, 2),
+                     "val_perplexity": m["val_perplexity"], "bleu": m["bleu"], "exact_match": m["exact_match"]})
+        run_dirs[arch] = run
+        translator.alignment_png(example, out / f"alignment-{arch}.png")
+        log(f"{arch}: BLEU {m['bleu']:.2f}, exact match {m['exact_match']:.2%}, val perplexity "
+            f"{m['val_perplexity']:.3f}, {m['train_seconds']:.0f} s")
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame.to_csv(out / "compare.csv", index=False)
+    table = markdown_table(frame)
+    (out / "compare.md").write_text(table + "\n")
+    plot_curves(run_dirs, out / "curves.png", title="seqlab compare translate")
+    log("\n" + table)
+    return frame
