@@ -10,8 +10,6 @@ that has one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 import pandas as pd
 
 from ..config import load_config, to_dict
@@ -36,15 +34,15 @@ def parse_models(text: str) -> list[str]:
     return models
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
-        return f"{value:,}" if isinstance(value, int) else str(value)
+FORMATS = {"parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.1f}", "epochs": "{:.2f}",
+           "val_perplexity": "{:.4f}", "bleu": "{:.2f}", "exact_match": "{:.2%}"}
 
+
+def markdown_table(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(COLUMNS[c] for c in frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(FORMATS.get(c, "{}").format(v) for c, v in zip(frame.columns, row)) + " |"
+            for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *body])
 
 

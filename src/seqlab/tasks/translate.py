@@ -226,9 +226,9 @@ class Translator:
             weights = self.model.last_attention[0].unsqueeze(0)  # (1, T_out, T_src)
         else:
             return False
+        what = "cross-attention, last decoder layer" if weights.size(0) > 1 else "alignment"
         plot_attention_heads(weights, [self.src_tokenizer.id_to_token(i) for i in src_ids],
-                             [self.tgt_tokenizer.id_to_token(i) for i in out_ids], path,
-                             title=f"cross-attention, last decoder layer: {source!r}")
+                             [self.tgt_tokenizer.id_to_token(i) for i in out_ids], path, title=f"{what}: {source!r}")
         return True
 
     def evaluate(self, sources: list[str], references: list[str], beam_size: int | None = None) -> dict[str, float]:

@@ -32,7 +32,8 @@ def plot_attention_heads(weights: torch.Tensor, source_tokens: list[str], output
         ax.set_yticks(range(len(output_tokens)), output_tokens, fontsize=8)
         ax.set_xlabel("source")
         ax.set_ylabel("output")
-        ax.set_title(f"head {head + 1}", fontsize=9)
+        if heads > 1:
+            ax.set_title(f"head {head + 1}", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

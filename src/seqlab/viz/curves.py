@@ -23,7 +23,7 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str = "training curves
             train_ax.plot(*zip(*train), label=name)
         if valid:
             valid_ax.plot(*zip(*valid), marker="o", label=name)
-    train_ax.set(xlabel="step", ylabel="training loss (label-smoothed)", yscale="log", title="train")
+    train_ax.set(xlabel="step", ylabel="training loss (with any label smoothing)", yscale="log", title="train")
     valid_ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log", title="validation")
     for ax in (train_ax, valid_ax):
         ax.grid(True, alpha=0.3)
