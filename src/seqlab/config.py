@@ -3,6 +3,7 @@ validated with messages that name the key and what it accepts."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 import typing
@@ -106,10 +107,9 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
 
 def load_config(cls: type[C], config: str | None = None, overrides: list[str] | None = None,
                 base: dict[str, Any] | None = None) -> C:
-    """Defaults <- ``base`` <- the TOML file <- each ``--set`` override, in that order."""
-    tree: dict[str, Any] = {}
-    for key, value in (base or {}).items():
-        merge_override(tree, key.split("."), value)
+    """Defaults <- ``base`` (a nested dict, e.g. a saved run's config) <- the TOML file <- each
+    ``--set`` override, in that order."""
+    tree: dict[str, Any] = copy.deepcopy(base or {})
     if config:
         _deep_update(tree, read_toml(recipe_path(config)))
     for text in overrides or []:

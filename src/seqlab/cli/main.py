@@ -148,7 +148,7 @@ def command_train(args: argparse.Namespace) -> None:
         info = runs.read_run(args.resume)
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
-        config = load_config(translate.TranslateConfig, None, overrides, base=flatten(info["config"]))
+        config = load_config(translate.TranslateConfig, None, overrides, base=info["config"])
         run = args.resume
     else:
         config = load_config(translate.TranslateConfig, args.config, overrides)
@@ -165,16 +165,6 @@ def command_train(args: argparse.Namespace) -> None:
     m = result["metrics"]
     print(f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "
           f"exact match {m['exact_match']:.2%}, val perplexity {m['val_perplexity']:.2f}; run: {run}")
-
-
-def flatten(tree: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def command_translate(args: argparse.Namespace) -> None:
