@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 from pathlib import Path
 
 import pandas as pd
@@ -47,10 +48,11 @@ def read_parallel(src: str | Path, tgt: str | Path) -> tuple[list[str], list[str
 
 def read_tsv_pairs(path: str | Path) -> tuple[list[str], list[str]]:
     """A two-column TSV file, source<TAB>target, no header."""
-    read_lines(path)  # existence, encoding and emptiness, with the same messages
+    # read_lines checks existence, encoding and emptiness with the same messages; pandas parses its text.
+    content = "\n".join(read_lines(path))
     try:
-        frame = pd.read_csv(path, sep="\t", header=None, dtype=str, keep_default_na=False,
-                            quoting=csv.QUOTE_NONE, encoding="utf-8")
+        frame = pd.read_csv(io.StringIO(content), sep="\t", header=None, dtype=str, keep_default_na=False,
+                            quoting=csv.QUOTE_NONE)
     except pd.errors.ParserError as error:
         raise DataError(f"{path} is not a two-column TSV: {error}") from None
     if frame.shape[1] != 2:

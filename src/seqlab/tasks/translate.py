@@ -25,8 +25,9 @@ from ..data.tokenizer import BOS_ID, PAD_ID, decode, encode_all, load_tokenizer,
 from ..errors import DataError, UserError
 from ..models import from_pretrained
 from ..models.search import beam_search, greedy_decode
+from ..train.checkpoint import existing_checkpoint
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, autocast, resolve_device
+from ..train.loop import Trainer, autocast, move, resolve_device
 from . import run_dir as runs
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
@@ -132,7 +133,7 @@ def validation_metrics(model, batches: list[dict[str, torch.Tensor]], device) ->
     """Loss without label smoothing (so perplexity means what it says) and token accuracy."""
     loss_sum, correct, tokens = 0.0, 0, 0
     for batch in batches:
-        batch = {k: v.to(device) for k, v in batch.items()}
+        batch = move(batch, device)
         logits = model(batch["src"], batch["tgt_in"]).float()
         target = batch["tgt_out"]
         real = target != PAD_ID
@@ -190,8 +191,8 @@ class Translator:
         if info["task"] != "translate":
             raise UserError(f"{run} is a {info['task']} run, not a translation run")
         config = build(TranslateConfig, info["config"])
-        best = run / "checkpoints" / "best"
-        if not (best / "model.safetensors").is_file():
+        best = existing_checkpoint(run / "checkpoints" / "best")
+        if best is None:
             raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
         model = from_pretrained(best).to(resolve_device(device)).eval()
         return cls(model, load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json"),
