@@ -2,7 +2,8 @@
 
     seqlab train TASK [--config FILE|RECIPE] [--set key=value ...] [task flags] [--out RUN_DIR]
     seqlab eval RUN_DIR [data flags]          seqlab predict RUN_DIR [input]
-    seqlab translate RUN_DIR "text"           seqlab demo
+    seqlab translate RUN_DIR "text"           seqlab generate RUN_DIR --prompt "text"
+    seqlab demo
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ EXAMPLES = {
     "demo": "seqlab demo --out runs/demo",
     "train": "seqlab train translate --src train.de --tgt train.en --set model.d_model=256 --out runs/de-en\n"
              "  seqlab train translate --config multi30k-de-en --set data.src=PATH/train.de.gz ...\n"
-             "  seqlab train translate --resume runs/de-en",
+             "  seqlab train translate --resume runs/de-en\n"
+             "  seqlab train lm --text input.txt --config shakespeare-char --out runs/shakespeare",
+    "generate": 'seqlab generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40',
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
     "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
-    "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp",
+    "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp\n"
+               "  seqlab compare lm --text input.txt --models rnn,lstm,gru,transformer --max-time 300",
     "data": "seqlab data download multi30k --out data/multi30k",
     "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
 }
@@ -67,6 +71,7 @@ def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[st
 
 COMMON_FLAGS = {"max_time": "train.max_time", "max_steps": "train.max_steps", "precision": "train.precision",
                 "device": "train.device", "seed": "train.seed"}
+LM_FLAGS = {"text": "data.text"}
 TRANSLATE_FLAGS = {"src": "data.src", "tgt": "data.tgt", "tsv": "data.tsv", "valid_src": "data.valid_src",
                    "valid_tgt": "data.valid_tgt", "test_src": "data.test_src", "test_tgt": "data.test_tgt"}
 
@@ -84,8 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-time", type=float, metavar="SECONDS")
 
     train = subcommand(sub, "train", "train a model for a task; writes a run directory")
-    train.add_argument("task", choices=["translate"])
+    train.add_argument("task", choices=["translate", "lm"])
     add_run_flags(train)
+    train.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
     train.add_argument("--src", help="source sentences, one a line")
     train.add_argument("--tgt", help="target sentences, aligned with --src")
@@ -108,10 +114,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
+    generate = subcommand(sub, "generate", "sample text from a trained language model, streamed as it comes")
+    generate.add_argument("run", type=Path)
+    generate.add_argument("--prompt", default="", help="text to continue (default: a line break)")
+    generate.add_argument("--max-new-tokens", type=int, default=500)
+    generate.add_argument("--temperature", type=float, default=1.0, help="0 = always the most probable token")
+    generate.add_argument("--top-k", type=int)
+    generate.add_argument("--top-p", type=float)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--device", default="cpu")
+
     compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
-    compare.add_argument("task", choices=["translate"])
-    compare.add_argument("--models", default="simple,context,attention,conv,transformer",
-                         help="comma-separated: simple, context, attention, conv, transformer")
+    compare.add_argument("task", choices=["translate", "lm"])
+    compare.add_argument("--models", help="comma-separated; translate: simple, context, attention, conv, "
+                         "transformer (default all); lm: rnn, lstm, gru, transformer (default all)")
+    compare.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
     compare.add_argument("--dates", action="store_true", help="use the demo's multilingual date corpus")
     add_run_flags(compare)
     for flag in ("--src", "--tgt", "--tsv", "--valid-src", "--valid-tgt", "--test-src", "--test-tgt"):
@@ -141,23 +158,41 @@ def positive(value: int | None, flag: str) -> None:
 def command_train(args: argparse.Namespace) -> None:
     from ..config import load_config
     from ..tasks import run_dir as runs
-    from ..tasks import translate
 
-    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **TRANSLATE_FLAGS})
+    if args.task == "lm":
+        from ..tasks import language_model as task
+
+        config_class, flags = task.LMConfig, LM_FLAGS
+    else:
+        from ..tasks import translate as task
+
+        config_class, flags = task.TranslateConfig, TRANSLATE_FLAGS
+    given = [f"--{name.replace('_', '-')}" for name in set(TRANSLATE_FLAGS) | set(LM_FLAGS)
+             if name not in flags and getattr(args, name, None) is not None]
+    if given:
+        raise UserError(f"{', '.join(sorted(given))} is not a flag of train {args.task}")
+    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
     if args.resume:
         info = runs.read_run(args.resume)
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
-        config = load_config(translate.TranslateConfig, None, overrides, base=info["config"])
+        config = load_config(config_class, None, overrides, base=info["config"])
         run = args.resume
     else:
-        config = load_config(translate.TranslateConfig, args.config, overrides)
+        config = load_config(config_class, args.config, overrides)
         run = None
-    splits = translate.load_splits(config.data, config.train.seed)
+    splits = task.load_splits(config.data, config.train.seed) if args.task == "translate" else None
+    if args.task == "lm" and config.data.text:
+        task.token_stream.count_characters(config.data.text)  # a missing or empty file fails before a run dir
     if run is None:
         run = runs.create_run_dir(args.out or runs.default_run_dir(args.task), args.overwrite)
     try:
-        _, result = translate.train(config, Path(run), splits, resume=bool(args.resume))
+        if args.task == "lm":
+            _, m = task.train(config, Path(run), resume=bool(args.resume))
+            print(f"validation: loss {m['val_loss']:.4f} nats/token, perplexity {m['val_perplexity']:.2f}, "
+                  f"{m['val_bits_per_char']:.4f} bits/char; run: {run}")
+            return
+        _, result = task.train(config, Path(run), splits, resume=bool(args.resume))
     except UserError:
         if not args.resume:  # the directory is ours, made a moment ago: leave nothing half-made
             shutil.rmtree(run, ignore_errors=True)
@@ -165,6 +200,17 @@ def command_train(args: argparse.Namespace) -> None:
     m = result["metrics"]
     print(f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "
           f"exact match {m['exact_match']:.2%}, val perplexity {m['val_perplexity']:.2f}; run: {run}")
+
+
+def command_generate(args: argparse.Namespace) -> None:
+    from ..tasks.language_model import LanguageModel
+
+    lm = LanguageModel.load(args.run, args.device)
+    sys.stdout.write(args.prompt)
+    for piece in lm.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
 
 
 def command_translate(args: argparse.Namespace) -> None:
@@ -200,15 +246,24 @@ def command_demo(args: argparse.Namespace) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> None:
-    from ..tasks.compare import parse_models, run_compare
+    from ..tasks.compare import LM_ARCHITECTURES, parse_models, run_compare, run_compare_lm
 
-    models = parse_models(args.models)
+    out = args.out or Path("runs") / f"compare-{args.task}"
+    if args.task == "lm":
+        if args.dates or args.src or args.tsv:
+            raise UserError("compare lm reads one text file: give --text (or nothing, for the default corpus)")
+        models = parse_models(args.models or ",".join(LM_ARCHITECTURES), LM_ARCHITECTURES)
+        overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **LM_FLAGS})
+        run_compare_lm(models, out, args.overwrite, args.config or "compare-lm", overrides)
+        return
+    if args.text:
+        raise UserError("--text is a flag of compare lm; compare translate reads --src/--tgt or --tsv")
+    models = parse_models(args.models or "simple,context,attention,conv,transformer")
     if not args.dates and not (args.src or args.tsv or args.config):
         raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **TRANSLATE_FLAGS})
     config = args.config or ("compare-dates" if args.dates else None)
-    run_compare(models, args.out or Path("runs") / f"compare-{args.task}", args.overwrite, config, overrides,
-                args.dates)
+    run_compare(models, out, args.overwrite, config, overrides, args.dates)
 
 
 def command_data(args: argparse.Namespace) -> None:
@@ -236,7 +291,7 @@ def command_bench(args: argparse.Namespace) -> None:
 
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_translate,
             "translate": command_translate, "demo": command_demo, "bench": command_bench,
-            "data": command_data, "compare": command_compare}
+            "data": command_data, "compare": command_compare, "generate": command_generate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Tokenisers: Hugging Face ``tokenizers`` models trained on the training split and saved with the run.
 
-Kinds: ``char`` (every character a token), ``word`` (whitespace and punctuation split) and ``bpe``
-(byte-pair encoding over Metaspace pieces, so decoding restores the text exactly).
+Kinds: ``char`` (every character a token), ``word`` (whitespace and punctuation split), ``bpe``
+(byte-pair encoding over Metaspace pieces: decoding restores a sentence exactly) and ``bytebpe``
+(GPT-2's byte-level BPE: any text, split anywhere, round-trips exactly — for language models).
 The first ids are fixed for every kind: <pad>=0, <bos>=1, <eos>=2, <unk>=3.
 """
 
@@ -15,14 +16,14 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = [PAD, BOS, EOS, UNK]
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
-KINDS = ("char", "word", "bpe")
+KINDS = ("char", "word", "bpe", "bytebpe")
 
 
 def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 8000,
                     min_frequency: int = 1) -> Tokenizer:
     if kind == "char":
         tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
-        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # newlines too
         tokenizer.decoder = decoders.Fuse()  # characters join with nothing between them
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                             special_tokens=SPECIALS, show_progress=False)
@@ -37,6 +38,13 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 8
         tokenizer.decoder = decoders.Metaspace()
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                       special_tokens=SPECIALS, show_progress=False)
+    elif kind == "bytebpe":
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                      special_tokens=SPECIALS, show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     else:
         raise ValueError(f"tokenizer kind must be one of {', '.join(KINDS)}, got {kind!r}")
     tokenizer.train_from_iterator(texts, trainer)

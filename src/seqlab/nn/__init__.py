@@ -5,11 +5,12 @@ from .feedforward import PositionwiseFeedForward
 from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer
 from .masks import causal_mask, padding_mask
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, init_recurrent
-from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
+from .positional import (LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
+                         sinusoidal_table)
 
 __all__ = [
     "KVCache", "MultiHeadAttention", "scaled_dot_product_attention", "PositionwiseFeedForward",
     "Decoder", "DecoderLayer", "Encoder", "EncoderLayer", "causal_mask", "padding_mask",
-    "LearnedPositionalEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",
+    "LearnedPositionalEmbedding", "RotaryEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "init_recurrent",
 ]

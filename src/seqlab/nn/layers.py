@@ -30,25 +30,32 @@ def _add_and_norm(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: nn.Laye
 
 
 class EncoderLayer(nn.Module):
-    """Multi-head self-attention, then the position-wise feed-forward network, each with Add & Norm."""
+    """Multi-head self-attention, then the position-wise feed-forward network, each with Add & Norm.
+
+    Run under a causal mask it is also the block of a decoder-only language model (GPT): the decoder
+    layer without cross-attention. ``rotary`` is passed to its self-attention (RoPE)."""
 
     def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
                  norm_first: bool = False, activation: str = "relu",
-                 attention_dropout: float | None = None, ff_dropout: float | None = None) -> None:
+                 attention_dropout: float | None = None, ff_dropout: float | None = None,
+                 rotary: nn.Module | None = None) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout))
+        self.self_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout), rotary=rotary)
         self.ff = PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation)
         self.norm1 = nn.LayerNorm(d_model)
         self.norm2 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
         self.last_attention: Tensor | None = None  # (B, H, T, T) when forward(need_weights=True)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False) -> Tensor:
-        """x: (B, T, D); mask: (B, 1, T), (B, T, T) or (T, T) bool, True = may attend."""
+    def forward(self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False,
+                is_causal: bool = False, cache: KVCache | None = None) -> Tensor:
+        """x: (B, T, D); mask: (B, 1, T), (B, T, T) or (T, T) bool, True = may attend;
+        is_causal: position t sees positions ≤ t (no mask tensor); cache: keys and values of
+        earlier positions, for incremental decoding."""
 
         def self_attention(h: Tensor) -> Tensor:
-            out, weights = self.self_attn(h, h, h, mask, need_weights)
+            out, weights = self.self_attn(h, h, h, mask, need_weights, cache, is_causal)
             if need_weights:
                 self.last_attention = weights
             return out

@@ -55,3 +55,34 @@ class LearnedPositionalEmbedding(nn.Module):
             raise ValueError(f"sequence of length {end} is longer than max_len={self.max_len}")
         positions = torch.arange(offset, end, device=x.device)
         return x + self.embedding(positions)
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al., 2021): each pair of channels (i, i + d/2) of a
+    query or key at position p is rotated by the angle p·θ_i, θ_i = 10000^(-2i/d), so that q·k
+    depends on the positions only through their difference. Applied to (B, H, T, d_head) after the
+    heads are split; nothing is added to the embeddings."""
+
+    def __init__(self, d_head: int, max_len: int = 1024, base: float = 10000.0) -> None:
+        super().__init__()
+        if d_head % 2:
+            raise ValueError(f"rotary embeddings need an even head width; got {d_head}")
+        self.d_head, self.base = d_head, base
+        cos, sin = self._table(max_len)
+        self.register_buffer("cos", cos, persistent=False)  # (max_len, d_head / 2)
+        self.register_buffer("sin", sin, persistent=False)
+
+    def _table(self, end: int, start: int = 0) -> tuple[Tensor, Tensor]:
+        theta = self.base ** (-torch.arange(0, self.d_head, 2, dtype=torch.float64) / self.d_head)
+        angle = torch.arange(start, end, dtype=torch.float64).unsqueeze(1) * theta
+        return angle.cos().float(), angle.sin().float()
+
+    def forward(self, x: Tensor, offset: int = 0) -> Tensor:
+        T = x.size(-2)
+        if offset + T <= self.cos.size(0):
+            cos, sin = self.cos[offset : offset + T], self.sin[offset : offset + T]
+        else:
+            cos, sin = (t.to(x.device) for t in self._table(offset + T, offset))
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)

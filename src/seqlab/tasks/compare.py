@@ -1,10 +1,12 @@
-"""``seqlab compare translate``: several encoder-decoders on the same data and budget, one table.
+"""``seqlab compare translate`` and ``seqlab compare lm``: several architectures on the same data and
+budget, one table.
 
 The story of seeds 001, 003 and 004 run on your data: a fixed context (simple) -> the context at every
 step (context) -> attention over all encoder states (attention) -> convolutions (conv) -> the
 Transformer. Writes ``compare.md`` and ``compare.csv`` (parameters, training time, seconds per epoch,
 validation perplexity, test BLEU and exact match), ``curves.png``, and an alignment heatmap per model
-that has one.
+that has one. ``compare lm`` does the same for language models (RNN, LSTM, GRU, Transformer) on one
+text file: parameters, tokens/s, validation loss, perplexity and bits per character.
 """
 
 from __future__ import annotations
@@ -20,22 +22,27 @@ from .demo import make_splits
 from .translate import TranslateConfig, load_splits, train
 from .translation_models import ARCHITECTURES
 
+LM_ARCHITECTURES = ("rnn", "lstm", "gru", "transformer")
 COLUMNS = {"model": "model", "parameters": "parameters", "train_seconds": "train s", "seconds_per_epoch": "s / epoch",
-           "epochs": "epochs", "val_perplexity": "val perplexity", "bleu": "test BLEU", "exact_match": "exact match"}
+           "epochs": "epochs", "val_perplexity": "val perplexity", "bleu": "test BLEU", "exact_match": "exact match",
+           "tokens_per_s": "tokens / s", "val_loss": "val loss (nats/token)", "val_bits_per_char": "bits / char"}
+LM_COLUMNS = ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",
+              "val_bits_per_char"]
 
 
-def parse_models(text: str) -> list[str]:
+def parse_models(text: str, known: tuple[str, ...] = ARCHITECTURES) -> list[str]:
     models = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in models if m not in ARCHITECTURES]
+    unknown = [m for m in models if m not in known]
     if unknown or not models:
-        raise UserError(f"unknown model kind {', '.join(unknown) or '(none)'}; choose from {', '.join(ARCHITECTURES)}")
+        raise UserError(f"unknown model kind {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
     if len(set(models)) != len(models):
         raise UserError("each model kind may appear once in --models")
     return models
 
 
 FORMATS = {"parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.1f}", "epochs": "{:.2f}",
-           "val_perplexity": "{:.4f}", "bleu": "{:.2f}", "exact_match": "{:.2%}"}
+           "val_perplexity": "{:.4f}", "bleu": "{:.2f}", "exact_match": "{:.2%}", "tokens_per_s": "{:,.0f}",
+           "val_loss": "{:.4f}", "val_bits_per_char": "{:.4f}"}
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -78,5 +85,36 @@ def run_compare(models: list[str], out: Path, overwrite: bool, config: str | Non
     table = markdown_table(frame)
     (out / "compare.md").write_text(table + "\n")
     plot_curves(run_dirs, out / "curves.png", title="seqlab compare translate")
+    log("\n" + table)
+    return frame
+
+
+def run_compare_lm(models: list[str], out: Path, overwrite: bool, config: str | None, overrides: list[str],
+                   log=print) -> pd.DataFrame:
+    """Each language model on the same text, tokenizer, context length and budget."""
+    from .language_model import LMConfig, train as train_lm
+
+    configs = {arch: load_config(LMConfig, config, [*overrides, f"model.arch='{arch}'"]) for arch in models}
+    first = configs[models[0]]
+    if first.data.text:
+        from ..data.token_stream import count_characters
+
+        count_characters(first.data.text)  # a missing or empty file fails before anything is made
+    out = runs.create_run_dir(out, overwrite)
+    runs.write_run(out, "compare-lm", {"models": models, "config": to_dict(first)})
+    rows, run_dirs = [], {}
+    for arch in models:
+        log(f"\n== {arch} ==")
+        run = out / arch
+        run.mkdir()
+        _, m = train_lm(configs[arch], run, log=log)
+        rows.append({column: m[column] for column in LM_COLUMNS if column != "model"} | {"model": arch})
+        run_dirs[arch] = run
+        log(f"{arch}: val loss {m['val_loss']:.4f}, {m['val_bits_per_char']:.4f} bits/char, {m['train_seconds']:.0f} s")
+    frame = pd.DataFrame(rows, columns=LM_COLUMNS)
+    frame.to_csv(out / "compare.csv", index=False)
+    table = markdown_table(frame)
+    (out / "compare.md").write_text(table + "\n")
+    plot_curves(run_dirs, out / "curves.png", title="seqlab compare lm")
     log("\n" + table)
     return frame

@@ -29,6 +29,7 @@ class TrainConfig:
     log_every: int = 50
     tensorboard: bool = True
     progress: bool = True
+    compile: bool = False  # torch.compile the training forward/backward (evaluation runs eagerly)
 
     def __post_init__(self) -> None:
         positive = {"max_steps": self.max_steps, "batch_size": self.batch_size,

@@ -69,6 +69,8 @@ class Trainer:
         self.config, self.run_dir = config, Path(run_dir)
         self.device = resolve_device(config.device)
         self.model = model.to(self.device)
+        # Checkpoints and evaluation use the plain module; only the training step runs compiled.
+        self.train_model = torch.compile(self.model) if config.compile else self.model
         self.loss_fn, self.batches, self.evaluate = loss_fn, batches, evaluate
         self.select, self.maximize = select, maximize
         self.optimizer = build_optimizer(self.model, config)
@@ -178,7 +180,7 @@ class Trainer:
         for _ in range(c.grad_accum):
             batch = move(next(self.batches), self.device)
             with autocast(self.device, c.precision):
-                loss, n = self.loss_fn(self.model, batch)
+                loss, n = self.loss_fn(self.train_model, batch)
             (loss / c.grad_accum).backward()
             loss_sum += loss.item() * n
             tokens += n

@@ -1,0 +1,87 @@
+"""Sampling from a language model: temperature, top-k and nucleus (top-p) filtering, one token at a
+time through the model's key/value (or recurrent) cache.
+
+Any model with ``forward(ids, cache) -> logits (B, T, V)``, ``new_cache()`` and ``max_len`` (None for
+no limit) can be sampled here.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+
+def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> Tensor:
+    """logits: (B, V) -> (B, V) with the tokens that may not be drawn set to -inf."""
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        # Nucleus sampling (Holtzman et al., 2020): the smallest set of most probable tokens whose
+        # probability reaches top_p. A token stays if the mass before it is still below top_p.
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
+        drop_sorted = before >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must not be negative; got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must not be negative; got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be at least 1; got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
+
+
+@torch.no_grad()
+def stream(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+           top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True,
+           generator: torch.Generator | None = None) -> Iterator[Tensor]:
+    """ids: (B, T) prompt -> yields each new token, (B,). Temperature 0 takes the most probable
+    token. A model with ``max_len`` sees at most the last ``max_len`` positions: once the cache is
+    full, the window slides and is recomputed each step (as without a cache)."""
+    check_sampling(max_new_tokens, temperature, top_k, top_p)
+    if ids.size(1) == 0:
+        raise ValueError("generation needs a prompt of at least one token")
+    max_len = model.max_len
+    cache = model.new_cache() if use_cache else None
+    context, new = ids, ids
+    finished = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
+    for _ in range(max_new_tokens):
+        if cache is not None and (max_len is None or cache.offset + new.size(1) <= max_len):
+            logits = model(new, cache)[:, -1]
+        else:
+            cache = None  # past max_len: no cache from here on
+            window = context if max_len is None else context[:, -max_len:]
+            logits = model(window)[:, -1]
+        if temperature == 0:
+            token = logits.argmax(-1)
+        else:
+            probs = filter_logits(logits, temperature, top_k, top_p).softmax(-1)
+            token = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        if eos_id is not None:
+            token = token.masked_fill(finished, eos_id)
+            finished |= token == eos_id
+        yield token
+        if eos_id is not None and bool(finished.all()):
+            return
+        new = token.unsqueeze(1)
+        context = torch.cat([context, new], dim=1)
+
+
+def generate(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True,
+             generator: torch.Generator | None = None) -> Tensor:
+    """ids: (B, T) -> (B, T + new) prompt and continuation; rows that reached ``eos_id`` are padded
+    with it."""
+    tokens = list(stream(model, ids, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator))
+    return torch.cat([ids, torch.stack(tokens, dim=1)], dim=1) if tokens else ids

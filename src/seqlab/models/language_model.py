@@ -1,0 +1,124 @@
+"""A decoder-only Transformer language model (GPT, Radford et al., 2018), composed from
+:mod:`seqlab.nn` blocks: the encoder layer of Figure 1 run under a causal mask is the GPT block.
+
+    ids ─ Embedding (+ learned / sinusoidal position) ─ N × [causal self-attention, FFN] ─ LayerNorm
+        ─ Linear (tied to the embedding) ─ logits
+
+Pre-LN by default, as in GPT-2; rotary position embeddings (RoPE) as an option.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import (EncoderLayer, KVCache, LearnedPositionalEmbedding, RotaryEmbedding,
+                  SinusoidalPositionalEncoding, causal_mask)
+from . import generation, pretrained
+
+POSITIONAL = ("learned", "sinusoidal", "rotary")
+
+
+class LMCache(list):
+    """Per layer, the keys and values of the positions generated so far."""
+
+    @property
+    def offset(self) -> int:
+        return len(self[0]) if self else 0
+
+
+@pretrained.register
+class TransformerLM(nn.Module):
+    def __init__(self, vocab_size: int, d_model: int = 384, n_heads: int = 6, n_layers: int = 6,
+                 d_ff: int | None = None, max_len: int = 256, dropout: float = 0.0,
+                 norm_first: bool = True, activation: str = "gelu", positional: str = "learned",
+                 tie_weights: bool = True, attention_dropout: float | None = None,
+                 ff_dropout: float | None = None) -> None:
+        super().__init__()
+        if positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {positional!r}")
+        d_ff = d_ff or 4 * d_model
+        self.config = dict(vocab_size=vocab_size, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
+                           d_ff=d_ff, max_len=max_len, dropout=dropout, norm_first=norm_first,
+                           activation=activation, positional=positional, tie_weights=tie_weights,
+                           attention_dropout=attention_dropout, ff_dropout=ff_dropout)
+        self.vocab_size, self.max_len = vocab_size, max_len
+
+        self.embedding = nn.Embedding(vocab_size, d_model)
+        self.position: nn.Module | None = {
+            "learned": lambda: LearnedPositionalEmbedding(max_len, d_model),
+            "sinusoidal": lambda: SinusoidalPositionalEncoding(d_model, max_len),
+            "rotary": lambda: None,
+        }[positional]()
+        rotary = RotaryEmbedding(d_model // n_heads, max_len) if positional == "rotary" else None
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation, attention_dropout,
+                         ff_dropout, rotary)
+            for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+        self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
+        self._init_weights(n_layers)
+        if tie_weights:  # one matrix for input embedding and output projection (Press & Wolf, 2017)
+            self.lm_head.weight = self.embedding.weight
+
+    def _init_weights(self, n_layers: int) -> None:
+        """GPT-2's: N(0, 0.02) everywhere, and the projections that write into the residual stream
+        scaled by 1/√(2·n_layers) so that its variance does not grow with depth."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        for layer in self.layers:
+            for residual in (layer.self_attn.w_o, layer.ff.linear2):
+                nn.init.normal_(residual.weight, std=0.02 / math.sqrt(2 * n_layers))
+
+    def forward(self, ids: Tensor, cache: LMCache | None = None, need_weights: bool = False) -> Tensor:
+        """ids: (B, T) -> logits (B, T, V). With a cache, ids are the new positions only and the
+        keys and values of earlier ones come from (and are appended to) the cache."""
+        offset = cache.offset if cache is not None else 0
+        T = ids.size(1)
+        x = self.embedding(ids)  # (B, T, D)
+        if self.position is not None:
+            x = self.position(x, offset)
+        x = self.dropout(x)
+        # Without a cache every position sees itself and those before it; one new position sees all
+        # the cache; several new positions after a cache need the lower-right part of the mask.
+        is_causal = cache is None and T > 1 and not need_weights
+        mask = None
+        if not is_causal and T > 1:
+            mask = causal_mask(offset + T, ids.device)[offset:]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, need_weights, is_causal, cache[i] if cache is not None else None)
+        return self.lm_head(self.norm(x))  # (B, T, V)
+
+    # model.generate(ids, max_new_tokens, temperature, top_k, top_p, eos_id) and model.stream(...)
+    generate = generation.generate
+    stream = generation.stream
+
+    def new_cache(self) -> LMCache:
+        return LMCache(KVCache() for _ in self.layers)
+
+    def attention_maps(self) -> list[Tensor]:
+        """Per layer, the (B, H, T, T) weights of the last forward(need_weights=True)."""
+        return [layer.last_attention for layer in self.layers]
+
+    def num_parameters(self, embedding: bool = True) -> int:
+        n = sum(p.numel() for p in self.parameters())
+        if not embedding and isinstance(self.position, LearnedPositionalEmbedding):
+            n -= self.position.embedding.weight.numel()
+        return n
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        pretrained.save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "TransformerLM":
+        model = pretrained.from_pretrained(directory)
+        if not isinstance(model, cls):
+            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model

@@ -1,0 +1,254 @@
+"""Language modelling: one text file -> a trained decoder-only Transformer (or RNN/LSTM/GRU) LM,
+validation loss in nats per token, perplexity and bits per character; then sampling.
+
+    seqlab train lm --text corpus.txt [--config RECIPE] [--set key=value ...] [--out RUN_DIR]
+    seqlab generate RUN_DIR --prompt "ROMEO:" --max-new-tokens 500 [--temperature --top-k --top-p --seed]
+
+With no text given, the corpus is the Python standard library's own source (see
+:func:`seqlab.data.token_stream.python_stdlib_corpus`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from ..config import build, to_dict
+from ..data import token_stream
+from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
+from ..errors import UserError
+from ..models import RecurrentLM, TransformerLM, from_pretrained
+from ..train.checkpoint import existing_checkpoint
+from ..train.config import TrainConfig
+from ..train.loop import Trainer, move, resolve_device
+from . import run_dir as runs
+
+TASK = "lm"
+
+
+@dataclass
+class LMDataConfig:
+    text: str = ""  # a UTF-8 text file; empty = the Python standard library's source
+    tokenizer: Literal["char", "bpe"] = "char"  # bpe: GPT-2's byte-level BPE, trained on the split
+    vocab_size: int = 4096  # BPE only; char takes every character of the training text
+    valid_fraction: float = 0.1  # the last 10 % of the text validates
+    block_size: int = 256  # context length in tokens
+    eval_tokens: int = 0  # validation tokens scored at each evaluation; 0 = all of them
+    default_corpus_chars: int = 2_000_000  # how much of the standard library, when no text is given
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.valid_fraction < 0.5:
+            raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
+        if self.block_size < 2 or self.vocab_size < 260 and self.tokenizer == "bpe":
+            raise ValueError("data.block_size must be at least 2 and a BPE data.vocab_size at least 260")
+        if self.eval_tokens < 0 or self.default_corpus_chars < 1:
+            raise ValueError("data.eval_tokens must not be negative, data.default_corpus_chars positive")
+
+
+@dataclass
+class LMModelConfig:
+    arch: Literal["transformer", "lstm", "gru", "rnn"] = "transformer"
+    d_model: int = 384
+    n_heads: int = 6  # transformer only
+    n_layers: int = 6
+    d_ff: int = 0  # 0 = 4 · d_model
+    dropout: float = 0.0  # on the residual stream (and embeddings)
+    attention_dropout: float | None = None  # None = dropout
+    ff_dropout: float | None = None  # None = dropout
+    positional: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    activation: Literal["gelu", "relu"] = "gelu"
+    norm_first: bool = True
+    tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        if min(self.d_model, self.n_heads, self.n_layers) < 1 or self.d_ff < 0:
+            raise ValueError("model.d_model, n_heads and n_layers must be at least 1")
+        if self.arch == "transformer" and self.d_model % self.n_heads:
+            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        for name in ("dropout", "attention_dropout", "ff_dropout"):
+            rate = getattr(self, name)
+            if rate is not None and not 0.0 <= rate < 1.0:
+                raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
+
+
+def _lm_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=1e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1, warmup_steps=100,
+                       max_steps=5000, batch_size=64, label_smoothing=0.0, eval_every=250)
+
+
+@dataclass
+class LMConfig:
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    model: LMModelConfig = field(default_factory=LMModelConfig)
+    train: TrainConfig = field(default_factory=_lm_train_defaults)
+
+
+def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
+    c = config
+    if c.arch == "transformer":
+        return TransformerLM(vocab_size, c.d_model, c.n_heads, c.n_layers, c.d_ff or None, block_size,
+                             c.dropout, c.norm_first, c.activation, c.positional, c.tie_weights,
+                             c.attention_dropout, c.ff_dropout)
+    return RecurrentLM(vocab_size, c.d_model, c.n_layers, c.arch, c.dropout, c.tie_weights)
+
+
+# --- data --------------------------------------------------------------------------------------
+
+def prepare_data(config: LMDataConfig, run: Path) -> dict[str, Any]:
+    """Split the text, train the tokenizer on the training part, write train.bin / valid.bin."""
+    if config.text:
+        source = Path(config.text)
+        described = str(source)
+    else:
+        source = run / "corpus.txt"  # the default corpus, written once so both passes read the same
+        with open(source, "w", encoding="utf-8") as file:
+            for text in token_stream.python_stdlib_corpus(config.default_corpus_chars):
+                file.write(text)
+        described = f"the Python standard library's source ({config.default_corpus_chars:,} characters)"
+    pieces = token_stream.split_text(source, config.valid_fraction)
+    kind = "bytebpe" if config.tokenizer == "bpe" else "char"
+    tokenizer = train_tokenizer(pieces["train"](), kind, config.vocab_size if kind == "bytebpe" else 1 << 20)
+    save_tokenizer(tokenizer, run / "tokenizer.json")
+    meta: dict[str, Any] = {"corpus": described, "vocab_size": tokenizer.get_vocab_size()}
+    for split in ("train", "valid"):
+        tokens, chars = token_stream.encode_to_file(tokenizer, pieces[split](), run / f"{split}.bin")
+        meta[f"{split}_tokens"], meta[f"{split}_characters"] = tokens, chars
+    (run / "data.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def open_splits(run: Path, vocab_size: int) -> dict[str, np.memmap]:
+    return {split: token_stream.open_tokens(run / f"{split}.bin", vocab_size) for split in ("train", "valid")}
+
+
+# --- loss and evaluation -------------------------------------------------------------------------
+
+def lm_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over every position of every block, and the token count."""
+    logits = model(batch["x"])  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten()), batch["y"].numel()
+
+
+@torch.no_grad()
+def evaluate_lm(model, ids: np.ndarray, starts: np.ndarray, block_size: int, batch_size: int,
+                device: torch.device, chars_per_token: float) -> dict[str, float]:
+    """Loss in nats per token over non-overlapping validation blocks, perplexity, bits per character."""
+    loss_sum, tokens = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        batch = move(token_stream.blocks_at(ids, starts[i : i + batch_size], block_size), device)
+        logits = model(batch["x"]).float()
+        loss_sum += F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), reduction="sum").item()
+        tokens += batch["y"].numel()
+    val_loss = loss_sum / tokens
+    return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 700.0)),
+            "val_bits_per_char": val_loss / chars_per_token / math.log(2)}
+
+
+# --- a trained run ---------------------------------------------------------------------------------
+
+class LanguageModel:
+    """A trained run, ready to sample: the model and its tokenizer."""
+
+    def __init__(self, model, tokenizer: Tokenizer) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, run: str | Path, device: str = "cpu") -> "LanguageModel":
+        run = Path(run)
+        info = runs.read_run(run)
+        if info["task"] != TASK:
+            raise UserError(f"{run} is a {info['task']} run, not a language-model run")
+        best = existing_checkpoint(run / "checkpoints" / "best")
+        if best is None:
+            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+        model = from_pretrained(best).to(resolve_device(device)).eval()
+        return cls(model, load_tokenizer(run / "tokenizer.json"))
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        ids = self.tokenizer.encode(prompt).ids if prompt else []
+        if not ids:  # an empty prompt starts after a line break, as a new paragraph
+            newline = self.tokenizer.encode("\n").ids
+            if not newline or UNK_ID in newline:
+                raise UserError("the model knows no line break to start from; give a --prompt")
+            ids = newline
+        return torch.tensor([ids], device=self.device)
+
+    def stream(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
+        """Yields the continuation's text piece by piece as it is sampled."""
+        try:
+            from ..models.generation import check_sampling
+
+            check_sampling(max_new_tokens, temperature, top_k, top_p)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+        ids: list[int] = []
+        shown = ""
+        for token in self.model.stream(self.encode_prompt(prompt), max_new_tokens, temperature, top_k, top_p,
+                                       generator=generator):
+            ids.append(int(token))
+            # Decode the whole continuation: a byte-level BPE character may span several tokens.
+            text = self.tokenizer.decode(ids)
+            if text.endswith("\ufffd"):  # an unfinished UTF-8 sequence: wait for its next byte
+                continue
+            yield text[len(shown):]
+            shown = text
+
+
+def train(config: LMConfig, run: Path, resume: bool = False, log=print) -> tuple[LanguageModel, dict[str, Any]]:
+    """Prepare the data (or reopen it when resuming), train with the shared engine, then score the
+    best checkpoint on the validation text in fp32."""
+    started = time.perf_counter()
+    if resume:
+        meta = json.loads((run / "data.json").read_text())
+        tokenizer = load_tokenizer(run / "tokenizer.json")
+    else:
+        runs.write_run(run, TASK, to_dict(config))
+        meta = prepare_data(config.data, run)
+        tokenizer = load_tokenizer(run / "tokenizer.json")
+    ids = open_splits(run, meta["vocab_size"])
+    d, t = config.data, config.train
+    starts = token_stream.evaluation_blocks(ids["valid"], d.block_size, d.eval_tokens)
+    all_starts = token_stream.evaluation_blocks(ids["valid"], d.block_size)
+    chars_per_token = meta["valid_characters"] / max(meta["valid_tokens"], 1)
+    batches = token_stream.BlockBatches(ids["train"], d.block_size, t.batch_size, t.seed)
+
+    model = build_lm(config.model, meta["vocab_size"], d.block_size)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params:,} parameters; vocab {meta['vocab_size']}; {meta['train_tokens']:,} training and "
+        f"{meta['valid_tokens']:,} validation tokens from {meta['corpus']}")
+    trainer = Trainer(model, t, run, loss_fn=lm_loss, batches=batches,
+                      evaluate=lambda m: evaluate_lm(m, ids["valid"], starts, d.block_size, t.batch_size,
+                                                     trainer.device, chars_per_token),
+                      select="val_loss", d_model=config.model.d_model)
+    progress = trainer.fit(resume=resume)
+    if progress.stopped:
+        log(progress.stopped)
+
+    lm = LanguageModel(trainer.model.eval(), tokenizer)
+    metrics: dict[str, Any] = evaluate_lm(lm.model, ids["valid"], all_starts, d.block_size, t.batch_size,
+                                          trainer.device, chars_per_token)  # fp32, all the validation text
+    tokens_seen = progress.step * t.batch_size * t.grad_accum * d.block_size
+    metrics.update({"val_loss_unit": "nats per token", "steps": progress.step, "best_step": progress.best_step,
+                    "train_seconds": round(progress.train_seconds, 2),
+                    "tokens_per_s": round(tokens_seen / max(progress.train_seconds, 1e-9), 1),
+                    "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params,
+                    "corpus": meta["corpus"], "tokenizer": d.tokenizer, "vocab_size": meta["vocab_size"]})
+    runs.write_metrics(run, metrics)
+    return lm, metrics
+
+
+def load_run_config(run: Path) -> LMConfig:
+    return build(LMConfig, runs.read_run(run)["config"])
