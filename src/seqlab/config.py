@@ -70,6 +70,13 @@ def build(cls: type[C], tree: dict[str, Any], prefix: str = "") -> C:
         if key not in fields:
             raise ConfigError(f"unknown config key {name!r}; {prefix.rstrip('.') or 'top level'} "
                               f"accepts: {', '.join(fields)}")
+        default = fields[key].default_factory
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict) and default is not dataclasses.MISSING:
+            # A section given in part keeps the task's own defaults for the rest (the LM's train
+            # section defaults differ from TrainConfig's), not the section class's bare defaults.
+            merged = dataclasses.asdict(default())
+            _deep_update(merged, value)
+            value = merged
         values[key] = _coerce(hints[key], value, name)
     try:
         return cls(**values)

@@ -113,3 +113,9 @@ def test_shipped_recipes_load():
     for name in ("shakespeare-char-77s", "shakespeare-char-60min", "lm-python-stdlib"):
         config = load_config(lm.LMConfig, name)
         assert config.model.arch == "transformer" and config.train.label_smoothing == 0.0
+
+
+def test_setting_one_train_key_keeps_the_tasks_other_defaults():
+    config = load_config(lm.LMConfig, None, ["train.max_steps=7"])
+    assert config.train.max_steps == 7
+    assert config.train.label_smoothing == 0.0 and config.train.betas == (0.9, 0.99)  # the LM's, not TrainConfig's

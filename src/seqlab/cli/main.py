@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from .tasks import LM_FLAGS, TRANSLATE_FLAGS
 
 EXAMPLES = {
     "demo": "seqlab demo --out runs/demo",
@@ -25,6 +26,7 @@ EXAMPLES = {
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
     "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
+    "forecast": "seqlab predict runs/etth1 --csv ETTh1.csv --out forecast.csv",
     "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp\n"
                "  seqlab compare lm --text input.txt --models rnn,lstm,gru,transformer --max-time 300",
     "data": "seqlab data download multi30k --out data/multi30k",
@@ -71,11 +73,6 @@ def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[st
 
 COMMON_FLAGS = {"max_time": "train.max_time", "max_steps": "train.max_steps", "precision": "train.precision",
                 "device": "train.device", "seed": "train.seed"}
-LM_FLAGS = {"text": "data.text"}
-TRANSLATE_FLAGS = {"src": "data.src", "tgt": "data.tgt", "tsv": "data.tsv", "valid_src": "data.valid_src",
-                   "valid_tgt": "data.valid_tgt", "test_src": "data.test_src", "test_tgt": "data.test_tgt"}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="seqlab", description="Transformers and the recurrent models they replaced.",
                     epilog="example:\n  seqlab demo\n  seqlab train translate --src a.txt --tgt b.txt",
@@ -89,9 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-time", type=float, metavar="SECONDS")
 
     train = subcommand(sub, "train", "train a model for a task; writes a run directory")
-    train.add_argument("task", choices=["translate", "lm"])
+    train.add_argument("task", choices=["translate", "lm", "forecast", "classify", "vision"])
     add_run_flags(train)
     train.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
+    train.add_argument("--csv", help="forecast: a CSV (or .tsv) with a timestamp column; classify: text and labels")
+    train.add_argument("--text-col", help="classify: the text column (default text)")
+    train.add_argument("--label-col", help="classify: the label column (default label)")
+    train.add_argument("--encoding", help="classify: the file's encoding (default utf-8; e.g. latin-1)")
+    train.add_argument("--cv", type=int, help="classify: K-fold cross-validation instead of one split")
+    train.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
+    train.add_argument("--dataset", choices=["digits"], help="vision: a bundled data set (default digits)")
+    train.add_argument("--date-col", help="forecast: the timestamp column (default date)")
+    train.add_argument("--target", help="forecast: the column to predict (default OT)")
+    train.add_argument("--features", choices=["M", "S", "MS"], help="forecast: all->all, target->target, all->target")
+    train.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
+    train.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
+    train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear; "
+                                       "classify: transformer, lstm, conv1d, tfidf, bow")
+    train.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
+    train.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
     train.add_argument("--src", help="source sentences, one a line")
     train.add_argument("--tgt", help="target sentences, aligned with --src")
@@ -114,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
+        if name == "predict":
+            p.add_argument("--csv", help="forecast runs: the series to continue (its last input_len rows)")
+            p.add_argument("--out", type=Path, help="forecast runs: write the forecast CSV here (default stdout)")
     generate = subcommand(sub, "generate", "sample text from a trained language model, streamed as it comes")
     generate.add_argument("run", type=Path)
     generate.add_argument("--prompt", default="", help="text to continue (default: a line break)")
@@ -158,16 +174,10 @@ def positive(value: int | None, flag: str) -> None:
 def command_train(args: argparse.Namespace) -> None:
     from ..config import load_config
     from ..tasks import run_dir as runs
+    from .tasks import TASK_FLAGS, read_task_data, task_module, train_task
 
-    if args.task == "lm":
-        from ..tasks import language_model as task
-
-        config_class, flags = task.LMConfig, LM_FLAGS
-    else:
-        from ..tasks import translate as task
-
-        config_class, flags = task.TranslateConfig, TRANSLATE_FLAGS
-    given = [f"--{name.replace('_', '-')}" for name in set(TRANSLATE_FLAGS) | set(LM_FLAGS)
+    module, config_class, flags = task_module(args.task)
+    given = [f"--{name.replace('_', '-')}" for name in TASK_FLAGS
              if name not in flags and getattr(args, name, None) is not None]
     if given:
         raise UserError(f"{', '.join(sorted(given))} is not a flag of train {args.task}")
@@ -181,25 +191,16 @@ def command_train(args: argparse.Namespace) -> None:
     else:
         config = load_config(config_class, args.config, overrides)
         run = None
-    splits = task.load_splits(config.data, config.train.seed) if args.task == "translate" else None
-    if args.task == "lm" and config.data.text:
-        task.token_stream.count_characters(config.data.text)  # a missing or empty file fails before a run dir
+    data = read_task_data(args.task, module, config)
     if run is None:
         run = runs.create_run_dir(args.out or runs.default_run_dir(args.task), args.overwrite)
     try:
-        if args.task == "lm":
-            _, m = task.train(config, Path(run), resume=bool(args.resume))
-            print(f"validation: loss {m['val_loss']:.4f} nats/token, perplexity {m['val_perplexity']:.2f}, "
-                  f"{m['val_bits_per_char']:.4f} bits/char; run: {run}")
-            return
-        _, result = task.train(config, Path(run), splits, resume=bool(args.resume))
+        summary = train_task(args.task, module, config, Path(run), data, bool(args.resume))
     except UserError:
         if not args.resume:  # the directory is ours, made a moment ago: leave nothing half-made
             shutil.rmtree(run, ignore_errors=True)
         raise
-    m = result["metrics"]
-    print(f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "
-          f"exact match {m['exact_match']:.2%}, val perplexity {m['val_perplexity']:.2f}; run: {run}")
+    print(f"{summary}; run: {run}")
 
 
 def command_generate(args: argparse.Namespace) -> None:
@@ -211,6 +212,44 @@ def command_generate(args: argparse.Namespace) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")
+
+
+def command_predict(args: argparse.Namespace) -> None:
+    """``predict`` serves every task: the run directory says which."""
+    from ..tasks import run_dir as runs
+
+    task = runs.read_run(args.run)["task"]
+    if task == "forecast":
+        from ..tasks.forecast import Forecast
+
+        if not args.csv:
+            raise UserError("a forecasting run predicts from a series: give --csv FILE")
+        frame = Forecast.load(args.run, args.device).predict_csv(args.csv)
+        if args.out:
+            frame.to_csv(args.out, index=False)
+            print(f"{len(frame)} forecast rows written to {args.out}")
+        else:
+            frame.to_csv(sys.stdout, index=False)
+        return
+    if task == "lm":
+        raise UserError(f"{args.run} is a language model: sample it with seqlab generate {args.run} --prompt TEXT")
+    if task in ("classify", "vision"):
+        if not args.text:
+            raise UserError("give the input: " + ("text to classify" if task == "classify" else "an image file"))
+        if task == "classify":
+            from ..tasks.classify import TextClassifierRun
+
+            results = TextClassifierRun(args.run, args.device).probabilities(args.text)
+        else:
+            from ..tasks.vision import ImageClassifier
+
+            classifier = ImageClassifier.load(args.run, args.device)
+            results = [classifier.probabilities(path) for path in args.text]
+        for source, probs in zip(args.text, results):
+            ranked = sorted(probs.items(), key=lambda item: -item[1])
+            print(f"{source}\t" + "  ".join(f"{name} {p:.3f}" for name, p in ranked))
+        return
+    command_translate(args)
 
 
 def command_translate(args: argparse.Namespace) -> None:
@@ -289,7 +328,7 @@ def command_bench(args: argparse.Namespace) -> None:
     run_complexity(out, sorted(lengths), args.d_model, repeats=args.repeats)
 
 
-COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_translate,
+COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_predict,
             "translate": command_translate, "demo": command_demo, "bench": command_bench,
             "data": command_data, "compare": command_compare, "generate": command_generate}
 

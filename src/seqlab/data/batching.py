@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -82,3 +82,35 @@ def fixed_batches(sources: list[list[int]], targets: list[list[int]], batch_size
         batch["rows"] = torch.tensor(rows)
         batches.append(batch)
     return batches
+
+
+class ShuffledBatches:
+    """Endless batches of examples 0 … n-1 in a fresh random order each epoch; ``make_batch(indices)``
+    builds a batch. The order is a pure function of (seed, epoch), so the state (seed, epoch, index)
+    resumes exactly."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, make_batch: Callable[[np.ndarray], dict[str, Tensor]]) -> None:
+        self.n, self.batch_size, self.seed, self.make_batch = n, batch_size, seed, make_batch
+        self.epoch = self.index = 0
+        self._order = self._plan(0)
+
+    def _plan(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def __iter__(self) -> "ShuffledBatches":
+        return self
+
+    def __next__(self) -> dict[str, Tensor]:
+        if self.index >= len(self._order):
+            self.epoch, self.index = self.epoch + 1, 0
+            self._order = self._plan(self.epoch)
+        rows = self._order[self.index : self.index + self.batch_size]
+        self.index += self.batch_size
+        return self.make_batch(rows)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "epoch": self.epoch, "index": self.index}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed, self.epoch, self.index = state["seed"], state["epoch"], state["index"]
+        self._order = self._plan(self.epoch)

@@ -1,0 +1,68 @@
+"""ETTh1, multivariate (7 channels in, 7 out), the ETT split (12/4/4 months), input 336 hours: test MSE
+and MAE (standardised, as published) for each forecaster at each horizon, with training time on this CPU.
+
+    .venv/bin/python benchmarks/etth1.py --csv ../shared/data/ETTh1.csv [--models patch,linear,...]
+        [--horizons 96,192,336,720] [--out runs/etth1]
+
+Each model trains with the settings below (early stopping on validation MSE, best checkpoint scored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+from seqlab.config import load_config
+from seqlab.tasks import run_dir as runs
+from seqlab.tasks.forecast import ForecastConfig, read_series, train
+
+COMMON = ["data.features='M'", "data.target='OT'", "data.split='ett'", "train.progress=false",
+          "train.tensorboard=false", "train.max_time=600"]
+SETTINGS = {
+    "patch": ["model.d_model=16", "model.n_heads=4", "model.n_layers=3", "model.d_ff=128", "model.dropout=0.3",
+              "model.patch_len=16", "model.stride=8", "train.batch_size=128", "train.lr=5e-4",
+              "train.max_steps=3200", "train.eval_every=64", "train.patience=10"],
+    "linear": ["model.kernel_size=25", "train.batch_size=32", "train.lr=5e-3", "train.max_steps=2560",
+               "train.eval_every=256", "train.patience=3"],
+    "transformer": ["model.d_model=64", "model.n_heads=4", "model.n_layers=2", "model.d_ff=128",
+                    "model.dropout=0.1", "train.batch_size=64", "train.lr=5e-4", "train.max_steps=2000",
+                    "train.eval_every=128", "train.patience=5"],
+    "lstm": ["model.d_model=64", "model.n_layers=2", "model.dropout=0.1", "train.batch_size=64", "train.lr=1e-3",
+             "train.max_steps=2000", "train.eval_every=128", "train.patience=5"],
+    "gru": ["model.d_model=64", "model.n_layers=2", "model.dropout=0.1", "train.batch_size=64", "train.lr=1e-3",
+            "train.max_steps=2000", "train.eval_every=128", "train.patience=5"],
+    "conv1d": ["model.d_model=64", "model.n_layers=4", "model.dropout=0.1", "train.batch_size=64",
+               "train.lr=1e-3", "train.max_steps=2000", "train.eval_every=128", "train.patience=5"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", required=True)
+    parser.add_argument("--models", default="patch,linear,transformer,lstm,gru,conv1d")
+    parser.add_argument("--horizons", default="96,192,336,720")
+    parser.add_argument("--input-len", type=int, default=336)
+    parser.add_argument("--out", type=Path, default=Path("runs/etth1"))
+    parser.add_argument("--set", action="append", default=[], help="extra overrides for every model")
+    args = parser.parse_args()
+    horizons = [int(h) for h in args.horizons.split(",")]
+    print(f"ETTh1 multivariate, ETT split, input {args.input_len}; test MSE / MAE (standardised)\n")
+    print("| model | " + " | ".join(f"H={h} MSE | H={h} MAE" for h in horizons) + " | mean MSE | train s |")
+    print("|---|" + "---|---|" * len(horizons) + "---|---|")
+    for arch in args.models.split(","):
+        cells, mses, seconds = [], [], 0.0
+        for horizon in horizons:
+            overrides = [*COMMON, *SETTINGS[arch], f"model.arch='{arch}'", f"data.csv='{args.csv}'",
+                         f"data.input_len={args.input_len}", f"data.horizon={horizon}", *args.set]
+            config = load_config(ForecastConfig, None, overrides)
+            run = runs.create_run_dir(args.out / f"{arch}-{horizon}", overwrite=True)
+            _, m = train(config, run, read_series(config.data), log=lambda *_: None)
+            cells += [f"{m['test_mse']:.4f}", f"{m['test_mae']:.4f}"]
+            mses.append(m["test_mse"])
+            seconds += m["train_seconds"]
+        print(f"| {arch} | " + " | ".join(cells) + f" | {statistics.mean(mses):.4f} | {seconds:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

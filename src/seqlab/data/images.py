@@ -1,0 +1,53 @@
+"""Images for classification: scikit-learn's bundled 8×8 digits, or a folder with one sub-folder per
+class read with Pillow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """1,797 grey 8×8 images scaled to [0, 1], shape (N, 1, 8, 8); labels 0-9."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    digits = sklearn_digits()
+    images = (digits.images / 16.0).astype(np.float32)[:, None]
+    return images, digits.target.astype(np.int64), [str(d) for d in range(10)]
+
+
+def read_image(path: Path, size: int, grey: bool) -> np.ndarray:
+    """One image as (C, size, size) float32 in [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if grey else "RGB").resize((size, size))
+            array = np.asarray(image, dtype=np.float32) / 255.0
+    except (UnidentifiedImageError, OSError) as error:
+        raise DataError(f"cannot read image {path}: {error}") from None
+    return array[None] if grey else array.transpose(2, 0, 1)
+
+
+def load_image_folder(root: str | Path, size: int, grey: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """root/CLASS/*.png … -> images (N, C, size, size), labels (N,), class names (sorted folder names)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"image folder not found: {root}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in EXTENSIONS) for c in classes}
+    classes = [c for c in classes if files[c]]
+    if len(classes) < 2:
+        raise DataError(f"{root} needs at least two sub-folders of images, one per class; found "
+                        f"{len(classes)} ({', '.join(classes) or 'none'})")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for path in files[name]:
+            images.append(read_image(path, size, grey))
+            labels.append(label)
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes

@@ -1,0 +1,158 @@
+"""Time series from CSV: reading and checking (pandas), the train/validation/test split, scaling
+fitted on the training slice only (scikit-learn), and sliding windows.
+
+A window starting at row i reads rows i … i+L-1 (the input, L = input_len) and predicts rows
+i+L … i+L+H-1 (the horizon H). Validation and test slices start L rows before their first predicted
+row, so every row of theirs is predicted once the model has a full input window — and no predicted
+row of one split is an input row of a later one's training.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.preprocessing import StandardScaler
+from torch import Tensor
+
+from ..errors import DataError
+from .batching import ShuffledBatches
+
+FEATURES = ("M", "S", "MS")  # multivariate -> multivariate, univariate, multivariate -> target
+FILLS = ("error", "ffill", "interpolate")
+ETT_HOURS = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)  # 8,640 / 2,880 / 2,880 rows: 12/4/4 months
+
+
+@dataclass
+class Series:
+    """The checked numeric table: ``values`` (N, C) float64 in ``columns`` order, their timestamps,
+    and which columns the model reads and predicts."""
+
+    values: np.ndarray
+    timestamps: pd.DatetimeIndex
+    columns: list[str]
+    inputs: list[int]  # column indices fed to the model
+    targets: list[int]  # positions *within inputs* that are predicted and scored
+
+
+def read_series(path: str | Path, date_col: str, target: str, features: str, fill: str = "error") -> Series:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    try:
+        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not valid UTF-8; convert it to UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
+        raise DataError(f"{path} is not a readable CSV file: {str(error).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{path} has a header but no rows")
+    for column in (date_col, target):
+        if column not in frame.columns:
+            raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
+    try:
+        timestamps = pd.DatetimeIndex(pd.to_datetime(frame[date_col], errors="raise"))
+    except (ValueError, TypeError) as error:
+        raise DataError(f"{path}: column {date_col!r} holds values that are not dates ({error})") from None
+    order = np.diff(timestamps.asi8)
+    if (order == 0).any():
+        row = int(np.argmax(order == 0)) + 2
+        raise DataError(f"{path}: timestamp {timestamps[row - 1]} appears twice (rows {row} and {row + 1})")
+    if (order < 0).any():
+        row = int(np.argmax(order < 0)) + 2
+        raise DataError(f"{path}: timestamps are not in increasing order (row {row + 1} comes before row {row})")
+
+    data = frame.drop(columns=[date_col])
+    for column in data.columns:
+        numeric = pd.to_numeric(data[column], errors="coerce")
+        bad = numeric.isna() & data[column].notna()
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 from 0-based
+            raise DataError(f"{path}: column {column!r} row {row} is not a number: {data[column].iloc[row - 2]!r}")
+        data[column] = numeric
+    if data.isna().any().any():
+        column = data.columns[data.isna().any()][0]
+        row = int(np.argmax(data[column].isna().to_numpy())) + 2
+        if fill == "error":
+            raise DataError(f"{path}: column {column!r} row {row} is empty; fill the gaps or pass "
+                            f"--fill ffill or --fill interpolate")
+        data = data.ffill().bfill() if fill == "ffill" else data.interpolate(limit_direction="both")
+    columns = [str(c) for c in data.columns]
+    if features == "S":
+        columns, data = [target], data[[target]]
+    inputs = list(range(len(columns)))
+    targets = [columns.index(target)] if features in ("S", "MS") else inputs
+    return Series(data.to_numpy(dtype=np.float64), timestamps, columns, inputs, targets)
+
+
+def split_bounds(n_rows: int, split: str, input_len: int, horizon: int) -> dict[str, tuple[int, int]]:
+    """Row ranges [start, end) of train, valid and test. ``split`` is "ett" (12/4/4 months of hourly
+    rows) or three fractions "0.7,0.1,0.2"; the later splits start ``input_len`` rows early."""
+    if split == "ett":
+        n_train, n_valid, n_test = ETT_HOURS
+        if n_rows < sum(ETT_HOURS):
+            raise DataError(f"the ETT split needs {sum(ETT_HOURS):,} rows (hourly, 20 months); the file has {n_rows:,}")
+    else:
+        try:
+            fractions = [float(f) for f in split.split(",")]
+        except ValueError:
+            fractions = []
+        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+            raise DataError(f"--split must be 'ett' or three positive fractions summing to 1, like 0.7,0.1,0.2; got {split!r}")
+        n_train, n_test = int(n_rows * fractions[0]), int(n_rows * fractions[2])
+        n_valid = n_rows - n_train - n_test
+    bounds = {"train": (0, n_train), "valid": (n_train - input_len, n_train + n_valid),
+              "test": (n_train + n_valid - input_len, n_train + n_valid + n_test)}
+    for name, (start, end) in bounds.items():
+        if start < 0 or end - start < input_len + horizon:
+            raise DataError(f"the {name} split has {max(end - max(start, 0), 0)} rows; a window needs "
+                            f"input_len + horizon = {input_len + horizon} (shorten them or give a longer series)")
+    return bounds
+
+
+def fit_scaler(values: np.ndarray, train_end: int) -> StandardScaler:
+    """Standardisation fitted on the training rows only: no statistic of validation or test leaks in."""
+    return StandardScaler().fit(values[:train_end])
+
+
+def scaler_state(scaler: StandardScaler) -> dict[str, Any]:
+    return {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()}
+
+
+def scaler_from_state(state: dict[str, Any]) -> StandardScaler:
+    scaler = StandardScaler()
+    scaler.mean_, scaler.scale_ = np.asarray(state["mean"]), np.asarray(state["scale"])
+    scaler.var_, scaler.n_features_in_ = scaler.scale_**2, len(scaler.mean_)
+    return scaler
+
+
+class Windows:
+    """Every window of a (rows, C) array: x (L, C) and the next H rows y (H, C)."""
+
+    def __init__(self, values: np.ndarray, input_len: int, horizon: int) -> None:
+        self.values = torch.as_tensor(values, dtype=torch.float32)
+        self.input_len, self.horizon = input_len, horizon
+
+    def __len__(self) -> int:
+        return len(self.values) - self.input_len - self.horizon + 1
+
+    def batch(self, starts: np.ndarray | list[int]) -> dict[str, Tensor]:
+        L, H = self.input_len, self.horizon
+        index = torch.as_tensor(np.asarray(starts))[:, None]
+        x = self.values[index + torch.arange(L)]  # (B, L, C)
+        y = self.values[index + L + torch.arange(H)]  # (B, H, C)
+        return {"x": x, "y": y}
+
+    def in_order(self, batch_size: int) -> Iterator[dict[str, Tensor]]:
+        for start in range(0, len(self), batch_size):
+            yield self.batch(np.arange(start, min(start + batch_size, len(self))))
+
+
+def window_batches(windows: Windows, batch_size: int, seed: int) -> ShuffledBatches:
+    """Shuffled training windows, epoch after epoch, resumable exactly."""
+    return ShuffledBatches(len(windows), batch_size, seed, windows.batch)

@@ -1,0 +1,142 @@
+"""Text classifiers over token ids (B, T) with padding (id 0): an encoder-only Transformer, a
+bidirectional LSTM and a convolutional network (Kim, 2014). Each returns class logits (B, K); each
+takes an optional pre-trained embedding matrix (word2vec, GloVe), frozen or fine-tuned."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import LSTM, EncoderLayer, LearnedPositionalEmbedding, padding_mask
+from . import pretrained
+
+
+def masked_mean(x: Tensor, keep: Tensor) -> Tensor:
+    """Mean over the positions where keep (B, T) is True: x (B, T, D) -> (B, D). Padding never counts."""
+    keep = keep.unsqueeze(-1).to(x.dtype)
+    return (x * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+
+
+def masked_max(x: Tensor, keep: Tensor) -> Tensor:
+    """Max over the kept positions: (B, T, D) -> (B, D)."""
+    return x.masked_fill(~keep.unsqueeze(-1), float("-inf")).amax(1)
+
+
+def embedding(vocab_size: int, d_model: int, pad_id: int) -> nn.Embedding:
+    layer = nn.Embedding(vocab_size, d_model, padding_idx=pad_id)
+    nn.init.normal_(layer.weight, std=0.1)
+    with torch.no_grad():
+        layer.weight[pad_id].zero_()
+    return layer
+
+
+class TextClassifier(nn.Module):
+    """What the three share: the token embedding, loading word vectors into it, save/load."""
+
+    def load_vectors(self, vectors: Tensor, freeze: bool) -> None:
+        """Copy (V, D) vectors into the embedding; rows that are all zero (words without a vector)
+        keep their random start."""
+        weight = self.embedding.weight
+        if vectors.shape != weight.shape:
+            raise ValueError(f"word vectors are {tuple(vectors.shape)}; the embedding is {tuple(weight.shape)}")
+        with torch.no_grad():
+            known = vectors.abs().sum(-1) > 0
+            weight[known] = vectors[known].to(weight.dtype)
+        weight.requires_grad_(not freeze)
+
+    def save_pretrained(self, directory) -> None:
+        pretrained.save_pretrained(self, directory)
+
+
+@pretrained.register
+class TransformerClassifier(TextClassifier):
+    """An encoder (pre-LN) over the tokens, pooled by a [CLS] token (``pool="cls"``: one learned
+    vector in front, its output classified) or by the mean over real tokens (``pool="mean"``)."""
+
+    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, n_heads: int = 4, n_layers: int = 2,
+                 d_ff: int = 256, dropout: float = 0.1, max_len: int = 256, pool: str = "mean", pad_id: int = 0) -> None:
+        super().__init__()
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean'; got {pool!r}")
+        self.config = dict(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model, n_heads=n_heads,
+                           n_layers=n_layers, d_ff=d_ff, dropout=dropout, max_len=max_len, pool=pool, pad_id=pad_id)
+        self.pool, self.pad_id = pool, pad_id
+        self.embedding = embedding(vocab_size, d_model, pad_id)
+        self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
+        self.position = LearnedPositionalEmbedding(max_len + 1, d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, n_classes)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        keep = ids != self.pad_id  # (B, T)
+        x = self.embedding(ids)
+        if self.pool == "cls":
+            x = torch.cat([self.cls.expand(len(ids), -1, -1), x], dim=1)
+            keep = torch.cat([keep.new_ones(len(ids), 1), keep], dim=1)
+        x = self.dropout(self.position(x))
+        mask = keep.unsqueeze(1)  # (B, 1, T): padding is never attended to
+        for layer in self.layers:
+            x = layer(x, mask)
+        x = self.norm(x)
+        pooled = x[:, 0] if self.pool == "cls" else masked_mean(x, keep)
+        return self.head(self.dropout(pooled))
+
+
+@pretrained.register
+class LSTMClassifier(TextClassifier):
+    """A bidirectional LSTM over the real tokens (packed, so padding never enters the state), max-pooled
+    over time."""
+
+    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, hidden_size: int = 128,
+                 n_layers: int = 1, dropout: float = 0.5, pad_id: int = 0) -> None:
+        super().__init__()
+        self.config = dict(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model, hidden_size=hidden_size,
+                           n_layers=n_layers, dropout=dropout, pad_id=pad_id)
+        self.pad_id = pad_id
+        self.embedding = embedding(vocab_size, d_model, pad_id)
+        self.lstm = LSTM(d_model, hidden_size, n_layers, bidirectional=True, dropout=dropout if n_layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * hidden_size, n_classes)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        keep = ids != self.pad_id
+        lengths = keep.sum(1).clamp(min=1)
+        out, _ = self.lstm(self.dropout(self.embedding(ids)), lengths)  # (B, T, 2·hidden)
+        keep = keep | (torch.arange(ids.size(1), device=ids.device) == 0)  # an empty row keeps position 0
+        return self.head(self.dropout(masked_max(out, keep)))
+
+
+@pretrained.register
+class ConvClassifier(TextClassifier):
+    """Kim (2014): filters of several widths over the word vectors, ReLU, max over time, dropout 0.5."""
+
+    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, widths: tuple[int, ...] = (3, 4, 5),
+                 n_filters: int = 100, dropout: float = 0.5, pad_id: int = 0) -> None:
+        super().__init__()
+        widths = tuple(widths)
+        self.config = dict(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model, widths=list(widths),
+                           n_filters=n_filters, dropout=dropout, pad_id=pad_id)
+        self.pad_id, self.max_width = pad_id, max(widths)
+        self.embedding = embedding(vocab_size, d_model, pad_id)
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, n_filters, w) for w in widths)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(n_filters * len(widths), n_classes)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        if ids.size(1) < self.max_width:  # every filter needs at least its width
+            ids = F.pad(ids, (0, self.max_width - ids.size(1)), value=self.pad_id)
+        lengths = (ids != self.pad_id).sum(1, keepdim=True)  # (B, 1)
+        x = self.embedding(ids).transpose(1, 2)  # (B, D, T)
+        features = []
+        for conv in self.convs:
+            h = F.relu(conv(x))  # (B, n_filters, T - width + 1)
+            # Max over the windows inside the text (the first one if the text is shorter than the
+            # filter), so that padding after a text never changes its prediction.
+            last = (lengths - conv.kernel_size[0]).clamp(min=0)
+            inside = torch.arange(h.size(-1), device=ids.device) <= last  # (B, T - width + 1)
+            features.append(h.masked_fill(~inside.unsqueeze(1), float("-inf")).amax(dim=-1))
+        return self.head(self.dropout(torch.cat(features, dim=-1)))

@@ -1,0 +1,208 @@
+"""Forecasters: (B, L, C) past values -> (B, H, C) the next H values of every channel.
+
+Seed 000's comparison on one footing: self-attention over time steps (``TimeStepTransformer``), over
+patches of each channel (``PatchTransformer``, PatchTST-style), recurrence (``RecurrentForecaster``),
+convolution (``ConvForecaster``) and a linear map with a trend/seasonal split (``LinearForecaster``,
+DLinear-style). All but the linear one normalise each window by its own mean and spread first (RevIN),
+which removes the level shifts between training and test periods that real series have.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import GRU, LSTM, EncoderLayer, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from . import pretrained
+
+
+class InstanceNorm(nn.Module):
+    """RevIN (Kim et al., 2022): subtract each window's per-channel mean, divide by its standard
+    deviation; ``denormalise`` puts the forecast back on the window's own scale."""
+
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        mean = x.mean(dim=1, keepdim=True).detach()  # (B, 1, C)
+        std = (x.var(dim=1, keepdim=True, unbiased=False) + self.eps).sqrt().detach()
+        return (x - mean) / std, (mean, std)
+
+    @staticmethod
+    def denormalise(y: Tensor, stats: tuple[Tensor, Tensor]) -> Tensor:
+        mean, std = stats
+        return y * std + mean
+
+
+class TemporalHead(nn.Module):
+    """(B, L, D) features per input step -> (B, H, C): a linear map along time, then along features."""
+
+    def __init__(self, input_len: int, horizon: int, d_model: int, channels: int) -> None:
+        super().__init__()
+        self.time = nn.Linear(input_len, horizon)
+        self.features = nn.Linear(d_model, channels)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.features(self.time(h.transpose(1, 2)).transpose(1, 2))
+
+
+class Forecaster(nn.Module):
+    """What every forecaster shares: its constructor arguments (``config``) and save/load."""
+
+    def save_pretrained(self, directory) -> None:
+        pretrained.save_pretrained(self, directory)
+
+
+@pretrained.register
+class TimeStepTransformer(Forecaster):
+    """Seed 000's model: each time step is a token (its C values projected to d_model), sinusoidal
+    positions, a Transformer encoder, and a head that maps the L encoded steps to H forecasts."""
+
+    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_heads: int = 4,
+                 n_layers: int = 2, d_ff: int = 128, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
+                           n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout)
+        self.norm = InstanceNorm()
+        self.embed = nn.Linear(channels, d_model)
+        self.position = SinusoidalPositionalEncoding(d_model, input_len)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(n_layers))
+        self.final_norm = nn.LayerNorm(d_model)
+        self.head = TemporalHead(input_len, horizon, d_model, channels)
+
+    def forward(self, x: Tensor, need_weights: bool = False) -> Tensor:
+        x, stats = self.norm(x)  # (B, L, C)
+        h = self.dropout(self.position(self.embed(x)))  # (B, L, D)
+        for layer in self.layers:
+            h = layer(h, need_weights=need_weights)
+        return self.norm.denormalise(self.head(self.final_norm(h)), stats)  # (B, H, C)
+
+    def attention(self) -> Tensor:
+        """(B, H_heads, L, L) weights of the last layer after forward(need_weights=True)."""
+        return self.layers[-1].last_attention
+
+
+@pretrained.register
+class PatchTransformer(Forecaster):
+    """PatchTST (Nie et al., 2023): every channel on its own (channel independence), cut into patches
+    of ``patch_len`` steps every ``stride`` steps; each patch is a token; a Transformer encoder over
+    the patches; the flattened patch features map linearly to the H forecasts."""
+
+    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_heads: int = 4,
+                 n_layers: int = 3, d_ff: int = 128, dropout: float = 0.2, patch_len: int = 16,
+                 stride: int = 8) -> None:
+        super().__init__()
+        if patch_len > input_len or stride < 1:
+            raise ValueError(f"model.patch_len ({patch_len}) must fit in input_len ({input_len}); stride ≥ 1")
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
+                           n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
+                           patch_len=patch_len, stride=stride)
+        self.patch_len, self.stride = patch_len, stride
+        self.n_patches = (input_len - patch_len) // stride + 2  # +1: the series is padded by one stride
+        self.norm = InstanceNorm()
+        self.embed = nn.Linear(patch_len, d_model)
+        self.position = LearnedPositionalEmbedding(self.n_patches, d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(n_layers))
+        self.final_norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(self.n_patches * d_model, horizon)
+
+    def patchify(self, x: Tensor) -> Tensor:
+        """(B, L, C) -> (B·C, P, patch_len): each channel's series, padded at the end by repeating its
+        last value ``stride`` times, cut into P overlapping patches."""
+        B, L, C = x.shape
+        series = x.transpose(1, 2).reshape(B * C, L)
+        series = torch.cat([series, series[:, -1:].expand(-1, self.stride)], dim=1)
+        return series.unfold(-1, self.patch_len, self.stride)
+
+    def forward(self, x: Tensor, need_weights: bool = False) -> Tensor:
+        B, L, C = x.shape
+        x, stats = self.norm(x)
+        h = self.dropout(self.position(self.embed(self.patchify(x))))  # (B·C, P, D)
+        for layer in self.layers:
+            h = layer(h, need_weights=need_weights)
+        y = self.head(self.final_norm(h).flatten(1))  # (B·C, H)
+        return self.norm.denormalise(y.view(B, C, -1).transpose(1, 2), stats)  # (B, H, C)
+
+    def attention(self) -> Tensor:
+        """(B·C, heads, P, P) weights of the last layer after forward(need_weights=True)."""
+        return self.layers[-1].last_attention
+
+
+@pretrained.register
+class RecurrentForecaster(Forecaster):
+    """An LSTM or GRU reads the window step by step; its outputs at every step go through the same
+    temporal head as the Transformer's (so the comparison is of the encoders)."""
+
+    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_layers: int = 2,
+                 cell: str = "lstm", dropout: float = 0.1) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru'; got {cell!r}")
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
+                           n_layers=n_layers, cell=cell, dropout=dropout)
+        self.norm = InstanceNorm()
+        self.rnn = (LSTM if cell == "lstm" else GRU)(channels, d_model, n_layers, dropout=dropout)
+        self.head = TemporalHead(input_len, horizon, d_model, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, stats = self.norm(x)
+        h, _ = self.rnn(x)  # (B, L, D)
+        return self.norm.denormalise(self.head(h), stats)
+
+
+@pretrained.register
+class ConvForecaster(Forecaster):
+    """Stacked causal 1-D convolutions with growing dilation (receptive field 1 + (k-1)(2^n - 1) steps),
+    residual connections, then the temporal head."""
+
+    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_layers: int = 4,
+                 kernel_size: int = 3, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
+                           n_layers=n_layers, kernel_size=kernel_size, dropout=dropout)
+        self.norm = InstanceNorm()
+        self.embed = nn.Conv1d(channels, d_model, 1)
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel_size, dilation=2**i) for i in range(n_layers))
+        self.dropout = nn.Dropout(dropout)
+        self.head = TemporalHead(input_len, horizon, d_model, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x, stats = self.norm(x)
+        h = self.embed(x.transpose(1, 2))  # (B, D, L)
+        for conv in self.convs:
+            left = conv.dilation[0] * (conv.kernel_size[0] - 1)  # causal: pad the past only
+            h = h + self.dropout(F.gelu(conv(F.pad(h, (left, 0)))))
+        return self.norm.denormalise(self.head(h.transpose(1, 2)), stats)
+
+
+@pretrained.register
+class LinearForecaster(Forecaster):
+    """DLinear (Zeng et al., 2023): split each channel into a trend (moving average over
+    ``kernel_size`` steps) and the seasonal rest; one linear map L -> H for each, shared by channels."""
+
+    def __init__(self, channels: int, input_len: int, horizon: int, kernel_size: int = 25) -> None:
+        super().__init__()
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, kernel_size=kernel_size)
+        self.kernel_size = kernel_size
+        self.trend = nn.Linear(input_len, horizon)
+        self.seasonal = nn.Linear(input_len, horizon)
+
+    def moving_average(self, x: Tensor) -> Tensor:
+        """(B, C, L) -> (B, C, L), each end padded by repeating its value so the length is kept."""
+        front, back = (self.kernel_size - 1) // 2, self.kernel_size // 2
+        padded = torch.cat([x[..., :1].expand(-1, -1, front), x, x[..., -1:].expand(-1, -1, back)], dim=-1)
+        return F.avg_pool1d(padded, self.kernel_size, stride=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        series = x.transpose(1, 2)  # (B, C, L)
+        trend = self.moving_average(series)
+        return (self.trend(trend) + self.seasonal(series - trend)).transpose(1, 2)  # (B, H, C)
+
+
+ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear")

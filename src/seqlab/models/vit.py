@@ -1,0 +1,81 @@
+"""Vision Transformer (Dosovitskiy et al., 2021; seed 002): an image is cut into P×P patches, each
+flattened and projected to d_model — a sequence of "words" — with a learned [CLS] token in front and
+learned positions added; the Transformer encoder of :mod:`seqlab.nn` reads it, and the [CLS] output
+is classified.
+
+    image (B, C, H, W) ─ patches (B, N, C·P·P) ─ Linear ─ [CLS] + positions ─ Encoder ─ LayerNorm ─ [CLS] ─ Linear
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..nn import EncoderLayer, LearnedPositionalEmbedding
+from . import pretrained
+
+
+def patchify(images: Tensor, patch: int) -> Tensor:
+    """(B, C, H, W) -> (B, N, C·P·P), patches in row-major order, N = (H/P)·(W/P)."""
+    B, C, H, W = images.shape
+    if H % patch or W % patch:
+        raise ValueError(f"image size {H}×{W} is not a multiple of the patch size {patch}")
+    x = images.unfold(2, patch, patch).unfold(3, patch, patch)  # (B, C, H/P, W/P, P, P)
+    return x.permute(0, 2, 3, 1, 4, 5).reshape(B, (H // patch) * (W // patch), C * patch * patch)
+
+
+def unpatchify(patches: Tensor, patch: int, channels: int, height: int, width: int) -> Tensor:
+    """The inverse of :func:`patchify`: (B, N, C·P·P) -> (B, C, H, W)."""
+    B = patches.size(0)
+    x = patches.reshape(B, height // patch, width // patch, channels, patch, patch)
+    return x.permute(0, 3, 1, 4, 2, 5).reshape(B, channels, height, width)
+
+
+@pretrained.register
+class VisionTransformer(nn.Module):
+    def __init__(self, image_size: int, n_classes: int, channels: int = 1, patch_size: int = 2,
+                 d_model: int = 64, n_heads: int = 4, n_layers: int = 4, d_ff: int = 128,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.config = dict(image_size=image_size, n_classes=n_classes, channels=channels, patch_size=patch_size,
+                           d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout)
+        self.patch_size, self.channels, self.image_size = patch_size, channels, image_size
+        n_patches = (image_size // patch_size) ** 2
+        self.patch_embedding = nn.Linear(channels * patch_size**2, d_model)
+        self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
+        self.position = LearnedPositionalEmbedding(n_patches + 1, d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(n_layers))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, n_classes)
+        nn.init.normal_(self.cls, std=0.02)
+
+    def forward(self, images: Tensor, need_weights: bool = False) -> Tensor:
+        """images (B, C, H, W) -> class logits (B, n_classes)."""
+        x = self.patch_embedding(patchify(images, self.patch_size))  # (B, N, D)
+        x = torch.cat([self.cls.expand(x.size(0), -1, -1), x], dim=1)  # (B, 1 + N, D)
+        x = self.dropout(self.position(x))
+        for layer in self.layers:
+            x = layer(x, need_weights=need_weights)
+        return self.head(self.norm(x)[:, 0])
+
+    def attention_maps(self) -> list[Tensor]:
+        """Per layer, (B, heads, 1 + N, 1 + N) weights of the last forward(need_weights=True)."""
+        return [layer.last_attention for layer in self.layers]
+
+    def save_pretrained(self, directory) -> None:
+        pretrained.save_pretrained(self, directory)
+
+
+def attention_rollout(maps: list[Tensor]) -> Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020): average heads, add the residual path (identity) and
+    renormalise, multiply through the layers; the [CLS] row says how much each patch reached the
+    output. maps: per layer (B, H, T, T) -> (B, N) over the N patches."""
+    rollout = None
+    for weights in maps:
+        a = weights.float().mean(dim=1)  # (B, T, T)
+        a = a + torch.eye(a.size(-1), device=a.device)
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollout = a if rollout is None else a @ rollout
+    return rollout[:, 0, 1:]

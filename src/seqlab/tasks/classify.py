@@ -1,0 +1,259 @@
+"""Text classification: an encoder Transformer, a BiLSTM or a CNN over words, or scikit-learn's
+TF-IDF / bag-of-words + logistic regression (seed 003's statistical baselines), on a CSV or TSV.
+
+    seqlab train classify --csv reviews.csv --text-col text --label-col label --model transformer [--cv 10]
+    seqlab predict RUN_DIR "a gripping, beautifully acted film"
+
+One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
+``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from ..config import build, to_dict
+from ..data import word_vectors
+from ..data.batching import ShuffledBatches, pad
+from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
+from ..errors import DataError, UserError
+from ..models import classifiers, from_pretrained
+from ..train.checkpoint import existing_checkpoint
+from ..train.config import TrainConfig
+from ..train.loop import Trainer, resolve_device
+from . import run_dir as runs
+
+TASK = "classify"
+NEURAL = ("transformer", "lstm", "conv1d")
+
+
+@dataclass
+class ClassifyDataConfig:
+    csv: str = ""  # .tsv is tab-separated, anything else comma-separated
+    text_col: str = "text"
+    label_col: str = "label"
+    encoding: str = "utf-8"
+    test_fraction: float = 0.1
+    valid_fraction: float = 0.1  # of the training rows, to pick the best checkpoint
+    cv: int = 0  # K-fold cross-validation instead of one split; 0 = off
+    vocab_size: int = 30000
+    max_len: int = 256  # tokens; a longer text is an error, not silently cut
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 0.5 or not 0.0 < self.valid_fraction < 0.5:
+            raise ValueError("data.test_fraction and data.valid_fraction must be in (0, 0.5)")
+        if self.cv == 1 or self.cv < 0:
+            raise ValueError(f"data.cv must be 0 (off) or at least 2; got {self.cv}")
+
+
+@dataclass
+class ClassifyModelConfig:
+    arch: Literal["transformer", "lstm", "conv1d", "tfidf", "bow"] = "transformer"
+    d_model: int = 128  # embedding width (= word-vector size)
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    pool: Literal["mean", "cls"] = "mean"
+    hidden_size: int = 128  # lstm
+    n_filters: int = 100  # conv1d
+    widths: list[int] = field(default_factory=lambda: [3, 4, 5])  # conv1d
+    dropout: float = 0.3
+    embeddings: str = "random"  # random, cbow, skipgram (word2vec on the training text) or a GloVe file
+    freeze_embeddings: bool = False
+    word2vec_epochs: int = 10
+    C: float = 4.0  # tfidf / bow: inverse regularisation of the logistic regression
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+
+
+def _classify_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, warmup_steps=50,
+                       max_steps=1500, batch_size=50, label_smoothing=0.0, eval_every=100)
+
+
+@dataclass
+class ClassifyConfig:
+    data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
+    model: ClassifyModelConfig = field(default_factory=ClassifyModelConfig)
+    train: TrainConfig = field(default_factory=_classify_train_defaults)
+
+
+# --- scikit-learn baselines ---------------------------------------------------------------------
+
+def linear_vectorizer(arch: str):
+    if arch == "tfidf":
+        return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|[^\w\s]")
+    return CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=r"(?u)\b\w+\b|[^\w\s]")
+
+
+def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray):
+    vectorizer = linear_vectorizer(config.model.arch)
+    features = vectorizer.fit_transform(texts)
+    model = LogisticRegression(C=config.model.C, max_iter=2000).fit(features, labels)
+    return lambda new: model.predict_proba(vectorizer.transform(new))
+
+
+# --- neural models --------------------------------------------------------------------------------
+
+def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, max_len: int):
+    if c.arch == "transformer":
+        return classifiers.TransformerClassifier(vocab_size, n_classes, c.d_model, c.n_heads, c.n_layers, c.d_ff,
+                                                 c.dropout, max_len, c.pool, PAD_ID)
+    if c.arch == "lstm":
+        return classifiers.LSTMClassifier(vocab_size, n_classes, c.d_model, c.hidden_size, 1, c.dropout, PAD_ID)
+    return classifiers.ConvClassifier(vocab_size, n_classes, c.d_model, tuple(c.widths), c.n_filters, c.dropout, PAD_ID)
+
+
+def encode(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
+    ids = encode_all(tokenizer, texts)
+    for number, row in enumerate(ids, 1):
+        if len(row) > max_len:
+            raise DataError(f"text {number} has {len(row)} tokens; data.max_len is {max_len} "
+                            f"(raise it with --set data.max_len=N)")
+    return [row or [PAD_ID] for row in ids]
+
+
+@torch.no_grad()
+def probabilities(model, ids: list[list[int]], batch_size: int = 256) -> np.ndarray:
+    model.eval()
+    device = next(model.parameters()).device
+    return torch.cat([model(pad(ids[i : i + batch_size]).to(device)).float().softmax(-1).cpu()
+                      for i in range(0, len(ids), batch_size)]).numpy()
+
+
+def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int,
+               log=print):
+    """Tokenizer and (optionally) word vectors from these texts only; a validation slice of them picks
+    the best checkpoint. Returns texts -> class probabilities."""
+    d, c, t = config.data, config.model, config.train
+    tokenizer = train_tokenizer(texts, "word", d.vocab_size)
+    save_tokenizer(tokenizer, run / "tokenizer.json")
+    ids = encode(tokenizer, texts, d.max_len)
+    model = build_classifier(c, tokenizer.get_vocab_size(), n_classes, d.max_len)
+    if c.embeddings != "random":
+        if c.embeddings in ("cbow", "skipgram"):
+            sentences = [e.tokens for e in tokenizer.encode_batch(texts)]
+            vectors = word_vectors.train_word2vec(sentences, c.d_model, c.embeddings == "skipgram",
+                                                  c.word2vec_epochs, t.seed)
+        else:
+            vectors = word_vectors.read_glove(c.embeddings)
+        matrix, coverage = word_vectors.embedding_matrix(tokenizer, vectors, c.d_model)
+        model.load_vectors(matrix, c.freeze_embeddings)
+        log(f"word vectors ({c.embeddings}) for {coverage:.1%} of the vocabulary")
+    train_rows, valid_rows = train_test_split(np.arange(len(ids)), test_size=d.valid_fraction, stratify=labels,
+                                              random_state=t.seed)
+    targets = torch.from_numpy(labels)
+
+    def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
+        picked = train_rows[rows]
+        return {"ids": pad([ids[i] for i in picked]), "y": targets[picked]}
+
+    def loss_fn(m, batch):
+        return F.cross_entropy(m(batch["ids"]), batch["y"], label_smoothing=t.label_smoothing), len(batch["y"])
+
+    def evaluate(m) -> dict[str, float]:
+        predicted = probabilities(m, [ids[i] for i in valid_rows]).argmax(-1)
+        m.train()
+        return {"val_accuracy": float((predicted == labels[valid_rows]).mean())}
+
+    trainer = Trainer(model, t, run, loss_fn, ShuffledBatches(len(train_rows), t.batch_size, t.seed, make_batch),
+                      evaluate, select="val_accuracy", maximize=True, d_model=c.d_model)
+    trainer.fit()
+    model = trainer.model.eval()
+    return lambda new: probabilities(model, encode(tokenizer, new, d.max_len))
+
+
+def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int, log=print):
+    if config.model.arch in NEURAL:
+        return fit_neural(config, run, texts, labels, n_classes, log)
+    return fit_linear(config, texts, labels)
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return {"accuracy": float((truth == predicted).mean()),
+            "macro_f1": float(f1_score(truth, predicted, average="macro"))}
+
+
+# --- the task -------------------------------------------------------------------------------------
+
+def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list[str], log=print) -> dict[str, Any]:
+    d, started = config.data, time.perf_counter()
+    classes = sorted(set(label_names))
+    labels = np.asarray([classes.index(name) for name in label_names])
+    counts = np.bincount(labels)
+    folds = d.cv or 2
+    if counts.min() < folds:
+        raise DataError(f"class {classes[int(counts.argmin())]!r} has {counts.min()} example(s); "
+                        f"{'--cv ' + str(d.cv) if d.cv else 'a train/test split'} needs at least {folds} per class")
+    runs.write_run(run, TASK, to_dict(config))
+    (run / "classes.json").write_text(json.dumps(classes))
+    metrics: dict[str, Any] = {"arch": config.model.arch, "examples": len(texts), "classes": len(classes)}
+    if d.cv:
+        folds_scores = []
+        for k, (train_rows, test_rows) in enumerate(StratifiedKFold(d.cv, shuffle=True, random_state=config.train.seed)
+                                                    .split(texts, labels), 1):
+            fold_dir = run / f"fold-{k}"
+            fold_dir.mkdir()
+            predict = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
+            predicted = predict([texts[i] for i in test_rows]).argmax(-1)
+            folds_scores.append(scores(labels[test_rows], predicted))
+            log(f"fold {k}/{d.cv}: accuracy {folds_scores[-1]['accuracy']:.4f}")
+        accuracies = [s["accuracy"] for s in folds_scores]
+        metrics.update({"cv_accuracy": statistics.mean(accuracies), "cv_accuracy_std": statistics.stdev(accuracies),
+                        "cv_macro_f1": statistics.mean(s["macro_f1"] for s in folds_scores),
+                        "cv_folds": accuracies})
+    else:
+        train_rows, test_rows = train_test_split(np.arange(len(texts)), test_size=d.test_fraction, stratify=labels,
+                                                 random_state=config.train.seed)
+        predict = fit(config, run, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
+        predicted = predict([texts[i] for i in test_rows]).argmax(-1)
+        metrics.update({f"test_{k}": v for k, v in scores(labels[test_rows], predicted).items()})
+        metrics["test_examples"] = len(test_rows)
+        from ..viz.confusion import plot_confusion
+
+        plot_confusion(confusion_matrix(labels[test_rows], predicted, labels=range(len(classes))), classes,
+                       run / "confusion.png", f"{config.model.arch}: test confusion matrix")
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    runs.write_metrics(run, metrics)
+    return metrics
+
+
+class TextClassifierRun:
+    """A trained (single-split, neural) run: texts -> class probabilities."""
+
+    def __init__(self, run: str | Path, device: str = "cpu") -> None:
+        run = Path(run)
+        info = runs.read_run(run)
+        if info["task"] != TASK:
+            raise UserError(f"{run} is a {info['task']} run, not a classification run")
+        self.config = build(ClassifyConfig, info["config"])
+        if self.config.data.cv:
+            raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv to predict")
+        if self.config.model.arch not in NEURAL:
+            raise UserError(f"{run} is a {self.config.model.arch} baseline, scored but not saved; predict needs "
+                            f"a transformer, lstm or conv1d run")
+        best = existing_checkpoint(run / "checkpoints" / "best")
+        if best is None:
+            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+        self.model = from_pretrained(best).to(resolve_device(device)).eval()
+        self.tokenizer = load_tokenizer(run / "tokenizer.json")
+        self.classes = json.loads((run / "classes.json").read_text())
+
+    def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
+        probs = probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len))
+        return [dict(zip(self.classes, map(float, row))) for row in probs]

@@ -1,0 +1,242 @@
+"""Forecasting: a CSV of time series -> a trained forecaster, MSE and MAE on the test period.
+
+    seqlab train forecast --csv ETTh1.csv --target OT --features M --input-len 336 --horizon 96 --model patch
+    seqlab predict RUN_DIR --csv FILE [--out forecast.csv]
+
+Scores are on the standardised scale (fitted on the training rows), as published ETT results are, and
+on the original scale (``*_original``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ..config import build, to_dict
+from ..data import timeseries as ts
+from ..errors import UserError
+from ..models import forecasters as fm
+from ..models import from_pretrained
+from ..train.checkpoint import existing_checkpoint
+from ..train.config import TrainConfig
+from ..train.loop import Trainer, move, resolve_device
+from . import run_dir as runs
+
+TASK = "forecast"
+
+
+@dataclass
+class ForecastDataConfig:
+    csv: str = ""
+    date_col: str = "date"
+    target: str = "OT"
+    features: Literal["M", "S", "MS"] = "M"  # all -> all, target -> target, all -> target
+    input_len: int = 336  # L: past steps read
+    horizon: int = 96  # H: future steps predicted
+    split: str = "ett"  # "ett" (12/4/4 months of hours) or fractions "0.7,0.1,0.2"
+    fill: Literal["error", "ffill", "interpolate"] = "error"  # what to do with empty cells
+
+    def __post_init__(self) -> None:
+        if self.input_len < 2 or self.horizon < 1:
+            raise ValueError("data.input_len must be at least 2 and data.horizon at least 1")
+
+
+@dataclass
+class ForecastModelConfig:
+    arch: Literal["transformer", "patch", "lstm", "gru", "conv1d", "linear"] = "patch"
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 128
+    dropout: float = 0.2
+    patch_len: int = 16  # patch
+    stride: int = 8  # patch
+    kernel_size: int = 25  # linear: the moving average's width; conv1d uses 3
+
+    def __post_init__(self) -> None:
+        if min(self.d_model, self.n_heads, self.n_layers, self.d_ff, self.patch_len, self.stride) < 1:
+            raise ValueError("model sizes must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+
+
+def _forecast_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, warmup_steps=0,
+                       max_steps=2000, batch_size=64, label_smoothing=0.0, eval_every=100, patience=5)
+
+
+@dataclass
+class ForecastConfig:
+    data: ForecastDataConfig = field(default_factory=ForecastDataConfig)
+    model: ForecastModelConfig = field(default_factory=ForecastModelConfig)
+    train: TrainConfig = field(default_factory=_forecast_train_defaults)
+
+
+def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, horizon: int):
+    if c.arch == "transformer":
+        return fm.TimeStepTransformer(channels, input_len, horizon, c.d_model, c.n_heads, c.n_layers, c.d_ff, c.dropout)
+    if c.arch == "patch":
+        return fm.PatchTransformer(channels, input_len, horizon, c.d_model, c.n_heads, c.n_layers, c.d_ff,
+                                   c.dropout, c.patch_len, c.stride)
+    if c.arch in ("lstm", "gru"):
+        return fm.RecurrentForecaster(channels, input_len, horizon, c.d_model, c.n_layers, c.arch, c.dropout)
+    if c.arch == "conv1d":
+        return fm.ConvForecaster(channels, input_len, horizon, c.d_model, c.n_layers, 3, c.dropout)
+    return fm.LinearForecaster(channels, input_len, horizon, c.kernel_size)
+
+
+def read_series(data: ForecastDataConfig) -> ts.Series:
+    if not data.csv:
+        raise UserError("no data: give --csv FILE (or data.csv in a config)")
+    return ts.read_series(data.csv, data.date_col, data.target, data.features, data.fill)
+
+
+# --- loss and scores -------------------------------------------------------------------------------
+
+def forecast_loss(model, batch: dict[str, torch.Tensor], targets: list[int]) -> tuple[torch.Tensor, int]:
+    prediction = model(batch["x"])[..., targets]  # (B, H, C_out)
+    return F.mse_loss(prediction.float(), batch["y"][..., targets]), batch["y"].size(0)
+
+
+@torch.no_grad()
+def predict_windows(model, windows: ts.Windows, batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts and truths of every window, in order: (N, H, C) each, standardised."""
+    predictions, truths = [], []
+    for batch in windows.in_order(batch_size):
+        batch = move(batch, device)
+        predictions.append(model(batch["x"]).float().cpu())
+        truths.append(batch["y"].cpu())
+    return torch.cat(predictions).numpy(), torch.cat(truths).numpy()
+
+
+def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    return {"mse": float(np.mean((prediction - truth) ** 2)), "mae": float(np.mean(np.abs(prediction - truth)))}
+
+
+# --- a trained run -----------------------------------------------------------------------------------
+
+class Forecast:
+    """A trained run: the model, the scaler fitted on its training rows, and its data settings."""
+
+    def __init__(self, model, config: ForecastConfig, scaler, columns: list[str], targets: list[int]) -> None:
+        self.model, self.config, self.scaler = model, config, scaler
+        self.columns, self.targets = columns, targets
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
+        run = Path(run)
+        info = runs.read_run(run)
+        if info["task"] != TASK:
+            raise UserError(f"{run} is a {info['task']} run, not a forecasting run")
+        best = existing_checkpoint(run / "checkpoints" / "best")
+        if best is None:
+            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+        series = json.loads((run / "series.json").read_text())
+        model = from_pretrained(best).to(resolve_device(device)).eval()
+        return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
+                   series["columns"], series["targets"])
+
+    def predict_csv(self, path: str | Path) -> pd.DataFrame:
+        """The next H values of the predicted columns after the file's last row, with timestamps."""
+        d = self.config.data
+        series = ts.read_series(path, d.date_col, d.target, d.features, d.fill)
+        if series.columns != self.columns:
+            raise UserError(f"{path} has columns {', '.join(series.columns)}; the model was trained on "
+                            f"{', '.join(self.columns)}")
+        if len(series.values) < d.input_len:
+            raise UserError(f"{path} has {len(series.values)} rows; the model reads the last {d.input_len}")
+        window = self.scaler.transform(series.values[-d.input_len:])
+        with torch.no_grad():
+            x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
+            y = self.model(x)[0].float().cpu().numpy()  # (H, C)
+        y = self.scaler.inverse_transform(y)[:, self.targets]
+        step = series.timestamps[-1] - series.timestamps[-2] if len(series.timestamps) > 1 else pd.Timedelta(hours=1)
+        stamps = pd.date_range(series.timestamps[-1] + step, periods=d.horizon, freq=step)
+        frame = pd.DataFrame(y, columns=[self.columns[i] for i in self.targets])
+        frame.insert(0, d.date_col, stamps)
+        return frame
+
+
+def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = False,
+          log=print) -> tuple[Forecast, dict[str, Any]]:
+    d, t, started = config.data, config.train, time.perf_counter()
+    bounds = ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
+    scaler = ts.fit_scaler(series.values, bounds["train"][1])
+    scaled = scaler.transform(series.values)
+    windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon) for name, (start, end) in bounds.items()}
+    if not resume:
+        runs.write_run(run, TASK, to_dict(config))
+    (run / "series.json").write_text(json.dumps({"columns": series.columns, "targets": series.targets,
+                                                 "bounds": bounds, "scaler": ts.scaler_state(scaler)}, indent=2))
+    model = build_forecaster(config.model, len(series.columns), d.input_len, d.horizon)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels; windows: "
+        + ", ".join(f"{name} {len(w):,}" for name, w in windows.items()))
+
+    targets = series.targets
+
+    def evaluate(m) -> dict[str, float]:
+        prediction, truth = predict_windows(m, windows["valid"], 256, trainer.device)
+        scores = errors(prediction[..., targets], truth[..., targets])
+        return {"val_mse": scores["mse"], "val_mae": scores["mae"]}
+
+    trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets),
+                      batches=ts.window_batches(windows["train"], t.batch_size, t.seed), evaluate=evaluate,
+                      select="val_mse", d_model=config.model.d_model)
+    progress = trainer.fit(resume=resume)
+    if progress.stopped:
+        log(progress.stopped)
+    model = trainer.model.eval()
+
+    metrics: dict[str, Any] = {}
+    for name in ("valid", "test"):
+        prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
+        prefix = "val" if name == "valid" else "test"
+        for key, value in errors(prediction[..., targets], truth[..., targets]).items():
+            metrics[f"{prefix}_{key}"] = value
+        original = [scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape) for a in (prediction, truth)]
+        for key, value in errors(original[0][..., targets], original[1][..., targets]).items():
+            metrics[f"{prefix}_{key}_original"] = value
+        if name == "test":
+            draw_pictures(model, run, windows["test"], prediction, truth, series, config)
+    epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
+    metrics.update({"scale": "test_mse / test_mae: standardised by the training rows' mean and std; "
+                             "*_original: the data's own units", "arch": config.model.arch,
+                    "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
+                    "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
+                    "train_seconds": round(progress.train_seconds, 2),
+                    "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params})
+    runs.write_metrics(run, metrics)
+    return Forecast(model, config, scaler, series.columns, targets), metrics
+
+
+def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray, truth: np.ndarray,
+                  series: ts.Series, config: ForecastConfig) -> None:
+    """forecast.png (three test windows of the target), attention.png (transformer and patch models),
+    curves.png."""
+    from ..viz.curves import plot_curves
+    from ..viz.forecast import plot_attention_over_time, plot_forecasts
+
+    target = series.columns.index(config.data.target)
+    picks = np.linspace(0, len(windows) - 1, 3).astype(int)
+    history = windows.batch(picks)["x"][..., target].numpy()
+    plot_forecasts(history, truth[picks, :, target], prediction[picks, :, target], run / "forecast.png",
+                   config.data.target, f"{config.model.arch}: test windows (standardised)")
+    if isinstance(model, (fm.TimeStepTransformer, fm.PatchTransformer)):
+        with torch.no_grad():
+            x = windows.batch(picks)["x"].to(next(model.parameters()).device)
+            model(x, need_weights=True)
+        weights = model.attention().float().mean(dim=(0, 2)).cpu().numpy()  # (heads, positions): mean over queries
+        unit = "patch" if isinstance(model, fm.PatchTransformer) else "time step"
+        plot_attention_over_time(weights, run / "attention.png", unit,
+                                 f"{config.model.arch}: attention each past {unit} received (last layer)")
+    plot_curves({config.model.arch: run}, run / "curves.png", title="forecast training")

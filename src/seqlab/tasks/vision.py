@@ -1,0 +1,204 @@
+"""Image classification with a Vision Transformer.
+
+    seqlab train vision                       # scikit-learn's 8×8 digits, a fixed stratified 80/20 split
+    seqlab train vision --images DIR          # DIR/CLASS/*.png …, read with Pillow
+    seqlab predict RUN_DIR IMAGE              # class probabilities
+
+Writes ``metrics.json`` (``test_accuracy``, ``test_macro_f1``), ``confusion.png`` and
+``attention.png`` (attention rollout over the patches for a few test images).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.model_selection import train_test_split
+
+from ..config import build, to_dict
+from ..data import images as image_data
+from ..data.batching import ShuffledBatches
+from ..errors import DataError, UserError
+from ..models import from_pretrained
+from ..models.vit import VisionTransformer, attention_rollout
+from ..train.checkpoint import existing_checkpoint
+from ..train.config import TrainConfig
+from ..train.loop import Trainer, resolve_device
+from . import run_dir as runs
+
+TASK = "vision"
+
+
+@dataclass
+class VisionDataConfig:
+    images: str = ""  # a folder of class folders; empty = the dataset below
+    dataset: Literal["digits"] = "digits"
+    image_size: int = 32  # folders: images are resized to size × size
+    grey: bool = True  # folders: read as one grey channel (False: RGB)
+    test_fraction: float = 0.2
+    valid_fraction: float = 0.1  # of the training images, for choosing the best checkpoint
+    augment_shift: int = 1  # random translation by up to this many pixels while training; 0 = off
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 0.5 or not 0.0 < self.valid_fraction < 0.5:
+            raise ValueError("data.test_fraction and data.valid_fraction must be in (0, 0.5)")
+        if self.image_size < 2 or self.augment_shift < 0:
+            raise ValueError("data.image_size must be at least 2 and data.augment_shift not negative")
+
+
+@dataclass
+class VisionModelConfig:
+    patch_size: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 4
+    d_ff: int = 128
+    dropout: float = 0.1
+
+
+def _vision_train_defaults() -> TrainConfig:
+    return TrainConfig(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05, warmup_steps=100,
+                       max_steps=2000, batch_size=64, label_smoothing=0.1, eval_every=200, max_time=110)
+
+
+@dataclass
+class VisionConfig:
+    data: VisionDataConfig = field(default_factory=VisionDataConfig)
+    model: VisionModelConfig = field(default_factory=VisionModelConfig)
+    train: TrainConfig = field(default_factory=_vision_train_defaults)
+
+
+def load_images(data: VisionDataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    if data.images:
+        return image_data.load_image_folder(data.images, data.image_size, data.grey)
+    return image_data.load_digits()
+
+
+def split(labels: np.ndarray, test_fraction: float, valid_fraction: float, seed: int = 0) -> dict[str, np.ndarray]:
+    """Stratified train / valid / test indices, fixed by ``seed``."""
+    counts = np.bincount(labels)
+    if (counts[counts > 0] < 3).any():
+        rare = int(np.flatnonzero((counts > 0) & (counts < 3))[0])
+        raise DataError(f"class {rare} has {counts[rare]} image(s); each class needs at least 3 "
+                        f"(train, validation and test)")
+    index = np.arange(len(labels))
+    train, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
+    train, valid = train_test_split(train, test_size=valid_fraction, stratify=labels[train], random_state=seed)
+    return {"train": train, "valid": valid, "test": test}
+
+
+def shift(images: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Each image moved by a random (dy, dx) in [-pixels, pixels], zeros shifted in (global RNG, so a
+    resumed run draws the same shifts)."""
+    B, C, H, W = images.shape
+    padded = F.pad(images, (pixels, pixels, pixels, pixels))
+    dy, dx = torch.randint(0, 2 * pixels + 1, (2, B)).tolist()
+    return torch.stack([padded[i, :, dy[i] : dy[i] + H, dx[i] : dx[i] + W] for i in range(B)])
+
+
+@torch.no_grad()
+def predict(model, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    device = next(model.parameters()).device
+    return torch.cat([model(images[i : i + batch_size].to(device)).float().softmax(-1).cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
+class ImageClassifier:
+    def __init__(self, model: VisionTransformer, classes: list[str], config: VisionConfig) -> None:
+        self.model, self.classes, self.config = model, classes, config
+
+    @classmethod
+    def load(cls, run: str | Path, device: str = "cpu") -> "ImageClassifier":
+        run = Path(run)
+        info = runs.read_run(run)
+        if info["task"] != TASK:
+            raise UserError(f"{run} is a {info['task']} run, not an image-classification run")
+        best = existing_checkpoint(run / "checkpoints" / "best")
+        if best is None:
+            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+        model = from_pretrained(best).to(resolve_device(device)).eval()
+        classes = json.loads((run / "classes.json").read_text())
+        return cls(model, classes, build(VisionConfig, info["config"]))
+
+    def probabilities(self, path: str | Path) -> dict[str, float]:
+        d = self.config.data
+        if not Path(path).is_file():
+            raise UserError(f"image not found: {path}")
+        size, grey = (8, True) if not d.images else (d.image_size, d.grey)
+        image = image_data.read_image(Path(path), size, grey)
+        if not d.images and image.mean() > 0.5:  # a dark digit on white: the data has bright strokes on black
+            image = 1.0 - image
+        probs = predict(self.model, torch.from_numpy(image)[None])[0]
+        return {name: float(p) for name, p in zip(self.classes, probs)}
+
+
+def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, list[str]],
+          resume: bool = False, log=print) -> tuple[ImageClassifier, dict[str, Any]]:
+    images, labels, classes = data
+    d, m, t, started = config.data, config.model, config.train, time.perf_counter()
+    parts = split(labels, d.test_fraction, d.valid_fraction)
+    tensors = torch.from_numpy(images), torch.from_numpy(labels)
+    if not resume:
+        runs.write_run(run, TASK, to_dict(config))
+        (run / "classes.json").write_text(json.dumps(classes))
+    C, H = images.shape[1], images.shape[2]
+    if H % m.patch_size:
+        raise UserError(f"model.patch_size {m.patch_size} does not divide the image size {H}")
+    model = VisionTransformer(H, len(classes), C, m.patch_size, m.d_model, m.n_heads, m.n_layers, m.d_ff, m.dropout)
+    log(f"model: ViT, {sum(p.numel() for p in model.parameters()):,} parameters, {(H // m.patch_size) ** 2} "
+        f"patches; images: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+
+    def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
+        index = torch.from_numpy(parts["train"][rows])
+        x = tensors[0][index]
+        return {"x": shift(x, d.augment_shift) if d.augment_shift else x, "y": tensors[1][index]}
+
+    def loss_fn(model, batch):
+        return F.cross_entropy(model(batch["x"]), batch["y"], label_smoothing=t.label_smoothing), len(batch["y"])
+
+    def accuracy(model, name: str) -> float:
+        index = torch.from_numpy(parts[name])
+        return float((predict(model, tensors[0][index]).argmax(-1) == tensors[1][index]).float().mean())
+
+    trainer = Trainer(model, t, run, loss_fn=loss_fn, batches=ShuffledBatches(len(parts["train"]), t.batch_size, t.seed, make_batch),
+                      evaluate=lambda model: {"val_accuracy": accuracy(model, "valid")},
+                      select="val_accuracy", maximize=True, d_model=m.d_model)
+    progress = trainer.fit(resume=resume)
+    model = trainer.model.eval()
+    test = torch.from_numpy(parts["test"])
+    predicted = predict(model, tensors[0][test]).argmax(-1).numpy()
+    truth = labels[parts["test"]]
+    metrics = {"test_accuracy": float((predicted == truth).mean()),
+               "test_macro_f1": float(f1_score(truth, predicted, average="macro")),
+               "val_accuracy": accuracy(model, "valid"), "test_images": int(len(truth)),
+               "steps": progress.step, "best_step": progress.best_step,
+               "train_seconds": round(progress.train_seconds, 2),
+               "total_seconds": round(time.perf_counter() - started, 2),
+               "parameters": sum(p.numel() for p in model.parameters()),
+               "data": d.images or f"{d.dataset} (scikit-learn), stratified split, random_state 0"}
+    runs.write_metrics(run, metrics)
+    draw_pictures(model, run, tensors[0][test[:8]], truth, predicted, classes)
+    return ImageClassifier(model, classes, config), metrics
+
+
+def draw_pictures(model, run: Path, sample: torch.Tensor, truth: np.ndarray, predicted: np.ndarray,
+                  classes: list[str]) -> None:
+    from ..viz.confusion import plot_confusion, plot_patch_attention
+
+    matrix = confusion_matrix(truth, predicted, labels=range(len(classes)))
+    plot_confusion(matrix, classes, run / "confusion.png", "test confusion matrix")
+    with torch.no_grad():
+        model(sample.to(next(model.parameters()).device), need_weights=True)
+    grid = model.image_size // model.patch_size
+    rollout = attention_rollout(model.attention_maps()).view(-1, grid, grid).cpu().numpy()
+    pictures = sample.permute(0, 2, 3, 1).squeeze(-1).numpy() if sample.size(1) in (1, 3) else sample.numpy()
+    titles = [f"true {classes[t]}, predicted {classes[p]}" for t, p in zip(truth[: len(sample)], predicted[: len(sample)])]
+    plot_patch_attention(pictures, rollout, titles, run / "attention.png",
+                         "attention rollout: how much each patch reached the [CLS] output")

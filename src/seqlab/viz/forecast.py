@@ -1,0 +1,48 @@
+"""Forecast pictures: predicted against true values for sample windows, and how much attention the
+model paid to each past time step (seed 000's point: attention shows which hours a forecast used)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_forecasts(history: np.ndarray, truth: np.ndarray, forecast: np.ndarray, path: Path,
+                   channel: str, title: str = "forecast") -> None:
+    """history (K, L), truth and forecast (K, H) for K sample windows of one channel -> PNG, a panel each."""
+    k = len(history)
+    fig, axes = plt.subplots(k, 1, figsize=(10, 2.4 * k), squeeze=False)
+    L, H = history.shape[1], truth.shape[1]
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(range(L), history[i], color="0.4", label="input")
+        ax.plot(range(L, L + H), truth[i], color="tab:blue", label="truth")
+        ax.plot(range(L, L + H), forecast[i], color="tab:orange", label="forecast")
+        ax.axvline(L - 0.5, color="0.7", linestyle="--")
+        ax.set_ylabel(channel)
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].legend(loc="upper left")
+    axes[-1, 0].set_xlabel("time step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_attention_over_time(weights: np.ndarray, path: Path, unit: str = "time step",
+                             title: str = "attention over the input window") -> None:
+    """weights (heads, P): attention each past position received, averaged over queries -> PNG."""
+    fig, ax = plt.subplots(figsize=(10, 3))
+    image = ax.imshow(weights, aspect="auto", cmap="viridis")
+    ax.set_xlabel(f"{unit} of the input window (left = oldest)")
+    ax.set_ylabel("head")
+    ax.set_yticks(range(len(weights)), [str(h + 1) for h in range(len(weights))])
+    fig.colorbar(image, ax=ax, label="mean attention")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

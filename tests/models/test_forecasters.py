@@ -1,0 +1,60 @@
+"""Forecasters: shapes, patching, the moving average, instance normalisation, causality of the
+convolutions."""
+
+import pytest
+import torch
+
+from seqlab.models import forecasters as fm
+from seqlab.models import from_pretrained
+
+L, H, C = 48, 12, 3
+MODELS = {
+    "transformer": lambda: fm.TimeStepTransformer(C, L, H, d_model=16, n_heads=2, n_layers=1, d_ff=32),
+    "patch": lambda: fm.PatchTransformer(C, L, H, d_model=16, n_heads=2, n_layers=1, d_ff=32, patch_len=8, stride=4),
+    "lstm": lambda: fm.RecurrentForecaster(C, L, H, d_model=16, cell="lstm"),
+    "gru": lambda: fm.RecurrentForecaster(C, L, H, d_model=16, cell="gru"),
+    "conv1d": lambda: fm.ConvForecaster(C, L, H, d_model=16),
+    "linear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_forecaster_maps_a_window_to_the_horizon_and_reloads(name, tmp_path):
+    model = MODELS[name]().eval()
+    x = torch.randn(4, L, C)
+    assert model(x).shape == (4, H, C)
+    model.save_pretrained(tmp_path / name)
+    torch.testing.assert_close(from_pretrained(tmp_path / name).eval()(x), model(x))
+
+
+def test_patchify_cuts_overlapping_patches_with_end_padding():
+    model = MODELS["patch"]()
+    x = torch.arange(L, dtype=torch.float32)[None, :, None].expand(2, L, C)  # (2, L, C), value = time step
+    patches = model.patchify(x)
+    assert patches.shape == (2 * C, model.n_patches, 8) and model.n_patches == (L - 8) // 4 + 2
+    assert patches[0, 1].tolist() == list(range(4, 12))  # stride 4
+    assert patches[0, -1].tolist() == [44, 45, 46, 47, 47, 47, 47, 47]  # padded with the last value
+
+
+def test_instance_norm_makes_forecasts_follow_the_window_level():
+    # A model that forecasts "the window's mean" in normalised space must follow any shift of the level.
+    model = MODELS["transformer"]().eval()
+    x = torch.randn(2, L, C)
+    torch.testing.assert_close(model(x + 100.0), model(x) + 100.0, rtol=1e-4, atol=1e-3)
+
+
+def test_moving_average_keeps_length_and_constants():
+    model = MODELS["linear"]()
+    series = torch.full((1, 2, L), 3.0)
+    torch.testing.assert_close(model.moving_average(series), series)
+    ramp = torch.arange(L, dtype=torch.float32).view(1, 1, L)
+    assert model.moving_average(ramp)[0, 0, 10] == pytest.approx(10.0)  # centred window
+
+
+def test_convolutions_are_causal():
+    model = MODELS["conv1d"]()
+    x = torch.randn(1, L, C)
+    h = lambda inp: model.convs[0](torch.nn.functional.pad(model.embed(inp.transpose(1, 2)), (1 * 2, 0)))  # noqa: E731
+    changed = x.clone()
+    changed[:, 30:] += 1.0
+    torch.testing.assert_close(h(x)[..., :30], h(changed)[..., :30])

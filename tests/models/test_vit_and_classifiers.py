@@ -1,0 +1,86 @@
+"""Vision Transformer pieces (patchify, rollout) and the text classifiers' mask-aware pooling and
+word-vector initialisation."""
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab.data import word_vectors
+from seqlab.data.tokenizer import train_tokenizer
+from seqlab.models import classifiers
+from seqlab.models.vit import VisionTransformer, attention_rollout, patchify, unpatchify
+
+
+def test_patchify_orders_patches_row_major_and_round_trips():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    patches = patchify(images, 4)
+    assert patches.shape == (2, 4, 3 * 16)
+    # patch 1 is the top-right 4×4 block of every channel
+    torch.testing.assert_close(patches[0, 1].view(3, 4, 4), images[0, :, :4, 4:])
+    torch.testing.assert_close(unpatchify(patches, 4, 3, 8, 8), images)
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        patchify(torch.zeros(1, 1, 7, 8), 2)
+
+
+def test_vit_shapes_and_rollout_is_a_distribution_over_patches():
+    model = VisionTransformer(8, 10, channels=1, patch_size=2, d_model=16, n_heads=2, n_layers=2, d_ff=32).eval()
+    logits = model(torch.rand(3, 1, 8, 8), need_weights=True)
+    assert logits.shape == (3, 10)
+    rollout = attention_rollout(model.attention_maps())
+    assert rollout.shape == (3, 16) and (rollout >= 0).all()
+    # Rows of each rollout step sum to 1; the [CLS] row's patch part is what is left after [CLS] itself.
+    assert (rollout.sum(-1) <= 1.0 + 1e-5).all() and (rollout.sum(-1) > 0).all()
+
+
+def test_uniform_attention_rolls_out_evenly():
+    T = 5
+    uniform = torch.full((1, 2, T, T), 1.0 / T)
+    rollout = attention_rollout([uniform, uniform])
+    torch.testing.assert_close(rollout, torch.full((1, T - 1), rollout[0, 0].item()))
+
+
+def test_pooling_ignores_padding():
+    x = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [-100.0], [-100.0]]])
+    keep = torch.tensor([[True, True, False], [True, False, False]])
+    assert classifiers.masked_mean(x, keep).squeeze(-1).tolist() == [2.0, 2.0]
+    assert classifiers.masked_max(x, keep).squeeze(-1).tolist() == [3.0, 2.0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: classifiers.TransformerClassifier(30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12),
+    lambda: classifiers.TransformerClassifier(30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, pool="cls"),
+    lambda: classifiers.LSTMClassifier(30, 3, d_model=16, hidden_size=8),
+    lambda: classifiers.ConvClassifier(30, 3, d_model=16, n_filters=4),
+])
+def test_padding_does_not_change_a_prediction(make):
+    model = make().eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    padded = torch.tensor([[5, 6, 7, 8, 0, 0, 0, 0]])
+    torch.testing.assert_close(model(ids), model(padded), rtol=1e-5, atol=1e-5)
+    assert model(torch.tensor([[5, 6]])).shape == (1, 3)  # shorter than the widest filter
+
+
+def test_word2vec_initialises_the_embedding_and_can_be_frozen():
+    sentences = ["the film is good", "the film is bad", "a good story", "a bad story"] * 20
+    tokenizer = train_tokenizer(sentences, "word", 100)
+    tokens = [e.tokens for e in tokenizer.encode_batch(sentences)]
+    vectors = word_vectors.train_word2vec(tokens, 8, skip_gram=True, epochs=5, seed=0)
+    matrix, coverage = word_vectors.embedding_matrix(tokenizer, vectors, 8)
+    assert coverage > 0.5  # every word but the special tokens
+    model = classifiers.ConvClassifier(tokenizer.get_vocab_size(), 2, d_model=8, n_filters=2)
+    model.load_vectors(matrix, freeze=True)
+    film = tokenizer.token_to_id("film")
+    np.testing.assert_allclose(model.embedding.weight[film].detach().numpy(), vectors["film"])
+    assert not model.embedding.weight.requires_grad
+    with pytest.raises(Exception, match="dimensions"):
+        word_vectors.embedding_matrix(tokenizer, vectors, 16)
+
+
+def test_glove_file_is_read(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_text("film 0.1 0.2\ngood -1 2.5\n", encoding="utf-8")
+    vectors = word_vectors.read_glove(path)
+    assert vectors["good"].tolist() == [-1.0, 2.5]
+    path.write_text("film 0.1 0.2\ngood x y\n", encoding="utf-8")
+    with pytest.raises(Exception, match="line 2"):
+        word_vectors.read_glove(path)

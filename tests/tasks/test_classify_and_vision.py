@@ -1,0 +1,135 @@
+"""Classification tasks end to end: text (every model, cross-validation, word vectors, predict) and
+images (ViT on an image folder and on the digits), and their bad-input paths."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqlab.cli.main import main
+
+NEURAL_FAST = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
+               "--set", "model.d_ff=32", "--set", "model.hidden_size=16", "--set", "model.n_filters=8",
+               "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=20",
+               "--set", "train.batch_size=32", "--set", "train.lr=3e-3", "--set", "train.warmup_steps=10",
+               "--set", "model.dropout=0.1", "--max-steps", "120"]
+
+
+def run_cli(*args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    """Short reviews whose label is carried by a sentiment word among neutral ones."""
+    rng = random.Random(0)
+    neutral = "the a film story actor plot scene was is and with this".split()
+    good, bad = "great wonderful superb moving".split(), "awful boring dull terrible".split()
+    rows = []
+    for i in range(400):
+        label = "pos" if i % 2 else "neg"
+        words = rng.sample(neutral, 5) + [rng.choice(good if label == "pos" else bad)]
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    path = tmp_path_factory.mktemp("reviews") / "reviews.csv"
+    path.write_text("text,label\n" + "".join(f"{t},{l}\n" for t, l in rows), encoding="latin-1")
+    return path
+
+
+@pytest.mark.parametrize("model", ["transformer", "lstm", "conv1d", "tfidf", "bow"])
+def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys, model):
+    run = tmp_path / model
+    code, out, err = run_cli("train", "classify", "--csv", reviews, "--model", model, "--encoding", "latin-1",
+                             "--out", run, *NEURAL_FAST, capsys=capsys)
+    assert code == 0, err
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["test_accuracy"] >= 0.9 and 0 < m["test_macro_f1"] <= 1
+    assert (run / "confusion.png").is_file()
+    if model in ("transformer", "lstm", "conv1d"):
+        code, out, err = run_cli("predict", run, "a superb film", capsys=capsys)
+        assert code == 0, err
+        assert out.split("\t")[1].startswith("pos")  # the most probable class comes first
+
+
+def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
+    run = tmp_path / "cv"
+    code, out, err = run_cli("train", "classify", "--csv", reviews, "--model", "conv1d", "--encoding", "latin-1",
+                             "--cv", 3, "--set", "model.embeddings='skipgram'", "--out", run, *NEURAL_FAST,
+                             capsys=capsys)
+    assert code == 0, err
+    m = json.loads((run / "metrics.json").read_text())
+    assert len(m["cv_folds"]) == 3 and m["cv_accuracy"] == pytest.approx(np.mean(m["cv_folds"]))
+    code, _, err = run_cli("predict", run, "a film", capsys=capsys)
+    assert code == 2 and "cross-validation run" in err
+
+
+@pytest.mark.parametrize("content, flags, message", [
+    ("text,label\nok,a\nfine,a\n", [], "single class"),
+    ("text,label\nok,a\n ,b\n", [], "row 3: the text is empty"),
+    ("words,label\nok,a\n", [], "no column 'text'"),
+    ("text,label\ncaf\xe9,a\nok,b\n", [], "--encoding"),
+    ("text,label\nok,a\nfine,b\n", ["--cv", "1"], "data.cv"),
+])
+def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content.encode("latin-1"))
+    code, _, err = run_cli("train", "classify", "--csv", path, "--out", tmp_path / "run", *flags, capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def make_image_folder(root, per_class=12):
+    """Two classes of 8×8 pictures: a bright left half or a bright right half, with noise."""
+    rng = np.random.default_rng(0)
+    for name, side in (("left", slice(0, 4)), ("right", slice(4, 8))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (8, 8))
+            pixels[:, side] += 180
+            Image.fromarray(pixels.astype(np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_vision_on_an_image_folder_and_predict(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "images")
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "vision", "--images", folder, "--out", run, "--set", "data.image_size=8",
+                             "--set", "data.test_fraction=0.25", "--set", "data.valid_fraction=0.2",
+                             "--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.d_ff=32",
+                             "--set", "train.progress=false", "--set", "train.tensorboard=false",
+                             "--set", "train.eval_every=20", "--max-steps", "80", "--set", "train.batch_size=8",
+                             "--set", "train.warmup_steps=10",
+                             capsys=capsys)
+    assert code == 0, err
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["test_accuracy"] >= 0.8
+    assert (run / "confusion.png").is_file() and (run / "attention.png").is_file()
+    code, out, err = run_cli("predict", run, folder / "right" / "0.png", capsys=capsys)
+    assert code == 0, err
+    assert out.split("\t")[1].startswith("right")
+
+
+def test_vision_digits_learns_quickly(tmp_path, capsys):
+    run = tmp_path / "digits"
+    code, out, err = run_cli("train", "vision", "--out", run, "--max-steps", "200", "--set", "model.n_layers=2",
+                             "--set", "train.warmup_steps=20",
+                             "--set", "train.progress=false", "--set", "train.tensorboard=false",
+                             "--set", "train.eval_every=50", capsys=capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.8
+
+
+def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
+    folder = make_image_folder(tmp_path / "images", per_class=3)
+    (folder / "left" / "broken.png").write_bytes(b"not a png")
+    code, _, err = run_cli("train", "vision", "--images", folder, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "cannot read image" in err and "broken.png" in err
+    single = tmp_path / "single"
+    (single / "only").mkdir(parents=True)
+    Image.new("L", (8, 8)).save(single / "only" / "a.png")
+    code, _, err = run_cli("train", "vision", "--images", single, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "at least two sub-folders" in err
