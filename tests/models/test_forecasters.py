@@ -15,6 +15,7 @@ MODELS = {
     "gru": lambda: fm.RecurrentForecaster(C, L, H, d_model=16, cell="gru"),
     "conv1d": lambda: fm.ConvForecaster(C, L, H, d_model=16),
     "linear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5),
+    "rlinear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5, revin=True),
 }
 
 

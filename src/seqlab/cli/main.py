@@ -30,6 +30,7 @@ EXAMPLES = {
     "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp\n"
                "  seqlab compare lm --text input.txt --models rnn,lstm,gru,transformer --max-time 300",
     "data": "seqlab data download multi30k --out data/multi30k",
+    "explore": "seqlab explore runs/demo --port 8000",
     "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
 }
 
@@ -149,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_flags(compare)
     for flag in ("--src", "--tgt", "--tsv", "--valid-src", "--valid-tgt", "--test-src", "--test-tgt"):
         compare.add_argument(flag)
+
+    explore = subcommand(sub, "explore", "look inside a trained run in the browser: outputs, attention, positions")
+    explore.add_argument("run", type=Path)
+    explore.add_argument("--port", type=int, default=8000)
+    explore.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
 
     data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
     data.add_argument("action", choices=["download"])
@@ -305,6 +311,14 @@ def command_compare(args: argparse.Namespace) -> None:
     run_compare(models, out, args.overwrite, config, overrides, args.dates)
 
 
+def command_explore(args: argparse.Namespace) -> None:
+    from ..explore.app import serve
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port must be in 1..65535; got {args.port}")
+    serve(args.run, args.host, args.port)
+
+
 def command_data(args: argparse.Namespace) -> None:
     from ..data.download import download
 
@@ -330,7 +344,8 @@ def command_bench(args: argparse.Namespace) -> None:
 
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_predict,
             "translate": command_translate, "demo": command_demo, "bench": command_bench,
-            "data": command_data, "compare": command_compare, "generate": command_generate}
+            "data": command_data, "compare": command_compare, "generate": command_generate,
+            "explore": command_explore}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -184,12 +184,16 @@ class ConvForecaster(Forecaster):
 @pretrained.register
 class LinearForecaster(Forecaster):
     """DLinear (Zeng et al., 2023): split each channel into a trend (moving average over
-    ``kernel_size`` steps) and the seasonal rest; one linear map L -> H for each, shared by channels."""
+    ``kernel_size`` steps) and the seasonal rest; one linear map L -> H for each, shared by channels.
+    ``revin=True`` normalises each window first, as RLinear (Li et al., 2023) does."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, kernel_size: int = 25) -> None:
+    def __init__(self, channels: int, input_len: int, horizon: int, kernel_size: int = 25,
+                 revin: bool = False) -> None:
         super().__init__()
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, kernel_size=kernel_size)
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, kernel_size=kernel_size,
+                           revin=revin)
         self.kernel_size = kernel_size
+        self.norm = InstanceNorm() if revin else None
         self.trend = nn.Linear(input_len, horizon)
         self.seasonal = nn.Linear(input_len, horizon)
 
@@ -200,9 +204,12 @@ class LinearForecaster(Forecaster):
         return F.avg_pool1d(padded, self.kernel_size, stride=1)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.norm is not None:
+            x, stats = self.norm(x)
         series = x.transpose(1, 2)  # (B, C, L)
         trend = self.moving_average(series)
-        return (self.trend(trend) + self.seasonal(series - trend)).transpose(1, 2)  # (B, H, C)
+        y = (self.trend(trend) + self.seasonal(series - trend)).transpose(1, 2)  # (B, H, C)
+        return self.norm.denormalise(y, stats) if self.norm is not None else y
 
 
 ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear")

@@ -118,7 +118,8 @@ class MultiHeadAttention(nn.Module):
 
     def _split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
+        # -1 heads: under tensor parallelism a rank holds n_heads / ranks of them.
+        return x.view(B, T, -1, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
 
     def forward(
         self,
@@ -152,5 +153,5 @@ class MultiHeadAttention(nn.Module):
         out, weights = scaled_dot_product_attention(
             q, k, v, mask, self.dropout if self.training else 0.0, need_weights, is_causal
         )
-        out = out.transpose(1, 2).reshape(B, Tq, D)  # Concat(head_1, …, head_h)
+        out = out.transpose(1, 2).reshape(B, Tq, -1)  # Concat(head_1, …, head_h)
         return self.w_o(out), weights

@@ -168,7 +168,6 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
 
     def evaluate(m) -> dict[str, float]:
         predicted = probabilities(m, [ids[i] for i in valid_rows]).argmax(-1)
-        m.train()
         return {"val_accuracy": float((predicted == labels[valid_rows]).mean())}
 
     trainer = Trainer(model, t, run, loss_fn, ShuffledBatches(len(train_rows), t.batch_size, t.seed, make_batch),

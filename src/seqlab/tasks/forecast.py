@@ -60,6 +60,7 @@ class ForecastModelConfig:
     patch_len: int = 16  # patch
     stride: int = 8  # patch
     kernel_size: int = 25  # linear: the moving average's width; conv1d uses 3
+    revin: bool = False  # linear: normalise each window first (RLinear); the other models always do
 
     def __post_init__(self) -> None:
         if min(self.d_model, self.n_heads, self.n_layers, self.d_ff, self.patch_len, self.stride) < 1:
@@ -90,7 +91,7 @@ def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, hori
         return fm.RecurrentForecaster(channels, input_len, horizon, c.d_model, c.n_layers, c.arch, c.dropout)
     if c.arch == "conv1d":
         return fm.ConvForecaster(channels, input_len, horizon, c.d_model, c.n_layers, 3, c.dropout)
-    return fm.LinearForecaster(channels, input_len, horizon, c.kernel_size)
+    return fm.LinearForecaster(channels, input_len, horizon, c.kernel_size, c.revin)
 
 
 def read_series(data: ForecastDataConfig) -> ts.Series:

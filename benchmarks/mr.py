@@ -1,0 +1,61 @@
+"""MR movie-review polarity (Pang & Lee, 2005; 10,662 snippets, Latin-1): 10-fold cross-validation
+accuracy of every text classifier, on the same folds, with no externally pre-trained vectors.
+
+    .venv/bin/python benchmarks/mr.py --data ../shared/data/mr [--models tfidf,bow,conv1d,lstm,transformer]
+        [--folds 10] [--out runs/mr]
+
+Published (Kim, 2014): CNN-rand 76.1, CNN-non-static with GoogleNews word2vec 81.5; NBSVM 79.4.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from seqlab.config import load_config
+from seqlab.data.text import read_lines
+from seqlab.tasks import run_dir as runs
+from seqlab.tasks.classify import ClassifyConfig, train
+
+COMMON = ["train.progress=false", "train.tensorboard=false"]
+SETTINGS = {
+    "tfidf": ["model.C=8.0"],
+    "bow": ["model.C=0.5"],
+    "conv1d": ["model.d_model=128", "model.n_filters=100", "model.dropout=0.5", "model.embeddings='skipgram'",
+               "model.word2vec_epochs=20", "train.lr=1e-3", "train.batch_size=50", "train.max_steps=1500",
+               "train.eval_every=100", "train.weight_decay=0.0"],
+    "lstm": ["model.d_model=128", "model.hidden_size=128", "model.dropout=0.5", "model.embeddings='skipgram'",
+             "model.word2vec_epochs=20", "train.lr=1e-3", "train.batch_size=50", "train.max_steps=1500",
+             "train.eval_every=100"],
+    "transformer": ["model.d_model=128", "model.n_heads=4", "model.n_layers=2", "model.d_ff=256",
+                    "model.dropout=0.3", "model.embeddings='skipgram'", "model.word2vec_epochs=20",
+                    "train.lr=5e-4", "train.batch_size=50", "train.max_steps=1500", "train.eval_every=100"],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="folder with rt-polarity.pos and rt-polarity.neg")
+    parser.add_argument("--models", default="tfidf,bow,conv1d,lstm,transformer")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("runs/mr"))
+    parser.add_argument("--set", action="append", default=[])
+    args = parser.parse_args()
+    texts, labels = [], []
+    for name in ("pos", "neg"):
+        lines = read_lines(args.data / f"rt-polarity.{name}", encoding="latin-1")
+        texts += lines
+        labels += [name] * len(lines)
+    print(f"MR: {len(texts):,} snippets; {args.folds}-fold cross-validation accuracy (same folds for every model)\n")
+    print("| model | accuracy | ± std over folds | macro-F1 | seconds |\n|---|---|---|---|---|")
+    for arch in args.models.split(","):
+        config = load_config(ClassifyConfig, None, [*COMMON, *SETTINGS[arch], f"model.arch='{arch}'",
+                                                    f"data.cv={args.folds}", *args.set])
+        run = runs.create_run_dir(args.out / arch, overwrite=True)
+        m = train(config, run, texts, labels, log=lambda *_: None)
+        print(f"| {arch} | {100 * m['cv_accuracy']:.2f} | {100 * m['cv_accuracy_std']:.2f} | "
+              f"{100 * m['cv_macro_f1']:.2f} | {m['seconds']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

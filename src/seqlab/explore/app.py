@@ -1,0 +1,79 @@
+"""The explorer's web server (FastAPI). It serves the page's three files from the package and answers
+JSON requests about one run; it never reads a path that a request names."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from ..errors import UserError
+from .inspect import Inspector
+
+MAX_REQUEST_BYTES = 16 * 1024
+STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+class InferRequest(BaseModel):
+    text: str = Field(max_length=4000)
+    beam: int | None = Field(default=None, ge=1, le=16)
+    max_new_tokens: int = Field(default=40, ge=1, le=512)
+
+
+def create_app(run: str | Path) -> FastAPI:
+    inspector = Inspector(run)  # a bad run directory fails here, before the server starts
+    app = FastAPI(title="seqlab explore", docs_url=None, redoc_url=None, openapi_url=None)
+    static = resources.files("seqlab.explore") / "static"
+
+    @app.middleware("http")
+    async def limit_size(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and int(length) > MAX_REQUEST_BYTES:
+            return JSONResponse({"error": f"request larger than {MAX_REQUEST_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return (static / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/static/{name}")
+    def static_file(name: str) -> Response:
+        if name not in STATIC:  # a fixed list: no path from the request reaches the file system
+            raise HTTPException(404)
+        return Response((static / name).read_text(encoding="utf-8"), media_type=STATIC[name])
+
+    @app.get("/api/run")
+    def describe() -> dict:
+        return inspector.describe()
+
+    @app.post("/api/infer")
+    def infer(request: InferRequest) -> dict:
+        try:
+            return inspector.infer(request.text, request.beam, request.max_new_tokens)
+        except UserError as error:
+            raise HTTPException(422, str(error)) from None
+
+    @app.get("/api/positional")
+    def positional() -> dict:
+        return inspector.positional()
+
+    @app.get("/api/curves")
+    def curves() -> list:
+        return inspector.curves()
+
+    return app
+
+
+def serve(run: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import sys
+
+    import uvicorn
+
+    app = create_app(run)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        sys.stderr.write(f"warning: serving on {host}: anyone who can reach this machine can use the model\n")
+    print(f"seqlab explore: http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/  (Ctrl-C to stop)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

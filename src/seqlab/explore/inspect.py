@@ -1,0 +1,115 @@
+"""What the explorer shows, computed from a run: the model's output for an input and the attention
+weights behind it, as plain lists ready for JSON. One function per task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.batching import pad
+from ..data.tokenizer import BOS_ID, PAD_ID
+from ..errors import UserError
+from ..tasks import run_dir as runs
+
+
+def _grid(weights: list[torch.Tensor]) -> list[list[list[list[float]]]]:
+    """Per layer (1, H, Tq, Tk) -> [layer][head][query][key], rounded for a small payload."""
+    return [[[[round(v, 4) for v in row] for row in head] for head in w[0].float().tolist()] for w in weights]
+
+
+def _tokens(tokenizer, ids: list[int]) -> list[str]:
+    return [tokenizer.id_to_token(i) or "?" for i in ids]
+
+
+class Inspector:
+    """Loads a run once; ``infer`` answers the page's requests."""
+
+    def __init__(self, run: str | Path) -> None:
+        self.run = Path(run)
+        self.task = runs.read_run(self.run)["task"]
+        if self.task == "translate":
+            from ..tasks.translate import Translator
+
+            self.engine = Translator.load(self.run)
+            self.model = self.engine.model
+            self.max_len = self.engine.config.data.max_len - 1
+        elif self.task == "lm":
+            from ..tasks.language_model import LanguageModel
+
+            self.engine = LanguageModel.load(self.run)
+            self.model = self.engine.model
+            self.max_len = self.model.max_len or 1024
+        else:
+            raise UserError(f"{self.run} is a {self.task} run; the explorer shows translation and language-model "
+                            f"runs so far")
+
+    def describe(self) -> dict[str, Any]:
+        config = self.model.config
+        return {"task": self.task, "model": type(self.model).__name__, "max_input_tokens": self.max_len,
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool)) or v is None}}
+
+    def infer(self, text: str, beam: int | None = None, max_new_tokens: int = 40) -> dict[str, Any]:
+        if not text.strip():
+            raise UserError("type an input first")
+        if self.task == "translate":
+            return self._translate(text, beam)
+        return self._generate(text, max_new_tokens)
+
+    def _translate(self, text: str, beam: int | None) -> dict[str, Any]:
+        e = self.engine
+        src_ids = e.src_tokenizer.encode(text).ids
+        if len(src_ids) > self.max_len:
+            raise UserError(f"the input has {len(src_ids)} tokens; this model reads at most {self.max_len}")
+        out_ids = [i for i in e.translate_ids([src_ids], beam)[0] if i != PAD_ID]
+        with torch.no_grad():
+            memory, memory_mask = self.model.encode(pad([src_ids]), need_weights=True)
+            self.model.decode(torch.tensor([[BOS_ID, *out_ids[:-1]]]), memory, memory_mask, need_weights=True)
+        source, output = _tokens(e.src_tokenizer, src_ids), _tokens(e.tgt_tokenizer, out_ids)
+        views = {}
+        if hasattr(self.model, "encoder") and hasattr(self.model.encoder, "layers"):
+            views["encoder self-attention"] = {"queries": source, "keys": source,
+                                               "weights": _grid([l.last_attention for l in self.model.encoder.layers])}
+            views["decoder self-attention"] = {"queries": output, "keys": output,
+                                               "weights": _grid([l.last_self_attention for l in self.model.decoder.layers])}
+            views["cross-attention"] = {"queries": output, "keys": source,
+                                        "weights": _grid([l.last_cross_attention for l in self.model.decoder.layers])}
+        elif getattr(self.model, "last_attention", None) is not None:
+            views["alignment"] = {"queries": output, "keys": source,
+                                  "weights": _grid([self.model.last_attention.unsqueeze(1)])}
+        return {"output": e.tgt_tokenizer.decode([i for i in out_ids if i > 3]), "views": views}
+
+    def _generate(self, text: str, max_new_tokens: int) -> dict[str, Any]:
+        lm = self.engine
+        prompt = lm.encode_prompt(text)[0].tolist()
+        if len(prompt) + max_new_tokens > self.max_len:
+            raise UserError(f"prompt ({len(prompt)} tokens) plus {max_new_tokens} new ones exceed this model's "
+                            f"{self.max_len}-token context")
+        ids = self.model.generate(torch.tensor([prompt]), max_new_tokens, temperature=0)[0].tolist()
+        with torch.no_grad():
+            self.model(torch.tensor([ids]), need_weights=True)
+        tokens = _tokens(lm.tokenizer, ids)
+        return {"output": lm.tokenizer.decode(ids[len(prompt):]),
+                "views": {"causal self-attention": {"queries": tokens, "keys": tokens,
+                                                    "weights": _grid(self.model.attention_maps())}}}
+
+    def positional(self, positions: int = 64) -> dict[str, Any]:
+        """The encoding added at each position: the sinusoidal table or the learned vectors."""
+        from ..nn import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+
+        module = next((m for m in self.model.modules()
+                       if isinstance(m, (LearnedPositionalEmbedding, SinusoidalPositionalEncoding))), None)
+        if module is None:
+            return {"kind": "none (rotary or recurrent)", "values": []}
+        if isinstance(module, LearnedPositionalEmbedding):
+            table, kind = module.embedding.weight[:positions], "learned"
+        else:
+            table, kind = module.encoding(positions), "sinusoidal"
+        return {"kind": kind, "values": [[round(v, 3) for v in row] for row in table.detach().float().tolist()]}
+
+    def curves(self) -> list[dict[str, Any]]:
+        from ..train.loop import read_metrics
+
+        return list(read_metrics(self.run))

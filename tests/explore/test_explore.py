@@ -1,0 +1,148 @@
+"""The attention explorer: its JSON API on small runs trained here, its limits (length, request size,
+no file reads from a request's path), the command's bad-input path, and the page in a real headless
+Chromium."""
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from seqlab.cli.main import main
+from seqlab.explore.app import create_app
+
+TRANSLATE_TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2",
+                  "--set", "model.d_ff=32", "--set", "data.tokenizer='char'", "--set", "data.max_len=24",
+                  "--set", "train.batch_size=8", "--set", "train.eval_every=10", "--set", "train.progress=false",
+                  "--set", "train.tensorboard=false", "--set", "decode.max_output_len=12", "--max-steps", "10"]
+LM_TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2",
+           "--set", "data.block_size=64", "--set", "train.batch_size=8", "--set", "train.eval_every=10",
+           "--set", "train.progress=false", "--set", "train.tensorboard=false", "--max-steps", "10"]
+
+
+@pytest.fixture(scope="module")
+def translation_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore")
+    words = ["abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zebra"] * 6
+    (root / "a.txt").write_text("\n".join(words) + "\n")
+    (root / "b.txt").write_text("\n".join(w[::-1] for w in words) + "\n")
+    run = root / "translate"
+    assert main(["train", "translate", "--src", str(root / "a.txt"), "--tgt", str(root / "b.txt"),
+                 "--out", str(run), *TRANSLATE_TINY]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explore-lm")
+    (root / "text.txt").write_text("the cat sat on the mat. the dog sat on the log.\n" * 200)
+    run = root / "lm"
+    assert main(["train", "lm", "--text", str(root / "text.txt"), "--out", str(run), *LM_TINY]) == 0
+    return run
+
+
+def test_translation_run_shows_every_attention_kind(translation_run):
+    client = TestClient(create_app(translation_run))
+    info = client.get("/api/run").json()
+    assert info["task"] == "translate" and info["model"] == "Transformer"
+    result = client.post("/api/infer", json={"text": "hello", "beam": 2}).json()
+    assert isinstance(result["output"], str)
+    views = result["views"]
+    assert set(views) == {"encoder self-attention", "decoder self-attention", "cross-attention"}
+    cross = views["cross-attention"]
+    layers, heads = len(cross["weights"]), len(cross["weights"][0])
+    assert (layers, heads) == (2, 2)
+    assert len(cross["weights"][0][0]) == len(cross["queries"]) and len(cross["weights"][0][0][0]) == len(cross["keys"])
+    assert cross["keys"] == list("hello")
+    for row in cross["weights"][1][0]:
+        assert sum(row) == pytest.approx(1.0, abs=1e-3)  # each query's weights are a distribution
+    assert client.get("/").status_code == 200 and "seqlab explore" in client.get("/").text
+    assert client.get("/api/positional").json()["kind"] == "sinusoidal"
+    assert any("val_loss" in row for row in client.get("/api/curves").json())
+
+
+def test_language_model_run_and_its_limits(lm_run):
+    client = TestClient(create_app(lm_run))
+    result = client.post("/api/infer", json={"text": "the cat", "max_new_tokens": 5}).json()
+    view = result["views"]["causal self-attention"]
+    assert len(view["queries"]) == len("the cat") + 5
+    first_query = view["weights"][0][0][0]
+    assert first_query[0] == pytest.approx(1.0) and sum(first_query[1:]) == 0  # causal: sees only itself
+    too_long = client.post("/api/infer", json={"text": "x" * 80})
+    assert too_long.status_code == 422 and "context" in too_long.json()["detail"]
+    assert client.post("/api/infer", json={"text": "   "}).status_code == 422
+    huge = client.post("/api/infer", content=b'{"text": "' + b"a" * 20000 + b'"}',
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+
+
+def test_no_request_reads_a_file_by_its_path(translation_run):
+    client = TestClient(create_app(translation_run))
+    assert client.get("/static/app.js").status_code == 200
+    for path in ("/static/../../run.json", "/static/..%2F..%2Frun.json", "/static/run.json",
+                 "/static/%2Fetc%2Fpasswd", "/run.json", "/metrics.jsonl"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert "task" not in response.text
+
+
+def test_explore_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
+    code = main(["explore", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a seqlab run" in err and len(err.strip().splitlines()) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.timeout(120)
+def test_the_page_in_a_real_browser(translation_run, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(translation_run), host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("document.getElementById('run-info').textContent.includes('parameters')")
+            page.fill("#input", "hello")
+            page.click("#run")
+            page.wait_for_selector("#head-view canvas")
+            assert page.locator("#output").inner_text() is not None
+            assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
+            assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
+            page.locator("#model-view canvas").nth(3).click()  # layer 2, head 2
+            assert page.locator("#layer").input_value() == "1"
+            assert page.locator(".head.selected").count() == 1
+            page.select_option("#view", "cross-attention")
+            page.locator("#head-view canvas").first.click(position={"x": 75, "y": 65})  # a query row
+            page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+            page.click("button[data-tab=training]")
+            page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
+            browser.close()
+        assert (tmp_path / "explore.png").stat().st_size > 10_000
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
