@@ -74,9 +74,61 @@ def test_language_model_run_and_its_limits(lm_run):
     too_long = client.post("/api/infer", json={"text": "x" * 80})
     assert too_long.status_code == 422 and "context" in too_long.json()["detail"]
     assert client.post("/api/infer", json={"text": "   "}).status_code == 422
-    huge = client.post("/api/infer", content=b'{"text": "' + b"a" * 20000 + b'"}',
+    huge = client.post("/api/infer", content=b'{"text": "' + b"a" * 3_000_000 + b'"}',
                        headers={"content-type": "application/json"})
     assert huge.status_code == 413
+
+
+QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=10",
+         "--max-steps", "10"]
+
+
+def test_classifier_forecaster_and_vit_runs(tmp_path):
+    import base64
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    rows = [f"{w} film,{'pos' if w == 'good' else 'neg'}" for w in ["good", "bad"] * 30]
+    (tmp_path / "reviews.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    assert main(["train", "classify", "--csv", str(tmp_path / "reviews.csv"), "--out", str(tmp_path / "cls"),
+                 "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
+                 "--set", "model.pool='cls'", *QUICK]) == 0
+    result = TestClient(create_app(tmp_path / "cls")).post("/api/infer", json={"text": "good film"}).json()
+    assert set(result["probabilities"]) == {"pos", "neg"}
+    assert result["views"]["self-attention"]["keys"] == ["[CLS]", "good", "film"]
+
+    n = 400
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "OT": np.sin(np.arange(n) * 2 * np.pi / 24)})
+    frame.to_csv(tmp_path / "series.csv", index=False)
+    assert main(["train", "forecast", "--csv", str(tmp_path / "series.csv"), "--model", "patch", "--input-len", "48",
+                 "--horizon", "12", "--split", "0.7,0.1,0.2", "--out", str(tmp_path / "fc"),
+                 "--set", "model.patch_len=8", "--set", "model.stride=8", *QUICK]) == 0
+    client = TestClient(create_app(tmp_path / "fc"))
+    result = client.post("/api/infer", json={"text": "2024-01-10 00:00"}).json()
+    assert len(result["series"]["history"]) == 48 and len(result["series"]["forecast"]) == 12
+    assert len(result["views"]["attention over past patches"]["keys"]) == (48 - 8) // 8 + 2
+    assert client.post("/api/infer", json={"text": "2024-01-01 03:00"}).status_code == 422  # too early
+
+    for name in ("a", "b"):
+        (tmp_path / "img" / name).mkdir(parents=True)
+        for i in range(6):
+            Image.new("L", (8, 8), color=40 if name == "a" else 220).save(tmp_path / "img" / name / f"{i}.png")
+    assert main(["train", "vision", "--images", str(tmp_path / "img"), "--out", str(tmp_path / "vit"),
+                 "--set", "data.image_size=8", "--set", "data.test_fraction=0.34", "--set", "data.valid_fraction=0.25",
+                 "--set", "model.d_model=16", "--set", "model.n_layers=1", *QUICK]) == 0
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), color=200).save(buffer, format="PNG")
+    upload = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    client = TestClient(create_app(tmp_path / "vit"))
+    result = client.post("/api/infer", json={"image": upload}).json()
+    rollout = result["views"]["attention rollout over patches"]["weights"]
+    assert len(rollout[0][0]) == 4 and len(rollout[0][0][0]) == 4  # 8×8 image, 2×2 patches: a 4×4 grid
+    bad = client.post("/api/infer", json={"image": "data:image/png;base64,bm90IGFuIGltYWdl"})
+    assert bad.status_code == 422 and "not an image" in bad.json()["detail"]
 
 
 def test_no_request_reads_a_file_by_its_path(translation_run):

@@ -13,14 +13,15 @@ from pydantic import BaseModel, Field
 from ..errors import UserError
 from .inspect import Inspector
 
-MAX_REQUEST_BYTES = 16 * 1024
+MAX_REQUEST_BYTES = 2 * 1024 * 1024  # an uploaded image, base64-encoded, fits
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 
 
 class InferRequest(BaseModel):
-    text: str = Field(max_length=4000)
+    text: str = Field(default="", max_length=4000)
     beam: int | None = Field(default=None, ge=1, le=16)
     max_new_tokens: int = Field(default=40, ge=1, le=512)
+    image: str | None = Field(default=None, max_length=MAX_REQUEST_BYTES)  # a data: URL (vision runs)
 
 
 def create_app(run: str | Path) -> FastAPI:
@@ -52,7 +53,16 @@ def create_app(run: str | Path) -> FastAPI:
     @app.post("/api/infer")
     def infer(request: InferRequest) -> dict:
         try:
-            return inspector.infer(request.text, request.beam, request.max_new_tokens)
+            image = None
+            if request.image:
+                import base64
+                import binascii
+
+                try:
+                    image = base64.b64decode(request.image.split(",", 1)[-1], validate=True)
+                except binascii.Error:
+                    raise UserError("the image upload is not valid base64") from None
+            return inspector.infer(request.text, request.beam, request.max_new_tokens, image)
         except UserError as error:
             raise HTTPException(422, str(error)) from None
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..data.batching import pad
-from ..data.tokenizer import BOS_ID, PAD_ID
+from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from ..errors import UserError
 from ..tasks import run_dir as runs
 
@@ -41,9 +41,26 @@ class Inspector:
             self.engine = LanguageModel.load(self.run)
             self.model = self.engine.model
             self.max_len = self.model.max_len or 1024
+        elif self.task == "classify":
+            from ..tasks.classify import TextClassifierRun
+
+            self.engine = TextClassifierRun(self.run)
+            self.model = self.engine.model
+            self.max_len = self.engine.config.data.max_len
+        elif self.task == "vision":
+            from ..tasks.vision import ImageClassifier
+
+            self.engine = ImageClassifier.load(self.run)
+            self.model = self.engine.model
+            self.max_len = 0
+        elif self.task == "forecast":
+            from ..tasks.forecast import Forecast
+
+            self.engine = Forecast.load(self.run)
+            self.model = self.engine.model
+            self.max_len = self.engine.config.data.input_len
         else:
-            raise UserError(f"{self.run} is a {self.task} run; the explorer shows translation and language-model "
-                            f"runs so far")
+            raise UserError(f"{self.run} is a {self.task} run, which the explorer cannot show")
 
     def describe(self) -> dict[str, Any]:
         config = self.model.config
@@ -51,11 +68,20 @@ class Inspector:
                 "parameters": sum(p.numel() for p in self.model.parameters()),
                 "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool)) or v is None}}
 
-    def infer(self, text: str, beam: int | None = None, max_new_tokens: int = 40) -> dict[str, Any]:
+    def infer(self, text: str, beam: int | None = None, max_new_tokens: int = 40,
+              image: bytes | None = None) -> dict[str, Any]:
+        if self.task == "vision":
+            if not image:
+                raise UserError("choose an image file first")
+            return self._see(image)
         if not text.strip():
-            raise UserError("type an input first")
+            raise UserError("type an input first" if self.task != "forecast" else "give a date and time")
         if self.task == "translate":
             return self._translate(text, beam)
+        if self.task == "classify":
+            return self._classify(text)
+        if self.task == "forecast":
+            return self._forecast(text)
         return self._generate(text, max_new_tokens)
 
     def _translate(self, text: str, beam: int | None) -> dict[str, Any]:
@@ -63,7 +89,7 @@ class Inspector:
         src_ids = e.src_tokenizer.encode(text).ids
         if len(src_ids) > self.max_len:
             raise UserError(f"the input has {len(src_ids)} tokens; this model reads at most {self.max_len}")
-        out_ids = [i for i in e.translate_ids([src_ids], beam)[0] if i != PAD_ID]
+        out_ids = [i for i in e.translate_ids([src_ids], beam)[0] if i != PAD_ID] or [EOS_ID]  # untrained: may be empty
         with torch.no_grad():
             memory, memory_mask = self.model.encode(pad([src_ids]), need_weights=True)
             self.model.decode(torch.tensor([[BOS_ID, *out_ids[:-1]]]), memory, memory_mask, need_weights=True)
@@ -94,6 +120,83 @@ class Inspector:
         return {"output": lm.tokenizer.decode(ids[len(prompt):]),
                 "views": {"causal self-attention": {"queries": tokens, "keys": tokens,
                                                     "weights": _grid(self.model.attention_maps())}}}
+
+    def _classify(self, text: str) -> dict[str, Any]:
+        from ..tasks.classify import encode
+
+        ids = encode(self.engine.tokenizer, [text], self.max_len)[0]
+        probs = self.engine.probabilities([text])[0]
+        ranked = sorted(probs.items(), key=lambda item: -item[1])
+        result: dict[str, Any] = {"output": "  ".join(f"{name} {p:.3f}" for name, p in ranked), "views": {},
+                                  "probabilities": probs}
+        if hasattr(self.model, "layers"):  # the Transformer classifier: its self-attention
+            with torch.no_grad():
+                self.model(torch.tensor([ids]), need_weights=True)
+            tokens = (["[CLS]"] if self.model.pool == "cls" else []) + _tokens(self.engine.tokenizer, ids)
+            result["views"]["self-attention"] = {"queries": tokens, "keys": tokens,
+                                                 "weights": _grid([l.last_attention for l in self.model.layers])}
+        return result
+
+    def _see(self, image: bytes) -> dict[str, Any]:
+        import io
+
+        from ..errors import DataError
+        from ..models.vit import attention_rollout
+
+        try:
+            x = self.engine.prepare(io.BytesIO(image))
+        except DataError:
+            raise UserError("the file is not an image this server can read") from None
+        with torch.no_grad():
+            probs = self.model(x, need_weights=True).float().softmax(-1)[0]
+        grid = self.model.image_size // self.model.patch_size
+        rows = [str(r) for r in range(grid)]
+        rollout = attention_rollout(self.model.attention_maps()).view(1, 1, grid, grid)
+        per_head = [w[:, :, 0, 1:].reshape(1, -1, grid, grid) for w in self.model.attention_maps()]  # [CLS] row
+        ranked = sorted(zip(self.engine.classes, probs.tolist()), key=lambda item: -item[1])
+        return {"output": "  ".join(f"{name} {p:.3f}" for name, p in ranked),
+                "views": {"attention rollout over patches": {"queries": rows, "keys": rows, "weights": _grid([rollout])},
+                          "[CLS] attention over patches, per head": {"queries": rows, "keys": rows,
+                                                                     "weights": _grid(per_head)}}}
+
+    def _forecast(self, when: str) -> dict[str, Any]:
+        """The forecast made at time ``when`` from the L rows up to it (in the run's own CSV), the truth
+        where the file has it, and the attention over those past steps."""
+        import pandas as pd
+
+        from ..data import timeseries as ts
+
+        d = self.engine.config.data
+        series = ts.read_series(d.csv, d.date_col, d.target, d.features, d.fill)
+        try:
+            stamp = pd.Timestamp(when.strip())
+        except ValueError:
+            raise UserError(f"{when!r} is not a date and time") from None
+        end = int(series.timestamps.searchsorted(stamp, side="right"))  # rows up to and including ``when``
+        if end < d.input_len:
+            raise UserError(f"{when} leaves {end} rows before it; the model reads {d.input_len}")
+        scaled = self.engine.scaler.transform(series.values)
+        x = torch.as_tensor(scaled[end - d.input_len : end], dtype=torch.float32)[None]
+        target = series.columns.index(d.target)
+        with torch.no_grad():
+            kwargs = {"need_weights": True} if hasattr(self.model, "layers") else {}
+            y = self.model(x, **kwargs)[0].float().numpy()
+        forecast = self.engine.scaler.inverse_transform(y)[:, target]
+        truth = series.values[end : end + d.horizon, target]
+        result: dict[str, Any] = {
+            "output": f"{d.target}, next {d.horizon} steps: " + ", ".join(f"{v:.3g}" for v in forecast[:12])
+                      + (" …" if d.horizon > 12 else ""),
+            "series": {"history": series.values[end - d.input_len : end, target].tolist(),
+                       "forecast": forecast.tolist(), "truth": truth.tolist()},
+            "views": {}}
+        if hasattr(self.model, "layers"):  # attention each past step (or patch) received, averaged over queries
+            maps = [l.last_attention.float().mean(dim=(0, 2), keepdim=True).squeeze(0).unsqueeze(0)
+                    for l in self.model.layers]  # per layer (1, H, 1, P)
+            unit, units = ("patch", "patches") if hasattr(self.model, "patchify") else ("step", "time steps")
+            positions = [f"{unit} {i + 1}" for i in range(maps[0].size(-1))]
+            result["views"][f"attention over past {units}"] = {"queries": ["mean"], "keys": positions,
+                                                               "weights": _grid(maps)}
+        return result
 
     def positional(self, positions: int = 64) -> dict[str, Any]:
         """The encoding added at each position: the sinusoidal table or the learned vectors."""

@@ -71,7 +71,7 @@ class TransformerClassifier(TextClassifier):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, n_classes)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, need_weights: bool = False) -> Tensor:
         keep = ids != self.pad_id  # (B, T)
         x = self.embedding(ids)
         if self.pool == "cls":
@@ -80,7 +80,7 @@ class TransformerClassifier(TextClassifier):
         x = self.dropout(self.position(x))
         mask = keep.unsqueeze(1)  # (B, 1, T): padding is never attended to
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, mask, need_weights)
         x = self.norm(x)
         pooled = x[:, 0] if self.pool == "cls" else masked_mean(x, keep)
         return self.head(self.dropout(pooled))

@@ -127,15 +127,19 @@ class ImageClassifier:
         classes = json.loads((run / "classes.json").read_text())
         return cls(model, classes, build(VisionConfig, info["config"]))
 
-    def probabilities(self, path: str | Path) -> dict[str, float]:
+    def prepare(self, source) -> torch.Tensor:
+        """An image file (a path or a file-like object) -> (1, C, H, W) as the model was trained on."""
         d = self.config.data
-        if not Path(path).is_file():
-            raise UserError(f"image not found: {path}")
         size, grey = (8, True) if not d.images else (d.image_size, d.grey)
-        image = image_data.read_image(Path(path), size, grey)
+        image = image_data.read_image(source, size, grey)
         if not d.images and image.mean() > 0.5:  # a dark digit on white: the data has bright strokes on black
             image = 1.0 - image
-        probs = predict(self.model, torch.from_numpy(image)[None])[0]
+        return torch.from_numpy(image)[None]
+
+    def probabilities(self, path: str | Path) -> dict[str, float]:
+        if not Path(path).is_file():
+            raise UserError(f"image not found: {path}")
+        probs = predict(self.model, self.prepare(Path(path)))[0]
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
 

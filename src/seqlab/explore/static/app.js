@@ -100,11 +100,46 @@ function fillSelect(select, options) {
   });
 }
 
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = reject;
+    reader.readAsDataURL(file);
+  });
+}
+
+function plotSeries(canvas, series) {  // a forecaster's input window, its forecast and the truth
+  canvas.hidden = false;
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const L = series.history.length, H = series.forecast.length;
+  const all = [...series.history, ...series.forecast, ...series.truth];
+  const [lo, hi] = [Math.min(...all), Math.max(...all)];
+  const X = (i) => 10 + (canvas.width - 20) * i / (L + H - 1);
+  const Y = (v) => canvas.height - 10 - (canvas.height - 20) * (v - lo) / Math.max(hi - lo, 1e-9);
+  const line = (values, start, colourName) => {
+    ctx.strokeStyle = colourName; ctx.beginPath();
+    values.forEach((v, i) => (i ? ctx.lineTo(X(start + i), Y(v)) : ctx.moveTo(X(start + i), Y(v))));
+    ctx.stroke();
+  };
+  line(series.history, 0, "#667");
+  line(series.truth, L, "#4a6cf7");
+  line(series.forecast, L, "#e4572e");
+  ctx.fillStyle = "#445"; ctx.font = "11px system-ui";
+  ctx.fillText("input (grey) · truth (blue) · forecast (red)", 14, 14);
+}
+
 async function runInput(event) {
   event.preventDefault();
   $("error").textContent = "";
   const body = { text: $("input").value };
   if (state.task === "translate") body.beam = Number($("beam").value) || 1;
+  if (state.task === "vision") {
+    const file = $("image").files[0];
+    if (!file) { $("error").textContent = "choose an image file first"; return; }
+    body.image = await readFile(file);
+  }
   const response = await fetch("/api/infer", { method: "POST", headers: { "Content-Type": "application/json" },
                                                body: JSON.stringify(body) });
   const data = await response.json();
@@ -114,8 +149,10 @@ async function runInput(event) {
   }
   state.result = data;
   $("output").textContent = data.output;
+  if (data.series) plotSeries($("series"), data.series); else $("series").hidden = true;
   const names = Object.keys(data.views);
   fillSelect($("view"), names.map((n) => [n, n]));
+  if (!names.length) { $("head-view").innerHTML = "<p>this model has no attention to show</p>"; $("model-view").innerHTML = ""; return; }
   state.view = names[0]; state.layer = 0; state.head = null; state.row = null;
   fillSelect($("layer"), data.views[state.view].weights.map((_, l) => [String(l), String(l + 1)]));
   renderHeadView();
@@ -157,9 +194,12 @@ async function loadTraining() {
 async function start() {
   const info = await (await fetch("/api/run")).json();
   state.task = info.task;
-  $("run-info").textContent = `${info.task} · ${info.model} · ${info.parameters.toLocaleString()} parameters · ` +
-                              `inputs up to ${info.max_input_tokens} tokens`;
+  $("run-info").textContent = `${info.task} · ${info.model} · ${info.parameters.toLocaleString()} parameters` +
+                              (info.max_input_tokens ? ` · inputs up to ${info.max_input_tokens} tokens` : "");
   if (info.task !== "translate") $("beam-label").style.display = "none";
+  if (info.task === "vision") { $("input").hidden = true; $("image").hidden = false; }
+  if (info.task === "forecast") $("input").placeholder = "the last time step the model sees, e.g. 2017-06-01 00:00";
+  if (info.task === "classify") $("input").placeholder = "a text to classify";
   $("input-form").addEventListener("submit", runInput);
   $("view").addEventListener("change", () => {
     state.view = $("view").value; state.layer = 0; state.row = null;
