@@ -130,6 +130,22 @@ function plotSeries(canvas, series) {  // a forecaster's input window, its forec
   ctx.fillText("input (grey) · truth (blue) · forecast (red)", 14, 14);
 }
 
+function overlayRollout(canvas, dataUrl, grid) {  // ViT: the image, and the rollout over its patches on top
+  canvas.hidden = false;
+  const ctx = canvas.getContext("2d"), image = new Image();
+  image.onload = () => {
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
+    const n = grid.length, max = Math.max(...grid.flat()) || 1;
+    const w = canvas.width / n;
+    grid.forEach((row, i) => row.forEach((v, j) => {
+      ctx.fillStyle = `rgba(228, 87, 46, ${0.75 * v / max})`;
+      ctx.fillRect(j * w, i * w, w, w);
+    }));
+  };
+  image.src = dataUrl;
+}
+
 async function runInput(event) {
   event.preventDefault();
   $("error").textContent = "";
@@ -150,6 +166,8 @@ async function runInput(event) {
   state.result = data;
   $("output").textContent = data.output;
   if (data.series) plotSeries($("series"), data.series); else $("series").hidden = true;
+  const rollout = data.views["attention rollout over patches"];
+  if (rollout) overlayRollout($("overlay"), body.image, rollout.weights[0][0]); else $("overlay").hidden = true;
   const names = Object.keys(data.views);
   fillSelect($("view"), names.map((n) => [n, n]));
   if (!names.length) { $("head-view").innerHTML = "<p>this model has no attention to show</p>"; $("model-view").innerHTML = ""; return; }
