@@ -61,6 +61,7 @@ class ForecastModelConfig:
     stride: int = 8  # patch
     kernel_size: int = 25  # linear: the moving average's width; conv1d uses 3
     revin: bool = False  # linear: normalise each window first (RLinear); the other models always do
+    loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
 
     def __post_init__(self) -> None:
         if min(self.d_model, self.n_heads, self.n_layers, self.d_ff, self.patch_len, self.stride) < 1:
@@ -102,9 +103,13 @@ def read_series(data: ForecastDataConfig) -> ts.Series:
 
 # --- loss and scores -------------------------------------------------------------------------------
 
-def forecast_loss(model, batch: dict[str, torch.Tensor], targets: list[int]) -> tuple[torch.Tensor, int]:
+LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.smooth_l1_loss}
+
+
+def forecast_loss(model, batch: dict[str, torch.Tensor], targets: list[int],
+                  loss: str = "mse") -> tuple[torch.Tensor, int]:
     prediction = model(batch["x"])[..., targets]  # (B, H, C_out)
-    return F.mse_loss(prediction.float(), batch["y"][..., targets]), batch["y"].size(0)
+    return LOSSES[loss](prediction.float(), batch["y"][..., targets]), batch["y"].size(0)
 
 
 @torch.no_grad()
@@ -190,7 +195,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
         scores = errors(prediction[..., targets], truth[..., targets])
         return {"val_mse": scores["mse"], "val_mae": scores["mae"]}
 
-    trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets),
+    trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets, config.model.loss),
                       batches=ts.window_batches(windows["train"], t.batch_size, t.seed), evaluate=evaluate,
                       select="val_mse", d_model=config.model.d_model)
     progress = trainer.fit(resume=resume)

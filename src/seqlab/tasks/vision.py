@@ -64,8 +64,9 @@ class VisionModelConfig:
 
 
 def _vision_train_defaults() -> TrainConfig:
+    # Digits: ~20 steps an epoch, ~19 ms a step on 2 cores: 5,500 steps ≈ 270 epochs in ≈ 105 s.
     return TrainConfig(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05, warmup_steps=100,
-                       max_steps=2000, batch_size=64, label_smoothing=0.1, eval_every=200, max_time=110)
+                       max_steps=5500, batch_size=64, label_smoothing=0.1, eval_every=500, max_time=110)
 
 
 @dataclass
