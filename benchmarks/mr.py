@@ -25,11 +25,11 @@ SETTINGS = {
                "model.word2vec_epochs=20", "train.lr=1e-3", "train.batch_size=50", "train.max_steps=1500",
                "train.eval_every=100", "train.weight_decay=0.0"],
     "lstm": ["model.d_model=128", "model.hidden_size=128", "model.dropout=0.5", "model.embeddings='skipgram'",
-             "model.word2vec_epochs=20", "train.lr=1e-3", "train.batch_size=50", "train.max_steps=1500",
+             "model.word2vec_epochs=20", "train.lr=1e-3", "train.batch_size=50", "train.max_steps=1000",
              "train.eval_every=100"],
     "transformer": ["model.d_model=128", "model.n_heads=4", "model.n_layers=2", "model.d_ff=256",
                     "model.dropout=0.3", "model.embeddings='skipgram'", "model.word2vec_epochs=20",
-                    "train.lr=5e-4", "train.batch_size=50", "train.max_steps=1500", "train.eval_every=100"],
+                    "train.lr=5e-4", "train.batch_size=50", "train.max_steps=1000", "train.eval_every=100"],
 }
 
 

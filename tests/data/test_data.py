@@ -87,3 +87,9 @@ def test_date_corpus_is_hard_enough_and_disjoint():
     assert max(train_days).year - min(train_days).year >= 99
     sources, targets = date_pairs(test_days, 50, 1)
     assert all(len(t) == 10 and t[4] == "-" for t in targets)
+
+
+def test_lines_break_only_at_newlines(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("caf\xe9 \x85 ok\r\nform\x0cfeed\nlast".encode("latin-1"))
+    assert read_lines(path, encoding="latin-1") == ["caf\xe9 \x85 ok", "form\x0cfeed", "last"]

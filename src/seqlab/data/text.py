@@ -29,7 +29,11 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
                         f"convert it or pass its encoding") from None
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
-    lines = text.splitlines()
+    # Lines end at "\n" (or "\r\n") only: str.splitlines() would also break at form feeds, U+0085
+    # and other separators that occur inside real sentences (MR's Latin-1 text has some).
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
     if not any(line.strip() for line in lines):
         raise DataError(f"{path} is empty")
     return lines

@@ -118,7 +118,4 @@ class TransformerLM(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "TransformerLM":
-        model = pretrained.from_pretrained(directory)
-        if not isinstance(model, cls):
-            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        return pretrained.load_as(cls, directory)

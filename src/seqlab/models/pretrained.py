@@ -45,3 +45,11 @@ def from_pretrained(directory: str | Path, **overrides: Any) -> nn.Module:
     model = MODEL_CLASSES[name](**{**config, **overrides})
     load_model(model, str(Path(directory) / WEIGHTS_FILE))
     return model
+
+
+def load_as(cls: type[nn.Module], directory: str | Path) -> nn.Module:
+    """``cls.from_pretrained``: load, and refuse a directory that holds another kind of model."""
+    model = from_pretrained(directory)
+    if not isinstance(model, cls):
+        raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+    return model

@@ -117,7 +117,4 @@ class Transformer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> "Transformer":
-        model = pretrained.from_pretrained(directory)
-        if not isinstance(model, cls):
-            raise ValueError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        return model
+        return pretrained.load_as(cls, directory)

@@ -30,10 +30,9 @@ from ..data import word_vectors
 from ..data.batching import ShuffledBatches, pad
 from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
-from ..models import classifiers, from_pretrained
-from ..train.checkpoint import existing_checkpoint
+from ..models import classifiers
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, resolve_device
+from ..train.loop import Trainer
 from . import run_dir as runs
 
 TASK = "classify"
@@ -238,18 +237,14 @@ class TextClassifierRun:
     def __init__(self, run: str | Path, device: str = "cpu") -> None:
         run = Path(run)
         info = runs.read_run(run)
-        if info["task"] != TASK:
-            raise UserError(f"{run} is a {info['task']} run, not a classification run")
-        self.config = build(ClassifyConfig, info["config"])
-        if self.config.data.cv:
-            raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv to predict")
-        if self.config.model.arch not in NEURAL:
-            raise UserError(f"{run} is a {self.config.model.arch} baseline, scored but not saved; predict needs "
-                            f"a transformer, lstm or conv1d run")
-        best = existing_checkpoint(run / "checkpoints" / "best")
-        if best is None:
-            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-        self.model = from_pretrained(best).to(resolve_device(device)).eval()
+        if info["task"] == TASK:
+            self.config = build(ClassifyConfig, info["config"])
+            if self.config.data.cv:
+                raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv to predict")
+            if self.config.model.arch not in NEURAL:
+                raise UserError(f"{run} is a {self.config.model.arch} baseline, scored but not saved; predict needs "
+                                f"a transformer, lstm or conv1d run")
+        _, self.model = runs.load_trained(run, TASK, "a classification run", device)
         self.tokenizer = load_tokenizer(run / "tokenizer.json")
         self.classes = json.loads((run / "classes.json").read_text())
 

@@ -53,6 +53,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def write_results(frame: pd.DataFrame, run_dirs: dict[str, Path], out: Path, title: str, log) -> pd.DataFrame:
+    """compare.csv, compare.md (the table, also logged) and curves.png of every model's run."""
+    frame.to_csv(out / "compare.csv", index=False)
+    table = markdown_table(frame)
+    (out / "compare.md").write_text(table + "\n")
+    plot_curves(run_dirs, out / "curves.png", title=title)
+    log("\n" + table)
+    return frame
+
+
 def run_compare(models: list[str], out: Path, overwrite: bool, config: str | None, overrides: list[str],
                 use_dates: bool, log=print, n_train: int | None = None) -> pd.DataFrame:
     configs = {arch: load_config(TranslateConfig, config, [*overrides, f"model.arch='{arch}'"]) for arch in models}
@@ -80,13 +90,7 @@ def run_compare(models: list[str], out: Path, overwrite: bool, config: str | Non
         translator.alignment_png(example, out / f"alignment-{arch}.png")
         log(f"{arch}: BLEU {m['bleu']:.2f}, exact match {m['exact_match']:.2%}, val perplexity "
             f"{m['val_perplexity']:.3f}, {m['train_seconds']:.0f} s")
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame.to_csv(out / "compare.csv", index=False)
-    table = markdown_table(frame)
-    (out / "compare.md").write_text(table + "\n")
-    plot_curves(run_dirs, out / "curves.png", title="seqlab compare translate")
-    log("\n" + table)
-    return frame
+    return write_results(pd.DataFrame(rows, columns=list(COLUMNS)), run_dirs, out, "seqlab compare translate", log)
 
 
 def run_compare_lm(models: list[str], out: Path, overwrite: bool, config: str | None, overrides: list[str],
@@ -111,10 +115,4 @@ def run_compare_lm(models: list[str], out: Path, overwrite: bool, config: str | 
         rows.append({column: m[column] for column in LM_COLUMNS if column != "model"} | {"model": arch})
         run_dirs[arch] = run
         log(f"{arch}: val loss {m['val_loss']:.4f}, {m['val_bits_per_char']:.4f} bits/char, {m['train_seconds']:.0f} s")
-    frame = pd.DataFrame(rows, columns=LM_COLUMNS)
-    frame.to_csv(out / "compare.csv", index=False)
-    table = markdown_table(frame)
-    (out / "compare.md").write_text(table + "\n")
-    plot_curves(run_dirs, out / "curves.png", title="seqlab compare lm")
-    log("\n" + table)
-    return frame
+    return write_results(pd.DataFrame(rows, columns=LM_COLUMNS), run_dirs, out, "seqlab compare lm", log)

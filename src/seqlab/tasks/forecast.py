@@ -24,10 +24,8 @@ from ..config import build, to_dict
 from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
-from ..models import from_pretrained
-from ..train.checkpoint import existing_checkpoint
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, move, resolve_device
+from ..train.loop import Trainer, move
 from . import run_dir as runs
 
 TASK = "forecast"
@@ -139,15 +137,8 @@ class Forecast:
 
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
-        run = Path(run)
-        info = runs.read_run(run)
-        if info["task"] != TASK:
-            raise UserError(f"{run} is a {info['task']} run, not a forecasting run")
-        best = existing_checkpoint(run / "checkpoints" / "best")
-        if best is None:
-            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-        series = json.loads((run / "series.json").read_text())
-        model = from_pretrained(best).to(resolve_device(device)).eval()
+        info, model = runs.load_trained(run, TASK, "a forecasting run", device)
+        series = json.loads((Path(run) / "series.json").read_text())
         return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
                    series["columns"], series["targets"])
 

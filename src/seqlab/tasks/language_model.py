@@ -26,10 +26,9 @@ from ..config import build, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import UserError
-from ..models import RecurrentLM, TransformerLM, from_pretrained
-from ..train.checkpoint import existing_checkpoint
+from ..models import RecurrentLM, TransformerLM
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, move, resolve_device
+from ..train.loop import Trainer, move
 from . import run_dir as runs
 
 TASK = "lm"
@@ -164,15 +163,8 @@ class LanguageModel:
 
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "LanguageModel":
-        run = Path(run)
-        info = runs.read_run(run)
-        if info["task"] != TASK:
-            raise UserError(f"{run} is a {info['task']} run, not a language-model run")
-        best = existing_checkpoint(run / "checkpoints" / "best")
-        if best is None:
-            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-        model = from_pretrained(best).to(resolve_device(device)).eval()
-        return cls(model, load_tokenizer(run / "tokenizer.json"))
+        _, model = runs.load_trained(run, TASK, "a language-model run", device)
+        return cls(model, load_tokenizer(Path(run) / "tokenizer.json"))
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         ids = self.tokenizer.encode(prompt).ids if prompt else []

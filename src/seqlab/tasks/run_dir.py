@@ -50,3 +50,20 @@ def read_run(path: str | Path) -> dict[str, Any]:
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     (Path(path) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+
+
+def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
+    """The run's ``run.json`` contents and its best checkpoint's model (on ``device``, in eval mode);
+    a run of another task, or one not trained yet, is a UserError naming what was expected."""
+    from ..models import from_pretrained
+    from ..train.checkpoint import existing_checkpoint
+    from ..train.loop import resolve_device
+
+    run = Path(run)
+    info = read_run(run)
+    if info["task"] != task:
+        raise UserError(f"{run} is a {info['task']} run, not {what}")
+    best = existing_checkpoint(run / "checkpoints" / "best")
+    if best is None:
+        raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+    return info, from_pretrained(best).to(resolve_device(device)).eval()

@@ -23,11 +23,9 @@ from ..data import text
 from ..data.batching import BucketedBatches, fixed_batches, pad
 from ..data.tokenizer import BOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
-from ..models import from_pretrained
 from ..models.search import beam_search, greedy_decode
-from ..train.checkpoint import existing_checkpoint
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, autocast, move, resolve_device
+from ..train.loop import Trainer, autocast, move
 from . import run_dir as runs
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
@@ -187,14 +185,8 @@ class Translator:
         from ..config import build
 
         run = Path(run)
-        info = runs.read_run(run)
-        if info["task"] != "translate":
-            raise UserError(f"{run} is a {info['task']} run, not a translation run")
+        info, model = runs.load_trained(run, "translate", "a translation run", device)
         config = build(TranslateConfig, info["config"])
-        best = existing_checkpoint(run / "checkpoints" / "best")
-        if best is None:
-            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-        model = from_pretrained(best).to(resolve_device(device)).eval()
         return cls(model, load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json"),
                    config)
 

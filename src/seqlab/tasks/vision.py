@@ -26,11 +26,9 @@ from ..config import build, to_dict
 from ..data import images as image_data
 from ..data.batching import ShuffledBatches
 from ..errors import DataError, UserError
-from ..models import from_pretrained
 from ..models.vit import VisionTransformer, attention_rollout
-from ..train.checkpoint import existing_checkpoint
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, resolve_device
+from ..train.loop import Trainer
 from . import run_dir as runs
 
 TASK = "vision"
@@ -56,17 +54,18 @@ class VisionDataConfig:
 @dataclass
 class VisionModelConfig:
     patch_size: int = 2
-    d_model: int = 64
+    d_model: int = 96
     n_heads: int = 4
     n_layers: int = 4
-    d_ff: int = 128
+    d_ff: int = 192
     dropout: float = 0.1
 
 
 def _vision_train_defaults() -> TrainConfig:
-    # Digits: ~20 steps an epoch, ~19 ms a step on 2 cores: 5,500 steps ≈ 270 epochs in ≈ 105 s.
+    # Digits: ~20 steps an epoch, ~34 ms a step on 2 cores: 3,300 steps ≈ 160 epochs in ≈ 113 s, the
+    # cosine schedule ending at the last step (measured: stopping a longer schedule at the budget was worse).
     return TrainConfig(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05, warmup_steps=100,
-                       max_steps=5500, batch_size=64, label_smoothing=0.1, eval_every=500, max_time=110)
+                       max_steps=3300, batch_size=64, label_smoothing=0.0, eval_every=500, max_time=118)
 
 
 @dataclass
@@ -117,15 +116,8 @@ class ImageClassifier:
 
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "ImageClassifier":
-        run = Path(run)
-        info = runs.read_run(run)
-        if info["task"] != TASK:
-            raise UserError(f"{run} is a {info['task']} run, not an image-classification run")
-        best = existing_checkpoint(run / "checkpoints" / "best")
-        if best is None:
-            raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-        model = from_pretrained(best).to(resolve_device(device)).eval()
-        classes = json.loads((run / "classes.json").read_text())
+        info, model = runs.load_trained(run, TASK, "an image-classification run", device)
+        classes = json.loads((Path(run) / "classes.json").read_text())
         return cls(model, classes, build(VisionConfig, info["config"]))
 
     def prepare(self, source) -> torch.Tensor:
