@@ -136,7 +136,7 @@ class MultiHeadAttention(nn.Module):
         cache, Tk counts the cached positions too. ``is_causal``: self-attention where position t
         sees positions ≤ t, without a mask tensor.
         Returns out (B, Tq, D) and weights (B, H, Tq, Tk) when ``need_weights``."""
-        B, Tq, D = query.shape
+        B, Tq, _ = query.shape
         q = self._split_heads(self.w_q(query))  # (B, H, Tq, d_head)
         if cache is not None and cache.static and cache.key is not None:
             k, v = cache.key, cache.value  # encoder memory, projected at the first step
