@@ -38,8 +38,11 @@ def count_characters(path: str | Path) -> int:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
-    n = sum(len(line) for line in _lines(path))
-    if n == 0 or not any(line.strip() for line in _lines(path)):
+    n, blank = 0, True
+    for line in _lines(path):  # one pass: the length and whether anything but whitespace is there
+        n += len(line)
+        blank = blank and not line.strip()
+    if blank:
         raise DataError(f"{path} is empty")
     return n
 

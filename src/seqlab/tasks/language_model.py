@@ -27,6 +27,7 @@ from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import UserError
 from ..models import RecurrentLM, TransformerLM
+from ..models.generation import check_sampling
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
 from . import run_dir as runs
@@ -179,8 +180,6 @@ class LanguageModel:
                top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
         """Yields the continuation's text piece by piece as it is sampled."""
         try:
-            from ..models.generation import check_sampling
-
             check_sampling(max_new_tokens, temperature, top_k, top_p)
         except ValueError as error:
             raise UserError(str(error)) from None
@@ -205,11 +204,10 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print) -> tuple
     started = time.perf_counter()
     if resume:
         meta = json.loads((run / "data.json").read_text())
-        tokenizer = load_tokenizer(run / "tokenizer.json")
     else:
         runs.write_run(run, TASK, to_dict(config))
         meta = prepare_data(config.data, run)
-        tokenizer = load_tokenizer(run / "tokenizer.json")
+    tokenizer = load_tokenizer(run / "tokenizer.json")
     ids = open_splits(run, meta["vocab_size"])
     d, t = config.data, config.train
     starts = token_stream.evaluation_blocks(ids["valid"], d.block_size, d.eval_tokens)
