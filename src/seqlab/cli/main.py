@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
     train.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="lm: train on N processes (starts torchrun; the layout is [parallel] in the "
+                            "config, e.g. --set parallel.tp=2; data parallel by default)")
     train.add_argument("--src", help="source sentences, one a line")
     train.add_argument("--tgt", help="target sentences, aligned with --src")
     train.add_argument("--tsv", help="one file of source<TAB>target lines instead of --src/--tgt")
@@ -180,7 +184,8 @@ def positive(value: int | None, flag: str) -> None:
 def command_train(args: argparse.Namespace) -> None:
     from ..config import load_config
     from ..tasks import run_dir as runs
-    from .tasks import TASK_FLAGS, read_task_data, task_module, train_task
+    from ..parallel.runtime import launched_by_torchrun
+    from .tasks import TASK_FLAGS, launch_torchrun, read_task_data, start_processes, task_module, train_task
 
     module, config_class, flags = task_module(args.task)
     given = [f"--{name.replace('_', '-')}" for name in TASK_FLAGS
@@ -198,15 +203,23 @@ def command_train(args: argparse.Namespace) -> None:
         config = load_config(config_class, args.config, overrides)
         run = None
     data = read_task_data(args.task, module, config)
+    if args.nproc is not None and not launched_by_torchrun():
+        launch_torchrun(args, config, run)
+        return
+    parallel = start_processes(args.task, module, config)
     if run is None:
-        run = runs.create_run_dir(args.out or runs.default_run_dir(args.task), args.overwrite)
+        out = args.out or runs.default_run_dir(args.task)
+        run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite))
     try:
-        summary = train_task(args.task, module, config, Path(run), data, bool(args.resume))
+        summary = train_task(args.task, module, config, Path(run), data, bool(args.resume), parallel)
     except UserError:
-        if not args.resume:  # the directory is ours, made a moment ago: leave nothing half-made
+        if not args.resume and parallel.is_main:  # the directory is ours, made a moment ago: leave nothing half-made
             shutil.rmtree(run, ignore_errors=True)
         raise
-    print(f"{summary}; run: {run}")
+    finally:
+        parallel.close()
+    if parallel.is_main:
+        print(f"{summary}; run: {run}")
 
 
 def command_generate(args: argparse.Namespace) -> None:
@@ -350,10 +363,12 @@ COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_pre
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         COMMANDS[args.command](args)
     except UserError as error:
-        sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
+            sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; a training run continues with: seqlab train TASK --resume RUN_DIR\n")

@@ -3,9 +3,12 @@ read and checked before a run directory exists, and the one-line summary it prin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..parallel.runtime import SingleProcess, launched_by_torchrun
 
 TRANSLATE_FLAGS = {"src": "data.src", "tgt": "data.tgt", "tsv": "data.tsv", "valid_src": "data.valid_src",
                    "valid_tgt": "data.valid_tgt", "test_src": "data.test_src", "test_tgt": "data.test_tgt"}
@@ -60,10 +63,48 @@ def read_task_data(task: str, module, config):
     return module.token_stream.count_characters(config.data.text) if config.data.text else None
 
 
-def train_task(task: str, module, config, run: Path, data, resume: bool) -> str:
+def start_processes(task: str, module, config) -> SingleProcess:
+    """This process's place in the job: one process, or a rank of the job torchrun started."""
+    if task == "lm":
+        return module.runtime(config)
+    if launched_by_torchrun():
+        raise UserError(f"train {task} runs on one process; only train lm runs on several (torchrun, --nproc)")
+    return SingleProcess()
+
+
+def launch_torchrun(args, config, resume_run: Path | None) -> None:
+    """``--nproc N``: check what can be checked here, then start N ranks of this same command under
+    torchrun (on one machine) and wait for them."""
+    from ..tasks import run_dir as runs
+
+    n = args.nproc
+    if n < 1:
+        raise UserError(f"--nproc must be at least 1; got {n}")
+    if args.task != "lm":
+        raise UserError(f"--nproc: train {args.task} runs on one process; only train lm runs on several")
+    try:
+        config.parallel.sizes(n)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    argv = list(args.argv)
+    i = next(i for i, a in enumerate(argv) if a == "--nproc" or a.startswith("--nproc="))
+    del argv[i : i + (1 if "=" in argv[i] else 2)]
+    if resume_run is None:
+        out = args.out or runs.default_run_dir(args.task)
+        runs.check_run_dir(out, args.overwrite)
+        if args.out is None:
+            argv += ["--out", str(out)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+               "-m", "seqlab", *argv]
+    code = subprocess.run(command).returncode
+    if code:
+        raise SystemExit(code)
+
+
+def train_task(task: str, module, config, run: Path, data, resume: bool, parallel: SingleProcess) -> str:
     """Train; -> the one-line summary to print."""
     if task == "lm":
-        _, m = module.train(config, run, resume=resume)
+        _, m = module.train(config, run, resume=resume, parallel=parallel)
         return (f"validation: loss {m['val_loss']:.4f} nats/token, perplexity {m['val_perplexity']:.2f}, "
                 f"{m['val_bits_per_char']:.4f} bits/char")
     if task == "forecast":

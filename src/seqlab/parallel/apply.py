@@ -40,13 +40,16 @@ def tensor_parallel(model: nn.Module, mesh: DeviceMesh, plan: dict) -> nn.Module
 
 class LMStage(nn.Module):
     """One pipeline stage of a TransformerLM: the embedding on the first stage, a run of its layers, and
-    the final norm and output layer on the last. Holds references to the model's own modules."""
+    the final norm and output layer on the last. Holds references to the model's own modules, under
+    the model's own names (``layers.3.ff.linear1`` stays ``layers.3.ff.linear1``), so that a stage's
+    state dict is a slice of the model's and checkpoints reshard across any number of stages."""
 
     def __init__(self, model: nn.Module, first: int, last: int, is_first: bool, is_last: bool) -> None:
         super().__init__()
         self.embedding = model.embedding if is_first else None
         self.position = model.position if is_first else None
-        self.layers = nn.ModuleList(model.layers[first:last])
+        self.dropout = model.dropout if is_first else None
+        self.layers = nn.ModuleDict({str(i): model.layers[i] for i in range(first, last)})
         self.norm = model.norm if is_last else None
         self.lm_head = model.lm_head if is_last else None
         if is_last and not is_first and model.lm_head.weight is model.embedding.weight:
@@ -58,7 +61,8 @@ class LMStage(nn.Module):
             x = self.embedding(x)
             if self.position is not None:
                 x = self.position(x)
-        for layer in self.layers:
+            x = self.dropout(x)
+        for layer in self.layers.values():
             x = layer(x, is_causal=True)
         if self.lm_head is not None:
             x = self.lm_head(self.norm(x))  # (B, T, V)

@@ -28,8 +28,10 @@ from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_token
 from ..errors import UserError
 from ..models import RecurrentLM, TransformerLM
 from ..models.generation import check_sampling
+from ..parallel.config import ParallelConfig
+from ..parallel.runtime import SingleProcess, runtime_for
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, move
+from ..train.loop import Trainer, move, resolve_device
 from . import run_dir as runs
 
 TASK = "lm"
@@ -90,6 +92,19 @@ class LMConfig:
     data: LMDataConfig = field(default_factory=LMDataConfig)
     model: LMModelConfig = field(default_factory=LMModelConfig)
     train: TrainConfig = field(default_factory=_lm_train_defaults)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
+
+    def __post_init__(self) -> None:
+        m, par = self.model, self.parallel
+        if (par.tp > 1 or par.pp > 1) and m.arch != "transformer":
+            raise ValueError(f"parallel.tp and parallel.pp split a Transformer; model.arch is {m.arch!r}")
+        if m.n_heads % par.tp:
+            raise ValueError(f"parallel.tp={par.tp} must divide model.n_heads={m.n_heads} (each rank whole heads)")
+        if m.n_layers % par.pp:
+            raise ValueError(f"parallel.pp={par.pp} must divide model.n_layers={m.n_layers} (equal stages)")
+        if par.pp > 1 and m.tie_weights:
+            raise ValueError("parallel.pp puts the embedding and the output layer on different stages: "
+                             "set model.tie_weights=false")
 
 
 def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
@@ -132,10 +147,19 @@ def open_splits(run: Path, vocab_size: int) -> dict[str, np.memmap]:
 
 # --- loss and evaluation -------------------------------------------------------------------------
 
+def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of logits (B, T, V) against the next tokens (B, T)."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
 def lm_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy over every position of every block, and the token count."""
-    logits = model(batch["x"])  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten()), batch["y"].numel()
+    return next_token_loss(model(batch["x"]), batch["y"]), batch["y"].numel()
+
+
+def runtime(config: LMConfig) -> SingleProcess:
+    """The process layout: one process, or this rank's part of a torchrun job (``[parallel]``)."""
+    return runtime_for(config.parallel, resolve_device(config.train.device), next_token_loss)
 
 
 @torch.no_grad()
@@ -198,15 +222,22 @@ class LanguageModel:
             shown = text
 
 
-def train(config: LMConfig, run: Path, resume: bool = False, log=print) -> tuple[LanguageModel, dict[str, Any]]:
+def train(config: LMConfig, run: Path, resume: bool = False, log=print,
+          parallel: SingleProcess | None = None) -> tuple[LanguageModel, dict[str, Any]]:
     """Prepare the data (or reopen it when resuming), train with the shared engine, then score the
-    best checkpoint on the validation text in fp32."""
+    best checkpoint on the validation text in fp32. Under torchrun, ``parallel`` is this rank's part:
+    the main rank prepares the data and writes the files, every rank trains."""
     started = time.perf_counter()
-    if resume:
-        meta = json.loads((run / "data.json").read_text())
-    else:
-        runs.write_run(run, TASK, to_dict(config))
-        meta = prepare_data(config.data, run)
+    parallel = parallel or SingleProcess()
+    if not resume:
+        def prepare() -> None:
+            runs.write_run(run, TASK, to_dict(config))
+            prepare_data(config.data, run)
+
+        parallel.on_main(prepare)
+    meta = json.loads((run / "data.json").read_text())
+    if not parallel.is_main:
+        log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     tokenizer = load_tokenizer(run / "tokenizer.json")
     ids = open_splits(run, meta["vocab_size"])
     d, t = config.data, config.train
@@ -215,6 +246,7 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print) -> tuple
     chars_per_token = meta["valid_characters"] / max(meta["valid_tokens"], 1)
     batches = token_stream.BlockBatches(ids["train"], d.block_size, t.batch_size, t.seed)
 
+    torch.manual_seed(t.seed)  # the same initial weights on every rank, and in every run of this seed
     model = build_lm(config.model, meta["vocab_size"], d.block_size)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params:,} parameters; vocab {meta['vocab_size']}; {meta['train_tokens']:,} training and "
@@ -222,7 +254,7 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print) -> tuple
     trainer = Trainer(model, t, run, loss_fn=lm_loss, batches=batches,
                       evaluate=lambda m: evaluate_lm(m, ids["valid"], starts, d.block_size, t.batch_size,
                                                      trainer.device, chars_per_token),
-                      select="val_loss", d_model=config.model.d_model)
+                      select="val_loss", d_model=config.model.d_model, parallel=parallel)
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)
@@ -236,7 +268,9 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print) -> tuple
                     "tokens_per_s": round(tokens_seen / max(progress.train_seconds, 1e-9), 1),
                     "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params,
                     "corpus": meta["corpus"], "tokenizer": d.tokenizer, "vocab_size": meta["vocab_size"]})
-    runs.write_metrics(run, metrics)
+    metrics["processes"] = parallel.world
+    if parallel.is_main:
+        runs.write_metrics(run, metrics)
     return lm, metrics
 
 

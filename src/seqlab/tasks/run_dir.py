@@ -22,9 +22,9 @@ def default_run_dir(task: str) -> Path:
     return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def create_run_dir(path: Path, overwrite: bool) -> Path:
-    """A fresh run directory. An existing one is replaced only with ``overwrite``, and only if it
-    is a seqlab run — never a directory of the user's own files."""
+def check_run_dir(path: Path, overwrite: bool) -> None:
+    """A UserError unless ``path`` may become a fresh run directory: it does not exist, or it is a
+    seqlab run (never a directory of the user's own files) and ``overwrite`` was given."""
     path = Path(path)
     if path.exists():
         if not overwrite:
@@ -32,6 +32,13 @@ def create_run_dir(path: Path, overwrite: bool) -> Path:
                             f"or --resume {path} to continue it")
         if not (path / RUN_FILE).is_file() and any(path.iterdir()):
             raise UserError(f"{path} exists and is not a seqlab run directory; refusing to overwrite it")
+
+
+def create_run_dir(path: Path, overwrite: bool) -> Path:
+    """A fresh run directory; an existing one is replaced only as :func:`check_run_dir` allows."""
+    path = Path(path)
+    check_run_dir(path, overwrite)
+    if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
     return path

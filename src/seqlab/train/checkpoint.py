@@ -1,8 +1,10 @@
 """Crash-safe checkpoints without pickle.
 
-A checkpoint is a directory: ``model.safetensors`` (weights), ``state.safetensors`` + ``state.json``
-(optimizer, scheduler, RNG and data position: tensors in safetensors, everything else in JSON) and the
-model's ``config.json``. Every file is written under a temporary name and renamed, and the directory
+A checkpoint is a directory: ``model.safetensors`` (the whole model's weights) and its ``config.json``,
+``state.safetensors`` + ``state.json`` (scheduler, RNG, data position and progress: tensors in
+safetensors, everything else in JSON), and in ``last`` a ``training_state/`` written by
+``torch.distributed.checkpoint`` (weights and optimizer state as the ranks held them, keyed by
+parameter name, so that it loads on any number of ranks). Every file is written under a temporary name and renamed, and the directory
 itself is assembled under a temporary name and swapped in, so a crash never leaves a broken "last".
 """
 
@@ -114,16 +116,30 @@ def seed_everything(seed: int) -> None:
 
 # --- whole checkpoints ------------------------------------------------------------------------
 
-def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
-    """Write model + training state to ``directory`` so that it is replaced all at once."""
-    from ..models.pretrained import save_pretrained
+TRAINING_STATE = "training_state"  # torch.distributed.checkpoint directory: weights + optimizer, sharded
 
+
+def staging_dir(directory: Path) -> Path:
+    """An empty directory beside ``directory`` to assemble its next version in."""
     directory = Path(directory)
     staging = directory.with_name(f".{directory.name}.staging")
     if staging.exists():
         shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def write_checkpoint(staging: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    from ..models.pretrained import save_pretrained
+
     save_pretrained(model, staging)
     save_state(staging, state)
+
+
+def swap_in(staging: Path, directory: Path) -> None:
+    """Replace ``directory`` by ``staging`` with two renames; a crash between them leaves ``.NAME.old``,
+    which :func:`existing_checkpoint` falls back to."""
+    directory = Path(directory)
     old = directory.with_name(f".{directory.name}.old")
     if directory.exists():
         if old.exists():
@@ -132,6 +148,13 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, An
     os.replace(staging, directory)
     if old.exists():
         shutil.rmtree(old)
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Write model + state to ``directory`` so that it is replaced all at once."""
+    staging = staging_dir(directory)
+    write_checkpoint(staging, model, state)
+    swap_in(staging, directory)
 
 
 def existing_checkpoint(directory: Path) -> Path | None:

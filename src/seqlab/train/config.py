@@ -23,6 +23,7 @@ class TrainConfig:
     eval_every: int = 500
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
     max_time: float = 0.0  # wall-clock budget in seconds; 0 = none
+    stop_at_step: int = 0  # pause after this step (continue with --resume); 0 = run to max_steps
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "cpu"
     seed: int = 0
@@ -42,7 +43,7 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must not be negative; got {getattr(self, name)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"train.label_smoothing must be in [0, 1); got {self.label_smoothing}")
-        if self.warmup_steps < 0 or self.patience < 0:
-            raise ValueError("train.warmup_steps and train.patience must not be negative")
+        if self.warmup_steps < 0 or self.patience < 0 or self.stop_at_step < 0:
+            raise ValueError("train.warmup_steps, train.patience and train.stop_at_step must not be negative")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"train.device must be 'cpu' or 'cuda[:N]'; got {self.device!r}")

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 import torch
-from safetensors.torch import load_model
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..parallel.runtime import SingleProcess
 from . import checkpoint
 from .config import TrainConfig
 from .optim import build_optimizer, build_schedule
@@ -61,19 +61,24 @@ def move(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
 
 class Trainer:
     """Trains ``model`` in ``run_dir``. ``select`` names the metric of ``evaluate`` that picks the
-    best checkpoint and drives early stopping (lower is better unless ``maximize``)."""
+    best checkpoint and drives early stopping (lower is better unless ``maximize``). ``parallel``
+    is the process layout (:mod:`seqlab.parallel.runtime`): one process unless torchrun started several."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, run_dir: Path, loss_fn: LossFn,
                  batches: Batches, evaluate: EvaluateFn, select: str = "val_loss",
-                 maximize: bool = False, d_model: int = 512) -> None:
+                 maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None) -> None:
         self.config, self.run_dir = config, Path(run_dir)
         self.device = resolve_device(config.device)
+        self.parallel = parallel or SingleProcess()
         self.model = model.to(self.device)
-        # Checkpoints and evaluation use the plain module; only the training step runs compiled.
-        self.train_model = torch.compile(self.model) if config.compile else self.model
+        # The step calls train_model (wrapped for data parallel, or a pipeline stage) and the optimizer
+        # updates `trained`'s parameters; evaluation and exported weights use the model itself.
+        self.train_model, self.trained = self.parallel.apply(self.model)
+        if config.compile:  # only the training step runs compiled
+            self.train_model = torch.compile(self.train_model)
         self.loss_fn, self.batches, self.evaluate = loss_fn, batches, evaluate
         self.select, self.maximize = select, maximize
-        self.optimizer = build_optimizer(self.model, config)
+        self.optimizer = build_optimizer(self.trained, config)
         self.schedule = build_schedule(self.optimizer, config, d_model)
         self.progress = Progress()
         self.checkpoints = self.run_dir / "checkpoints"
@@ -81,26 +86,40 @@ class Trainer:
     # --- checkpoints -----------------------------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
-                "rng": checkpoint.rng_state(), "data": self.batches.state_dict(),
-                "progress": self.progress.__dict__.copy()}
+        return {"schedule": self.schedule.state_dict(), "rng": checkpoint.rng_state(),
+                "data": self.batches.state_dict(), "progress": self.progress.__dict__.copy()}
 
-    def save(self, name: str) -> None:
-        checkpoint.save_checkpoint(self.checkpoints / name, self.model, self._state())
+    def save(self, name: str, resumable: bool = True) -> None:
+        """A checkpoint directory, swapped in whole: the model's weights (safetensors, what
+        ``from_pretrained`` reads), the step's state, and — when ``resumable`` — the weights and optimizer
+        state through torch.distributed.checkpoint, sharded as the ranks hold them."""
+        p, directory = self.parallel, self.checkpoints / name
+        staging = p.on_main(lambda: checkpoint.staging_dir(directory))
+        whole = p.export(self.model)
+        if resumable:
+            p.save_training_state(self.trained, self.optimizer, staging / checkpoint.TRAINING_STATE)
+        if p.is_main:
+            checkpoint.write_checkpoint(staging, whole, self._state())
+            checkpoint.swap_in(staging, directory)
+        p.barrier()
 
     def resume(self) -> None:
-        """Continue from ``checkpoints/last``: weights, optimizer, schedule, RNG, data position."""
+        """Continue from ``checkpoints/last``: weights, optimizer, schedule, RNG, data position —
+        with any number of ranks, whatever number saved it."""
         directory = checkpoint.existing_checkpoint(self.checkpoints / "last")
         if directory is None:
             raise UserError(f"{self.run_dir} has no checkpoint to resume from")
         checkpoint.check_compatible(directory, self.model)
-        load_model(self.model, str(directory / "model.safetensors"), device=str(self.device))
+        if not (directory / checkpoint.TRAINING_STATE).is_dir():
+            raise UserError(f"{directory} holds no optimizer state (written by an older seqlab); start a new run")
+        self.parallel.load_training_state(self.trained, self.optimizer, directory / checkpoint.TRAINING_STATE)
         state = checkpoint.load_state(directory)
-        self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.batches.load_state_dict(state["data"])
         checkpoint.set_rng_state(state["rng"])
         self.progress = Progress(**state["progress"])
+        if self.progress.step == 0:  # saved before the first update: Adam's state starts empty, step 0
+            self.optimizer.state.clear()
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -109,6 +128,7 @@ class Trainer:
         return best is None or (value > best if self.maximize else value < best)
 
     def _evaluate(self, log: Callable[[dict[str, Any]], None]) -> None:
+        self.parallel.before_eval(self.model)
         self.model.eval()
         with torch.no_grad(), autocast(self.device, self.config.precision):
             metrics = self.evaluate(self.model)
@@ -116,13 +136,13 @@ class Trainer:
         p = self.progress
         p.last_eval, p.last_eval_step = metrics, p.step
         log({"step": p.step, **metrics})
-        if self.config.progress:
+        if self.config.progress and self.parallel.is_main:
             shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             tqdm.write(f"step {p.step}/{self.config.max_steps}  {shown}")
         value = metrics[self.select]
         if self._improved(value):
             p.best, p.best_step, p.bad_evals = value, p.step, 0
-            self.save("best")
+            self.save("best", resumable=False)
         else:
             p.bad_evals += 1
             if self.config.patience and p.bad_evals >= self.config.patience:
@@ -138,16 +158,19 @@ class Trainer:
         else:
             checkpoint.seed_everything(c.seed)
         self.model.train()
-        log = MetricsLog(self.run_dir, c.tensorboard)
+        log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main)
         # disable=None: a bar on a terminal, nothing in a log file or CI.
-        bar = tqdm(total=c.max_steps, initial=p.step, disable=None if c.progress else True, unit="step",
-                   dynamic_ncols=True, leave=False)
+        bar = tqdm(total=c.max_steps, initial=p.step, unit="step", dynamic_ncols=True, leave=False,
+                   disable=None if c.progress and self.parallel.is_main else True)
         window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
         segment_start = time.perf_counter() - p.train_seconds
         try:
             while p.step < c.max_steps and not p.stopped:
-                if c.max_time and time.perf_counter() - segment_start >= c.max_time:
+                if c.max_time and self._out_of_time(segment_start):
                     p.stopped = f"time budget of {c.max_time:g} s reached"
+                    break
+                if c.stop_at_step and p.step >= c.stop_at_step:
+                    p.stopped = f"paused at step {p.step} (train.stop_at_step); continue with --resume"
                     break
                 loss_sum, tokens = self._step()
                 p.step += 1
@@ -173,22 +196,27 @@ class Trainer:
         self.restore_best()
         return p
 
+    def _out_of_time(self, segment_start: float) -> bool:
+        """Every rank stops at the same step: the main rank's clock decides."""
+        late = time.perf_counter() - segment_start >= self.config.max_time
+        return self.parallel.on_main(lambda: late) if self.parallel.world > 1 else late
+
     def _step(self) -> tuple[float, int]:
-        c = self.config
+        c, p = self.config, self.parallel
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum, tokens = 0.0, 0
         for _ in range(c.grad_accum):
-            batch = move(next(self.batches), self.device)
+            batch = move(p.local_batch(next(self.batches)), self.device)
             with autocast(self.device, c.precision):
-                loss, n = self.loss_fn(self.train_model, batch)
-            (loss / c.grad_accum).backward()
+                loss, n = p.forward_backward(self.train_model, self.loss_fn, batch, 1.0 / c.grad_accum)
             loss_sum += loss.item() * n
             tokens += n
+        loss_sum, tokens = p.reduce(loss_sum, tokens)
         if not math.isfinite(loss_sum):
             raise FloatingPointError(f"training loss became {loss_sum} at step {self.progress.step + 1}; "
                                      f"lower train.lr or use train.precision='fp32'")
         if c.clip_norm:
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.clip_norm, foreach=True)
+            p.clip_grad_norm(self.trained, c.clip_norm)
         self.optimizer.step()
         self.schedule.step()
         return loss_sum, tokens
@@ -196,21 +224,23 @@ class Trainer:
     def restore_best(self) -> None:
         best = checkpoint.existing_checkpoint(self.checkpoints / "best")
         if best is not None:
-            load_model(self.model, str(best / "model.safetensors"), device=str(self.device))
+            self.parallel.load_weights(self.model, best / "model.safetensors")
 
 
 class MetricsLog:
     """Appends rows to ``metrics.jsonl`` and, optionally, TensorBoard event files in ``tb/``."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool) -> None:
-        self.file = open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8")
+    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True) -> None:
+        self.file = open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
         self.writer = None
-        if tensorboard:
+        if tensorboard and enabled:
             from torch.utils.tensorboard import SummaryWriter  # slow import: only when asked for
 
             self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
 
     def __call__(self, row: dict[str, Any]) -> None:
+        if self.file is None:  # a rank other than the main one
+            return
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
         if self.writer is not None:
@@ -219,7 +249,8 @@ class MetricsLog:
                     self.writer.add_scalar(key, value, row["step"])
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
         if self.writer is not None:
             self.writer.close()
 

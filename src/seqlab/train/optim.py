@@ -14,14 +14,18 @@ from .config import TrainConfig
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam(W) with the paper's β = (0.9, 0.98), ε = 1e-9 by default. Weight decay spares biases,
     norms and embeddings' 1-D parameters; the update runs as one foreach kernel per group."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": config.weight_decay if config.optimizer == "adamw" else 0.0},
-              {"params": no_decay, "weight_decay": 0.0}]
+    decay = config.weight_decay if config.optimizer == "adamw" else 0.0
+    groups: dict[tuple, dict] = {}
+    for p in model.parameters():
+        if p.requires_grad:
+            # Parameters sharded by tensor parallel (DTensors) get groups of their own: one foreach
+            # kernel takes DTensors or plain tensors, never both.
+            key = (p.dim() >= 2, getattr(p, "device_mesh", None) is not None)
+            groups.setdefault(key, {"params": [], "weight_decay": decay if key[0] else 0.0})["params"].append(p)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     # The noam schedule yields the rate itself, so its base rate is 1.
     lr = 1.0 if config.schedule == "noam" else config.lr
-    return optimizer_class(groups, lr=lr, betas=tuple(config.betas), eps=config.eps, foreach=True)
+    return optimizer_class(list(groups.values()), lr=lr, betas=tuple(config.betas), eps=config.eps, foreach=True)
 
 
 def noam_rate(step: int, d_model: int, warmup: int) -> float:

@@ -1,0 +1,305 @@
+"""What the training engine asks of the processes it runs on. ``SingleProcess`` is the plain case;
+``Distributed`` is the same engine on ``torchrun``'s ranks: it applies the recipe's parallel modes to
+the model from outside, gives each data-parallel rank its slice of the global batch, reduces the
+losses, clips the gradient norm over every shard, and saves and loads the training state through
+``torch.distributed.checkpoint`` (DCP), so that a run saved on N ranks resumes on M.
+
+The global batch is drawn the same way whatever the rank count, from (seed, step), so a run on two
+ranks follows the same trajectory as on one, up to the order of floating-point sums."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ..errors import UserError
+from .config import ParallelConfig
+
+OutputLoss = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> mean loss
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _state_dict_options(**kwargs):
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    # Optimizer state keyed by parameter name ("state.layers.0.ff.linear1.weight.exp_avg"), not by
+    # position, so that it reshards across pipeline stages and data-parallel shards.
+    return StateDictOptions(flatten_optimizer_state_dict=True, **kwargs)
+
+
+@contextlib.contextmanager
+def _one_process_is_fine():
+    """DCP warns when it runs without a process group; for one process that is the intent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
+
+
+class SingleProcess:
+    """One process: the model trains as it is."""
+
+    rank, world, is_main = 0, 1, True
+
+    def apply(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        """-> (the module a training step calls, the module whose parameters the optimizer updates)."""
+        return model, model
+
+    def local_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return batch
+
+    def forward_backward(self, train_model: nn.Module, loss_fn, batch: dict[str, Tensor],
+                         scale: float) -> tuple[Tensor, int]:
+        loss, n = loss_fn(train_model, batch)
+        (loss * scale).backward()
+        return loss.detach(), n
+
+    def reduce(self, loss_sum: float, tokens: int) -> tuple[float, int]:
+        return loss_sum, tokens
+
+    def clip_grad_norm(self, module: nn.Module, max_norm: float) -> None:
+        nn.utils.clip_grad_norm_(module.parameters(), max_norm, foreach=True)
+
+    def before_eval(self, model: nn.Module) -> None:
+        pass
+
+    def export(self, model: nn.Module) -> nn.Module | None:
+        """The whole model as a plain module on the main rank (None elsewhere), for ``save_pretrained``."""
+        return model
+
+    def load_weights(self, model: nn.Module, path: Path) -> None:
+        from safetensors.torch import load_model
+
+        load_model(model, str(path), device=str(next(model.parameters()).device))
+
+    def save_training_state(self, module: nn.Module, optimizer, path: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        fresh = not optimizer.state
+        model_state, optimizer_state = get_state_dict(module, optimizer, options=_state_dict_options())
+        with _one_process_is_fine():
+            dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(path))
+        if fresh:  # get_state_dict initialised the state with a zero-rate step, counted in Adam's step: undo
+            optimizer.state.clear()
+
+    def load_training_state(self, module: nn.Module, optimizer, path: Path) -> None:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+        options = _state_dict_options()
+        model_state, optimizer_state = get_state_dict(module, optimizer, options=options)
+        state = {"model": model_state, "optimizer": optimizer_state}
+        with _one_process_is_fine():
+            dcp.load(state, checkpoint_id=str(path))
+        set_state_dict(module, optimizer, model_state_dict=state["model"],
+                       optim_state_dict=state["optimizer"], options=options)
+
+    def barrier(self) -> None:
+        pass
+
+    def on_main(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` on the main rank only; its result (or its UserError) reaches every rank."""
+        return work()
+
+    def close(self) -> None:
+        pass
+
+
+class Distributed(SingleProcess):
+    """This process's part of a ``torchrun`` job, laid out on a device mesh (pp, dp, tp)."""
+
+    def __init__(self, config: ParallelConfig, device: torch.device, output_loss: OutputLoss) -> None:
+        if not dist.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
+        if device.type == "cuda":  # one GPU a process: the one torchrun's LOCAL_RANK names
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        self.is_main = self.rank == 0
+        self.config, self.device, self.output_loss = config, device, output_loss
+        try:
+            self.dp, self.tp, self.pp = config.sizes(self.world)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        from torch.distributed.device_mesh import init_device_mesh
+
+        dims = [(name, size) for name, size in (("pp", self.pp), ("dp", self.dp), ("tp", self.tp)) if size > 1]
+        self.mesh = init_device_mesh(device.type, tuple(s for _, s in dims), mesh_dim_names=tuple(n for n, _ in dims))
+        self.coordinate = {name: self.mesh[name].get_local_rank() for name, _ in dims}
+        self.scale = 1.0
+
+    def _rank_in(self, name: str) -> int:
+        return self.coordinate.get(name, 0)
+
+    # --- applying the modes --------------------------------------------------------------------
+
+    def apply(self, model: nn.Module) -> tuple[nn.Module, nn.Module]:
+        from .apply import data_parallel, lm_pipeline_stage, pipeline_schedule, tensor_parallel
+        from .plans import LM_TENSOR_PLAN
+
+        self.model_class = type(model)  # before FSDP2 swaps in its own subclass
+        self.sharded = self.tp > 1 or (self.dp > 1 and self.config.dp_mode == "fsdp")
+        try:
+            if self.pp > 1:
+                stage_index = self._rank_in("pp")
+                self.stage = lm_pipeline_stage(model, stage_index, self.pp)
+                self._owners(model)
+
+                def scaled_loss(output: Tensor, target: Tensor) -> Tensor:
+                    return self.output_loss(output, target) * self.scale
+
+                self.schedule = pipeline_schedule(self.stage, stage_index, self.pp, self.config.microbatches,
+                                                  scaled_loss, self.config.schedule, self.device)
+                return self.stage, self.stage
+            if self.tp > 1:
+                model = tensor_parallel(model, self.mesh["tp"], LM_TENSOR_PLAN)
+            if self.dp > 1 and self.config.dp_mode == "fsdp":
+                return data_parallel(model, "fsdp", self.mesh["dp"]), model
+            if self.dp > 1:
+                return data_parallel(model, "ddp"), model
+            return model, model
+        except (ValueError, AttributeError) as error:
+            raise UserError(f"cannot apply parallel modes to this model: {error}") from None
+
+    def _owners(self, model: nn.Module) -> None:
+        """Which pipeline stage owns each entry of the whole model's state dict."""
+        mine = list(self.stage.state_dict())
+        every: list[list[str]] = [[] for _ in range(self.world)]
+        dist.all_gather_object(every, mine)
+        self.owner = {name: stage for stage, names in enumerate(every) for name in names}
+
+    # --- a training step -----------------------------------------------------------------------
+
+    def local_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """This data-parallel rank's rows of the global batch (tensor-parallel ranks share them)."""
+        if self.dp == 1:
+            return batch
+        rows = next(iter(batch.values())).size(0)
+        if rows % self.dp:
+            raise UserError(f"train.batch_size ({rows}) must be divisible by the {self.dp} data-parallel ranks")
+        share = rows // self.dp
+        start = self._rank_in("dp") * share
+        return {k: v[start : start + share] for k, v in batch.items()}
+
+    def forward_backward(self, train_model: nn.Module, loss_fn, batch: dict[str, Tensor],
+                         scale: float) -> tuple[Tensor, int]:
+        if self.pp == 1:
+            return super().forward_backward(train_model, loss_fn, batch, scale)
+        self.scale = scale
+        stage, last = self._rank_in("pp"), self.pp - 1
+        losses: list[Tensor] = []
+        if stage == 0:
+            self.schedule.step(batch["x"])
+        elif stage == last:
+            self.schedule.step(target=batch["y"], losses=losses)
+        else:
+            self.schedule.step()
+        # The schedule averaged the micro-batches' gradients; their mean loss is the batch's.
+        loss = torch.stack(losses).mean().detach() / scale if losses else torch.zeros(())
+        return loss, batch["y"].numel()
+
+    def reduce(self, loss_sum: float, tokens: int) -> tuple[float, int]:
+        """Sums over the data-parallel ranks; tensor-parallel twins and earlier pipeline stages add 0."""
+        counts = self._rank_in("tp") == 0 and self._rank_in("pp") == self.pp - 1
+        totals = torch.tensor([loss_sum, tokens] if counts else [0.0, 0.0], dtype=torch.float64)
+        dist.all_reduce(totals)
+        return totals[0].item(), int(totals[1].item())
+
+    def clip_grad_norm(self, module: nn.Module, max_norm: float) -> None:
+        """The global gradient norm over every shard and stage, then one scale for all gradients."""
+        from torch.distributed.tensor import DTensor
+
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        by_mesh: dict[Any, list[Tensor]] = {}
+        for g in grads:  # DTensors on one mesh reduce together; FSDP × TP mixes a 1-D and a 2-D mesh
+            by_mesh.setdefault(g.device_mesh if isinstance(g, DTensor) else None, []).append(g)
+        squares = torch.zeros((), dtype=torch.float64)
+        for group in by_mesh.values():
+            norm = nn.utils.get_total_norm(group, foreach=True)
+            if isinstance(norm, DTensor):
+                norm = norm.full_tensor()
+            squares = squares + norm.double().cpu() ** 2
+        if self.pp > 1:  # each stage holds different parameters
+            dist.all_reduce(squares)
+        coefficient = max_norm / (squares.sqrt().item() + 1e-6)
+        if coefficient < 1.0:
+            for group in by_mesh.values():  # foreach kernels take DTensors or plain tensors, not both
+                torch._foreach_mul_(group, coefficient)
+
+    # --- evaluation and checkpoints --------------------------------------------------------------
+
+    def before_eval(self, model: nn.Module) -> None:
+        """Pipeline: every rank gets the whole model's current weights, so that any rank can evaluate
+        it (and the main rank save it) as one plain module."""
+        if self.pp > 1:
+            with torch.no_grad():
+                for name, tensor in model.state_dict().items():
+                    dist.broadcast(tensor, src=self.owner[name])
+
+    def export(self, model: nn.Module) -> nn.Module | None:
+        if self.pp > 1:
+            self.before_eval(model)
+            return model if self.is_main else None
+        if not self.sharded:
+            return model
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        full = get_model_state_dict(model, options=_state_dict_options(full_state_dict=True, cpu_offload=True))
+        if not self.is_main:
+            return None
+        plain = self.model_class(**model.config)
+        plain.load_state_dict(full, strict=False)  # a tied output layer comes back with the embedding
+        return plain
+
+    def load_weights(self, model: nn.Module, path: Path) -> None:
+        if not self.sharded:
+            return super().load_weights(model, path)
+        from safetensors.torch import load_file
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        set_model_state_dict(model, load_file(str(path)), options=_state_dict_options(full_state_dict=True,
+                                                                                       strict=False))
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def on_main(self, work: Callable[[], Any]) -> Any:
+        outcome: list[Any] = [None]
+        if self.is_main:
+            try:
+                outcome = [("ok", work())]
+            except UserError as error:
+                outcome = [("error", str(error))]
+        dist.broadcast_object_list(outcome, src=0)
+        kind, value = outcome[0]
+        if kind == "error":
+            raise UserError(value)
+        return value
+
+    def close(self) -> None:
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+def runtime_for(config: ParallelConfig, device: torch.device, output_loss: OutputLoss) -> SingleProcess:
+    """``Distributed`` under torchrun with more than one process, else ``SingleProcess``."""
+    if launched_by_torchrun():
+        return Distributed(config, device, output_loss)
+    wanted = max(config.dp, 1) * config.tp * config.pp
+    if wanted > 1:
+        raise UserError(f"the [parallel] section asks for {wanted} processes; add --nproc {wanted} "
+                        f"(or start the command with torchrun --nproc_per_node {wanted})")
+    return SingleProcess()

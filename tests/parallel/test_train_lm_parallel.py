@@ -1,0 +1,140 @@
+"""`seqlab train lm` on several processes (torchrun, 2 CPU ranks over gloo): each parallel mode
+follows the one-process run step for step (same losses, same final weights; fp32, AdamW, clipping
+on), and a run saved on N ranks resumes on M — here FSDP on 2 → pipeline on 2 → one process — and
+still ends where the uninterrupted one-process run does. Every launch has a deadline."""
+
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from seqlab.cli.main import main
+
+TINY = ["--set", "model.d_model=32", "--set", "model.n_heads=4", "--set", "model.n_layers=2",
+        "--set", "model.tie_weights=false", "--set", "data.block_size=32", "--set", "train.batch_size=16",
+        "--set", "train.eval_every=6", "--set", "train.progress=false", "--set", "train.tensorboard=false",
+        "--set", "train.lr=3e-3", "--set", "train.warmup_steps=2", "--max-steps", "12"]
+DEADLINE_S = 120
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = random.Random(0)
+    subjects, verbs, objects = ["the cat", "a dog", "my friend"], ["sees", "likes", "finds"], ["the sun", "a tree"]
+    path = tmp_path_factory.mktemp("text") / "corpus.txt"
+    path.write_text("".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)}.\n"
+                            for _ in range(1500)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def one_process(corpus, tmp_path_factory):
+    run = tmp_path_factory.mktemp("single") / "run"
+    assert main(["train", "lm", "--text", str(corpus), "--out", str(run), *TINY]) == 0
+    return run
+
+
+def seqlab(*args, nproc=None):
+    """The CLI in a fresh process (with --nproc it starts torchrun itself); -> (exit code, stderr)."""
+    command = [sys.executable, "-m", "seqlab", *map(str, args)]
+    if nproc:
+        command += ["--nproc", str(nproc)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    return done.returncode, done.stderr
+
+
+def curves(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r.get("train_loss"), r.get("val_loss")) for r in rows]
+
+
+def assert_same_training(run, reference, rtol=1e-5):
+    for got, want in zip(curves(run), curves(reference), strict=True):
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:]):
+            assert (a is None) == (b is None) and (a is None or a == pytest.approx(b, rel=rtol)), (got, want)
+    assert_same_weights(run / "checkpoints" / "best", reference / "checkpoints" / "best")
+
+
+def assert_same_weights(directory, reference):
+    weights, expected = (load_file(d / "model.safetensors") for d in (directory, reference))
+    assert weights.keys() == expected.keys()
+    for name, value in expected.items():
+        if name.endswith("w_k.bias"):
+            # Softmax ignores a bias added to every key, so its true gradient is 0 and what backward
+            # returns is rounding noise, which Adam scales up to full-size steps: it differs between
+            # any two summation orders, and changes no output.
+            continue
+        torch.testing.assert_close(weights[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("nproc, layout", [
+    (2, ["--set", "parallel.dp=2"]),  # DDP
+    (2, ["--set", "parallel.dp_mode='fsdp'"]),  # FSDP2, data parallel over every rank by default
+    (2, ["--set", "parallel.tp=2"]),
+    (2, ["--set", "parallel.pp=2", "--set", "parallel.schedule='gpipe'"]),
+    (2, ["--set", "parallel.pp=2", "--set", "parallel.schedule='1f1b'", "--set", "parallel.microbatches=4"]),
+    (4, ["--set", "parallel.dp=2", "--set", "parallel.tp=2", "--set", "parallel.dp_mode='fsdp'"]),  # 2-D mesh
+], ids=["ddp", "fsdp", "tp", "pp-gpipe", "pp-1f1b", "fsdp2x-tp2"])
+def test_each_layout_trains_like_one_process(nproc, layout, corpus, one_process, tmp_path):
+    run = tmp_path / "run"
+    code, err = seqlab("train", "lm", "--text", corpus, "--out", run, *TINY, *layout, nproc=nproc)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["processes"] == nproc
+    assert metrics["val_loss"] == pytest.approx(json.loads((one_process / "metrics.json").read_text())["val_loss"],
+                                                rel=1e-5)
+    assert_same_training(run, one_process)
+
+
+@pytest.mark.timeout(300)
+def test_a_run_saved_on_n_ranks_resumes_on_m(corpus, one_process, tmp_path):
+    run = tmp_path / "run"
+    code, err = seqlab("train", "lm", "--text", corpus, "--out", run, *TINY, "--set", "parallel.dp_mode='fsdp'",
+                       "--set", "train.stop_at_step=5", nproc=2)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 5
+    code, err = seqlab("train", "lm", "--resume", run, "--set", "parallel.pp=2", "--set", "train.stop_at_step=9",
+                       nproc=2)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 9
+    # ... and the last part on one process, in this one.
+    assert main(["train", "lm", "--resume", str(run), "--set", "train.stop_at_step=0"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 12
+    evaluations = {step: val for step, _, val in curves(run) if val is not None}
+    reference = {step: val for step, _, val in curves(one_process) if val is not None}
+    # The pauses add evaluations at steps 5 and 9; those at 6 and 12 match the uninterrupted run.
+    assert {step: evaluations[step] for step in reference} == pytest.approx(reference, rel=1e-5)
+    assert_same_weights(run / "checkpoints" / "last", one_process / "checkpoints" / "last")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "parallel.dp=3", "--nproc", "2"], "but 2 processes were started"),
+    (["--set", "parallel.tp=3"], "parallel.tp=3 must divide model.n_heads=4"),
+    (["--set", "parallel.tp=2"], "add --nproc 2"),
+    (["--set", "parallel.pp=2", "--set", "model.tie_weights=true", "--nproc", "2"], "model.tie_weights=false"),
+    (["--set", "parallel.pp=2", "--set", "parallel.dp=2", "--nproc", "4"], "does not combine"),
+    (["--set", "parallel.tp=2", "--set", "parallel.dp=2", "--nproc", "4"], "dp_mode='fsdp'"),
+    (["--set", "model.arch='lstm'", "--set", "parallel.tp=2", "--nproc", "2"], "split a Transformer"),
+    (["--nproc", "0"], "--nproc must be at least 1"),
+])
+def test_bad_layouts_are_one_line_before_any_process_starts(args, message, corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "lm", "--text", str(corpus), "--out", str(run), *TINY, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not run.exists()
+
+
+def test_only_lm_runs_on_several_processes(tmp_path, capsys):
+    csv = tmp_path / "series.csv"
+    csv.write_text("date,OT\n" + "".join(f"2020-01-01 {h:02d}:00,{h}\n" for h in range(24)))
+    assert main(["train", "forecast", "--csv", str(csv), "--input-len", "4", "--horizon", "2",
+                 "--out", str(tmp_path / "run"), "--nproc", "2"]) == 2
+    assert "only train lm runs on several" in capsys.readouterr().err
