@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from seqlab.cli.main import main
@@ -133,3 +134,26 @@ def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
     Image.new("L", (8, 8)).save(single / "only" / "a.png")
     code, _, err = run_cli("train", "vision", "--images", single, "--out", tmp_path / "run", capsys=capsys)
     assert code == 2 and "at least two sub-folders" in err
+
+
+def test_test_time_shifts_average_the_nine_translations():
+    from seqlab.tasks.vision import predict
+
+    class WhereIsThePixel(torch.nn.Module):  # one class per pixel position: the brightest one
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, images):
+            return torch.nn.functional.one_hot(images.flatten(1).argmax(-1), 64).float() * 50.0
+
+    image = torch.zeros(1, 1, 8, 8)
+    image[0, 0, 3, 5] = 1.0
+    one_view = predict(WhereIsThePixel(), image)[0]
+    assert one_view.argmax() == 3 * 8 + 5 and one_view.max() > 0.99
+    averaged = predict(WhereIsThePixel(), image, shifts=1)[0]
+    expected = torch.zeros(64)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            expected[(3 + dy) * 8 + 5 + dx] = 1 / 9
+    torch.testing.assert_close(averaged, expected, atol=1e-6, rtol=0)

@@ -190,3 +190,24 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
     other.optimizer = torch.optim.AdamW(other.model.parameters())
     with pytest.raises(UserError, match="another model config.*d_model"):
         other.resume()
+
+
+def test_without_validation_the_latest_checkpoint_is_the_best(tmp_path):
+    trainer = make_trainer(tmp_path)
+    trainer.evaluate, trainer.select = (lambda m: {}), None
+    progress = trainer.fit()
+    assert progress.best_step == progress.step == 12
+    best, last = (load_file(str(tmp_path / "checkpoints" / name / "model.safetensors")) for name in ("best", "last"))
+    assert all(torch.equal(best[k], last[k]) for k in last)
+
+
+def test_stop_at_step_pauses_and_resume_finishes_like_one_run(tmp_path):
+    straight_dir, paused_dir = tmp_path / "straight", tmp_path / "paused"
+    straight_dir.mkdir(), paused_dir.mkdir()
+    make_trainer(straight_dir).fit()
+    paused = make_trainer(paused_dir, stop_at_step=6).fit()
+    assert paused.step == 6 and "paused at step 6" in paused.stopped
+    make_trainer(paused_dir).fit(resume=True)
+    assert losses(paused_dir) == losses(straight_dir)
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors")) for d in (paused_dir, straight_dir))
+    assert all(torch.equal(final[k], expected[k]) for k in expected)

@@ -35,17 +35,20 @@ def unpatchify(patches: Tensor, patch: int, channels: int, height: int, width: i
 class VisionTransformer(nn.Module):
     def __init__(self, image_size: int, n_classes: int, channels: int = 1, patch_size: int = 2,
                  d_model: int = 64, n_heads: int = 4, n_layers: int = 4, d_ff: int = 128,
-                 dropout: float = 0.1) -> None:
+                 dropout: float = 0.1, attention_dropout: float | None = None,
+                 ff_dropout: float | None = None) -> None:
         super().__init__()
         self.config = dict(image_size=image_size, n_classes=n_classes, channels=channels, patch_size=patch_size,
-                           d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout)
+                           d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
+                           attention_dropout=attention_dropout, ff_dropout=ff_dropout)
         self.patch_size, self.channels, self.image_size = patch_size, channels, image_size
         n_patches = (image_size // patch_size) ** 2
         self.patch_embedding = nn.Linear(channels * patch_size**2, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         self.position = LearnedPositionalEmbedding(n_patches + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
+        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu",
+                                                 attention_dropout=attention_dropout, ff_dropout=ff_dropout)
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, n_classes)

@@ -61,11 +61,12 @@ def move(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
 
 class Trainer:
     """Trains ``model`` in ``run_dir``. ``select`` names the metric of ``evaluate`` that picks the
-    best checkpoint and drives early stopping (lower is better unless ``maximize``). ``parallel``
+    best checkpoint and drives early stopping (lower is better unless ``maximize``); ``select=None``
+    (no validation data) keeps the latest checkpoint as the best. ``parallel``
     is the process layout (:mod:`seqlab.parallel.runtime`): one process unless torchrun started several."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, run_dir: Path, loss_fn: LossFn,
-                 batches: Batches, evaluate: EvaluateFn, select: str = "val_loss",
+                 batches: Batches, evaluate: EvaluateFn, select: str | None = "val_loss",
                  maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None) -> None:
         self.config, self.run_dir = config, Path(run_dir)
         self.device = resolve_device(config.device)
@@ -123,7 +124,9 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float | None) -> bool:
+        if self.select is None:
+            return True
         best = self.progress.best
         return best is None or (value > best if self.maximize else value < best)
 
@@ -139,7 +142,7 @@ class Trainer:
         if self.config.progress and self.parallel.is_main:
             shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
             tqdm.write(f"step {p.step}/{self.config.max_steps}  {shown}")
-        value = metrics[self.select]
+        value = metrics[self.select] if self.select else None
         if self._improved(value):
             p.best, p.best_step, p.bad_evals = value, p.step, 0
             self.save("best", resumable=False)
