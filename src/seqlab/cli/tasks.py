@@ -82,10 +82,7 @@ def launch_torchrun(args, config, resume_run: Path | None) -> None:
         raise UserError(f"--nproc must be at least 1; got {n}")
     if args.task != "lm":
         raise UserError(f"--nproc: train {args.task} runs on one process; only train lm runs on several")
-    try:
-        config.parallel.sizes(n)
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    config.check_layout(n)
     argv = list(args.argv)
     i = next(i for i, a in enumerate(argv) if a == "--nproc" or a.startswith("--nproc="))
     del argv[i : i + (1 if "=" in argv[i] else 2)]

@@ -26,8 +26,13 @@ from .config import ParallelConfig
 OutputLoss = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> mean loss
 
 
+def torchrun_world() -> int:
+    """The number of processes torchrun started (1 when it did not)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return torchrun_world() > 1
 
 
 def _state_dict_options(**kwargs):
@@ -155,7 +160,7 @@ class Distributed(SingleProcess):
             if self.pp > 1:
                 stage_index = self._rank_in("pp")
                 self.stage = lm_pipeline_stage(model, stage_index, self.pp)
-                self._owners(model)
+                self._owners()
 
                 def scaled_loss(output: Tensor, target: Tensor) -> Tensor:
                     return self.output_loss(output, target) * self.scale
@@ -173,7 +178,7 @@ class Distributed(SingleProcess):
         except (ValueError, AttributeError) as error:
             raise UserError(f"cannot apply parallel modes to this model: {error}") from None
 
-    def _owners(self, model: nn.Module) -> None:
+    def _owners(self) -> None:
         """Which pipeline stage owns each entry of the whole model's state dict."""
         mine = list(self.stage.state_dict())
         every: list[list[str]] = [[] for _ in range(self.world)]

@@ -29,7 +29,7 @@ from ..errors import UserError
 from ..models import RecurrentLM, TransformerLM
 from ..models.generation import check_sampling
 from ..parallel.config import ParallelConfig
-from ..parallel.runtime import SingleProcess, runtime_for
+from ..parallel.runtime import SingleProcess, launched_by_torchrun, runtime_for, torchrun_world
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move, resolve_device
 from . import run_dir as runs
@@ -106,6 +106,17 @@ class LMConfig:
             raise ValueError("parallel.pp puts the embedding and the output layer on different stages: "
                              "set model.tie_weights=false")
 
+    def check_layout(self, world: int) -> None:
+        """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
+        try:
+            dp, _, pp = self.parallel.sizes(world)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        per_rank = self.train.batch_size // dp
+        if self.train.batch_size % dp or (pp > 1 and per_rank % self.parallel.microbatches):
+            raise UserError(f"train.batch_size ({self.train.batch_size}) must split evenly over {dp} data-parallel "
+                            f"rank(s)" + (f" and {self.parallel.microbatches} micro-batches" if pp > 1 else ""))
+
 
 def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
     c = config
@@ -159,6 +170,8 @@ def lm_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
 
 def runtime(config: LMConfig) -> SingleProcess:
     """The process layout: one process, or this rank's part of a torchrun job (``[parallel]``)."""
+    if launched_by_torchrun():
+        config.check_layout(torchrun_world())
     return runtime_for(config.parallel, resolve_device(config.train.device), next_token_loss)
 
 
