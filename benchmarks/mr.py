@@ -1,7 +1,7 @@
 """MR movie-review polarity (Pang & Lee, 2005; 10,662 snippets, Latin-1): 10-fold cross-validation
 accuracy of every text classifier, on the same folds, with no externally pre-trained vectors.
 
-    .venv/bin/python benchmarks/mr.py --data ../shared/data/mr [--models tfidf,bow,conv1d,lstm,transformer]
+    .venv/bin/python benchmarks/mr.py --data ../shared/data/mr [--models tfidf,bow,nbsvm,conv1d,lstm,transformer]
         [--folds 10] [--out runs/mr]
 
 Published (Kim, 2014): CNN-rand 76.1, CNN-non-static with GoogleNews word2vec 81.5; NBSVM 79.4.
@@ -21,6 +21,7 @@ COMMON = ["train.progress=false", "train.tensorboard=false"]
 SETTINGS = {
     "tfidf": ["model.C=8.0"],
     "bow": ["model.C=0.5"],
+    "nbsvm": ["model.C=1.0", "model.nb_alpha=1.0"],
     "conv1d": ["model.d_model=128", "model.n_filters=100", "model.dropout=0.5", "model.embeddings='skipgram'",
                "model.word2vec_epochs=20", "train.lr=1e-3", "train.batch_size=50", "train.max_steps=1500",
                "train.eval_every=100", "train.weight_decay=0.0"],
@@ -36,7 +37,7 @@ SETTINGS = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with rt-polarity.pos and rt-polarity.neg")
-    parser.add_argument("--models", default="tfidf,bow,conv1d,lstm,transformer")
+    parser.add_argument("--models", default="tfidf,bow,nbsvm,conv1d,lstm,transformer")
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/mr"))
     parser.add_argument("--set", action="append", default=[])

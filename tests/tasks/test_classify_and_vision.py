@@ -41,7 +41,7 @@ def reviews(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("model", ["transformer", "lstm", "conv1d", "tfidf", "bow"])
+@pytest.mark.parametrize("model", ["transformer", "lstm", "conv1d", "tfidf", "bow", "nbsvm"])
 def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys, model):
     run = tmp_path / model
     code, out, err = run_cli("train", "classify", "--csv", reviews, "--model", model, "--encoding", "latin-1",
@@ -157,3 +157,22 @@ def test_test_time_shifts_average_the_nine_translations():
         for dx in (-1, 0, 1):
             expected[(3 + dy) * 8 + 5 + dx] = 1 / 9
     torch.testing.assert_close(averaged, expected, atol=1e-6, rtol=0)
+
+
+def test_nb_log_count_ratio_and_three_classes():
+    from scipy.sparse import csr_matrix
+
+    from seqlab.tasks.classify import fit_nb_weighted, linear_vectorizer, nb_log_count_ratio
+
+    counts = csr_matrix(np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1]]))
+    is_class = np.array([True, True, False])
+    p, q = np.array([3.0, 2.0, 2.0]), np.array([1.0, 2.0, 2.0])  # alpha 1 + column sums in / out
+    np.testing.assert_allclose(nb_log_count_ratio(counts, is_class, 1.0),
+                               np.log(p / p.sum()) - np.log(q / q.sum()))
+    texts = [f"{word} film {i}" for i in range(30) for word in ("red", "green", "blue")]
+    labels = np.array([word for i in range(30) for word in ("red", "green", "blue")])
+    vectorizer = linear_vectorizer("nbsvm")
+    predict = fit_nb_weighted(vectorizer.fit_transform(texts), labels, 4.0, 1.0, vectorizer)
+    probs = predict(["green film", "blue film", "red film"])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert list(np.unique(labels)[probs.argmax(axis=1)]) == ["green", "blue", "red"]

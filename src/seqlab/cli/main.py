@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
     train.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
     train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear; "
-                                       "classify: transformer, lstm, conv1d, tfidf, bow")
+                                       "classify: transformer, lstm, conv1d, tfidf, bow, nbsvm")
     train.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
     train.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")

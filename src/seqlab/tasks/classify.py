@@ -60,7 +60,7 @@ class ClassifyDataConfig:
 
 @dataclass
 class ClassifyModelConfig:
-    arch: Literal["transformer", "lstm", "conv1d", "tfidf", "bow"] = "transformer"
+    arch: Literal["transformer", "lstm", "conv1d", "tfidf", "bow", "nbsvm"] = "transformer"
     d_model: int = 128  # embedding width (= word-vector size)
     n_heads: int = 4
     n_layers: int = 2
@@ -73,7 +73,8 @@ class ClassifyModelConfig:
     embeddings: str = "random"  # random, cbow, skipgram (word2vec on the training text) or a GloVe file
     freeze_embeddings: bool = False
     word2vec_epochs: int = 10
-    C: float = 4.0  # tfidf / bow: inverse regularisation of the logistic regression
+    C: float = 4.0  # tfidf / bow / nbsvm: inverse regularisation of the logistic regression
+    nb_alpha: float = 1.0  # nbsvm: smoothing of the feature counts in the log-count ratio
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -103,8 +104,38 @@ def linear_vectorizer(arch: str):
 def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray):
     vectorizer = linear_vectorizer(config.model.arch)
     features = vectorizer.fit_transform(texts)
+    if config.model.arch == "nbsvm":
+        return fit_nb_weighted(features, labels, config.model.C, config.model.nb_alpha, vectorizer)
     model = LogisticRegression(C=config.model.C, max_iter=2000).fit(features, labels)
     return lambda new: model.predict_proba(vectorizer.transform(new))
+
+
+def nb_log_count_ratio(features, is_class: np.ndarray, alpha: float) -> np.ndarray:
+    """r = log((p / ‖p‖₁) / (q / ‖q‖₁)), p and q the smoothed feature counts inside and outside the class
+    (Wang & Manning, 2012): how much more often each n-gram occurs in the class than elsewhere."""
+    p = alpha + np.asarray(features[is_class].sum(axis=0)).ravel()
+    q = alpha + np.asarray(features[~is_class].sum(axis=0)).ravel()
+    return np.log(p / p.sum()) - np.log(q / q.sum())
+
+
+def fit_nb_weighted(features, labels: np.ndarray, C: float, alpha: float, vectorizer):
+    """NBSVM's features — binary n-grams scaled by their naive-Bayes log-count ratio — under logistic
+    regression instead of an SVM (so that it gives probabilities); one class against the rest, each with
+    its own ratio, the probabilities normalised over classes."""
+    classes = np.unique(labels)
+    members = []
+    for c in classes if len(classes) > 2 else classes[1:]:
+        r = nb_log_count_ratio(features, labels == c, alpha)
+        members.append((r, LogisticRegression(C=C, max_iter=2000).fit(features.multiply(r).tocsr(), labels == c)))
+
+    def predict(new: list[str]) -> np.ndarray:
+        x = vectorizer.transform(new)
+        scores = np.stack([model.predict_proba(x.multiply(r).tocsr())[:, 1] for r, model in members], axis=1)
+        if len(classes) == 2:
+            return np.concatenate([1 - scores, scores], axis=1)
+        return scores / scores.sum(axis=1, keepdims=True)
+
+    return predict
 
 
 # --- neural models --------------------------------------------------------------------------------
