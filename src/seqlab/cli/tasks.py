@@ -83,8 +83,8 @@ def launch_torchrun(args, config, resume_run: Path | None) -> None:
     if args.task != "lm":
         raise UserError(f"--nproc: train {args.task} runs on one process; only train lm runs on several")
     config.check_layout(n)
-    argv = list(args.argv)
-    i = next(i for i, a in enumerate(argv) if a == "--nproc" or a.startswith("--nproc="))
+    argv = list(args.argv)  # the same command for every rank, without --nproc (or its abbreviation)
+    i = next(i for i, a in enumerate(argv) if a.startswith("--n") and "--nproc".startswith(a.split("=")[0]))
     del argv[i : i + (1 if "=" in argv[i] else 2)]
     if resume_run is None:
         out = args.out or runs.default_run_dir(args.task)
