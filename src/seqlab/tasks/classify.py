@@ -79,6 +79,8 @@ class ClassifyModelConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+        if self.nb_alpha <= 0 or self.C <= 0:
+            raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
 
 
 def _classify_train_defaults() -> TrainConfig:
