@@ -79,7 +79,8 @@ class SingleProcess:
         pass
 
     def export(self, model: nn.Module) -> nn.Module | None:
-        """The whole model as a plain module on the main rank (None elsewhere), for ``save_pretrained``."""
+        """The whole model as a plain module on the main rank (None elsewhere), for ``save_pretrained``.
+        Called right after :meth:`before_eval` (the Trainer saves only after an evaluation)."""
         return model
 
     def load_weights(self, model: nn.Module, path: Path) -> None:
@@ -254,8 +255,7 @@ class Distributed(SingleProcess):
                     dist.broadcast(tensor, src=self.owner[name])
 
     def export(self, model: nn.Module) -> nn.Module | None:
-        if self.pp > 1:
-            self.before_eval(model)
+        if self.pp > 1:  # before_eval has just brought every stage's weights to every rank
             return model if self.is_main else None
         if not self.sharded:
             return model
