@@ -1,5 +1,5 @@
 """Forecasters: shapes, patching, the moving average, instance normalisation, causality of the
-convolutions."""
+convolutions, the periodic model's phase alignment."""
 
 import pytest
 import torch
@@ -16,6 +16,8 @@ MODELS = {
     "conv1d": lambda: fm.ConvForecaster(C, L, H, d_model=16),
     "linear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5),
     "rlinear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5, revin=True),
+    "periodic": lambda: fm.PeriodicLinearForecaster(C, L, H, period=8),
+    "periodic-revin": lambda: fm.PeriodicLinearForecaster(C, L, H, period=8, revin=True),
 }
 
 
@@ -59,3 +61,21 @@ def test_convolutions_are_causal():
     changed = x.clone()
     changed[:, 30:] += 1.0
     torch.testing.assert_close(h(x)[..., :30], h(changed)[..., :30])
+
+
+@pytest.mark.parametrize("input_len, horizon", [(48, 12), (53, 20)])
+def test_periodic_model_reads_each_phase_from_the_same_phase_of_past_periods(input_len, horizon):
+    # With no smoothing and the map "next period = last period", the forecast must repeat the window's
+    # last whole period: step h of the horizon is phase h mod w, read from the last period's phase.
+    w = 8
+    model = fm.PeriodicLinearForecaster(C, input_len, horizon, period=w)
+    with torch.no_grad():
+        model.smooth.weight.zero_()
+        model.across_days.weight.zero_()
+        model.across_days.weight[:, -1] = 1.0
+    x = torch.randn(2, input_len, C)
+    y = model(x)
+    last_period = x[:, -w:]  # (2, w, C); with input_len 53 the oldest 5 steps are not read
+    expected = last_period.repeat(1, -(-horizon // w), 1)[:, :horizon]
+    torch.testing.assert_close(y, expected)
+    assert model.days_in == input_len // w and model.days_out == -(-horizon // w)

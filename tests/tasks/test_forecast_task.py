@@ -41,7 +41,7 @@ def run_cli(*args, capsys):
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("arch", ["transformer", "patch", "lstm", "gru", "conv1d", "linear"])
+@pytest.mark.parametrize("arch", ["transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"])
 def test_each_model_learns_a_seasonal_series(tmp_path, seasonal_csv, capsys, arch):
     run = tmp_path / arch
     code, out, err = run_cli("train", "forecast", "--csv", seasonal_csv, "--model", arch, "--out", run,
@@ -82,6 +82,8 @@ def test_predict_writes_the_next_horizon_with_timestamps(tmp_path, seasonal_csv,
     (lambda f: f, ["--input-len", "0"], "input_len"),
     (lambda f: f, ["--split", "0.5,0.5"], "--split"),
     (lambda f: f, ["--model", "prophet"], "model.arch must be one of"),
+    (lambda f: f, ["--model", "periodic", "--set", "model.period=64"], "model.period (64) must not exceed"),
+    (lambda f: f, ["--model", "patch", "--set", "model.patch_len=64"], "model.patch_len (64) must not exceed"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, seasonal_csv, capsys, edit, flags, message):
     path = tmp_path / "bad.csv"

@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--features", choices=["M", "S", "MS"], help="forecast: all->all, target->target, all->target")
     train.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
     train.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
-    train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear; "
+    train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear, periodic; "
                                        "classify: transformer, lstm, conv1d, tfidf, bow, nbsvm")
     train.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
     train.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")

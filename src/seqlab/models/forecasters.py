@@ -2,9 +2,10 @@
 
 Seed 000's comparison on one footing: self-attention over time steps (``TimeStepTransformer``), over
 patches of each channel (``PatchTransformer``, PatchTST-style), recurrence (``RecurrentForecaster``),
-convolution (``ConvForecaster``) and a linear map with a trend/seasonal split (``LinearForecaster``,
-DLinear-style). All but the linear one normalise each window by its own mean and spread first (RevIN),
-which removes the level shifts between training and test periods that real series have.
+convolution (``ConvForecaster``), a linear map with a trend/seasonal split (``LinearForecaster``,
+DLinear-style) and a linear map across periods (``PeriodicLinearForecaster``, SparseTSF-style). All but
+the linear ones normalise each window by its own mean and spread first (RevIN), which removes the level
+shifts between training and test periods that real series have.
 """
 
 from __future__ import annotations
@@ -212,4 +213,40 @@ class LinearForecaster(Forecaster):
         return self.norm.denormalise(y, stats) if self.norm is not None else y
 
 
-ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear")
+@pretrained.register
+class PeriodicLinearForecaster(Forecaster):
+    """SparseTSF (Lin et al., 2024): with a known period w (24 for hourly data), the value at phase p of
+    a future day is predicted from phase p of the past days only. Each channel's window, less its mean,
+    is smoothed by a learned convolution over one period (added back as a residual), cut into L/w days,
+    and one linear map (L/w days -> ceil(H/w) days, shared by all phases and channels) runs down each
+    phase. About (L/w)·(H/w) + w weights: it cannot overfit much, which is its point. The oldest
+    L mod w steps are not read."""
+
+    def __init__(self, channels: int, input_len: int, horizon: int, period: int = 24, revin: bool = False) -> None:
+        super().__init__()
+        if not 1 <= period <= input_len:
+            raise ValueError(f"model.period must be between 1 and input_len ({input_len}); got {period}")
+        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, period=period, revin=revin)
+        self.period, self.horizon = period, horizon
+        self.days_in, self.days_out = input_len // period, -(-horizon // period)
+        self.norm = InstanceNorm() if revin else None
+        self.smooth = nn.Conv1d(1, 1, 2 * (period // 2) + 1, padding=period // 2, bias=False)
+        self.across_days = nn.Linear(self.days_in, self.days_out, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, _, C = x.shape
+        x = x[:, x.size(1) - self.days_in * self.period:]  # (B, L', C), L' a whole number of periods
+        if self.norm is not None:
+            x, stats = self.norm(x)
+        else:
+            mean = x.mean(dim=1, keepdim=True)
+            x = x - mean
+        series = x.transpose(1, 2).reshape(B * C, 1, -1)  # (B·C, 1, L')
+        series = series + self.smooth(series)
+        phases = series.view(B * C, self.days_in, self.period).transpose(1, 2)  # (B·C, w, days)
+        y = self.across_days(phases).transpose(1, 2).reshape(B, C, -1)[..., :self.horizon]  # (B, C, H)
+        y = y.transpose(1, 2)  # (B, H, C)
+        return self.norm.denormalise(y, stats) if self.norm is not None else y + mean
+
+
+ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic")

@@ -49,7 +49,7 @@ class ForecastDataConfig:
 
 @dataclass
 class ForecastModelConfig:
-    arch: Literal["transformer", "patch", "lstm", "gru", "conv1d", "linear"] = "patch"
+    arch: Literal["transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"] = "patch"
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 3
@@ -58,11 +58,12 @@ class ForecastModelConfig:
     patch_len: int = 16  # patch
     stride: int = 8  # patch
     kernel_size: int = 25  # linear: the moving average's width; conv1d uses 3
-    revin: bool = False  # linear: normalise each window first (RLinear); the other models always do
+    period: int = 24  # periodic: the series' period in rows (24 for hourly data with a daily cycle)
+    revin: bool = False  # linear, periodic: also divide by each window's spread (the others always do)
     loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
 
     def __post_init__(self) -> None:
-        if min(self.d_model, self.n_heads, self.n_layers, self.d_ff, self.patch_len, self.stride) < 1:
+        if min(self.d_model, self.n_heads, self.n_layers, self.d_ff, self.patch_len, self.stride, self.period) < 1:
             raise ValueError("model sizes must be at least 1")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
@@ -79,6 +80,13 @@ class ForecastConfig:
     model: ForecastModelConfig = field(default_factory=ForecastModelConfig)
     train: TrainConfig = field(default_factory=_forecast_train_defaults)
 
+    def __post_init__(self) -> None:
+        L, m = self.data.input_len, self.model
+        if m.arch == "patch" and m.patch_len > L:
+            raise ValueError(f"model.patch_len ({m.patch_len}) must not exceed data.input_len ({L})")
+        if m.arch == "periodic" and m.period > L:
+            raise ValueError(f"model.period ({m.period}) must not exceed data.input_len ({L})")
+
 
 def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, horizon: int):
     if c.arch == "transformer":
@@ -90,6 +98,8 @@ def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, hori
         return fm.RecurrentForecaster(channels, input_len, horizon, c.d_model, c.n_layers, c.arch, c.dropout)
     if c.arch == "conv1d":
         return fm.ConvForecaster(channels, input_len, horizon, c.d_model, c.n_layers, 3, c.dropout)
+    if c.arch == "periodic":
+        return fm.PeriodicLinearForecaster(channels, input_len, horizon, c.period, c.revin)
     return fm.LinearForecaster(channels, input_len, horizon, c.kernel_size, c.revin)
 
 
