@@ -4,8 +4,9 @@ Seed 000's comparison on one footing: self-attention over time steps (``TimeStep
 patches of each channel (``PatchTransformer``, PatchTST-style), recurrence (``RecurrentForecaster``),
 convolution (``ConvForecaster``), a linear map with a trend/seasonal split (``LinearForecaster``,
 DLinear-style) and a linear map across periods (``PeriodicLinearForecaster``, SparseTSF-style). All but
-the linear ones normalise each window by its own mean and spread first (RevIN), which removes the level
-shifts between training and test periods that real series have.
+the linear ones normalise each window by its own mean and spread first (RevIN; the periodic one by its
+mean only, as SparseTSF does), which removes the level shifts between training and test periods that
+real series have.
 """
 
 from __future__ import annotations
@@ -219,7 +220,7 @@ class PeriodicLinearForecaster(Forecaster):
     a future day is predicted from phase p of the past days only. Each channel's window, less its mean,
     is smoothed by a learned convolution over one period (added back as a residual), cut into L/w days,
     and one linear map (L/w days -> ceil(H/w) days, shared by all phases and channels) runs down each
-    phase. About (L/w)·(H/w) + w weights: it cannot overfit much, which is its point. The oldest
+    phase. (L/w)·⌈H/w⌉ + 2·⌊w/2⌋ + 1 weights: it cannot overfit much, which is its point. The oldest
     L mod w steps are not read."""
 
     def __init__(self, channels: int, input_len: int, horizon: int, period: int = 24, revin: bool = False) -> None:
