@@ -137,6 +137,6 @@ def test_bad_layouts_are_one_line_before_any_process_starts(args, message, corpu
 def test_only_lm_runs_on_several_processes(tmp_path, capsys):
     csv = tmp_path / "series.csv"
     csv.write_text("date,OT\n" + "".join(f"2020-01-01 {h:02d}:00,{h}\n" for h in range(24)))
-    assert main(["train", "forecast", "--csv", str(csv), "--input-len", "4", "--horizon", "2",
+    assert main(["train", "forecast", "--csv", str(csv), "--model", "linear", "--input-len", "4", "--horizon", "2",
                  "--out", str(tmp_path / "run"), "--nproc", "2"]) == 2
     assert "only train lm runs on several" in capsys.readouterr().err
