@@ -26,6 +26,8 @@ LM_ARCHITECTURES = ("rnn", "lstm", "gru", "transformer")
 COLUMNS = {"model": "model", "parameters": "parameters", "train_seconds": "train s", "seconds_per_epoch": "s / epoch",
            "epochs": "epochs", "val_perplexity": "val perplexity", "bleu": "test BLEU", "exact_match": "exact match",
            "tokens_per_s": "tokens / s", "val_loss": "val loss (nats/token)", "val_bits_per_char": "bits / char"}
+TRANSLATE_COLUMNS = ["model", "parameters", "train_seconds", "seconds_per_epoch", "epochs", "val_perplexity",
+                     "bleu", "exact_match"]
 LM_COLUMNS = ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",
               "val_bits_per_char"]
 
@@ -90,7 +92,7 @@ def run_compare(models: list[str], out: Path, overwrite: bool, config: str | Non
         translator.alignment_png(example, out / f"alignment-{arch}.png")
         log(f"{arch}: BLEU {m['bleu']:.2f}, exact match {m['exact_match']:.2%}, val perplexity "
             f"{m['val_perplexity']:.3f}, {m['train_seconds']:.0f} s")
-    return write_results(pd.DataFrame(rows, columns=list(COLUMNS)), run_dirs, out, "seqlab compare translate", log)
+    return write_results(pd.DataFrame(rows, columns=TRANSLATE_COLUMNS), run_dirs, out, "seqlab compare translate", log)
 
 
 def run_compare_lm(models: list[str], out: Path, overwrite: bool, config: str | None, overrides: list[str],
