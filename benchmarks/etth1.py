@@ -65,6 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     horizons = [int(h) for h in args.horizons.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
+    series = None  # the CSV, read once: every run uses the same file, columns and split
     print(f"ETTh1 multivariate, ETT split, input {args.input_len}; test MSE / MAE (standardised)\n")
     print("| model | " + " | ".join(f"H={h} MSE | H={h} MAE" for h in horizons) + " | mean MSE | train s |")
     print("|---|" + "---|---|" * len(horizons) + "---|---|")
@@ -79,7 +80,8 @@ def main() -> None:
                 config = load_config(ForecastConfig, None, overrides)
                 name = f"{arch}-{horizon}" if len(seeds) == 1 else f"{arch}-seed{seed}-{horizon}"
                 run = runs.create_run_dir(args.out / name, overwrite=True)
-                _, m = train(config, run, read_series(config.data), log=lambda *_: None)
+                series = series or read_series(config.data)
+                _, m = train(config, run, series, log=lambda *_: None)
                 ensemble[horizon].append(run)
                 cells += [f"{m['test_mse']:.4f}", f"{m['test_mae']:.4f}"]
                 mses.append(m["test_mse"])

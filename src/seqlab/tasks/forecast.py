@@ -59,7 +59,7 @@ class ForecastModelConfig:
     stride: int = 8  # patch
     kernel_size: int = 25  # linear: the moving average's width; conv1d uses 3
     period: int = 24  # periodic: the series' period in rows (24 for hourly data with a daily cycle)
-    revin: bool = False  # linear, periodic: also divide by each window's spread (the others always do)
+    revin: bool = False  # linear: normalise each window (RLinear); periodic: divide by its spread too; others always do
     loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
 
     def __post_init__(self) -> None:
