@@ -42,7 +42,8 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     code, out, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY, capsys=capsys)
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
-    for key in ("bleu", "bleu_lowercase", "exact_match", "val_perplexity", "val_token_accuracy", "train_seconds"):
+    for key in ("bleu", "bleu_lowercase", "exact_match", "val_perplexity", "val_token_accuracy", "train_seconds",
+                "perplexity", "word_perplexity"):
         assert key in metrics
     assert (run / "src_tokenizer.json").is_file() and (run / "checkpoints" / "best" / "model.safetensors").is_file()
     assert json.loads((run / "run.json").read_text())["task"] == "translate"
@@ -50,7 +51,8 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     code, out, err = run_cli("translate", run, "hello", "--beam", "1", capsys=capsys)
     assert code == 0 and len(out.splitlines()) == 1
     code, out, _ = run_cli("eval", run, "--src", src, "--ref", tgt, capsys=capsys)
-    assert code == 0 and "bleu" in json.loads(out)
+    scores = json.loads(out)
+    assert code == 0 and scores["word_perplexity"] > 1 and "bleu" in scores
 
     # Resume a finished run with a longer budget: continues from step 20.
     code, _, err = run_cli("train", "translate", "--resume", run, "--max-steps", "30", capsys=capsys)

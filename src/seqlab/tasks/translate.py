@@ -8,6 +8,7 @@ BLEU on held-out data.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import sacrebleu
 import torch
 import torch.nn.functional as F
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 from tokenizers import Tokenizer
 
 from ..config import to_dict
@@ -30,6 +32,7 @@ from . import run_dir as runs
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
 Pairs = tuple[list[str], list[str]]
+WORDS = Tokenizer13a()  # the words BLEU counts: "A man, in a hat." -> A man , in a hat .
 
 
 @dataclass
@@ -127,8 +130,8 @@ def token_loss(model, batch: dict[str, torch.Tensor], label_smoothing: float = 0
     return loss, int((target != PAD_ID).sum())
 
 
-def validation_metrics(model, batches: list[dict[str, torch.Tensor]], device) -> dict[str, float]:
-    """Loss without label smoothing (so perplexity means what it says) and token accuracy."""
+def loss_sums(model, batches: list[dict[str, torch.Tensor]], device) -> tuple[float, int, int]:
+    """Summed cross-entropy (no label smoothing), correct argmaxes and the count of real target tokens."""
     loss_sum, correct, tokens = 0.0, 0, 0
     for batch in batches:
         batch = move(batch, device)
@@ -138,9 +141,23 @@ def validation_metrics(model, batches: list[dict[str, torch.Tensor]], device) ->
         loss_sum += F.cross_entropy(logits[real], target[real], reduction="sum").item()
         correct += int((logits.argmax(-1)[real] == target[real]).sum())
         tokens += int(real.sum())
+    return loss_sum, correct, tokens
+
+
+def validation_metrics(model, batches: list[dict[str, torch.Tensor]], device) -> dict[str, float]:
+    """Loss without label smoothing (so perplexity means what it says) and token accuracy."""
+    loss_sum, correct, tokens = loss_sums(model, batches, device)
     val_loss = loss_sum / tokens
-    return {"val_loss": val_loss, "val_perplexity": float(torch.tensor(val_loss).exp()),
-            "val_token_accuracy": correct / tokens}
+    return {"val_loss": val_loss, "val_perplexity": math.exp(val_loss), "val_token_accuracy": correct / tokens}
+
+
+def perplexities(model, batches: list[dict[str, torch.Tensor]], references: list[str], device) -> dict[str, float]:
+    """Perplexity per target token, and per word: the same summed loss spread over the references'
+    words (sacreBLEU's 13a tokenisation, which splits off punctuation) plus one end of sentence each —
+    what a word-level model predicts — so it compares across tokenisers, whatever the subword vocabulary."""
+    loss_sum, _, tokens = loss_sums(model, batches, device)
+    words = sum(len(WORDS(line).split()) + 1 for line in references)
+    return {"perplexity": math.exp(loss_sum / tokens), "word_perplexity": math.exp(loss_sum / words)}
 
 
 def translate_ids(model, sources: list[list[int]], decode_config: DecodeConfig, device,
@@ -225,8 +242,13 @@ class Translator:
         return True
 
     def evaluate(self, sources: list[str], references: list[str], beam_size: int | None = None) -> dict[str, float]:
-        hypotheses = self.translate(sources, beam_size)
-        return score(hypotheses, references)
+        """BLEU and exact match of the translations, and perplexity (per token and per word) of the references."""
+        src_ids = self.encode_sources(sources, "source")
+        tgt_ids = encode_checked(self.tgt_tokenizer, references, self.config.data.max_len, "reference")
+        hypotheses = [decode(self.tgt_tokenizer, ids) for ids in self.translate_ids(src_ids, beam_size)]
+        with torch.no_grad():
+            fit = perplexities(self.model, fixed_batches(src_ids, tgt_ids, 128), references, self.device)
+        return {**score(hypotheses, references), **fit}
 
 
 def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: bool = False,
@@ -270,6 +292,9 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
     hypotheses = [decode(tgt_tok, ids) for ids in
                   translate_ids(translator.model, encoded[split][0], config.decode, trainer.device, t.precision)]
     metrics.update(score(hypotheses, references))
+    with torch.no_grad(), autocast(trainer.device, t.precision):
+        metrics.update(perplexities(translator.model, fixed_batches(*encoded[split], t.batch_size), references,
+                                    trainer.device))
     metrics.update({"scored_split": split, "steps": progress.step, "best_step": progress.best_step,
                     "train_seconds": round(progress.train_seconds, 2),
                     "total_seconds": round(time.perf_counter() - started, 2),
