@@ -31,3 +31,23 @@ def test_source_padding_changes_nothing_and_search_runs(tmp_path):
     assert beam_search(m, torch.cat([padded, padded]), 5, beam_size=2).shape[0] == 2
     m.save_pretrained(tmp_path)
     torch.testing.assert_close(from_pretrained(tmp_path).eval()(src, tgt), m(src, tgt))
+
+
+def test_gated_convolution_equals_torch_conv1d_forward_and_backward():
+    from torch.nn import functional as F
+
+    from seqlab.models.conv_seq2seq import GatedConvolution
+
+    torch.manual_seed(0)
+    for causal, k in [(True, 3), (False, 3), (False, 4), (True, 2)]:
+        layer = GatedConvolution(6, k, causal).double()
+        x = torch.randn(2, 9, 6, dtype=torch.float64, requires_grad=True)
+        padding = (k - 1, 0) if causal else ((k - 1) // 2, k // 2)
+        reference = F.glu(layer.conv(F.pad(x.transpose(1, 2), padding)), dim=1).transpose(1, 2)
+        ours = layer(x)
+        torch.testing.assert_close(ours, reference)
+        weights = torch.randn_like(ours)
+        grads = torch.autograd.grad((ours * weights).sum(), [x, layer.conv.weight, layer.conv.bias])
+        expected = torch.autograd.grad((reference * weights).sum(), [x, layer.conv.weight, layer.conv.bias])
+        for got, want in zip(grads, expected):
+            torch.testing.assert_close(got, want)
