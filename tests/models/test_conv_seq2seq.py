@@ -17,6 +17,9 @@ def test_cached_decoding_equals_full_and_is_causal():
     cache = m.new_cache()
     steps = torch.cat([m.decode(tgt[:, t : t + 1], memory, mask, cache) for t in range(7)], 1)
     torch.testing.assert_close(steps, full, atol=1e-5, rtol=1e-5)
+    cache = m.new_cache()  # several positions a call (a prompt, then steps)
+    chunks = torch.cat([m.decode(tgt[:, a:b], memory, mask, cache) for a, b in [(0, 3), (3, 4), (4, 7)]], 1)
+    torch.testing.assert_close(chunks, full, atol=1e-5, rtol=1e-5)
     for t in range(6):
         changed = tgt.clone()
         changed[:, t + 1 :] = torch.randint(1, 13, changed[:, t + 1 :].shape)
@@ -51,3 +54,19 @@ def test_gated_convolution_equals_torch_conv1d_forward_and_backward():
         expected = torch.autograd.grad((reference * weights).sum(), [x, layer.conv.weight, layer.conv.bias])
         for got, want in zip(grads, expected):
             torch.testing.assert_close(got, want)
+
+
+
+def test_cache_reorder_follows_the_beams():
+    """Beam search reorders the cache after each step (a row continues another row's prefix): the
+    next step must then equal the whole reordered prefix recomputed."""
+    m = model()
+    src = torch.randint(1, 11, (1, 6)).repeat(3, 1)  # the beams of one sentence share its source
+    tgt = torch.randint(4, 13, (3, 5))
+    memory, mask = m.encode(src)
+    cache = m.new_cache()
+    m.decode(tgt[:, :4], memory, mask, cache)
+    index = torch.tensor([2, 0, 0])
+    cache.reorder(index)
+    step = m.decode(tgt[index, 4:], memory, mask, cache)
+    torch.testing.assert_close(step, m(src, tgt[index])[:, 4:], atol=1e-5, rtol=1e-5)
