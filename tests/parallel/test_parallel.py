@@ -100,6 +100,10 @@ def worker(rank: int, mode: str, init_file: str, out_dir: str) -> None:
     torch.save({"losses": losses, "params": params}, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.barrier()
     dist.destroy_process_group()
+    # Leave without the interpreter's teardown. Once in ~70 runs a rank aborted with "terminate called
+    # without an active exception", the message of a C++ thread destroyed while still joinable, which
+    # points at gloo's threads at exit; everything this test checks is saved by now.
+    os._exit(0)
 
 
 def run_two_ranks(mode: str, tmp_path):
