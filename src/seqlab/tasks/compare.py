@@ -4,9 +4,10 @@ budget, one table.
 The story of seeds 001, 003 and 004 run on your data: a fixed context (simple) -> the context at every
 step (context) -> attention over all encoder states (attention) -> convolutions (conv) -> the
 Transformer. Writes ``compare.md`` and ``compare.csv`` (parameters, training time, seconds per epoch,
-validation perplexity, test perplexity per word, test BLEU and exact match), ``curves.png``, and an alignment heatmap per model
-that has one. ``compare lm`` does the same for language models (RNN, LSTM, GRU, Transformer) on one
-text file: parameters, tokens/s, validation loss, perplexity and bits per character.
+validation perplexity, test perplexity per word, test BLEU and exact match), ``curves.png``, and an
+alignment heatmap per model that has one. ``compare lm`` does the same for language models (RNN,
+LSTM, GRU, Transformer) on one text file: parameters, tokens/s, validation loss, perplexity and bits
+per character.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def parse_models(text: str, known: tuple[str, ...] = ARCHITECTURES) -> list[str]
 
 
 FORMATS = {"parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch": "{:.1f}", "epochs": "{:.2f}",
-           "val_perplexity": "{:.4f}", "word_perplexity": "{:.2f}", "bleu": "{:.2f}", "exact_match": "{:.2%}", "tokens_per_s": "{:,.0f}",
-           "val_loss": "{:.4f}", "val_bits_per_char": "{:.4f}"}
+           "val_perplexity": "{:.4f}", "word_perplexity": "{:.2f}", "bleu": "{:.2f}", "exact_match": "{:.2%}",
+           "tokens_per_s": "{:,.0f}", "val_loss": "{:.4f}", "val_bits_per_char": "{:.4f}"}
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -88,7 +89,8 @@ def run_compare(models: list[str], out: Path, overwrite: bool, config: str | Non
         epochs = m["steps"] * t.batch_size * t.grad_accum / len(splits["train"][0])
         rows.append({"model": arch, "parameters": m["parameters"], "train_seconds": m["train_seconds"],
                      "seconds_per_epoch": m["train_seconds"] / max(epochs, 1e-9), "epochs": round(epochs, 2),
-                     "val_perplexity": m["val_perplexity"], "word_perplexity": m["word_perplexity"], "bleu": m["bleu"], "exact_match": m["exact_match"]})
+                     "val_perplexity": m["val_perplexity"], "word_perplexity": m["word_perplexity"],
+                     "bleu": m["bleu"], "exact_match": m["exact_match"]})
         run_dirs[arch] = run
         translator.alignment_png(example, out / f"alignment-{arch}.png")
         log(f"{arch}: BLEU {m['bleu']:.2f}, exact match {m['exact_match']:.2%}, val perplexity "
