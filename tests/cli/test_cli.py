@@ -53,6 +53,11 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     code, out, _ = run_cli("eval", run, "--src", src, "--ref", tgt, capsys=capsys)
     scores = json.loads(out)
     assert code == 0 and scores["word_perplexity"] > 1 and "bleu" in scores
+    # A reference longer than the trained model's max_len: one line, and no --set hint (eval has none).
+    long_ref = write(tmp_path / "long.tgt", ["y" * 300] + [w[::-1] for w in src.read_text().split()][1:])
+    code, _, err = run_cli("eval", run, "--src", src, "--ref", long_ref, capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "reference sentence 1" in err
+    assert "trained model's limit" in err and "--set" not in err
 
     # Resume a finished run with a longer budget: continues from step 20.
     code, _, err = run_cli("train", "translate", "--resume", run, "--max-steps", "30", capsys=capsys)

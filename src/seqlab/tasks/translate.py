@@ -110,12 +110,16 @@ def load_splits(data: DataConfig, seed: int) -> dict[str, Pairs]:
     return splits
 
 
-def encode_checked(tokenizer: Tokenizer, lines: list[str], max_len: int, what: str) -> list[list[int]]:
+TRAINING_HINT = "raise it with --set data.max_len=N"
+TRAINED_HINT = "the trained model's limit: shorten or split the sentence"
+
+
+def encode_checked(tokenizer: Tokenizer, lines: list[str], max_len: int, what: str,
+                   hint: str = TRAINING_HINT) -> list[list[int]]:
     ids = encode_all(tokenizer, lines)
     for number, seq in enumerate(ids, 1):
         if len(seq) + 1 > max_len:  # +1: <bos> or <eos>
-            raise DataError(f"{what} sentence {number} has {len(seq)} tokens; data.max_len is {max_len} "
-                            f"(raise it with --set data.max_len=N)")
+            raise DataError(f"{what} sentence {number} has {len(seq)} tokens; data.max_len is {max_len} ({hint})")
     return ids
 
 
@@ -208,7 +212,7 @@ class Translator:
                    config)
 
     def encode_sources(self, lines: list[str], what: str = "input") -> list[list[int]]:
-        return encode_checked(self.src_tokenizer, lines, self.config.data.max_len, what)
+        return encode_checked(self.src_tokenizer, lines, self.config.data.max_len, what, TRAINED_HINT)
 
     def translate_ids(self, sources: list[list[int]], beam_size: int | None = None) -> list[list[int]]:
         decode_config = self.config.decode
@@ -244,7 +248,7 @@ class Translator:
     def evaluate(self, sources: list[str], references: list[str], beam_size: int | None = None) -> dict[str, float]:
         """BLEU and exact match of the translations, and perplexity (per token and per word) of the references."""
         src_ids = self.encode_sources(sources, "source")
-        tgt_ids = encode_checked(self.tgt_tokenizer, references, self.config.data.max_len, "reference")
+        tgt_ids = encode_checked(self.tgt_tokenizer, references, self.config.data.max_len, "reference", TRAINED_HINT)
         hypotheses = [decode(self.tgt_tokenizer, ids) for ids in self.translate_ids(src_ids, beam_size)]
         with torch.no_grad():
             fit = perplexities(self.model, fixed_batches(src_ids, tgt_ids, 128), references, self.device)
