@@ -74,6 +74,7 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("words,label\nok,a\n", [], "no column 'text'"),
     ("text,label\ncaf\xe9,a\nok,b\n", [], "--encoding"),
     ("text,label\nok,a\nfine,b\n", ["--cv", "1"], "data.cv"),
+    ("text,label\nok,a\nfine,b\n", ["--model", "tfidf", "--set", "model.teacher='nbsvm'"], "model.teacher"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"
@@ -81,6 +82,35 @@ def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags,
     code, _, err = run_cli("train", "classify", "--csv", path, "--out", tmp_path / "run", *flags, capsys=capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_distillation_from_a_linear_teacher(tmp_path, reviews, capsys):
+    run = tmp_path / "kd"
+    code, out, err = run_cli("train", "classify", "--csv", reviews, "--model", "transformer", "--encoding",
+                             "latin-1", "--set", "model.teacher='nbsvm'", "--out", run, *NEURAL_FAST, capsys=capsys)
+    assert code == 0, err
+    assert "teacher (nbsvm, 5-fold cross-fitted): accuracy" in out
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] >= 0.9
+
+
+def test_teacher_probabilities_are_cross_fitted():
+    """A text's soft label comes from a teacher that never saw it: a word only that text has cannot
+    change it, while a teacher fitted on every text (the leak cross-fitting prevents) does change."""
+    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, fit_linear, teacher_probabilities
+
+    rng = random.Random(1)
+    words = "great dull fine plot cast odd slow warm".split()
+    texts = [" ".join(rng.sample(words, 4)) for _ in range(60)]
+    labels = np.array([int("great" in t or "warm" in t) for t in texts])
+    marked = ["zebra " + texts[0], *texts[1:]]  # "zebra": in text 0 only
+    config = ClassifyConfig(model=ClassifyModelConfig(arch="conv1d", teacher="nbsvm"))
+    before, after = (teacher_probabilities(config, t, labels, 2) for t in (texts, marked))
+    assert before[0].tolist() == after[0].tolist()
+    assert not np.allclose(before[1:], after[1:])  # the other folds' teachers did see the word
+    seen_all = ClassifyConfig(model=ClassifyModelConfig(arch="nbsvm"))
+    leaked = [fit_linear(seen_all, t, labels)(t[:1])[0, 1] for t in (texts, marked)]
+    assert leaked[0] != leaked[1]
+    np.testing.assert_allclose(before.sum(axis=1), 1.0, rtol=1e-6)
 
 
 def make_image_folder(root, per_class=12):

@@ -6,6 +6,9 @@ TF-IDF / bag-of-words + logistic regression (seed 003's statistical baselines), 
 
 One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
 ``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead.
+
+A neural model can learn from a linear teacher as well as from the labels (``--set model.teacher=nbsvm``):
+knowledge distillation (Hinton et al., 2015) with the teacher fitted on the same training texts only.
 """
 
 from __future__ import annotations
@@ -75,12 +78,24 @@ class ClassifyModelConfig:
     word2vec_epochs: int = 10
     C: float = 4.0  # tfidf / bow / nbsvm: inverse regularisation of the logistic regression
     nb_alpha: float = 1.0  # nbsvm: smoothing of the feature counts in the log-count ratio
+    # Distillation into a neural model: a linear teacher ("nbsvm", "tfidf" or "bow"; "" = none; with C
+    # and nb_alpha above), the share of the loss that follows its probabilities, and the folds that keep
+    # each training text out of the teacher that labels it.
+    teacher: Literal["", "nbsvm", "tfidf", "bow"] = ""
+    teacher_weight: float = 0.7
+    teacher_folds: int = 5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
         if self.nb_alpha <= 0 or self.C <= 0:
             raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
+        if self.teacher and self.arch not in NEURAL:
+            raise ValueError(f"model.teacher distils into a neural model (transformer, lstm, conv1d), "
+                             f"not {self.arch}")
+        if not 0.0 <= self.teacher_weight <= 1.0 or self.teacher_folds < 2:
+            raise ValueError(f"model.teacher_weight must be in [0, 1] and model.teacher_folds at least 2; "
+                             f"got {self.teacher_weight} and {self.teacher_folds}")
 
 
 def _classify_train_defaults() -> TrainConfig:
@@ -110,6 +125,22 @@ def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray):
         return fit_nb_weighted(features, labels, config.model.C, config.model.nb_alpha, vectorizer)
     model = LogisticRegression(C=config.model.C, max_iter=2000).fit(features, labels)
     return lambda new: model.predict_proba(vectorizer.transform(new))
+
+
+def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, K) probabilities of the linear teacher ``model.teacher`` for each training text, each from a
+    teacher fitted on the other ``model.teacher_folds`` folds (cross-fitting): a teacher that had seen a
+    text would just echo its label, while these soft labels say how sure it is of texts it has not seen."""
+    m = config.model
+    teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha))
+    folds, seed = m.teacher_folds, config.train.seed
+    if np.bincount(labels, minlength=n_classes).min() < folds:
+        raise DataError(f"model.teacher_folds={folds} needs at least {folds} training texts of every class")
+    probs = np.zeros((len(texts), n_classes), dtype=np.float32)
+    for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
+        predict = fit_linear(teacher, [texts[i] for i in fit_rows], labels[fit_rows])
+        probs[held_out] = predict([texts[i] for i in held_out])
+    return probs
 
 
 def nb_log_count_ratio(features, is_class: np.ndarray, alpha: float) -> np.ndarray:
@@ -190,13 +221,26 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     train_rows, valid_rows = train_test_split(np.arange(len(ids)), test_size=d.valid_fraction, stratify=labels,
                                               random_state=t.seed)
     targets = torch.from_numpy(labels)
+    if c.teacher:  # fitted on the training rows only: the validation slice stays unseen
+        soft = torch.zeros(len(texts), n_classes)
+        soft[train_rows] = torch.from_numpy(teacher_probabilities(config, [texts[i] for i in train_rows],
+                                                                  labels[train_rows], n_classes))
+        agree = (soft[train_rows].argmax(-1).numpy() == labels[train_rows]).mean()
+        log(f"teacher ({c.teacher}, {c.teacher_folds}-fold cross-fitted): accuracy {agree:.4f} on training texts")
 
     def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
         picked = train_rows[rows]
-        return {"ids": pad([ids[i] for i in picked]), "y": targets[picked]}
+        batch = {"ids": pad([ids[i] for i in picked]), "y": targets[picked]}
+        if c.teacher:
+            batch["teacher"] = soft[picked]
+        return batch
 
     def loss_fn(m, batch):
-        return F.cross_entropy(m(batch["ids"]), batch["y"], label_smoothing=t.label_smoothing), len(batch["y"])
+        logits = m(batch["ids"])
+        loss = F.cross_entropy(logits, batch["y"], label_smoothing=t.label_smoothing)
+        if c.teacher:  # cross-entropy against the teacher's distribution: KL to it plus a constant
+            loss = (1 - c.teacher_weight) * loss + c.teacher_weight * F.cross_entropy(logits, batch["teacher"])
+        return loss, len(batch["y"])
 
     def evaluate(m) -> dict[str, float]:
         predicted = probabilities(m, [ids[i] for i in valid_rows]).argmax(-1)
