@@ -221,18 +221,17 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     train_rows, valid_rows = train_test_split(np.arange(len(ids)), test_size=d.valid_fraction, stratify=labels,
                                               random_state=t.seed)
     targets = torch.from_numpy(labels)
-    if c.teacher:  # fitted on the training rows only: the validation slice stays unseen
-        soft = torch.zeros(len(texts), n_classes)
-        soft[train_rows] = torch.from_numpy(teacher_probabilities(config, [texts[i] for i in train_rows],
-                                                                  labels[train_rows], n_classes))
-        agree = (soft[train_rows].argmax(-1).numpy() == labels[train_rows]).mean()
+    if c.teacher:  # a row per training row, fitted on those only: the validation slice stays unseen
+        soft = torch.from_numpy(teacher_probabilities(config, [texts[i] for i in train_rows], labels[train_rows],
+                                                      n_classes))
+        agree = (soft.argmax(-1).numpy() == labels[train_rows]).mean()
         log(f"teacher ({c.teacher}, {c.teacher_folds}-fold cross-fitted): accuracy {agree:.4f} on training texts")
 
     def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
         picked = train_rows[rows]
         batch = {"ids": pad([ids[i] for i in picked]), "y": targets[picked]}
         if c.teacher:
-            batch["teacher"] = soft[picked]
+            batch["teacher"] = soft[rows]
         return batch
 
     def loss_fn(m, batch):
