@@ -75,6 +75,7 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\ncaf\xe9,a\nok,b\n", [], "--encoding"),
     ("text,label\nok,a\nfine,b\n", ["--cv", "1"], "data.cv"),
     ("text,label\nok,a\nfine,b\n", ["--model", "tfidf", "--set", "model.teacher='nbsvm'"], "model.teacher"),
+    ("text,label\n" + "good,a\n" * 20 + "bad,b\n" * 4, ["--set", "model.teacher='nbsvm'"], "model.teacher_folds=5"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"
