@@ -6,6 +6,7 @@ accuracy of every text classifier, on the same folds, with no externally pre-tra
 
 transformer-kd and lstm-kd are those models distilled from NBSVM: 70 % of the loss follows the
 probabilities of an NBSVM teacher fitted, fold by fold, on the same training texts.
+--ensembles nbsvm+tfidf+transformer-kd averages those runs' held-out probabilities (same folds).
 
 Published (Kim, 2014): CNN-rand 76.1, CNN-non-static with GoogleNews word2vec 81.5; NBSVM 79.4.
 """
@@ -13,7 +14,11 @@ Published (Kim, 2014): CNN-rand 76.1, CNN-non-static with GoogleNews word2vec 81
 from __future__ import annotations
 
 import argparse
+import statistics
 from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
 
 from seqlab.config import load_config
 from seqlab.data.text import read_lines
@@ -38,8 +43,9 @@ SETTINGS = {
 # Distilled from NBSVM; the teacher's soft labels regularise enough that the Transformer can be wider
 # with less dropout (plain, that width did no better).
 DISTILLED = ["model.teacher='nbsvm'", "model.C=1.0", "model.teacher_weight=0.7"]
+# The Transformer also learns from four word-dropped copies of each training text, labelled by the teacher.
 SETTINGS["transformer-kd"] = [*SETTINGS["transformer"], *DISTILLED, "model.d_model=256", "model.dropout=0.1",
-                              "train.max_steps=500"]
+                              "model.augment_copies=4", "train.max_steps=1000"]
 SETTINGS["lstm-kd"] = [*SETTINGS["lstm"], *DISTILLED]
 
 
@@ -50,6 +56,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/mr"))
     parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--ensembles", default="", help="e.g. nbsvm+transformer-kd: the mean of those models' "
+                        "held-out probabilities (from their runs under --out, this or an earlier call)")
     args = parser.parse_args()
     texts, labels = [], []
     for name in ("pos", "neg"):
@@ -58,13 +66,27 @@ def main() -> None:
         labels += [name] * len(lines)
     print(f"MR: {len(texts):,} snippets; {args.folds}-fold cross-validation accuracy (same folds for every model)\n")
     print("| model | accuracy | ± std over folds | macro-F1 | seconds |\n|---|---|---|---|---|")
-    for arch in args.models.split(","):
+    for arch in filter(None, args.models.split(",")):
         overrides = [*COMMON, *SETTINGS[arch], f"model.arch='{arch.removesuffix('-kd')}'", f"data.cv={args.folds}"]
         config = load_config(ClassifyConfig, None, [*overrides, *args.set])
         run = runs.create_run_dir(args.out / arch, overwrite=True)
         m = train(config, run, texts, labels, log=lambda *_: None)
         print(f"| {arch} | {100 * m['cv_accuracy']:.2f} | {100 * m['cv_accuracy_std']:.2f} | "
               f"{100 * m['cv_macro_f1']:.2f} | {m['seconds']:.0f} |", flush=True)
+    seed = load_config(ClassifyConfig, None, [o for o in args.set if o.startswith("train.")]).train.seed
+    for ensemble in filter(None, args.ensembles.split(",")):
+        print(ensemble_row(ensemble, args.out, np.array([name == "pos" for name in labels]), args.folds, seed))
+
+
+def ensemble_row(ensemble: str, out: Path, truth: np.ndarray, folds: int, seed: int) -> str:
+    """Each text scored by the mean of the members' probabilities, every member's from the same fold
+    (the folds depend on the seed only), so the ensemble is cross-validated on the same folds."""
+    probs = np.mean([np.load(out / member / "cv_probabilities.npy") for member in ensemble.split("+")], axis=0)
+    correct = probs.argmax(-1) == truth  # classes sorted: neg = 0, pos = 1
+    accuracies = [correct[rows].mean() for _, rows in StratifiedKFold(folds, shuffle=True, random_state=seed)
+                  .split(truth, truth)]
+    return (f"| {ensemble} (mean of probabilities) | {100 * statistics.mean(accuracies):.2f} | "
+            f"{100 * statistics.stdev(accuracies):.2f} | — | — |")
 
 
 if __name__ == "__main__":

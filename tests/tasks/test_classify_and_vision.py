@@ -64,6 +64,14 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     assert code == 0, err
     m = json.loads((run / "metrics.json").read_text())
     assert len(m["cv_folds"]) == 3 and m["cv_accuracy"] == pytest.approx(np.mean(m["cv_folds"]))
+    # Each text's held-out probabilities, in the file's order: the same folds give the same accuracies.
+    from sklearn.model_selection import StratifiedKFold
+
+    probs = np.load(run / "cv_probabilities.npy")
+    labels = np.array([line.endswith(",pos") for line in reviews.read_text("latin-1").splitlines()[1:]])
+    correct = probs.argmax(-1) == labels
+    folds = StratifiedKFold(3, shuffle=True, random_state=0).split(labels, labels)
+    assert [correct[rows].mean() for _, rows in folds] == pytest.approx(m["cv_folds"], abs=1e-12)
     code, _, err = run_cli("predict", run, "a film", capsys=capsys)
     assert code == 2 and "cross-validation run" in err
 
@@ -76,6 +84,7 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\nok,a\nfine,b\n", ["--cv", "1"], "data.cv"),
     ("text,label\nok,a\nfine,b\n", ["--model", "tfidf", "--set", "model.teacher='nbsvm'"], "model.teacher"),
     ("text,label\n" + "good,a\n" * 20 + "bad,b\n" * 4, ["--set", "model.teacher='nbsvm'"], "model.teacher_folds=5"),
+    ("text,label\nok,a\nfine,b\n", ["--set", "model.augment_copies=2"], "model.augment_copies"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"
@@ -94,6 +103,26 @@ def test_distillation_from_a_linear_teacher(tmp_path, reviews, capsys):
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] >= 0.9
 
 
+def test_distillation_with_word_dropped_copies(tmp_path, reviews, capsys):
+    run = tmp_path / "kd-augmented"
+    code, out, err = run_cli("train", "classify", "--csv", reviews, "--model", "lstm", "--encoding", "latin-1",
+                             "--set", "model.teacher='nbsvm'", "--set", "model.augment_copies=2", "--out", run,
+                             *NEURAL_FAST, capsys=capsys)
+    assert code == 0, err
+    assert "972 training texts with 2 word-dropped copies of each" in out  # 400 - 40 test - 36 validation, × 3
+    assert json.loads((run / "metrics.json").read_text())["test_accuracy"] >= 0.9
+
+
+def test_drop_words_keeps_order_and_at_least_one_word():
+    from seqlab.tasks.classify import drop_words
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(1000)]
+    kept = drop_words(" ".join(words), 0.2, rng).split()
+    assert kept == sorted(kept, key=words.index) and 0.75 < len(kept) / len(words) < 0.85
+    assert all(drop_words("only", 0.99, rng) == "only" for _ in range(20))
+
+
 def test_teacher_probabilities_are_cross_fitted():
     """A text's soft label comes from a teacher that never saw it: a word only that text has cannot
     change it, while a teacher fitted on every text (the leak cross-fitting prevents) does change."""
@@ -108,6 +137,13 @@ def test_teacher_probabilities_are_cross_fitted():
     before, after = (teacher_probabilities(config, t, labels, 2) for t in (texts, marked))
     assert before[0].tolist() == after[0].tolist()
     assert not np.allclose(before[1:], after[1:])  # the other folds' teachers did see the word
+    # Altered copies of a text are scored by the teacher that did not see the text either.
+    variants = [[t.split(" ", 1)[1], t.rsplit(" ", 1)[0]] for t in texts]
+    (_, copies_before), (_, copies_after) = (
+        teacher_probabilities(config, t, labels, 2, v) for t, v in
+        ((texts, variants), (marked, [[f"zebra {c}" for c in variants[0]], *variants[1:]])))
+    assert copies_before.shape == (60, 2, 2) and copies_before[0].tolist() == copies_after[0].tolist()
+    assert not np.allclose(copies_before[1:], copies_after[1:])
     seen_all = ClassifyConfig(model=ClassifyModelConfig(arch="nbsvm"))
     leaked = [fit_linear(seen_all, t, labels)(t[:1])[0, 1] for t in (texts, marked)]
     assert leaked[0] != leaked[1]

@@ -5,10 +5,14 @@ TF-IDF / bag-of-words + logistic regression (seed 003's statistical baselines), 
     seqlab predict RUN_DIR "a gripping, beautifully acted film"
 
 One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
-``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead.
+``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead, and each text's
+probabilities from the fold that held it out in ``cv_probabilities.npy`` (to ensemble runs).
 
 A neural model can learn from a linear teacher as well as from the labels (``--set model.teacher=nbsvm``):
 knowledge distillation (Hinton et al., 2015) with the teacher fitted on the same training texts only.
+``model.augment_copies`` adds altered copies of the training texts (words dropped at random) that the
+teacher labels, so the student sees the teacher's judgement on more texts than the labelled ones
+(Tang et al., 2019).
 """
 
 from __future__ import annotations
@@ -84,6 +88,10 @@ class ClassifyModelConfig:
     teacher: Literal["", "nbsvm", "tfidf", "bow"] = ""
     teacher_weight: float = 0.7
     teacher_folds: int = 5
+    # Extra training texts for the student, labelled by the teacher only: this many copies of each
+    # training text with each word dropped with probability augment_drop (Tang et al., 2019).
+    augment_copies: int = 0
+    augment_drop: float = 0.15
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.dropout < 1.0:
@@ -93,6 +101,11 @@ class ClassifyModelConfig:
         if self.teacher and self.arch not in NEURAL:
             raise ValueError(f"model.teacher distils into a neural model (transformer, lstm, conv1d), "
                              f"not {self.arch}")
+        if self.augment_copies and not self.teacher:
+            raise ValueError("model.augment_copies labels its texts with the teacher; set model.teacher too")
+        if self.augment_copies < 0 or not 0.0 < self.augment_drop < 1.0:
+            raise ValueError(f"model.augment_copies must be at least 0 and model.augment_drop in (0, 1); "
+                             f"got {self.augment_copies} and {self.augment_drop}")
         if not 0.0 <= self.teacher_weight <= 1.0 or self.teacher_folds < 2:
             raise ValueError(f"model.teacher_weight must be in [0, 1] and model.teacher_folds at least 2; "
                              f"got {self.teacher_weight} and {self.teacher_folds}")
@@ -127,20 +140,35 @@ def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray):
     return lambda new: model.predict_proba(vectorizer.transform(new))
 
 
-def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.ndarray, n_classes: int) -> np.ndarray:
+def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
+    """The text with each (space-separated) word left out with probability p, keeping at least one."""
+    words = text.split()
+    kept = [w for w in words if rng.random() >= p]
+    return " ".join(kept or words[:1])
+
+
+def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.ndarray, n_classes: int,
+                          variants: list[list[str]] | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """(N, K) probabilities of the linear teacher ``model.teacher`` for each training text, each from a
     teacher fitted on the other ``model.teacher_folds`` folds (cross-fitting): a teacher that had seen a
-    text would just echo its label, while these soft labels say how sure it is of texts it has not seen."""
+    text would just echo its label, while these soft labels say how sure it is of texts it has not seen.
+    With ``variants`` (M altered copies of each text), also (N, M, K) for them, from the same teacher
+    as their text."""
     m = config.model
     teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha))
     folds, seed = m.teacher_folds, config.train.seed
     if np.bincount(labels, minlength=n_classes).min() < folds:
         raise DataError(f"model.teacher_folds={folds} needs at least {folds} training texts of every class")
     probs = np.zeros((len(texts), n_classes), dtype=np.float32)
+    copies = len(variants[0]) if variants else 0
+    variant_probs = np.zeros((len(texts), copies, n_classes), dtype=np.float32)
     for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
         predict = fit_linear(teacher, [texts[i] for i in fit_rows], labels[fit_rows])
         probs[held_out] = predict([texts[i] for i in held_out])
-    return probs
+        if copies:
+            flat = predict([v for i in held_out for v in variants[i]])
+            variant_probs[held_out] = flat.reshape(len(held_out), copies, n_classes)
+    return (probs, variant_probs) if variants is not None else probs
 
 
 def nb_log_count_ratio(features, is_class: np.ndarray, alpha: float) -> np.ndarray:
@@ -220,16 +248,24 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
         log(f"word vectors ({c.embeddings}) for {coverage:.1%} of the vocabulary")
     train_rows, valid_rows = train_test_split(np.arange(len(ids)), test_size=d.valid_fraction, stratify=labels,
                                               random_state=t.seed)
-    targets = torch.from_numpy(labels)
+    train_ids, train_y = [ids[i] for i in train_rows], labels[train_rows]
     if c.teacher:  # a row per training row, fitted on those only: the validation slice stays unseen
-        soft = torch.from_numpy(teacher_probabilities(config, [texts[i] for i in train_rows], labels[train_rows],
-                                                      n_classes))
-        agree = (soft.argmax(-1).numpy() == labels[train_rows]).mean()
+        train_texts = [texts[i] for i in train_rows]
+        rng = np.random.default_rng(t.seed)
+        variants = [[drop_words(text, c.augment_drop, rng) for _ in range(c.augment_copies)] for text in train_texts]
+        soft, variant_soft = teacher_probabilities(config, train_texts, train_y, n_classes, variants)
+        agree = (soft.argmax(-1) == train_y).mean()
         log(f"teacher ({c.teacher}, {c.teacher_folds}-fold cross-fitted): accuracy {agree:.4f} on training texts")
+        if c.augment_copies:  # each copy keeps its text's label and gets the teacher's view of it
+            train_ids += encode(tokenizer, [v for row in variants for v in row], d.max_len)
+            train_y = np.concatenate([train_y, np.repeat(train_y, c.augment_copies)])
+            soft = np.concatenate([soft, variant_soft.reshape(-1, n_classes)])
+            log(f"{len(train_ids):,} training texts with {c.augment_copies} word-dropped copies of each")
+        soft = torch.from_numpy(soft)
+    targets = torch.from_numpy(train_y)
 
     def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
-        picked = train_rows[rows]
-        batch = {"ids": pad([ids[i] for i in picked]), "y": targets[picked]}
+        batch = {"ids": pad([train_ids[i] for i in rows]), "y": targets[rows]}
         if c.teacher:
             batch["teacher"] = soft[rows]
         return batch
@@ -245,7 +281,7 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
         predicted = probabilities(m, [ids[i] for i in valid_rows]).argmax(-1)
         return {"val_accuracy": float((predicted == labels[valid_rows]).mean())}
 
-    trainer = Trainer(model, t, run, loss_fn, ShuffledBatches(len(train_rows), t.batch_size, t.seed, make_batch),
+    trainer = Trainer(model, t, run, loss_fn, ShuffledBatches(len(train_ids), t.batch_size, t.seed, make_batch),
                       evaluate, select="val_accuracy", maximize=True, d_model=c.d_model)
     trainer.fit()
     model = trainer.model.eval()
@@ -279,14 +315,16 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
     metrics: dict[str, Any] = {"arch": config.model.arch, "examples": len(texts), "classes": len(classes)}
     if d.cv:
         folds_scores = []
+        held_out = np.zeros((len(texts), len(classes)), dtype=np.float32)  # each text's probabilities, from its fold
         for k, (train_rows, test_rows) in enumerate(StratifiedKFold(d.cv, shuffle=True, random_state=config.train.seed)
                                                     .split(texts, labels), 1):
             fold_dir = run / f"fold-{k}"
             fold_dir.mkdir()
             predict = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
-            predicted = predict([texts[i] for i in test_rows]).argmax(-1)
-            folds_scores.append(scores(labels[test_rows], predicted))
+            held_out[test_rows] = predict([texts[i] for i in test_rows])
+            folds_scores.append(scores(labels[test_rows], held_out[test_rows].argmax(-1)))
             log(f"fold {k}/{d.cv}: accuracy {folds_scores[-1]['accuracy']:.4f}")
+        np.save(run / "cv_probabilities.npy", held_out)  # rows in the input's order: for ensembles of runs
         accuracies = [s["accuracy"] for s in folds_scores]
         metrics.update({"cv_accuracy": statistics.mean(accuracies), "cv_accuracy_std": statistics.stdev(accuracies),
                         "cv_macro_f1": statistics.mean(s["macro_f1"] for s in folds_scores),
