@@ -88,8 +88,9 @@ class ClassifyModelConfig:
     teacher: Literal["", "nbsvm", "tfidf", "bow"] = ""
     teacher_weight: float = 0.7
     teacher_folds: int = 5
-    # Extra training texts for the student, labelled by the teacher only: this many copies of each
-    # training text with each word dropped with probability augment_drop (Tang et al., 2019).
+    # Extra training texts for the student (Tang et al., 2019): this many copies of each training text
+    # with each word dropped with probability augment_drop; a copy keeps its text's label and gets the
+    # teacher's probabilities for the altered text.
     augment_copies: int = 0
     augment_drop: float = 0.15
 
