@@ -45,7 +45,7 @@ SETTINGS = {
 DISTILLED = ["model.teacher='nbsvm'", "model.C=1.0", "model.teacher_weight=0.7"]
 # The Transformer also learns from four word-dropped copies of each training text, labelled by the teacher.
 SETTINGS["transformer-kd"] = [*SETTINGS["transformer"], *DISTILLED, "model.d_model=256", "model.dropout=0.1",
-                              "model.augment_copies=4", "train.max_steps=1000"]
+                              "model.augment_copies=4", "train.max_steps=1500"]
 SETTINGS["lstm-kd"] = [*SETTINGS["lstm"], *DISTILLED]
 
 
