@@ -4,7 +4,7 @@ accuracy of every text classifier, on the same folds, with no externally pre-tra
     .venv/bin/python benchmarks/mr.py --data ../shared/data/mr [--models tfidf,bow,nbsvm,conv1d,lstm,transformer,...]
         [--folds 10] [--out runs/mr]
 
-transformer-kd and lstm-kd are those models distilled from NBSVM: 70 % of the loss follows the
+transformer-kd, lstm-kd and conv1d-kd are those models distilled from NBSVM: 70 % of the loss follows the
 probabilities of an NBSVM teacher fitted, fold by fold, on the same training texts.
 --ensembles nbsvm+tfidf+transformer-kd averages those runs' held-out probabilities (same folds).
 
@@ -47,6 +47,7 @@ DISTILLED = ["model.teacher='nbsvm'", "model.C=1.0", "model.teacher_weight=0.7"]
 SETTINGS["transformer-kd"] = [*SETTINGS["transformer"], *DISTILLED, "model.d_model=256", "model.dropout=0.1",
                               "model.augment_copies=4", "train.max_steps=1500"]
 SETTINGS["lstm-kd"] = [*SETTINGS["lstm"], *DISTILLED]
+SETTINGS["conv1d-kd"] = [*SETTINGS["conv1d"], *DISTILLED, "model.augment_copies=4"]
 
 
 def main() -> None:
