@@ -134,7 +134,7 @@ def test_teacher_probabilities_are_cross_fitted():
     labels = np.array([int("great" in t or "warm" in t) for t in texts])
     marked = ["zebra " + texts[0], *texts[1:]]  # "zebra": in text 0 only
     config = ClassifyConfig(model=ClassifyModelConfig(arch="conv1d", teacher="nbsvm"))
-    before, after = (teacher_probabilities(config, t, labels, 2) for t in (texts, marked))
+    (before, _), (after, _) = (teacher_probabilities(config, t, labels, 2) for t in (texts, marked))
     assert before[0].tolist() == after[0].tolist()
     assert not np.allclose(before[1:], after[1:])  # the other folds' teachers did see the word
     # Altered copies of a text are scored by the teacher that did not see the text either.

@@ -149,12 +149,12 @@ def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
 
 
 def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.ndarray, n_classes: int,
-                          variants: list[list[str]] | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+                          variants: list[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(N, K) probabilities of the linear teacher ``model.teacher`` for each training text, each from a
     teacher fitted on the other ``model.teacher_folds`` folds (cross-fitting): a teacher that had seen a
     text would just echo its label, while these soft labels say how sure it is of texts it has not seen.
-    With ``variants`` (M altered copies of each text), also (N, M, K) for them, from the same teacher
-    as their text."""
+    Also (N, M, K) for ``variants``, M altered copies of each text (M = 0 without them), each from the
+    same teacher as its text."""
     m = config.model
     teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha))
     folds, seed = m.teacher_folds, config.train.seed
@@ -169,7 +169,7 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
         if copies:
             flat = predict([v for i in held_out for v in variants[i]])
             variant_probs[held_out] = flat.reshape(len(held_out), copies, n_classes)
-    return (probs, variant_probs) if variants is not None else probs
+    return probs, variant_probs
 
 
 def nb_log_count_ratio(features, is_class: np.ndarray, alpha: float) -> np.ndarray:
