@@ -60,6 +60,13 @@ def main() -> None:
     parser.add_argument("--ensembles", default="", help="e.g. nbsvm+transformer-kd: the mean of those models' "
                         "held-out probabilities (from their runs under --out, this or an earlier call)")
     args = parser.parse_args()
+    models = [m for m in args.models.split(",") if m]
+    if unknown := [m for m in models if m not in SETTINGS]:
+        parser.error(f"unknown model {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    missing = [m for e in args.ensembles.split(",") if e for m in e.split("+")
+               if m not in models and not (args.out / m / "cv_probabilities.npy").is_file()]
+    if missing:
+        parser.error(f"no cross-validated run of {', '.join(missing)} under {args.out}: add them to --models")
     texts, labels = [], []
     for name in ("pos", "neg"):
         lines = read_lines(args.data / f"rt-polarity.{name}", encoding="latin-1")
@@ -67,7 +74,7 @@ def main() -> None:
         labels += [name] * len(lines)
     print(f"MR: {len(texts):,} snippets; {args.folds}-fold cross-validation accuracy (same folds for every model)\n")
     print("| model | accuracy | ± std over folds | macro-F1 | seconds |\n|---|---|---|---|---|")
-    for arch in filter(None, args.models.split(",")):
+    for arch in models:
         overrides = [*COMMON, *SETTINGS[arch], f"model.arch='{arch.removesuffix('-kd')}'", f"data.cv={args.folds}"]
         config = load_config(ClassifyConfig, None, [*overrides, *args.set])
         run = runs.create_run_dir(args.out / arch, overwrite=True)
