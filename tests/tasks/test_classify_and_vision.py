@@ -85,6 +85,7 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\nok,a\nfine,b\n", ["--model", "tfidf", "--set", "model.teacher='nbsvm'"], "model.teacher"),
     ("text,label\n" + "good,a\n" * 20 + "bad,b\n" * 4, ["--set", "model.teacher='nbsvm'"], "model.teacher_folds=5"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.augment_copies=2"], "model.augment_copies"),
+    ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.char_ngrams=1"], "model.char_ngrams"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"
@@ -148,6 +149,32 @@ def test_teacher_probabilities_are_cross_fitted():
     leaked = [fit_linear(seen_all, t, labels)(t[:1])[0, 1] for t in (texts, marked)]
     assert leaked[0] != leaked[1]
     np.testing.assert_allclose(before.sum(axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["nbsvm", "tfidf", "bow"])
+def test_character_ngrams_reach_words_never_seen(arch):
+    """Words alone know nothing of "grippingly" and "tediousness"; their character n-grams share stems
+    with "gripping" and "tedious", so the prediction follows them — for the model and for a teacher."""
+    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, fit_linear, teacher_probabilities
+
+    texts = [f"{word} {filler}" for word in ("gripping", "tedious") for filler in ("film", "story", "plot") * 4]
+    labels = np.array([int(t.startswith("gripping")) for t in texts])
+    unseen = ["grippingly", "tediousness"]
+    words_only = fit_linear(ClassifyConfig(model=ClassifyModelConfig(arch=arch)), texts, labels)(unseen)
+    np.testing.assert_allclose(words_only[0], words_only[1])  # no feature at all: the same guess for both
+    with_chars = fit_linear(ClassifyConfig(model=ClassifyModelConfig(arch=arch, char_ngrams=4)), texts, labels)
+    assert list(with_chars(unseen).argmax(axis=1)) == [1, 0]
+    teacher = ClassifyConfig(model=ClassifyModelConfig(arch="conv1d", teacher=arch, char_ngrams=4))
+    _, copies = teacher_probabilities(teacher, texts, labels, 2, [unseen] * len(texts))
+    assert (copies[:, 0].argmax(-1) == 1).all() and (copies[:, 1].argmax(-1) == 0).all()
+
+
+def test_word_ngram_range():
+    from seqlab.tasks.classify import linear_vectorizer
+
+    for n in (1, 2, 3):
+        features = linear_vectorizer("nbsvm", word_ngrams=n).fit(["not a good film ."]).get_feature_names_out()
+        assert max(len(f.split()) for f in features) == n and "." in features
 
 
 def make_image_folder(root, per_class=12):

@@ -31,6 +31,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.pipeline import make_union
 
 from ..config import build, to_dict
 from ..data import word_vectors
@@ -82,6 +83,10 @@ class ClassifyModelConfig:
     word2vec_epochs: int = 10
     C: float = 4.0  # tfidf / bow / nbsvm: inverse regularisation of the logistic regression
     nb_alpha: float = 1.0  # nbsvm: smoothing of the feature counts in the log-count ratio
+    # tfidf / bow / nbsvm (and a linear teacher): word 1- to word_ngrams-grams and, unless 0, the
+    # character 2- to char_ngrams-grams inside words, which catch shared stems ("gripping", "grip").
+    word_ngrams: int = 2
+    char_ngrams: int = 0
     # Distillation into a neural model: a linear teacher ("nbsvm", "tfidf" or "bow"; "" = none; with C
     # and nb_alpha above), the share of the loss that follows its probabilities, and the folds that keep
     # each training text out of the teacher that labels it.
@@ -99,6 +104,9 @@ class ClassifyModelConfig:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
         if self.nb_alpha <= 0 or self.C <= 0:
             raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
+        if self.word_ngrams < 1 or self.char_ngrams == 1 or self.char_ngrams < 0:
+            raise ValueError(f"model.word_ngrams must be at least 1 and model.char_ngrams 0 (off) or at least 2; "
+                             f"got {self.word_ngrams} and {self.char_ngrams}")
         if self.teacher and self.arch not in NEURAL:
             raise ValueError(f"model.teacher distils into a neural model (transformer, lstm, conv1d), "
                              f"not {self.arch}")
@@ -126,18 +134,26 @@ class ClassifyConfig:
 
 # --- scikit-learn baselines ---------------------------------------------------------------------
 
-def linear_vectorizer(arch: str):
+def linear_vectorizer(arch: str, word_ngrams: int = 2, char_ngrams: int = 0):
+    """Word 1- to word_ngrams-grams (punctuation marks count as words): TF-IDF for tfidf, else
+    present/absent; with char_ngrams, also the character 2- to char_ngrams-grams inside words, side by side."""
     if arch == "tfidf":
-        return TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b|[^\w\s]")
-    return CountVectorizer(ngram_range=(1, 2), binary=True, token_pattern=r"(?u)\b\w+\b|[^\w\s]")
+        kind, options = TfidfVectorizer, {"sublinear_tf": True}
+    else:
+        kind, options = CountVectorizer, {"binary": True}
+    words = kind(ngram_range=(1, word_ngrams), token_pattern=r"(?u)\b\w+\b|[^\w\s]", **options)
+    if not char_ngrams:
+        return words
+    return make_union(words, kind(analyzer="char_wb", ngram_range=(2, char_ngrams), **options))
 
 
 def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray):
-    vectorizer = linear_vectorizer(config.model.arch)
+    m = config.model
+    vectorizer = linear_vectorizer(m.arch, m.word_ngrams, m.char_ngrams)
     features = vectorizer.fit_transform(texts)
-    if config.model.arch == "nbsvm":
-        return fit_nb_weighted(features, labels, config.model.C, config.model.nb_alpha, vectorizer)
-    model = LogisticRegression(C=config.model.C, max_iter=2000).fit(features, labels)
+    if m.arch == "nbsvm":
+        return fit_nb_weighted(features, labels, m.C, m.nb_alpha, vectorizer)
+    model = LogisticRegression(C=m.C, max_iter=2000).fit(features, labels)
     return lambda new: model.predict_proba(vectorizer.transform(new))
 
 
@@ -156,7 +172,8 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
     Also (N, M, K) for ``variants``, M altered copies of each text (M = 0 without them), each from the
     same teacher as its text."""
     m = config.model
-    teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha))
+    teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha,
+                                                       word_ngrams=m.word_ngrams, char_ngrams=m.char_ngrams))
     folds, seed = m.teacher_folds, config.train.seed
     if np.bincount(labels, minlength=n_classes).min() < folds:
         raise DataError(f"model.teacher_folds={folds} needs at least {folds} training texts of every class")
