@@ -145,6 +145,13 @@ def test_explore_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
     code = main(["explore", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "not a seqlab run" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "reviews.csv").write_text("text,label\n" + "good film,pos\nbad film,neg\n" * 10)
+    assert main(["train", "classify", "--csv", str(tmp_path / "reviews.csv"), "--model", "nbsvm",
+                 "--out", str(tmp_path / "nbsvm")]) == 0
+    capsys.readouterr()
+    code = main(["explore", str(tmp_path / "nbsvm")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no attention to show" in err and len(err.strip().splitlines()) == 1
 
 
 def free_port() -> int:

@@ -45,6 +45,9 @@ class Inspector:
             from ..tasks.classify import TextClassifierRun
 
             self.engine = TextClassifierRun(self.run)
+            if self.engine.model is None:
+                raise UserError(f"{self.run} is a linear {self.engine.linear.arch} baseline, with no attention to "
+                                f"show; score texts with seqlab predict {self.run} TEXT")
             self.model = self.engine.model
             self.max_len = self.engine.config.data.max_len
         elif self.task == "vision":

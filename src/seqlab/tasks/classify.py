@@ -1,5 +1,6 @@
-"""Text classification: an encoder Transformer, a BiLSTM or a CNN over words, or scikit-learn's
-TF-IDF / bag-of-words + logistic regression (seed 003's statistical baselines), on a CSV or TSV.
+"""Text classification: an encoder Transformer, a BiLSTM or a CNN over words, or a linear model over
+n-grams (TF-IDF / bag-of-words + logistic regression, NBSVM; seed 003's statistical baselines), on a
+CSV or TSV. Every single-split run keeps its model, so ``seqlab predict`` scores new texts with any of them.
 
     seqlab train classify --csv reviews.csv --text-col text --label-col label --model transformer [--cv 10]
     seqlab predict RUN_DIR "a gripping, beautifully acted film"
@@ -27,11 +28,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
-from sklearn.pipeline import make_union
 
 from ..config import build, to_dict
 from ..data import word_vectors
@@ -39,6 +37,8 @@ from ..data.batching import ShuffledBatches, pad
 from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
 from ..models import classifiers
+from ..models.linear_text import CONFIG_FILE as LINEAR_CONFIG_FILE
+from ..models.linear_text import LinearTextClassifier
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
@@ -134,27 +134,9 @@ class ClassifyConfig:
 
 # --- scikit-learn baselines ---------------------------------------------------------------------
 
-def linear_vectorizer(arch: str, word_ngrams: int = 2, char_ngrams: int = 0):
-    """Word 1- to word_ngrams-grams (punctuation marks count as words): TF-IDF for tfidf, else
-    present/absent; with char_ngrams, also the character 2- to char_ngrams-grams inside words, side by side."""
-    if arch == "tfidf":
-        kind, options = TfidfVectorizer, {"sublinear_tf": True}
-    else:
-        kind, options = CountVectorizer, {"binary": True}
-    words = kind(ngram_range=(1, word_ngrams), token_pattern=r"(?u)\b\w+\b|[^\w\s]", **options)
-    if not char_ngrams:
-        return words
-    return make_union(words, kind(analyzer="char_wb", ngram_range=(2, char_ngrams), **options))
-
-
-def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray):
+def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray) -> LinearTextClassifier:
     m = config.model
-    vectorizer = linear_vectorizer(m.arch, m.word_ngrams, m.char_ngrams)
-    features = vectorizer.fit_transform(texts)
-    if m.arch == "nbsvm":
-        return fit_nb_weighted(features, labels, m.C, m.nb_alpha, vectorizer)
-    model = LogisticRegression(C=m.C, max_iter=2000).fit(features, labels)
-    return lambda new: model.predict_proba(vectorizer.transform(new))
+    return LinearTextClassifier(m.arch, m.word_ngrams, m.char_ngrams, m.C, m.nb_alpha).fit(texts, labels)
 
 
 def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
@@ -181,40 +163,12 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
     copies = len(variants[0]) if variants else 0
     variant_probs = np.zeros((len(texts), copies, n_classes), dtype=np.float32)
     for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        predict = fit_linear(teacher, [texts[i] for i in fit_rows], labels[fit_rows])
+        predict = fit_linear(teacher, [texts[i] for i in fit_rows], labels[fit_rows]).predict_proba
         probs[held_out] = predict([texts[i] for i in held_out])
         if copies:
             flat = predict([v for i in held_out for v in variants[i]])
             variant_probs[held_out] = flat.reshape(len(held_out), copies, n_classes)
     return probs, variant_probs
-
-
-def nb_log_count_ratio(features, is_class: np.ndarray, alpha: float) -> np.ndarray:
-    """r = log((p / ‖p‖₁) / (q / ‖q‖₁)), p and q the smoothed feature counts inside and outside the class
-    (Wang & Manning, 2012): how much more often each n-gram occurs in the class than elsewhere."""
-    p = alpha + np.asarray(features[is_class].sum(axis=0)).ravel()
-    q = alpha + np.asarray(features[~is_class].sum(axis=0)).ravel()
-    return np.log(p / p.sum()) - np.log(q / q.sum())
-
-
-def fit_nb_weighted(features, labels: np.ndarray, C: float, alpha: float, vectorizer):
-    """NBSVM's features — binary n-grams scaled by their naive-Bayes log-count ratio — under logistic
-    regression instead of an SVM (so that it gives probabilities); one class against the rest, each with
-    its own ratio, the probabilities normalised over classes."""
-    classes = np.unique(labels)
-    members = []
-    for c in classes if len(classes) > 2 else classes[1:]:
-        r = nb_log_count_ratio(features, labels == c, alpha)
-        members.append((r, LogisticRegression(C=C, max_iter=2000).fit(features.multiply(r).tocsr(), labels == c)))
-
-    def predict(new: list[str]) -> np.ndarray:
-        x = vectorizer.transform(new)
-        scores = np.stack([model.predict_proba(x.multiply(r).tocsr())[:, 1] for r, model in members], axis=1)
-        if len(classes) == 2:
-            return np.concatenate([1 - scores, scores], axis=1)
-        return scores / scores.sum(axis=1, keepdims=True)
-
-    return predict
 
 
 # --- neural models --------------------------------------------------------------------------------
@@ -309,7 +263,10 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
 def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int, log=print):
     if config.model.arch in NEURAL:
         return fit_neural(config, run, texts, labels, n_classes, log)
-    return fit_linear(config, texts, labels)
+    model = fit_linear(config, texts, labels)
+    if not config.data.cv:  # for seqlab predict, which takes single-split runs only (folds would cost MBs each)
+        model.save_pretrained(run)
+    return model.predict_proba
 
 
 def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -364,22 +321,30 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
 
 
 class TextClassifierRun:
-    """A trained (single-split, neural) run: texts -> class probabilities."""
+    """A trained (single-split) run: texts -> class probabilities. ``model`` is its network, or None for
+    a linear baseline, which is ``linear`` instead."""
 
     def __init__(self, run: str | Path, device: str = "cpu") -> None:
         run = Path(run)
         info = runs.read_run(run)
+        self.model, self.linear = None, None
         if info["task"] == TASK:
             self.config = build(ClassifyConfig, info["config"])
             if self.config.data.cv:
                 raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv to predict")
             if self.config.model.arch not in NEURAL:
-                raise UserError(f"{run} is a {self.config.model.arch} baseline, scored but not saved; predict needs "
-                                f"a transformer, lstm or conv1d run")
-        _, self.model = runs.load_trained(run, TASK, "a classification run", device)
-        self.tokenizer = load_tokenizer(run / "tokenizer.json")
+                if not (run / LINEAR_CONFIG_FILE).is_file():
+                    raise UserError(f"{run} holds no saved {self.config.model.arch} model (trained by a seqlab "
+                                    f"that did not save linear baselines); train it again to predict")
+                self.linear = LinearTextClassifier.from_pretrained(run)
+        if self.linear is None:
+            _, self.model = runs.load_trained(run, TASK, "a classification run", device)
+            self.tokenizer = load_tokenizer(run / "tokenizer.json")
         self.classes = json.loads((run / "classes.json").read_text())
 
     def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
-        probs = probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len))
+        if self.linear is not None:
+            probs = self.linear.predict_proba(texts)
+        else:
+            probs = probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len))
         return [dict(zip(self.classes, map(float, row))) for row in probs]

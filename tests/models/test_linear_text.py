@@ -1,0 +1,78 @@
+"""The linear text classifiers: equal to scikit-learn's own pipeline (TF-IDF / binary n-grams + logistic
+regression, and NBSVM written as logistic regression on ratio-scaled features), the log-count ratio, the
+n-gram ranges, and a save/load round trip that predicts the same."""
+
+import random
+
+import numpy as np
+import pytest
+from scipy.sparse import csr_matrix, hstack
+from sklearn.linear_model import LogisticRegression
+
+from seqlab.models.linear_text import LinearTextClassifier, nb_log_count_ratio, ngram_vectorizers
+
+
+def corpus(n_classes: int, n: int = 90):
+    rng = random.Random(n_classes)
+    cues = [["great", "superb", "moving"], ["awful", "dull", "boring"], ["odd", "strange", "weird"]][:n_classes]
+    neutral = "the a film story plot cast was is and".split()
+    labels = [i % n_classes for i in range(n)]
+    texts = [" ".join(rng.sample(neutral, 3) + [rng.choice(cues[k]), rng.choice(cues[rng.randrange(n_classes)])])
+             for k in labels]
+    return texts, np.array(labels)
+
+
+def test_nb_log_count_ratio():
+    counts = csr_matrix(np.array([[1, 0, 1], [1, 1, 0], [0, 1, 1]]))
+    is_class = np.array([True, True, False])
+    p, q = np.array([3.0, 2.0, 2.0]), np.array([1.0, 2.0, 2.0])  # alpha 1 + column sums in / out
+    np.testing.assert_allclose(nb_log_count_ratio(counts, is_class, 1.0), np.log(p / p.sum()) - np.log(q / q.sum()))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("arch", ["tfidf", "bow", "nbsvm"])
+def test_probabilities_equal_scikit_learns(arch, n_classes):
+    """What the classifier keeps (one weight row per scorer, the NB ratio folded in) predicts exactly
+    what scikit-learn's fitted models predict on the features themselves."""
+    texts, labels = corpus(n_classes)
+    new = ["a superb film", "the plot was dull and odd", "weird cast", "unseen words only"]
+    model = LinearTextClassifier(arch, char_ngrams=4, C=2.0).fit(texts, labels)
+    vectorizers = ngram_vectorizers(arch, 2, 4)
+    x = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
+    x_new = hstack([v.transform(new) for v in vectorizers]).tocsr()
+    if arch != "nbsvm":
+        expected = LogisticRegression(C=2.0, max_iter=2000).fit(x, labels).predict_proba(x_new)
+    else:  # NBSVM as Wang & Manning write it: features scaled by the ratio, then a linear model per class
+        scores = []
+        for c in range(n_classes) if n_classes > 2 else [1]:
+            r = nb_log_count_ratio(x, labels == c, 1.0)
+            fitted = LogisticRegression(C=2.0, max_iter=2000).fit(x.multiply(r).tocsr(), labels == c)
+            scores.append(fitted.predict_proba(x_new.multiply(r).tocsr())[:, 1])
+        scores = np.stack(scores, axis=1)
+        expected = np.hstack([1 - scores, scores]) if n_classes == 2 else scores / scores.sum(1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(new), expected, rtol=1e-10, atol=1e-12)
+    assert (model.predict_proba(texts).argmax(1) == labels).mean() > 0.9
+
+
+@pytest.mark.parametrize("arch", ["tfidf", "bow", "nbsvm"])
+def test_save_and_load_predict_the_same(tmp_path, arch):
+    texts, labels = corpus(3)
+    names = np.array(["neg", "odd", "pos"])[labels]  # string classes survive the JSON too
+    model = LinearTextClassifier(arch, word_ngrams=3, char_ngrams=5).fit(texts, names)
+    model.save_pretrained(tmp_path / "run")
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["linear_model.json", "linear_model.safetensors"]
+    loaded = LinearTextClassifier.from_pretrained(tmp_path / "run")
+    new = ["a superb film", "strange and dull", "nothing known here", "x"]
+    assert loaded.classes == ["neg", "odd", "pos"]
+    np.testing.assert_array_equal(loaded.predict_proba(new), model.predict_proba(new))
+    np.testing.assert_allclose(loaded.predict_proba(new).sum(axis=1), 1.0)
+
+
+def test_word_and_character_ngram_ranges():
+    for n in (1, 2, 3):
+        words, = ngram_vectorizers("nbsvm", word_ngrams=n)
+        features = words.fit(["not a good film ."]).get_feature_names_out()
+        assert max(len(f.split()) for f in features) == n and "." in features
+    _, chars = ngram_vectorizers("tfidf", char_ngrams=3)
+    features = set(chars.fit(["good"]).get_feature_names_out())
+    assert {"go", "goo", "od "} <= features and not any(len(f) > 3 or len(f) < 2 for f in features)
