@@ -103,8 +103,10 @@ def test_generate_flags_are_checked(tmp_path, corpus, capsys):
     assert run_cli("train", "lm", "--text", corpus, "--out", run, "--max-steps", 2, *TINY, capsys=capsys)[0] == 0
     for flags, message in [(["--top-p", "1.5"], "top_p"), (["--temperature", "-1"], "temperature"),
                            (["--max-new-tokens", "-3"], "max_new_tokens")]:
-        code, _, err = run_cli("generate", run, *flags, capsys=capsys)
-        assert code == 2 and message in err, err
+        code, out, err = run_cli("generate", run, "--prompt", "the", *flags, capsys=capsys)
+        assert code == 2 and message in err and out == "", (out, err)  # refused before the prompt is echoed
+    code, out, err = run_cli("generate", run, "--prompt", "Z€ the", "--max-new-tokens", 3, capsys=capsys)
+    assert code == 0 and out.startswith("Z€ the") and "lacks 2 piece(s) of the prompt ('Z', '€')" in err
     code, _, err = run_cli("generate", tmp_path, capsys=capsys)
     assert code == 2 and "not a seqlab run" in err
 

@@ -226,8 +226,13 @@ def command_generate(args: argparse.Namespace) -> None:
     from ..tasks.language_model import LanguageModel
 
     lm = LanguageModel.load(args.run, args.device)
+    pieces = lm.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
+    if unknown := lm.unknown_in(args.prompt):
+        print(f"note: the model's vocabulary lacks {len(unknown)} piece(s) of the prompt "
+              f"({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}); it reads each as unknown",
+              file=sys.stderr)
     sys.stdout.write(args.prompt)
-    for piece in lm.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed):
+    for piece in pieces:
         sys.stdout.write(piece)
         sys.stdout.flush()
     sys.stdout.write("\n")

@@ -213,19 +213,28 @@ class LanguageModel:
             ids = newline
         return torch.tensor([ids], device=self.device)
 
+    def unknown_in(self, prompt: str) -> list[str]:
+        """The pieces of the prompt the tokenizer does not know (the model reads each as one unknown)."""
+        encoding = self.tokenizer.encode(prompt)
+        return [prompt[start:end] for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == UNK_ID]
+
     def stream(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
-        """Yields the continuation's text piece by piece as it is sampled."""
+        """The continuation's text piece by piece as it is sampled. Bad settings fail here, before
+        the first piece is asked for."""
         try:
             check_sampling(max_new_tokens, temperature, top_k, top_p)
         except ValueError as error:
             raise UserError(str(error)) from None
+        ids = self.encode_prompt(prompt)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed if seed is not None else torch.seed())
+        return self._pieces(self.model.stream(ids, max_new_tokens, temperature, top_k, top_p, generator=generator))
+
+    def _pieces(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
         ids: list[int] = []
         shown = ""
-        for token in self.model.stream(self.encode_prompt(prompt), max_new_tokens, temperature, top_k, top_p,
-                                       generator=generator):
+        for token in tokens:
             ids.append(int(token))
             # Decode the whole continuation: a byte-level BPE character may span several tokens.
             text = self.tokenizer.decode(ids)
