@@ -50,6 +50,16 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
 
     code, out, err = run_cli("translate", run, "hello", "--beam", "1", capsys=capsys)
     assert code == 0 and len(out.splitlines()) == 1
+    # Flags between the run and the texts, or among the texts: every text is still translated.
+    code, between, err = run_cli("translate", run, "--beam", "1", "hello", "world", capsys=capsys)
+    assert code == 0 and between.splitlines()[0] == out.strip() and len(between.splitlines()) == 2, err
+    code, _, err = run_cli("translate", run, "hello", "--beam", "1", "world", capsys=capsys)
+    assert code == 0 and len(_.splitlines()) == 2, err
+    code, _, err = run_cli("translate", run, "hel☃lo", "Z☃", capsys=capsys)  # characters never seen
+    assert code == 0 and "lacks 3 piece(s) of the input ('☃', 'Z')" in err, err
+    with pytest.raises(SystemExit) as exit_info:  # argparse's own exit, status 2
+        run_cli("translate", run, "--bogus", "hello", capsys=capsys)
+    assert exit_info.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
     code, out, _ = run_cli("eval", run, "--src", src, "--ref", tgt, capsys=capsys)
     scores = json.loads(out)
     assert code == 0 and scores["word_perplexity"] > 1 and "bleu" in scores

@@ -223,14 +223,13 @@ def command_train(args: argparse.Namespace) -> None:
 
 
 def command_generate(args: argparse.Namespace) -> None:
+    from ..data.tokenizer import unknown_note, unknown_pieces
     from ..tasks.language_model import LanguageModel
 
     lm = LanguageModel.load(args.run, args.device)
     pieces = lm.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
-    if unknown := lm.unknown_in(args.prompt):
-        print(f"note: the model's vocabulary lacks {len(unknown)} piece(s) of the prompt "
-              f"({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}); it reads each as unknown",
-              file=sys.stderr)
+    if unknown := unknown_pieces(lm.tokenizer, [args.prompt]):
+        print(unknown_note(unknown, "prompt"), file=sys.stderr)
     sys.stdout.write(args.prompt)
     for piece in pieces:
         sys.stdout.write(piece)
@@ -277,6 +276,7 @@ def command_predict(args: argparse.Namespace) -> None:
 
 
 def command_translate(args: argparse.Namespace) -> None:
+    from ..data.tokenizer import unknown_note, unknown_pieces
     from ..tasks.translate import Translator
 
     positive(args.beam, "--beam")
@@ -285,6 +285,8 @@ def command_translate(args: argparse.Namespace) -> None:
     if not lines:
         raise UserError("nothing to translate: give text as arguments or lines on standard input")
     translator = Translator.load(args.run, args.device)
+    if unknown := unknown_pieces(translator.src_tokenizer, lines):
+        print(unknown_note(unknown, "input"), file=sys.stderr)
     for output in translator.translate(lines, args.beam):
         print(output)
 
@@ -367,7 +369,12 @@ COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_pre
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "text", None) is not None and not any(e.startswith("-") for e in extra):
+        args.text += extra  # "RUN --beam 4 TEXT": argparse closes the text list at the first flag
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         COMMANDS[args.command](args)

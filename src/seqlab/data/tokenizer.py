@@ -69,6 +69,19 @@ def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
     return tokenizer.decode(kept)
 
 
+def unknown_pieces(tokenizer: Tokenizer, texts: Iterable[str]) -> list[str]:
+    """The pieces of these texts the vocabulary lacks, in order (a model reads each as one unknown)."""
+    pieces = []
+    for text, encoding in zip(texts, tokenizer.encode_batch(list(texts))):
+        pieces += [text[start:end] for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == UNK_ID]
+    return pieces
+
+
+def unknown_note(pieces: list[str], what: str) -> str:
+    shown = ", ".join(map(repr, dict.fromkeys(pieces)))  # each once, in order
+    return f"note: the vocabulary lacks {len(pieces)} piece(s) of the {what} ({shown}); the model reads each as unknown"
+
+
 def save_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
     tokenizer.save(str(path))
 

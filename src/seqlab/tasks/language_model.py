@@ -213,11 +213,6 @@ class LanguageModel:
             ids = newline
         return torch.tensor([ids], device=self.device)
 
-    def unknown_in(self, prompt: str) -> list[str]:
-        """The pieces of the prompt the tokenizer does not know (the model reads each as one unknown)."""
-        encoding = self.tokenizer.encode(prompt)
-        return [prompt[start:end] for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == UNK_ID]
-
     def stream(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
         """The continuation's text piece by piece as it is sampled. Bad settings fail here, before
