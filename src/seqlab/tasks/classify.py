@@ -87,9 +87,9 @@ class ClassifyModelConfig:
     # character 2- to char_ngrams-grams inside words, which catch shared stems ("gripping", "grip").
     word_ngrams: int = 2
     char_ngrams: int = 0
-    # Distillation into a neural model: a linear teacher ("nbsvm", "tfidf" or "bow"; "" = none; with C
-    # and nb_alpha above), the share of the loss that follows its probabilities, and the folds that keep
-    # each training text out of the teacher that labels it.
+    # Distillation into a neural model: a linear teacher ("nbsvm", "tfidf" or "bow"; "" = none; with C,
+    # nb_alpha and the n-gram ranges above), the share of the loss that follows its probabilities, and
+    # the folds that keep each training text out of the teacher that labels it.
     teacher: Literal["", "nbsvm", "tfidf", "bow"] = ""
     teacher_weight: float = 0.7
     teacher_folds: int = 5
