@@ -69,10 +69,10 @@ def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
     return tokenizer.decode(kept)
 
 
-def unknown_pieces(tokenizer: Tokenizer, texts: Iterable[str]) -> list[str]:
+def unknown_pieces(tokenizer: Tokenizer, texts: list[str]) -> list[str]:
     """The pieces of these texts the vocabulary lacks, in order (a model reads each as one unknown)."""
     pieces = []
-    for text, encoding in zip(texts, tokenizer.encode_batch(list(texts))):
+    for text, encoding in zip(texts, tokenizer.encode_batch(texts)):
         pieces += [text[start:end] for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == UNK_ID]
     return pieces
 
