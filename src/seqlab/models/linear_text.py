@@ -15,7 +15,7 @@ the neural models, without pickle:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"  # words, and each punctuation mark as a word of its own
 CONFIG_FILE, WEIGHTS_FILE = "linear_model.json", "linear_model.safetensors"
+SETTINGS = ("arch", "word_ngrams", "char_ngrams", "C", "nb_alpha", "classes")  # saved as JSON
 
 
 def ngram_vectorizers(arch: str, word_ngrams: int = 2, char_ngrams: int = 0,
@@ -103,7 +104,7 @@ class LinearTextClassifier:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        settings = {k: v for k, v in asdict(self).items() if k not in ("vectorizers", "weights", "bias")}
+        settings = {name: getattr(self, name) for name in SETTINGS}
         vocabularies = [v.get_feature_names_out().tolist() for v in self.vectorizers]
         config = json.dumps({**settings, "vocabularies": vocabularies})
         atomic_write(directory / CONFIG_FILE, lambda path: path.write_text(config))
@@ -123,7 +124,7 @@ class LinearTextClassifier:
         tensors = load_file(str(directory / WEIGHTS_FILE))
         model = cls(**settings, weights=tensors["weights"], bias=tensors["bias"])
         model.vectorizers = ngram_vectorizers(model.arch, model.word_ngrams, model.char_ngrams, vocabularies)
-        for i, vectorizer in enumerate(model.vectorizers):
-            if model.arch == "tfidf":
+        if model.arch == "tfidf":
+            for i, vectorizer in enumerate(model.vectorizers):
                 vectorizer.idf_ = tensors[f"idf.{i}"]
         return model
