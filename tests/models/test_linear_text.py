@@ -30,13 +30,14 @@ def test_nb_log_count_ratio():
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
-@pytest.mark.parametrize("arch", ["tfidf", "bow", "nbsvm"])
-def test_probabilities_equal_scikit_learns(arch, n_classes):
+@pytest.mark.parametrize("arch, beta", [("tfidf", 1.0), ("bow", 1.0), ("nbsvm", 1.0), ("nbsvm", 0.25)])
+def test_probabilities_equal_scikit_learns(arch, beta, n_classes):
     """What the classifier keeps (one weight row per scorer, the NB ratio folded in) predicts exactly
-    what scikit-learn's fitted models predict on the features themselves."""
+    what scikit-learn's fitted models predict on the features themselves — for NBSVM with Wang &
+    Manning's interpolation, what the interpolated weights score."""
     texts, labels = corpus(n_classes)
     new = ["a superb film", "the plot was dull and odd", "weird cast", "unseen words only"]
-    model = LinearTextClassifier(arch, char_ngrams=4, C=2.0).fit(texts, labels)
+    model = LinearTextClassifier(arch, char_ngrams=4, C=2.0, nb_beta=beta).fit(texts, labels)
     vectorizers = ngram_vectorizers(arch, 2, 4)
     x = hstack([v.fit_transform(texts) for v in vectorizers]).tocsr()
     x_new = hstack([v.transform(new) for v in vectorizers]).tocsr()
@@ -47,7 +48,11 @@ def test_probabilities_equal_scikit_learns(arch, n_classes):
         for c in range(n_classes) if n_classes > 2 else [1]:
             r = nb_log_count_ratio(x, labels == c, 1.0)
             fitted = LogisticRegression(C=2.0, max_iter=2000).fit(x.multiply(r).tocsr(), labels == c)
-            scores.append(fitted.predict_proba(x_new.multiply(r).tocsr())[:, 1])
+            if beta == 1:
+                scores.append(fitted.predict_proba(x_new.multiply(r).tocsr())[:, 1])
+            else:
+                w = (1 - beta) * np.abs(fitted.coef_[0]).mean() + beta * fitted.coef_[0]
+                scores.append(1 / (1 + np.exp(-(x_new.multiply(r).tocsr() @ w + fitted.intercept_[0]))))
         scores = np.stack(scores, axis=1)
         expected = np.hstack([1 - scores, scores]) if n_classes == 2 else scores / scores.sum(1, keepdims=True)
     np.testing.assert_allclose(model.predict_proba(new), expected, rtol=1e-10, atol=1e-12)
@@ -58,7 +63,7 @@ def test_probabilities_equal_scikit_learns(arch, n_classes):
 def test_save_and_load_predict_the_same(tmp_path, arch):
     texts, labels = corpus(3)
     names = np.array(["neg", "odd", "pos"])[labels]  # string classes survive the JSON too
-    model = LinearTextClassifier(arch, word_ngrams=3, char_ngrams=5).fit(texts, names)
+    model = LinearTextClassifier(arch, word_ngrams=3, char_ngrams=5, nb_beta=0.25).fit(texts, names)
     model.save_pretrained(tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["linear_model.json", "linear_model.safetensors"]
     loaded = LinearTextClassifier.from_pretrained(tmp_path / "run")

@@ -86,6 +86,7 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\n" + "good,a\n" * 20 + "bad,b\n" * 4, ["--set", "model.teacher='nbsvm'"], "model.teacher_folds=5"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.augment_copies=2"], "model.augment_copies"),
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.char_ngrams=1"], "model.char_ngrams"),
+    ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.nb_beta=1.5"], "model.nb_beta"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"

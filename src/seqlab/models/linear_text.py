@@ -28,14 +28,17 @@ from sklearn.linear_model import LogisticRegression
 
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"  # words, and each punctuation mark as a word of its own
 CONFIG_FILE, WEIGHTS_FILE = "linear_model.json", "linear_model.safetensors"
-SETTINGS = ("arch", "word_ngrams", "char_ngrams", "C", "nb_alpha", "classes")  # saved as JSON
+SETTINGS = ("arch", "word_ngrams", "char_ngrams", "C", "nb_alpha", "nb_beta", "classes")  # saved as JSON
 
 
 def ngram_vectorizers(arch: str, word_ngrams: int = 2, char_ngrams: int = 0,
                       vocabularies: list[list[str]] | None = None) -> list:
     """Word 1- to word_ngrams-grams and, unless char_ngrams is 0, character 2- to char_ngrams-grams
     inside words (they share stems: "gripping", "grip"): TF-IDF for tfidf, else present/absent."""
-    kind, options = (TfidfVectorizer, {"sublinear_tf": True}) if arch == "tfidf" else (CountVectorizer, {"binary": True})
+    if arch == "tfidf":
+        kind, options = TfidfVectorizer, {"sublinear_tf": True}
+    else:
+        kind, options = CountVectorizer, {"binary": True}
     settings = [{"ngram_range": (1, word_ngrams), "token_pattern": TOKEN_PATTERN}]
     if char_ngrams:
         settings.append({"analyzer": "char_wb", "ngram_range": (2, char_ngrams)})
@@ -59,6 +62,9 @@ class LinearTextClassifier:
     char_ngrams: int = 0
     C: float = 4.0  # inverse regularisation of the logistic regression
     nb_alpha: float = 1.0  # nbsvm: smoothing of the counts in the log-count ratio
+    # nbsvm: Wang & Manning's interpolation w' = (1 - β)·mean|w| + β·w of each regression's weights: β = 1
+    # keeps the regression, smaller β leans towards naive Bayes (the ratios' sum); they use 0.25.
+    nb_beta: float = 1.0
     classes: list = field(default_factory=list)
     # Fitted: the vectorizers, and the scores z = x · weights[m] + bias[m], one row m per scorer: one for
     # two classes; for more, one a class, combined by a softmax (logistic regression, multinomial) or,
@@ -83,7 +89,9 @@ class LinearTextClassifier:
         for c in self.classes if len(self.classes) > 2 else self.classes[1:]:
             r = nb_log_count_ratio(x, labels == c, self.nb_alpha)
             model = LogisticRegression(C=self.C, max_iter=2000).fit(x.multiply(r).tocsr(), labels == c)
-            rows.append(r * model.coef_[0])  # (x ⊙ r) · w = x · (r ⊙ w): the ratio folds into the weights
+            w = model.coef_[0]
+            w = (1 - self.nb_beta) * np.abs(w).mean() + self.nb_beta * w
+            rows.append(r * w)  # (x ⊙ r) · w = x · (r ⊙ w): the ratio folds into the weights
             biases.append(model.intercept_[0])
         self.weights, self.bias = np.stack(rows), np.asarray(biases)
         return self

@@ -83,12 +83,13 @@ class ClassifyModelConfig:
     word2vec_epochs: int = 10
     C: float = 4.0  # tfidf / bow / nbsvm: inverse regularisation of the logistic regression
     nb_alpha: float = 1.0  # nbsvm: smoothing of the feature counts in the log-count ratio
+    nb_beta: float = 1.0  # nbsvm: Wang & Manning's interpolation towards naive Bayes (1 = none; they use 0.25)
     # tfidf / bow / nbsvm (and a linear teacher): word 1- to word_ngrams-grams and, unless 0, the
     # character 2- to char_ngrams-grams inside words, which catch shared stems ("gripping", "grip").
     word_ngrams: int = 2
     char_ngrams: int = 0
     # Distillation into a neural model: a linear teacher ("nbsvm", "tfidf" or "bow"; "" = none; with C,
-    # nb_alpha and the n-gram ranges above), the share of the loss that follows its probabilities, and
+    # nb_alpha, nb_beta and the n-gram ranges above), the share of the loss that follows its probabilities, and
     # the folds that keep each training text out of the teacher that labels it.
     teacher: Literal["", "nbsvm", "tfidf", "bow"] = ""
     teacher_weight: float = 0.7
@@ -104,6 +105,8 @@ class ClassifyModelConfig:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
         if self.nb_alpha <= 0 or self.C <= 0:
             raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
+        if not 0.0 <= self.nb_beta <= 1.0:
+            raise ValueError(f"model.nb_beta must be in [0, 1]; got {self.nb_beta}")
         if self.word_ngrams < 1 or self.char_ngrams == 1 or self.char_ngrams < 0:
             raise ValueError(f"model.word_ngrams must be at least 1 and model.char_ngrams 0 (off) or at least 2; "
                              f"got {self.word_ngrams} and {self.char_ngrams}")
@@ -136,7 +139,7 @@ class ClassifyConfig:
 
 def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray) -> LinearTextClassifier:
     m = config.model
-    return LinearTextClassifier(m.arch, m.word_ngrams, m.char_ngrams, m.C, m.nb_alpha).fit(texts, labels)
+    return LinearTextClassifier(m.arch, m.word_ngrams, m.char_ngrams, m.C, m.nb_alpha, m.nb_beta).fit(texts, labels)
 
 
 def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
@@ -154,7 +157,7 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
     Also (N, M, K) for ``variants``, M altered copies of each text (M = 0 without them), each from the
     same teacher as its text."""
     m = config.model
-    teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha,
+    teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha, nb_beta=m.nb_beta,
                                                        word_ngrams=m.word_ngrams, char_ngrams=m.char_ngrams))
     folds, seed = m.teacher_folds, config.train.seed
     if np.bincount(labels, minlength=n_classes).min() < folds:
