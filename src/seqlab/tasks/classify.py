@@ -137,9 +137,13 @@ class ClassifyConfig:
 
 # --- scikit-learn baselines ---------------------------------------------------------------------
 
+def linear_model(m: ClassifyModelConfig, arch: str) -> LinearTextClassifier:
+    """An unfitted linear model of this kind with the config's settings (the model itself, or its teacher)."""
+    return LinearTextClassifier(arch, m.word_ngrams, m.char_ngrams, m.C, m.nb_alpha, m.nb_beta)
+
+
 def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray) -> LinearTextClassifier:
-    m = config.model
-    return LinearTextClassifier(m.arch, m.word_ngrams, m.char_ngrams, m.C, m.nb_alpha, m.nb_beta).fit(texts, labels)
+    return linear_model(config.model, config.model.arch).fit(texts, labels)
 
 
 def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
@@ -157,8 +161,6 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
     Also (N, M, K) for ``variants``, M altered copies of each text (M = 0 without them), each from the
     same teacher as its text."""
     m = config.model
-    teacher = ClassifyConfig(model=ClassifyModelConfig(arch=m.teacher, C=m.C, nb_alpha=m.nb_alpha, nb_beta=m.nb_beta,
-                                                       word_ngrams=m.word_ngrams, char_ngrams=m.char_ngrams))
     folds, seed = m.teacher_folds, config.train.seed
     if np.bincount(labels, minlength=n_classes).min() < folds:
         raise DataError(f"model.teacher_folds={folds} needs at least {folds} training texts of every class")
@@ -166,7 +168,7 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
     copies = len(variants[0]) if variants else 0
     variant_probs = np.zeros((len(texts), copies, n_classes), dtype=np.float32)
     for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        predict = fit_linear(teacher, [texts[i] for i in fit_rows], labels[fit_rows]).predict_proba
+        predict = linear_model(m, m.teacher).fit([texts[i] for i in fit_rows], labels[fit_rows]).predict_proba
         probs[held_out] = predict([texts[i] for i in held_out])
         if copies:
             flat = predict([v for i in held_out for v in variants[i]])
