@@ -36,6 +36,8 @@ def test_ett_split_and_later_splits_starting_input_len_early():
         ts.split_bounds(60, "0.7,0.1,0.2", input_len=20, horizon=10)
     with pytest.raises(DataError, match="--split"):
         ts.split_bounds(1000, "0.7,0.2", 20, 10)
+    with pytest.raises(DataError, match="for other series give fractions"):  # a short series under the default
+        ts.split_bounds(600, "ett", 20, 10)
 
 
 def test_scaler_sees_training_rows_only_and_round_trips():

@@ -54,6 +54,15 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     assert code == 0, err
     first, second = out.splitlines()
     assert first.split("\t")[1].startswith("pos") and second.split("\t")[1].startswith("neg")  # most probable first
+    # eval: the run's column names and encoding by default; the third row is labelled wrongly on purpose.
+    new = tmp_path / "new.csv"
+    new.write_text("text,label\na superb film,pos\nan awful film,neg\na wonderful film,neg\n", encoding="latin-1")
+    code, out, err = run_cli("eval", run, "--csv", new, capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out) == {"accuracy": pytest.approx(2 / 3), "macro_f1": pytest.approx(2 / 3), "examples": 3}
+    new.write_text("text,label\na superb film,pos\na dull film,meh\n")
+    code, _, err = run_cli("eval", run, "--csv", new, capsys=capsys)
+    assert code == 2 and "labels the run was not trained on: 'meh'" in err and len(err.splitlines()) == 1
 
 
 def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
@@ -199,6 +208,23 @@ def test_vision_on_an_image_folder_and_predict(tmp_path, capsys):
     code, out, err = run_cli("predict", run, folder / "right" / "0.png", capsys=capsys)
     assert code == 0, err
     assert out.split("\t")[1].startswith("right")
+    code, out, err = run_cli("eval", run, "--images", folder, capsys=capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["images"] == 24 and scores["accuracy"] >= 0.8
+    # One class is enough to score, and it keeps its index: eval agrees with predict image by image.
+    (tmp_path / "only" / "right").mkdir(parents=True)
+    for image in (folder / "right").iterdir():
+        (tmp_path / "only" / "right" / image.name).write_bytes(image.read_bytes())
+    code, out, err = run_cli("eval", run, "--images", tmp_path / "only", capsys=capsys)
+    assert code == 0, err
+    code, predicted, _ = run_cli("predict", run, *sorted((folder / "right").iterdir()), capsys=capsys)
+    said_right = [line.split("\t")[1].startswith("right") for line in predicted.splitlines()]
+    assert json.loads(out)["accuracy"] == pytest.approx(np.mean(said_right)) and len(said_right) == 12
+    (tmp_path / "only" / "up").mkdir()
+    (tmp_path / "only" / "up" / "0.png").write_bytes((folder / "left" / "0.png").read_bytes())
+    code, _, err = run_cli("eval", run, "--images", tmp_path / "only", capsys=capsys)
+    assert code == 2 and "not trained on: 'up'" in err
 
 
 def test_vision_digits_learns_quickly(tmp_path, capsys):

@@ -72,6 +72,24 @@ def test_predict_writes_the_next_horizon_with_timestamps(tmp_path, seasonal_csv,
     assert forecast["date"].iloc[0] == pd.Timestamp(frame["date"].iloc[-1]) + pd.Timedelta(hours=1)
     assert 20 < forecast["OT"].mean() < 40  # back in degrees, not standardised units
 
+    # eval on the test period's rows (with the input_len rows before it) gives the run's test scores.
+    start, end = series["bounds"]["test"]
+    test_rows = tmp_path / "test_rows.csv"
+    frame.iloc[start:end].to_csv(test_rows, index=False)
+    code, out, err = run_cli("eval", run, "--csv", test_rows, capsys=capsys)
+    assert code == 0, err
+    scores, m = json.loads(out), json.loads((run / "metrics.json").read_text())
+    assert scores["windows"] == end - start - 48 - 12 + 1
+    for key in ("mse", "mae", "mse_original", "mae_original"):
+        assert scores[key] == pytest.approx(m[f"test_{key}"], rel=1e-5)
+    code, _, err = run_cli("eval", run, "--text", test_rows, capsys=capsys)
+    assert code == 2 and err.strip().endswith("--text: not for a forecast run, which is scored on --csv")
+    code, _, err = run_cli("eval", run, capsys=capsys)
+    assert code == 2 and "give --csv" in err
+    frame.iloc[:50].to_csv(test_rows, index=False)
+    code, _, err = run_cli("eval", run, "--csv", test_rows, capsys=capsys)
+    assert code == 2 and "50 rows; a window needs input_len + horizon = 60" in err
+
 
 @pytest.mark.parametrize("edit, flags, message", [
     (lambda f: f.drop(columns=["OT"]), [], "no column 'OT'"),

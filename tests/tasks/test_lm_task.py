@@ -46,6 +46,19 @@ def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):
     assert m["val_perplexity"] == pytest.approx(math.exp(m["val_loss"]))
     assert (run / "train.bin").is_file() and (run / "tokenizer.json").is_file()
 
+    # eval on the validation text alone (the last 10 % of the characters) gives the run's val_loss.
+    text = corpus.read_text(encoding="utf-8")
+    tail = tmp_path / "tail.txt"
+    tail.write_text(text[int(len(text) * 0.9):], encoding="utf-8")
+    code, out, err = run_cli("eval", run, "--text", tail, capsys=capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    assert scores["loss"] == pytest.approx(m["val_loss"], rel=1e-5) and scores["unknown_tokens"] == 0
+    assert scores["bits_per_char"] == pytest.approx(m["val_bits_per_char"], rel=1e-5)
+    tail.write_text("the cat sees the sun.\n")
+    code, _, err = run_cli("eval", run, "--text", tail, capsys=capsys)
+    assert code == 2 and "has 22 tokens; the model reads blocks of 32" in err
+
     code, out, err = run_cli("generate", run, "--prompt", "the cat", "--max-new-tokens", 40, "--seed", 1,
                              "--top-k", 5, capsys=capsys)
     assert code == 0, err

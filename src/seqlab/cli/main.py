@@ -24,7 +24,11 @@ EXAMPLES = {
              "  seqlab train translate --resume runs/de-en\n"
              "  seqlab train lm --text input.txt --config shakespeare-char --out runs/shakespeare",
     "generate": 'seqlab generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40',
-    "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]",
+    "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]   # translate\n"
+            "  seqlab eval runs/reviews --csv more_reviews.csv                 # classify\n"
+            "  seqlab eval runs/etth1 --csv later_months.csv                   # forecast\n"
+            "  seqlab eval runs/shakespeare --text other_play.txt              # lm\n"
+            "  seqlab eval runs/shapes --images new_images/                    # vision",
     "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
     "forecast": "seqlab predict runs/etth1 --csv ETTh1.csv --out forecast.csv",
@@ -119,11 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-src")
     train.add_argument("--test-tgt")
 
-    evaluate = subcommand(sub, "eval", "score a trained run on new data")
+    evaluate = subcommand(sub, "eval", "score a trained run on new data; prints the scores as JSON")
     evaluate.add_argument("run", type=Path)
-    evaluate.add_argument("--src", required=True)
-    evaluate.add_argument("--ref", required=True)
-    evaluate.add_argument("--beam", type=int)
+    evaluate.add_argument("--src", help="translate: source sentences, one a line")
+    evaluate.add_argument("--ref", help="translate: their reference translations, aligned with --src")
+    evaluate.add_argument("--beam", type=int, help="translate: beam width (default greedy)")
+    evaluate.add_argument("--csv", help="classify: labelled text; forecast: a series with the training file's columns")
+    evaluate.add_argument("--text-col", help="classify: the text column (default: the run's)")
+    evaluate.add_argument("--label-col", help="classify: the label column (default: the run's)")
+    evaluate.add_argument("--encoding", help="classify: the file's encoding (default: the run's)")
+    evaluate.add_argument("--text", help="lm: a UTF-8 text file")
+    evaluate.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
     evaluate.add_argument("--device", default="cpu")
 
     for name in ("predict", "translate"):
@@ -291,16 +301,63 @@ def command_translate(args: argparse.Namespace) -> None:
         print(output)
 
 
+def flag(dest: str) -> str:
+    """An argparse destination as the flag a user types: text_col -> --text-col."""
+    return "--" + dest.replace("_", "-")
+
+
+EVAL_FLAGS = {"translate": (["src", "ref"], ["beam"]), "classify": (["csv"], ["text_col", "label_col", "encoding"]),
+              "forecast": (["csv"], []), "lm": (["text"], []), "vision": (["images"], [])}
+
+
 def command_eval(args: argparse.Namespace) -> None:
+    """``eval`` scores any run on new data; the run directory says which task, and so which flags."""
     import json
 
+    from ..tasks import run_dir as runs
+
+    task = runs.read_run(args.run)["task"]
+    needed, optional = EVAL_FLAGS[task]
+    every = dict.fromkeys(name for names in EVAL_FLAGS.values() for name in names[0] + names[1])
+    if stray := [flag(n) for n in every if n not in needed + optional and getattr(args, n) is not None]:
+        raise UserError(f"{', '.join(stray)}: not for a {task} run, which is scored on "
+                        f"{' and '.join(map(flag, needed))}")
+    if missing := [flag(n) for n in needed if getattr(args, n) is None]:
+        raise UserError(f"a {task} run is scored on new data: give {' and '.join(missing)}")
+    print(json.dumps(evaluate_run(task, args), indent=2))
+
+
+def evaluate_run(task: str, args: argparse.Namespace) -> dict:
+    if task == "classify":
+        from ..data.labelled_text import read_labelled
+        from ..tasks.classify import TextClassifierRun
+
+        classifier = TextClassifierRun(args.run, args.device)
+        d = classifier.config.data
+        texts, labels = read_labelled(args.csv, args.text_col or d.text_col, args.label_col or d.label_col,
+                                      args.encoding or d.encoding, min_classes=1)
+        return classifier.evaluate(texts, labels, args.csv)
+    if task == "forecast":
+        from ..tasks.forecast import Forecast
+
+        return Forecast.load(args.run, args.device).evaluate_csv(args.csv)
+    if task == "lm":
+        from ..tasks.language_model import LanguageModel, load_run_config
+
+        config = load_run_config(args.run)
+        return LanguageModel.load(args.run, args.device).evaluate_text(args.text, config.data.block_size,
+                                                                        config.train.batch_size)
+    if task == "vision":
+        from ..tasks.vision import ImageClassifier
+
+        return ImageClassifier.load(args.run, args.device).evaluate_folder(args.images)
     from ..data.text import read_parallel
     from ..tasks.translate import Translator
 
     positive(args.beam, "--beam")
     translator = Translator.load(args.run, args.device)
     sources, references = read_parallel(args.src, args.ref)
-    print(json.dumps(translator.evaluate(sources, references, args.beam), indent=2))
+    return translator.evaluate(sources, references, args.beam)
 
 
 def command_demo(args: argparse.Namespace) -> None:

@@ -34,20 +34,26 @@ def read_image(path: Path, size: int, grey: bool) -> np.ndarray:
     return array[None] if grey else array.transpose(2, 0, 1)
 
 
-def load_image_folder(root: str | Path, size: int, grey: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """root/CLASS/*.png … -> images (N, C, size, size), labels (N,), class names (sorted folder names)."""
+def image_files(root: str | Path, min_classes: int = 2) -> dict[str, list[Path]]:
+    """root/CLASS/*.png … -> {class name: its image files}, classes in sorted order, empty folders left out."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     files = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in EXTENSIONS) for c in classes}
-    classes = [c for c in classes if files[c]]
-    if len(classes) < 2:
-        raise DataError(f"{root} needs at least two sub-folders of images, one per class; found "
-                        f"{len(classes)} ({', '.join(classes) or 'none'})")
+    files = {c: paths for c, paths in files.items() if paths}
+    if len(files) < min_classes:
+        raise DataError(f"{root} needs at least {'two sub-folders' if min_classes > 1 else 'one sub-folder'} of "
+                        f"images, one per class; found {len(files)} ({', '.join(files) or 'none'})")
+    return files
+
+
+def load_image_folder(root: str | Path, size: int, grey: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """root/CLASS/*.png … -> images (N, C, size, size), labels (N,), class names (sorted folder names)."""
+    files = image_files(root)
     images, labels = [], []
-    for label, name in enumerate(classes):
-        for path in files[name]:
+    for label, paths in enumerate(files.values()):
+        for path in paths:
             images.append(read_image(path, size, grey))
             labels.append(label)
-    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+    return np.stack(images), np.asarray(labels, dtype=np.int64), list(files)

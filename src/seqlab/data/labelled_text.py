@@ -10,8 +10,10 @@ import pandas as pd
 from ..errors import DataError
 
 
-def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str = "utf-8") -> tuple[list[str], list[str]]:
-    """(texts, labels as strings). A ``.tsv`` file is tab-separated, anything else comma-separated."""
+def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str = "utf-8",
+                  min_classes: int = 2) -> tuple[list[str], list[str]]:
+    """(texts, labels as strings). A ``.tsv`` file is tab-separated, anything else comma-separated.
+    Training data needs two classes or more; data to score a trained run may hold one."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"file not found: {path}")
@@ -33,7 +35,8 @@ def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str
             raise DataError(f"{path} row {number}: the text is empty")
         if not label:
             raise DataError(f"{path} row {number}: the label is empty")
-    if len(set(labels)) < 2:
-        raise DataError(f"{path} has a single class ({labels[0]!r} in every row); classification needs two or more"
-                        if labels else f"{path} has a header but no rows")
+    if not labels:
+        raise DataError(f"{path} has a header but no rows")
+    if len(set(labels)) < min_classes:
+        raise DataError(f"{path} has a single class ({labels[0]!r} in every row); classification needs two or more")
     return texts, labels

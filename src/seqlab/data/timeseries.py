@@ -96,7 +96,8 @@ def split_bounds(n_rows: int, split: str, input_len: int, horizon: int) -> dict[
     if split == "ett":
         n_train, n_valid, n_test = ETT_HOURS
         if n_rows < sum(ETT_HOURS):
-            raise DataError(f"the ETT split needs {sum(ETT_HOURS):,} rows (hourly, 20 months); the file has {n_rows:,}")
+            raise DataError(f"the default ETT split needs {sum(ETT_HOURS):,} rows (hourly, 20 months); the file has "
+                            f"{n_rows:,}: for other series give fractions, e.g. --split 0.7,0.1,0.2")
     else:
         try:
             fractions = [float(f) for f in split.split(",")]

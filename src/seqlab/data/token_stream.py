@@ -67,6 +67,11 @@ def _pieces(path: Path, start: int, end: int) -> Iterator[str]:
         yield "".join(buffer)
 
 
+def text_pieces(path: str | Path) -> Iterator[str]:
+    """The whole file in pieces of about CHUNK_CHARS (a missing, empty or non-UTF-8 file is a DataError)."""
+    return _pieces(Path(path), 0, count_characters(path))
+
+
 def split_text(path: str | Path, valid_fraction: float) -> dict[str, Callable[[], Iterator[str]]]:
     """{"train": pieces of the first (1 - valid_fraction) of the characters, "valid": the rest}; each
     value makes a fresh iterator (the file is read again, never held whole)."""

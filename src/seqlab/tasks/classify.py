@@ -4,6 +4,7 @@ CSV or TSV. Every single-split run keeps its model, so ``seqlab predict`` scores
 
     seqlab train classify --csv reviews.csv --text-col text --label-col label --model transformer [--cv 10]
     seqlab predict RUN_DIR "a gripping, beautifully acted film"
+    seqlab eval RUN_DIR --csv new_reviews.csv     # accuracy and macro-F1 on new labelled text
 
 One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
 ``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead, and each text's
@@ -347,9 +348,16 @@ class TextClassifierRun:
             self.tokenizer = load_tokenizer(run / "tokenizer.json")
         self.classes = json.loads((run / "classes.json").read_text())
 
-    def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
+    def probability_matrix(self, texts: list[str]) -> np.ndarray:
+        """(N, classes), columns in ``self.classes`` order."""
         if self.linear is not None:
-            probs = self.linear.predict_proba(texts)
-        else:
-            probs = probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len))
-        return [dict(zip(self.classes, map(float, row))) for row in probs]
+            return self.linear.predict_proba(texts)
+        return probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len))
+
+    def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
+        return [dict(zip(self.classes, map(float, row))) for row in self.probability_matrix(texts)]
+
+    def evaluate(self, texts: list[str], label_names: list[str], source: str | Path) -> dict[str, Any]:
+        """Accuracy and macro-F1 on new labelled texts; a label the run never learned is a DataError."""
+        truth = np.asarray(runs.class_indices(label_names, self.classes, source))
+        return {**scores(truth, self.probability_matrix(texts).argmax(-1)), "examples": len(texts)}

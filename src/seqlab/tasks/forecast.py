@@ -2,6 +2,7 @@
 
     seqlab train forecast --csv ETTh1.csv --target OT --features M --input-len 336 --horizon 96 --model patch
     seqlab predict RUN_DIR --csv FILE [--out forecast.csv]
+    seqlab eval RUN_DIR --csv FILE            # MSE and MAE over every window of another stretch of series
 
 Scores are on the standardised scale (fitted on the training rows), as published ETT results are, and
 on the original scale (``*_original``).
@@ -135,6 +136,16 @@ def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"mse": float(np.mean((prediction - truth) ** 2)), "mae": float(np.mean(np.abs(prediction - truth)))}
 
 
+def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int], scaler) -> dict[str, float]:
+    """MSE and MAE of the target channels, standardised (``mse``, ``mae``) and in the data's units
+    (``mse_original``, ``mae_original``); prediction and truth (N, H, C) standardised."""
+    scores = errors(prediction[..., targets], truth[..., targets])
+    original = [scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape) for a in (prediction, truth)]
+    scores.update({f"{key}_original": value
+                   for key, value in errors(original[0][..., targets], original[1][..., targets]).items()})
+    return scores
+
+
 # --- a trained run -----------------------------------------------------------------------------------
 
 class Forecast:
@@ -152,15 +163,30 @@ class Forecast:
         return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
                    series["columns"], series["targets"])
 
-    def predict_csv(self, path: str | Path) -> pd.DataFrame:
-        """The next H values of the predicted columns after the file's last row, with timestamps."""
+    def read_csv(self, path: str | Path, min_rows: int, why: str) -> ts.Series:
+        """The file's series, read as the training file was; its columns must be the model's."""
         d = self.config.data
         series = ts.read_series(path, d.date_col, d.target, d.features, d.fill)
         if series.columns != self.columns:
             raise UserError(f"{path} has columns {', '.join(series.columns)}; the model was trained on "
                             f"{', '.join(self.columns)}")
-        if len(series.values) < d.input_len:
-            raise UserError(f"{path} has {len(series.values)} rows; the model reads the last {d.input_len}")
+        if len(series.values) < min_rows:
+            raise UserError(f"{path} has {len(series.values)} rows; {why}")
+        return series
+
+    def evaluate_csv(self, path: str | Path) -> dict[str, Any]:
+        """Errors over every window of the file (standardised with the training rows' scaler)."""
+        d = self.config.data
+        series = self.read_csv(path, d.input_len + d.horizon, f"a window needs input_len + horizon = "
+                                                              f"{d.input_len + d.horizon}")
+        windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon)
+        prediction, truth = predict_windows(self.model, windows, 256, self.device)
+        return {**window_errors(prediction, truth, self.targets, self.scaler), "windows": len(windows)}
+
+    def predict_csv(self, path: str | Path) -> pd.DataFrame:
+        """The next H values of the predicted columns after the file's last row, with timestamps."""
+        d = self.config.data
+        series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
         with torch.no_grad():
             x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
@@ -208,11 +234,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
     for name in ("valid", "test"):
         prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
         prefix = "val" if name == "valid" else "test"
-        for key, value in errors(prediction[..., targets], truth[..., targets]).items():
-            metrics[f"{prefix}_{key}"] = value
-        original = [scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape) for a in (prediction, truth)]
-        for key, value in errors(original[0][..., targets], original[1][..., targets]).items():
-            metrics[f"{prefix}_{key}_original"] = value
+        metrics.update({f"{prefix}_{key}": value
+                        for key, value in window_errors(prediction, truth, targets, scaler).items()})
         if name == "test":
             draw_pictures(model, run, windows["test"], prediction, truth, series, config)
     epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)

@@ -3,6 +3,7 @@ validation loss in nats per token, perplexity and bits per character; then sampl
 
     seqlab train lm --text corpus.txt [--config RECIPE] [--set key=value ...] [--out RUN_DIR]
     seqlab generate RUN_DIR --prompt "ROMEO:" --max-new-tokens 500 [--temperature --top-k --top-p --seed]
+    seqlab eval RUN_DIR --text other.txt      # loss, perplexity and bits per character on another text
 
 With no text given, the corpus is the Python standard library's own source (see
 :func:`seqlab.data.token_stream.python_stdlib_corpus`).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from tokenizers import Tokenizer
 from ..config import build, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..models import RecurrentLM, TransformerLM
 from ..models.generation import check_sampling
 from ..parallel.config import ParallelConfig
@@ -177,17 +179,18 @@ def runtime(config: LMConfig) -> SingleProcess:
 
 @torch.no_grad()
 def evaluate_lm(model, ids: np.ndarray, starts: np.ndarray, block_size: int, batch_size: int,
-                device: torch.device, chars_per_token: float) -> dict[str, float]:
-    """Loss in nats per token over non-overlapping validation blocks, perplexity, bits per character."""
+                device: torch.device, chars_per_token: float, prefix: str = "val_") -> dict[str, float]:
+    """Loss in nats per token over non-overlapping blocks (of the validation text), perplexity, bits
+    per character."""
     loss_sum, tokens = 0.0, 0
     for i in range(0, len(starts), batch_size):
         batch = move(token_stream.blocks_at(ids, starts[i : i + batch_size], block_size), device)
         logits = model(batch["x"]).float()
         loss_sum += F.cross_entropy(logits.flatten(0, 1), batch["y"].flatten(), reduction="sum").item()
         tokens += batch["y"].numel()
-    val_loss = loss_sum / tokens
-    return {"val_loss": val_loss, "val_perplexity": math.exp(min(val_loss, 700.0)),
-            "val_bits_per_char": val_loss / chars_per_token / math.log(2)}
+    loss = loss_sum / tokens
+    return {f"{prefix}loss": loss, f"{prefix}perplexity": math.exp(min(loss, 700.0)),
+            f"{prefix}bits_per_char": loss / chars_per_token / math.log(2)}
 
 
 # --- a trained run ---------------------------------------------------------------------------------
@@ -225,6 +228,25 @@ class LanguageModel:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed if seed is not None else torch.seed())
         return self._pieces(self.model.stream(ids, max_new_tokens, temperature, top_k, top_p, generator=generator))
+
+    def evaluate_text(self, path: str | Path, block_size: int, batch_size: int = 32) -> dict[str, Any]:
+        """Another text scored as the validation text is: loss in nats per token over its whole
+        non-overlapping blocks, perplexity, bits per character. The text is tokenised to a temporary
+        memory-mapped file, so it may be larger than memory."""
+        with tempfile.TemporaryDirectory() as tmp:
+            tokens, characters = token_stream.encode_to_file(self.tokenizer, token_stream.text_pieces(path),
+                                                             Path(tmp) / "ids.bin")
+            if tokens < block_size + 1:
+                raise DataError(f"{path} has {tokens} tokens; the model reads blocks of {block_size} and "
+                                f"needs at least {block_size + 1}")
+            ids = token_stream.open_tokens(Path(tmp) / "ids.bin", self.tokenizer.get_vocab_size())
+            starts = token_stream.evaluation_blocks(ids, block_size)
+            scores = evaluate_lm(self.model, ids, starts, block_size, batch_size, self.device,
+                                 characters / tokens, prefix="")
+            unknown = int(np.count_nonzero(ids == UNK_ID))
+            del ids  # the memory map, before its file goes
+        return {**scores, "loss_unit": "nats per token", "tokens": tokens, "scored_tokens": len(starts) * block_size,
+                "unknown_tokens": unknown}
 
     def _pieces(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
         ids: list[int] = []

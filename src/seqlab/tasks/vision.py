@@ -3,6 +3,7 @@
     seqlab train vision                       # scikit-learn's 8×8 digits, a fixed stratified 80/20 split
     seqlab train vision --images DIR          # DIR/CLASS/*.png …, read with Pillow
     seqlab predict RUN_DIR IMAGE              # class probabilities
+    seqlab eval RUN_DIR --images DIR          # accuracy on new images, a sub-folder per class
 
 Writes ``metrics.json`` (``test_accuracy``, ``test_macro_f1``), ``confusion.png`` and
 ``attention.png`` (attention rollout over the patches for a few test images).
@@ -148,6 +149,16 @@ class ImageClassifier:
             raise UserError(f"image not found: {path}")
         probs = predict(self.model, self.prepare(Path(path)), self.shifts)[0]
         return {name: float(p) for name, p in zip(self.classes, probs)}
+
+    def evaluate_folder(self, root: str | Path) -> dict[str, Any]:
+        """Accuracy and macro-F1 on DIR/CLASS/*.png …, each image prepared as ``predict`` prepares it.
+        One class folder is enough; a folder the run has no class for is a DataError."""
+        files = image_data.image_files(root, min_classes=1)
+        truth = np.repeat(runs.class_indices(list(files), self.classes, root), [len(f) for f in files.values()])
+        images = torch.cat([self.prepare(path) for paths in files.values() for path in paths])
+        predicted = predict(self.model, images, self.shifts).argmax(-1).numpy()
+        return {"accuracy": float((predicted == truth).mean()),
+                "macro_f1": float(f1_score(truth, predicted, average="macro")), "images": int(len(truth))}
 
 
 def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, list[str]],
