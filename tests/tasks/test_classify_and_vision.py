@@ -1,6 +1,7 @@
 """Classification tasks end to end: text (every model, cross-validation, word vectors, predict) and
 images (ViT on an image folder and on the digits), and their bad-input paths."""
 
+import io
 import json
 import random
 
@@ -42,7 +43,7 @@ def reviews(tmp_path_factory):
 
 
 @pytest.mark.parametrize("model", ["transformer", "lstm", "conv1d", "tfidf", "bow", "nbsvm"])
-def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys, model):
+def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys, monkeypatch, model):
     run = tmp_path / model
     code, out, err = run_cli("train", "classify", "--csv", reviews, "--model", model, "--encoding", "latin-1",
                              "--out", run, *NEURAL_FAST, capsys=capsys)
@@ -54,6 +55,8 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     assert code == 0, err
     first, second = out.splitlines()
     assert first.split("\t")[1].startswith("pos") and second.split("\t")[1].startswith("neg")  # most probable first
+    monkeypatch.setattr("sys.stdin", io.StringIO("a superb film\n\nan awful film\n"))  # or one text a line
+    assert run_cli("predict", run, capsys=capsys)[1] == out
     # eval: the run's column names and encoding by default; the third row is labelled wrongly on purpose.
     new = tmp_path / "new.csv"
     new.write_text("text,label\na superb film,pos\nan awful film,neg\na wonderful film,neg\n", encoding="latin-1")

@@ -247,6 +247,12 @@ def command_generate(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
+def input_lines(args: argparse.Namespace) -> list[str]:
+    """The inputs given as arguments, or else standard input's lines; blank ones are left out."""
+    lines = args.text or [line.rstrip("\n") for line in sys.stdin]
+    return [line for line in lines if line.strip()]
+
+
 def command_predict(args: argparse.Namespace) -> None:
     """``predict`` serves every task: the run directory says which."""
     from ..tasks import run_dir as runs
@@ -267,18 +273,20 @@ def command_predict(args: argparse.Namespace) -> None:
     if task == "lm":
         raise UserError(f"{args.run} is a language model: sample it with seqlab generate {args.run} --prompt TEXT")
     if task in ("classify", "vision"):
-        if not args.text:
-            raise UserError("give the input: " + ("text to classify" if task == "classify" else "an image file"))
+        inputs = input_lines(args)
+        if not inputs:
+            raise UserError("give the input: " + ("text to classify" if task == "classify" else "image files")
+                            + " as arguments or lines on standard input")
         if task == "classify":
             from ..tasks.classify import TextClassifierRun
 
-            results = TextClassifierRun(args.run, args.device).probabilities(args.text)
+            results = TextClassifierRun(args.run, args.device).probabilities(inputs)
         else:
             from ..tasks.vision import ImageClassifier
 
             classifier = ImageClassifier.load(args.run, args.device)
-            results = [classifier.probabilities(path) for path in args.text]
-        for source, probs in zip(args.text, results):
+            results = [classifier.probabilities(path) for path in inputs]
+        for source, probs in zip(inputs, results):
             ranked = sorted(probs.items(), key=lambda item: -item[1])
             print(f"{source}\t" + "  ".join(f"{name} {p:.3f}" for name, p in ranked))
         return
@@ -290,8 +298,7 @@ def command_translate(args: argparse.Namespace) -> None:
     from ..tasks.translate import Translator
 
     positive(args.beam, "--beam")
-    lines = args.text or [line.rstrip("\n") for line in sys.stdin]
-    lines = [line for line in lines if line.strip()]
+    lines = input_lines(args)
     if not lines:
         raise UserError("nothing to translate: give text as arguments or lines on standard input")
     translator = Translator.load(args.run, args.device)
