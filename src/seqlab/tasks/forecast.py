@@ -269,4 +269,4 @@ def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray,
         unit = "patch" if isinstance(model, fm.PatchTransformer) else "time step"
         plot_attention_over_time(weights, run / "attention.png", unit,
                                  f"{config.model.arch}: attention each past {unit} received (last layer)")
-    plot_curves({config.model.arch: run}, run / "curves.png", title="forecast training")
+    plot_curves({config.model.arch: run}, run / "curves.png", title="forecast training", valid="val_mse")

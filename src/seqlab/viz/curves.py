@@ -12,19 +12,27 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..train.loop import read_metrics  # noqa: E402
 
 
-def plot_curves(runs: dict[str, Path], path: Path, title: str = "training curves") -> None:
-    """Left: training loss per step; right: validation loss at each evaluation; one line per run."""
+# What the right-hand panel shows, by the validation metric a task's runs log.
+VALIDATION_AXES = {"val_loss": ("validation loss (nats/token)", "log"),
+                   "val_mse": ("validation MSE (standardised)", "log"),
+                   "val_accuracy": ("validation accuracy", "linear")}
+
+
+def plot_curves(runs: dict[str, Path], path: Path, title: str = "training curves", valid: str = "val_loss") -> None:
+    """Left: training loss per step; right: the validation metric ``valid`` at each evaluation; one
+    line per run."""
     fig, (train_ax, valid_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for name, run in runs.items():
         rows = list(read_metrics(run))
         train = [(r["step"], r["train_loss"]) for r in rows if "train_loss" in r]
-        valid = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+        validation = [(r["step"], r[valid]) for r in rows if valid in r]
         if train:
             train_ax.plot(*zip(*train), label=name)
-        if valid:
-            valid_ax.plot(*zip(*valid), marker="o", label=name)
+        if validation:
+            valid_ax.plot(*zip(*validation), marker="o", label=name)
+    valid_label, valid_scale = VALIDATION_AXES[valid]
     train_ax.set(xlabel="step", ylabel="training loss (with any label smoothing)", yscale="log", title="train")
-    valid_ax.set(xlabel="step", ylabel="validation loss (nats/token)", yscale="log", title="validation")
+    valid_ax.set(xlabel="step", ylabel=valid_label, yscale=valid_scale, title="validation")
     for ax in (train_ax, valid_ax):
         ax.grid(True, alpha=0.3)
         if ax.get_lines():
