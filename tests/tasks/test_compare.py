@@ -1,3 +1,6 @@
+import json
+
+import numpy as np
 import pandas as pd
 
 from seqlab.cli.main import main
@@ -28,3 +31,57 @@ def test_compare_refuses_unknown_models_and_missing_data(tmp_path, capsys):
     assert "unknown model kind lstm" in capsys.readouterr().err
     assert main(["compare", "translate", "--out", str(tmp_path / "b")]) == 2
     assert "give the data" in capsys.readouterr().err
+    assert main(["compare", "lm", "--csv", "x.csv", "--out", str(tmp_path / "c")]) == 2
+    assert "--csv: not a flag of compare lm" in capsys.readouterr().err
+
+
+def labelled_csv(path, n=200):
+    """Texts whose label is carried by one sentiment word among neutral ones."""
+    rng = np.random.default_rng(0)
+    neutral = "the a film story plot was is and".split()
+    rows = [" ".join([*rng.choice(neutral, 4), ("superb" if i % 2 else "dull")]) + ("," + ("pos" if i % 2 else "neg"))
+            for i in range(n)]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_compare_classify_one_split_and_folds(tmp_path, capsys):
+    data = labelled_csv(tmp_path / "reviews.csv")
+    out = tmp_path / "cmp"
+    fast = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "model.d_model=16",
+            "--set", "model.n_filters=8", "--set", "train.eval_every=20", "--max-steps", "40"]
+    assert main(["compare", "classify", "--csv", str(data), "--models", "nbsvm,conv1d,tfidf", "--out", str(out),
+                 *fast]) == 0, capsys.readouterr().err
+    frame = pd.read_csv(out / "compare.csv")
+    assert frame["model"].tolist() == ["nbsvm", "conv1d", "tfidf"] and frame.notna().all().all()
+    for row in frame.itertuples():  # each row is its run's own figures
+        m = json.loads((out / row.model / "metrics.json").read_text())
+        assert (row.test_accuracy, row.parameters) == (m["test_accuracy"], m["parameters"]) and row.parameters > 0
+    assert frame.set_index("model").loc["nbsvm", "test_accuracy"] == 1.0
+    assert (out / "curves.png").is_file()  # conv1d's curve
+
+    assert main(["compare", "classify", "--csv", str(data), "--models", "nbsvm,tfidf", "--cv", "3",
+                 "--out", str(tmp_path / "cv")]) == 0
+    frame = pd.read_csv(tmp_path / "cv" / "compare.csv")
+    assert list(frame.columns) == ["model", "parameters", "seconds", "cv_accuracy", "cv_accuracy_std", "cv_macro_f1"]
+    assert main(["compare", "classify", "--csv", str(data), "--cv", "101", "--out", str(tmp_path / "bad")]) == 2
+    assert "needs at least 101 per class" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_compare_forecast_scores_every_model_on_the_same_windows(tmp_path, capsys):
+    t = np.arange(400)
+    series = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=400, freq="h"),
+                           "OT": np.sin(2 * np.pi * t / 24) + 0.05 * np.random.default_rng(0).normal(size=400)})
+    series.to_csv(tmp_path / "series.csv", index=False)
+    out = tmp_path / "cmp"
+    assert main(["compare", "forecast", "--csv", str(tmp_path / "series.csv"), "--models", "linear,periodic",
+                 "--input-len", "48", "--horizon", "12", "--split", "0.7,0.1,0.2", "--max-steps", "60",
+                 "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=20",
+                 "--set", "train.lr=0.01", "--out", str(out)]) == 0, capsys.readouterr().err
+    frame = pd.read_csv(out / "compare.csv")
+    assert frame["model"].tolist() == ["linear", "periodic"]
+    for row in frame.itertuples():
+        m = json.loads((out / row.model / "metrics.json").read_text())
+        assert (row.test_mse, row.test_mae_original) == (m["test_mse"], m["test_mae_original"])
+    assert (frame["test_mse"] < 0.5).all()  # a daily cycle, standardised variance ~1: both learned it
+    assert (out / "curves.png").is_file()

@@ -33,7 +33,9 @@ EXAMPLES = {
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
     "forecast": "seqlab predict runs/etth1 --csv ETTh1.csv --out forecast.csv",
     "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp\n"
-               "  seqlab compare lm --text input.txt --models rnn,lstm,gru,transformer --max-time 300",
+               "  seqlab compare lm --text input.txt --models rnn,lstm,gru,transformer --max-time 300\n"
+               "  seqlab compare classify --csv reviews.csv --models transformer,conv1d,nbsvm --cv 10\n"
+               "  seqlab compare forecast --csv ETTh1.csv --input-len 96 --horizon 24 --models patch,linear",
     "data": "seqlab data download multi30k --out data/multi30k",
     "explore": "seqlab explore runs/demo --port 8000",
     "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
@@ -67,11 +69,34 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
 
 
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """Where each task's data is and how to read it: the same flags for train and compare."""
+    p.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
+    p.add_argument("--csv", help="forecast: a CSV (or .tsv) with a timestamp column; classify: text and labels")
+    p.add_argument("--text-col", help="classify: the text column (default text)")
+    p.add_argument("--label-col", help="classify: the label column (default label)")
+    p.add_argument("--encoding", help="classify: the file's encoding (default utf-8; e.g. latin-1)")
+    p.add_argument("--cv", type=int, help="classify: K-fold cross-validation instead of one split")
+    p.add_argument("--date-col", help="forecast: the timestamp column (default date)")
+    p.add_argument("--target", help="forecast: the column to predict (default OT)")
+    p.add_argument("--features", choices=["M", "S", "MS"], help="forecast: all->all, target->target, all->target")
+    p.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
+    p.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
+    p.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
+    p.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
+    p.add_argument("--src", help="translate: source sentences, one a line")
+    p.add_argument("--tgt", help="translate: target sentences, aligned with --src")
+    p.add_argument("--tsv", help="translate: one file of source<TAB>target lines instead of --src/--tgt")
+    for split in ("valid", "test"):
+        p.add_argument(f"--{split}-src", help=f"translate: {split} sources (default: split off the training data)")
+        p.add_argument(f"--{split}-tgt", help=f"translate: {split} targets, aligned with --{split}-src")
+
+
 def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
     """Explicit flags win over --set and the config file."""
     overrides = []
-    for flag, key in mapping.items():
-        value = getattr(args, flag, None)
+    for name, key in mapping.items():
+        value = getattr(args, name, None)
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     return overrides
@@ -79,6 +104,8 @@ def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[st
 
 COMMON_FLAGS = {"max_time": "train.max_time", "max_steps": "train.max_steps", "precision": "train.precision",
                 "device": "train.device", "seed": "train.seed"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="seqlab", description="Transformers and the recurrent models they replaced.",
                     epilog="example:\n  seqlab demo\n  seqlab train translate --src a.txt --tgt b.txt",
@@ -94,34 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = subcommand(sub, "train", "train a model for a task; writes a run directory")
     train.add_argument("task", choices=["translate", "lm", "forecast", "classify", "vision"])
     add_run_flags(train)
-    train.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
-    train.add_argument("--csv", help="forecast: a CSV (or .tsv) with a timestamp column; classify: text and labels")
-    train.add_argument("--text-col", help="classify: the text column (default text)")
-    train.add_argument("--label-col", help="classify: the label column (default label)")
-    train.add_argument("--encoding", help="classify: the file's encoding (default utf-8; e.g. latin-1)")
-    train.add_argument("--cv", type=int, help="classify: K-fold cross-validation instead of one split")
     train.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
     train.add_argument("--dataset", choices=["digits"], help="vision: a bundled data set (default digits)")
-    train.add_argument("--date-col", help="forecast: the timestamp column (default date)")
-    train.add_argument("--target", help="forecast: the column to predict (default OT)")
-    train.add_argument("--features", choices=["M", "S", "MS"], help="forecast: all->all, target->target, all->target")
-    train.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
-    train.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
     train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear, periodic; "
                                        "classify: transformer, lstm, conv1d, tfidf, bow, nbsvm")
-    train.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
-    train.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
     train.add_argument("--nproc", type=int, metavar="N",
                        help="lm: train on N processes (starts torchrun; the layout is [parallel] in the "
                             "config, e.g. --set parallel.tp=2; data parallel by default)")
-    train.add_argument("--src", help="source sentences, one a line")
-    train.add_argument("--tgt", help="target sentences, aligned with --src")
-    train.add_argument("--tsv", help="one file of source<TAB>target lines instead of --src/--tgt")
-    train.add_argument("--valid-src")
-    train.add_argument("--valid-tgt")
-    train.add_argument("--test-src")
-    train.add_argument("--test-tgt")
+    add_data_flags(train)
 
     evaluate = subcommand(sub, "eval", "score a trained run on new data; prints the scores as JSON")
     evaluate.add_argument("run", type=Path)
@@ -156,14 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default="cpu")
 
     compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
-    compare.add_argument("task", choices=["translate", "lm"])
-    compare.add_argument("--models", help="comma-separated; translate: simple, context, attention, conv, "
-                         "transformer (default all); lm: rnn, lstm, gru, transformer (default all)")
-    compare.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
-    compare.add_argument("--dates", action="store_true", help="use the demo's multilingual date corpus")
+    compare.add_argument("task", choices=["translate", "lm", "classify", "forecast"])
+    compare.add_argument("--models", help="comma-separated (default all); translate: simple, context, attention, "
+                         "conv, transformer; lm: rnn, lstm, gru, transformer; classify: transformer, lstm, conv1d, "
+                         "tfidf, bow, nbsvm; forecast: transformer, patch, lstm, gru, conv1d, linear, periodic")
+    compare.add_argument("--dates", action="store_true", help="translate: the demo's multilingual date corpus")
     add_run_flags(compare)
-    for flag in ("--src", "--tgt", "--tsv", "--valid-src", "--valid-tgt", "--test-src", "--test-tgt"):
-        compare.add_argument(flag)
+    add_data_flags(compare)
 
     explore = subcommand(sub, "explore", "look inside a trained run in the browser: outputs, attention, positions")
     explore.add_argument("run", type=Path)
@@ -375,24 +382,33 @@ def command_demo(args: argparse.Namespace) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> None:
-    from ..tasks.compare import LM_ARCHITECTURES, parse_models, run_compare, run_compare_lm
+    from ..tasks import compare
+    from .tasks import CLASSIFY_FLAGS, FORECAST_FLAGS
 
     out = args.out or Path("runs") / f"compare-{args.task}"
+    flags = {"translate": TRANSLATE_FLAGS, "lm": LM_FLAGS, "classify": CLASSIFY_FLAGS, "forecast": FORECAST_FLAGS}
+    own = {name for name in flags[args.task] if name != "model"} | ({"dates"} if args.task == "translate" else set())
+    every = {name for task_flags in flags.values() for name in task_flags if name != "model"} | {"dates"}
+    if stray := sorted(flag(name) for name in every - own if getattr(args, name) not in (None, False)):
+        raise UserError(f"{', '.join(stray)}: not a flag of compare {args.task}")
+    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags[args.task]})
     if args.task == "lm":
-        if args.dates or args.src or args.tsv:
-            raise UserError("compare lm reads one text file: give --text (or nothing, for the default corpus)")
-        models = parse_models(args.models or ",".join(LM_ARCHITECTURES), LM_ARCHITECTURES)
-        overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **LM_FLAGS})
-        run_compare_lm(models, out, args.overwrite, args.config or "compare-lm", overrides)
-        return
-    if args.text:
-        raise UserError("--text is a flag of compare lm; compare translate reads --src/--tgt or --tsv")
-    models = parse_models(args.models or "simple,context,attention,conv,transformer")
-    if not args.dates and not (args.src or args.tsv or args.config):
-        raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
-    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **TRANSLATE_FLAGS})
-    config = args.config or ("compare-dates" if args.dates else None)
-    run_compare(models, out, args.overwrite, config, overrides, args.dates)
+        models = compare.parse_models(args.models or ",".join(compare.LM_ARCHITECTURES), compare.LM_ARCHITECTURES)
+        compare.run_compare_lm(models, out, args.overwrite, args.config or "compare-lm", overrides)
+    elif args.task == "classify":
+        known = compare.CLASSIFY_ARCHITECTURES
+        compare.run_compare_classify(compare.parse_models(args.models or ",".join(known), known), out,
+                                     args.overwrite, args.config, overrides)
+    elif args.task == "forecast":
+        known = compare.FORECAST_ARCHITECTURES
+        compare.run_compare_forecast(compare.parse_models(args.models or ",".join(known), known), out,
+                                     args.overwrite, args.config, overrides)
+    else:
+        models = compare.parse_models(args.models or "simple,context,attention,conv,transformer")
+        if not args.dates and not (args.src or args.tsv or args.config):
+            raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
+        config = args.config or ("compare-dates" if args.dates else None)
+        compare.run_compare(models, out, args.overwrite, config, overrides, args.dates)
 
 
 def command_explore(args: argparse.Namespace) -> None:

@@ -208,7 +208,7 @@ def probabilities(model, ids: list[list[int]], batch_size: int = 256) -> np.ndar
 def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int,
                log=print):
     """Tokenizer and (optionally) word vectors from these texts only; a validation slice of them picks
-    the best checkpoint. Returns texts -> class probabilities."""
+    the best checkpoint. Returns (texts -> class probabilities, the model's parameter count)."""
     d, c, t = config.data, config.model, config.train
     tokenizer = train_tokenizer(texts, "word", d.vocab_size)
     save_tokenizer(tokenizer, run / "tokenizer.json")
@@ -263,16 +263,18 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
                       evaluate, select="val_accuracy", maximize=True, d_model=c.d_model)
     trainer.fit()
     model = trainer.model.eval()
-    return lambda new: probabilities(model, encode(tokenizer, new, d.max_len))
+    n_parameters = sum(p.numel() for p in model.parameters())
+    return (lambda new: probabilities(model, encode(tokenizer, new, d.max_len))), n_parameters
 
 
 def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int, log=print):
+    """-> (texts -> class probabilities, the parameter count: a linear model's weights and biases)."""
     if config.model.arch in NEURAL:
         return fit_neural(config, run, texts, labels, n_classes, log)
     model = fit_linear(config, texts, labels)
     if not config.data.cv:  # for seqlab predict, which takes single-split runs only (folds would cost MBs each)
         model.save_pretrained(run)
-    return model.predict_proba
+    return model.predict_proba, model.weights.size + model.bias.size
 
 
 def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -282,26 +284,32 @@ def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 # --- the task -------------------------------------------------------------------------------------
 
+def check_class_counts(label_names: list[str], cv: int) -> None:
+    """Every class must reach each fold (or both sides of the split): fail before anything is written."""
+    classes, counts = np.unique(label_names, return_counts=True)
+    folds = cv or 2
+    if counts.min() < folds:
+        raise DataError(f"class {str(classes[int(counts.argmin())])!r} has {counts.min()} example(s); "
+                        f"{'--cv ' + str(cv) if cv else 'a train/test split'} needs at least {folds} per class")
+
+
 def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list[str], log=print) -> dict[str, Any]:
     d, started = config.data, time.perf_counter()
+    check_class_counts(label_names, d.cv)
     classes = sorted(set(label_names))
     labels = np.asarray([classes.index(name) for name in label_names])
-    counts = np.bincount(labels)
-    folds = d.cv or 2
-    if counts.min() < folds:
-        raise DataError(f"class {classes[int(counts.argmin())]!r} has {counts.min()} example(s); "
-                        f"{'--cv ' + str(d.cv) if d.cv else 'a train/test split'} needs at least {folds} per class")
     runs.write_run(run, TASK, to_dict(config))
     (run / "classes.json").write_text(json.dumps(classes))
     metrics: dict[str, Any] = {"arch": config.model.arch, "examples": len(texts), "classes": len(classes)}
     if d.cv:
-        folds_scores = []
+        folds_scores, sizes = [], []
         held_out = np.zeros((len(texts), len(classes)), dtype=np.float32)  # each text's probabilities, from its fold
         for k, (train_rows, test_rows) in enumerate(StratifiedKFold(d.cv, shuffle=True, random_state=config.train.seed)
                                                     .split(texts, labels), 1):
             fold_dir = run / f"fold-{k}"
             fold_dir.mkdir()
-            predict = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
+            predict, size = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
+            sizes.append(size)
             held_out[test_rows] = predict([texts[i] for i in test_rows])
             folds_scores.append(scores(labels[test_rows], held_out[test_rows].argmax(-1)))
             log(f"fold {k}/{d.cv}: accuracy {folds_scores[-1]['accuracy']:.4f}")
@@ -309,11 +317,13 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
         accuracies = [s["accuracy"] for s in folds_scores]
         metrics.update({"cv_accuracy": statistics.mean(accuracies), "cv_accuracy_std": statistics.stdev(accuracies),
                         "cv_macro_f1": statistics.mean(s["macro_f1"] for s in folds_scores),
-                        "cv_folds": accuracies})
+                        "cv_folds": accuracies,
+                        "parameters": round(statistics.mean(sizes))})  # the folds' vocabularies differ
     else:
         train_rows, test_rows = train_test_split(np.arange(len(texts)), test_size=d.test_fraction, stratify=labels,
                                                  random_state=config.train.seed)
-        predict = fit(config, run, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
+        predict, metrics["parameters"] = fit(config, run, [texts[i] for i in train_rows], labels[train_rows],
+                                             len(classes), log)
         predicted = predict([texts[i] for i in test_rows]).argmax(-1)
         metrics.update({f"test_{k}": v for k, v in scores(labels[test_rows], predicted).items()})
         metrics["test_examples"] = len(test_rows)

@@ -31,7 +31,7 @@ def plot_curves(runs: dict[str, Path], path: Path, title: str = "training curves
         if validation:
             valid_ax.plot(*zip(*validation), marker="o", label=name)
     valid_label, valid_scale = VALIDATION_AXES[valid]
-    train_ax.set(xlabel="step", ylabel="training loss (with any label smoothing)", yscale="log", title="train")
+    train_ax.set(xlabel="step", ylabel="training loss", yscale="log", title="train")
     valid_ax.set(xlabel="step", ylabel=valid_label, yscale=valid_scale, title="validation")
     for ax in (train_ax, valid_ax):
         ax.grid(True, alpha=0.3)
