@@ -3,6 +3,7 @@ answered with one line on stderr and exit status 2."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,20 @@ def test_run_commands_refuse_what_is_not_a_run(tmp_path, capsys):
         main(["train", "translate", "--bogus"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "--bogus" in err
+    for command in (["train", "lm", "--text", "corpus.txt"], ["eval", "run", "--text", "corpus.txt"]):
+        with pytest.raises(SystemExit) as exit_info:  # a stray word after a --text FILE: one line, no traceback
+            main([*command, "stray"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "unrecognized arguments: stray" in err
+
+
+def test_every_recipe_an_example_names_is_shipped():
+    from seqlab.cli.parser import EXAMPLES
+
+    named = {word for text in EXAMPLES.values() for word in re.findall(r"--config ([\w-]+)", text)}
+    assert named  # the examples do name recipes
+    for recipe in named:
+        assert (Path(__file__).parents[2] / "src/seqlab/recipes" / f"{recipe}.toml").is_file(), recipe
 
 
 def test_help_shows_an_example_for_every_command():

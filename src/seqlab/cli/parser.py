@@ -1,0 +1,188 @@
+"""The ``seqlab`` command line's grammar: every command, its flags and an example for its ``--help``.
+Bad flags get one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXAMPLES = {
+    "demo": "seqlab demo --out runs/demo",
+    "train": "seqlab train translate --src train.de --tgt train.en --set model.d_model=256 --out runs/de-en\n"
+             "  seqlab train translate --config multi30k-de-en --set data.src=PATH/train.de.gz ...\n"
+             "  seqlab train translate --resume runs/de-en\n"
+             "  seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare",
+    "generate": 'seqlab generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40',
+    "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]   # translate\n"
+            "  seqlab eval runs/reviews --csv more_reviews.csv                 # classify\n"
+            "  seqlab eval runs/etth1 --csv later_months.csv                   # forecast\n"
+            "  seqlab eval runs/shakespeare --text other_play.txt              # lm\n"
+            "  seqlab eval runs/shapes --images new_images/                    # vision",
+    "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
+    "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
+    "forecast": "seqlab predict runs/etth1 --csv ETTh1.csv --out forecast.csv",
+    "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp\n"
+               "  seqlab compare lm --text input.txt --models rnn,lstm,gru,transformer --max-time 300\n"
+               "  seqlab compare classify --csv reviews.csv --models transformer,conv1d,nbsvm --cv 10\n"
+               "  seqlab compare forecast --csv ETTh1.csv --input-len 96 --horizon 24 --models patch,linear",
+    "data": "seqlab data download multi30k --out data/multi30k",
+    "explore": "seqlab explore runs/demo --port 8000",
+    "bench": "seqlab bench complexity --out runs/complexity --lengths 64,128,256,512,1024,2048,4096",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad flags get one line on stderr and exit status 2, not a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def subcommand(subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
+    return subparsers.add_parser(name, help=help_text, description=help_text,
+                                 epilog=f"example:\n  {EXAMPLES[name]}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="a TOML file or the name of a shipped recipe")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.d_model=256 (repeatable)")
+    p.add_argument("--out", type=Path, help="run directory (default runs/TASK-TIMESTAMP)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--max-time", type=float, metavar="SECONDS", help="wall-clock training budget")
+    p.add_argument("--max-steps", type=int, help="optimizer steps")
+    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int)
+
+
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    """Where each task's data is and how to read it: the same flags for train and compare."""
+    p.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
+    p.add_argument("--csv", help="forecast: a CSV (or .tsv) with a timestamp column; classify: text and labels")
+    p.add_argument("--text-col", help="classify: the text column (default text)")
+    p.add_argument("--label-col", help="classify: the label column (default label)")
+    p.add_argument("--encoding", help="classify: the file's encoding (default utf-8; e.g. latin-1)")
+    p.add_argument("--cv", type=int, help="classify: K-fold cross-validation instead of one split")
+    p.add_argument("--date-col", help="forecast: the timestamp column (default date)")
+    p.add_argument("--target", help="forecast: the column to predict (default OT)")
+    p.add_argument("--features", choices=["M", "S", "MS"], help="forecast: all->all, target->target, all->target")
+    p.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
+    p.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
+    p.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
+    p.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
+    p.add_argument("--src", help="translate: source sentences, one a line")
+    p.add_argument("--tgt", help="translate: target sentences, aligned with --src")
+    p.add_argument("--tsv", help="translate: one file of source<TAB>target lines instead of --src/--tgt")
+    for split in ("valid", "test"):
+        p.add_argument(f"--{split}-src", help=f"translate: {split} sources (default: split off the training data)")
+        p.add_argument(f"--{split}-tgt", help=f"translate: {split} targets, aligned with --{split}-src")
+
+
+def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
+    """Explicit flags win over --set and the config file."""
+    overrides = []
+    for name, key in mapping.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
+    return overrides
+
+
+COMMON_FLAGS = {"max_time": "train.max_time", "max_steps": "train.max_steps", "precision": "train.precision",
+                "device": "train.device", "seed": "train.seed"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="seqlab", description="Transformers and the recurrent models they replaced.",
+                    epilog="example:\n  seqlab demo\n  seqlab train translate --src a.txt --tgt b.txt",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    demo = subcommand(sub, "demo", "the main job: multilingual dates -> ISO 8601 with a small Transformer")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"))
+    demo.add_argument("--overwrite", action="store_true")
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument("--max-time", type=float, metavar="SECONDS")
+
+    train = subcommand(sub, "train", "train a model for a task; writes a run directory")
+    train.add_argument("task", choices=["translate", "lm", "forecast", "classify", "vision"])
+    add_run_flags(train)
+    train.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
+    train.add_argument("--dataset", choices=["digits"], help="vision: a bundled data set (default digits)")
+    train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear, periodic; "
+                                       "classify: transformer, lstm, conv1d, tfidf, bow, nbsvm")
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="lm: train on N processes (starts torchrun; the layout is [parallel] in the "
+                            "config, e.g. --set parallel.tp=2; data parallel by default)")
+    add_data_flags(train)
+
+    evaluate = subcommand(sub, "eval", "score a trained run on new data; prints the scores as JSON")
+    evaluate.add_argument("run", type=Path)
+    evaluate.add_argument("--src", help="translate: source sentences, one a line")
+    evaluate.add_argument("--ref", help="translate: their reference translations, aligned with --src")
+    evaluate.add_argument("--beam", type=int, help="translate: beam width (default greedy)")
+    evaluate.add_argument("--csv", help="classify: labelled text; forecast: a series with the training file's columns")
+    evaluate.add_argument("--text-col", help="classify: the text column (default: the run's)")
+    evaluate.add_argument("--label-col", help="classify: the label column (default: the run's)")
+    evaluate.add_argument("--encoding", help="classify: the file's encoding (default: the run's)")
+    evaluate.add_argument("--text", help="lm: a UTF-8 text file")
+    evaluate.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
+    evaluate.add_argument("--device", default="cpu")
+
+    for name in ("predict", "translate"):
+        p = subcommand(sub, name, "run a trained model on input text (arguments, or stdin lines)")
+        p.add_argument("run", type=Path)
+        p.add_argument("text", nargs="*")
+        p.add_argument("--beam", type=int)
+        p.add_argument("--device", default="cpu")
+        if name == "predict":
+            p.add_argument("--csv", help="forecast runs: the series to continue (its last input_len rows)")
+            p.add_argument("--out", type=Path, help="forecast runs: write the forecast CSV here (default stdout)")
+    generate = subcommand(sub, "generate", "sample text from a trained language model, streamed as it comes")
+    generate.add_argument("run", type=Path)
+    generate.add_argument("--prompt", default="", help="text to continue (default: a line break)")
+    generate.add_argument("--max-new-tokens", type=int, default=500)
+    generate.add_argument("--temperature", type=float, default=1.0, help="0 = always the most probable token")
+    generate.add_argument("--top-k", type=int)
+    generate.add_argument("--top-p", type=float)
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--device", default="cpu")
+
+    compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
+    compare.add_argument("task", choices=["translate", "lm", "classify", "forecast"])
+    compare.add_argument("--models", help="comma-separated (default all); translate: simple, context, attention, "
+                         "conv, transformer; lm: rnn, lstm, gru, transformer; classify: transformer, lstm, conv1d, "
+                         "tfidf, bow, nbsvm; forecast: transformer, patch, lstm, gru, conv1d, linear, periodic")
+    compare.add_argument("--dates", action="store_true", help="translate: the demo's multilingual date corpus")
+    add_run_flags(compare)
+    add_data_flags(compare)
+
+    explore = subcommand(sub, "explore", "look inside a trained run in the browser: outputs, attention, positions")
+    explore.add_argument("run", type=Path)
+    explore.add_argument("--port", type=int, default=8000)
+    explore.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+
+    data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
+    data.add_argument("action", choices=["download"])
+    data.add_argument("name", help="tinyshakespeare, etth1, multi30k or mr")
+    data.add_argument("--out", type=Path, help="directory (default data/NAME)")
+    data.add_argument("--overwrite", action="store_true")
+
+    bench = subcommand(sub, "bench", "measure: complexity = time and memory against sequence length")
+    bench.add_argument("name", choices=["complexity"])
+    bench.add_argument("--out", type=Path, default=Path("runs/bench-complexity"))
+    bench.add_argument("--overwrite", action="store_true")
+    bench.add_argument("--lengths", default="64,128,256,512,1024,2048,4096")
+    bench.add_argument("--d-model", type=int, default=128)
+    bench.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def flag(dest: str) -> str:
+    """An argparse destination as the flag a user types: text_col -> --text-col."""
+    return "--" + dest.replace("_", "-")
