@@ -161,6 +161,17 @@ def test_run_commands_refuse_what_is_not_a_run(tmp_path, capsys):
         assert exit_info.value.code == 2 and "unrecognized arguments: stray" in err
 
 
+def test_paths_that_cannot_be_written_are_one_line(tmp_path, corpus, capsys):
+    src, tgt = corpus
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", blocker / "run", *TINY,
+                           capsys=capsys)
+    assert code == 2 and "cannot create the run directory" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("data", "download", "mr", "--out", blocker / "mr", capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
 def test_every_recipe_an_example_names_is_shipped():
     from seqlab.cli.parser import EXAMPLES
 

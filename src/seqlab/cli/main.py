@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         COMMANDS[args.command](args)
-    except UserError as error:
+    except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
             sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
         return 2

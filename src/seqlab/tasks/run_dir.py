@@ -40,7 +40,10 @@ def create_run_dir(path: Path, overwrite: bool) -> Path:
     check_run_dir(path, overwrite)
     if path.exists():
         shutil.rmtree(path)
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as error:
+        raise UserError(f"cannot create the run directory {path}: {error.strerror}") from None
     return path
 
 
