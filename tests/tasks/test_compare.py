@@ -59,6 +59,11 @@ def test_compare_classify_one_split_and_folds(tmp_path, capsys):
         assert (row.test_accuracy, row.parameters) == (m["test_accuracy"], m["parameters"]) and row.parameters > 0
     assert frame.set_index("model").loc["nbsvm", "test_accuracy"] == 1.0
     assert (out / "curves.png").is_file()  # conv1d's curve
+    capsys.readouterr()
+    assert main(["eval", str(out / "nbsvm"), "--csv", str(data)]) == 0  # each model is a run of its own
+    assert json.loads(capsys.readouterr().out)["accuracy"] == 1.0
+    assert main(["eval", str(out), "--csv", str(data)]) == 2
+    assert f"seqlab eval {out}/MODEL" in capsys.readouterr().err
 
     assert main(["compare", "classify", "--csv", str(data), "--models", "nbsvm,tfidf", "--cv", "3",
                  "--out", str(tmp_path / "cv")]) == 0

@@ -85,11 +85,22 @@ def input_lines(args: argparse.Namespace) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def command_predict(args: argparse.Namespace) -> None:
-    """``predict`` serves every task: the run directory says which."""
+def trained_task(run: Path, command: str) -> str:
+    """The task of a run that ``command`` can use; a compare or bench directory is a UserError that
+    points at the runs inside it."""
     from ..tasks import run_dir as runs
 
-    task = runs.read_run(args.run)["task"]
+    task = runs.read_run(run)["task"]
+    if task.startswith("compare-"):
+        raise UserError(f"{run} compares several models, each a run of its own: seqlab {command} {run}/MODEL ...")
+    if task not in EVAL_FLAGS:
+        raise UserError(f"{run} is a {task} run; seqlab {command} takes a trained model's run")
+    return task
+
+
+def command_predict(args: argparse.Namespace) -> None:
+    """``predict`` serves every task: the run directory says which."""
+    task = trained_task(args.run, "predict")
     if task == "forecast":
         from ..tasks.forecast import Forecast
 
@@ -148,9 +159,7 @@ def command_eval(args: argparse.Namespace) -> None:
     """``eval`` scores any run on new data; the run directory says which task, and so which flags."""
     import json
 
-    from ..tasks import run_dir as runs
-
-    task = runs.read_run(args.run)["task"]
+    task = trained_task(args.run, "eval")
     needed, optional = EVAL_FLAGS[task]
     every = dict.fromkeys(name for names in EVAL_FLAGS.values() for name in names[0] + names[1])
     if stray := [flag(n) for n in every if n not in needed + optional and getattr(args, n) is not None]:
