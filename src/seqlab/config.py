@@ -16,6 +16,15 @@ from .errors import ConfigError
 C = TypeVar("C")
 
 
+def check_model_sizes(d_model: int, n_heads: int, *others: int) -> None:
+    """Shared by the tasks' model configs: every size at least 1, and d_model split evenly across the
+    attention heads (each head gets d_model / n_heads dimensions)."""
+    if min(d_model, n_heads, *others) < 1:
+        raise ValueError("model sizes (model.d_model, model.n_heads, model.n_layers, ...) must be at least 1")
+    if d_model % n_heads:
+        raise ValueError(f"model.d_model ({d_model}) must be divisible by model.n_heads ({n_heads})")
+
+
 def recipe_path(name_or_path: str) -> Path:
     """A TOML file path, or the name of a recipe shipped in ``seqlab/recipes``."""
     path = Path(name_or_path)

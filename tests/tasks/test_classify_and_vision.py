@@ -99,6 +99,8 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\nok,a\nfine,b\n", ["--set", "model.augment_copies=2"], "model.augment_copies"),
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.char_ngrams=1"], "model.char_ngrams"),
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.nb_beta=1.5"], "model.nb_beta"),
+    ("text,label\nok,a\nfine,b\n", ["--set", "model.n_heads=5"], "divisible by model.n_heads (5)"),
+    ("text,label\nok,a\nfine,b\n", ["--set", "data.max_len=0"], "data.max_len"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"
@@ -250,6 +252,8 @@ def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
     Image.new("L", (8, 8)).save(single / "only" / "a.png")
     code, _, err = run_cli("train", "vision", "--images", single, "--out", tmp_path / "run", capsys=capsys)
     assert code == 2 and "at least two sub-folders" in err
+    code, _, err = run_cli("train", "vision", "--set", "model.n_heads=5", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "divisible by model.n_heads (5)" in err and not (tmp_path / "run").exists()
 
 
 def test_test_time_shifts_average_the_nine_translations():

@@ -102,6 +102,7 @@ def test_predict_writes_the_next_horizon_with_timestamps(tmp_path, seasonal_csv,
     (lambda f: f, ["--model", "prophet"], "model.arch must be one of"),
     (lambda f: f, ["--model", "periodic", "--set", "model.period=64"], "model.period (64) must not exceed"),
     (lambda f: f, ["--model", "patch", "--set", "model.patch_len=64"], "model.patch_len (64) must not exceed"),
+    (lambda f: f, ["--model", "transformer", "--set", "model.n_heads=5"], "divisible by model.n_heads (5)"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, seasonal_csv, capsys, edit, flags, message):
     path = tmp_path / "bad.csv"

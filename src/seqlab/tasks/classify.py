@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from ..config import build, to_dict
+from ..config import build, check_model_sizes, to_dict
 from ..data import word_vectors
 from ..data.batching import ShuffledBatches, pad
 from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
@@ -65,6 +65,9 @@ class ClassifyDataConfig:
             raise ValueError("data.test_fraction and data.valid_fraction must be in (0, 0.5)")
         if self.cv == 1 or self.cv < 0:
             raise ValueError(f"data.cv must be 0 (off) or at least 2; got {self.cv}")
+        if self.max_len < 1 or self.vocab_size < 1:
+            raise ValueError(f"data.max_len and data.vocab_size must be at least 1; got {self.max_len} and "
+                             f"{self.vocab_size}")
 
 
 @dataclass
@@ -102,6 +105,8 @@ class ClassifyModelConfig:
     augment_drop: float = 0.15
 
     def __post_init__(self) -> None:
+        check_model_sizes(self.d_model, self.n_heads if self.arch == "transformer" else 1, self.n_layers, self.d_ff,
+                          self.hidden_size, self.n_filters, *self.widths)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
         if self.nb_alpha <= 0 or self.C <= 0:

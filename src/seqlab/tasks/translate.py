@@ -119,7 +119,8 @@ def encode_checked(tokenizer: Tokenizer, lines: list[str], max_len: int, what: s
     ids = encode_all(tokenizer, lines)
     for number, seq in enumerate(ids, 1):
         if len(seq) + 1 > max_len:  # +1: <bos> or <eos>
-            raise DataError(f"{what} sentence {number} has {len(seq)} tokens; data.max_len is {max_len} ({hint})")
+            raise DataError(f"{what} sentence {number} has {len(seq)} tokens, {len(seq) + 1} with its <bos>/<eos>; "
+                            f"data.max_len is {max_len} ({hint})")
     return ids
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from torch import nn
 
+from ..config import check_model_sizes
 from ..data.tokenizer import PAD_ID
 from ..models import ConvSeq2Seq, Seq2Seq, Transformer
 from ..models.seq2seq import teacher_forcing_ratio
@@ -60,8 +61,7 @@ class ModelConfig:
     conv: ConvConfig = field(default_factory=ConvConfig)
 
     def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})")
+        check_model_sizes(self.d_model, self.n_heads)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
         if self.rnn.window is not None and self.arch != "attention":
