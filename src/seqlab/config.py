@@ -111,13 +111,17 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{name} must be a list; got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:  # a fixed number of values, like betas
+            if len(value) != len(args):
+                raise ConfigError(f"{name} must be a list of {len(args)} values; got {value!r}")
+            return tuple(_coerce(item, v, name) for item, v in zip(args, value))
         item = args[0] if args else Any
         return origin(_coerce(item, v, name) for v in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and
                                                not (hint is int and isinstance(value, bool))):
-        raise ConfigError(f"{name} must be a {hint.__name__}; got {value!r}")
+        raise ConfigError(f"{name} must be {'an' if hint is int else 'a'} {hint.__name__}; got {value!r}")
     return value
 
 

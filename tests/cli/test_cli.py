@@ -106,7 +106,7 @@ BAD_INPUTS = {
     "line counts": (["--src", "{short}", "--tgt", "{tgt}"], "lines but"),
     "unknown key": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.d_modle=3"], "unknown config key 'model.d_modle'"),
     "bad value": (["--src", "{src}", "--tgt", "{tgt}", "--set", "train.precision='fp8'"], "train.precision must be one of"),
-    "bad type": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.d_model='big'"], "model.d_model must be a int"),
+    "bad type": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.d_model='big'"], "model.d_model must be an int"),
     "heads": (["--src", "{src}", "--tgt", "{tgt}", "--set", "model.n_heads=3"], "divisible"),
     "too long": (["--src", "{src}", "--tgt", "{tgt}", "--set", "data.max_len=3", "--set", "data.tokenizer='char'"],
                  "data.max_len is 3"),

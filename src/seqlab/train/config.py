@@ -41,6 +41,8 @@ class TrainConfig:
         for name in ("lr", "clip_norm", "max_time", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must not be negative; got {getattr(self, name)}")
+        if not all(0.0 <= beta < 1.0 for beta in self.betas):
+            raise ValueError(f"train.betas must both be in [0, 1); got {list(self.betas)}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"train.label_smoothing must be in [0, 1); got {self.label_smoothing}")
         if self.warmup_steps < 0 or self.patience < 0 or self.stop_at_step < 0:
