@@ -4,6 +4,10 @@ measured fp32 and bf16 matmul peak and the fraction of it each reaches.
 
     .venv/bin/python benchmarks/lm_throughput.py [--configs a,b] [--steps 20,5] [--compile]
 
+Also printed per config: the time of the step's linear-layer matmuls alone (forward, input gradient,
+weight gradient) in fp32 and in bf16, and what 3× the baseline leaves for the rest of a step (attention,
+normalisation, activations, the loss, the optimizer, autograd).
+
 (a) n_layer=4, n_head=4, n_embd=128, block 64, batch 12 (nanoGPT's CPU recipe for Shakespeare)
 (b) n_layer=6, n_head=6, n_embd=384, block 256, batch 64 (its GPU recipe)
 Model FLOPs per token: 6·N (N: parameters without position embeddings) + 12·L·T·D for attention.
@@ -76,6 +80,28 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e12
 
 
+def linear_matmul_seconds(c: dict, dtype: torch.dtype, repeats: int = 20) -> float:
+    """The linear layers' matmuls of one training step at this config's shapes (best of ``repeats``):
+    per layer QKV, output projection and the two feed-forward layers, plus the output head; for each,
+    forward x·Wᵀ, input gradient g·W and weight gradient gᵀ·x."""
+    M, D = c["batch"] * c["block"], c["n_embd"]
+    shapes = [(D, 3 * D), (D, D), (D, 4 * D), (4 * D, D)] * c["n_layer"] + [(D, VOCAB)]
+    total = 0.0
+    for k, n in shapes:
+        x, w, g = torch.randn(M, k, dtype=dtype), torch.randn(n, k, dtype=dtype), torch.randn(M, n, dtype=dtype)
+        calls = (lambda: x @ w.t(), lambda: g @ w, lambda: g.t() @ x)
+        for call in calls:
+            call()
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for call in calls:
+                call()
+            best = min(best, time.perf_counter() - start)
+        total += best
+    return total
+
+
 def tokens_per_second(model: nn.Module, optimizer, bf16: bool, block: int, batch: int, steps: int,
                       warmup: int) -> float:
     x = torch.randint(0, VOCAB, (batch, block))
@@ -128,6 +154,12 @@ def main() -> None:
             tflops = rate * flops / 1e12
             print(f"| ({name}) | {label} | {rate:,.0f} | {rate / baseline:.2f} | {tflops:.3f} | "
                   f"{100 * tflops / bf16_peak:.1f} |", flush=True)
+        fp32_mm, bf16_mm = linear_matmul_seconds(c, torch.float32), linear_matmul_seconds(c, torch.bfloat16)
+        budget = c["batch"] * c["block"] / (3 * baseline)  # seconds a step may take at 3× the baseline
+        print(f"\n({name}): the step's linear matmuls alone take {1e3 * fp32_mm:.2f} ms in fp32 and "
+              f"{1e3 * bf16_mm:.2f} ms in bf16 ({fp32_mm / bf16_mm:.2f}×); the baseline's whole step takes "
+              f"{1e3 * c['batch'] * c['block'] / baseline:.2f} ms, so 3× it leaves {1e3 * (budget - bf16_mm):.2f} ms "
+              f"a step for everything but those matmuls\n", flush=True)
 
 
 if __name__ == "__main__":
