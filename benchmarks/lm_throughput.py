@@ -80,7 +80,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e12
 
 
-def linear_matmul_seconds(c: dict, dtype: torch.dtype, repeats: int = 20) -> float:
+def linear_matmul_seconds(c: dict, dtype: torch.dtype, repeats: int = 5) -> float:
     """The linear layers' matmuls of one training step at this config's shapes (best of ``repeats``):
     per layer QKV, output projection and the two feed-forward layers, plus the output head; for each,
     forward x·Wᵀ, input gradient g·W and weight gradient gᵀ·x."""
