@@ -16,13 +16,18 @@ from .errors import ConfigError
 C = TypeVar("C")
 
 
-def check_model_sizes(d_model: int, n_heads: int, *others: int) -> None:
-    """Shared by the tasks' model configs: every size at least 1, and d_model split evenly across the
-    attention heads (each head gets d_model / n_heads dimensions)."""
-    if min(d_model, n_heads, *others) < 1:
+def check_model(model: Any, n_heads: int, *sizes: int, rates: tuple[str, ...] = ("dropout",)) -> None:
+    """Shared by the tasks' model configs: d_model and every size at least 1, d_model split evenly across
+    ``n_heads`` attention heads (pass 1 for a model without attention), and each dropout rate named in
+    ``rates`` (None = unset) in [0, 1)."""
+    if min(model.d_model, n_heads, *sizes) < 1:
         raise ValueError("model sizes (model.d_model, model.n_heads, model.n_layers, ...) must be at least 1")
-    if d_model % n_heads:
-        raise ValueError(f"model.d_model ({d_model}) must be divisible by model.n_heads ({n_heads})")
+    if model.d_model % n_heads:
+        raise ValueError(f"model.d_model ({model.d_model}) must be divisible by model.n_heads ({n_heads})")
+    for name in rates:
+        rate = getattr(model, name)
+        if rate is not None and not 0.0 <= rate < 1.0:
+            raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
 
 
 def recipe_path(name_or_path: str) -> Path:

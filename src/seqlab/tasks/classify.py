@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from ..config import build, check_model_sizes, to_dict
+from ..config import build, check_model, to_dict
 from ..data import word_vectors
 from ..data.batching import ShuffledBatches, pad
 from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
@@ -105,10 +105,8 @@ class ClassifyModelConfig:
     augment_drop: float = 0.15
 
     def __post_init__(self) -> None:
-        check_model_sizes(self.d_model, self.n_heads if self.arch == "transformer" else 1, self.n_layers, self.d_ff,
-                          self.hidden_size, self.n_filters, *self.widths)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+        check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers, self.d_ff,
+                    self.hidden_size, self.n_filters, *self.widths)
         if self.nb_alpha <= 0 or self.C <= 0:
             raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
         if not 0.0 <= self.nb_beta <= 1.0:

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import build, check_model_sizes, to_dict
+from ..config import build, check_model, to_dict
 from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
@@ -64,10 +64,8 @@ class ForecastModelConfig:
     loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
 
     def __post_init__(self) -> None:
-        check_model_sizes(self.d_model, self.n_heads if self.arch in ("transformer", "patch") else 1, self.n_layers,
-                          self.d_ff, self.patch_len, self.stride, self.period)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+        check_model(self, self.n_heads if self.arch in ("transformer", "patch") else 1, self.n_layers, self.d_ff,
+                    self.patch_len, self.stride, self.period)
 
 
 def _forecast_train_defaults() -> TrainConfig:

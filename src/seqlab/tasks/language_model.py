@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from ..config import build, check_model_sizes, to_dict
+from ..config import build, check_model, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
@@ -76,11 +76,8 @@ class LMModelConfig:
     def __post_init__(self) -> None:
         if self.d_ff < 0:
             raise ValueError(f"model.d_ff must be 0 (4 × d_model) or more; got {self.d_ff}")
-        check_model_sizes(self.d_model, self.n_heads if self.arch == "transformer" else 1, self.n_layers)
-        for name in ("dropout", "attention_dropout", "ff_dropout"):
-            rate = getattr(self, name)
-            if rate is not None and not 0.0 <= rate < 1.0:
-                raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
+        check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers,
+                    rates=("dropout", "attention_dropout", "ff_dropout"))
 
 
 def _lm_train_defaults() -> TrainConfig:

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..config import check_model_sizes
+from ..config import check_model
 from ..data.tokenizer import PAD_ID
 from ..models import ConvSeq2Seq, Seq2Seq, Transformer
 from ..models.seq2seq import teacher_forcing_ratio
@@ -61,9 +61,7 @@ class ModelConfig:
     conv: ConvConfig = field(default_factory=ConvConfig)
 
     def __post_init__(self) -> None:
-        check_model_sizes(self.d_model, self.n_heads)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1); got {self.dropout}")
+        check_model(self, self.n_heads, rates=("dropout", "attention_dropout", "ff_dropout"))
         if self.rnn.window is not None and self.arch != "attention":
             raise ValueError("model.rnn.window (local attention) needs model.arch='attention'")
         if self.rnn.score == "dot" and self.rnn.bidirectional and self.arch == "attention":

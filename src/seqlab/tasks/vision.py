@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix, f1_score
 from sklearn.model_selection import train_test_split
 
-from ..config import build, check_model_sizes, to_dict
+from ..config import build, check_model, to_dict
 from ..data import images as image_data
 from ..data.batching import ShuffledBatches
 from ..errors import DataError, UserError
@@ -67,11 +67,8 @@ class VisionModelConfig:
     ff_dropout: float | None = 0.0  # None = dropout
 
     def __post_init__(self) -> None:
-        check_model_sizes(self.d_model, self.n_heads, self.n_layers, self.d_ff, self.patch_size)
-        for name in ("dropout", "attention_dropout", "ff_dropout"):
-            rate = getattr(self, name)
-            if rate is not None and not 0.0 <= rate < 1.0:
-                raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
+        check_model(self, self.n_heads, self.n_layers, self.d_ff, self.patch_size,
+                    rates=("dropout", "attention_dropout", "ff_dropout"))
 
 
 def _vision_train_defaults() -> TrainConfig:
