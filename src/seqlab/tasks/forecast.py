@@ -249,9 +249,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
 
 def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray, truth: np.ndarray,
                   series: ts.Series, config: ForecastConfig) -> None:
-    """forecast.png (three test windows of the target), attention.png (transformer and patch models),
-    curves.png."""
-    from ..viz.curves import plot_curves
+    """forecast.png (three test windows of the target) and attention.png (transformer and patch models);
+    the trainer drew curves.png."""
     from ..viz.forecast import plot_attention_over_time, plot_forecasts
 
     target = series.columns.index(config.data.target)
@@ -267,4 +266,3 @@ def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray,
         unit = "patch" if isinstance(model, fm.PatchTransformer) else "time step"
         plot_attention_over_time(weights, run / "attention.png", unit,
                                  f"{config.model.arch}: attention each past {unit} received (last layer)")
-    plot_curves({config.model.arch: run}, run / "curves.png", title="forecast training", valid="val_mse")

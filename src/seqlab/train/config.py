@@ -29,6 +29,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     tensorboard: bool = True
+    curves: bool = True  # draw curves.png (training loss, the validation metric) when training ends
     progress: bool = True
     compile: bool = False  # torch.compile the training forward/backward (evaluation runs eagerly)
 

@@ -196,8 +196,18 @@ class Trainer:
         finally:
             bar.close()
             log.close()
+            if c.curves and self.parallel.is_main:  # also for a run stopped by an error: what it learned so far
+                self.draw_curves()
         self.restore_best()
         return p
+
+    def draw_curves(self) -> None:
+        """curves.png in the run directory, from its whole ``metrics.jsonl`` (a resumed run's too)."""
+        from ..viz.curves import VALIDATION_AXES, plot_curves
+
+        valid = self.select if self.select in VALIDATION_AXES else "val_loss"
+        plot_curves({self.run_dir.name: self.run_dir}, self.run_dir / "curves.png",
+                    title=f"{self.run_dir.name}: training", valid=valid)
 
     def _out_of_time(self, segment_start: float) -> bool:
         """Every rank stops at the same step: the main rank's clock decides."""
