@@ -49,6 +49,6 @@ def run_demo(out: Path, overwrite: bool, overrides: list[str], log=print, n_trai
         log(f"  {source:<40} -> {hypothesis}  {mark}")
     example = next(s for s in result["sources"] if s.isascii())
     translator.alignment_png(example, run / "cross_attention.png")
-    log(f"\nrun directory: {run}  (metrics.json, checkpoints/, cross_attention.png)")
+    log(f"\nrun directory: {run}  (metrics.json, checkpoints/, curves.png, cross_attention.png)")
     log(f'try: seqlab translate {run} "{example}"')
     return metrics
