@@ -79,6 +79,11 @@ def command_generate(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
+# What ``seqlab eval`` scores each task's runs on: the flags it needs, and those it may take.
+EVAL_FLAGS = {"translate": (["src", "ref"], ["beam"]), "classify": (["csv"], ["text_col", "label_col", "encoding"]),
+              "forecast": (["csv"], []), "lm": (["text"], []), "vision": (["images"], [])}
+
+
 def input_lines(args: argparse.Namespace) -> list[str]:
     """The inputs given as arguments, or else standard input's lines; blank ones are left out."""
     lines = args.text or [line.rstrip("\n") for line in sys.stdin]
@@ -151,10 +156,6 @@ def command_translate(args: argparse.Namespace) -> None:
         print(output)
 
 
-EVAL_FLAGS = {"translate": (["src", "ref"], ["beam"]), "classify": (["csv"], ["text_col", "label_col", "encoding"]),
-              "forecast": (["csv"], []), "lm": (["text"], []), "vision": (["images"], [])}
-
-
 def command_eval(args: argparse.Namespace) -> None:
     """``eval`` scores any run on new data; the run directory says which task, and so which flags."""
     import json
@@ -221,23 +222,18 @@ def command_compare(args: argparse.Namespace) -> None:
     if stray := sorted(flag(name) for name in every - own if getattr(args, name) not in (None, False)):
         raise UserError(f"{', '.join(stray)}: not a flag of compare {args.task}")
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags[args.task]})
-    if args.task == "lm":
-        models = compare.parse_models(args.models or ",".join(compare.LM_ARCHITECTURES), compare.LM_ARCHITECTURES)
-        compare.run_compare_lm(models, out, args.overwrite, args.config or "compare-lm", overrides)
-    elif args.task == "classify":
-        known = compare.CLASSIFY_ARCHITECTURES
-        compare.run_compare_classify(compare.parse_models(args.models or ",".join(known), known), out,
-                                     args.overwrite, args.config, overrides)
-    elif args.task == "forecast":
-        known = compare.FORECAST_ARCHITECTURES
-        compare.run_compare_forecast(compare.parse_models(args.models or ",".join(known), known), out,
-                                     args.overwrite, args.config, overrides)
-    else:
-        models = compare.parse_models(args.models or "simple,context,attention,conv,transformer")
-        if not args.dates and not (args.src or args.tsv or args.config):
-            raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
-        config = args.config or ("compare-dates" if args.dates else None)
-        compare.run_compare(models, out, args.overwrite, config, overrides, args.dates)
+    if args.task != "translate":  # the task's architectures, its runner and its default recipe
+        known, run, recipe = {"lm": (compare.LM_ARCHITECTURES, compare.run_compare_lm, "compare-lm"),
+                              "classify": (compare.CLASSIFY_ARCHITECTURES, compare.run_compare_classify, None),
+                              "forecast": (compare.FORECAST_ARCHITECTURES, compare.run_compare_forecast, None)}[args.task]
+        models = compare.parse_models(args.models or ",".join(known), known)
+        run(models, out, args.overwrite, args.config or recipe, overrides)
+        return
+    models = compare.parse_models(args.models or "simple,context,attention,conv,transformer")
+    if not args.dates and not (args.src or args.tsv or args.config):
+        raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
+    config = args.config or ("compare-dates" if args.dates else None)
+    compare.run_compare(models, out, args.overwrite, config, overrides, args.dates)
 
 
 def command_explore(args: argparse.Namespace) -> None:
