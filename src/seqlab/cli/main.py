@@ -223,9 +223,10 @@ def command_compare(args: argparse.Namespace) -> None:
         raise UserError(f"{', '.join(stray)}: not a flag of compare {args.task}")
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags[args.task]})
     if args.task != "translate":  # the task's architectures, its runner and its default recipe
-        known, run, recipe = {"lm": (compare.LM_ARCHITECTURES, compare.run_compare_lm, "compare-lm"),
-                              "classify": (compare.CLASSIFY_ARCHITECTURES, compare.run_compare_classify, None),
-                              "forecast": (compare.FORECAST_ARCHITECTURES, compare.run_compare_forecast, None)}[args.task]
+        runners = {"lm": (compare.LM_ARCHITECTURES, compare.run_compare_lm, "compare-lm"),
+                   "classify": (compare.CLASSIFY_ARCHITECTURES, compare.run_compare_classify, None),
+                   "forecast": (compare.FORECAST_ARCHITECTURES, compare.run_compare_forecast, None)}
+        known, run, recipe = runners[args.task]
         models = compare.parse_models(args.models or ",".join(known), known)
         run(models, out, args.overwrite, args.config or recipe, overrides)
         return
