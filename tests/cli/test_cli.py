@@ -48,6 +48,7 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
         assert key in metrics
     assert (run / "src_tokenizer.json").is_file() and (run / "checkpoints" / "best" / "model.safetensors").is_file()
     assert (run / "curves.png").is_file()  # every trained run draws its curves
+    assert (run / "cross_attention.png").is_file()
     assert json.loads((run / "run.json").read_text())["task"] == "translate"
 
     code, out, err = run_cli("translate", run, "hello", "--beam", "1", capsys=capsys)

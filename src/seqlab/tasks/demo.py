@@ -39,7 +39,7 @@ def run_demo(out: Path, overwrite: bool, overrides: list[str], log=print, n_trai
         f"{dates.FIRST_DAY.year}-{dates.LAST_DAY.year}; {n_train:,} training pairs, "
         f"{n_test:,} test pairs on {len(set(splits['test'][1])):,} dates never seen in training "
         f"({time.perf_counter() - started:.1f} s)")
-    translator, result = train(config, run, splits, log=log)
+    _, result = train(config, run, splits, log=log)
     metrics = result["metrics"]
     log(f"\nheld-out exact match: {metrics['exact_match']:.2%}   BLEU: {metrics['bleu']:.2f}   "
         f"trained {metrics['train_seconds']:.0f} s ({metrics['steps']} steps)")
@@ -47,8 +47,7 @@ def run_demo(out: Path, overwrite: bool, overrides: list[str], log=print, n_trai
     for source, hypothesis, reference in shown:
         mark = "✓" if hypothesis == reference else f"✗ (expected {reference})"
         log(f"  {source:<40} -> {hypothesis}  {mark}")
-    example = next(s for s in result["sources"] if s.isascii())
-    translator.alignment_png(example, run / "cross_attention.png")
+    example = next(s for s in result["sources"] if s.isascii())  # train drew cross_attention.png for it
     log(f"\nrun directory: {run}  (metrics.json, checkpoints/, curves.png, cross_attention.png)")
     log(f'try: seqlab translate {run} "{example}"')
     return metrics

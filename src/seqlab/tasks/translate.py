@@ -306,4 +306,8 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
                     "bleu_signature": "sacreBLEU corpus_bleu, tokenize=13a; bleu cased, bleu_lowercase lowercased",
                     "parameters": sum(p.numel() for p in model.parameters())})
     runs.write_metrics(run, metrics)
+    # What the model reads for one scored sentence (a short, plain one when there is one to pick):
+    # simple and context RNN models have no attention, and draw none.
+    example = next((s for s in sources if s.isascii() and len(s) <= 80), sources[0])
+    translator.alignment_png(example, run / "cross_attention.png")
     return translator, {"metrics": metrics, "hypotheses": hypotheses, "sources": sources, "references": references}
