@@ -45,6 +45,7 @@ def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):
     assert m["val_bits_per_char"] == pytest.approx(m["val_loss"] / math.log(2))  # char: a token is a char
     assert m["val_perplexity"] == pytest.approx(math.exp(m["val_loss"]))
     assert (run / "train.bin").is_file() and (run / "tokenizer.json").is_file() and (run / "curves.png").is_file()
+    assert (run / "attention.png").is_file()
 
     # eval on the validation text alone (the last 10 % of the characters) gives the run's val_loss.
     text = corpus.read_text(encoding="utf-8")

@@ -244,6 +244,21 @@ class LanguageModel:
         return {**scores, "loss_unit": "nats per token", "tokens": tokens, "scored_tokens": len(starts) * block_size,
                 "unknown_tokens": unknown}
 
+    def attention_png(self, ids: list[int], path: Path) -> bool:
+        """The last layer's causal self-attention over a stretch of tokens, a panel per head (each row
+        reads only the tokens before it). False for a recurrent model, which has none."""
+        if not isinstance(self.model, TransformerLM):
+            return False
+        from ..viz.attention import plot_attention_heads  # matplotlib: only when drawing
+
+        with torch.no_grad():
+            self.model(torch.tensor([ids], device=self.device), need_weights=True)
+        weights = self.model.attention_maps()[-1][0].float().cpu()  # (H, T, T)
+        tokens = [self.tokenizer.decode([i]) for i in ids]
+        plot_attention_heads(weights, tokens, tokens, path, title="causal self-attention, last layer",
+                             axes_names=("earlier token (key)", "reading token (query)"))
+        return True
+
     def _pieces(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
         ids: list[int] = []
         shown = ""
@@ -306,6 +321,8 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print,
     metrics["processes"] = parallel.world
     if parallel.is_main:
         runs.write_metrics(run, metrics)
+    if parallel.world == 1:  # the opening tokens of the validation text, as the model reads them
+        lm.attention_png([int(i) for i in ids["valid"][: min(24, d.block_size)]], run / "attention.png")
     return lm, metrics
 
 

@@ -13,8 +13,10 @@ import torch  # noqa: E402
 
 
 def plot_attention_heads(weights: torch.Tensor, source_tokens: list[str], output_tokens: list[str],
-                         path: Path, title: str = "cross-attention") -> None:
-    """weights: (H, T_out, T_src), rows summing to 1 -> one heatmap panel per head, saved as PNG."""
+                         path: Path, title: str = "cross-attention",
+                         axes_names: tuple[str, str] = ("source", "output")) -> None:
+    """weights: (H, T_out, T_src), rows summing to 1 -> one heatmap panel per head, saved as PNG.
+    ``axes_names``: what the columns (attended) and the rows (attending) are."""
     heads = weights.size(0)
     cols = min(heads, 4)
     rows = math.ceil(heads / cols)
@@ -29,9 +31,10 @@ def plot_attention_heads(weights: torch.Tensor, source_tokens: list[str], output
             continue
         ax.imshow(weights[head].float().cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
         ax.set_xticks(range(len(source_tokens)), shown_src, fontsize=8)
-        ax.set_yticks(range(len(output_tokens)), output_tokens, fontsize=8)
-        ax.set_xlabel("source")
-        ax.set_ylabel("output")
+        ax.set_yticks(range(len(output_tokens)), [repr(t)[1:-1] if t.strip() else "␣" for t in output_tokens],
+                      fontsize=8)
+        ax.set_xlabel(axes_names[0])
+        ax.set_ylabel(axes_names[1])
         if heads > 1:
             ax.set_title(f"head {head + 1}", fontsize=9)
     fig.suptitle(title)
