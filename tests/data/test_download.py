@@ -25,7 +25,7 @@ def test_download_writes_every_file_and_refuses_to_overwrite(tmp_path, monkeypat
     monkeypatch.setattr(download.urllib.request, "urlopen",
                         lambda url, timeout: fetched.append(url) or FakeResponse(b"pos\tneg\n"))
     assert main(["data", "download", "mr", "--out", str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rt-polarity.neg", "rt-polarity.pos"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mr.tsv", "rt-polarity.neg", "rt-polarity.pos"]
     assert all(url.startswith("https://") and "CNN_sentence" in url for url in fetched)
     (tmp_path / "rt-polarity.pos").write_text("mine")
     assert main(["data", "download", "mr", "--out", str(tmp_path)]) == 2
@@ -45,6 +45,21 @@ def test_unknown_name_and_network_failure_are_one_line(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no network" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_mr_comes_with_a_table_that_train_classify_reads(tmp_path, monkeypatch, capsys):
+    snippets = {"pos": "a gripping , beautifully acted film \nfun\tand moving \n",
+                "neg": "tedious and dull\nan ugly , caf\xe9-set mess \n"}
+    monkeypatch.setattr(download.urllib.request, "urlopen",
+                        lambda url, timeout: FakeResponse(snippets[url.rsplit(".", 1)[1]].encode("latin-1")))
+    assert main(["data", "download", "mr", "--out", str(tmp_path)]) == 0
+    assert f"next: seqlab train classify --csv {tmp_path}/mr.tsv" in capsys.readouterr().out
+    from seqlab.data.labelled_text import read_labelled
+
+    texts, labels = read_labelled(tmp_path / "mr.tsv", "text", "label")  # UTF-8 now; the tab became a space
+    assert texts == ["a gripping , beautifully acted film ", "fun and moving ", "tedious and dull",
+                     "an ugly , café-set mess "]  # otherwise as the files have them, as the MR benchmark reads them
+    assert labels == ["pos", "pos", "neg", "neg"]
 
 
 @pytest.mark.parametrize("name", sorted(download.DATASETS))

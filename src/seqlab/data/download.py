@@ -10,15 +10,32 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
 from ..train.checkpoint import atomic_write
+
+
+def mr_table(folder: Path) -> str:
+    """mr.tsv beside the two Latin-1 files: one ``text<TAB>label`` row a snippet (pos, then neg, as the
+    MR benchmark orders them), UTF-8, ready for ``seqlab train classify``. -> its file name."""
+    from .text import read_lines  # lines end at "\n" only: MR has form feeds and U+0085 inside sentences
+
+    rows = ["text\tlabel"]
+    for label in ("pos", "neg"):
+        lines = read_lines(folder / f"rt-polarity.{label}", encoding="latin-1")
+        rows += [line.replace("\t", " ").replace("\r", " ") + f"\t{label}" for line in lines if line.strip()]
+    atomic_write(folder / "mr.tsv", lambda path: path.write_text("\n".join(rows) + "\n", encoding="utf-8"))
+    return "mr.tsv"
 
 
 @dataclass(frozen=True)
 class Dataset:
     files: dict[str, str]  # file name -> URL
     about: str
+    derive: Callable[[Path], str] | None = None  # writes a file made from the downloaded ones -> its name
+    derived: tuple[str, ...] = ()  # that file's name (checked before anything is fetched)
+    next_step: str = ""  # the command that uses the data, with {out} for its folder
 
 
 GITHUB = "https://raw.githubusercontent.com"
@@ -36,7 +53,9 @@ DATASETS = {
         "Multi30k task 1 raw sentences (multi30k/dataset); research use, cite Elliott et al. 2016"),
     "mr": Dataset(
         {f"rt-polarity.{p}": f"{GITHUB}/yoonkim/CNN_sentence/master/rt-polarity.{p}" for p in ("pos", "neg")},
-        "MR sentence polarity v1.0, Latin-1 (yoonkim/CNN_sentence); research use, cite Pang & Lee 2005"),
+        "MR sentence polarity v1.0, Latin-1 (yoonkim/CNN_sentence); research use, cite Pang & Lee 2005",
+        derive=mr_table, derived=("mr.tsv",),
+        next_step="seqlab train classify --csv {out}/mr.tsv --cv 10"),
 }
 
 
@@ -54,7 +73,7 @@ def download(name: str, out: Path, overwrite: bool = False, log=print) -> list[P
         raise UserError(f"unknown data set {name!r}; available: {', '.join(sorted(DATASETS))}")
     dataset = DATASETS[name]
     out = Path(out)
-    existing = [out / f for f in dataset.files if (out / f).exists()]
+    existing = [out / f for f in [*dataset.files, *dataset.derived] if (out / f).exists()]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; pass --overwrite to replace it")
     out.mkdir(parents=True, exist_ok=True)
@@ -66,5 +85,10 @@ def download(name: str, out: Path, overwrite: bool = False, log=print) -> list[P
         atomic_write(out / file_name, lambda path: path.write_bytes(content))
         written.append(out / file_name)
         log(f"{out / file_name}  ({len(content):,} bytes)")
+    if dataset.derive is not None:
+        written.append(out / dataset.derive(out))
+        log(f"{written[-1]}  (made from the files above)")
     log(dataset.about)
+    if dataset.next_step:
+        log("next: " + dataset.next_step.format(out=out))
     return written
