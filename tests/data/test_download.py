@@ -66,3 +66,18 @@ def test_mr_comes_with_a_table_that_train_classify_reads(tmp_path, monkeypatch, 
 def test_every_dataset_names_its_source(name):
     dataset = download.DATASETS[name]
     assert dataset.files and dataset.about
+
+
+def test_shipped_recipes_read_the_data_where_download_writes_it():
+    """A recipe's data paths are data/NAME/FILE for a FILE that seqlab data download NAME writes there."""
+    from importlib import resources
+
+    from seqlab.config import read_toml
+
+    recipes = [p for p in resources.files("seqlab.recipes").iterdir() if p.name.endswith(".toml")]
+    paths = [value for recipe in recipes for key, value in read_toml(recipe).get("data", {}).items()
+             if key in ("src", "tgt", "valid_src", "valid_tgt", "test_src", "test_tgt", "text", "csv") and value]
+    assert paths  # the Multi30k recipes name six files each
+    for path in paths:
+        _, name, file = path.split("/")
+        assert path.startswith("data/") and file in download.DATASETS[name].files, path

@@ -43,14 +43,18 @@ MULTI30K = f"{GITHUB}/multi30k/dataset/master/data/task1/raw"
 DATASETS = {
     "tinyshakespeare": Dataset(
         {"tinyshakespeare.txt": f"{GITHUB}/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"},
-        "tiny-shakespeare, 1.1 MB of Shakespeare (karpathy/char-rnn); public-domain text"),
+        "tiny-shakespeare, 1.1 MB of Shakespeare (karpathy/char-rnn); public-domain text",
+        next_step="seqlab train lm --text {out}/tinyshakespeare.txt --config shakespeare-char-77s"),
     "etth1": Dataset(
         {"ETTh1.csv": f"{GITHUB}/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv"},
-        "Electricity Transformer Temperature, hourly (zhouhaoyi/ETDataset); CC BY-ND 4.0, cite Zhou et al. 2021"),
+        "Electricity Transformer Temperature, hourly (zhouhaoyi/ETDataset); CC BY-ND 4.0, cite Zhou et al. 2021",
+        next_step="seqlab train forecast --csv {out}/ETTh1.csv --target OT --input-len 336 --horizon 96 --model patch"),
     "multi30k": Dataset(
         {f"{split}.{lang}.gz": f"{MULTI30K}/{split}.{lang}.gz"
          for split in ("train", "val", "test_2016_flickr") for lang in ("de", "en")},
-        "Multi30k task 1 raw sentences (multi30k/dataset); research use, cite Elliott et al. 2016"),
+        "Multi30k task 1 raw sentences (multi30k/dataset); research use, cite Elliott et al. 2016",
+        next_step="seqlab train translate --config multi30k-de-en (it reads data/multi30k/; from another folder "
+                  "add --set data.src='{out}/train.de.gz' and likewise data.tgt, data.valid_*, data.test_*)"),
     "mr": Dataset(
         {f"rt-polarity.{p}": f"{GITHUB}/yoonkim/CNN_sentence/master/rt-polarity.{p}" for p in ("pos", "neg")},
         "MR sentence polarity v1.0, Latin-1 (yoonkim/CNN_sentence); research use, cite Pang & Lee 2005",
