@@ -152,6 +152,11 @@ def test_explore_refuses_a_directory_that_is_not_a_run(tmp_path, capsys):
     code = main(["explore", str(tmp_path / "nbsvm")])
     err = capsys.readouterr().err
     assert code == 2 and "no attention to show" in err and len(err.strip().splitlines()) == 1
+    assert main(["compare", "classify", "--csv", str(tmp_path / "reviews.csv"), "--models", "nbsvm,tfidf",
+                 "--out", str(tmp_path / "cmp")]) == 0
+    capsys.readouterr()
+    code = main(["explore", str(tmp_path / "cmp")])
+    assert code == 2 and f"seqlab explore {tmp_path / 'cmp'}/MODEL" in capsys.readouterr().err
 
 
 def free_port() -> int:

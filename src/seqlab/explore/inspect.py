@@ -62,6 +62,9 @@ class Inspector:
             self.engine = Forecast.load(self.run)
             self.model = self.engine.model
             self.max_len = self.engine.config.data.input_len
+        elif self.task.startswith("compare-"):
+            raise UserError(f"{self.run} compares several models, each a run of its own: "
+                            f"seqlab explore {self.run}/MODEL")
         else:
             raise UserError(f"{self.run} is a {self.task} run, which the explorer cannot show")
 
