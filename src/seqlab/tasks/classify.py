@@ -350,11 +350,11 @@ class TextClassifierRun:
         if info["task"] == TASK:
             self.config = build(ClassifyConfig, info["config"])
             if self.config.data.cv:
-                raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv to predict")
+                raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv for a model to use")
             if self.config.model.arch not in NEURAL:
                 if not (run / LINEAR_CONFIG_FILE).is_file():
                     raise UserError(f"{run} holds no saved {self.config.model.arch} model (trained by a seqlab "
-                                    f"that did not save linear baselines); train it again to predict")
+                                    f"that did not save linear baselines); train it again to use it")
                 self.linear = LinearTextClassifier.from_pretrained(run)
         if self.linear is None:
             _, self.model = runs.load_trained(run, TASK, "a classification run", device)
