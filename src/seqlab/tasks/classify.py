@@ -350,7 +350,8 @@ class TextClassifierRun:
         if info["task"] == TASK:
             self.config = build(ClassifyConfig, info["config"])
             if self.config.data.cv:
-                raise UserError(f"{run} is a cross-validation run (one model per fold); train without --cv for a model to use")
+                raise UserError(f"{run} is a cross-validation run (one model per fold); "
+                                f"train without --cv for a model to use")
             if self.config.model.arch not in NEURAL:
                 if not (run / LINEAR_CONFIG_FILE).is_file():
                     raise UserError(f"{run} holds no saved {self.config.model.arch} model (trained by a seqlab "
