@@ -16,9 +16,9 @@ from ..errors import UserError
 from ..train.checkpoint import atomic_write
 
 
-def mr_table(folder: Path) -> str:
+def mr_table(folder: Path) -> None:
     """mr.tsv beside the two Latin-1 files: one ``text<TAB>label`` row a snippet (pos, then neg, as the
-    MR benchmark orders them), UTF-8, ready for ``seqlab train classify``. -> its file name."""
+    MR benchmark orders them), UTF-8, ready for ``seqlab train classify``."""
     from .text import read_lines  # lines end at "\n" only: MR has form feeds and U+0085 inside sentences
 
     rows = ["text\tlabel"]
@@ -26,15 +26,14 @@ def mr_table(folder: Path) -> str:
         lines = read_lines(folder / f"rt-polarity.{label}", encoding="latin-1")
         rows += [line.replace("\t", " ").replace("\r", " ") + f"\t{label}" for line in lines if line.strip()]
     atomic_write(folder / "mr.tsv", lambda path: path.write_text("\n".join(rows) + "\n", encoding="utf-8"))
-    return "mr.tsv"
 
 
 @dataclass(frozen=True)
 class Dataset:
     files: dict[str, str]  # file name -> URL
     about: str
-    derive: Callable[[Path], str] | None = None  # writes a file made from the downloaded ones -> its name
-    derived: tuple[str, ...] = ()  # that file's name (checked before anything is fetched)
+    derive: Callable[[Path], None] | None = None  # writes files made from the downloaded ones ...
+    derived: tuple[str, ...] = ()  # ... with these names (checked before anything is fetched)
     next_step: str = ""  # the command that uses the data, with {out} for its folder
 
 
@@ -90,8 +89,10 @@ def download(name: str, out: Path, overwrite: bool = False, log=print) -> list[P
         written.append(out / file_name)
         log(f"{out / file_name}  ({len(content):,} bytes)")
     if dataset.derive is not None:
-        written.append(out / dataset.derive(out))
-        log(f"{written[-1]}  (made from the files above)")
+        dataset.derive(out)
+        for file_name in dataset.derived:
+            written.append(out / file_name)
+            log(f"{out / file_name}  (made from the files above)")
     log(dataset.about)
     if dataset.next_step:
         log("next: " + dataset.next_step.format(out=out))

@@ -14,6 +14,7 @@ series (the same windows).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -98,7 +99,7 @@ def train_each(models: list[str], out: Path, train_one: Callable[[str, Path], di
     return pd.DataFrame(rows, columns=columns)
 
 
-def start(out: Path, overwrite: bool, kind: str, models: list[str], config) -> Path:
+def open_compare_dir(out: Path, overwrite: bool, kind: str, models: list[str], config) -> Path:
     out = runs.create_run_dir(out, overwrite)
     runs.write_run(out, f"compare-{kind}", {"models": models, "config": to_dict(config)})
     return out
@@ -112,15 +113,14 @@ def run_compare(models: list[str], out: Path, overwrite: bool, config: str | Non
         splits = make_splits(first.train.seed, **({"n_train": n_train} if n_train else {}))
     else:
         splits = load_splits(first.data, first.train.seed)
-    out = start(out, overwrite, "translate", models, first)
-    example = next((s for s in splits["test" if "test" in splits else "valid"][0] if s.isascii()),
-                   splits["valid"][0][0])
+    out = open_compare_dir(out, overwrite, "translate", models, first)
 
     def train_one(arch: str, run: Path) -> dict[str, Any]:
-        translator, result = train(configs[arch], run, splits, log=log)
+        _, result = train(configs[arch], run, splits, log=log)
         m, t = result["metrics"], configs[arch].train
         epochs = m["steps"] * t.batch_size * t.grad_accum / len(splits["train"][0])
-        translator.alignment_png(example, out / f"alignment-{arch}.png")
+        if (run / "cross_attention.png").is_file():  # the same scored sentence for every model that has one
+            shutil.copyfile(run / "cross_attention.png", out / f"alignment-{arch}.png")
         log(f"{arch}: BLEU {m['bleu']:.2f}, exact match {m['exact_match']:.2%}, val perplexity "
             f"{m['val_perplexity']:.3f}, {m['train_seconds']:.0f} s")
         return m | {"seconds_per_epoch": m["train_seconds"] / max(epochs, 1e-9), "epochs": round(epochs, 2)}
@@ -139,7 +139,7 @@ def run_compare_lm(models: list[str], out: Path, overwrite: bool, config: str | 
         from ..data.token_stream import count_characters
 
         count_characters(configs[models[0]].data.text)  # a missing or empty file fails before anything is made
-    out = start(out, overwrite, "lm", models, configs[models[0]])
+    out = open_compare_dir(out, overwrite, "lm", models, configs[models[0]])
 
     def train_one(arch: str, run: Path) -> dict[str, Any]:
         _, m = train_lm(configs[arch], run, log=log)
@@ -162,7 +162,7 @@ def run_compare_classify(models: list[str], out: Path, overwrite: bool, config: 
         raise UserError("no data: give --csv FILE with a text and a label column")
     texts, labels = read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
     check_class_counts(labels, d.cv)  # data errors before the directory is made
-    out = start(out, overwrite, "classify", models, configs[models[0]])
+    out = open_compare_dir(out, overwrite, "classify", models, configs[models[0]])
 
     def train_one(arch: str, run: Path) -> dict[str, Any]:
         m = train_classify(configs[arch], run, texts, labels, log=log)
@@ -185,7 +185,7 @@ def run_compare_forecast(models: list[str], out: Path, overwrite: bool, config: 
     d = configs[models[0]].data
     series = read_series(d)
     split_bounds(len(series.values), d.split, d.input_len, d.horizon)  # data errors before the directory is made
-    out = start(out, overwrite, "forecast", models, configs[models[0]])
+    out = open_compare_dir(out, overwrite, "forecast", models, configs[models[0]])
 
     def train_one(arch: str, run: Path) -> dict[str, Any]:
         _, m = train_forecast(configs[arch], run, series, log=log)
