@@ -12,6 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 
+def shown(tokens: list[str]) -> list[str]:
+    """Tokens as tick labels: a space as ␣, a line break or tab as its escape."""
+    return [repr(t)[1:-1] if t.strip() else "␣" for t in tokens]
+
+
 def plot_attention_heads(weights: torch.Tensor, source_tokens: list[str], output_tokens: list[str],
                          path: Path, title: str = "cross-attention",
                          axes_names: tuple[str, str] = ("source", "output")) -> None:
@@ -23,16 +28,14 @@ def plot_attention_heads(weights: torch.Tensor, source_tokens: list[str], output
     width = max(3.0, 0.28 * len(source_tokens) + 1.2)
     height = max(2.5, 0.28 * len(output_tokens) + 1.0)
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
-    shown_src = [repr(t)[1:-1] if t.strip() else "␣" for t in source_tokens]
     for head in range(rows * cols):
         ax = axes[head // cols][head % cols]
         if head >= heads:
             ax.axis("off")
             continue
         ax.imshow(weights[head].float().cpu().numpy(), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-        ax.set_xticks(range(len(source_tokens)), shown_src, fontsize=8)
-        ax.set_yticks(range(len(output_tokens)), [repr(t)[1:-1] if t.strip() else "␣" for t in output_tokens],
-                      fontsize=8)
+        ax.set_xticks(range(len(source_tokens)), shown(source_tokens), fontsize=8)
+        ax.set_yticks(range(len(output_tokens)), shown(output_tokens), fontsize=8)
         ax.set_xlabel(axes_names[0])
         ax.set_ylabel(axes_names[1])
         if heads > 1:
