@@ -62,7 +62,11 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     new.write_text("text,label\na superb film,pos\nan awful film,neg\na wonderful film,neg\n", encoding="latin-1")
     code, out, err = run_cli("eval", run, "--csv", new, capsys=capsys)
     assert code == 0, err
-    assert json.loads(out) == {"accuracy": pytest.approx(2 / 3), "macro_f1": pytest.approx(2 / 3), "examples": 3}
+    assert json.loads(out) == {"accuracy": pytest.approx(2 / 3), "macro_f1": pytest.approx(2 / 3), "examples": 3,
+                               "per_class": {"neg": {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3),
+                                                     "support": 2},
+                                             "pos": {"precision": 0.5, "recall": 1.0, "f1": pytest.approx(2 / 3),
+                                                     "support": 1}}}
     new.write_text("text,label\na superb film,pos\na dull film,meh\n")
     code, _, err = run_cli("eval", run, "--csv", new, capsys=capsys)
     assert code == 2 and "labels the run was not trained on: 'meh'" in err and len(err.splitlines()) == 1

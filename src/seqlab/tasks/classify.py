@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ..config import build, check_model, to_dict
@@ -43,6 +43,7 @@ from ..models.linear_text import LinearTextClassifier
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
+from .class_scores import class_indices, scores, scores_by_class
 
 TASK = "classify"
 NEURAL = ("transformer", "lstm", "conv1d")
@@ -280,11 +281,6 @@ def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray,
     return model.predict_proba, model.weights.size + model.bias.size
 
 
-def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    return {"accuracy": float((truth == predicted).mean()),
-            "macro_f1": float(f1_score(truth, predicted, average="macro"))}
-
-
 # --- the task -------------------------------------------------------------------------------------
 
 def check_class_counts(label_names: list[str], cv: int) -> None:
@@ -372,6 +368,8 @@ class TextClassifierRun:
         return [dict(zip(self.classes, map(float, row))) for row in self.probability_matrix(texts)]
 
     def evaluate(self, texts: list[str], label_names: list[str], source: str | Path) -> dict[str, Any]:
-        """Accuracy and macro-F1 on new labelled texts; a label the run never learned is a DataError."""
-        truth = np.asarray(runs.class_indices(label_names, self.classes, source))
-        return {**scores(truth, self.probability_matrix(texts).argmax(-1)), "examples": len(texts)}
+        """Accuracy, macro-F1 and each class's figures on new labelled texts; a label the run never
+        learned is a DataError."""
+        truth = np.asarray(class_indices(label_names, self.classes, source))
+        predicted = self.probability_matrix(texts).argmax(-1)
+        return {**scores_by_class(truth, predicted, self.classes), "examples": len(texts)}

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError, UserError
+from ..errors import UserError
 
 RUN_FILE = "run.json"
 
@@ -77,11 +77,3 @@ def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
     if best is None:
         raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
     return info, from_pretrained(best).to(resolve_device(device)).eval()
-
-
-def class_indices(names: list[str], classes: list[str], source: str | Path) -> list[int]:
-    """Labels of new data -> the run's class indices; a label the run never learned is a DataError."""
-    if unknown := sorted(set(names) - set(classes)):
-        raise DataError(f"{source} has labels the run was not trained on: {', '.join(map(repr, unknown[:5]))}"
-                        f"{' …' if len(unknown) > 5 else ''} (its classes: {', '.join(classes)})")
-    return [classes.index(name) for name in names]

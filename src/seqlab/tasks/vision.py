@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix, f1_score
+from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
 
 from ..config import build, check_model, to_dict
@@ -31,6 +31,7 @@ from ..models.vit import VisionTransformer, attention_rollout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
+from .class_scores import class_indices, scores, scores_by_class
 
 TASK = "vision"
 
@@ -155,14 +156,13 @@ class ImageClassifier:
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
     def evaluate_folder(self, root: str | Path) -> dict[str, Any]:
-        """Accuracy and macro-F1 on DIR/CLASS/*.png …, each image prepared as ``predict`` prepares it.
-        One class folder is enough; a folder the run has no class for is a DataError."""
+        """Accuracy, macro-F1 and each class's figures on DIR/CLASS/*.png …, each image prepared as
+        ``predict`` prepares it. One class folder is enough; a folder the run has no class for is a DataError."""
         files = image_data.image_files(root, min_classes=1)
-        truth = np.repeat(runs.class_indices(list(files), self.classes, root), [len(f) for f in files.values()])
+        truth = np.repeat(class_indices(list(files), self.classes, root), [len(f) for f in files.values()])
         images = torch.cat([self.prepare(path) for paths in files.values() for path in paths])
         predicted = predict(self.model, images, self.shifts).argmax(-1).numpy()
-        return {"accuracy": float((predicted == truth).mean()),
-                "macro_f1": float(f1_score(truth, predicted, average="macro")), "images": int(len(truth))}
+        return {**scores_by_class(truth, predicted, self.classes), "images": int(len(truth))}
 
 
 def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, list[str]],
@@ -205,10 +205,9 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
     test = torch.from_numpy(parts["test"])
     predicted = predict(model, tensors[0][test], shifts).argmax(-1).numpy()
     truth = labels[parts["test"]]
-    metrics = {"test_accuracy": float((predicted == truth).mean()),
+    metrics = {**{f"test_{key}": value for key, value in scores(truth, predicted).items()},
                "test_accuracy_one_view": accuracy(model, "test", 0),
                "test_time_shifts": shifts,
-               "test_macro_f1": float(f1_score(truth, predicted, average="macro")),
                **({"val_accuracy": accuracy(model, "valid")} if validating else {}), "test_images": int(len(truth)),
                "steps": progress.step, "best_step": progress.best_step,
                "train_seconds": round(progress.train_seconds, 2),

@@ -1,0 +1,35 @@
+"""Scores shared by the classification tasks (text and images): labels of new data mapped onto a
+trained run's classes, accuracy and macro-F1, and precision, recall and F1 for each class."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+from ..errors import DataError
+
+
+def class_indices(names: list[str], classes: list[str], source: str | Path) -> list[int]:
+    """Labels of new data -> the run's class indices; a label the run never learned is a DataError."""
+    if unknown := sorted(set(names) - set(classes)):
+        raise DataError(f"{source} has labels the run was not trained on: {', '.join(map(repr, unknown[:5]))}"
+                        f"{' …' if len(unknown) > 5 else ''} (its classes: {', '.join(classes)})")
+    return [classes.index(name) for name in names]
+
+
+def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    return {"accuracy": float((truth == predicted).mean()),
+            "macro_f1": float(f1_score(truth, predicted, average="macro"))}
+
+
+def scores_by_class(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """``scores`` and, under ``per_class``, each class's precision, recall, F1 and support (how many of
+    the scored examples are that class; a class with none scores 0)."""
+    precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=range(len(classes)),
+                                                                     zero_division=0)
+    per_class = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                 for name, p, r, f, s in zip(classes, precision, recall, f1, support)}
+    return {**scores(truth, predicted), "per_class": per_class}
