@@ -174,6 +174,18 @@ def test_paths_that_cannot_be_written_are_one_line(tmp_path, corpus, capsys):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_an_interrupted_run_says_how_to_resume_it(tmp_path, corpus, capsys, monkeypatch):
+    src, tgt = corpus
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("seqlab.cli.tasks.train_task", interrupted)
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", tmp_path / "run", *TINY,
+                           capsys=capsys)
+    assert code == 130 and f"seqlab train translate --resume {tmp_path / 'run'}" in err
+
+
 def test_every_recipe_an_example_names_is_shipped():
     from seqlab.cli.parser import EXAMPLES
 

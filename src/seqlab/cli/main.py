@@ -52,6 +52,7 @@ def command_train(args: argparse.Namespace) -> None:
     if run is None:
         out = args.out or runs.default_run_dir(args.task)
         run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite))
+    args.run_dir = run  # for the line an interruption prints
     try:
         summary = train_task(args.task, module, config, Path(run), data, bool(args.resume), parallel)
     except UserError:
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
         return 2
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted; a training run continues with: seqlab train TASK --resume RUN_DIR\n")
+        run = getattr(args, "run_dir", None)
+        again = f"seqlab train {args.task} --resume {run}" if run else "seqlab train TASK --resume RUN_DIR"
+        sys.stderr.write(f"\ninterrupted; a training run continues from its last checkpoint with: {again}\n")
         return 130
     return 0
