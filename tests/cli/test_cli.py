@@ -177,13 +177,17 @@ def test_paths_that_cannot_be_written_are_one_line(tmp_path, corpus, capsys):
 def test_an_interrupted_run_says_how_to_resume_it(tmp_path, corpus, capsys, monkeypatch):
     src, tgt = corpus
 
-    def interrupted(*args, **kwargs):
+    def interrupted(task, module, config, run, *rest):
+        if checkpointed:
+            (run / "checkpoints").mkdir()
         raise KeyboardInterrupt
 
     monkeypatch.setattr("seqlab.cli.tasks.train_task", interrupted)
-    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", tmp_path / "run", *TINY,
-                           capsys=capsys)
-    assert code == 130 and f"seqlab train translate --resume {tmp_path / 'run'}" in err
+    for checkpointed, expected in ((True, f"seqlab train translate --resume {tmp_path / 'a'}"),
+                                   (False, "before the first checkpoint")):
+        code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out",
+                               tmp_path / ("a" if checkpointed else "b"), *TINY, capsys=capsys)
+        assert code == 130 and expected in err, err
 
 
 def test_every_recipe_an_example_names_is_shipped():
