@@ -51,6 +51,7 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     m = json.loads((run / "metrics.json").read_text())
     assert m["test_accuracy"] >= 0.9 and 0 < m["test_macro_f1"] <= 1
     assert (run / "confusion.png").is_file()
+    assert (run / "attention.png").is_file() == (model == "transformer")  # the only one with attention
     code, out, err = run_cli("predict", run, "a superb film", "an awful film", capsys=capsys)
     assert code == 0, err
     first, second = out.splitlines()

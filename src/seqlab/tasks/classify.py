@@ -330,6 +330,9 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
 
         plot_confusion(confusion_matrix(labels[test_rows], predicted, labels=range(len(classes))), classes,
                        run / "confusion.png", f"{config.model.arch}: test confusion matrix")
+        if config.model.arch == "transformer":  # what it reads in one test text (a short one, to be legible)
+            test_texts = [texts[i] for i in test_rows]
+            TextClassifierRun(run).attention_png(min(test_texts[:50], key=len), run / "attention.png")
     metrics["seconds"] = round(time.perf_counter() - started, 2)
     runs.write_metrics(run, metrics)
     return metrics
@@ -366,6 +369,18 @@ class TextClassifierRun:
 
     def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
         return [dict(zip(self.classes, map(float, row))) for row in self.probability_matrix(texts)]
+
+    def attention_png(self, text: str, path: Path) -> None:
+        """The Transformer's last-layer self-attention over one text, a panel per head."""
+        from ..viz.attention import plot_attention_heads  # matplotlib: only when drawing
+
+        ids = encode(self.tokenizer, [text], self.config.data.max_len)[0]
+        with torch.no_grad():
+            self.model(torch.tensor([ids], device=next(self.model.parameters()).device), need_weights=True)
+        weights = self.model.layers[-1].last_attention[0].float().cpu()  # (H, T, T)
+        tokens = (["[CLS]"] if self.model.pool == "cls" else []) + [self.tokenizer.id_to_token(i) for i in ids]
+        plot_attention_heads(weights, tokens, tokens, path, title=f"self-attention, last layer: {text!r}",
+                             axes_names=("attended token (key)", "attending token (query)"))
 
     def evaluate(self, texts: list[str], label_names: list[str], source: str | Path) -> dict[str, Any]:
         """Accuracy, macro-F1 and each class's figures on new labelled texts; a label the run never
