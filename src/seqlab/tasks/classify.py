@@ -372,15 +372,14 @@ class TextClassifierRun:
 
     def attention_png(self, text: str, path: Path) -> None:
         """The Transformer's last-layer self-attention over one text, a panel per head."""
-        from ..viz.attention import plot_attention_heads  # matplotlib: only when drawing
+        from ..viz.attention import plot_self_attention  # matplotlib: only when drawing
 
         ids = encode(self.tokenizer, [text], self.config.data.max_len)[0]
         with torch.no_grad():
             self.model(torch.tensor([ids], device=next(self.model.parameters()).device), need_weights=True)
         weights = self.model.layers[-1].last_attention[0].float().cpu()  # (H, T, T)
         tokens = (["[CLS]"] if self.model.pool == "cls" else []) + [self.tokenizer.id_to_token(i) for i in ids]
-        plot_attention_heads(weights, tokens, tokens, path, title=f"self-attention, last layer: {text!r}",
-                             axes_names=("attended token (key)", "attending token (query)"))
+        plot_self_attention(weights, tokens, path, f"self-attention, last layer: {text!r}")
 
     def evaluate(self, texts: list[str], label_names: list[str], source: str | Path) -> dict[str, Any]:
         """Accuracy, macro-F1 and each class's figures on new labelled texts; a label the run never

@@ -249,14 +249,13 @@ class LanguageModel:
         reads only the tokens before it). False for a recurrent model, which has none."""
         if not isinstance(self.model, TransformerLM):
             return False
-        from ..viz.attention import plot_attention_heads  # matplotlib: only when drawing
+        from ..viz.attention import plot_self_attention  # matplotlib: only when drawing
 
         with torch.no_grad():
             self.model(torch.tensor([ids], device=self.device), need_weights=True)
         weights = self.model.attention_maps()[-1][0].float().cpu()  # (H, T, T)
         tokens = [self.tokenizer.decode([i]) for i in ids]
-        plot_attention_heads(weights, tokens, tokens, path, title="causal self-attention, last layer",
-                             axes_names=("earlier token (key)", "reading token (query)"))
+        plot_self_attention(weights, tokens, path, "causal self-attention, last layer")
         return True
 
     def _pieces(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:

@@ -44,3 +44,9 @@ def plot_attention_heads(weights: torch.Tensor, source_tokens: list[str], output
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_self_attention(weights: torch.Tensor, tokens: list[str], path: Path, title: str) -> None:
+    """weights: (H, T, T) of one self-attention layer over ``tokens``: each row, a token reading the others."""
+    plot_attention_heads(weights, tokens, tokens, path, title, axes_names=("key: the token read",
+                                                                           "query: the token reading"))
