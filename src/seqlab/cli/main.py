@@ -30,8 +30,7 @@ def command_train(args: argparse.Namespace) -> None:
     from .tasks import TASK_FLAGS, launch_torchrun, read_task_data, start_processes, task_module, train_task
 
     module, config_class, flags = task_module(args.task)
-    given = [f"--{name.replace('_', '-')}" for name in TASK_FLAGS
-             if name not in flags and getattr(args, name, None) is not None]
+    given = [flag(name) for name in TASK_FLAGS if name not in flags and getattr(args, name, None) is not None]
     if given:
         raise UserError(f"{', '.join(sorted(given))} is not a flag of train {args.task}")
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
