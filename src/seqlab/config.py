@@ -30,6 +30,12 @@ def check_model(model: Any, n_heads: int, *sizes: int, rates: tuple[str, ...] = 
             raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
 
 
+def option(default: Any, help: str, *, flag: str | None = None) -> Any:
+    """A config field that is also a command-line flag of its task: ``--NAME`` (or ``--FLAG``) with
+    this help text. The task's flags are derived from these (``seqlab.tasks.task.config_flags``)."""
+    return dataclasses.field(default=default, metadata={"help": help, **({"flag": flag} if flag else {})})
+
+
 def recipe_path(name_or_path: str) -> Path:
     """A TOML file path, or the name of a recipe shipped in ``seqlab/recipes``."""
     path = Path(name_or_path)

@@ -177,12 +177,12 @@ def test_paths_that_cannot_be_written_are_one_line(tmp_path, corpus, capsys):
 def test_an_interrupted_run_says_how_to_resume_it(tmp_path, corpus, capsys, monkeypatch):
     src, tgt = corpus
 
-    def interrupted(task, module, config, run, *rest):
+    def interrupted(self, config, run, data, **options):
         if checkpointed:
             (run / "checkpoints").mkdir()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("seqlab.cli.tasks.train_task", interrupted)
+    monkeypatch.setattr("seqlab.tasks.translate.TranslateTask.train", interrupted)
     for checkpointed, expected in ((True, f"seqlab train translate --resume {tmp_path / 'a'}"),
                                    (False, "before the first checkpoint")):
         code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out",

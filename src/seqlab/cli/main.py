@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from .parser import COMMON_FLAGS, build_parser, flag, flag_overrides
-from .tasks import LM_FLAGS, TRANSLATE_FLAGS
+from ..tasks import task as registry
+from .parser import COMMON_FLAGS, build_parser, flag, flag_overrides, union
 
 def positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
@@ -25,35 +25,32 @@ def positive(value: int | None, flag: str) -> None:
 
 def command_train(args: argparse.Namespace) -> None:
     from ..config import load_config
-    from ..tasks import run_dir as runs
     from ..parallel.runtime import launched_by_torchrun
-    from .tasks import TASK_FLAGS, launch_torchrun, read_task_data, start_processes, task_module, train_task
+    from ..tasks import run_dir as runs
+    from .launch import launch_torchrun
 
-    module, config_class, flags = task_module(args.task)
-    given = [flag(name) for name in TASK_FLAGS if name not in flags and getattr(args, name, None) is not None]
-    if given:
-        raise UserError(f"{', '.join(sorted(given))} is not a flag of train {args.task}")
-    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
+    task = registry.get(args.task)
+    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **{f.name: f.key for f in task.flags().values()}})
     if args.resume:
         info = runs.read_run(args.resume)
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
-        config = load_config(config_class, None, overrides, base=info["config"])
+        config = load_config(task.config_class, None, overrides, base=info["config"])
         run = args.resume
     else:
-        config = load_config(config_class, args.config, overrides)
+        config = load_config(task.config_class, args.config, overrides)
         run = None
-    data = read_task_data(args.task, module, config)
+    data = task.read_data(config)
     if args.nproc is not None and not launched_by_torchrun():
-        launch_torchrun(args, config, run)
+        launch_torchrun(args, task, config, run)
         return
-    parallel = start_processes(args.task, module, config)
+    parallel = task.runtime(config)
     if run is None:
         out = args.out or runs.default_run_dir(args.task)
         run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite))
     args.run_dir = run  # for the line an interruption prints
     try:
-        summary = train_task(args.task, module, config, Path(run), data, bool(args.resume), parallel)
+        metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
     except UserError:
         if not args.resume and parallel.is_main:  # the directory is ours, made a moment ago: leave nothing half-made
             shutil.rmtree(run, ignore_errors=True)
@@ -61,7 +58,7 @@ def command_train(args: argparse.Namespace) -> None:
     finally:
         parallel.close()
     if parallel.is_main:
-        print(f"{summary}; run: {run}")
+        print(f"{task.summary(config, metrics)}; run: {run}")
 
 
 def command_generate(args: argparse.Namespace) -> None:
@@ -79,80 +76,53 @@ def command_generate(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
-# What ``seqlab eval`` scores each task's runs on: the flags it needs, and those it may take.
-EVAL_FLAGS = {"translate": (["src", "ref"], ["beam"]), "classify": (["csv"], ["text_col", "label_col", "encoding"]),
-              "forecast": (["csv"], []), "lm": (["text"], []), "vision": (["images"], [])}
-
-
 def input_lines(args: argparse.Namespace) -> list[str]:
     """The inputs given as arguments, or else standard input's lines; blank ones are left out."""
     lines = args.text or [line.rstrip("\n") for line in sys.stdin]
     return [line for line in lines if line.strip()]
 
 
-def trained_task(run: Path, command: str) -> str:
+def trained_task(run: Path, command: str) -> registry.Task:
     """The task of a run that ``command`` can use; a compare or bench directory is a UserError that
     points at the runs inside it."""
     from ..tasks import run_dir as runs
 
-    task = runs.read_run(run)["task"]
-    if task.startswith("compare-"):
+    name = runs.read_run(run)["task"]
+    if name.startswith("compare-"):
         raise UserError(f"{run} compares several models, each a run of its own: seqlab {command} {run}/MODEL ...")
-    if task not in EVAL_FLAGS:
-        raise UserError(f"{run} is a {task} run; seqlab {command} takes a trained model's run")
-    return task
+    if name not in registry.tasks():
+        raise UserError(f"{run} is a {name} run; seqlab {command} takes a trained model's run")
+    return registry.get(name)
+
+
+def options(args: argparse.Namespace, flags) -> dict:
+    """The values of ``flags`` on the command line (None where not given); counts must be positive."""
+    given = {f.name: getattr(args, f.name, None) for f in flags}
+    for f in flags:
+        if f.type is int:
+            positive(given[f.name], flag(f.name))
+    return given
 
 
 def command_predict(args: argparse.Namespace) -> None:
     """``predict`` serves every task: the run directory says which."""
     task = trained_task(args.run, "predict")
-    if task == "forecast":
-        from ..tasks.forecast import Forecast
-
-        if not args.csv:
-            raise UserError("a forecasting run predicts from a series: give --csv FILE")
-        frame = Forecast.load(args.run, args.device).predict_csv(args.csv)
-        if args.out:
-            frame.to_csv(args.out, index=False)
-            print(f"{len(frame)} forecast rows written to {args.out}")
-        else:
-            frame.to_csv(sys.stdout, index=False)
-        return
-    if task == "lm":
-        raise UserError(f"{args.run} is a language model: sample it with seqlab generate {args.run} --prompt TEXT")
-    if task in ("classify", "vision"):
-        inputs = input_lines(args)
-        if not inputs:
-            raise UserError("give the input: " + ("text to classify" if task == "classify" else "image files")
-                            + " as arguments or lines on standard input")
-        if task == "classify":
-            from ..tasks.classify import TextClassifierRun
-
-            results = TextClassifierRun(args.run, args.device).probabilities(inputs)
-        else:
-            from ..tasks.vision import ImageClassifier
-
-            classifier = ImageClassifier.load(args.run, args.device)
-            results = [classifier.probabilities(path) for path in inputs]
-        for source, probs in zip(inputs, results):
-            ranked = sorted(probs.items(), key=lambda item: -item[1])
-            print(f"{source}\t" + "  ".join(f"{name} {p:.3f}" for name, p in ranked))
-        return
-    command_translate(args)
+    for f in union(t.predict_flags for t in registry.tasks().values()):
+        if f.name not in {g.name for g in task.predict_flags} and getattr(args, f.name, None) is not None:
+            raise UserError(f"{flag(f.name)}: not for a {task.name} run")
+    given = options(args, task.predict_flags)
+    predictor = task.load(args.run, args.device)
+    for line in task.predict(predictor, input_lines(args) if task.predict_needs_input else [], given):
+        print(line)
 
 
 def command_translate(args: argparse.Namespace) -> None:
-    from ..data.tokenizer import unknown_note, unknown_pieces
-    from ..tasks.translate import Translator
-
-    positive(args.beam, "--beam")
+    task = registry.get("translate")
+    given = options(args, task.predict_flags)
+    if trained_task(args.run, "translate") is not task:
+        raise UserError(f"{args.run} is not a translation run; seqlab predict {args.run} runs it")
     lines = input_lines(args)
-    if not lines:
-        raise UserError("nothing to translate: give text as arguments or lines on standard input")
-    translator = Translator.load(args.run, args.device)
-    if unknown := unknown_pieces(translator.src_tokenizer, lines):
-        print(unknown_note(unknown, "input"), file=sys.stderr)
-    for output in translator.translate(lines, args.beam):
+    for output in task.predict(task.load(args.run, args.device), lines, given):
         print(output)
 
 
@@ -161,47 +131,15 @@ def command_eval(args: argparse.Namespace) -> None:
     import json
 
     task = trained_task(args.run, "eval")
-    needed, optional = EVAL_FLAGS[task]
-    every = dict.fromkeys(name for names in EVAL_FLAGS.values() for name in names[0] + names[1])
-    if stray := [flag(n) for n in every if n not in needed + optional and getattr(args, n) is not None]:
-        raise UserError(f"{', '.join(stray)}: not for a {task} run, which is scored on "
-                        f"{' and '.join(map(flag, needed))}")
-    if missing := [flag(n) for n in needed if getattr(args, n) is None]:
-        raise UserError(f"a {task} run is scored on new data: give {' and '.join(missing)}")
-    print(json.dumps(evaluate_run(task, args), indent=2))
-
-
-def evaluate_run(task: str, args: argparse.Namespace) -> dict:
-    if task == "classify":
-        from ..data.labelled_text import read_labelled
-        from ..tasks.classify import TextClassifierRun
-
-        classifier = TextClassifierRun(args.run, args.device)
-        d = classifier.config.data
-        texts, labels = read_labelled(args.csv, args.text_col or d.text_col, args.label_col or d.label_col,
-                                      args.encoding or d.encoding, min_classes=1)
-        return classifier.evaluate(texts, labels, args.csv)
-    if task == "forecast":
-        from ..tasks.forecast import Forecast
-
-        return Forecast.load(args.run, args.device).evaluate_csv(args.csv)
-    if task == "lm":
-        from ..tasks.language_model import LanguageModel, load_run_config
-
-        config = load_run_config(args.run)
-        return LanguageModel.load(args.run, args.device).evaluate_text(args.text, config.data.block_size,
-                                                                        config.train.batch_size)
-    if task == "vision":
-        from ..tasks.vision import ImageClassifier
-
-        return ImageClassifier.load(args.run, args.device).evaluate_folder(args.images)
-    from ..data.text import read_parallel
-    from ..tasks.translate import Translator
-
-    positive(args.beam, "--beam")
-    translator = Translator.load(args.run, args.device)
-    sources, references = read_parallel(args.src, args.ref)
-    return translator.evaluate(sources, references, args.beam)
+    needed = [f for f in task.eval_flags if f.required]
+    if stray := [flag(f.name) for f in union(t.eval_flags for t in registry.tasks().values())
+                 if f.name not in {g.name for g in task.eval_flags} and getattr(args, f.name) is not None]:
+        raise UserError(f"{', '.join(stray)}: not for a {task.name} run, which is scored on "
+                        f"{' and '.join(flag(f.name) for f in needed)}")
+    if missing := [flag(f.name) for f in needed if getattr(args, f.name) is None]:
+        raise UserError(f"a {task.name} run is scored on new data: give {' and '.join(missing)}")
+    given = options(args, task.eval_flags)
+    print(json.dumps(task.evaluate(task.load(args.run, args.device), given), indent=2))
 
 
 def command_demo(args: argparse.Namespace) -> None:
@@ -212,29 +150,15 @@ def command_demo(args: argparse.Namespace) -> None:
 
 
 def command_compare(args: argparse.Namespace) -> None:
-    from ..tasks import compare
-    from .tasks import CLASSIFY_FLAGS, FORECAST_FLAGS
+    from ..tasks.compare import parse_models, run_compare
 
-    out = args.out or Path("runs") / f"compare-{args.task}"
-    flags = {"translate": TRANSLATE_FLAGS, "lm": LM_FLAGS, "classify": CLASSIFY_FLAGS, "forecast": FORECAST_FLAGS}
-    own = {name for name in flags[args.task] if name != "model"} | ({"dates"} if args.task == "translate" else set())
-    every = {name for task_flags in flags.values() for name in task_flags if name != "model"} | {"dates"}
-    if stray := sorted(flag(name) for name in every - own if getattr(args, name) not in (None, False)):
-        raise UserError(f"{', '.join(stray)}: not a flag of compare {args.task}")
-    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags[args.task]})
-    if args.task != "translate":  # the task's architectures, its runner and its default recipe
-        runners = {"lm": (compare.LM_ARCHITECTURES, compare.run_compare_lm, "compare-lm"),
-                   "classify": (compare.CLASSIFY_ARCHITECTURES, compare.run_compare_classify, None),
-                   "forecast": (compare.FORECAST_ARCHITECTURES, compare.run_compare_forecast, None)}
-        known, run, recipe = runners[args.task]
-        models = compare.parse_models(args.models or ",".join(known), known)
-        run(models, out, args.overwrite, args.config or recipe, overrides)
-        return
-    models = compare.parse_models(args.models or "simple,context,attention,conv,transformer")
-    if not args.dates and not (args.src or args.tsv or args.config):
-        raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
-    config = args.config or ("compare-dates" if args.dates else None)
-    compare.run_compare(models, out, args.overwrite, config, overrides, args.dates)
+    task = registry.get(args.task)
+    out = args.out or Path("runs") / f"compare-{task.name}"
+    flags = {f.name: f.key for f in task.flags().values() if f.key != "model.arch"}
+    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
+    models = parse_models(args.models or ",".join(task.architectures), task.architectures)
+    given = {f.name: getattr(args, f.name) for f in task.compare_flags()}
+    run_compare(task, models, out, args.overwrite, args.config or task.compare_recipe, overrides, given)
 
 
 def command_explore(args: argparse.Namespace) -> None:
@@ -279,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and isinstance(getattr(args, "text", None), list) and not any(e.startswith("-") for e in extra):
         args.text += extra  # "RUN --beam 4 TEXT": argparse closes the text list at the first flag
+    elif args.command in ("train", "compare") and (stray := [e.split("=")[0] for e in extra if e.startswith("-")]):
+        sys.stderr.write(f"seqlab {args.command}: error: {', '.join(stray)}: not a flag of {args.command} "
+                         f"{args.task} (see seqlab {args.command} {args.task} --help)\n")
+        raise SystemExit(2)
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = list(argv) if argv is not None else sys.argv[1:]

@@ -4,8 +4,12 @@ Bad flags get one line on stderr and exit status 2."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+
+from ..tasks import task as registry
+from ..tasks.task import Flag
 
 EXAMPLES = {
     "demo": "seqlab demo --out runs/demo",
@@ -59,27 +63,25 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
 
 
-def add_data_flags(p: argparse.ArgumentParser) -> None:
-    """Where each task's data is and how to read it: the same flags for train and compare."""
-    p.add_argument("--text", help="lm: a UTF-8 text file (default: the Python standard library's source)")
-    p.add_argument("--csv", help="forecast: a CSV (or .tsv) with a timestamp column; classify: text and labels")
-    p.add_argument("--text-col", help="classify: the text column (default text)")
-    p.add_argument("--label-col", help="classify: the label column (default label)")
-    p.add_argument("--encoding", help="classify: the file's encoding (default utf-8; e.g. latin-1)")
-    p.add_argument("--cv", type=int, help="classify: K-fold cross-validation instead of one split")
-    p.add_argument("--date-col", help="forecast: the timestamp column (default date)")
-    p.add_argument("--target", help="forecast: the column to predict (default OT)")
-    p.add_argument("--features", choices=["M", "S", "MS"], help="forecast: all->all, target->target, all->target")
-    p.add_argument("--input-len", type=int, help="forecast: past steps read (L)")
-    p.add_argument("--horizon", type=int, help="forecast: future steps predicted (H)")
-    p.add_argument("--split", help="forecast: 'ett' (12/4/4 months) or fractions like 0.7,0.1,0.2")
-    p.add_argument("--fill", choices=["error", "ffill", "interpolate"], help="forecast: empty cells")
-    p.add_argument("--src", help="translate: source sentences, one a line")
-    p.add_argument("--tgt", help="translate: target sentences, aligned with --src")
-    p.add_argument("--tsv", help="translate: one file of source<TAB>target lines instead of --src/--tgt")
-    for split in ("valid", "test"):
-        p.add_argument(f"--{split}-src", help=f"translate: {split} sources (default: split off the training data)")
-        p.add_argument(f"--{split}-tgt", help=f"translate: {split} targets, aligned with --{split}-src")
+def add_flags(p: argparse.ArgumentParser, flags) -> None:
+    """A task's flags (``seqlab.tasks.task.Flag``s), as argparse arguments; each is None unless given."""
+    for f in flags:
+        if f.type is bool:
+            p.add_argument(flag(f.name), action="store_true", default=None, help=f.help)
+        else:
+            p.add_argument(flag(f.name), type=f.type, choices=f.choices, help=f.help,
+                           metavar=None if f.choices else f.name.split("_")[-1].upper())
+
+
+def union(flag_lists) -> list:
+    """Flags of several tasks under one command (eval, predict): each name once."""
+    seen: dict[str, Flag] = {}
+    for flags in flag_lists:
+        for f in flags:
+            if f.name in seen and f.help not in seen[f.name].help:  # --csv: "classify: …; forecast: …"
+                f = dataclasses.replace(seen[f.name], help=f"{seen[f.name].help}; {f.help}")
+            seen[f.name] = f
+    return list(seen.values())
 
 
 def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
@@ -108,30 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     demo.add_argument("--max-time", type=float, metavar="SECONDS")
 
+    tasks = registry.tasks()
     train = subcommand(sub, "train", "train a model for a task; writes a run directory")
-    train.add_argument("task", choices=["translate", "lm", "forecast", "classify", "vision"])
-    add_run_flags(train)
-    train.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
-    train.add_argument("--dataset", choices=["digits"], help="vision: a bundled data set (default digits)")
-    train.add_argument("--model", help="forecast: transformer, patch, lstm, gru, conv1d, linear, periodic; "
-                                       "classify: transformer, lstm, conv1d, tfidf, bow, nbsvm")
-    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
-    train.add_argument("--nproc", type=int, metavar="N",
-                       help="lm: train on N processes (starts torchrun; the layout is [parallel] in the "
-                            "config, e.g. --set parallel.tp=2; data parallel by default)")
-    add_data_flags(train)
+    by_task = train.add_subparsers(dest="task", required=True, parser_class=Parser, metavar="TASK")
+    for task in tasks.values():
+        p = by_task.add_parser(task.name, help=task.description, description=task.description,
+                               epilog=f"example:\n  {task.example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_flags(p, task.flags().values())
+        add_run_flags(p)
+        p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
+        p.add_argument("--nproc", type=int, metavar="N",
+                       help="train on N processes (starts torchrun; the layout is [parallel] in the config, "
+                            "e.g. --set parallel.tp=2; data parallel by default)")
 
     evaluate = subcommand(sub, "eval", "score a trained run on new data; prints the scores as JSON")
     evaluate.add_argument("run", type=Path)
-    evaluate.add_argument("--src", help="translate: source sentences, one a line")
-    evaluate.add_argument("--ref", help="translate: their reference translations, aligned with --src")
-    evaluate.add_argument("--beam", type=int, help="translate: beam width (default greedy)")
-    evaluate.add_argument("--csv", help="classify: labelled text; forecast: a series with the training file's columns")
-    evaluate.add_argument("--text-col", help="classify: the text column (default: the run's)")
-    evaluate.add_argument("--label-col", help="classify: the label column (default: the run's)")
-    evaluate.add_argument("--encoding", help="classify: the file's encoding (default: the run's)")
-    evaluate.add_argument("--text", help="lm: a UTF-8 text file")
-    evaluate.add_argument("--images", help="vision: a folder with one sub-folder of images per class")
+    add_flags(evaluate, union(task.eval_flags for task in tasks.values()))
     evaluate.add_argument("--device", default="cpu")
 
     for name in ("predict", "translate"):
@@ -141,8 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
         if name == "predict":
-            p.add_argument("--csv", help="forecast runs: the series to continue (its last input_len rows)")
-            p.add_argument("--out", type=Path, help="forecast runs: write the forecast CSV here (default stdout)")
+            add_flags(p, [f for f in union(task.predict_flags for task in tasks.values()) if f.name != "beam"])
     generate = subcommand(sub, "generate", "sample text from a trained language model, streamed as it comes")
     generate.add_argument("run", type=Path)
     generate.add_argument("--prompt", default="", help="text to continue (default: a line break)")
@@ -154,13 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device", default="cpu")
 
     compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
-    compare.add_argument("task", choices=["translate", "lm", "classify", "forecast"])
-    compare.add_argument("--models", help="comma-separated (default all); translate: simple, context, attention, "
-                         "conv, transformer; lm: rnn, lstm, gru, transformer; classify: transformer, lstm, conv1d, "
-                         "tfidf, bow, nbsvm; forecast: transformer, patch, lstm, gru, conv1d, linear, periodic")
-    compare.add_argument("--dates", action="store_true", help="translate: the demo's multilingual date corpus")
-    add_run_flags(compare)
-    add_data_flags(compare)
+    by_task = compare.add_subparsers(dest="task", required=True, parser_class=Parser, metavar="TASK")
+    for task in tasks.values():
+        if not task.architectures:
+            continue
+        p = by_task.add_parser(task.name, help=f"{task.name}: {', '.join(task.architectures)}")
+        p.add_argument("--models", help=f"comma-separated (default all): {', '.join(task.architectures)}")
+        add_flags(p, [f for f in task.flags().values() if f.key != "model.arch"])
+        add_flags(p, task.compare_flags())
+        add_run_flags(p)
 
     explore = subcommand(sub, "explore", "look inside a trained run in the browser: outputs, attention, positions")
     explore.add_argument("run", type=Path)

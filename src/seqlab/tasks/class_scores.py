@@ -33,3 +33,9 @@ def scores_by_class(truth: np.ndarray, predicted: np.ndarray, classes: list[str]
     per_class = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
                  for name, p, r, f, s in zip(classes, precision, recall, f1, support)}
     return {**scores(truth, predicted), "per_class": per_class}
+
+
+def ranked_line(source: str, probabilities: dict[str, float]) -> str:
+    """``source<TAB>best p  next p …``: what ``seqlab predict`` prints for one input."""
+    ranked = sorted(probabilities.items(), key=lambda item: -item[1])
+    return f"{source}\t" + "  ".join(f"{name} {p:.3f}" for name, p in ranked)

@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from ..config import build, check_model, to_dict
+from ..config import build, check_model, option, to_dict
 from ..data import word_vectors
+from ..data.labelled_text import read_labelled
 from ..data.batching import ShuffledBatches, pad
 from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
@@ -43,7 +44,8 @@ from ..models.linear_text import LinearTextClassifier
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
-from .class_scores import class_indices, scores, scores_by_class
+from .class_scores import class_indices, ranked_line, scores, scores_by_class
+from .task import Flag, Task, register
 
 TASK = "classify"
 NEURAL = ("transformer", "lstm", "conv1d")
@@ -51,13 +53,13 @@ NEURAL = ("transformer", "lstm", "conv1d")
 
 @dataclass
 class ClassifyDataConfig:
-    csv: str = ""  # .tsv is tab-separated, anything else comma-separated
-    text_col: str = "text"
-    label_col: str = "label"
-    encoding: str = "utf-8"
+    csv: str = option("", "texts and labels: .tsv is tab-separated, anything else comma-separated")
+    text_col: str = option("text", "the text column (default text)")
+    label_col: str = option("label", "the label column (default label)")
+    encoding: str = option("utf-8", "the file's encoding (default utf-8; e.g. latin-1)")
     test_fraction: float = 0.1
     valid_fraction: float = 0.1  # of the training rows, to pick the best checkpoint
-    cv: int = 0  # K-fold cross-validation instead of one split; 0 = off
+    cv: int = option(0, "K-fold cross-validation instead of one split (default 0 = off)")
     vocab_size: int = 30000
     max_len: int = 256  # tokens; a longer text is an error, not silently cut
 
@@ -73,7 +75,8 @@ class ClassifyDataConfig:
 
 @dataclass
 class ClassifyModelConfig:
-    arch: Literal["transformer", "lstm", "conv1d", "tfidf", "bow", "nbsvm"] = "transformer"
+    arch: Literal["transformer", "lstm", "conv1d", "tfidf", "bow", "nbsvm"] = option(
+        "transformer", "the classifier (default transformer)", flag="model")
     d_model: int = 128  # embedding width (= word-vector size)
     n_heads: int = 4
     n_layers: int = 2
@@ -387,3 +390,64 @@ class TextClassifierRun:
         truth = np.asarray(class_indices(label_names, self.classes, source))
         predicted = self.probability_matrix(texts).argmax(-1)
         return {**scores_by_class(truth, predicted, self.classes), "examples": len(texts)}
+
+
+# --- the registry entry --------------------------------------------------------------------------
+
+class ClassifyTask(Task):
+    name = "classify"
+    description = "text classification: labelled texts -> a Transformer, BiLSTM, CNN or linear n-gram model"
+    example = "seqlab train classify --csv reviews.csv --text-col text --label-col label --model conv1d --cv 10"
+    config_class = ClassifyConfig
+    eval_flags = (Flag("csv", "classify: labelled texts", required=True),
+                  Flag("text_col", "classify: the text column (default: the run's)"),
+                  Flag("label_col", "classify: the label column (default: the run's)"),
+                  Flag("encoding", "classify: the file's encoding (default: the run's)"))
+    validation_metric = "val_accuracy"
+
+    def read_data(self, config: ClassifyConfig) -> tuple[list[str], list[str]]:
+        d = config.data
+        if not d.csv:
+            raise UserError("no data: give --csv FILE with a text and a label column")
+        return read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
+
+    def compare_data(self, config: ClassifyConfig, options) -> tuple[list[str], list[str]]:
+        texts, labels = self.read_data(config)
+        check_class_counts(labels, config.data.cv)  # data errors before the directory is made
+        return texts, labels
+
+    def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
+        if resume:
+            raise UserError("classification runs are short; start a new one instead of --resume")
+        return train(config, run, *data, log=log)
+
+    def summary(self, config, m) -> str:
+        if "cv_accuracy" in m:
+            return f"{config.data.cv}-fold cross-validation accuracy {m['cv_accuracy']:.4f} (± {m['cv_accuracy_std']:.4f})"
+        return f"test: accuracy {m['test_accuracy']:.4f}, macro-F1 {m['test_macro_f1']:.4f}"
+
+    def load(self, run, device="cpu") -> TextClassifierRun:
+        return TextClassifierRun(run, device)
+
+    def evaluate(self, classifier: TextClassifierRun, options) -> dict[str, Any]:
+        d = classifier.config.data
+        texts, labels = read_labelled(options["csv"], options["text_col"] or d.text_col,
+                                      options["label_col"] or d.label_col, options["encoding"] or d.encoding,
+                                      min_classes=1)
+        return classifier.evaluate(texts, labels, options["csv"])
+
+    def predict(self, classifier: TextClassifierRun, inputs, options):
+        if not inputs:
+            raise UserError("give the input: text to classify as arguments or lines on standard input")
+        return [ranked_line(text, probs) for text, probs in zip(inputs, classifier.probabilities(inputs))]
+
+    def compare_columns(self, config) -> list[str]:
+        if config.data.cv:
+            return ["model", "parameters", "seconds", "cv_accuracy", "cv_accuracy_std", "cv_macro_f1"]
+        return ["model", "parameters", "seconds", "test_accuracy", "test_macro_f1"]
+
+    def has_curves(self, config) -> bool:
+        return not config.data.cv and config.model.arch in NEURAL
+
+
+register(ClassifyTask())

@@ -21,27 +21,28 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..config import build, check_model, to_dict
+from ..config import build, check_model, option, to_dict
 from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
 from . import run_dir as runs
+from .task import Flag, Task, register
 
 TASK = "forecast"
 
 
 @dataclass
 class ForecastDataConfig:
-    csv: str = ""
-    date_col: str = "date"
-    target: str = "OT"
-    features: Literal["M", "S", "MS"] = "M"  # all -> all, target -> target, all -> target
-    input_len: int = 336  # L: past steps read
-    horizon: int = 96  # H: future steps predicted
-    split: str = "ett"  # "ett" (12/4/4 months of hours) or fractions "0.7,0.1,0.2"
-    fill: Literal["error", "ffill", "interpolate"] = "error"  # what to do with empty cells
+    csv: str = option("", "a CSV (or .tsv) with a timestamp column")
+    date_col: str = option("date", "the timestamp column (default date)")
+    target: str = option("OT", "the column to predict (default OT)")
+    features: Literal["M", "S", "MS"] = option("M", "all->all (M), target->target (S), all->target (MS)")
+    input_len: int = option(336, "L: past steps read (default 336)")
+    horizon: int = option(96, "H: future steps predicted (default 96)")
+    split: str = option("ett", "'ett' (12/4/4 months of hours, the default) or fractions like 0.7,0.1,0.2")
+    fill: Literal["error", "ffill", "interpolate"] = option("error", "what to do with empty cells (default error)")
 
     def __post_init__(self) -> None:
         if self.input_len < 2 or self.horizon < 1:
@@ -50,7 +51,8 @@ class ForecastDataConfig:
 
 @dataclass
 class ForecastModelConfig:
-    arch: Literal["transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"] = "patch"
+    arch: Literal["transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"] = option(
+        "patch", "the forecaster (default patch)", flag="model")
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 3
@@ -266,3 +268,56 @@ def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray,
         unit = "patch" if isinstance(model, fm.PatchTransformer) else "time step"
         plot_attention_over_time(weights, run / "attention.png", unit,
                                  f"{config.model.arch}: attention each past {unit} received (last layer)")
+
+
+# --- the registry entry --------------------------------------------------------------------------
+
+class ForecastTask(Task):
+    name = "forecast"
+    description = "forecasting: a CSV series -> the next H steps (Transformer, PatchTST, RNN, CNN, linear)"
+    example = "seqlab train forecast --csv ETTh1.csv --target OT --features M --input-len 336 --horizon 96 --model patch"
+    config_class = ForecastConfig
+    predict_needs_input = False
+    eval_flags = (Flag("csv", "forecast: a series with the training file's columns", required=True),)
+    predict_flags = (Flag("csv", "forecast: the series to continue (its last input_len rows)"),
+                     Flag("out", "forecast: write the forecast CSV here (default standard output)"))
+
+    def read_data(self, config: ForecastConfig) -> ts.Series:
+        return read_series(config.data)
+
+    def compare_data(self, config: ForecastConfig, options) -> ts.Series:
+        series = read_series(config.data)
+        d = config.data
+        ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)  # data errors before the directory is made
+        return series
+
+    def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
+        return train(config, run, data, resume=resume, log=log)[1]
+
+    def summary(self, config, m) -> str:
+        return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "
+                f"MSE {m['test_mse_original']:.4g} in the data's units")
+
+    def load(self, run, device="cpu") -> Forecast:
+        return Forecast.load(run, device)
+
+    def evaluate(self, forecast: Forecast, options) -> dict[str, Any]:
+        return forecast.evaluate_csv(options["csv"])
+
+    def predict(self, forecast: Forecast, inputs, options):
+        if not options.get("csv"):
+            raise UserError("a forecasting run predicts from a series: give --csv FILE")
+        frame = forecast.predict_csv(options["csv"])
+        if options.get("out"):
+            frame.to_csv(options["out"], index=False)
+            return [f"{len(frame)} forecast rows written to {options['out']}"]
+        return [frame.to_csv(index=False).rstrip("\n")]
+
+    def compare_columns(self, config) -> list[str]:
+        return ["model", "parameters", "train_seconds", "epochs", "test_mse", "test_mae", "test_mse_original",
+                "test_mae_original"]
+
+    validation_metric = "val_mse"
+
+
+register(ForecastTask())

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from ..config import build, check_model, to_dict
+from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
@@ -35,13 +35,14 @@ from ..parallel.runtime import SingleProcess, launched_by_torchrun, runtime_for,
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move, resolve_device
 from . import run_dir as runs
+from .task import Flag, Task, register
 
 TASK = "lm"
 
 
 @dataclass
 class LMDataConfig:
-    text: str = ""  # a UTF-8 text file; empty = the Python standard library's source
+    text: str = option("", "a UTF-8 text file (default: the Python standard library's source)")
     tokenizer: Literal["char", "bpe"] = "char"  # bpe: GPT-2's byte-level BPE, trained on the split
     vocab_size: int = 4096  # BPE only; char takes every character of the training text
     valid_fraction: float = 0.1  # the last 10 % of the text validates
@@ -60,7 +61,7 @@ class LMDataConfig:
 
 @dataclass
 class LMModelConfig:
-    arch: Literal["transformer", "lstm", "gru", "rnn"] = "transformer"
+    arch: Literal["rnn", "lstm", "gru", "transformer"] = "transformer"
     d_model: int = 384
     n_heads: int = 6  # transformer only
     n_layers: int = 6
@@ -196,12 +197,15 @@ class LanguageModel:
 
     def __init__(self, model, tokenizer: Tokenizer) -> None:
         self.model, self.tokenizer = model, tokenizer
+        self.config: LMConfig | None = None
         self.device = next(model.parameters()).device
 
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "LanguageModel":
-        _, model = runs.load_trained(run, TASK, "a language-model run", device)
-        return cls(model, load_tokenizer(Path(run) / "tokenizer.json"))
+        info, model = runs.load_trained(run, TASK, "a language-model run", device)
+        lm = cls(model, load_tokenizer(Path(run) / "tokenizer.json"))
+        lm.config = build(LMConfig, info["config"])  # the block size and batch that eval reads with
+        return lm
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
         ids = self.tokenizer.encode(prompt).ids if prompt else []
@@ -327,3 +331,48 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print,
 
 def load_run_config(run: Path) -> LMConfig:
     return build(LMConfig, runs.read_run(run)["config"])
+
+
+# --- the registry entry --------------------------------------------------------------------------
+
+class LanguageModelTask(Task):
+    name = "lm"
+    description = "language modelling: a text file -> a decoder-only Transformer (or RNN/LSTM/GRU); then sampling"
+    example = "seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare"
+    config_class = LMConfig
+    compare_recipe = "compare-lm"
+    predict_needs_input = False
+    eval_flags = (Flag("text", "lm: a UTF-8 text file", required=True),)
+
+    def read_data(self, config: LMConfig) -> int | None:
+        """Only checked here (a missing or empty file fails before anything is made); ``train`` tokenises."""
+        return token_stream.count_characters(config.data.text) if config.data.text else None
+
+    def runtime(self, config: LMConfig) -> SingleProcess:
+        return runtime(config)
+
+    def check_processes(self, config: LMConfig, n: int) -> None:
+        config.check_layout(n)
+
+    def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
+        return train(config, run, resume=resume, log=log, parallel=parallel)[1]
+
+    def summary(self, config, m) -> str:
+        return (f"validation: loss {m['val_loss']:.4f} nats/token, perplexity {m['val_perplexity']:.2f}, "
+                f"{m['val_bits_per_char']:.4f} bits/char")
+
+    def load(self, run, device="cpu") -> LanguageModel:
+        return LanguageModel.load(run, device)
+
+    def evaluate(self, lm: LanguageModel, options) -> dict[str, Any]:
+        return lm.evaluate_text(options["text"], lm.config.data.block_size, lm.config.train.batch_size)
+
+    def predict(self, lm: LanguageModel, inputs, options):
+        raise UserError("a language model is sampled with seqlab generate RUN --prompt TEXT")
+
+    def compare_columns(self, config) -> list[str]:
+        return ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",
+                "val_bits_per_char"]
+
+
+register(LanguageModelTask())

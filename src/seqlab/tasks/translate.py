@@ -9,6 +9,7 @@ BLEU on held-out data.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,15 +21,17 @@ import torch.nn.functional as F
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 from tokenizers import Tokenizer
 
-from ..config import to_dict
+from ..config import option, to_dict
 from ..data import text
 from ..data.batching import BucketedBatches, fixed_batches, pad
-from ..data.tokenizer import BOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
+from ..data.tokenizer import (BOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer,
+                              unknown_note, unknown_pieces)
 from ..errors import DataError, UserError
 from ..models.search import beam_search, greedy_decode
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, autocast, move
 from . import run_dir as runs
+from .task import Flag, Task, register
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
 Pairs = tuple[list[str], list[str]]
@@ -37,14 +40,15 @@ WORDS = Tokenizer13a()  # the words BLEU counts: "A man, in a hat." -> A man , i
 
 @dataclass
 class DataConfig:
-    src: str = ""  # aligned files, one sentence a line (.gz read as is) ...
-    tgt: str = ""
-    tsv: str = ""  # ... or one source<TAB>target file
-    valid_src: str = ""
-    valid_tgt: str = ""
+    # aligned files, one sentence a line (.gz read as is), or one source<TAB>target file
+    src: str = option("", "source sentences, one a line")
+    tgt: str = option("", "target sentences, aligned with --src")
+    tsv: str = option("", "one file of source<TAB>target lines instead of --src/--tgt")
+    valid_src: str = option("", "validation sources (default: split off the training data)")
+    valid_tgt: str = option("", "validation targets, aligned with --valid-src")
     valid_tsv: str = ""
-    test_src: str = ""
-    test_tgt: str = ""
+    test_src: str = option("", "test sources (default: none; the validation split is scored)")
+    test_tgt: str = option("", "test targets, aligned with --test-src")
     test_tsv: str = ""
     valid_fraction: float = 0.05  # held out of the training pairs when no validation data is given
     tokenizer: Literal["char", "word", "bpe"] = "bpe"
@@ -311,3 +315,65 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
     example = next((s for s in sources if s.isascii() and len(s) <= 80), sources[0])
     translator.alignment_png(example, run / "cross_attention.png")
     return translator, {"metrics": metrics, "hypotheses": hypotheses, "sources": sources, "references": references}
+
+
+# --- the registry entry --------------------------------------------------------------------------
+
+class TranslateTask(Task):
+    name = "translate"
+    description = "translation: parallel text -> an encoder-decoder (Transformer, RNN or convolutional), BLEU"
+    example = ("seqlab train translate --src train.de --tgt train.en --set model.d_model=256 --out runs/de-en\n"
+               "  seqlab train translate --config multi30k-de-en\n  seqlab train translate --resume runs/de-en")
+    config_class = TranslateConfig
+    compare_recipe = None
+    eval_flags = (Flag("src", "translate: source sentences, one a line", required=True),
+                  Flag("ref", "translate: their reference translations, aligned with --src", required=True),
+                  Flag("beam", "translate: beam width (default greedy)", type=int))
+    predict_flags = (Flag("beam", "translate: beam width (default: the run's)", type=int),)
+
+    def read_data(self, config: TranslateConfig) -> dict[str, Pairs]:
+        return load_splits(config.data, config.train.seed)
+
+    def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
+        return train(config, run, data, resume=resume, log=log)[1]["metrics"]
+
+    def summary(self, config, m) -> str:
+        return (f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "
+                f"exact match {m['exact_match']:.2%}, val perplexity {m['val_perplexity']:.2f}")
+
+    def load(self, run, device="cpu") -> Translator:
+        return Translator.load(run, device)
+
+    def evaluate(self, translator: Translator, options) -> dict[str, Any]:
+        sources, references = text.read_parallel(options["src"], options["ref"])
+        return translator.evaluate(sources, references, options["beam"])
+
+    def predict(self, translator: Translator, inputs, options):
+        if not inputs:
+            raise UserError("nothing to translate: give text as arguments or lines on standard input")
+        if unknown := unknown_pieces(translator.src_tokenizer, inputs):
+            sys.stderr.write(unknown_note(unknown, "input") + "\n")
+        return translator.translate(inputs, options.get("beam"))
+
+    def compare_flags(self) -> tuple[Flag, ...]:
+        return (Flag("dates", "translate: the demo's multilingual date corpus", type=bool),)
+
+    def compare_data(self, config, options) -> dict[str, Pairs]:
+        if options.get("dates"):
+            from .demo import make_splits
+
+            return make_splits(config.train.seed)
+        if not (config.data.src or config.data.tsv):
+            raise UserError("give the data: --dates, --src/--tgt, --tsv, or a --config that names files")
+        return self.read_data(config)
+
+    def compare_columns(self, config) -> list[str]:
+        return ["model", "parameters", "train_seconds", "seconds_per_epoch", "epochs", "val_perplexity",
+                "word_perplexity", "bleu", "exact_match"]
+
+    def compare_row(self, config, data, run, m) -> dict[str, Any]:
+        epochs = m["steps"] * config.train.batch_size * config.train.grad_accum / len(data["train"][0])
+        return m | {"seconds_per_epoch": m["train_seconds"] / max(epochs, 1e-9), "epochs": round(epochs, 2)}
+
+
+register(TranslateTask())

@@ -44,7 +44,7 @@ class ConvConfig:
 
 @dataclass
 class ModelConfig:
-    arch: Literal["transformer", "simple", "context", "attention", "conv"] = "transformer"
+    arch: Literal["simple", "context", "attention", "conv", "transformer"] = "transformer"  # in their history's order
     d_model: int = 256
     n_heads: int = 4
     n_layers: int = 3

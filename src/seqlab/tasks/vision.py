@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
 
-from ..config import build, check_model, to_dict
+from ..config import build, check_model, option, to_dict
 from ..data import images as image_data
 from ..data.batching import ShuffledBatches
 from ..errors import DataError, UserError
@@ -31,15 +31,16 @@ from ..models.vit import VisionTransformer, attention_rollout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
-from .class_scores import class_indices, scores, scores_by_class
+from .class_scores import class_indices, ranked_line, scores, scores_by_class
+from .task import Flag, Task, register
 
 TASK = "vision"
 
 
 @dataclass
 class VisionDataConfig:
-    images: str = ""  # a folder of class folders; empty = the dataset below
-    dataset: Literal["digits"] = "digits"
+    images: str = option("", "a folder with one sub-folder of images per class (default: --dataset)")
+    dataset: Literal["digits"] = option("digits", "a bundled data set (default digits: scikit-learn's 8×8 digits)")
     image_size: int = 32  # folders: images are resized to size × size
     grey: bool = True  # folders: read as one grey channel (False: RGB)
     test_fraction: float = 0.2
@@ -233,3 +234,36 @@ def draw_pictures(model, run: Path, sample: torch.Tensor, truth: np.ndarray, pre
     titles = [f"true {classes[t]}, predicted {classes[p]}" for t, p in zip(truth[: len(sample)], predicted[: len(sample)])]
     plot_patch_attention(pictures, rollout, titles, run / "attention.png",
                          "attention rollout: how much each patch reached the [CLS] output")
+
+
+# --- the registry entry --------------------------------------------------------------------------
+
+class VisionTask(Task):
+    name = "vision"
+    description = "image classification: a folder of class folders (or 8×8 digits) -> a Vision Transformer"
+    example = "seqlab train vision --images shapes/ --out runs/shapes"
+    config_class = VisionConfig
+    eval_flags = (Flag("images", "vision: a folder with one sub-folder of images per class", required=True),)
+
+    def read_data(self, config: VisionConfig):
+        return load_images(config.data)
+
+    def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
+        return train(config, run, data, resume=resume, log=log)[1]
+
+    def summary(self, config, m) -> str:
+        return f"test: accuracy {m['test_accuracy']:.4f} on {m['test_images']} images, macro-F1 {m['test_macro_f1']:.4f}"
+
+    def load(self, run, device="cpu") -> ImageClassifier:
+        return ImageClassifier.load(run, device)
+
+    def evaluate(self, classifier: ImageClassifier, options) -> dict[str, Any]:
+        return classifier.evaluate_folder(options["images"])
+
+    def predict(self, classifier: ImageClassifier, inputs, options):
+        if not inputs:
+            raise UserError("give the input: image files as arguments or lines on standard input")
+        return (ranked_line(path, classifier.probabilities(path)) for path in inputs)
+
+
+register(VisionTask())

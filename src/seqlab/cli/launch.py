@@ -1,0 +1,33 @@
+"""``seqlab train TASK --nproc N``: start N ranks of the same command under torchrun."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
+    """``--nproc N``: check what can be checked here, then start N ranks of this same command under
+    torchrun (on one machine) and wait for them."""
+    from ..tasks import run_dir as runs
+
+    n = args.nproc
+    if n < 1:
+        raise UserError(f"--nproc must be at least 1; got {n}")
+    task.check_processes(config, n)
+    argv = list(args.argv)  # the same command for every rank, without --nproc (or its abbreviation)
+    i = next(i for i, a in enumerate(argv) if a.startswith("--n") and "--nproc".startswith(a.split("=")[0]))
+    del argv[i : i + (1 if "=" in argv[i] else 2)]
+    if resume_run is None:
+        out = args.out or runs.default_run_dir(args.task)
+        runs.check_run_dir(out, args.overwrite)
+        if args.out is None:
+            argv += ["--out", str(out)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+               "-m", "seqlab", *argv]
+    code = subprocess.run(command).returncode
+    if code:
+        raise SystemExit(code)
