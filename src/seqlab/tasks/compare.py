@@ -55,7 +55,7 @@ FORMATS = {"parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch":
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(COLUMNS[c] for c in frame.columns) + " |"
+    header = "| " + " | ".join(COLUMNS.get(c, c.replace("_", " ")) for c in frame.columns) + " |"
     rule = "|" + "---|" * len(frame.columns)
     body = ["| " + " | ".join(FORMATS.get(c, "{}").format(v) for c, v in zip(frame.columns, row)) + " |"
             for row in frame.itertuples(index=False)]
