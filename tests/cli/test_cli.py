@@ -205,3 +205,23 @@ def test_help_shows_an_example_for_every_command():
         out = subprocess.run([sys.executable, "-m", "seqlab", command, "--help"], capture_output=True,
                              text=True, env=env, check=True).stdout
         assert "example:" in out and "seqlab" in out
+
+
+def test_sigterm_ends_training_like_ctrl_c_with_the_resume_line(tmp_path, corpus):
+    """Schedulers stop jobs with SIGTERM: the run keeps its checkpoint and says how to resume, exit 130."""
+    import signal
+    import time
+
+    src, tgt = corpus
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "seqlab", "train", "translate", "--src", str(src), "--tgt", str(tgt),
+               "--out", str(run), *TINY[:-2], "--max-steps", "100000", "--set", "train.eval_every=5"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoints" / "last").is_dir() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert f"seqlab train translate --resume {run}" in err and "Traceback" not in err
+    assert (run / "checkpoints" / "last").is_dir()

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from ..errors import UserError
@@ -51,8 +53,8 @@ def command_train(args: argparse.Namespace) -> None:
     args.run_dir = run  # for the line an interruption prints
     try:
         metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
-    except UserError:
-        if not args.resume and parallel.is_main:  # the directory is ours, made a moment ago: leave nothing half-made
+    except Exception:  # any failure, not only bad input: the directory is ours, made a moment ago
+        if not args.resume and parallel.is_main:  # leave nothing half-made
             shutil.rmtree(run, ignore_errors=True)
         raise
     finally:
@@ -210,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = list(argv) if argv is not None else sys.argv[1:]
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None
     try:
         COMMANDS[args.command](args)
     except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
@@ -225,4 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             again = f"seqlab train {args.task} --resume {run}" if run else "seqlab train TASK --resume RUN_DIR"
             sys.stderr.write(f"\ninterrupted; a training run continues from its last checkpoint with: {again}\n")
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def interrupt(signum, frame) -> None:
+    """SIGTERM (what schedulers and ``kill`` send) ends a command as Ctrl-C does: the last checkpoint
+    stays, and the line says how to resume."""
+    raise KeyboardInterrupt
