@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, EncoderLayer, LearnedPositionalEmbedding, padding_mask
+from ..nn import LSTM, LearnedPositionalEmbedding, encoder_layer, padding_mask
 from . import pretrained
 
 
@@ -82,7 +82,7 @@ class TransformerClassifier(TextClassifier):
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
         self.position = LearnedPositionalEmbedding(c.max_len + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
                                     for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, c.n_classes)

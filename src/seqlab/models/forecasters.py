@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import GRU, LSTM, EncoderLayer, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from ..nn import GRU, LSTM, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer
 from . import pretrained
 
 
@@ -84,7 +84,7 @@ class TimeStepTransformer(Forecaster):
         self.embed = nn.Linear(channels, d_model)
         self.position = SinusoidalPositionalEncoding(d_model, input_len)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
                                     for _ in range(c.n_layers))
         self.final_norm = nn.LayerNorm(d_model)
         self.head = TemporalHead(input_len, horizon, d_model, channels)
@@ -139,7 +139,7 @@ class PatchTransformer(Forecaster):
         self.embed = nn.Linear(patch_len, d_model)
         self.position = LearnedPositionalEmbedding(self.n_patches, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
                                     for _ in range(c.n_layers))
         self.final_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(self.n_patches * d_model, horizon)

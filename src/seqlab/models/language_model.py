@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nn import (EncoderLayer, KVCache, LearnedPositionalEmbedding, RotaryEmbedding,
-                  SinusoidalPositionalEncoding, causal_mask)
+from ..nn import (KVCache, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding, causal_mask,
+                  encoder_layer)
 from . import generation, pretrained
 
 POSITIONAL = ("learned", "sinusoidal", "rotary")
@@ -73,7 +73,7 @@ class TransformerLM(pretrained.PretrainedModel):
         rotary = RotaryEmbedding(d_model // n_heads, max_len) if c.positional == "rotary" else None
         self.dropout = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
+            encoder_layer(d_model, n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
                          c.ff_dropout, rotary)
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nn import (Decoder, DecoderLayer, Encoder, EncoderLayer, LearnedPositionalEmbedding,
-                  SinusoidalPositionalEncoding, causal_mask, padding_mask)
+from ..nn import (Decoder, Encoder, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, causal_mask,
+                  decoder_layer, encoder_layer, padding_mask)
 from ..nn.layers import DecoderCache
 from . import pretrained
 
@@ -86,8 +86,8 @@ class Transformer(pretrained.PretrainedModel):
                  c.ff_dropout)
         self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, position(), c.dropout)
         self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, position(), c.dropout)
-        self.encoder = Encoder([EncoderLayer(*block) for _ in range(c.n_layers)], final_norm())
-        self.decoder = Decoder([DecoderLayer(*block) for _ in range(c.n_decoder_layers or c.n_layers)], final_norm())
+        self.encoder = Encoder([encoder_layer(*block) for _ in range(c.n_layers)], final_norm())
+        self.decoder = Decoder([decoder_layer(*block) for _ in range(c.n_decoder_layers or c.n_layers)], final_norm())
         self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)  # the final Linear before softmax
 
         for p in self.parameters():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nn import EncoderLayer, LearnedPositionalEmbedding
+from ..nn import LearnedPositionalEmbedding, encoder_layer
 from . import pretrained
 
 
@@ -62,7 +62,7 @@ class VisionTransformer(pretrained.PretrainedModel):
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         self.position = LearnedPositionalEmbedding(n_patches + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
                                                  attention_dropout=c.attention_dropout, ff_dropout=c.ff_dropout)
                                     for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model)
