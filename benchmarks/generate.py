@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from seqlab.models import TransformerLM
+from seqlab.models import TransformerLM, TransformerLMConfig
 
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16, help="new tokens timed per context (median)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = TransformerLM(65, d_model=384, n_heads=6, n_layers=6, max_len=1024).eval()
+    model = TransformerLM(TransformerLMConfig(65, d_model=384, n_heads=6, n_layers=6, max_len=1024)).eval()
     print(f"TransformerLM 6×384, batch 1, fp32, {torch.get_num_threads()} threads; median ms per new token "
           f"over {args.tokens} tokens ending at the given context length\n")
     print("| context | with cache, ms | without cache, ms | speed-up |\n|---|---|---|---|")

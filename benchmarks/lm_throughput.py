@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqlab.models import TransformerLM
+from seqlab.models import TransformerLM, TransformerLMConfig
 from seqlab.train.config import TrainConfig
 from seqlab.train.optim import build_optimizer
 
@@ -137,7 +137,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, n in zip(names, steps):
         c = CONFIGS[name]
-        ours = TransformerLM(VOCAB, c["n_embd"], c["n_head"], c["n_layer"], max_len=c["block"])
+        ours = TransformerLM(TransformerLMConfig(VOCAB, c["n_embd"], c["n_head"], c["n_layer"], max_len=c["block"]))
         flops = 6 * ours.num_parameters(embedding=False) + 12 * c["n_layer"] * c["block"] * c["n_embd"]
         plain = PlainGPT(VOCAB, c["block"], c["n_layer"], c["n_head"], c["n_embd"])
         runs = [("plain PyTorch GPT, fp32 (baseline)", plain, torch.optim.AdamW(plain.parameters(), lr=1e-3), False)]

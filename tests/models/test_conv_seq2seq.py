@@ -1,12 +1,13 @@
 import torch
 
-from seqlab.models import ConvSeq2Seq, from_pretrained
+from seqlab.models import ConvSeq2Seq, ConvSeq2SeqConfig, from_pretrained
 from seqlab.models.search import beam_search
 
 
 def model():
     torch.manual_seed(0)
-    return ConvSeq2Seq(11, 13, embed_dim=8, hidden_size=12, n_layers=2, kernel_size=3, dropout=0.0, max_len=16).eval()
+    return ConvSeq2Seq(ConvSeq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, n_layers=2, kernel_size=3, dropout=0.0,
+                                         max_len=16)).eval()
 
 
 def test_cached_decoding_equals_full_and_is_causal():

@@ -9,15 +9,18 @@ from seqlab.models import from_pretrained
 
 L, H, C = 48, 12, 3
 MODELS = {
-    "transformer": lambda: fm.TimeStepTransformer(C, L, H, d_model=16, n_heads=2, n_layers=1, d_ff=32),
-    "patch": lambda: fm.PatchTransformer(C, L, H, d_model=16, n_heads=2, n_layers=1, d_ff=32, patch_len=8, stride=4),
-    "lstm": lambda: fm.RecurrentForecaster(C, L, H, d_model=16, cell="lstm"),
-    "gru": lambda: fm.RecurrentForecaster(C, L, H, d_model=16, cell="gru"),
-    "conv1d": lambda: fm.ConvForecaster(C, L, H, d_model=16),
-    "linear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5),
-    "rlinear": lambda: fm.LinearForecaster(C, L, H, kernel_size=5, revin=True),
-    "periodic": lambda: fm.PeriodicLinearForecaster(C, L, H, period=8),
-    "periodic-revin": lambda: fm.PeriodicLinearForecaster(C, L, H, period=8, revin=True),
+    "transformer": lambda: fm.TimeStepTransformer(fm.TimeStepTransformerConfig(C, L, H, d_model=16, n_heads=2, n_layers=1,
+                                                                                d_ff=32)),
+    "patch": lambda: fm.PatchTransformer(fm.PatchTransformerConfig(C, L, H, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                                                                  patch_len=8, stride=4)),
+    "lstm": lambda: fm.RecurrentForecaster(fm.RecurrentForecasterConfig(C, L, H, d_model=16, cell="lstm")),
+    "gru": lambda: fm.RecurrentForecaster(fm.RecurrentForecasterConfig(C, L, H, d_model=16, cell="gru")),
+    "conv1d": lambda: fm.ConvForecaster(fm.ConvForecasterConfig(C, L, H, d_model=16)),
+    "linear": lambda: fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, kernel_size=5)),
+    "rlinear": lambda: fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, kernel_size=5, revin=True)),
+    "periodic": lambda: fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, H, period=8)),
+    "periodic-revin": lambda: fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, H, period=8,
+                                                                                          revin=True)),
 }
 
 
@@ -68,7 +71,7 @@ def test_periodic_model_reads_each_phase_from_the_same_phase_of_past_periods(inp
     # With no smoothing and the map "next period = last period", the forecast must repeat the window's
     # last whole period: step h of the horizon is phase h mod w, read from the last period's phase.
     w = 8
-    model = fm.PeriodicLinearForecaster(C, input_len, horizon, period=w)
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, input_len, horizon, period=w))
     with torch.no_grad():
         model.smooth.weight.zero_()
         model.across_days.weight.zero_()

@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-from seqlab.models import RecurrentLM, TransformerLM, from_pretrained
+from seqlab.models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig, from_pretrained
 from seqlab.models.generation import filter_logits, generate
 from seqlab.nn import RotaryEmbedding
 
 
 def tiny_lm(positional="learned", max_len=32, **kwargs):
-    return TransformerLM(40, d_model=32, n_heads=4, n_layers=2, max_len=max_len, positional=positional,
-                         **kwargs).eval()
+    return TransformerLM(TransformerLMConfig(40, d_model=32, n_heads=4, n_layers=2, max_len=max_len,
+                                             positional=positional, **kwargs)).eval()
 
 
 @pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rotary"])
@@ -97,7 +97,7 @@ def test_rotary_scores_depend_on_relative_position_only():
 
 def test_recurrent_lm_state_carries_the_past():
     for cell in ("rnn", "lstm", "gru"):
-        model = RecurrentLM(40, d_model=16, n_layers=2, cell=cell).eval()
+        model = RecurrentLM(RecurrentLMConfig(40, d_model=16, n_layers=2, cell=cell)).eval()
         ids = torch.randint(0, 40, (2, 12))
         cache = model.new_cache()
         pieces = [model(ids[:, :5], cache), model(ids[:, 5:6], cache), model(ids[:, 6:], cache)]
@@ -113,7 +113,7 @@ def test_save_and_load_pretrained(tmp_path):
     ids = torch.randint(0, 40, (2, 10))
     torch.testing.assert_close(loaded(ids), model(ids))
     assert loaded.lm_head.weight is loaded.embedding.weight  # still tied after loading
-    rnn = RecurrentLM(40, 16, cell="gru")
+    rnn = RecurrentLM(RecurrentLMConfig(40, 16, cell="gru"))
     rnn.save_pretrained(tmp_path / "rnn")
     assert isinstance(from_pretrained(tmp_path / "rnn"), RecurrentLM)
 

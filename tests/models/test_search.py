@@ -3,7 +3,7 @@ import itertools
 import torch
 
 from seqlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from seqlab.models import Transformer
+from seqlab.models import Transformer, TransformerConfig
 from seqlab.models.search import beam_search, greedy_decode
 
 V, STEPS = 6, 3
@@ -11,7 +11,7 @@ V, STEPS = 6, 3
 
 def model():
     torch.manual_seed(3)
-    m = Transformer(9, V, d_model=16, n_heads=2, n_layers=1, d_ff=16, dropout=0.0).eval()
+    m = Transformer(TransformerConfig(9, V, d_model=16, n_heads=2, n_layers=1, d_ff=16, dropout=0.0)).eval()
     with torch.no_grad():  # sharpen the output distribution so that choices matter
         m.generator.weight.mul_(8)
     return m

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from seqlab.models import Seq2Seq, from_pretrained
+from seqlab.models import Seq2Seq, Seq2SeqConfig, from_pretrained
 from seqlab.models.search import beam_search, greedy_decode
 from seqlab.models.seq2seq import teacher_forcing_ratio
 
@@ -12,7 +12,7 @@ VARIANTS = [dict(kind="simple"), dict(kind="context", cell="gru"), dict(kind="at
 
 def model(**kw):
     torch.manual_seed(0)
-    return Seq2Seq(11, 13, embed_dim=8, hidden_size=12, dropout=0.0, **kw).eval()
+    return Seq2Seq(Seq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, dropout=0.0, **kw)).eval()
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
@@ -70,11 +70,11 @@ def test_scheduled_sampling_feeds_own_predictions():
 
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="kind"):
-        Seq2Seq(5, 5, kind="transformer")
+        Seq2Seq(Seq2SeqConfig(5, 5, kind="transformer"))
     with pytest.raises(ValueError, match="window"):
-        Seq2Seq(5, 5, kind="simple", window=3)
+        Seq2Seq(Seq2SeqConfig(5, 5, kind="simple", window=3))
     with pytest.raises(ValueError, match="dot scores need equal sizes"):
-        Seq2Seq(5, 5, kind="attention", score="dot", hidden_size=8, bidirectional=True)
+        Seq2Seq(Seq2SeqConfig(5, 5, kind="attention", score="dot", hidden_size=8, bidirectional=True))
 
 
 def test_save_and_load(tmp_path):

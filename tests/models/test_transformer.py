@@ -1,10 +1,10 @@
 import torch
 
-from seqlab.models import Transformer, from_pretrained
+from seqlab.models import Transformer, TransformerConfig, from_pretrained
 
 
 def small(**kw):
-    return Transformer(11, 13, d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.0, **kw).eval()
+    return Transformer(TransformerConfig(11, 13, d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.0, **kw)).eval()
 
 
 def test_shapes_and_tied_output():

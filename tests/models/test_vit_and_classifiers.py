@@ -8,7 +8,7 @@ import torch
 from seqlab.data import word_vectors
 from seqlab.data.tokenizer import train_tokenizer
 from seqlab.models import classifiers
-from seqlab.models.vit import VisionTransformer, attention_rollout, patchify, unpatchify
+from seqlab.models.vit import VisionTransformer, VisionTransformerConfig, attention_rollout, patchify, unpatchify
 
 
 def test_patchify_orders_patches_row_major_and_round_trips():
@@ -23,7 +23,8 @@ def test_patchify_orders_patches_row_major_and_round_trips():
 
 
 def test_vit_shapes_and_rollout_is_a_distribution_over_patches():
-    model = VisionTransformer(8, 10, channels=1, patch_size=2, d_model=16, n_heads=2, n_layers=2, d_ff=32).eval()
+    model = VisionTransformer(VisionTransformerConfig(8, 10, channels=1, patch_size=2, d_model=16, n_heads=2, n_layers=2,
+                                                      d_ff=32)).eval()
     logits = model(torch.rand(3, 1, 8, 8), need_weights=True)
     assert logits.shape == (3, 10)
     rollout = attention_rollout(model.attention_maps())
@@ -47,10 +48,12 @@ def test_pooling_ignores_padding():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: classifiers.TransformerClassifier(30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12),
-    lambda: classifiers.TransformerClassifier(30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, pool="cls"),
-    lambda: classifiers.LSTMClassifier(30, 3, d_model=16, hidden_size=8),
-    lambda: classifiers.ConvClassifier(30, 3, d_model=16, n_filters=4),
+    lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12)),
+    lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, pool="cls")),
+    lambda: classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(30, 3, d_model=16, hidden_size=8)),
+    lambda: classifiers.ConvClassifier(classifiers.ConvClassifierConfig(30, 3, d_model=16, n_filters=4)),
 ])
 def test_padding_does_not_change_a_prediction(make):
     model = make().eval()
@@ -67,7 +70,8 @@ def test_word2vec_initialises_the_embedding_and_can_be_frozen():
     vectors = word_vectors.train_word2vec(tokens, 8, skip_gram=True, epochs=5, seed=0)
     matrix, coverage = word_vectors.embedding_matrix(tokenizer, vectors, 8)
     assert coverage > 0.5  # every word but the special tokens
-    model = classifiers.ConvClassifier(tokenizer.get_vocab_size(), 2, d_model=8, n_filters=2)
+    model = classifiers.ConvClassifier(classifiers.ConvClassifierConfig(tokenizer.get_vocab_size(), 2, d_model=8,
+                                                                        n_filters=2))
     model.load_vectors(matrix, freeze=True)
     film = tokenizer.token_to_id("film")
     np.testing.assert_allclose(model.embedding.weight[film].detach().numpy(), vectors["film"])

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from seqlab.nn import (DecoderLayer, EncoderLayer, LearnedPositionalEmbedding, PositionwiseFeedForward,
-                       SinusoidalPositionalEncoding, causal_mask, padding_mask)
+from seqlab.nn import (EncoderLayer, LearnedPositionalEmbedding, MultiHeadAttention, PositionwiseFeedForward,
+                       SinusoidalPositionalEncoding, causal_mask, decoder_layer, encoder_layer, padding_mask)
 
 
 def copy_attention(ours, ref: nn.MultiheadAttention):
@@ -28,7 +28,7 @@ def copy_common(ours, ref):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_layer_equals_torch(norm_first):
     D, H, F = 16, 4, 32
-    ours = EncoderLayer(D, H, F, dropout=0.0, norm_first=norm_first).eval()
+    ours = encoder_layer(D, H, F, dropout=0.0, norm_first=norm_first).eval()
     ref = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
     copy_attention(ours.self_attn, ref.self_attn)
     copy_common(ours, ref)
@@ -44,7 +44,7 @@ def test_encoder_layer_equals_torch(norm_first):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decoder_layer_equals_torch(norm_first):
     D, H, F, T, S = 16, 4, 32, 5, 6
-    ours = DecoderLayer(D, H, F, dropout=0.0, norm_first=norm_first).eval()
+    ours = decoder_layer(D, H, F, dropout=0.0, norm_first=norm_first).eval()
     ref = nn.TransformerDecoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first).eval()
     copy_attention(ours.self_attn, ref.self_attn)
     copy_attention(ours.cross_attn, ref.multihead_attn)
@@ -57,9 +57,23 @@ def test_decoder_layer_equals_torch(norm_first):
 
 
 def test_encoder_layer_fully_padded_row_has_no_nan():
-    layer = EncoderLayer(8, 2, 16, dropout=0.0)
+    layer = encoder_layer(8, 2, 16, dropout=0.0)
     out = layer(torch.randn(2, 4, 8), padding_mask(torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), 0))
     assert torch.isfinite(out).all()
+
+
+class Zero(nn.Module):
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+def test_encoder_layer_is_composed_from_the_parts_it_is_given():
+    attention, norm = MultiHeadAttention(8, 2), nn.LayerNorm(8)
+    layer = EncoderLayer(attention, Zero(), norm, nn.Identity(), dropout=0.0, norm_first=False).eval()
+    x = torch.randn(2, 5, 8)
+    # Post-LN: norm1(x + SelfAttention(x)), then a feed-forward part that adds nothing, unnormalised.
+    torch.testing.assert_close(layer(x), norm(x + attention(x, x, x)[0]))
+    assert layer.self_attn is attention and isinstance(layer.ff, Zero)
 
 
 def test_sinusoidal_encoding_equals_formula_and_extends():

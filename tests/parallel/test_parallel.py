@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from seqlab.models import TransformerLM
+from seqlab.models import TransformerLM, TransformerLMConfig
 
 STEPS, GLOBAL_BATCH, T, VOCAB, LR = 3, 8, 16, 50, 0.05
 DEADLINE_S = 90
@@ -20,7 +20,7 @@ DEADLINE_S = 90
 
 def make_model() -> TransformerLM:
     torch.manual_seed(0)
-    return TransformerLM(VOCAB, d_model=32, n_heads=4, n_layers=2, max_len=T, tie_weights=False)
+    return TransformerLM(TransformerLMConfig(VOCAB, d_model=32, n_heads=4, n_layers=2, max_len=T, tie_weights=False))
 
 
 def batches():

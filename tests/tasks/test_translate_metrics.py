@@ -8,13 +8,14 @@ import torch
 
 from seqlab.data.batching import fixed_batches
 from seqlab.data.tokenizer import BOS_ID, EOS_ID
-from seqlab.models import Transformer
+from seqlab.models import Transformer, TransformerConfig
 from seqlab.tasks.translate import perplexities
 
 
 def test_perplexity_per_token_and_per_word_match_a_sentence_by_sentence_sum():
     torch.manual_seed(0)
-    model = Transformer(30, 30, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0, max_len=32).eval()
+    model = Transformer(TransformerConfig(30, 30, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0,
+                                          max_len=32)).eval()
     sources = [[5, 6, 7], [8, 9], [10, 11, 12, 13, 14]]
     targets = [[15, 16, 17, 18, 19, 20, 21], [22, 23, 24], [25, 26]]  # different lengths: padding in a batch
     references = ["A man, in a hat.", "Two dogs run.", "Yes!"]  # 13a words: 7, 4 and 2

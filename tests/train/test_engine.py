@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from seqlab.data.batching import BucketedBatches, fixed_batches
-from seqlab.models import Transformer
+from seqlab.models import Transformer, TransformerConfig
 from seqlab.tasks.translate import token_loss, validation_metrics
 from seqlab.train import checkpoint
 from seqlab.train.config import TrainConfig
@@ -27,7 +27,7 @@ def make_trainer(run_dir, **overrides):
     settings.update(overrides)
     config = TrainConfig(**settings)
     torch.manual_seed(config.seed)
-    model = Transformer(12, 12, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.2, max_len=16)
+    model = Transformer(TransformerConfig(12, 12, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.2, max_len=16))
     train, valid = reversal_data(64, 1), reversal_data(16, 2)
     batches = BucketedBatches(*train, config.batch_size, config.seed)
     valid_batches = fixed_batches(*valid, 8)
@@ -127,7 +127,7 @@ def test_gradient_accumulation_equals_a_bigger_batch(tmp_path):
         config = TrainConfig(lr=1e-2, eps=1.0, warmup_steps=0, schedule="constant", clip_norm=0.0, label_smoothing=0.0,
                              grad_accum=accumulate, progress=False, tensorboard=False)
         torch.manual_seed(0)
-        model = Transformer(12, 12, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
+        model = Transformer(TransformerConfig(12, 12, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0))
         trainer = Trainer(model, config, tmp_path, loss_fn=token_loss, batches=ListBatches(batches),
                           evaluate=lambda m: {"val_loss": 0.0}, d_model=16)
         trainer._step()
@@ -166,7 +166,7 @@ def test_checkpoint_state_round_trip_without_pickle(tmp_path):
 
 
 def test_interrupted_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
-    model = Transformer(8, 8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
+    model = Transformer(TransformerConfig(8, 8, d_model=8, n_heads=2, n_layers=1, d_ff=16))
     target = tmp_path / "last"
     checkpoint.save_checkpoint(target, model, {"step": 1})
 
@@ -186,7 +186,7 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
     trainer = make_trainer(tmp_path, max_steps=4, eval_every=4)
     trainer.fit()
     other = make_trainer(tmp_path)
-    other.model = Transformer(12, 12, d_model=32, n_heads=2, n_layers=1, d_ff=32)
+    other.model = Transformer(TransformerConfig(12, 12, d_model=32, n_heads=2, n_layers=1, d_ff=32))
     other.optimizer = torch.optim.AdamW(other.model.parameters())
     with pytest.raises(UserError, match="another model config.*d_model"):
         other.resume()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from ..train.checkpoint import atomic_write
+from ..io import atomic_write
 
 
 def mr_table(folder: Path) -> None:

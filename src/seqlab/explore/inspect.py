@@ -3,6 +3,7 @@ weights behind it, as plain lists ready for JSON. One function per task."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ class Inspector:
             raise UserError(f"{self.run} is a {self.task} run, which the explorer cannot show")
 
     def describe(self) -> dict[str, Any]:
-        config = self.model.config
+        config = asdict(self.model.config)
         return {"task": self.task, "model": type(self.model).__name__, "max_input_tokens": self.max_len,
                 "parameters": sum(p.numel() for p in self.model.parameters()),
                 "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool)) or v is None}}
@@ -219,6 +220,6 @@ class Inspector:
         return {"kind": kind, "values": [[round(v, 3) for v in row] for row in table.detach().float().tolist()]}
 
     def curves(self) -> list[dict[str, Any]]:
-        from ..train.loop import read_metrics
+        from ..io import read_metrics
 
         return list(read_metrics(self.run))

@@ -4,11 +4,13 @@ takes an optional pre-trained embedding matrix (word2vec, GloVe), frozen or fine
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, EncoderLayer, LearnedPositionalEmbedding, padding_mask
+from ..nn import LSTM, LearnedPositionalEmbedding, encoder_layer, padding_mask
 from . import pretrained
 
 
@@ -31,7 +33,7 @@ def embedding(vocab_size: int, d_model: int, pad_id: int) -> nn.Embedding:
     return layer
 
 
-class TextClassifier(nn.Module):
+class TextClassifier(pretrained.PretrainedModel):
     """What the three share: the token embedding, loading word vectors into it, save/load."""
 
     def load_vectors(self, vectors: Tensor, freeze: bool) -> None:
@@ -45,8 +47,23 @@ class TextClassifier(nn.Module):
             weight[known] = vectors[known].to(weight.dtype)
         weight.requires_grad_(not freeze)
 
-    def save_pretrained(self, directory) -> None:
-        pretrained.save_pretrained(self, directory)
+
+@dataclass
+class TransformerClassifierConfig:
+    vocab_size: int
+    n_classes: int
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
+    max_len: int = 256
+    pool: str = "mean"  # "mean" over real tokens or the "cls" token's output
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean'; got {self.pool!r}")
 
 
 @pretrained.register
@@ -54,22 +71,21 @@ class TransformerClassifier(TextClassifier):
     """An encoder (pre-LN) over the tokens, pooled by a [CLS] token (``pool="cls"``: one learned
     vector in front, its output classified) or by the mean over real tokens (``pool="mean"``)."""
 
-    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, n_heads: int = 4, n_layers: int = 2,
-                 d_ff: int = 256, dropout: float = 0.1, max_len: int = 256, pool: str = "mean", pad_id: int = 0) -> None:
+    config_class = TransformerClassifierConfig
+
+    def __init__(self, config: TransformerClassifierConfig) -> None:
         super().__init__()
-        if pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' or 'mean'; got {pool!r}")
-        self.config = dict(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model, n_heads=n_heads,
-                           n_layers=n_layers, d_ff=d_ff, dropout=dropout, max_len=max_len, pool=pool, pad_id=pad_id)
+        self.config = c = config
+        pool, pad_id, d_model, dropout = c.pool, c.pad_id, c.d_model, c.dropout
         self.pool, self.pad_id = pool, pad_id
-        self.embedding = embedding(vocab_size, d_model, pad_id)
+        self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
-        self.position = LearnedPositionalEmbedding(max_len + 1, d_model)
+        self.position = LearnedPositionalEmbedding(c.max_len + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, n_classes)
+        self.head = nn.Linear(d_model, c.n_classes)
 
     def forward(self, ids: Tensor, need_weights: bool = False) -> Tensor:
         keep = ids != self.pad_id  # (B, T)
@@ -86,21 +102,33 @@ class TransformerClassifier(TextClassifier):
         return self.head(self.dropout(pooled))
 
 
+@dataclass
+class LSTMClassifierConfig:
+    vocab_size: int
+    n_classes: int
+    d_model: int = 128  # embedding width
+    hidden_size: int = 128  # each direction's
+    n_layers: int = 1
+    dropout: float = 0.5
+    pad_id: int = 0
+
+
 @pretrained.register
 class LSTMClassifier(TextClassifier):
     """A bidirectional LSTM over the real tokens (packed, so padding never enters the state), max-pooled
     over time."""
 
-    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, hidden_size: int = 128,
-                 n_layers: int = 1, dropout: float = 0.5, pad_id: int = 0) -> None:
+    config_class = LSTMClassifierConfig
+
+    def __init__(self, config: LSTMClassifierConfig) -> None:
         super().__init__()
-        self.config = dict(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model, hidden_size=hidden_size,
-                           n_layers=n_layers, dropout=dropout, pad_id=pad_id)
+        self.config = c = config
+        pad_id, d_model, hidden_size, n_layers, dropout = c.pad_id, c.d_model, c.hidden_size, c.n_layers, c.dropout
         self.pad_id = pad_id
-        self.embedding = embedding(vocab_size, d_model, pad_id)
+        self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.lstm = LSTM(d_model, hidden_size, n_layers, bidirectional=True, dropout=dropout if n_layers > 1 else 0.0)
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * hidden_size, n_classes)
+        self.head = nn.Linear(2 * hidden_size, c.n_classes)
 
     def forward(self, ids: Tensor) -> Tensor:
         keep = ids != self.pad_id
@@ -110,21 +138,35 @@ class LSTMClassifier(TextClassifier):
         return self.head(self.dropout(masked_max(out, keep)))
 
 
+@dataclass
+class ConvClassifierConfig:
+    vocab_size: int
+    n_classes: int
+    d_model: int = 128  # embedding width
+    widths: tuple[int, ...] = (3, 4, 5)  # the filters' widths, n_filters of each
+    n_filters: int = 100
+    dropout: float = 0.5
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        self.widths = tuple(self.widths)  # config.json holds a list
+
+
 @pretrained.register
 class ConvClassifier(TextClassifier):
     """Kim (2014): filters of several widths over the word vectors, ReLU, max over time, dropout 0.5."""
 
-    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, widths: tuple[int, ...] = (3, 4, 5),
-                 n_filters: int = 100, dropout: float = 0.5, pad_id: int = 0) -> None:
+    config_class = ConvClassifierConfig
+
+    def __init__(self, config: ConvClassifierConfig) -> None:
         super().__init__()
-        widths = tuple(widths)
-        self.config = dict(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model, widths=list(widths),
-                           n_filters=n_filters, dropout=dropout, pad_id=pad_id)
+        self.config = c = config
+        pad_id, d_model, widths, n_filters = c.pad_id, c.d_model, c.widths, c.n_filters
         self.pad_id, self.max_width = pad_id, max(widths)
-        self.embedding = embedding(vocab_size, d_model, pad_id)
+        self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.convs = nn.ModuleList(nn.Conv1d(d_model, n_filters, w) for w in widths)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(n_filters * len(widths), n_classes)
+        self.dropout = nn.Dropout(c.dropout)
+        self.head = nn.Linear(n_filters * len(widths), c.n_classes)
 
     def forward(self, ids: Tensor) -> Tensor:
         if ids.size(1) < self.max_width:  # every filter needs at least its width

@@ -10,7 +10,7 @@ decoding step computes only its new position, each causal layer keeping its last
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -59,18 +59,34 @@ class ConvCache:
         self.histories = [h.index_select(0, index) for h in self.histories]
 
 
-@pretrained.register
-class ConvSeq2Seq(nn.Module):
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, embed_dim: int = 256, hidden_size: int = 512,
-                 n_layers: int = 4, kernel_size: int = 3, dropout: float = 0.1, max_len: int = 256,
-                 pad_id: int = 0) -> None:
-        super().__init__()
-        if kernel_size < 2 or n_layers < 1:
+@dataclass
+class ConvSeq2SeqConfig:
+    src_vocab_size: int
+    tgt_vocab_size: int
+    embed_dim: int = 256
+    hidden_size: int = 512  # the convolutions' channels
+    n_layers: int = 4
+    kernel_size: int = 3
+    dropout: float = 0.1
+    max_len: int = 256  # the learned position tables' size
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kernel_size < 2 or self.n_layers < 1:
             raise ValueError("kernel_size must be at least 2 and n_layers at least 1")
-        self.config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, embed_dim=embed_dim,
-                           hidden_size=hidden_size, n_layers=n_layers, kernel_size=kernel_size, dropout=dropout,
-                           max_len=max_len, pad_id=pad_id)
-        self.pad_id, self.max_len, self.score_scale = pad_id, max_len, embed_dim ** -0.5
+
+
+@pretrained.register
+class ConvSeq2Seq(pretrained.PretrainedModel):
+    config_class = ConvSeq2SeqConfig
+
+    def __init__(self, config: ConvSeq2SeqConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        src_vocab_size, tgt_vocab_size, embed_dim, hidden_size = (c.src_vocab_size, c.tgt_vocab_size, c.embed_dim,
+                                                                  c.hidden_size)
+        n_layers, kernel_size, max_len = c.n_layers, c.kernel_size, c.max_len
+        self.pad_id, self.max_len, self.score_scale = c.pad_id, max_len, embed_dim ** -0.5
         self.src_embed, self.tgt_embed = nn.Embedding(src_vocab_size, embed_dim), nn.Embedding(tgt_vocab_size, embed_dim)
         self.src_position, self.tgt_position = nn.Embedding(max_len, embed_dim), nn.Embedding(max_len, embed_dim)
         self.encoder_in, self.encoder_out = nn.Linear(embed_dim, hidden_size), nn.Linear(hidden_size, embed_dim)
@@ -80,7 +96,7 @@ class ConvSeq2Seq(nn.Module):
         self.attention_in = nn.ModuleList(nn.Linear(hidden_size, embed_dim) for _ in range(n_layers))
         self.attention_out = nn.ModuleList(nn.Linear(embed_dim, hidden_size) for _ in range(n_layers))
         self.generator = nn.Linear(embed_dim, tgt_vocab_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(c.dropout)
         self.last_attention: Tensor | None = None
 
     def _embed(self, tokens: Tensor, table: nn.Embedding, positions: nn.Embedding, offset: int = 0) -> Tensor:
@@ -139,6 +155,3 @@ class ConvSeq2Seq(nn.Module):
     def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
         memory, memory_mask = self.encode(src)
         return self.decode(tgt, memory, memory_mask)
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        pretrained.save_pretrained(self, directory)

@@ -11,11 +11,13 @@ real series have.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import GRU, LSTM, EncoderLayer, LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from ..nn import GRU, LSTM, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer
 from . import pretrained
 
 
@@ -50,11 +52,21 @@ class TemporalHead(nn.Module):
         return self.features(self.time(h.transpose(1, 2)).transpose(1, 2))
 
 
-class Forecaster(nn.Module):
-    """What every forecaster shares: its constructor arguments (``config``) and save/load."""
+class Forecaster(pretrained.PretrainedModel):
+    """What every forecaster shares: a config whose first fields are ``channels`` (C), ``input_len`` (L)
+    and ``horizon`` (H), and save/load."""
 
-    def save_pretrained(self, directory) -> None:
-        pretrained.save_pretrained(self, directory)
+
+@dataclass
+class TimeStepTransformerConfig:
+    channels: int
+    input_len: int
+    horizon: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int = 128
+    dropout: float = 0.1
 
 
 @pretrained.register
@@ -62,17 +74,18 @@ class TimeStepTransformer(Forecaster):
     """Seed 000's model: each time step is a token (its C values projected to d_model), sinusoidal
     positions, a Transformer encoder, and a head that maps the L encoded steps to H forecasts."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_heads: int = 4,
-                 n_layers: int = 2, d_ff: int = 128, dropout: float = 0.1) -> None:
+    config_class = TimeStepTransformerConfig
+
+    def __init__(self, config: TimeStepTransformerConfig) -> None:
         super().__init__()
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
-                           n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout)
+        self.config = c = config
+        channels, input_len, horizon, d_model, dropout = c.channels, c.input_len, c.horizon, c.d_model, c.dropout
         self.norm = InstanceNorm()
         self.embed = nn.Linear(channels, d_model)
         self.position = SinusoidalPositionalEncoding(d_model, input_len)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(c.n_layers))
         self.final_norm = nn.LayerNorm(d_model)
         self.head = TemporalHead(input_len, horizon, d_model, channels)
 
@@ -88,29 +101,46 @@ class TimeStepTransformer(Forecaster):
         return self.layers[-1].last_attention
 
 
+@dataclass
+class PatchTransformerConfig:
+    channels: int
+    input_len: int
+    horizon: int
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 3
+    d_ff: int = 128
+    dropout: float = 0.2
+    patch_len: int = 16
+    stride: int = 8
+
+    def __post_init__(self) -> None:
+        if self.patch_len > self.input_len or self.stride < 1:
+            raise ValueError(f"model.patch_len ({self.patch_len}) must fit in input_len ({self.input_len}); "
+                             f"stride ≥ 1")
+
+
 @pretrained.register
 class PatchTransformer(Forecaster):
     """PatchTST (Nie et al., 2023): every channel on its own (channel independence), cut into patches
     of ``patch_len`` steps every ``stride`` steps; each patch is a token; a Transformer encoder over
     the patches; the flattened patch features map linearly to the H forecasts."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_heads: int = 4,
-                 n_layers: int = 3, d_ff: int = 128, dropout: float = 0.2, patch_len: int = 16,
-                 stride: int = 8) -> None:
+    config_class = PatchTransformerConfig
+
+    def __init__(self, config: PatchTransformerConfig) -> None:
         super().__init__()
-        if patch_len > input_len or stride < 1:
-            raise ValueError(f"model.patch_len ({patch_len}) must fit in input_len ({input_len}); stride ≥ 1")
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
-                           n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
-                           patch_len=patch_len, stride=stride)
+        self.config = c = config
+        input_len, horizon, d_model, dropout, patch_len, stride = (c.input_len, c.horizon, c.d_model, c.dropout,
+                                                                   c.patch_len, c.stride)
         self.patch_len, self.stride = patch_len, stride
         self.n_patches = (input_len - patch_len) // stride + 2  # +1: the series is padded by one stride
         self.norm = InstanceNorm()
         self.embed = nn.Linear(patch_len, d_model)
         self.position = LearnedPositionalEmbedding(self.n_patches, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu")
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+                                    for _ in range(c.n_layers))
         self.final_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(self.n_patches * d_model, horizon)
 
@@ -136,21 +166,34 @@ class PatchTransformer(Forecaster):
         return self.layers[-1].last_attention
 
 
+@dataclass
+class RecurrentForecasterConfig:
+    channels: int
+    input_len: int
+    horizon: int
+    d_model: int = 64
+    n_layers: int = 2
+    cell: str = "lstm"  # or "gru"
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru'; got {self.cell!r}")
+
+
 @pretrained.register
 class RecurrentForecaster(Forecaster):
     """An LSTM or GRU reads the window step by step; its outputs at every step go through the same
     temporal head as the Transformer's (so the comparison is of the encoders)."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_layers: int = 2,
-                 cell: str = "lstm", dropout: float = 0.1) -> None:
+    config_class = RecurrentForecasterConfig
+
+    def __init__(self, config: RecurrentForecasterConfig) -> None:
         super().__init__()
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru'; got {cell!r}")
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
-                           n_layers=n_layers, cell=cell, dropout=dropout)
+        self.config = c = config
         self.norm = InstanceNorm()
-        self.rnn = (LSTM if cell == "lstm" else GRU)(channels, d_model, n_layers, dropout=dropout)
-        self.head = TemporalHead(input_len, horizon, d_model, channels)
+        self.rnn = (LSTM if c.cell == "lstm" else GRU)(c.channels, c.d_model, c.n_layers, dropout=c.dropout)
+        self.head = TemporalHead(c.input_len, c.horizon, c.d_model, c.channels)
 
     def forward(self, x: Tensor) -> Tensor:
         x, stats = self.norm(x)
@@ -158,21 +201,34 @@ class RecurrentForecaster(Forecaster):
         return self.norm.denormalise(self.head(h), stats)
 
 
+@dataclass
+class ConvForecasterConfig:
+    channels: int
+    input_len: int
+    horizon: int
+    d_model: int = 64
+    n_layers: int = 4
+    kernel_size: int = 3
+    dropout: float = 0.1
+
+
 @pretrained.register
 class ConvForecaster(Forecaster):
     """Stacked causal 1-D convolutions with growing dilation (receptive field 1 + (k-1)(2^n - 1) steps),
     residual connections, then the temporal head."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, d_model: int = 64, n_layers: int = 4,
-                 kernel_size: int = 3, dropout: float = 0.1) -> None:
+    config_class = ConvForecasterConfig
+
+    def __init__(self, config: ConvForecasterConfig) -> None:
         super().__init__()
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, d_model=d_model,
-                           n_layers=n_layers, kernel_size=kernel_size, dropout=dropout)
+        self.config = c = config
+        channels, d_model = c.channels, c.d_model
         self.norm = InstanceNorm()
         self.embed = nn.Conv1d(channels, d_model, 1)
-        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel_size, dilation=2**i) for i in range(n_layers))
-        self.dropout = nn.Dropout(dropout)
-        self.head = TemporalHead(input_len, horizon, d_model, channels)
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, c.kernel_size, dilation=2**i)
+                                   for i in range(c.n_layers))
+        self.dropout = nn.Dropout(c.dropout)
+        self.head = TemporalHead(c.input_len, c.horizon, d_model, channels)
 
     def forward(self, x: Tensor) -> Tensor:
         x, stats = self.norm(x)
@@ -183,21 +239,30 @@ class ConvForecaster(Forecaster):
         return self.norm.denormalise(self.head(h.transpose(1, 2)), stats)
 
 
+@dataclass
+class LinearForecasterConfig:
+    channels: int
+    input_len: int
+    horizon: int
+    kernel_size: int = 25  # the moving average's width
+    revin: bool = False
+
+
 @pretrained.register
 class LinearForecaster(Forecaster):
     """DLinear (Zeng et al., 2023): split each channel into a trend (moving average over
     ``kernel_size`` steps) and the seasonal rest; one linear map L -> H for each, shared by channels.
     ``revin=True`` normalises each window first, as RLinear (Li et al., 2023) does."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, kernel_size: int = 25,
-                 revin: bool = False) -> None:
+    config_class = LinearForecasterConfig
+
+    def __init__(self, config: LinearForecasterConfig) -> None:
         super().__init__()
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, kernel_size=kernel_size,
-                           revin=revin)
-        self.kernel_size = kernel_size
-        self.norm = InstanceNorm() if revin else None
-        self.trend = nn.Linear(input_len, horizon)
-        self.seasonal = nn.Linear(input_len, horizon)
+        self.config = c = config
+        self.kernel_size = c.kernel_size
+        self.norm = InstanceNorm() if c.revin else None
+        self.trend = nn.Linear(c.input_len, c.horizon)
+        self.seasonal = nn.Linear(c.input_len, c.horizon)
 
     def moving_average(self, x: Tensor) -> Tensor:
         """(B, C, L) -> (B, C, L), each end padded by repeating its value so the length is kept."""
@@ -214,6 +279,19 @@ class LinearForecaster(Forecaster):
         return self.norm.denormalise(y, stats) if self.norm is not None else y
 
 
+@dataclass
+class PeriodicLinearForecasterConfig:
+    channels: int
+    input_len: int
+    horizon: int
+    period: int = 24  # w, in rows
+    revin: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.period <= self.input_len:
+            raise ValueError(f"model.period must be between 1 and input_len ({self.input_len}); got {self.period}")
+
+
 @pretrained.register
 class PeriodicLinearForecaster(Forecaster):
     """SparseTSF (Lin et al., 2024): with a known period w (24 for hourly data), the value at phase p of
@@ -223,14 +301,15 @@ class PeriodicLinearForecaster(Forecaster):
     phase. (L/w)·⌈H/w⌉ + 2·⌊w/2⌋ + 1 weights: it cannot overfit much, which is its point. The oldest
     L mod w steps are not read."""
 
-    def __init__(self, channels: int, input_len: int, horizon: int, period: int = 24, revin: bool = False) -> None:
+    config_class = PeriodicLinearForecasterConfig
+
+    def __init__(self, config: PeriodicLinearForecasterConfig) -> None:
         super().__init__()
-        if not 1 <= period <= input_len:
-            raise ValueError(f"model.period must be between 1 and input_len ({input_len}); got {period}")
-        self.config = dict(channels=channels, input_len=input_len, horizon=horizon, period=period, revin=revin)
+        self.config = c = config
+        input_len, horizon, period = c.input_len, c.horizon, c.period
         self.period, self.horizon = period, horizon
         self.days_in, self.days_out = input_len // period, -(-horizon // period)
-        self.norm = InstanceNorm() if revin else None
+        self.norm = InstanceNorm() if c.revin else None
         self.smooth = nn.Conv1d(1, 1, 2 * (period // 2) + 1, padding=period // 2, bias=False)
         self.across_days = nn.Linear(self.days_in, self.days_out, bias=False)
 

@@ -10,13 +10,13 @@ Pre-LN by default, as in GPT-2; rotary position embeddings (RoPE) as an option.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ..nn import (EncoderLayer, KVCache, LearnedPositionalEmbedding, RotaryEmbedding,
-                  SinusoidalPositionalEncoding, causal_mask)
+from ..nn import (KVCache, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding, causal_mask,
+                  encoder_layer)
 from . import generation, pretrained
 
 POSITIONAL = ("learned", "sinusoidal", "rotary")
@@ -30,21 +30,38 @@ class LMCache(list):
         return len(self[0]) if self else 0
 
 
+@dataclass
+class TransformerLMConfig:
+    """The decoder-only model's sizes; the defaults are a small GPT (pre-LN, GELU, tied output)."""
+
+    vocab_size: int
+    d_model: int = 384
+    n_heads: int = 6
+    n_layers: int = 6
+    d_ff: int | None = None  # None = 4 · d_model
+    max_len: int = 256  # the longest context: the learned position table's size
+    dropout: float = 0.0
+    norm_first: bool = True
+    activation: str = "gelu"
+    positional: str = "learned"  # "learned", "sinusoidal" or "rotary"
+    tie_weights: bool = True  # the output layer is the embedding (Press & Wolf, 2017)
+    attention_dropout: float | None = None  # None = dropout
+    ff_dropout: float | None = None  # None = dropout
+
+    def __post_init__(self) -> None:
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {self.positional!r}")
+        self.d_ff = self.d_ff or 4 * self.d_model
+
+
 @pretrained.register
-class TransformerLM(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int = 384, n_heads: int = 6, n_layers: int = 6,
-                 d_ff: int | None = None, max_len: int = 256, dropout: float = 0.0,
-                 norm_first: bool = True, activation: str = "gelu", positional: str = "learned",
-                 tie_weights: bool = True, attention_dropout: float | None = None,
-                 ff_dropout: float | None = None) -> None:
+class TransformerLM(pretrained.PretrainedModel):
+    config_class = TransformerLMConfig
+
+    def __init__(self, config: TransformerLMConfig) -> None:
         super().__init__()
-        if positional not in POSITIONAL:
-            raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {positional!r}")
-        d_ff = d_ff or 4 * d_model
-        self.config = dict(vocab_size=vocab_size, d_model=d_model, n_heads=n_heads, n_layers=n_layers,
-                           d_ff=d_ff, max_len=max_len, dropout=dropout, norm_first=norm_first,
-                           activation=activation, positional=positional, tie_weights=tie_weights,
-                           attention_dropout=attention_dropout, ff_dropout=ff_dropout)
+        self.config = c = config
+        vocab_size, d_model, n_heads, max_len = c.vocab_size, c.d_model, c.n_heads, c.max_len
         self.vocab_size, self.max_len = vocab_size, max_len
 
         self.embedding = nn.Embedding(vocab_size, d_model)
@@ -52,17 +69,17 @@ class TransformerLM(nn.Module):
             "learned": lambda: LearnedPositionalEmbedding(max_len, d_model),
             "sinusoidal": lambda: SinusoidalPositionalEncoding(d_model, max_len),
             "rotary": lambda: None,
-        }[positional]()
-        rotary = RotaryEmbedding(d_model // n_heads, max_len) if positional == "rotary" else None
-        self.dropout = nn.Dropout(dropout)
+        }[c.positional]()
+        rotary = RotaryEmbedding(d_model // n_heads, max_len) if c.positional == "rotary" else None
+        self.dropout = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList(
-            EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation, attention_dropout,
-                         ff_dropout, rotary)
-            for _ in range(n_layers))
-        self.norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+            encoder_layer(d_model, n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
+                         c.ff_dropout, rotary)
+            for _ in range(c.n_layers))
+        self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)
-        self._init_weights(n_layers)
-        if tie_weights:  # one matrix for input embedding and output projection (Press & Wolf, 2017)
+        self._init_weights(c.n_layers)
+        if c.tie_weights:  # one matrix for input embedding and output projection (Press & Wolf, 2017)
             self.lm_head.weight = self.embedding.weight
 
     def _init_weights(self, n_layers: int) -> None:
@@ -112,10 +129,3 @@ class TransformerLM(nn.Module):
         if not embedding and isinstance(self.position, LearnedPositionalEmbedding):
             n -= self.position.embedding.weight.numel()
         return n
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        pretrained.save_pretrained(self, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "TransformerLM":
-        return pretrained.load_as(cls, directory)

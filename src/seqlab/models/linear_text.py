@@ -26,6 +26,8 @@ from scipy.special import expit, softmax
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from ..io import atomic_write
+
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"  # words, and each punctuation mark as a word of its own
 CONFIG_FILE, WEIGHTS_FILE = "linear_model.json", "linear_model.safetensors"
 SETTINGS = ("arch", "word_ngrams", "char_ngrams", "C", "nb_alpha", "nb_beta", "classes")  # saved as JSON
@@ -108,8 +110,6 @@ class LinearTextClassifier:
         return scores / scores.sum(axis=1, keepdims=True)
 
     def save_pretrained(self, directory: str | Path) -> None:
-        from ..train.checkpoint import atomic_write  # deferred: train imports models
-
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         settings = {name: getattr(self, name) for name in SETTINGS}

@@ -1,14 +1,21 @@
-"""``save_pretrained(dir)`` / ``from_pretrained(dir)``: weights as safetensors, constructor
-arguments as JSON — no pickle, loadable anywhere."""
+"""``save_pretrained(dir)`` / ``from_pretrained(dir)``: weights as safetensors, the model's config
+dataclass as JSON — no pickle, loadable in any process that has imported :mod:`seqlab.models`.
+
+``config.json`` is ``{"model_class": "TransformerLM", **asdict(model.config)}``: the class's name picks
+the class from :data:`MODEL_CLASSES`, the other keys must be exactly the fields of its config class.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from safetensors.torch import load_model, save_model
 from torch import nn
+
+from ..io import atomic_write
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
@@ -16,18 +23,38 @@ MODEL_CLASSES: dict[str, type[nn.Module]] = {}
 
 
 def register(cls: type[nn.Module]) -> type[nn.Module]:
-    """Class decorator: makes a model loadable by ``from_pretrained``. The model keeps the keyword
-    arguments it was built with in ``self.config`` (a dict of JSON values)."""
+    """Class decorator: makes a model loadable by ``from_pretrained``. The class names its config
+    dataclass in ``config_class`` and is built as ``cls(config)``; the model keeps that config in
+    ``self.config``."""
+    if not (isinstance(getattr(cls, "config_class", None), type) and is_dataclass(cls.config_class)):
+        raise TypeError(f"{cls.__name__}.config_class must be a dataclass")
     MODEL_CLASSES[cls.__name__] = cls
     return cls
 
 
-def save_pretrained(model: nn.Module, directory: str | Path) -> None:
-    from ..train.checkpoint import atomic_write  # deferred: train imports models
+class PretrainedModel(nn.Module):
+    """What every registered model shares: ``save_pretrained`` and ``from_pretrained``."""
 
+    config_class: type
+    config: Any
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        save_pretrained(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> nn.Module:
+        return load_as(cls, directory)
+
+
+def config_values(config: Any) -> dict[str, Any]:
+    """A config dataclass as the JSON values ``config.json`` holds (tuples become lists)."""
+    return json.loads(json.dumps(asdict(config)))
+
+
+def save_pretrained(model: nn.Module, directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"model_class": type(model).__name__, **model.config}
+    config = {"model_class": type(model).__name__, **config_values(model.config)}
     atomic_write(directory / CONFIG_FILE, lambda path: path.write_text(json.dumps(config, indent=2)))
     # save_model de-duplicates tied weights (embedding = output layer) that save_file refuses.
     atomic_write(directory / WEIGHTS_FILE, lambda path: save_model(model, str(path)))
@@ -37,12 +64,27 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / CONFIG_FILE).read_text())
 
 
-def from_pretrained(directory: str | Path, **overrides: Any) -> nn.Module:
-    config = read_config(directory)
-    name = config.pop("model_class")
+def build_config(config_class: type, values: dict[str, Any], source: str) -> Any:
+    """``config_class(**values)``, or a ValueError naming ``source`` and the first unknown or missing key."""
+    names = [f.name for f in fields(config_class)]
+    unknown = [key for key in values if key not in names]
+    if unknown:
+        raise ValueError(f"{source}: unknown key {unknown[0]!r} for {config_class.__name__} "
+                         f"(its keys: {', '.join(names)})")
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise ValueError(f"{source}: missing key {missing[0]!r} for {config_class.__name__}")
+    return config_class(**values)
+
+
+def from_pretrained(directory: str | Path) -> nn.Module:
+    source = Path(directory) / CONFIG_FILE
+    values = read_config(directory)
+    name = values.pop("model_class", None)
     if name not in MODEL_CLASSES:
-        raise ValueError(f"unknown model class {name!r} in {directory}/{CONFIG_FILE}")
-    model = MODEL_CLASSES[name](**{**config, **overrides})
+        raise ValueError(f"{source}: unknown model_class {name!r} (known: {', '.join(sorted(MODEL_CLASSES))})")
+    cls = MODEL_CLASSES[name]
+    model = cls(build_config(cls.config_class, values, str(source)))
     load_model(model, str(Path(directory) / WEIGHTS_FILE))
     return model
 

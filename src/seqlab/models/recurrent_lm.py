@@ -4,7 +4,7 @@ GRU layers → Linear. The Transformer LM's equal in ``seqlab compare lm``, with
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
@@ -22,22 +22,35 @@ class RecurrentState:
         self.offset = 0
 
 
+@dataclass
+class RecurrentLMConfig:
+    vocab_size: int
+    d_model: int = 256  # embedding and hidden width
+    n_layers: int = 2
+    cell: str = "lstm"  # "rnn", "lstm" or "gru"
+    dropout: float = 0.0
+    tie_weights: bool = True
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {self.cell!r}")
+
+
 @pretrained.register
-class RecurrentLM(nn.Module):
-    def __init__(self, vocab_size: int, d_model: int = 256, n_layers: int = 2, cell: str = "lstm",
-                 dropout: float = 0.0, tie_weights: bool = True) -> None:
+class RecurrentLM(pretrained.PretrainedModel):
+    config_class = RecurrentLMConfig
+
+    def __init__(self, config: RecurrentLMConfig) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
-        self.config = dict(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, cell=cell,
-                           dropout=dropout, tie_weights=tie_weights)
+        self.config = c = config
+        vocab_size, d_model = c.vocab_size, c.d_model
         self.vocab_size, self.max_len = vocab_size, None  # any length: the state carries the past
         self.embedding = nn.Embedding(vocab_size, d_model)
-        self.rnn = init_recurrent(CELLS[cell](d_model, d_model, n_layers, dropout=dropout))
-        self.dropout = nn.Dropout(dropout)
+        self.rnn = init_recurrent(CELLS[c.cell](d_model, d_model, c.n_layers, dropout=c.dropout))
+        self.dropout = nn.Dropout(c.dropout)
         self.lm_head = nn.Linear(d_model, vocab_size)
         nn.init.normal_(self.embedding.weight, std=0.02)
-        if tie_weights:
+        if c.tie_weights:
             self.lm_head.weight = self.embedding.weight
 
     def forward(self, ids: Tensor, cache: RecurrentState | None = None) -> Tensor:
@@ -57,6 +70,3 @@ class RecurrentLM(nn.Module):
 
     def num_parameters(self, embedding: bool = True) -> int:
         return sum(p.numel() for p in self.parameters())
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        pretrained.save_pretrained(self, directory)

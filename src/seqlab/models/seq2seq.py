@@ -16,7 +16,7 @@ state h_{t-1}, as in Bahdanau's formulation.
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -89,28 +89,46 @@ class RecurrentCache:
             self.c = [c.index_select(0, index) for c in self.c] if self.c is not None else None
 
 
-@pretrained.register
-class Seq2Seq(nn.Module):
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, kind: str = "attention", cell: str = "lstm",
-                 embed_dim: int = 256, hidden_size: int = 512, num_layers: int = 1, bidirectional: bool = True,
-                 dropout: float = 0.1, score: str = "additive", window: int | None = None, pad_id: int = 0) -> None:
-        super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"seq2seq kind must be one of {', '.join(KINDS)}; got {kind!r}")
-        if cell not in ("lstm", "gru"):
-            raise ValueError(f"cell must be 'lstm' or 'gru'; got {cell!r}")
-        if window is not None and kind != "attention":
+@dataclass
+class Seq2SeqConfig:
+    src_vocab_size: int
+    tgt_vocab_size: int
+    kind: str = "attention"  # "simple", "context" or "attention"
+    cell: str = "lstm"  # "lstm" or "gru"
+    embed_dim: int = 256
+    hidden_size: int = 512
+    num_layers: int = 1
+    bidirectional: bool = True  # the encoder's
+    dropout: float = 0.1
+    score: str = "additive"  # attention: "additive", "dot" or "general"
+    window: int | None = None  # attention: local, within this distance of p_t; None = global
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"seq2seq kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
+        if self.cell not in ("lstm", "gru"):
+            raise ValueError(f"cell must be 'lstm' or 'gru'; got {self.cell!r}")
+        if self.window is not None and self.kind != "attention":
             raise ValueError("a local attention window needs kind='attention'")
-        self.config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, kind=kind, cell=cell,
-                           embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers,
-                           bidirectional=bidirectional, dropout=dropout, score=score, window=window, pad_id=pad_id)
+
+
+@pretrained.register
+class Seq2Seq(pretrained.PretrainedModel):
+    config_class = Seq2SeqConfig
+
+    def __init__(self, config: Seq2SeqConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        kind, cell, pad_id, num_layers, embed_dim, hidden_size = (c.kind, c.cell, c.pad_id, c.num_layers,
+                                                                  c.embed_dim, c.hidden_size)
         self.kind, self.cell, self.pad_id, self.num_layers = kind, cell, pad_id, num_layers
-        directions = 2 if bidirectional else 1
+        directions = 2 if c.bidirectional else 1
         encoder_size = hidden_size * directions
-        self.src_embed = nn.Embedding(src_vocab_size, embed_dim, padding_idx=pad_id)
-        self.tgt_embed = nn.Embedding(tgt_vocab_size, embed_dim, padding_idx=pad_id)
+        self.src_embed = nn.Embedding(c.src_vocab_size, embed_dim, padding_idx=pad_id)
+        self.tgt_embed = nn.Embedding(c.tgt_vocab_size, embed_dim, padding_idx=pad_id)
         self.encoder = init_recurrent((LSTM if cell == "lstm" else GRU)(
-            embed_dim, hidden_size, num_layers, bidirectional, dropout if num_layers > 1 else 0.0))
+            embed_dim, hidden_size, num_layers, c.bidirectional, c.dropout if num_layers > 1 else 0.0))
         # The encoder's final state (both directions) -> the decoder's initial state, layer by layer.
         self.bridge = nn.Linear(encoder_size, hidden_size)
         self.bridge_cell = nn.Linear(encoder_size, hidden_size) if cell == "lstm" else None
@@ -119,9 +137,9 @@ class Seq2Seq(nn.Module):
         self.decoder = nn.ModuleList(
             init_recurrent(cell_class(embed_dim + context_size if layer == 0 else hidden_size, hidden_size))
             for layer in range(num_layers))
-        self.alignment = Alignment(hidden_size, encoder_size, score, window) if kind == "attention" else None
-        self.output = nn.Linear(hidden_size + context_size + (embed_dim if context_size else 0), tgt_vocab_size)
-        self.dropout = nn.Dropout(dropout)
+        self.alignment = Alignment(hidden_size, encoder_size, c.score, c.window) if kind == "attention" else None
+        self.output = nn.Linear(hidden_size + context_size + (embed_dim if context_size else 0), c.tgt_vocab_size)
+        self.dropout = nn.Dropout(c.dropout)
         self.last_attention: Tensor | None = None  # (B, T, S) after decode(need_weights=True)
 
     # --- encoder ----------------------------------------------------------------------------
@@ -195,9 +213,6 @@ class Seq2Seq(nn.Module):
         """Training: src (B, S), tgt (B, T) shifted right -> logits (B, T, V)."""
         memory, memory_mask = self.encode(src)
         return self.decode(tgt, memory, memory_mask, teacher_forcing=teacher_forcing)
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        pretrained.save_pretrained(self, directory)
 
 
 def teacher_forcing_ratio(step: int, schedule: str = "constant", start: float = 1.0, end: float = 0.5,

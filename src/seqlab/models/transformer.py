@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ..nn import (Decoder, DecoderLayer, Encoder, EncoderLayer, LearnedPositionalEmbedding,
-                  SinusoidalPositionalEncoding, causal_mask, padding_mask)
+from ..nn import (Decoder, Encoder, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, causal_mask,
+                  decoder_layer, encoder_layer, padding_mask)
 from ..nn.layers import DecoderCache
 from . import pretrained
 
@@ -36,56 +36,68 @@ class TokenEmbedding(nn.Module):
         return self.dropout(self.positional(self.embedding(tokens) * self.scale, offset))
 
 
-@pretrained.register
-class Transformer(nn.Module):
-    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, d_model: int = 512, n_heads: int = 8,
-                 n_layers: int = 6, d_ff: int = 2048, dropout: float = 0.1, max_len: int = 512,
-                 n_decoder_layers: int | None = None, norm_first: bool = False,
-                 positional: str = "sinusoidal", activation: str = "relu",
-                 share_embeddings: bool = False, tie_output: bool = True, pad_id: int = 0,
-                 attention_dropout: float | None = None, ff_dropout: float | None = None) -> None:
-        super().__init__()
-        if positional not in POSITIONAL:
-            raise ValueError(f"positional must be one of {sorted(POSITIONAL)}, got {positional!r}")
-        if share_embeddings and src_vocab_size != tgt_vocab_size:
+@dataclass
+class TransformerConfig:
+    """The encoder-decoder's sizes; the defaults are the paper's base model (Table 3)."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    d_model: int = 512
+    n_heads: int = 8
+    n_layers: int = 6
+    d_ff: int = 2048
+    dropout: float = 0.1
+    max_len: int = 512
+    n_decoder_layers: int | None = None  # None = n_layers
+    norm_first: bool = False  # the paper's post-LN; True = pre-LN
+    positional: str = "sinusoidal"  # or "learned"
+    activation: str = "relu"
+    share_embeddings: bool = False  # one embedding matrix for source and target (one vocabulary)
+    tie_output: bool = True  # the output layer is the target embedding (§3.4)
+    pad_id: int = 0
+    attention_dropout: float | None = None  # None = dropout
+    ff_dropout: float | None = None  # None = dropout
+
+    def __post_init__(self) -> None:
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {sorted(POSITIONAL)}, got {self.positional!r}")
+        if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError("share_embeddings needs one vocabulary for source and target")
-        self.config = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size,
-                           d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff,
-                           dropout=dropout, max_len=max_len, n_decoder_layers=n_decoder_layers,
-                           norm_first=norm_first, positional=positional, activation=activation,
-                           share_embeddings=share_embeddings, tie_output=tie_output, pad_id=pad_id,
-                           attention_dropout=attention_dropout, ff_dropout=ff_dropout)
-        self.pad_id = pad_id
-        self.max_len = max_len
+
+
+@pretrained.register
+class Transformer(pretrained.PretrainedModel):
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = c = config
+        self.pad_id, self.max_len = c.pad_id, c.max_len
 
         def position() -> nn.Module:
-            if positional == "learned":
-                return LearnedPositionalEmbedding(max_len, d_model)
-            return SinusoidalPositionalEncoding(d_model, max_len)
+            if c.positional == "learned":
+                return LearnedPositionalEmbedding(c.max_len, c.d_model)
+            return SinusoidalPositionalEncoding(c.d_model, c.max_len)
 
         def final_norm() -> nn.Module | None:
-            return nn.LayerNorm(d_model) if norm_first else None
+            return nn.LayerNorm(c.d_model) if c.norm_first else None
 
-        self.src_embed = TokenEmbedding(src_vocab_size, d_model, position(), dropout)
-        self.tgt_embed = TokenEmbedding(tgt_vocab_size, d_model, position(), dropout)
-        self.encoder = Encoder(
-            [EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation, attention_dropout, ff_dropout)
-             for _ in range(n_layers)],
-            final_norm())
-        self.decoder = Decoder(
-            [DecoderLayer(d_model, n_heads, d_ff, dropout, norm_first, activation, attention_dropout, ff_dropout)
-             for _ in range(n_decoder_layers or n_layers)],
-            final_norm())
-        self.generator = nn.Linear(d_model, tgt_vocab_size)  # the final Linear before softmax
+        block = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
+                 c.ff_dropout)
+        self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, position(), c.dropout)
+        self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, position(), c.dropout)
+        self.encoder = Encoder([encoder_layer(*block) for _ in range(c.n_layers)], final_norm())
+        self.decoder = Decoder([decoder_layer(*block) for _ in range(c.n_decoder_layers or c.n_layers)], final_norm())
+        self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)  # the final Linear before softmax
 
         for p in self.parameters():
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
         # §3.4: "we share the same weight matrix between the two embedding layers and the
         # pre-softmax linear transformation".
-        if share_embeddings:
+        if c.share_embeddings:
             self.tgt_embed.embedding.weight = self.src_embed.embedding.weight
-        if tie_output:
+        if c.tie_output:
             self.generator.weight = self.tgt_embed.embedding.weight
 
     def encode(self, src: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor]:
@@ -111,10 +123,3 @@ class Transformer(nn.Module):
 
     def new_cache(self) -> DecoderCache:
         return self.decoder.new_cache()
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        pretrained.save_pretrained(self, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "Transformer":
-        return pretrained.load_as(cls, directory)

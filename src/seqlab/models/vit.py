@@ -8,10 +8,12 @@ is classified.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from ..nn import EncoderLayer, LearnedPositionalEmbedding
+from ..nn import LearnedPositionalEmbedding, encoder_layer
 from . import pretrained
 
 
@@ -31,27 +33,40 @@ def unpatchify(patches: Tensor, patch: int, channels: int, height: int, width: i
     return x.permute(0, 3, 1, 4, 2, 5).reshape(B, channels, height, width)
 
 
+@dataclass
+class VisionTransformerConfig:
+    image_size: int  # square images: height = width
+    n_classes: int
+    channels: int = 1
+    patch_size: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 4
+    d_ff: int = 128
+    dropout: float = 0.1
+    attention_dropout: float | None = None  # None = dropout
+    ff_dropout: float | None = None  # None = dropout
+
+
 @pretrained.register
-class VisionTransformer(nn.Module):
-    def __init__(self, image_size: int, n_classes: int, channels: int = 1, patch_size: int = 2,
-                 d_model: int = 64, n_heads: int = 4, n_layers: int = 4, d_ff: int = 128,
-                 dropout: float = 0.1, attention_dropout: float | None = None,
-                 ff_dropout: float | None = None) -> None:
+class VisionTransformer(pretrained.PretrainedModel):
+    config_class = VisionTransformerConfig
+
+    def __init__(self, config: VisionTransformerConfig) -> None:
         super().__init__()
-        self.config = dict(image_size=image_size, n_classes=n_classes, channels=channels, patch_size=patch_size,
-                           d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ff=d_ff, dropout=dropout,
-                           attention_dropout=attention_dropout, ff_dropout=ff_dropout)
+        self.config = c = config
+        image_size, channels, patch_size, d_model, dropout = c.image_size, c.channels, c.patch_size, c.d_model, c.dropout
         self.patch_size, self.channels, self.image_size = patch_size, channels, image_size
         n_patches = (image_size // patch_size) ** 2
         self.patch_embedding = nn.Linear(channels * patch_size**2, d_model)
         self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
         self.position = LearnedPositionalEmbedding(n_patches + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, norm_first=True, activation="gelu",
-                                                 attention_dropout=attention_dropout, ff_dropout=ff_dropout)
-                                    for _ in range(n_layers))
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
+                                                 attention_dropout=c.attention_dropout, ff_dropout=c.ff_dropout)
+                                    for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, n_classes)
+        self.head = nn.Linear(d_model, c.n_classes)
         nn.init.normal_(self.cls, std=0.02)
 
     def forward(self, images: Tensor, need_weights: bool = False) -> Tensor:
@@ -66,9 +81,6 @@ class VisionTransformer(nn.Module):
     def attention_maps(self) -> list[Tensor]:
         """Per layer, (B, heads, 1 + N, 1 + N) weights of the last forward(need_weights=True)."""
         return [layer.last_attention for layer in self.layers]
-
-    def save_pretrained(self, directory) -> None:
-        pretrained.save_pretrained(self, directory)
 
 
 def attention_rollout(maps: list[Tensor]) -> Tensor:

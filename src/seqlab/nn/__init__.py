@@ -2,7 +2,7 @@
 
 from .attention import KVCache, MultiHeadAttention, scaled_dot_product_attention
 from .feedforward import PositionwiseFeedForward
-from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer
+from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer, decoder_layer, encoder_layer
 from .masks import causal_mask, padding_mask
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, init_recurrent
 from .positional import (LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
@@ -10,7 +10,8 @@ from .positional import (LearnedPositionalEmbedding, RotaryEmbedding, Sinusoidal
 
 __all__ = [
     "KVCache", "MultiHeadAttention", "scaled_dot_product_attention", "PositionwiseFeedForward",
-    "Decoder", "DecoderLayer", "Encoder", "EncoderLayer", "causal_mask", "padding_mask",
+    "Decoder", "DecoderLayer", "Encoder", "EncoderLayer", "encoder_layer", "decoder_layer", "causal_mask",
+    "padding_mask",
     "LearnedPositionalEmbedding", "RotaryEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "init_recurrent",
 ]

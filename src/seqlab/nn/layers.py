@@ -33,18 +33,21 @@ class EncoderLayer(nn.Module):
     """Multi-head self-attention, then the position-wise feed-forward network, each with Add & Norm.
 
     Run under a causal mask it is also the block of a decoder-only language model (GPT): the decoder
-    layer without cross-attention. ``rotary`` is passed to its self-attention (RoPE)."""
+    layer without cross-attention.
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu",
-                 attention_dropout: float | None = None, ff_dropout: float | None = None,
-                 rotary: nn.Module | None = None) -> None:
+    The layer is composed from the parts it is given: ``self_attn`` (a :class:`MultiHeadAttention`),
+    ``ff`` (the position-wise feed-forward network, any (B, T, D) -> (B, T, D) module), ``norm1`` and
+    ``norm2`` (the Add & Norm of each sub-layer); ``dropout`` is the residual dropout (§5.4).
+    :func:`encoder_layer` builds the paper's."""
+
+    def __init__(self, self_attn: MultiHeadAttention, ff: nn.Module, norm1: nn.Module, norm2: nn.Module,
+                 dropout: float = 0.1, norm_first: bool = False) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout), rotary=rotary)
-        self.ff = PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
+        self.self_attn = self_attn
+        self.ff = ff
+        self.norm1 = norm1
+        self.norm2 = norm2
         self.dropout = nn.Dropout(dropout)
         self.last_attention: Tensor | None = None  # (B, H, T, T) when forward(need_weights=True)
 
@@ -66,19 +69,22 @@ class EncoderLayer(nn.Module):
 
 class DecoderLayer(nn.Module):
     """Masked self-attention over the output so far, cross-attention over the encoder memory
-    (queries from the decoder, keys and values from the encoder), then the feed-forward network."""
+    (queries from the decoder, keys and values from the encoder), then the feed-forward network.
 
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, activation: str = "relu",
-                 attention_dropout: float | None = None, ff_dropout: float | None = None) -> None:
+    Composed from the parts it is given, as :class:`EncoderLayer`, with ``cross_attn`` and a third norm;
+    :func:`decoder_layer` builds the paper's."""
+
+    def __init__(self, self_attn: MultiHeadAttention, cross_attn: MultiHeadAttention, ff: nn.Module,
+                 norm1: nn.Module, norm2: nn.Module, norm3: nn.Module, dropout: float = 0.1,
+                 norm_first: bool = False) -> None:
         super().__init__()
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout))
-        self.cross_attn = MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout))
-        self.ff = PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.norm3 = nn.LayerNorm(d_model)
+        self.self_attn = self_attn
+        self.cross_attn = cross_attn
+        self.ff = ff
+        self.norm1 = norm1
+        self.norm2 = norm2
+        self.norm3 = norm3
         self.dropout = nn.Dropout(dropout)
         self.last_self_attention: Tensor | None = None  # (B, H, T, T)
         self.last_cross_attention: Tensor | None = None  # (B, H, T, S)
@@ -106,6 +112,27 @@ class DecoderLayer(nn.Module):
         x = _add_and_norm(x, self_attention, self.norm1, self.dropout, self.norm_first)
         x = _add_and_norm(x, cross_attention, self.norm2, self.dropout, self.norm_first)
         return _add_and_norm(x, self.ff, self.norm3, self.dropout, self.norm_first)
+
+
+def encoder_layer(d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
+                  activation: str = "relu", attention_dropout: float | None = None,
+                  ff_dropout: float | None = None, rotary: nn.Module | None = None) -> EncoderLayer:
+    """The encoder layer of Figure 1 (torch's ``TransformerEncoderLayer(d_model, n_heads, d_ff)``):
+    multi-head self-attention (``rotary``: RoPE on its queries and keys), the feed-forward network,
+    LayerNorms. ``attention_dropout`` / ``ff_dropout``: None = ``dropout``."""
+    return EncoderLayer(MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout), rotary=rotary),
+                        PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation),
+                        nn.LayerNorm(d_model), nn.LayerNorm(d_model), dropout, norm_first)
+
+
+def decoder_layer(d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
+                  activation: str = "relu", attention_dropout: float | None = None,
+                  ff_dropout: float | None = None) -> DecoderLayer:
+    """The decoder layer of Figure 1 (torch's ``TransformerDecoderLayer(d_model, n_heads, d_ff)``)."""
+    return DecoderLayer(MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout)),
+                        MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout)),
+                        PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation),
+                        nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model), dropout, norm_first)
 
 
 class Encoder(nn.Module):

@@ -264,7 +264,7 @@ class Distributed(SingleProcess):
         full = get_model_state_dict(model, options=_state_dict_options(full_state_dict=True, cpu_offload=True))
         if not self.is_main:
             return None
-        plain = self.model_class(**model.config)
+        plain = self.model_class(model.config)
         plain.load_state_dict(full, strict=False)  # a tied output layer comes back with the embedding
         return plain
 

@@ -188,11 +188,16 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
 
 def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, max_len: int):
     if c.arch == "transformer":
-        return classifiers.TransformerClassifier(vocab_size, n_classes, c.d_model, c.n_heads, c.n_layers, c.d_ff,
-                                                 c.dropout, max_len, c.pool, PAD_ID)
+        return classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+            vocab_size, n_classes, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
+            dropout=c.dropout, max_len=max_len, pool=c.pool, pad_id=PAD_ID))
     if c.arch == "lstm":
-        return classifiers.LSTMClassifier(vocab_size, n_classes, c.d_model, c.hidden_size, 1, c.dropout, PAD_ID)
-    return classifiers.ConvClassifier(vocab_size, n_classes, c.d_model, tuple(c.widths), c.n_filters, c.dropout, PAD_ID)
+        return classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(
+            vocab_size, n_classes, d_model=c.d_model, hidden_size=c.hidden_size, n_layers=1, dropout=c.dropout,
+            pad_id=PAD_ID))
+    return classifiers.ConvClassifier(classifiers.ConvClassifierConfig(
+        vocab_size, n_classes, d_model=c.d_model, widths=tuple(c.widths), n_filters=c.n_filters, dropout=c.dropout,
+        pad_id=PAD_ID))
 
 
 def encode(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:

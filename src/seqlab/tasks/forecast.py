@@ -90,18 +90,23 @@ class ForecastConfig:
 
 
 def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, horizon: int):
+    shape = dict(channels=channels, input_len=input_len, horizon=horizon)
     if c.arch == "transformer":
-        return fm.TimeStepTransformer(channels, input_len, horizon, c.d_model, c.n_heads, c.n_layers, c.d_ff, c.dropout)
+        return fm.TimeStepTransformer(fm.TimeStepTransformerConfig(
+            **shape, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff, dropout=c.dropout))
     if c.arch == "patch":
-        return fm.PatchTransformer(channels, input_len, horizon, c.d_model, c.n_heads, c.n_layers, c.d_ff,
-                                   c.dropout, c.patch_len, c.stride)
+        return fm.PatchTransformer(fm.PatchTransformerConfig(
+            **shape, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff, dropout=c.dropout,
+            patch_len=c.patch_len, stride=c.stride))
     if c.arch in ("lstm", "gru"):
-        return fm.RecurrentForecaster(channels, input_len, horizon, c.d_model, c.n_layers, c.arch, c.dropout)
+        return fm.RecurrentForecaster(fm.RecurrentForecasterConfig(
+            **shape, d_model=c.d_model, n_layers=c.n_layers, cell=c.arch, dropout=c.dropout))
     if c.arch == "conv1d":
-        return fm.ConvForecaster(channels, input_len, horizon, c.d_model, c.n_layers, 3, c.dropout)
+        return fm.ConvForecaster(fm.ConvForecasterConfig(
+            **shape, d_model=c.d_model, n_layers=c.n_layers, kernel_size=3, dropout=c.dropout))
     if c.arch == "periodic":
-        return fm.PeriodicLinearForecaster(channels, input_len, horizon, c.period, c.revin)
-    return fm.LinearForecaster(channels, input_len, horizon, c.kernel_size, c.revin)
+        return fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(**shape, period=c.period, revin=c.revin))
+    return fm.LinearForecaster(fm.LinearForecasterConfig(**shape, kernel_size=c.kernel_size, revin=c.revin))
 
 
 def read_series(data: ForecastDataConfig) -> ts.Series:

@@ -28,7 +28,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
-from ..models import RecurrentLM, TransformerLM
+from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
 from ..models.generation import check_sampling
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, launched_by_torchrun, runtime_for, torchrun_world
@@ -120,10 +120,13 @@ class LMConfig:
 def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
     c = config
     if c.arch == "transformer":
-        return TransformerLM(vocab_size, c.d_model, c.n_heads, c.n_layers, c.d_ff or None, block_size,
-                             c.dropout, c.norm_first, c.activation, c.positional, c.tie_weights,
-                             c.attention_dropout, c.ff_dropout)
-    return RecurrentLM(vocab_size, c.d_model, c.n_layers, c.arch, c.dropout, c.tie_weights)
+        return TransformerLM(TransformerLMConfig(
+            vocab_size, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff or None,
+            max_len=block_size, dropout=c.dropout, norm_first=c.norm_first, activation=c.activation,
+            positional=c.positional, tie_weights=c.tie_weights, attention_dropout=c.attention_dropout,
+            ff_dropout=c.ff_dropout))
+    return RecurrentLM(RecurrentLMConfig(vocab_size, d_model=c.d_model, n_layers=c.n_layers, cell=c.arch,
+                                         dropout=c.dropout, tie_weights=c.tie_weights))
 
 
 # --- data --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..config import check_model
 from ..data.tokenizer import PAD_ID
-from ..models import ConvSeq2Seq, Seq2Seq, Transformer
+from ..models import ConvSeq2Seq, ConvSeq2SeqConfig, Seq2Seq, Seq2SeqConfig, Transformer, TransformerConfig
 from ..models.seq2seq import teacher_forcing_ratio
 
 ARCHITECTURES = ("transformer", "simple", "context", "attention", "conv")
@@ -72,19 +72,21 @@ class ModelConfig:
 def build_model(config, src_vocab: int, tgt_vocab: int) -> nn.Module:
     m, max_len = config.model, config.data.max_len
     if m.arch == "transformer":
-        return Transformer(src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
-                           n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout, max_len=max_len,
-                           norm_first=m.norm_first, positional=m.positional, activation=m.activation,
-                           tie_output=m.tie_output, pad_id=PAD_ID, attention_dropout=m.attention_dropout,
-                           ff_dropout=m.ff_dropout)
+        return Transformer(TransformerConfig(
+            src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
+            n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout, max_len=max_len,
+            norm_first=m.norm_first, positional=m.positional, activation=m.activation, tie_output=m.tie_output,
+            pad_id=PAD_ID, attention_dropout=m.attention_dropout, ff_dropout=m.ff_dropout))
     if m.arch == "conv":
         c = m.conv
-        return ConvSeq2Seq(src_vocab, tgt_vocab, c.embed_dim, c.hidden_size, c.n_layers, c.kernel_size, m.dropout,
-                           max_len, PAD_ID)
+        return ConvSeq2Seq(ConvSeq2SeqConfig(
+            src_vocab, tgt_vocab, embed_dim=c.embed_dim, hidden_size=c.hidden_size, n_layers=c.n_layers,
+            kernel_size=c.kernel_size, dropout=m.dropout, max_len=max_len, pad_id=PAD_ID))
     r = m.rnn
-    return Seq2Seq(src_vocab, tgt_vocab, kind=m.arch, cell=r.cell, embed_dim=r.embed_dim, hidden_size=r.hidden_size,
-                   num_layers=r.num_layers, bidirectional=r.bidirectional, dropout=m.dropout, score=r.score,
-                   window=r.window, pad_id=PAD_ID)
+    return Seq2Seq(Seq2SeqConfig(
+        src_vocab, tgt_vocab, kind=m.arch, cell=r.cell, embed_dim=r.embed_dim, hidden_size=r.hidden_size,
+        num_layers=r.num_layers, bidirectional=r.bidirectional, dropout=m.dropout, score=r.score, window=r.window,
+        pad_id=PAD_ID))
 
 
 def teacher_forcing_at(model: ModelConfig, step: int, total_steps: int | None = None) -> dict[str, Any]:

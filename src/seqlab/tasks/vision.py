@@ -27,7 +27,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import images as image_data
 from ..data.batching import ShuffledBatches
 from ..errors import DataError, UserError
-from ..models.vit import VisionTransformer, attention_rollout
+from ..models.vit import VisionTransformer, VisionTransformerConfig, attention_rollout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
@@ -166,6 +166,13 @@ class ImageClassifier:
         return {**scores_by_class(truth, predicted, self.classes), "images": int(len(truth))}
 
 
+def build_vit(m: VisionModelConfig, image_size: int, n_classes: int, channels: int) -> VisionTransformer:
+    return VisionTransformer(VisionTransformerConfig(
+        image_size, n_classes, channels=channels, patch_size=m.patch_size, d_model=m.d_model, n_heads=m.n_heads,
+        n_layers=m.n_layers, d_ff=m.d_ff, dropout=m.dropout, attention_dropout=m.attention_dropout,
+        ff_dropout=m.ff_dropout))
+
+
 def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, list[str]],
           resume: bool = False, log=print) -> tuple[ImageClassifier, dict[str, Any]]:
     images, labels, classes = data
@@ -178,8 +185,7 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
     C, H = images.shape[1], images.shape[2]
     if H % m.patch_size:
         raise UserError(f"model.patch_size {m.patch_size} does not divide the image size {H}")
-    model = VisionTransformer(H, len(classes), C, m.patch_size, m.d_model, m.n_heads, m.n_layers, m.d_ff, m.dropout,
-                              m.attention_dropout, m.ff_dropout)
+    model = build_vit(m, H, len(classes), C)
     log(f"model: ViT, {sum(p.numel() for p in model.parameters()):,} parameters, {(H // m.patch_size) ** 2} "
         f"patches; images: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
 

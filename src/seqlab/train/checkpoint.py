@@ -15,25 +15,15 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` then rename tmp over ``path`` (atomic on POSIX)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+from ..errors import UserError
+from ..io import atomic_write
+from ..models.pretrained import config_values, read_config, save_pretrained
 
 
 # --- nested state <-> (JSON, tensors) ---------------------------------------------------------
@@ -130,8 +120,6 @@ def staging_dir(directory: Path) -> Path:
 
 
 def write_checkpoint(staging: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
-    from ..models.pretrained import save_pretrained
-
     save_pretrained(model, staging)
     save_state(staging, state)
 
@@ -169,12 +157,9 @@ def existing_checkpoint(directory: Path) -> Path | None:
 
 def check_compatible(directory: Path, model: torch.nn.Module) -> None:
     """A clear error, not a shape mismatch deep in torch, when a checkpoint is for another model."""
-    from ..errors import UserError
-    from ..models.pretrained import read_config
-
-    saved = read_config(directory)
+    saved, now = read_config(directory), config_values(model.config)
     saved.pop("model_class", None)
-    differ = sorted(k for k in set(saved) | set(model.config) if saved.get(k) != model.config.get(k))
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
-        shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {model.config.get(k)!r}" for k in differ)
+        shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in differ)
         raise UserError(f"checkpoint {directory} was made by another model config ({shown})")

@@ -9,13 +9,14 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..io import METRICS_FILE
 from ..parallel.runtime import SingleProcess
 from . import checkpoint
 from .config import TrainConfig
@@ -203,7 +204,7 @@ class Trainer:
 
     def draw_curves(self) -> None:
         """curves.png in the run directory, from its whole ``metrics.jsonl`` (a resumed run's too)."""
-        from ..viz.curves import VALIDATION_AXES, plot_curves
+        from ..viz.curves import VALIDATION_AXES, plot_curves  # matplotlib: slow to import, drawn once a run
 
         valid = self.select if self.select in VALIDATION_AXES else "val_loss"
         plot_curves({self.run_dir.name: self.run_dir}, self.run_dir / "curves.png",
@@ -244,7 +245,7 @@ class MetricsLog:
     """Appends rows to ``metrics.jsonl`` and, optionally, TensorBoard event files in ``tb/``."""
 
     def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True) -> None:
-        self.file = open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
+        self.file = open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") if enabled else None
         self.writer = None
         if tensorboard and enabled:
             from torch.utils.tensorboard import SummaryWriter  # slow import: only when asked for
@@ -266,10 +267,3 @@ class MetricsLog:
             self.file.close()
         if self.writer is not None:
             self.writer.close()
-
-
-def read_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            yield json.loads(line)

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..train.loop import read_metrics  # noqa: E402
+from ..io import read_metrics  # noqa: E402
 
 
 # What the right-hand panel shows, by the validation metric a task's runs log.

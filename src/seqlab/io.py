@@ -1,0 +1,37 @@
+"""File helpers shared by every layer: crash-safe writes and a run's ``metrics.jsonl``.
+
+The lowest module of seqlab: it imports nothing from the package, so that models, data, training and
+pictures can all use it without importing one another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` then rename tmp over ``path`` (atomic on POSIX): a crash leaves the old file
+    or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
+    """The rows of ``run_dir/metrics.jsonl`` in the order they were logged; none if there is no file."""
+    path = Path(run_dir) / METRICS_FILE
+    if path.exists():
+        for line in path.read_text().splitlines():
+            yield json.loads(line)

@@ -1,0 +1,173 @@
+"""save_pretrained / from_pretrained for every model class: a model saved here loads in a fresh Python
+process (which has imported nothing but seqlab.models) and computes exactly the same outputs."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file, save_model
+
+import seqlab
+from seqlab import models as m
+from seqlab.models import forecasters as fm
+
+B, C, L, H = 2, 3, 16, 4  # forecasters: batch, channels, input length, horizon
+
+
+def tokens(vocab: int, length: int, pad_tail: int = 0) -> torch.Tensor:
+    ids = torch.randint(1, vocab, (B, length))
+    if pad_tail:
+        ids[0, -pad_tail:] = 0  # one padded row: padding masks take part
+    return ids
+
+
+# class name -> (small model, its inputs). Every registered class must have a case (checked below).
+CASES = {
+    "Transformer": (lambda: m.Transformer(m.TransformerConfig(11, 13, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                                                              norm_first=True, positional="learned")),
+                    lambda: (tokens(11, 6, pad_tail=2), tokens(13, 5))),
+    "TransformerLM": (lambda: m.TransformerLM(m.TransformerLMConfig(17, d_model=16, n_heads=2, n_layers=2, max_len=12,
+                                                                    positional="rotary")),
+                      lambda: (tokens(17, 9),)),
+    "RecurrentLM": (lambda: m.RecurrentLM(m.RecurrentLMConfig(17, d_model=8, n_layers=2, cell="gru")),
+                    lambda: (tokens(17, 9),)),
+    "Seq2Seq": (lambda: m.Seq2Seq(m.Seq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, score="general", window=2)),
+                lambda: (tokens(11, 6, pad_tail=2), tokens(13, 5))),
+    "ConvSeq2Seq": (lambda: m.ConvSeq2Seq(m.ConvSeq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, n_layers=2,
+                                                              max_len=16)),
+                    lambda: (tokens(11, 6, pad_tail=2), tokens(13, 5))),
+    "TimeStepTransformer": (lambda: fm.TimeStepTransformer(fm.TimeStepTransformerConfig(C, L, H, d_model=16, n_heads=2,
+                                                                                        n_layers=1, d_ff=32)),
+                            lambda: (torch.randn(B, L, C),)),
+    "PatchTransformer": (lambda: fm.PatchTransformer(fm.PatchTransformerConfig(C, L, H, d_model=16, n_heads=2, n_layers=1,
+                                                                               d_ff=32, patch_len=8, stride=4)),
+                         lambda: (torch.randn(B, L, C),)),
+    "RecurrentForecaster": (lambda: fm.RecurrentForecaster(fm.RecurrentForecasterConfig(C, L, H, d_model=8)),
+                            lambda: (torch.randn(B, L, C),)),
+    "ConvForecaster": (lambda: fm.ConvForecaster(fm.ConvForecasterConfig(C, L, H, d_model=8, n_layers=2)),
+                       lambda: (torch.randn(B, L, C),)),
+    "LinearForecaster": (lambda: fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, kernel_size=5, revin=True)),
+                         lambda: (torch.randn(B, L, C),)),
+    "PeriodicLinearForecaster": (lambda: fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, H,
+                                                                                                       period=4)),
+                                 lambda: (torch.randn(B, L, C),)),
+    "TransformerClassifier": (lambda: m.TransformerClassifier(m.TransformerClassifierConfig(
+                                  30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, pool="cls")),
+                              lambda: (tokens(30, 10, pad_tail=4),)),
+    "LSTMClassifier": (lambda: m.LSTMClassifier(m.LSTMClassifierConfig(30, 3, d_model=8, hidden_size=8)),
+                       lambda: (tokens(30, 10, pad_tail=4),)),
+    "ConvClassifier": (lambda: m.ConvClassifier(m.ConvClassifierConfig(30, 3, d_model=8, widths=(2, 3), n_filters=4)),
+                       lambda: (tokens(30, 10, pad_tail=4),)),
+    "VisionTransformer": (lambda: m.VisionTransformer(m.VisionTransformerConfig(8, 10, patch_size=4, d_model=16,
+                                                                                n_heads=2, n_layers=1, d_ff=32)),
+                          lambda: (torch.randn(B, 1, 8, 8),)),
+}
+
+# Runs in a fresh interpreter: import seqlab.models only, load every saved case, run it on its inputs.
+LOAD_AND_RUN = """
+import json, sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+torch.set_num_threads(int(sys.argv[2]))
+from seqlab.models import MODEL_CLASSES, from_pretrained
+from seqlab.models import LinearTextClassifier, PatchTransformer, TransformerClassifier, VisionTransformer
+
+report = {"registered": sorted(MODEL_CLASSES)}
+for case in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
+    model = from_pretrained(case).eval()
+    inputs = load_file(str(case / "inputs.safetensors"))
+    with torch.no_grad():
+        out = model(*[inputs[str(i)] for i in range(len(inputs))])
+    save_file({"out": out.contiguous()}, str(case / "out.safetensors"))
+    report[case.name] = {"class": type(model).__name__, "config": asdict(model.config)}
+print(json.dumps(report))
+"""
+
+
+def fresh_python(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(seqlab.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_every_model_class_loads_in_a_fresh_process_with_identical_outputs(tmp_path):
+    expected = {}
+    for name, (make, make_inputs) in CASES.items():
+        model = make().eval()
+        with torch.no_grad():  # move every weight off its initial value (zero biases, ones in norms)
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+        inputs = make_inputs()
+        with torch.no_grad():
+            expected[name] = model(*inputs)
+        model.save_pretrained(tmp_path / name)
+        save_file({str(i): x for i, x in enumerate(inputs)}, str(tmp_path / name / "inputs.safetensors"))
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert saved == {"model_class": name, **json.loads(json.dumps(asdict(model.config)))}
+
+    run = fresh_python("-c", LOAD_AND_RUN, str(tmp_path), str(torch.get_num_threads()))
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert set(report["registered"]) == set(CASES)  # a new model class needs a case here
+    for name, want in expected.items():
+        assert report[name]["class"] == name
+        saved = json.loads((tmp_path / name / "config.json").read_text())
+        assert {"model_class": name, **report[name]["config"]} == saved
+        got = load_file(str(tmp_path / name / "out.safetensors"))["out"]
+        assert torch.equal(got, want), f"{name}: outputs differ after loading, max {(got - want).abs().max()}"
+
+
+def saved_lm(directory: Path) -> dict:
+    model = m.TransformerLM(m.TransformerLMConfig(17, d_model=16, n_heads=2, n_layers=1, max_len=8))
+    model.save_pretrained(directory)
+    return json.loads((directory / "config.json").read_text())
+
+
+def rewrite(directory: Path, config: dict) -> None:
+    (directory / "config.json").write_text(json.dumps(config))
+
+
+def test_unknown_model_class_is_refused_naming_the_file(tmp_path):
+    config = saved_lm(tmp_path)
+    rewrite(tmp_path, {**config, "model_class": "GPT5"})
+    with pytest.raises(ValueError, match=r"config\.json: unknown model_class 'GPT5'"):
+        m.from_pretrained(tmp_path)
+
+
+def test_unknown_and_missing_keys_are_refused_naming_the_file_and_the_key(tmp_path):
+    config = saved_lm(tmp_path)
+    rewrite(tmp_path, {**config, "d_modle": 16})
+    with pytest.raises(ValueError, match=r"config\.json: unknown key 'd_modle' for TransformerLMConfig"):
+        m.from_pretrained(tmp_path)
+    del config["n_heads"]
+    rewrite(tmp_path, config)
+    with pytest.raises(ValueError, match=r"config\.json: missing key 'n_heads' for TransformerLMConfig"):
+        m.from_pretrained(tmp_path)
+
+
+def test_a_model_saved_before_config_classes_still_loads(tmp_path):
+    # config.json as the keyword-argument models wrote it (the keys are the config's fields).
+    old = {"model_class": "ConvClassifier", "vocab_size": 30, "n_classes": 3, "d_model": 8, "widths": [2, 3],
+           "n_filters": 4, "dropout": 0.5, "pad_id": 0}
+    model = m.ConvClassifier(m.ConvClassifierConfig(30, 3, d_model=8, widths=(2, 3), n_filters=4)).eval()
+    save_model(model, str(tmp_path / "model.safetensors"))
+    rewrite(tmp_path, old)
+    loaded = m.from_pretrained(tmp_path).eval()
+    assert loaded.config == m.ConvClassifierConfig(30, 3, d_model=8, widths=(2, 3), n_filters=4)
+    ids = tokens(30, 7)
+    assert torch.equal(loaded(ids), model(ids))
+
+
+def test_from_pretrained_of_one_class_refuses_another(tmp_path):
+    saved_lm(tmp_path)
+    with pytest.raises(ValueError, match="holds a TransformerLM, not a RecurrentLM"):
+        m.RecurrentLM.from_pretrained(tmp_path)
