@@ -20,20 +20,27 @@ from seqlab.cli.main import main
 from seqlab.config import option, to_dict
 from seqlab.data.batching import ShuffledBatches
 from seqlab.errors import DataError, UserError
-from seqlab.models.pretrained import register as register_model
+from seqlab.models.pretrained import PretrainedModel, register as register_model
 from seqlab.tasks import run_dir as runs
 from seqlab.tasks import task as registry
 from seqlab.train.config import TrainConfig
 from seqlab.train.loop import Trainer
 
 
+@dataclass
+class LineModelSizes:
+    hidden: int = 0  # 0: y = a·x + b
+
+
 @register_model
-class LineModel(nn.Module):
+class LineModel(PretrainedModel):
     """y = a·x + b (``linear``), or through a small hidden layer (``mlp``)."""
 
-    def __init__(self, hidden: int = 0) -> None:
+    config_class = LineModelSizes
+
+    def __init__(self, config: LineModelSizes) -> None:
         super().__init__()
-        self.config = {"hidden": hidden}
+        self.config, hidden = config, config.hidden
         self.net = nn.Linear(1, 1) if not hidden else nn.Sequential(nn.Linear(1, hidden), nn.Tanh(), nn.Linear(hidden, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +104,7 @@ class LineTask(registry.Task):
         x, y = data
         if not resume:
             runs.write_run(run, self.name, to_dict(config))
-        model = LineModel(config.model.hidden if config.model.arch == "mlp" else 0)
+        model = LineModel(LineModelSizes(config.model.hidden if config.model.arch == "mlp" else 0))
         batches = ShuffledBatches(len(x), config.train.batch_size, config.train.seed,
                                   lambda rows: {"x": x[torch.from_numpy(rows)], "y": y[torch.from_numpy(rows)]})
         trainer = Trainer(model, config.train, run, loss_fn=lambda m, b: (F.mse_loss(m(b["x"]), b["y"]), len(b["y"])),
