@@ -131,6 +131,31 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     assert bad.status_code == 422 and "not an image" in bad.json()["detail"]
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("run, requests", [
+    ("translation_run", [{"text": t, "beam": b} for t, b in [("hello", 2), ("cat", None), ("zebra", 3), ("moon", 1)]]),
+    ("lm_run", [{"text": t, "max_new_tokens": n} for t, n in [("the cat", 5), ("on", 12), ("the dog sat", 3), ("a", 8)]]),
+])
+def test_requests_served_at_once_each_get_their_own_attention(run, requests, request):
+    """FastAPI serves requests on a thread pool over one model: the weights a response shows must be
+    those its own call computed, never a neighbour's (inputs of different lengths: a mix-up shows)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with TestClient(create_app(request.getfixturevalue(run))) as client:
+        def infer(body: dict) -> dict:
+            response = client.post("/api/infer", json=body)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        alone = [infer(body) for body in requests]
+        assert len({str(result["views"]) for result in alone}) == len(requests)  # the inputs differ
+        order = [i % len(requests) for i in range(8 * 3)]  # 8 threads, 3 requests each
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(infer, [requests[i] for i in order]))
+    for i, result in zip(order, together):
+        assert result == alone[i], f"request {requests[i]} answered with another request's weights"
+
+
 def test_no_request_reads_a_file_by_its_path(translation_run):
     client = TestClient(create_app(translation_run))
     assert client.get("/static/app.js").status_code == 200

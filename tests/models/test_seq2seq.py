@@ -43,8 +43,10 @@ def test_attention_weights_are_a_distribution_over_real_tokens():
     src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 4))
     src[0, 3:] = 0
     memory, mask = m.encode(src)
-    m.decode(tgt, memory, mask, need_weights=True)
-    weights = m.last_attention  # (B, T, S)
+    logits, attention = m.decode(tgt, memory, mask, need_weights=True)
+    torch.testing.assert_close(logits, m.decode(tgt, memory, mask))
+    (weights,) = attention["cross"]  # one layer, one head: (B, 1, T, S)
+    weights = weights.squeeze(1)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4))
     assert (weights[0, :, 3:] == 0).all()
 
@@ -52,9 +54,8 @@ def test_attention_weights_are_a_distribution_over_real_tokens():
 def test_local_attention_stays_in_its_window():
     m = model(kind="attention", window=1)
     src, tgt = torch.randint(1, 11, (2, 9)), torch.randint(1, 13, (2, 4))
-    memory, mask = m.encode(src)
-    m.decode(tgt, memory, mask, need_weights=True)
-    nonzero = (m.last_attention > 0).sum(-1)
+    _, attention = m(src, tgt, need_weights=True)
+    nonzero = (attention["cross"][0] > 0).sum(-1)
     assert (nonzero <= 3).all() and (nonzero >= 1).all()
 
 

@@ -25,9 +25,11 @@ def test_patchify_orders_patches_row_major_and_round_trips():
 def test_vit_shapes_and_rollout_is_a_distribution_over_patches():
     model = VisionTransformer(VisionTransformerConfig(8, 10, channels=1, patch_size=2, d_model=16, n_heads=2, n_layers=2,
                                                       d_ff=32)).eval()
-    logits = model(torch.rand(3, 1, 8, 8), need_weights=True)
-    assert logits.shape == (3, 10)
-    rollout = attention_rollout(model.attention_maps())
+    images = torch.rand(3, 1, 8, 8)
+    logits, maps = model(images, need_weights=True)
+    assert logits.shape == (3, 10) and [w.shape for w in maps] == [(3, 2, 17, 17)] * 2
+    torch.testing.assert_close(logits, model(images))  # asking for the weights changes nothing else
+    rollout = attention_rollout(maps)
     assert rollout.shape == (3, 16) and (rollout >= 0).all()
     # Rows of each rollout step sum to 1; the [CLS] row's patch part is what is left after [CLS] itself.
     assert (rollout.sum(-1) <= 1.0 + 1e-5).all() and (rollout.sum(-1) > 0).all()

@@ -56,6 +56,31 @@ def test_decoder_layer_equals_torch(norm_first):
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
+def test_layers_return_the_weights_torch_computes():
+    """need_weights=True returns (x, weights): per head, what torch's MultiheadAttention computes on
+    the same input (post-LN: the first sub-layer reads x itself), and x as without weights."""
+    torch.manual_seed(0)
+    D, H, F, T, S = 16, 4, 32, 5, 6
+    x, memory = torch.randn(2, T, D), torch.randn(2, S, D)
+    ref = nn.MultiheadAttention(D, H, batch_first=True).eval()
+
+    encoder = encoder_layer(D, H, F, dropout=0.0).eval()
+    copy_attention(encoder.self_attn, ref)
+    tokens = torch.tensor([[1] * T, [1] * 3 + [0] * 2])
+    out, weights = encoder(x, padding_mask(tokens, 0), need_weights=True)
+    _, expected = ref(x, x, x, key_padding_mask=tokens == 0, average_attn_weights=False)
+    torch.testing.assert_close(weights, expected, atol=1e-6, rtol=1e-5)  # (B, H, T, T)
+    torch.testing.assert_close(out, encoder(x, padding_mask(tokens, 0)))
+
+    decoder = decoder_layer(D, H, F, dropout=0.0).eval()
+    copy_attention(decoder.self_attn, ref)
+    out, (self_weights, cross_weights) = decoder(x, memory, causal_mask(T), need_weights=True)
+    _, expected = ref(x, x, x, attn_mask=~causal_mask(T), average_attn_weights=False)
+    torch.testing.assert_close(self_weights, expected, atol=1e-6, rtol=1e-5)
+    assert cross_weights.shape == (2, H, T, S)
+    torch.testing.assert_close(out, decoder(x, memory, causal_mask(T)))
+
+
 def test_encoder_layer_fully_padded_row_has_no_nan():
     layer = encoder_layer(8, 2, 16, dropout=0.0)
     out = layer(torch.randn(2, 4, 8), padding_mask(torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), 0))

@@ -98,20 +98,15 @@ class Inspector:
             raise UserError(f"the input has {len(src_ids)} tokens; this model reads at most {self.max_len}")
         out_ids = [i for i in e.translate_ids([src_ids], beam)[0] if i != PAD_ID] or [EOS_ID]  # untrained: may be empty
         with torch.no_grad():
-            memory, memory_mask = self.model.encode(pad([src_ids]), need_weights=True)
-            self.model.decode(torch.tensor([[BOS_ID, *out_ids[:-1]]]), memory, memory_mask, need_weights=True)
+            _, attention = self.model(pad([src_ids]), torch.tensor([[BOS_ID, *out_ids[:-1]]]), need_weights=True)
         source, output = _tokens(e.src_tokenizer, src_ids), _tokens(e.tgt_tokenizer, out_ids)
         views = {}
-        if hasattr(self.model, "encoder") and hasattr(self.model.encoder, "layers"):
-            views["encoder self-attention"] = {"queries": source, "keys": source,
-                                               "weights": _grid([l.last_attention for l in self.model.encoder.layers])}
-            views["decoder self-attention"] = {"queries": output, "keys": output,
-                                               "weights": _grid([l.last_self_attention for l in self.model.decoder.layers])}
-            views["cross-attention"] = {"queries": output, "keys": source,
-                                        "weights": _grid([l.last_cross_attention for l in self.model.decoder.layers])}
-        elif getattr(self.model, "last_attention", None) is not None:
-            views["alignment"] = {"queries": output, "keys": source,
-                                  "weights": _grid([self.model.last_attention.unsqueeze(1)])}
+        if "encoder" in attention:  # the Transformer
+            views["encoder self-attention"] = {"queries": source, "keys": source, "weights": _grid(attention["encoder"])}
+            views["decoder self-attention"] = {"queries": output, "keys": output, "weights": _grid(attention["decoder"])}
+            views["cross-attention"] = {"queries": output, "keys": source, "weights": _grid(attention["cross"])}
+        elif "cross" in attention:  # an RNN's or a convolutional model's alignment, one head a layer
+            views["alignment"] = {"queries": output, "keys": source, "weights": _grid(attention["cross"])}
         return {"output": e.tgt_tokenizer.decode([i for i in out_ids if i > 3]), "views": views}
 
     def _generate(self, text: str, max_new_tokens: int) -> dict[str, Any]:
@@ -122,11 +117,10 @@ class Inspector:
                             f"{self.max_len}-token context")
         ids = self.model.generate(torch.tensor([prompt]), max_new_tokens, temperature=0)[0].tolist()
         with torch.no_grad():
-            self.model(torch.tensor([ids]), need_weights=True)
+            _, maps = self.model(torch.tensor([ids]), need_weights=True)
         tokens = _tokens(lm.tokenizer, ids)
         return {"output": lm.tokenizer.decode(ids[len(prompt):]),
-                "views": {"causal self-attention": {"queries": tokens, "keys": tokens,
-                                                    "weights": _grid(self.model.attention_maps())}}}
+                "views": {"causal self-attention": {"queries": tokens, "keys": tokens, "weights": _grid(maps)}}}
 
     def _classify(self, text: str) -> dict[str, Any]:
         from ..tasks.classify import encode
@@ -138,10 +132,9 @@ class Inspector:
                                   "probabilities": probs}
         if hasattr(self.model, "layers"):  # the Transformer classifier: its self-attention
             with torch.no_grad():
-                self.model(torch.tensor([ids]), need_weights=True)
+                _, maps = self.model(torch.tensor([ids]), need_weights=True)
             tokens = (["[CLS]"] if self.model.pool == "cls" else []) + _tokens(self.engine.tokenizer, ids)
-            result["views"]["self-attention"] = {"queries": tokens, "keys": tokens,
-                                                 "weights": _grid([l.last_attention for l in self.model.layers])}
+            result["views"]["self-attention"] = {"queries": tokens, "keys": tokens, "weights": _grid(maps)}
         return result
 
     def _see(self, image: bytes) -> dict[str, Any]:
@@ -155,11 +148,12 @@ class Inspector:
         except DataError:
             raise UserError("the file is not an image this server can read") from None
         with torch.no_grad():
-            probs = self.model(x, need_weights=True).float().softmax(-1)[0]
+            logits, maps = self.model(x, need_weights=True)
+        probs = logits.float().softmax(-1)[0]
         grid = self.model.image_size // self.model.patch_size
         rows = [str(r) for r in range(grid)]
-        rollout = attention_rollout(self.model.attention_maps()).view(1, 1, grid, grid)
-        per_head = [w[:, :, 0, 1:].reshape(1, -1, grid, grid) for w in self.model.attention_maps()]  # [CLS] row
+        rollout = attention_rollout(maps).view(1, 1, grid, grid)
+        per_head = [w[:, :, 0, 1:].reshape(1, -1, grid, grid) for w in maps]  # [CLS] row
         ranked = sorted(zip(self.engine.classes, probs.tolist()), key=lambda item: -item[1])
         return {"output": "  ".join(f"{name} {p:.3f}" for name, p in ranked),
                 "views": {"attention rollout over patches": {"queries": rows, "keys": rows, "weights": _grid([rollout])},
@@ -185,9 +179,10 @@ class Inspector:
         scaled = self.engine.scaler.transform(series.values)
         x = torch.as_tensor(scaled[end - d.input_len : end], dtype=torch.float32)[None]
         target = series.columns.index(d.target)
+        attends = hasattr(self.model, "layers")  # the Transformer forecasters
         with torch.no_grad():
-            kwargs = {"need_weights": True} if hasattr(self.model, "layers") else {}
-            y = self.model(x, **kwargs)[0].float().numpy()
+            y, maps = self.model(x, need_weights=True) if attends else (self.model(x), [])
+        y = y[0].float().numpy()
         forecast = self.engine.scaler.inverse_transform(y)[:, target]
         truth = series.values[end : end + d.horizon, target]
         result: dict[str, Any] = {
@@ -196,9 +191,8 @@ class Inspector:
             "series": {"history": series.values[end - d.input_len : end, target].tolist(),
                        "forecast": forecast.tolist(), "truth": truth.tolist()},
             "views": {}}
-        if hasattr(self.model, "layers"):  # attention each past step (or patch) received, averaged over queries
-            maps = [l.last_attention.float().mean(dim=(0, 2), keepdim=True).squeeze(0).unsqueeze(0)
-                    for l in self.model.layers]  # per layer (1, H, 1, P)
+        if attends:  # attention each past step (or patch) received, averaged over queries
+            maps = [w.float().mean(dim=(0, 2), keepdim=True).squeeze(0).unsqueeze(0) for w in maps]  # per layer (1, H, 1, P)
             unit, units = ("patch", "patches") if hasattr(self.model, "patchify") else ("step", "time steps")
             positions = [f"{unit} {i + 1}" for i in range(maps[0].size(-1))]
             result["views"][f"attention over past {units}"] = {"queries": ["mean"], "keys": positions,

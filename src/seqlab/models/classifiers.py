@@ -87,7 +87,9 @@ class TransformerClassifier(TextClassifier):
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, c.n_classes)
 
-    def forward(self, ids: Tensor, need_weights: bool = False) -> Tensor:
+    def forward(self, ids: Tensor, need_weights: bool = False):
+        """ids (B, T) -> logits (B, K); with ``need_weights``, (logits, per layer the (B, H, T', T')
+        self-attention weights), T' = T + 1 with the [CLS] token in front."""
         keep = ids != self.pad_id  # (B, T)
         x = self.embedding(ids)
         if self.pool == "cls":
@@ -95,11 +97,17 @@ class TransformerClassifier(TextClassifier):
             keep = torch.cat([keep.new_ones(len(ids), 1), keep], dim=1)
         x = self.dropout(self.position(x))
         mask = keep.unsqueeze(1)  # (B, 1, T): padding is never attended to
+        maps = []
         for layer in self.layers:
-            x = layer(x, mask, need_weights)
+            if need_weights:
+                x, weights = layer(x, mask, need_weights=True)
+                maps.append(weights)
+            else:
+                x = layer(x, mask)
         x = self.norm(x)
         pooled = x[:, 0] if self.pool == "cls" else masked_mean(x, keep)
-        return self.head(self.dropout(pooled))
+        logits = self.head(self.dropout(pooled))
+        return (logits, maps) if need_weights else logits
 
 
 @dataclass

@@ -97,7 +97,6 @@ class ConvSeq2Seq(pretrained.PretrainedModel):
         self.attention_out = nn.ModuleList(nn.Linear(embed_dim, hidden_size) for _ in range(n_layers))
         self.generator = nn.Linear(embed_dim, tgt_vocab_size)
         self.dropout = nn.Dropout(c.dropout)
-        self.last_attention: Tensor | None = None
 
     def _embed(self, tokens: Tensor, table: nn.Embedding, positions: nn.Embedding, offset: int = 0) -> Tensor:
         if offset + tokens.size(1) > self.max_len:
@@ -105,7 +104,7 @@ class ConvSeq2Seq(pretrained.PretrainedModel):
         where = torch.arange(offset, offset + tokens.size(1), device=tokens.device)
         return self.dropout(table(tokens) + positions(where))
 
-    def encode(self, src: Tensor, need_weights: bool = False):
+    def encode(self, src: Tensor):
         """src (B, S) -> memory (z: (B, S, E) keys, z + e: (B, S, E) values) and mask (B, 1, S)."""
         mask = padding_mask(src, self.pad_id)
         real = mask.squeeze(1).unsqueeze(-1).to(torch.get_default_dtype())  # (B, S, 1)
@@ -121,13 +120,15 @@ class ConvSeq2Seq(pretrained.PretrainedModel):
         return ConvCache()
 
     def decode(self, tgt: Tensor, memory, memory_mask: Tensor, cache: ConvCache | None = None,
-               need_weights: bool = False) -> Tensor:
+               need_weights: bool = False):
         """tgt (B, T) starting with <bos> -> logits (B, T, V); with a cache, tgt holds only the new
-        positions, and only they are computed."""
+        positions, and only they are computed. With ``need_weights``: (logits, {"cross": per
+        decoder layer its attention over the source (B, 1, T, S)})."""
         offset = 0 if cache is None else cache.length
         keys, values = memory
         embedded = self._embed(tgt, self.tgt_embed, self.tgt_position, offset)
         x = self.decoder_in(embedded)
+        maps = []
         for i, (layer, to_embed, from_embed) in enumerate(zip(self.decoder_layers, self.attention_in,
                                                               self.attention_out)):
             inputs = self.dropout(x)
@@ -144,14 +145,17 @@ class ConvSeq2Seq(pretrained.PretrainedModel):
             # steps: validation perplexity 46 scaled vs 72 unscaled).
             scores = (query @ keys.transpose(1, 2) * self.score_scale).masked_fill(~memory_mask, float("-inf"))
             weights = scores.softmax(-1)  # (B, T, S)
+            if need_weights:
+                maps.append(weights.unsqueeze(1))
             context = from_embed(weights @ values)
             x = ((gated + context) * HALF + x) * HALF
         if cache is not None:
             cache.length += tgt.size(1)
-        if need_weights:
-            self.last_attention = weights
-        return self.generator(self.dropout(self.decoder_out(x)))
+        logits = self.generator(self.dropout(self.decoder_out(x)))
+        return (logits, {"cross": maps}) if need_weights else logits
 
-    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
+    def forward(self, src: Tensor, tgt: Tensor, need_weights: bool = False):
+        """src (B, S), tgt (B, T) shifted right -> logits (B, T, V); with ``need_weights``,
+        (logits, attention) as :meth:`decode` returns them."""
         memory, memory_mask = self.encode(src)
-        return self.decode(tgt, memory, memory_mask)
+        return self.decode(tgt, memory, memory_mask, need_weights=need_weights)

@@ -52,6 +52,18 @@ class TemporalHead(nn.Module):
         return self.features(self.time(h.transpose(1, 2)).transpose(1, 2))
 
 
+def _encode(layers: nn.ModuleList, h: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
+    """Run the encoder layers; per layer its attention weights when ``need_weights`` (else [])."""
+    maps = []
+    for layer in layers:
+        if need_weights:
+            h, weights = layer(h, need_weights=True)
+            maps.append(weights)
+        else:
+            h = layer(h)
+    return h, maps
+
+
 class Forecaster(pretrained.PretrainedModel):
     """What every forecaster shares: a config whose first fields are ``channels`` (C), ``input_len`` (L)
     and ``horizon`` (H), and save/load."""
@@ -89,16 +101,14 @@ class TimeStepTransformer(Forecaster):
         self.final_norm = nn.LayerNorm(d_model)
         self.head = TemporalHead(input_len, horizon, d_model, channels)
 
-    def forward(self, x: Tensor, need_weights: bool = False) -> Tensor:
+    def forward(self, x: Tensor, need_weights: bool = False):
+        """x (B, L, C) -> (B, H, C); with ``need_weights``, (forecast, per layer the
+        (B, heads, L, L) self-attention weights over the time steps)."""
         x, stats = self.norm(x)  # (B, L, C)
         h = self.dropout(self.position(self.embed(x)))  # (B, L, D)
-        for layer in self.layers:
-            h = layer(h, need_weights=need_weights)
-        return self.norm.denormalise(self.head(self.final_norm(h)), stats)  # (B, H, C)
-
-    def attention(self) -> Tensor:
-        """(B, H_heads, L, L) weights of the last layer after forward(need_weights=True)."""
-        return self.layers[-1].last_attention
+        h, maps = _encode(self.layers, h, need_weights)
+        y = self.norm.denormalise(self.head(self.final_norm(h)), stats)  # (B, H, C)
+        return (y, maps) if need_weights else y
 
 
 @dataclass
@@ -152,18 +162,16 @@ class PatchTransformer(Forecaster):
         series = torch.cat([series, series[:, -1:].expand(-1, self.stride)], dim=1)
         return series.unfold(-1, self.patch_len, self.stride)
 
-    def forward(self, x: Tensor, need_weights: bool = False) -> Tensor:
+    def forward(self, x: Tensor, need_weights: bool = False):
+        """x (B, L, C) -> (B, H, C); with ``need_weights``, (forecast, per layer the
+        (B·C, heads, P, P) self-attention weights over each channel's patches)."""
         B, L, C = x.shape
         x, stats = self.norm(x)
         h = self.dropout(self.position(self.embed(self.patchify(x))))  # (B·C, P, D)
-        for layer in self.layers:
-            h = layer(h, need_weights=need_weights)
+        h, maps = _encode(self.layers, h, need_weights)
         y = self.head(self.final_norm(h).flatten(1))  # (B·C, H)
-        return self.norm.denormalise(y.view(B, C, -1).transpose(1, 2), stats)  # (B, H, C)
-
-    def attention(self) -> Tensor:
-        """(B·C, heads, P, P) weights of the last layer after forward(need_weights=True)."""
-        return self.layers[-1].last_attention
+        y = self.norm.denormalise(y.view(B, C, -1).transpose(1, 2), stats)  # (B, H, C)
+        return (y, maps) if need_weights else y
 
 
 @dataclass

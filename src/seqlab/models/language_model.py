@@ -94,9 +94,10 @@ class TransformerLM(pretrained.PretrainedModel):
             for residual in (layer.self_attn.w_o, layer.ff.linear2):
                 nn.init.normal_(residual.weight, std=0.02 / math.sqrt(2 * n_layers))
 
-    def forward(self, ids: Tensor, cache: LMCache | None = None, need_weights: bool = False) -> Tensor:
+    def forward(self, ids: Tensor, cache: LMCache | None = None, need_weights: bool = False):
         """ids: (B, T) -> logits (B, T, V). With a cache, ids are the new positions only and the
-        keys and values of earlier ones come from (and are appended to) the cache."""
+        keys and values of earlier ones come from (and are appended to) the cache. With
+        ``need_weights``: (logits, per layer the (B, H, T, T_k) causal self-attention weights)."""
         offset = cache.offset if cache is not None else 0
         T = ids.size(1)
         x = self.embedding(ids)  # (B, T, D)
@@ -109,9 +110,14 @@ class TransformerLM(pretrained.PretrainedModel):
         mask = None
         if not is_causal and T > 1:
             mask = causal_mask(offset + T, ids.device)[offset:]
+        maps = []
         for i, layer in enumerate(self.layers):
             x = layer(x, mask, need_weights, is_causal, cache[i] if cache is not None else None)
-        return self.lm_head(self.norm(x))  # (B, T, V)
+            if need_weights:
+                x, weights = x
+                maps.append(weights)
+        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        return (logits, maps) if need_weights else logits
 
     # model.generate(ids, max_new_tokens, temperature, top_k, top_p, eos_id) and model.stream(...)
     generate = generation.generate
@@ -119,10 +125,6 @@ class TransformerLM(pretrained.PretrainedModel):
 
     def new_cache(self) -> LMCache:
         return LMCache(KVCache() for _ in self.layers)
-
-    def attention_maps(self) -> list[Tensor]:
-        """Per layer, the (B, H, T, T) weights of the last forward(need_weights=True)."""
-        return [layer.last_attention for layer in self.layers]
 
     def num_parameters(self, embedding: bool = True) -> int:
         n = sum(p.numel() for p in self.parameters())

@@ -140,11 +140,10 @@ class Seq2Seq(pretrained.PretrainedModel):
         self.alignment = Alignment(hidden_size, encoder_size, c.score, c.window) if kind == "attention" else None
         self.output = nn.Linear(hidden_size + context_size + (embed_dim if context_size else 0), c.tgt_vocab_size)
         self.dropout = nn.Dropout(c.dropout)
-        self.last_attention: Tensor | None = None  # (B, T, S) after decode(need_weights=True)
 
     # --- encoder ----------------------------------------------------------------------------
 
-    def encode(self, src: Tensor, need_weights: bool = False):
+    def encode(self, src: Tensor):
         """src (B, S) -> memory (outputs (B, S, dirs·H), projected keys, h0 (B, L, H), c0 (B, L, H))
         and the source padding mask (B, 1, S)."""
         mask = padding_mask(src, self.pad_id)
@@ -167,10 +166,12 @@ class Seq2Seq(pretrained.PretrainedModel):
         return RecurrentCache()
 
     def decode(self, tgt: Tensor, memory, memory_mask: Tensor, cache: RecurrentCache | None = None,
-               need_weights: bool = False, teacher_forcing: float = 1.0) -> Tensor:
+               need_weights: bool = False, teacher_forcing: float = 1.0):
         """tgt (B, T) decoder input, starting with <bos> -> logits (B, T, V). With a cache, tgt holds
         only new positions. ``teacher_forcing`` < 1 feeds the model's own previous prediction instead
-        of the reference with probability 1 − ratio (scheduled sampling, Bengio et al., 2015)."""
+        of the reference with probability 1 − ratio (scheduled sampling, Bengio et al., 2015).
+        With ``need_weights``: (logits, {"cross": [α (B, 1, T, S)]}), the alignment as one layer of
+        one head; {} for the kinds without attention."""
         outputs, keys, h0, c0 = memory
         mask = memory_mask.squeeze(1)  # (B, S)
         if cache is not None and cache.h is not None:
@@ -205,14 +206,16 @@ class Seq2Seq(pretrained.PretrainedModel):
             logits.append(self.output(features))
         if cache is not None:
             cache.h, cache.c = h, c
-        if need_weights and attention:
-            self.last_attention = torch.stack(attention, 1)
-        return torch.stack(logits, 1)
+        logits = torch.stack(logits, 1)
+        if need_weights:
+            return logits, ({"cross": [torch.stack(attention, 1).unsqueeze(1)]} if attention else {})
+        return logits
 
-    def forward(self, src: Tensor, tgt: Tensor, teacher_forcing: float = 1.0) -> Tensor:
-        """Training: src (B, S), tgt (B, T) shifted right -> logits (B, T, V)."""
+    def forward(self, src: Tensor, tgt: Tensor, teacher_forcing: float = 1.0, need_weights: bool = False):
+        """Training: src (B, S), tgt (B, T) shifted right -> logits (B, T, V); with ``need_weights``,
+        (logits, attention) as :meth:`decode` returns them."""
         memory, memory_mask = self.encode(src)
-        return self.decode(tgt, memory, memory_mask, teacher_forcing=teacher_forcing)
+        return self.decode(tgt, memory, memory_mask, teacher_forcing=teacher_forcing, need_weights=need_weights)
 
 
 def teacher_forcing_ratio(step: int, schedule: str = "constant", start: float = 1.0, end: float = 0.5,

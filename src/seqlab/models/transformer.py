@@ -100,26 +100,42 @@ class Transformer(pretrained.PretrainedModel):
         if c.tie_output:
             self.generator.weight = self.tgt_embed.embedding.weight
 
-    def encode(self, src: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor]:
-        """src: (B, S) token ids -> memory (B, S, D) and its padding mask (B, 1, S)."""
+    def encode(self, src: Tensor, need_weights: bool = False):
+        """src: (B, S) token ids -> memory (B, S, D) and its padding mask (B, 1, S); with
+        ``need_weights`` also {"encoder": per layer (B, H, S, S)}, the encoder's self-attention."""
         src_mask = padding_mask(src, self.pad_id)
-        return self.encoder(self.src_embed(src), src_mask, need_weights), src_mask
+        if need_weights:
+            memory, maps = self.encoder(self.src_embed(src), src_mask, need_weights=True)
+            return memory, src_mask, {"encoder": maps}
+        return self.encoder(self.src_embed(src), src_mask), src_mask
 
     def decode(self, tgt: Tensor, memory: Tensor, memory_mask: Tensor,
-               cache: DecoderCache | None = None, need_weights: bool = False) -> Tensor:
+               cache: DecoderCache | None = None, need_weights: bool = False):
         """tgt: (B, T) decoder input (starting with <bos>) -> logits (B, T, V).
-        With a cache, tgt holds only the new positions and earlier ones come from the cache."""
+        With a cache, tgt holds only the new positions and earlier ones come from the cache.
+        With ``need_weights``: (logits, {"decoder": per layer (B, H, T, T) masked self-attention,
+        "cross": per layer (B, H, T, S)})."""
         offset = cache.offset if cache is not None else 0
         T = tgt.size(1)
         # Position offset+t may see cached positions and new ones up to itself.
         self_mask = causal_mask(offset + T, tgt.device)[offset:] if T > 1 or cache is None else None
         h = self.decoder(self.tgt_embed(tgt, offset), memory, self_mask, memory_mask, need_weights, cache)
+        if need_weights:
+            h, (self_maps, cross_maps) = h
+            return self.generator(h), {"decoder": self_maps, "cross": cross_maps}
         return self.generator(h)
 
-    def forward(self, src: Tensor, tgt: Tensor) -> Tensor:
-        """Teacher forcing: src (B, S), tgt (B, T) shifted right -> logits (B, T, V)."""
-        memory, memory_mask = self.encode(src)
-        return self.decode(tgt, memory, memory_mask)
+    def forward(self, src: Tensor, tgt: Tensor, need_weights: bool = False):
+        """Teacher forcing: src (B, S), tgt (B, T) shifted right -> logits (B, T, V). With
+        ``need_weights``: (logits, attention), attention = {"encoder", "decoder", "cross"}: per layer
+        (B, H, T_q, T_k) weights of the encoder's self-attention, the decoder's masked
+        self-attention and its attention over the source."""
+        if not need_weights:
+            memory, memory_mask = self.encode(src)
+            return self.decode(tgt, memory, memory_mask)
+        memory, memory_mask, encoder_maps = self.encode(src, need_weights=True)
+        logits, decoder_maps = self.decode(tgt, memory, memory_mask, need_weights=True)
+        return logits, {**encoder_maps, **decoder_maps}
 
     def new_cache(self) -> DecoderCache:
         return self.decoder.new_cache()

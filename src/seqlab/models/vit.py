@@ -69,18 +69,21 @@ class VisionTransformer(pretrained.PretrainedModel):
         self.head = nn.Linear(d_model, c.n_classes)
         nn.init.normal_(self.cls, std=0.02)
 
-    def forward(self, images: Tensor, need_weights: bool = False) -> Tensor:
-        """images (B, C, H, W) -> class logits (B, n_classes)."""
+    def forward(self, images: Tensor, need_weights: bool = False):
+        """images (B, C, H, W) -> class logits (B, n_classes); with ``need_weights``, (logits, per
+        layer the (B, heads, 1 + N, 1 + N) self-attention weights), ready for :func:`attention_rollout`."""
         x = self.patch_embedding(patchify(images, self.patch_size))  # (B, N, D)
         x = torch.cat([self.cls.expand(x.size(0), -1, -1), x], dim=1)  # (B, 1 + N, D)
         x = self.dropout(self.position(x))
+        maps = []
         for layer in self.layers:
-            x = layer(x, need_weights=need_weights)
-        return self.head(self.norm(x)[:, 0])
-
-    def attention_maps(self) -> list[Tensor]:
-        """Per layer, (B, heads, 1 + N, 1 + N) weights of the last forward(need_weights=True)."""
-        return [layer.last_attention for layer in self.layers]
+            if need_weights:
+                x, weights = layer(x, need_weights=True)
+                maps.append(weights)
+            else:
+                x = layer(x)
+        logits = self.head(self.norm(x)[:, 0])
+        return (logits, maps) if need_weights else logits
 
 
 def attention_rollout(maps: list[Tensor]) -> Tensor:

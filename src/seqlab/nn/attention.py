@@ -135,7 +135,10 @@ class MultiHeadAttention(nn.Module):
         mask: bool (B, Tq, Tk), (B, 1, Tk) or (Tq, Tk), True = may attend; with a self-attention
         cache, Tk counts the cached positions too. ``is_causal``: self-attention where position t
         sees positions ≤ t, without a mask tensor.
-        Returns out (B, Tq, D) and weights (B, H, Tq, Tk) when ``need_weights``."""
+        Returns ``(out, weights)``, as torch's ``nn.MultiheadAttention`` does: out (B, Tq, D), and
+        weights (B, H, Tq, Tk) when ``need_weights``, else None (then the fused kernel runs). The
+        weights are returned, never kept on the module, so calls served at once cannot see each
+        other's."""
         B, Tq, _ = query.shape
         q = self._split_heads(self.w_q(query))  # (B, H, Tq, d_head)
         if cache is not None and cache.static and cache.key is not None:

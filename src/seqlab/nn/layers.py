@@ -6,6 +6,10 @@ the feed-forward network (tensor2tensor's additions, which torch's layers also a
 same rate; set ``attention_dropout`` / ``ff_dropout`` to 0 to skip them: on a CPU their random masks
 cost more time than the layer's matrix products. ``norm_first=True`` gives pre-LN, x + Dropout(Sublayer(LayerNorm(x))), which trains more
 stably in deep stacks and without warmup (Xiong et al., 2020).
+
+Attention weights come back from the call that computed them: with ``need_weights=True`` a layer or a
+stack returns ``(x, weights)`` instead of ``x``, each weight tensor (B, H, T_q, T_k). Nothing of a
+call is kept on the module.
 """
 
 from __future__ import annotations
@@ -49,22 +53,23 @@ class EncoderLayer(nn.Module):
         self.norm1 = norm1
         self.norm2 = norm2
         self.dropout = nn.Dropout(dropout)
-        self.last_attention: Tensor | None = None  # (B, H, T, T) when forward(need_weights=True)
 
     def forward(self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False,
-                is_causal: bool = False, cache: KVCache | None = None) -> Tensor:
+                is_causal: bool = False, cache: KVCache | None = None) -> Tensor | tuple[Tensor, Tensor]:
         """x: (B, T, D); mask: (B, 1, T), (B, T, T) or (T, T) bool, True = may attend;
         is_causal: position t sees positions ≤ t (no mask tensor); cache: keys and values of
-        earlier positions, for incremental decoding."""
+        earlier positions, for incremental decoding. Returns x (B, T, D), or with ``need_weights``
+        (x, weights), weights (B, H, T, T_k) (T_k counts cached positions too)."""
+        weights = None
 
         def self_attention(h: Tensor) -> Tensor:
+            nonlocal weights
             out, weights = self.self_attn(h, h, h, mask, need_weights, cache, is_causal)
-            if need_weights:
-                self.last_attention = weights
             return out
 
         x = _add_and_norm(x, self_attention, self.norm1, self.dropout, self.norm_first)
-        return _add_and_norm(x, self.ff, self.norm2, self.dropout, self.norm_first)
+        x = _add_and_norm(x, self.ff, self.norm2, self.dropout, self.norm_first)
+        return (x, weights) if need_weights else x
 
 
 class DecoderLayer(nn.Module):
@@ -86,32 +91,33 @@ class DecoderLayer(nn.Module):
         self.norm2 = norm2
         self.norm3 = norm3
         self.dropout = nn.Dropout(dropout)
-        self.last_self_attention: Tensor | None = None  # (B, H, T, T)
-        self.last_cross_attention: Tensor | None = None  # (B, H, T, S)
 
     def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, need_weights: bool = False,
-                cache: tuple[KVCache, KVCache] | None = None) -> Tensor:
+                cache: tuple[KVCache, KVCache] | None = None
+                ) -> Tensor | tuple[Tensor, tuple[Tensor, Tensor]]:
         """x: (B, T, D) decoder input; memory: (B, S, D) encoder output.
         self_mask: (T, T) causal and/or (B, 1, T) padding, True = may attend;
-        memory_mask: (B, 1, S), True = may attend; cache: (self, cross) for incremental decoding."""
+        memory_mask: (B, 1, S), True = may attend; cache: (self, cross) for incremental decoding.
+        Returns x (B, T, D), or with ``need_weights`` (x, (self-attention (B, H, T, T),
+        cross-attention (B, H, T, S)))."""
         self_cache, cross_cache = cache if cache is not None else (None, None)
+        self_weights = cross_weights = None
 
         def self_attention(h: Tensor) -> Tensor:
-            out, weights = self.self_attn(h, h, h, self_mask, need_weights, self_cache)
-            if need_weights:
-                self.last_self_attention = weights
+            nonlocal self_weights
+            out, self_weights = self.self_attn(h, h, h, self_mask, need_weights, self_cache)
             return out
 
         def cross_attention(h: Tensor) -> Tensor:
-            out, weights = self.cross_attn(h, memory, memory, memory_mask, need_weights, cross_cache)
-            if need_weights:
-                self.last_cross_attention = weights
+            nonlocal cross_weights
+            out, cross_weights = self.cross_attn(h, memory, memory, memory_mask, need_weights, cross_cache)
             return out
 
         x = _add_and_norm(x, self_attention, self.norm1, self.dropout, self.norm_first)
         x = _add_and_norm(x, cross_attention, self.norm2, self.dropout, self.norm_first)
-        return _add_and_norm(x, self.ff, self.norm3, self.dropout, self.norm_first)
+        x = _add_and_norm(x, self.ff, self.norm3, self.dropout, self.norm_first)
+        return (x, (self_weights, cross_weights)) if need_weights else x
 
 
 def encoder_layer(d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
@@ -144,10 +150,18 @@ class Encoder(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.norm = norm
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None,
+                need_weights: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        """x: (B, T, D) -> (B, T, D), or with ``need_weights`` (x, per layer (B, H, T, T))."""
+        maps = []
         for layer in self.layers:
-            x = layer(x, mask, need_weights)
-        return self.norm(x) if self.norm is not None else x
+            if need_weights:
+                x, weights = layer(x, mask, need_weights=True)
+                maps.append(weights)
+            else:
+                x = layer(x, mask)
+        x = self.norm(x) if self.norm is not None else x
+        return (x, maps) if need_weights else x
 
 
 class Decoder(nn.Module):
@@ -160,11 +174,21 @@ class Decoder(nn.Module):
 
     def forward(self, x: Tensor, memory: Tensor, self_mask: Tensor | None = None,
                 memory_mask: Tensor | None = None, need_weights: bool = False,
-                cache: list[tuple[KVCache, KVCache]] | None = None) -> Tensor:
+                cache: list[tuple[KVCache, KVCache]] | None = None
+                ) -> Tensor | tuple[Tensor, tuple[list[Tensor], list[Tensor]]]:
+        """x: (B, T, D) -> (B, T, D), or with ``need_weights`` (x, (self-attention per layer
+        (B, H, T, T), cross-attention per layer (B, H, T, S)))."""
+        self_maps, cross_maps = [], []
         for i, layer in enumerate(self.layers):
-            x = layer(x, memory, self_mask, memory_mask, need_weights,
-                      cache[i] if cache is not None else None)
-        return self.norm(x) if self.norm is not None else x
+            layer_cache = cache[i] if cache is not None else None
+            if need_weights:
+                x, (self_weights, cross_weights) = layer(x, memory, self_mask, memory_mask, True, layer_cache)
+                self_maps.append(self_weights)
+                cross_maps.append(cross_weights)
+            else:
+                x = layer(x, memory, self_mask, memory_mask, cache=layer_cache)
+        x = self.norm(x) if self.norm is not None else x
+        return (x, (self_maps, cross_maps)) if need_weights else x
 
     def new_cache(self) -> "DecoderCache":
         return DecoderCache((KVCache(), KVCache(static=True)) for _ in self.layers)

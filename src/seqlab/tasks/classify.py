@@ -384,8 +384,8 @@ class TextClassifierRun:
 
         ids = encode(self.tokenizer, [text], self.config.data.max_len)[0]
         with torch.no_grad():
-            self.model(torch.tensor([ids], device=next(self.model.parameters()).device), need_weights=True)
-        weights = self.model.layers[-1].last_attention[0].float().cpu()  # (H, T, T)
+            _, maps = self.model(torch.tensor([ids], device=next(self.model.parameters()).device), need_weights=True)
+        weights = maps[-1][0].float().cpu()  # (H, T, T)
         tokens = (["[CLS]"] if self.model.pool == "cls" else []) + [self.tokenizer.id_to_token(i) for i in ids]
         plot_self_attention(weights, tokens, path, f"self-attention, last layer: {text!r}")
 

@@ -268,8 +268,8 @@ def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray,
     if isinstance(model, (fm.TimeStepTransformer, fm.PatchTransformer)):
         with torch.no_grad():
             x = windows.batch(picks)["x"].to(next(model.parameters()).device)
-            model(x, need_weights=True)
-        weights = model.attention().float().mean(dim=(0, 2)).cpu().numpy()  # (heads, positions): mean over queries
+            _, maps = model(x, need_weights=True)
+        weights = maps[-1].float().mean(dim=(0, 2)).cpu().numpy()  # last layer (heads, positions): mean over queries
         unit = "patch" if isinstance(model, fm.PatchTransformer) else "time step"
         plot_attention_over_time(weights, run / "attention.png", unit,
                                  f"{config.model.arch}: attention each past {unit} received (last layer)")

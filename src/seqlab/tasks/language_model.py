@@ -259,8 +259,8 @@ class LanguageModel:
         from ..viz.attention import plot_self_attention  # matplotlib: only when drawing
 
         with torch.no_grad():
-            self.model(torch.tensor([ids], device=self.device), need_weights=True)
-        weights = self.model.attention_maps()[-1][0].float().cpu()  # (H, T, T)
+            _, maps = self.model(torch.tensor([ids], device=self.device), need_weights=True)
+        weights = maps[-1][0].float().cpu()  # (H, T, T)
         tokens = [self.tokenizer.decode([i]) for i in ids]
         plot_self_attention(weights, tokens, path, "causal self-attention, last layer")
         return True

@@ -236,15 +236,11 @@ class Translator:
         src_ids = self.encode_sources([source])[0]
         out_ids = [i for i in self.translate_ids([src_ids])[0] if i != PAD_ID]
         with torch.no_grad():
-            memory, memory_mask = self.model.encode(pad([src_ids]).to(self.device))
             decoder_in = torch.tensor([[BOS_ID, *out_ids[:-1]]], device=self.device)
-            self.model.decode(decoder_in, memory, memory_mask, need_weights=True)
-        if hasattr(self.model, "decoder") and hasattr(self.model.decoder, "layers"):
-            weights = self.model.decoder.layers[-1].last_cross_attention[0]  # (H, T_out, T_src)
-        elif getattr(self.model, "last_attention", None) is not None:
-            weights = self.model.last_attention[0].unsqueeze(0)  # (1, T_out, T_src)
-        else:
+            _, attention = self.model(pad([src_ids]).to(self.device), decoder_in, need_weights=True)
+        if "cross" not in attention:
             return False
+        weights = attention["cross"][-1][0]  # (H, T_out, T_src); H = 1 for an RNN's or conv's alignment
         what = "cross-attention, last decoder layer" if weights.size(0) > 1 else "alignment"
         plot_attention_heads(weights, [self.src_tokenizer.id_to_token(i) for i in src_ids],
                              [self.tgt_tokenizer.id_to_token(i) for i in out_ids], path, title=f"{what}: {source!r}")

@@ -233,9 +233,9 @@ def draw_pictures(model, run: Path, sample: torch.Tensor, truth: np.ndarray, pre
     matrix = confusion_matrix(truth, predicted, labels=range(len(classes)))
     plot_confusion(matrix, classes, run / "confusion.png", "test confusion matrix")
     with torch.no_grad():
-        model(sample.to(next(model.parameters()).device), need_weights=True)
+        _, maps = model(sample.to(next(model.parameters()).device), need_weights=True)
     grid = model.image_size // model.patch_size
-    rollout = attention_rollout(model.attention_maps()).view(-1, grid, grid).cpu().numpy()
+    rollout = attention_rollout(maps).view(-1, grid, grid).cpu().numpy()
     pictures = sample.permute(0, 2, 3, 1).squeeze(-1).numpy() if sample.size(1) in (1, 3) else sample.numpy()
     titles = [f"true {classes[t]}, predicted {classes[p]}" for t, p in zip(truth[: len(sample)], predicted[: len(sample)])]
     plot_patch_attention(pictures, rollout, titles, run / "attention.png",
