@@ -43,7 +43,7 @@ from ..models.linear_text import CONFIG_FILE as LINEAR_CONFIG_FILE
 from ..models.linear_text import LinearTextClassifier
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
-from . import run_dir as runs
+from . import run_dir as runs, views
 from .class_scores import class_indices, ranked_line, scores, scores_by_class
 from .task import Flag, Task, register
 
@@ -445,6 +445,20 @@ class ClassifyTask(Task):
         if not inputs:
             raise UserError("give the input: text to classify as arguments or lines on standard input")
         return [ranked_line(text, probs) for text, probs in zip(inputs, classifier.probabilities(inputs))]
+
+    def explorable(self, classifier: TextClassifierRun, run):
+        if classifier.model is None:
+            raise UserError(f"{run} is a linear {classifier.linear.arch} baseline, with no attention to show; "
+                            f"score texts with seqlab predict {run} TEXT")
+        return classifier.model
+
+    def input_limit(self, classifier: TextClassifierRun) -> int:
+        return classifier.config.data.max_len
+
+    def explore(self, classifier: TextClassifierRun, request) -> dict[str, Any]:
+        if not request.text.strip():
+            raise UserError("type an input first")
+        return views.classification(classifier, request.text)
 
     def compare_columns(self, config) -> list[str]:
         if config.data.cv:

@@ -27,7 +27,7 @@ from ..errors import UserError
 from ..models import forecasters as fm
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
-from . import run_dir as runs
+from . import run_dir as runs, views
 from .task import Flag, Task, register
 
 TASK = "forecast"
@@ -317,6 +317,14 @@ class ForecastTask(Task):
             frame.to_csv(options["out"], index=False)
             return [f"{len(frame)} forecast rows written to {options['out']}"]
         return [frame.to_csv(index=False).rstrip("\n")]
+
+    def input_limit(self, forecast: Forecast) -> int:
+        return forecast.config.data.input_len
+
+    def explore(self, forecast: Forecast, request) -> dict[str, Any]:
+        if not request.text.strip():
+            raise UserError("give a date and time")
+        return views.forecast(forecast, request.text)
 
     def compare_columns(self, config) -> list[str]:
         return ["model", "parameters", "train_seconds", "epochs", "test_mse", "test_mae", "test_mse_original",

@@ -34,7 +34,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, launched_by_torchrun, runtime_for, torchrun_world
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move, resolve_device
-from . import run_dir as runs
+from . import run_dir as runs, views
 from .task import Flag, Task, register
 
 TASK = "lm"
@@ -372,6 +372,14 @@ class LanguageModelTask(Task):
 
     def predict(self, lm: LanguageModel, inputs, options):
         raise UserError("a language model is sampled with seqlab generate RUN --prompt TEXT")
+
+    def input_limit(self, lm: LanguageModel) -> int:
+        return lm.model.max_len or 1024
+
+    def explore(self, lm: LanguageModel, request) -> dict[str, Any]:
+        if not request.text.strip():
+            raise UserError("type an input first")
+        return views.generation(lm, request.text, request.max_new_tokens)
 
     def compare_columns(self, config) -> list[str]:
         return ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",

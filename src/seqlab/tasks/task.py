@@ -54,6 +54,16 @@ def config_flags(config_class: type) -> dict[str, Flag]:
     return flags
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the explorer's page asks of a run: a text (or a date, for a forecast), or an image."""
+
+    text: str = ""
+    beam: int | None = None
+    max_new_tokens: int = 40
+    image: bytes | None = None
+
+
 class Task:
     """What seqlab asks of a task. Subclasses set the class attributes and override the methods their
     task supports; the defaults say in one line what the task cannot do."""
@@ -109,6 +119,21 @@ class Task:
     def predict(self, predictor, inputs: list[str], options: dict[str, Any]) -> Iterable[str]:
         """Lines to print for ``seqlab predict RUN INPUT...``."""
         raise UserError(f"seqlab predict cannot run a {self.name} run")
+
+    # --- the explorer -------------------------------------------------------------------------
+
+    def explorable(self, predictor, run: Path):
+        """The model the explorer looks inside (a UserError for a run with nothing to show)."""
+        return predictor.model
+
+    def input_limit(self, predictor) -> int:
+        """The longest input the explorer may send, in tokens (0: not a token sequence)."""
+        return 0
+
+    def explore(self, predictor, request: Request) -> dict[str, Any]:
+        """``{"output": str, "views": {name: {"queries", "keys", "weights"}}, ...}`` for one request,
+        from one call of the model (``seqlab.tasks.views``)."""
+        raise UserError(f"the explorer cannot show a {self.name} run")
 
     # --- compare -------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from ..errors import DataError, UserError
 from ..models.search import beam_search, greedy_decode
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, autocast, move
-from . import run_dir as runs
+from . import run_dir as runs, views
 from .task import Flag, Task, register
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
@@ -350,6 +350,14 @@ class TranslateTask(Task):
         if unknown := unknown_pieces(translator.src_tokenizer, inputs):
             sys.stderr.write(unknown_note(unknown, "input") + "\n")
         return translator.translate(inputs, options.get("beam"))
+
+    def input_limit(self, translator: Translator) -> int:
+        return translator.config.data.max_len - 1
+
+    def explore(self, translator: Translator, request) -> dict[str, Any]:
+        if not request.text.strip():
+            raise UserError("type an input first")
+        return views.translation(translator, request.text, request.beam)
 
     def compare_flags(self) -> tuple[Flag, ...]:
         return (Flag("dates", "translate: the demo's multilingual date corpus", type=bool),)

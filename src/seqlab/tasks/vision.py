@@ -30,7 +30,7 @@ from ..errors import DataError, UserError
 from ..models.vit import VisionTransformer, VisionTransformerConfig, attention_rollout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
-from . import run_dir as runs
+from . import run_dir as runs, views
 from .class_scores import class_indices, ranked_line, scores, scores_by_class
 from .task import Flag, Task, register
 
@@ -270,6 +270,11 @@ class VisionTask(Task):
         if not inputs:
             raise UserError("give the input: image files as arguments or lines on standard input")
         return (ranked_line(path, classifier.probabilities(path)) for path in inputs)
+
+    def explore(self, classifier: ImageClassifier, request) -> dict[str, Any]:
+        if not request.image:
+            raise UserError("choose an image file first")
+        return views.image(classifier, request.image)
 
 
 register(VisionTask())

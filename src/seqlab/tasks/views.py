@@ -1,0 +1,144 @@
+"""What the explorer shows for the built-in tasks: a trained run's output for one input and the
+attention weights the same call returned, as plain lists ready for JSON. Each task's ``explore``
+method (``seqlab.tasks.task.Task``) calls its function here."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import torch
+
+from ..data.batching import pad
+from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from ..errors import DataError, UserError
+
+
+def grid(weights: list[torch.Tensor]) -> list[list[list[list[float]]]]:
+    """Per layer (1, H, Tq, Tk) -> [layer][head][query][key], rounded for a small payload."""
+    return [[[[round(v, 4) for v in row] for row in head] for head in w[0].float().tolist()] for w in weights]
+
+
+def tokens(tokenizer, ids: list[int]) -> list[str]:
+    return [tokenizer.id_to_token(i) or "?" for i in ids]
+
+
+def view(queries: list[str], keys: list[str], weights: list[torch.Tensor]) -> dict[str, Any]:
+    return {"queries": queries, "keys": keys, "weights": grid(weights)}
+
+
+def ranked(probabilities: dict[str, float]) -> str:
+    return "  ".join(f"{name} {p:.3f}" for name, p in sorted(probabilities.items(), key=lambda item: -item[1]))
+
+
+def translation(translator, text: str, beam: int | None) -> dict[str, Any]:
+    """The translation, then one teacher-forced pass over it for the encoder, decoder and cross-attention
+    (Vaswani et al. 2017 §3.2.3), or an RNN's or a convolutional model's alignment."""
+    limit = translator.config.data.max_len - 1
+    src_ids = translator.src_tokenizer.encode(text).ids
+    if len(src_ids) > limit:
+        raise UserError(f"the input has {len(src_ids)} tokens; this model reads at most {limit}")
+    out_ids = [i for i in translator.translate_ids([src_ids], beam)[0] if i != PAD_ID] or [EOS_ID]  # untrained: may be empty
+    with torch.no_grad():
+        _, attention = translator.model(pad([src_ids]).to(translator.device),
+                                        torch.tensor([[BOS_ID, *out_ids[:-1]]], device=translator.device),
+                                        need_weights=True)
+    source, output = tokens(translator.src_tokenizer, src_ids), tokens(translator.tgt_tokenizer, out_ids)
+    views = {}
+    if "encoder" in attention:  # the Transformer
+        views["encoder self-attention"] = view(source, source, attention["encoder"])
+        views["decoder self-attention"] = view(output, output, attention["decoder"])
+        views["cross-attention"] = view(output, source, attention["cross"])
+    elif "cross" in attention:  # an RNN's or a convolutional model's alignment, one head a layer
+        views["alignment"] = view(output, source, attention["cross"])
+    return {"output": translator.tgt_tokenizer.decode([i for i in out_ids if i > 3]), "views": views}
+
+
+def generation(lm, text: str, max_new_tokens: int) -> dict[str, Any]:
+    """A greedy continuation and the causal self-attention over prompt and continuation."""
+    limit = lm.model.max_len or 1024
+    prompt = lm.encode_prompt(text)[0].tolist()
+    if len(prompt) + max_new_tokens > limit:
+        raise UserError(f"prompt ({len(prompt)} tokens) plus {max_new_tokens} new ones exceed this model's "
+                        f"{limit}-token context")
+    ids = lm.model.generate(torch.tensor([prompt], device=lm.device), max_new_tokens, temperature=0)[0].tolist()
+    with torch.no_grad():
+        _, maps = lm.model(torch.tensor([ids], device=lm.device), need_weights=True)
+    shown = tokens(lm.tokenizer, ids)
+    return {"output": lm.tokenizer.decode(ids[len(prompt):]),
+            "views": {"causal self-attention": view(shown, shown, maps)}}
+
+
+def classification(classifier, text: str) -> dict[str, Any]:
+    """Class probabilities and, for the Transformer classifier, its self-attention ([CLS] first)."""
+    from .classify import encode
+
+    ids = encode(classifier.tokenizer, [text], classifier.config.data.max_len)[0]
+    probs = classifier.probabilities([text])[0]
+    result: dict[str, Any] = {"output": ranked(probs), "views": {}, "probabilities": probs}
+    model = classifier.model
+    if hasattr(model, "layers"):
+        with torch.no_grad():
+            _, maps = model(torch.tensor([ids], device=next(model.parameters()).device), need_weights=True)
+        shown = (["[CLS]"] if model.pool == "cls" else []) + tokens(classifier.tokenizer, ids)
+        result["views"]["self-attention"] = view(shown, shown, maps)
+    return result
+
+
+def image(classifier, data: bytes) -> dict[str, Any]:
+    """Class probabilities, attention rollout (Abnar & Zuidema 2020) and each head's [CLS] row."""
+    from ..models.vit import attention_rollout
+
+    try:
+        x = classifier.prepare(io.BytesIO(data))
+    except DataError:
+        raise UserError("the file is not an image this server can read") from None
+    model = classifier.model
+    with torch.no_grad():
+        logits, maps = model(x.to(next(model.parameters()).device), need_weights=True)
+    probs = logits.float().softmax(-1)[0].cpu()
+    side = model.image_size // model.patch_size
+    rows = [str(r) for r in range(side)]
+    rollout = attention_rollout(maps).view(1, 1, side, side)
+    per_head = [w[:, :, 0, 1:].reshape(1, -1, side, side) for w in maps]  # the [CLS] row
+    return {"output": ranked(dict(zip(classifier.classes, probs.tolist()))),
+            "views": {"attention rollout over patches": view(rows, rows, [rollout]),
+                      "[CLS] attention over patches, per head": view(rows, rows, per_head)}}
+
+
+def forecast(run, when: str) -> dict[str, Any]:
+    """The forecast made at time ``when`` from the L rows up to it (in the run's own CSV), the truth
+    where the file has it, and the attention over those past steps."""
+    import pandas as pd
+
+    from ..data import timeseries as ts
+
+    d, model = run.config.data, run.model
+    series = ts.read_series(d.csv, d.date_col, d.target, d.features, d.fill)
+    try:
+        stamp = pd.Timestamp(when.strip())
+    except ValueError:
+        raise UserError(f"{when!r} is not a date and time") from None
+    end = int(series.timestamps.searchsorted(stamp, side="right"))  # rows up to and including ``when``
+    if end < d.input_len:
+        raise UserError(f"{when} leaves {end} rows before it; the model reads {d.input_len}")
+    scaled = run.scaler.transform(series.values)
+    x = torch.as_tensor(scaled[end - d.input_len : end], dtype=torch.float32, device=run.device)[None]
+    target = series.columns.index(d.target)
+    attends = hasattr(model, "layers")  # the Transformer forecasters
+    with torch.no_grad():
+        y, maps = model(x, need_weights=True) if attends else (model(x), [])
+    prediction = run.scaler.inverse_transform(y[0].float().cpu().numpy())[:, target]
+    truth = series.values[end : end + d.horizon, target]
+    result: dict[str, Any] = {
+        "output": f"{d.target}, next {d.horizon} steps: " + ", ".join(f"{v:.3g}" for v in prediction[:12])
+                  + (" …" if d.horizon > 12 else ""),
+        "series": {"history": series.values[end - d.input_len : end, target].tolist(),
+                   "forecast": prediction.tolist(), "truth": truth.tolist()},
+        "views": {}}
+    if attends:  # attention each past step (or patch) received, averaged over queries
+        maps = [w.float().mean(dim=(0, 2), keepdim=True).squeeze(0).unsqueeze(0) for w in maps]  # per layer (1, H, 1, P)
+        unit, units = ("patch", "patches") if hasattr(model, "patchify") else ("step", "time steps")
+        positions = [f"{unit} {i + 1}" for i in range(maps[0].size(-1))]
+        result["views"][f"attention over past {units}"] = view(["mean"], positions, maps)
+    return result
