@@ -217,6 +217,7 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     tokenizer = train_tokenizer(texts, "word", d.vocab_size)
     save_tokenizer(tokenizer, run / "tokenizer.json")
     ids = encode(tokenizer, texts, d.max_len)
+    torch.manual_seed(t.seed)  # the same initial weights in every run (and fold) of this seed
     model = build_classifier(c, tokenizer.get_vocab_size(), n_classes, d.max_len)
     if c.embeddings != "random":
         if c.embeddings in ("cbow", "skipgram"):

@@ -177,6 +177,7 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
     C, H = images.shape[1], images.shape[2]
     if H % m.patch_size:
         raise UserError(f"model.patch_size {m.patch_size} does not divide the image size {H}")
+    torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = VisionTransformer(H, len(classes), C, m.patch_size, m.d_model, m.n_heads, m.n_layers, m.d_ff, m.dropout,
                               m.attention_dropout, m.ff_dropout)
     log(f"model: ViT, {sum(p.numel() for p in model.parameters()):,} parameters, {(H // m.patch_size) ** 2} "
