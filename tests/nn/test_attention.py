@@ -21,6 +21,7 @@ def test_masks():
     tokens = torch.tensor([[5, 6, 7, 0, 0, 0]])
     assert padding_mask(tokens, 0).tolist() == [[[True, True, True, False, False, False]]]
     assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert causal_mask(3, device="meta").device.type == "meta"  # built where it is used, not copied there
 
 
 def test_sdpa_matches_formula_and_torch():
