@@ -39,8 +39,9 @@ def forecast_args(data: Path) -> list[str]:
     pd.DataFrame({"date": pd.date_range("2024-01-01", periods=400, freq="h"),
                   "load": np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, 400),
                   "OT": np.cos(2 * np.pi * t / 24) + rng.normal(0, 0.1, 400)}).to_csv(data / "series.csv", index=False)
-    return ["forecast", "--csv", data / "series.csv", "--input-len", "24", "--horizon", "6", "--split", "0.7,0.1,0.2",
-            "--model", "transformer", *SMALL, "--set", "train.batch_size=16", "--set", "train.eval_every=3", "--max-steps", "6"]
+    return ["forecast", "--csv", data / "series.csv", "--input-len", "24", "--horizon", "6",
+            "--split", "0.7,0.1,0.2", "--model", "transformer", *SMALL, "--set", "train.batch_size=16",
+            "--set", "train.eval_every=3", "--max-steps", "6"]
 
 
 def classify_args(data: Path) -> list[str]:
