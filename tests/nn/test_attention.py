@@ -98,16 +98,13 @@ def test_mha_gradients_equal_torch(kind, need_weights):
     ours = MultiHeadAttention(D, H)
     ref = copy_into_torch_mha(ours)
     query = torch.randn(B, T, D, requires_grad=True)
-    key, value = (torch.randn(B, S, D, requires_grad=True) for _ in range(2))
-    if kind == "causal":
+    if kind == "causal":  # self-attention: one input
         key = value = query
-        ref_masks = {"attn_mask": ~causal_mask(T)}
-        mask = causal_mask(T)
-    else:
+        inputs, mask, ref_masks = (query,), causal_mask(T), {"attn_mask": ~causal_mask(T)}
+    else:  # cross-attention with padded keys: key and value apart, so that swapping them shows
+        key, value = (torch.randn(B, S, D, requires_grad=True) for _ in range(2))
         tokens = torch.tensor([[1] * 4, [1] * 2 + [0] * 2, [1] + [0] * 3])
-        ref_masks = {"key_padding_mask": tokens == 0}
-        mask = padding_mask(tokens, 0)
-    inputs = (query,) if kind == "causal" else (query, key, value)
+        inputs, mask, ref_masks = (query, key, value), padding_mask(tokens, 0), {"key_padding_mask": tokens == 0}
     out = ours(query, key, value, mask, need_weights=need_weights)[0]
     ref_out = ref(query, key, value, need_weights=False, **ref_masks)[0]
     torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
