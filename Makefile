@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean browser
+.PHONY: setup demo test bench clean browser mutation
 
 setup: $(STAMP)
 
@@ -31,6 +31,22 @@ bench: $(STAMP)
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/lm_throughput.py
 	$(PY) benchmarks/generate.py
+
+# Mutation testing (docs/testing.md): mutmut changes one operator, constant or call at a time in the
+# MUTATE files and runs the MUTATION_TESTS that reach the changed function; a mutant no test notices
+# "survived". It works in build/mutation/, a copy, so the tree is never left mutated; MUTATION_JOBS
+# workers of one thread each. Hours on 2 cores for the default set; one file:
+#   make mutation MUTATE=src/seqlab/nn/masks.py MUTATION_TESTS=tests/nn
+MUTATE         ?= src/seqlab/nn/* src/seqlab/models/* src/seqlab/train/* src/seqlab/data/*
+MUTATION_TESTS ?= tests/nn tests/models tests/train tests/data
+MUTATION_JOBS  ?= $(shell nproc)
+
+mutation: $(STAMP)
+	@$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install --quiet 'mutmut==3.8.1'
+	rm -rf build/mutation && mkdir -p build/mutation && cp -r src tests pyproject.toml build/mutation/
+	$(PY) tests/mutation.py config '$(MUTATE)' '$(MUTATION_TESTS)' >> build/mutation/pyproject.toml
+	cd build/mutation && OMP_NUM_THREADS=1 $(abspath $(PY)) -m mutmut run --max-children $(MUTATION_JOBS); \
+	  $(abspath $(PY)) -m mutmut export-cicd-stats >/dev/null && $(abspath $(PY)) ../../tests/mutation.py score
 
 clean:
 	rm -rf runs build *.egg-info src/*.egg-info

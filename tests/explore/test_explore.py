@@ -219,7 +219,7 @@ def test_the_page_in_a_real_browser(translation_run, tmp_path):
             page.fill("#input", "hello")
             page.click("#run")
             page.wait_for_selector("#head-view canvas")
-            assert page.locator("#output").inner_text() is not None
+            assert page.locator("#output").inner_text() == TestClient(create_app(translation_run)).post("/api/infer", json={"text": "hello", "beam": 1}).json()["output"]
             assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
             assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
             page.locator("#model-view canvas").nth(3).click()  # layer 2, head 2

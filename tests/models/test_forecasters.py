@@ -57,13 +57,20 @@ def test_moving_average_keeps_length_and_constants():
     assert model.moving_average(ramp)[0, 0, 10] == pytest.approx(10.0)  # centred window
 
 
-def test_convolutions_are_causal():
-    model = MODELS["conv1d"]()
-    x = torch.randn(1, L, C)
-    h = lambda inp: model.convs[0](torch.nn.functional.pad(model.embed(inp.transpose(1, 2)), (1 * 2, 0)))  # noqa: E731
-    changed = x.clone()
-    changed[:, 30:] += 1.0
-    torch.testing.assert_close(h(x)[..., :30], h(changed)[..., :30])
+@pytest.mark.parametrize("t", [1, 20, L - 2])
+def test_conv_forecaster_is_causal_through_forward(t):
+    # Causal convolutions: the features of step s read steps <= s only; the temporal head then reads all
+    # L steps' features. So with a head that reads the features of steps < t only, the forecast must not
+    # change when the steps >= t change. Reordering them keeps each window's mean and spread (what
+    # RevIN divides by), so only the convolutions could carry the change backwards in time.
+    model = MODELS["conv1d"]().eval()
+    x = torch.randn(2, L, C)
+    future_reordered = torch.cat([x[:, :t], x[:, t:].flip(1)], dim=1)  # steps >= t in reverse order
+    assert not torch.equal(future_reordered, x)
+    assert not torch.allclose(model(future_reordered), model(x), atol=1e-3)  # the full head sees the change
+    with torch.no_grad():
+        model.head.time.weight[:, t:] = 0.0  # the head reads steps < t only
+    torch.testing.assert_close(model(future_reordered), model(x), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("input_len, horizon", [(48, 12), (53, 20)])

@@ -42,6 +42,19 @@ def test_uniform_attention_rolls_out_evenly():
     torch.testing.assert_close(rollout, torch.full((1, T - 1), rollout[0, 0].item()))
 
 
+def test_rollout_equals_the_papers_definition_by_hand():
+    # Abnar & Zuidema (2020), §3: per layer Ã = 0.5·A + 0.5·I (A: the heads' mean), rows renormalised;
+    # rollout = Ã_2 · Ã_1. Tokens: [CLS], patch 1, patch 2; two layers of two heads.
+    layer1 = torch.tensor([[[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5]],
+                           [[0.5, 0.0, 0.5], [0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]])
+    layer2 = torch.tensor([[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]],
+                           [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    # Ã_1 = [[.75, .125, .125], [0, 1, 0], [.125, .125, .75]]; Ã_2 = [[.5, .25, .25], [.25, .5, .25], [.25, .25, .5]]
+    # [CLS] row of Ã_2·Ã_1 = .5·[.75, .125, .125] + .25·[0, 1, 0] + .25·[.125, .125, .75] = [.40625, .34375, .25]
+    expected = torch.tensor([[0.34375, 0.25]])
+    torch.testing.assert_close(attention_rollout([layer1[None], layer2[None]]), expected)
+
+
 def test_pooling_ignores_padding():
     x = torch.tensor([[[1.0], [3.0], [100.0]], [[2.0], [-100.0], [-100.0]]])
     keep = torch.tensor([[True, True, False], [True, False, False]])

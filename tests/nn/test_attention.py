@@ -21,6 +21,7 @@ def test_masks():
     tokens = torch.tensor([[5, 6, 7, 0, 0, 0]])
     assert padding_mask(tokens, 0).tolist() == [[[True, True, True, False, False, False]]]
     assert causal_mask(3).tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert causal_mask(3, device="meta").device.type == "meta"  # built where it is used, not copied there
 
 
 def test_sdpa_matches_formula_and_torch():
@@ -83,15 +84,40 @@ def test_mha_equals_torch_multihead_attention(kind):
         torch.testing.assert_close(fused, ref_out, atol=1e-5, rtol=1e-5)
 
 
-def test_mha_gradients_equal_torch():
-    D, H = 8, 2
+def mha_gradients(ours: MultiHeadAttention) -> dict[str, torch.Tensor]:
+    """Our gradients in torch's layout: w_q, w_k, w_v stacked into in_proj_*, w_o as out_proj."""
+    return {"in_proj_weight": torch.cat([ours.w_q.weight.grad, ours.w_k.weight.grad, ours.w_v.weight.grad]),
+            "in_proj_bias": torch.cat([ours.w_q.bias.grad, ours.w_k.bias.grad, ours.w_v.bias.grad]),
+            "out_proj.weight": ours.w_o.weight.grad, "out_proj.bias": ours.w_o.bias.grad}
+
+
+@pytest.mark.parametrize("need_weights", [False, True])  # torch's fused kernel, or the composite with weights
+@pytest.mark.parametrize("kind", ["causal", "cross_padding"])
+def test_mha_gradients_equal_torch(kind, need_weights):
+    B, T, S, D, H = 3, 5, 4, 8, 2
     ours = MultiHeadAttention(D, H)
     ref = copy_into_torch_mha(ours)
-    x = torch.randn(2, 5, D)
-    ours(x, x, x, causal_mask(5))[0].pow(2).sum().backward()
-    ref(x, x, x, attn_mask=~causal_mask(5), need_weights=False)[0].pow(2).sum().backward()
-    torch.testing.assert_close(ours.w_o.weight.grad, ref.out_proj.weight.grad, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(ours.w_q.weight.grad, ref.in_proj_weight.grad[:D], atol=1e-5, rtol=1e-4)
+    query = torch.randn(B, T, D, requires_grad=True)
+    if kind == "causal":  # self-attention: one input
+        key = value = query
+        inputs, mask, ref_masks = (query,), causal_mask(T), {"attn_mask": ~causal_mask(T)}
+    else:  # cross-attention with padded keys: key and value apart, so that swapping them shows
+        key, value = (torch.randn(B, S, D, requires_grad=True) for _ in range(2))
+        tokens = torch.tensor([[1] * 4, [1] * 2 + [0] * 2, [1] + [0] * 3])
+        inputs, mask, ref_masks = (query, key, value), padding_mask(tokens, 0), {"key_padding_mask": tokens == 0}
+    out = ours(query, key, value, mask, need_weights=need_weights)[0]
+    ref_out = ref(query, key, value, need_weights=False, **ref_masks)[0]
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    target = torch.randn_like(out)  # a loss whose gradient differs at every output position
+    ours_input_grads = torch.autograd.grad((out * target).sum(), inputs, retain_graph=True)
+    (out * target).sum().backward()
+    ref_input_grads = torch.autograd.grad((ref_out * target).sum(), inputs, retain_graph=True)
+    (ref_out * target).sum().backward()
+    for a, b in zip(ours_input_grads, ref_input_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    expected = dict(ref.named_parameters())
+    for name, grad in mha_gradients(ours).items():
+        torch.testing.assert_close(grad, expected[name].grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_incremental_cache_equals_full_self_attention():

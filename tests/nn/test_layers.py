@@ -81,6 +81,67 @@ def test_layers_return_the_weights_torch_computes():
     torch.testing.assert_close(out, decoder(x, memory, causal_mask(T)))
 
 
+def torch_layout_gradients(ours) -> dict[str, torch.Tensor]:
+    """Our layer's gradients under the names and shapes of torch's Transformer{Encoder,Decoder}Layer."""
+    grads = {}
+    for name, torch_name in (("self_attn", "self_attn"), ("cross_attn", "multihead_attn")):
+        if hasattr(ours, name):
+            attn = getattr(ours, name)
+            projections = (attn.w_q, attn.w_k, attn.w_v)
+            grads[f"{torch_name}.in_proj_weight"] = torch.cat([p.weight.grad for p in projections])
+            grads[f"{torch_name}.in_proj_bias"] = torch.cat([p.bias.grad for p in projections])
+            grads[f"{torch_name}.out_proj.weight"] = attn.w_o.weight.grad
+            grads[f"{torch_name}.out_proj.bias"] = attn.w_o.bias.grad
+    for name, p in ours.named_parameters():
+        if not name.startswith(("self_attn.", "cross_attn.")):
+            grads[name.removeprefix("ff.")] = p.grad
+    return grads
+
+
+def assert_same_gradients(ours, ref, out, expected, inputs):
+    """Outputs, then the gradients of every parameter and every input, under one random loss."""
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    target = torch.randn_like(out)
+    ours_input_grads = torch.autograd.grad((out * target).sum(), inputs, retain_graph=True)
+    ref_input_grads = torch.autograd.grad((expected * target).sum(), inputs, retain_graph=True)
+    (out * target).sum().backward()
+    (expected * target).sum().backward()
+    for i, (a, b) in enumerate(zip(ours_input_grads, ref_input_grads)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=f"input {i}")
+    reference = dict(ref.named_parameters())
+    grads = torch_layout_gradients(ours)
+    assert grads.keys() == reference.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, reference[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_gradients_equal_torch(norm_first):
+    D, H, F = 16, 4, 32
+    ours = encoder_layer(D, H, F, dropout=0.0, norm_first=norm_first)
+    ref = nn.TransformerEncoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first)
+    copy_attention(ours.self_attn, ref.self_attn)
+    copy_common(ours, ref)
+    tokens = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    x = torch.randn(2, 6, D, requires_grad=True)
+    assert_same_gradients(ours, ref, ours(x, padding_mask(tokens, 0)), ref(x, src_key_padding_mask=tokens == 0), (x,))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_decoder_layer_gradients_equal_torch(norm_first):
+    D, H, F, T, S = 16, 4, 32, 5, 6
+    ours = decoder_layer(D, H, F, dropout=0.0, norm_first=norm_first)
+    ref = nn.TransformerDecoderLayer(D, H, F, dropout=0.0, batch_first=True, norm_first=norm_first)
+    copy_attention(ours.self_attn, ref.self_attn)
+    copy_attention(ours.cross_attn, ref.multihead_attn)
+    copy_common(ours, ref)
+    src = torch.tensor([[1] * 6, [1] * 2 + [0] * 4])
+    x, memory = torch.randn(2, T, D, requires_grad=True), torch.randn(2, S, D, requires_grad=True)
+    out = ours(x, memory, causal_mask(T), padding_mask(src, 0))
+    expected = ref(x, memory, tgt_mask=~causal_mask(T), memory_key_padding_mask=src == 0)
+    assert_same_gradients(ours, ref, out, expected, (x, memory))
+
+
 def test_encoder_layer_fully_padded_row_has_no_nan():
     layer = encoder_layer(8, 2, 16, dropout=0.0)
     out = layer(torch.randn(2, 4, 8), padding_mask(torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]]), 0))

@@ -31,7 +31,9 @@ def test_layers_equal_torch_with_copied_weights(kind, fused, layers, bidirection
     ref = ref_cls(5, 6, num_layers=layers, bidirectional=bidirectional, batch_first=True)
     ours = ours_cls(5, 6, num_layers=layers, bidirectional=bidirectional, fused=fused)
     ours.load_state_dict(ref.state_dict())  # same keys, same shapes
-    assert ref.load_state_dict(ours.state_dict()) is not None
+    mine, theirs = ours.state_dict(), ref.state_dict()
+    assert list(mine) == list(theirs)  # torch's names in torch's order: checkpoints load both ways
+    assert all(mine[name].equal(theirs[name]) for name in theirs)
     x, lengths = padded_batch()
     dirs = 2 if bidirectional else 1
     h0 = torch.randn(layers * dirs, 4, 6)
@@ -46,17 +48,40 @@ def test_layers_equal_torch_with_copied_weights(kind, fused, layers, bidirection
     torch.testing.assert_close(out, ref(x[:1])[0], atol=1e-5, rtol=1e-5)
 
 
+def as_list(state) -> list[torch.Tensor]:
+    return list(state) if isinstance(state, tuple) else [state]
+
+
 @pytest.mark.parametrize("kind", sorted(OURS))
-def test_gradients_equal_torch(kind):
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True)])
+@pytest.mark.parametrize("padded", [True, False])
+def test_gradients_equal_torch(kind, fused, layers, bidirectional, padded):
+    # Outputs and final states under one random loss; the gradients of every weight and bias, of the
+    # input and of the initial state must be torch's (padded rows: through packed sequences).
     ours_cls, ref_cls, _, _ = OURS[kind]
-    ref = ref_cls(3, 4, batch_first=True, bidirectional=True)
-    ours = ours_cls(3, 4, bidirectional=True, fused=False)
+    ref = ref_cls(3, 4, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+    ours = ours_cls(3, 4, num_layers=layers, bidirectional=bidirectional, fused=fused)
     ours.load_state_dict(ref.state_dict())
     x, lengths = padded_batch(I=3)
-    ours(x, lengths)[0].pow(2).sum().backward()
-    torch_reference(ref, x, lengths, None)[0].pow(2).sum().backward()
-    for (name, p), (_, q) in zip(ours.named_parameters(), ref.named_parameters()):
-        torch.testing.assert_close(p.grad, q.grad, atol=1e-5, rtol=1e-4, msg=name)
+    x.requires_grad_()
+    lengths = lengths if padded else None
+    h0 = torch.randn(layers * (2 if bidirectional else 1), 4, 4, requires_grad=True)
+    state = (h0, torch.randn_like(h0, requires_grad=True)) if kind == "lstm" else h0
+    inputs = [x, *as_list(state)]
+    out, final = ours(x, lengths, state)
+    ref_out, ref_final = torch_reference(ref, x, lengths, state) if padded else ref(x, state)
+    for a, b in zip((out, *as_list(final)), (ref_out, *as_list(ref_final))):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    targets = [torch.randn_like(t) for t in (out, *as_list(final))]
+    losses = [sum((t * w).sum() for t, w in zip((o, *as_list(f)), targets))
+              for o, f in ((out, final), (ref_out, ref_final))]
+    grads = [torch.autograd.grad(loss, [*inputs, *module.parameters()])
+             for loss, module in zip(losses, (ours, ref))]
+    names = [f"input {i}" for i in range(len(inputs))] + [name for name, _ in ours.named_parameters()]
+    assert names[len(inputs):] == [name for name, _ in ref.named_parameters()]
+    for name, a, b in zip(names, *grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("kind", sorted(OURS))

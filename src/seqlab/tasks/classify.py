@@ -217,6 +217,16 @@ def probabilities(model, ids: list[list[int]], batch_size: int = 256) -> np.ndar
                       for i in range(0, len(ids), batch_size)]).numpy()
 
 
+def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor, teacher_weight: float,
+                      label_smoothing: float = 0.0) -> torch.Tensor:
+    """Knowledge distillation (Hinton et al., 2015, §2, at temperature 1): (1 - w)·CE(logits, labels) +
+    w·CE(logits, teacher). logits: (B, K); labels: (B,) class ids; teacher: (B, K) the teacher's
+    probabilities. Cross-entropy against the teacher's distribution is the KL divergence to it plus the
+    teacher's entropy, a constant."""
+    hard = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return (1 - teacher_weight) * hard + teacher_weight * F.cross_entropy(logits, teacher)
+
+
 def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int,
                log=print):
     """Tokenizer and (optionally) word vectors from these texts only; a validation slice of them picks
@@ -225,6 +235,7 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     tokenizer = train_tokenizer(texts, "word", d.vocab_size)
     save_tokenizer(tokenizer, run / "tokenizer.json")
     ids = encode(tokenizer, texts, d.max_len)
+    torch.manual_seed(t.seed)  # the same initial weights in every run (and fold) of this seed
     model = build_classifier(c, tokenizer.get_vocab_size(), n_classes, d.max_len)
     if c.embeddings != "random":
         if c.embeddings in ("cbow", "skipgram"):
@@ -262,9 +273,10 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
 
     def loss_fn(m, batch):
         logits = m(batch["ids"])
-        loss = F.cross_entropy(logits, batch["y"], label_smoothing=t.label_smoothing)
-        if c.teacher:  # cross-entropy against the teacher's distribution: KL to it plus a constant
-            loss = (1 - c.teacher_weight) * loss + c.teacher_weight * F.cross_entropy(logits, batch["teacher"])
+        if c.teacher:
+            loss = distillation_loss(logits, batch["y"], batch["teacher"], c.teacher_weight, t.label_smoothing)
+        else:
+            loss = F.cross_entropy(logits, batch["y"], label_smoothing=t.label_smoothing)
         return loss, len(batch["y"])
 
     def evaluate(m) -> dict[str, float]:

@@ -215,6 +215,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
         runs.write_run(run, TASK, to_dict(config))
     (run / "series.json").write_text(json.dumps({"columns": series.columns, "targets": series.targets,
                                                  "bounds": bounds, "scaler": ts.scaler_state(scaler)}, indent=2))
+    torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_forecaster(config.model, len(series.columns), d.input_len, d.horizon)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels; windows: "

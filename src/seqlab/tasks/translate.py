@@ -271,6 +271,7 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
     encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source"),
                       encode_checked(tgt_tok, t, data.max_len, f"{name} target"))
                for name, (s, t) in splits.items()}
+    torch.manual_seed(config.train.seed)  # the same initial weights in every run of this seed
     model = build_model(config, src_tok.get_vocab_size(), tgt_tok.get_vocab_size())
     log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"vocab {src_tok.get_vocab_size()} -> {tgt_tok.get_vocab_size()}; "

@@ -185,6 +185,7 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
     C, H = images.shape[1], images.shape[2]
     if H % m.patch_size:
         raise UserError(f"model.patch_size {m.patch_size} does not divide the image size {H}")
+    torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_vit(m, H, len(classes), C)
     log(f"model: ViT, {sum(p.numel() for p in model.parameters()):,} parameters, {(H // m.patch_size) ** 2} "
         f"patches; images: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
