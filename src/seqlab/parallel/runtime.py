@@ -326,21 +326,24 @@ class Distributed(SingleProcess):
 
     def load_training_state(self, module: nn.Module, optimizer, directory: Path) -> None:
         """A DCP directory reshards itself on load; one process's whole state (safetensors + JSON) is
-        read by every rank, which keeps its part: its pipeline stage's entries, its FSDP/TP shards."""
+        read by every rank, which keeps its part of each entry of this layout's state dict: its
+        pipeline stage's entries, its FSDP/TP shards (cut from rank 0's copy)."""
         if checkpoint.has_sharded_training_state(directory):
             return super().load_training_state(module, optimizer, directory)
-        from torch.distributed.checkpoint.state_dict import set_state_dict
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+        from torch.distributed.tensor import DTensor, distribute_tensor
 
-        state = checkpoint.load_state(directory, checkpoint.TRAINING_STATE)
-        model_state, optimizer_state = state["model"], state["optimizer"]
-        if self.pp > 1:
-            mine = set(module.state_dict())
-            model_state = {k: v for k, v in model_state.items() if k in mine}
-            # flattened optimizer keys: "state.<parameter>.exp_avg", "param_groups.<parameter>.lr"
-            optimizer_state = {k: v for k, v in optimizer_state.items()
-                               if k.split(".", 1)[1].rsplit(".", 1)[0] in mine}
-        set_state_dict(module, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state,
-                       options=_state_dict_options(full_state_dict=self.sharded))
+        whole = checkpoint.load_state(directory, checkpoint.TRAINING_STATE)
+        options = _state_dict_options()
+        layout = dict(zip(("model", "optimizer"), get_state_dict(module, optimizer, options=options)))
+        for part, entries in layout.items():
+            for key, mine in entries.items():
+                value = whole[part][key]
+                if isinstance(mine, DTensor):
+                    value = distribute_tensor(value.to(mine.device), mine.device_mesh, mine.placements)
+                entries[key] = value
+        set_state_dict(module, optimizer, model_state_dict=layout["model"], optim_state_dict=layout["optimizer"],
+                       options=options)
 
     def save_training_state(self, module: nn.Module, optimizer, directory: Path) -> None:
         """Through DCP, as the ranks hold it (FSDP/TP shards, pipeline stages), so that any layout
