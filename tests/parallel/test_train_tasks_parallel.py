@@ -102,3 +102,38 @@ def test_a_run_paused_on_one_process_count_resumes_on_another(task, run, form, r
     # The last save was by the resuming side: DCP from 2 ranks, safetensors + JSON from one.
     assert (last / "training_state").is_dir() == (form == "safetensors")
     assert (last / "training_state.json").is_file() == (form == "dcp")
+
+
+@pytest.mark.parametrize("arch", ["tfidf", "bow", "nbsvm"])
+def test_linear_classifiers_refuse_several_processes_in_one_line(arch, tmp_path):
+    from seqlab.errors import UserError
+    from seqlab.parallel.runtime import SingleProcess
+    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, train
+
+    config = ClassifyConfig(model=ClassifyModelConfig(arch=arch))
+    config.check_layout(1)
+    with pytest.raises(UserError) as refused:
+        config.check_layout(2)
+    message = str(refused.value)
+    assert f"--model {arch}" in message and "one process" in message and "\n" not in message
+
+    class TwoRanks(SingleProcess):  # what train sees on rank 0 of a 2-process job
+        world = 2
+
+    with pytest.raises(UserError, match="one process"):
+        train(config, tmp_path, *task_jobs.labelled_texts(40), parallel=TwoRanks())
+    assert not list(tmp_path.iterdir())  # refused before writing anything
+
+
+@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision"])
+def test_tasks_other_than_lm_take_data_parallel_only(task):
+    from seqlab.config import load_config
+    from seqlab.errors import ConfigError, UserError
+
+    config_class = task_jobs.MODULES[task][1]
+    with pytest.raises(ConfigError, match="data parallel only"):
+        load_config(config_class, None, ["parallel.tp=2"])
+    config = load_config(config_class, None, ["train.batch_size=15"])
+    with pytest.raises(UserError, match="must split evenly over 2 data-parallel"):
+        config.check_layout(2)
+    config.check_layout(1)

@@ -346,7 +346,7 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
             predict, size = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes),
                                 log, parallel)
             sizes.append(size)
-            if predict is not None:  # the main rank
+            if parallel.is_main:
                 held_out[test_rows] = predict([texts[i] for i in test_rows])
                 folds_scores.append(scores(labels[test_rows], held_out[test_rows].argmax(-1)))
                 log(f"fold {k}/{d.cv}: accuracy {folds_scores[-1]['accuracy']:.4f}")

@@ -257,7 +257,7 @@ class LanguageModel:
             shown = text
 
 
-def train(config: LMConfig, run: Path, resume: bool = False, log=print,
+def train(config: LMConfig, run: Path, resume: bool = False, log=print, *,
           parallel: SingleProcess | None = None) -> tuple[LanguageModel, dict[str, Any]]:
     """Prepare the data (or reopen it when resuming), train with the shared engine, then score the
     best checkpoint on the validation text in fp32. Under torchrun, ``parallel`` is this rank's part:
