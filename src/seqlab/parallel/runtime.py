@@ -238,7 +238,7 @@ class Distributed(SingleProcess):
                          scale: float) -> tuple[Tensor, int]:
         if self.pp == 1:
             loss, n = loss_fn(train_model, batch)
-            if getattr(self, "empty_share", False):
+            if self.empty_share:
                 n = 0
             weight = 1.0
             if self.dp > 1:
