@@ -222,7 +222,7 @@ class Distributed(SingleProcess):
 
     def local_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """This data-parallel rank's rows of the global batch (tensor-parallel ranks share them). A
-        batch that does not split evenly (an epoch's last) gives the first ranks one row more; a rank
+        batch that does not split evenly (an epoch's last) gives the last ranks one row more; a rank
         left with no row runs the first row at weight 0, because every rank must run backward."""
         self.empty_share = False
         if self.dp == 1:
