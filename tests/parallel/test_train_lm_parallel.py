@@ -134,9 +134,10 @@ def test_bad_layouts_are_one_line_before_any_process_starts(args, message, corpu
     assert not run.exists()
 
 
-def test_only_lm_runs_on_several_processes(tmp_path, capsys):
-    csv = tmp_path / "series.csv"
-    csv.write_text("date,OT\n" + "".join(f"2020-01-01 {h:02d}:00,{h}\n" for h in range(24)))
-    assert main(["train", "forecast", "--csv", str(csv), "--model", "linear", "--input-len", "4", "--horizon", "2",
-                 "--out", str(tmp_path / "run"), "--nproc", "2"]) == 2
-    assert "only train lm runs on several" in capsys.readouterr().err
+def test_a_linear_classifier_refuses_several_processes_before_starting_any(tmp_path, capsys):
+    csv = tmp_path / "texts.csv"
+    csv.write_text("text,label\n" + "".join(f"word{i} film,{'pos' if i % 2 else 'neg'}\n" for i in range(40)))
+    out = tmp_path / "run"
+    assert main(["train", "classify", "--csv", str(csv), "--model", "nbsvm", "--out", str(out), "--nproc", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "drop --nproc" in err and len(err.strip().splitlines()) == 1 and not out.exists()

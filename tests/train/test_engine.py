@@ -211,3 +211,27 @@ def test_stop_at_step_pauses_and_resume_finishes_like_one_run(tmp_path):
     assert losses(paused_dir) == losses(straight_dir)
     final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors")) for d in (paused_dir, straight_dir))
     assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+def test_resuming_a_one_process_run_never_unpickles(tmp_path, monkeypatch):
+    """One process keeps weights and optimizer state in safetensors + JSON, not in
+    torch.distributed.checkpoint, whose .metadata is a pickle: --resume runs no pickle at all."""
+    import pickle
+
+    straight_dir, paused_dir = tmp_path / "straight", tmp_path / "paused"
+    straight_dir.mkdir(), paused_dir.mkdir()
+    make_trainer(straight_dir).fit()
+    make_trainer(paused_dir, stop_at_step=6).fit()
+    last = paused_dir / "checkpoints" / "last"
+    assert (last / "training_state.safetensors").is_file() and (last / "training_state.json").is_file()
+    assert not (last / "training_state").exists()
+    assert not [p for p in paused_dir.rglob("*") if p.suffix in (".metadata", ".distcp", ".pt", ".pkl")]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("resume unpickled something")
+
+    for owner, name in ((pickle, "load"), (pickle, "loads"), (torch, "load")):
+        monkeypatch.setattr(owner, name, refuse)
+    make_trainer(paused_dir).fit(resume=True)
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors")) for d in (paused_dir, straight_dir))
+    assert all(torch.equal(final[k], expected[k]) for k in expected)

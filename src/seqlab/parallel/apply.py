@@ -18,7 +18,9 @@ def data_parallel(model: nn.Module, mode: Literal["ddp", "fsdp"], mesh: DeviceMe
     if mode == "ddp":
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model)
+        # static_graph: the same parameters take part in every step, and some may take part in none (a
+        # classifier's [CLS] vector under mean pooling); DDP learns which in the first step.
+        return DistributedDataParallel(model, static_graph=True)
     from torch.distributed.fsdp import fully_shard
 
     for layer in getattr(model, "layers", []):

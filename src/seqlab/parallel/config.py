@@ -34,3 +34,10 @@ class ParallelConfig:
             raise ValueError("data parallel with tensor parallel needs parallel.dp_mode='fsdp' (FSDP2 over "
                              "the data-parallel dimension of a 2-D mesh)")
         return dp, self.tp, self.pp
+
+    def data_parallel_only(self, task: str) -> None:
+        """Tensor and pipeline parallel split a language model's Transformer by its module names; every
+        other task trains data parallel (DDP or FSDP2) only."""
+        if self.tp > 1 or self.pp > 1:
+            raise ValueError(f"parallel.tp and parallel.pp split a language model; train {task} runs data "
+                             f"parallel only (parallel.dp, parallel.dp_mode)")

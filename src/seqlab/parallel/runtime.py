@@ -5,7 +5,11 @@ losses, clips the gradient norm over every shard, and saves and loads the traini
 ``torch.distributed.checkpoint`` (DCP), so that a run saved on N ranks resumes on M.
 
 The global batch is drawn the same way whatever the rank count, from (seed, step), so a run on two
-ranks follows the same trajectory as on one, up to the order of floating-point sums."""
+ranks follows the same trajectory as on one, up to the order of floating-point sums.
+
+One process keeps its training state (weights and optimizer) in safetensors + JSON, which loading
+never unpickles. DCP writes its ``.metadata`` file with pickle and reads it with ``pickle.load``, so
+resuming a run saved on several ranks trusts that file: resume only runs from a trusted source."""
 
 from __future__ import annotations
 
@@ -21,9 +25,16 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..train import checkpoint
 from .config import ParallelConfig
 
 OutputLoss = Callable[[Tensor, Tensor], Tensor]  # (logits, targets) -> mean loss
+
+
+def next_token_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of logits (B, T, V) against the next tokens (B, T): a language model's loss,
+    and what the last pipeline stage (a TransformerLM's output layer) hands the schedule."""
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 
 def torchrun_world() -> int:
@@ -88,28 +99,45 @@ class SingleProcess:
 
         load_model(model, str(path), device=str(next(model.parameters()).device))
 
-    def save_training_state(self, module: nn.Module, optimizer, path: Path) -> None:
-        import torch.distributed.checkpoint as dcp
+    def agree(self, value: Any) -> Any:
+        """The main rank's ``value`` on every rank (so that every rank takes the same decisions)."""
+        return value
+
+    def save_training_state(self, module: nn.Module, optimizer, directory: Path) -> None:
+        """Weights and optimizer state, keyed by parameter name, into ``directory``'s
+        ``training_state.safetensors`` + ``training_state.json``: no pickle, on saving or loading."""
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
         fresh = not optimizer.state
         model_state, optimizer_state = get_state_dict(module, optimizer, options=_state_dict_options())
-        with _one_process_is_fine():
-            dcp.save({"model": model_state, "optimizer": optimizer_state}, checkpoint_id=str(path))
+        checkpoint.save_state(directory, {"model": model_state, "optimizer": optimizer_state},
+                              checkpoint.TRAINING_STATE)
         if fresh:  # get_state_dict initialised the state with a zero-rate step, counted in Adam's step: undo
             optimizer.state.clear()
 
-    def load_training_state(self, module: nn.Module, optimizer, path: Path) -> None:
-        import torch.distributed.checkpoint as dcp
-        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    def load_training_state(self, module: nn.Module, optimizer, directory: Path) -> None:
+        """From whichever form ``directory`` holds: one process's safetensors + JSON, or the DCP
+        directory of a run on several ranks (whose pickled metadata DCP unpickles)."""
+        from torch.distributed.checkpoint.state_dict import set_state_dict
 
         options = _state_dict_options()
+        if checkpoint.has_sharded_training_state(directory):
+            state = self._load_sharded(module, optimizer, directory / checkpoint.TRAINING_STATE, options)
+        else:
+            state = checkpoint.load_state(directory, checkpoint.TRAINING_STATE)
+        set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
+                       options=options)
+
+    def _load_sharded(self, module: nn.Module, optimizer, path: Path, options) -> dict[str, Any]:
+        """DCP fills a state dict of this process's layout (templates from ``get_state_dict``)."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
         model_state, optimizer_state = get_state_dict(module, optimizer, options=options)
         state = {"model": model_state, "optimizer": optimizer_state}
         with _one_process_is_fine():
             dcp.load(state, checkpoint_id=str(path))
-        set_state_dict(module, optimizer, model_state_dict=state["model"],
-                       optim_state_dict=state["optimizer"], options=options)
+        return state
 
     def barrier(self) -> None:
         pass
@@ -125,7 +153,8 @@ class SingleProcess:
 class Distributed(SingleProcess):
     """This process's part of a ``torchrun`` job, laid out on a device mesh (pp, dp, tp)."""
 
-    def __init__(self, config: ParallelConfig, device: torch.device, output_loss: OutputLoss) -> None:
+    def __init__(self, config: ParallelConfig, device: torch.device,
+                 output_loss: OutputLoss = next_token_loss) -> None:
         if not dist.is_initialized():
             backend = "nccl" if device.type == "cuda" else "gloo"
             dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
@@ -144,7 +173,7 @@ class Distributed(SingleProcess):
         dims = [(name, size) for name, size in (("pp", self.pp), ("dp", self.dp), ("tp", self.tp)) if size > 1]
         self.mesh = init_device_mesh(device.type, tuple(s for _, s in dims), mesh_dim_names=tuple(n for n, _ in dims))
         self.coordinate = {name: self.mesh[name].get_local_rank() for name, _ in dims}
-        self.scale = 1.0
+        self.scale, self.empty_share = 1.0, False
 
     def _rank_in(self, name: str) -> int:
         return self.coordinate.get(name, 0)
@@ -156,6 +185,9 @@ class Distributed(SingleProcess):
         from .plans import LM_TENSOR_PLAN
 
         self.model_class = type(model)  # before FSDP2 swaps in its own subclass
+        with torch.no_grad():  # one set of initial weights, whatever each rank's random state was
+            for tensor in model.state_dict().values():
+                dist.broadcast(tensor, src=0)
         self.sharded = self.tp > 1 or (self.dp > 1 and self.config.dp_mode == "fsdp")
         try:
             if self.pp > 1:
@@ -189,20 +221,35 @@ class Distributed(SingleProcess):
     # --- a training step -----------------------------------------------------------------------
 
     def local_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """This data-parallel rank's rows of the global batch (tensor-parallel ranks share them)."""
+        """This data-parallel rank's rows of the global batch (tensor-parallel ranks share them). A
+        batch that does not split evenly (an epoch's last) gives the last ranks one row more; a rank
+        left with no row runs the first row at weight 0, because every rank must run backward."""
+        self.empty_share = False
         if self.dp == 1:
             return batch
         rows = next(iter(batch.values())).size(0)
-        if rows % self.dp:
-            raise UserError(f"train.batch_size ({rows}) must be divisible by the {self.dp} data-parallel ranks")
-        share = rows // self.dp
-        start = self._rank_in("dp") * share
-        return {k: v[start : start + share] for k, v in batch.items()}
+        rank = self._rank_in("dp")
+        start, end = rank * rows // self.dp, (rank + 1) * rows // self.dp
+        if start == end:
+            self.empty_share, start, end = True, 0, 1
+        return {k: v[start:end] for k, v in batch.items()}
 
     def forward_backward(self, train_model: nn.Module, loss_fn, batch: dict[str, Tensor],
                          scale: float) -> tuple[Tensor, int]:
         if self.pp == 1:
-            return super().forward_backward(train_model, loss_fn, batch, scale)
+            loss, n = loss_fn(train_model, batch)
+            if self.empty_share:
+                n = 0
+            weight = 1.0
+            if self.dp > 1:
+                # Data parallel averages the ranks' gradients; each rank's loss is a mean over its own
+                # n tokens (or rows), so weight it by n / (the ranks' mean n): the gradient is then the
+                # one-process gradient of the mean over the whole batch. 1.0 exactly when the shares are equal.
+                total = torch.tensor([n], dtype=torch.float64)
+                dist.all_reduce(total, group=self.mesh["dp"].get_group())
+                weight = n * self.dp / total.item()
+            (loss * (scale * weight)).backward()
+            return loss.detach(), n
         self.scale = scale
         stage, last = self._rank_in("pp"), self.pp - 1
         losses: list[Tensor] = []
@@ -277,6 +324,45 @@ class Distributed(SingleProcess):
         set_model_state_dict(model, load_file(str(path)), options=_state_dict_options(full_state_dict=True,
                                                                                        strict=False))
 
+    def load_training_state(self, module: nn.Module, optimizer, directory: Path) -> None:
+        """A DCP directory reshards itself on load; one process's whole state (safetensors + JSON) is
+        read by every rank, which keeps its part of each entry of this layout's state dict: its
+        pipeline stage's entries, its FSDP/TP shards (cut from rank 0's copy)."""
+        if checkpoint.has_sharded_training_state(directory):
+            return super().load_training_state(module, optimizer, directory)
+        from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+        from torch.distributed.tensor import DTensor, distribute_tensor
+
+        whole = checkpoint.load_state(directory, checkpoint.TRAINING_STATE)
+        options = _state_dict_options()
+        layout = dict(zip(("model", "optimizer"), get_state_dict(module, optimizer, options=options)))
+        for part, entries in layout.items():
+            for key, mine in entries.items():
+                value = whole[part][key]
+                if isinstance(mine, DTensor):
+                    value = distribute_tensor(value.to(mine.device), mine.device_mesh, mine.placements)
+                entries[key] = value
+        set_state_dict(module, optimizer, model_state_dict=layout["model"], optim_state_dict=layout["optimizer"],
+                       options=options)
+
+    def save_training_state(self, module: nn.Module, optimizer, directory: Path) -> None:
+        """Through DCP, as the ranks hold it (FSDP/TP shards, pipeline stages), so that any layout
+        can load it. DCP pickles its ``.metadata``: see the module's docstring."""
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        fresh = not optimizer.state
+        model_state, optimizer_state = get_state_dict(module, optimizer, options=_state_dict_options())
+        dcp.save({"model": model_state, "optimizer": optimizer_state},
+                 checkpoint_id=str(directory / checkpoint.TRAINING_STATE))
+        if fresh:
+            optimizer.state.clear()
+
+    def agree(self, value: Any) -> Any:
+        shared = [value]
+        dist.broadcast_object_list(shared, src=0)
+        return shared[0]
+
     def barrier(self) -> None:
         dist.barrier()
 
@@ -299,7 +385,32 @@ class Distributed(SingleProcess):
             dist.destroy_process_group()
 
 
-def runtime_for(config: ParallelConfig, device: torch.device, output_loss: OutputLoss) -> SingleProcess:
+def check_layout(config: ParallelConfig, world: int, batch_size: int) -> None:
+    """A UserError unless the [parallel] layout fits ``world`` processes and a batch of ``batch_size``
+    rows splits evenly over the data-parallel ranks (and, under a pipeline, into its micro-batches)."""
+    try:
+        dp, _, pp = config.sizes(world)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    per_rank = batch_size // dp
+    if batch_size % dp or (pp > 1 and per_rank % config.microbatches):
+        raise UserError(f"train.batch_size ({batch_size}) must split evenly over {dp} data-parallel "
+                        f"rank(s)" + (f" and {config.microbatches} micro-batches" if pp > 1 else ""))
+
+
+def runtime_for_config(config, output_loss: OutputLoss = next_token_loss) -> SingleProcess:
+    """This process's place in the job, for a task's config (its ``parallel`` section, ``train.device``
+    and ``check_layout(world)``): this rank's part of a torchrun job, or one process. Every task's
+    training starts here. ``output_loss``: what a pipeline's last stage computes (language models)."""
+    from ..train.loop import resolve_device  # the engine imports this module
+
+    if launched_by_torchrun():
+        config.check_layout(torchrun_world())
+    return runtime_for(config.parallel, resolve_device(config.train.device), output_loss)
+
+
+def runtime_for(config: ParallelConfig, device: torch.device,
+                output_loss: OutputLoss = next_token_loss) -> SingleProcess:
     """``Distributed`` under torchrun with more than one process, else ``SingleProcess``."""
     if launched_by_torchrun():
         return Distributed(config, device, output_loss)

@@ -41,6 +41,8 @@ from ..errors import DataError, UserError
 from ..models import classifiers
 from ..models.linear_text import CONFIG_FILE as LINEAR_CONFIG_FILE
 from ..models.linear_text import LinearTextClassifier
+from ..parallel.config import ParallelConfig
+from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs, views
@@ -141,6 +143,22 @@ class ClassifyConfig:
     data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
     model: ClassifyModelConfig = field(default_factory=ClassifyModelConfig)
     train: TrainConfig = field(default_factory=_classify_train_defaults)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
+
+    def __post_init__(self) -> None:
+        self.parallel.data_parallel_only("classify")
+
+    def check_layout(self, world: int) -> None:
+        """A UserError unless this model trains on ``world`` processes (the neural ones do, data
+        parallel; scikit-learn's linear models fit on one) and the [parallel] layout fits."""
+        if world > 1 and self.model.arch not in NEURAL:
+            raise UserError(one_process_only(self.model.arch))
+        check_layout(self.parallel, world, self.train.batch_size)
+
+
+def one_process_only(arch: str) -> str:
+    return (f"train classify --model {arch} fits a scikit-learn model on one process; drop --nproc "
+            f"(transformer, lstm and conv1d train on several)")
 
 
 # --- scikit-learn baselines ---------------------------------------------------------------------
@@ -228,12 +246,14 @@ def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher: torch
 
 
 def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int,
-               log=print):
+               log=print, parallel: SingleProcess | None = None):
     """Tokenizer and (optionally) word vectors from these texts only; a validation slice of them picks
-    the best checkpoint. Returns (texts -> class probabilities, the model's parameter count)."""
+    the best checkpoint. Returns (texts -> class probabilities, the model's parameter count); under
+    torchrun the first is None except on the main rank."""
     d, c, t = config.data, config.model, config.train
-    tokenizer = train_tokenizer(texts, "word", d.vocab_size)
-    save_tokenizer(tokenizer, run / "tokenizer.json")
+    parallel = parallel or SingleProcess()
+    parallel.on_main(lambda: save_tokenizer(train_tokenizer(texts, "word", d.vocab_size), run / "tokenizer.json"))
+    tokenizer = load_tokenizer(run / "tokenizer.json")  # the main rank's, on every rank
     ids = encode(tokenizer, texts, d.max_len)
     torch.manual_seed(t.seed)  # the same initial weights in every run (and fold) of this seed
     model = build_classifier(c, tokenizer.get_vocab_size(), n_classes, d.max_len)
@@ -283,18 +303,22 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
         predicted = probabilities(m, [ids[i] for i in valid_rows]).argmax(-1)
         return {"val_accuracy": float((predicted == labels[valid_rows]).mean())}
 
-    trainer = Trainer(model, t, run, loss_fn, ShuffledBatches(len(train_ids), t.batch_size, t.seed, make_batch),
-                      evaluate, select="val_accuracy", maximize=True, d_model=c.d_model)
-    trainer.fit()
-    model = trainer.model.eval()
     n_parameters = sum(p.numel() for p in model.parameters())
-    return (lambda new: probabilities(model, encode(tokenizer, new, d.max_len))), n_parameters
+    trainer = Trainer(model, t, run, loss_fn, ShuffledBatches(len(train_ids), t.batch_size, t.seed, make_batch),
+                      evaluate, select="val_accuracy", maximize=True, d_model=c.d_model, parallel=parallel)
+    trainer.fit()
+    whole = parallel.export(trainer.model)  # the best weights as one plain model, on the main rank
+    if whole is None:
+        return None, n_parameters
+    whole.eval()
+    return (lambda new: probabilities(whole, encode(tokenizer, new, d.max_len))), n_parameters
 
 
-def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int, log=print):
+def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int, log=print,
+        parallel: SingleProcess | None = None):
     """-> (texts -> class probabilities, the parameter count: a linear model's weights and biases)."""
     if config.model.arch in NEURAL:
-        return fit_neural(config, run, texts, labels, n_classes, log)
+        return fit_neural(config, run, texts, labels, n_classes, log, parallel)
     model = fit_linear(config, texts, labels)
     if not config.data.cv:  # for seqlab predict, which takes single-split runs only (folds would cost MBs each)
         model.save_pretrained(run)
@@ -312,13 +336,25 @@ def check_class_counts(label_names: list[str], cv: int) -> None:
                         f"{'--cv ' + str(cv) if cv else 'a train/test split'} needs at least {folds} per class")
 
 
-def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list[str], log=print) -> dict[str, Any]:
+def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list[str], log=print, *,
+          parallel: SingleProcess | None = None) -> dict[str, Any]:
+    """Fit (each fold, under ``--cv``) and score. Under torchrun, ``parallel`` is this rank's part of a
+    neural model's data-parallel training; the main rank alone writes the files and scores."""
     d, started = config.data, time.perf_counter()
+    parallel = parallel or SingleProcess()
+    if parallel.world > 1 and config.model.arch not in NEURAL:
+        raise UserError(one_process_only(config.model.arch))
+    if not parallel.is_main:
+        log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     check_class_counts(label_names, d.cv)
     classes = sorted(set(label_names))
     labels = np.asarray([classes.index(name) for name in label_names])
-    runs.write_run(run, TASK, to_dict(config))
-    (run / "classes.json").write_text(json.dumps(classes))
+
+    def describe() -> None:
+        runs.write_run(run, TASK, to_dict(config))
+        (run / "classes.json").write_text(json.dumps(classes))
+
+    parallel.on_main(describe)
     metrics: dict[str, Any] = {"arch": config.model.arch, "examples": len(texts), "classes": len(classes)}
     if d.cv:
         folds_scores, sizes = [], []
@@ -326,36 +362,51 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
         for k, (train_rows, test_rows) in enumerate(StratifiedKFold(d.cv, shuffle=True, random_state=config.train.seed)
                                                     .split(texts, labels), 1):
             fold_dir = run / f"fold-{k}"
-            fold_dir.mkdir()
-            predict, size = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes), log)
+            parallel.on_main(fold_dir.mkdir)
+            predict, size = fit(config, fold_dir, [texts[i] for i in train_rows], labels[train_rows], len(classes),
+                                log, parallel)
             sizes.append(size)
-            held_out[test_rows] = predict([texts[i] for i in test_rows])
-            folds_scores.append(scores(labels[test_rows], held_out[test_rows].argmax(-1)))
-            log(f"fold {k}/{d.cv}: accuracy {folds_scores[-1]['accuracy']:.4f}")
-        np.save(run / "cv_probabilities.npy", held_out)  # rows in the input's order: for ensembles of runs
-        accuracies = [s["accuracy"] for s in folds_scores]
-        metrics.update({"cv_accuracy": statistics.mean(accuracies), "cv_accuracy_std": statistics.stdev(accuracies),
-                        "cv_macro_f1": statistics.mean(s["macro_f1"] for s in folds_scores),
-                        "cv_folds": accuracies,
-                        "parameters": round(statistics.mean(sizes))})  # the folds' vocabularies differ
+            if parallel.is_main:
+                held_out[test_rows] = predict([texts[i] for i in test_rows])
+                folds_scores.append(scores(labels[test_rows], held_out[test_rows].argmax(-1)))
+                log(f"fold {k}/{d.cv}: accuracy {folds_scores[-1]['accuracy']:.4f}")
+
+        def summarise() -> dict[str, Any]:
+            np.save(run / "cv_probabilities.npy", held_out)  # rows in the input's order: for ensembles of runs
+            accuracies = [s["accuracy"] for s in folds_scores]
+            metrics.update({"cv_accuracy": statistics.mean(accuracies),
+                            "cv_accuracy_std": statistics.stdev(accuracies),
+                            "cv_macro_f1": statistics.mean(s["macro_f1"] for s in folds_scores),
+                            "cv_folds": accuracies,
+                            "parameters": round(statistics.mean(sizes))})  # the folds' vocabularies differ
+            return metrics
     else:
         train_rows, test_rows = train_test_split(np.arange(len(texts)), test_size=d.test_fraction, stratify=labels,
                                                  random_state=config.train.seed)
         predict, metrics["parameters"] = fit(config, run, [texts[i] for i in train_rows], labels[train_rows],
-                                             len(classes), log)
-        predicted = predict([texts[i] for i in test_rows]).argmax(-1)
-        metrics.update({f"test_{k}": v for k, v in scores(labels[test_rows], predicted).items()})
-        metrics["test_examples"] = len(test_rows)
-        from ..viz.confusion import plot_confusion
+                                             len(classes), log, parallel)
 
-        plot_confusion(confusion_matrix(labels[test_rows], predicted, labels=range(len(classes))), classes,
-                       run / "confusion.png", f"{config.model.arch}: test confusion matrix")
-        if config.model.arch == "transformer":  # what it reads in one test text (a short one, to be legible)
-            test_texts = [texts[i] for i in test_rows]
-            TextClassifierRun(run).attention_png(min(test_texts[:50], key=len), run / "attention.png")
-    metrics["seconds"] = round(time.perf_counter() - started, 2)
-    runs.write_metrics(run, metrics)
-    return metrics
+        def summarise() -> dict[str, Any]:
+            predicted = predict([texts[i] for i in test_rows]).argmax(-1)
+            metrics.update({f"test_{k}": v for k, v in scores(labels[test_rows], predicted).items()})
+            metrics["test_examples"] = len(test_rows)
+            from ..viz.confusion import plot_confusion
+
+            plot_confusion(confusion_matrix(labels[test_rows], predicted, labels=range(len(classes))), classes,
+                           run / "confusion.png", f"{config.model.arch}: test confusion matrix")
+            if config.model.arch == "transformer":  # what it reads in one test text (a short one, to be legible)
+                test_texts = [texts[i] for i in test_rows]
+                TextClassifierRun(run).attention_png(min(test_texts[:50], key=len), run / "attention.png")
+            return metrics
+
+    def finish() -> dict[str, Any]:
+        summarise()
+        metrics["seconds"] = round(time.perf_counter() - started, 2)
+        metrics["processes"] = parallel.world
+        runs.write_metrics(run, metrics)
+        return metrics
+
+    return parallel.on_main(finish)
 
 
 class TextClassifierRun:
@@ -436,7 +487,7 @@ class ClassifyTask(Task):
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         if resume:
             raise UserError("classification runs are short; start a new one instead of --resume")
-        return train(config, run, *data, log=log)
+        return train(config, run, *data, log=log, parallel=parallel)
 
     def summary(self, config, m) -> str:
         if "cv_accuracy" in m:

@@ -25,6 +25,8 @@ from ..config import build, check_model, option, to_dict
 from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
+from ..parallel.config import ParallelConfig
+from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
 from . import run_dir as runs, views
@@ -80,8 +82,14 @@ class ForecastConfig:
     data: ForecastDataConfig = field(default_factory=ForecastDataConfig)
     model: ForecastModelConfig = field(default_factory=ForecastModelConfig)
     train: TrainConfig = field(default_factory=_forecast_train_defaults)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
+
+    def check_layout(self, world: int) -> None:
+        """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
+        check_layout(self.parallel, world, self.train.batch_size)
 
     def __post_init__(self) -> None:
+        self.parallel.data_parallel_only("forecast")
         L, m = self.data.input_len, self.model
         if m.arch == "patch" and m.patch_len > L:
             raise ValueError(f"model.patch_len ({m.patch_len}) must not exceed data.input_len ({L})")
@@ -205,16 +213,26 @@ class Forecast:
 
 
 def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = False,
-          log=print) -> tuple[Forecast, dict[str, Any]]:
+          log=print, *, parallel: SingleProcess | None = None) -> tuple[Forecast, dict[str, Any]]:
+    """Train with the shared engine, then score the validation and test windows. Under torchrun,
+    ``parallel`` is this rank's part: every rank trains on its rows of each batch, the main rank alone
+    writes the files and scores the result."""
     d, t, started = config.data, config.train, time.perf_counter()
+    parallel = parallel or SingleProcess()
+    if not parallel.is_main:
+        log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     bounds = ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
     scaler = ts.fit_scaler(series.values, bounds["train"][1])
     scaled = scaler.transform(series.values)
     windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon) for name, (start, end) in bounds.items()}
-    if not resume:
-        runs.write_run(run, TASK, to_dict(config))
-    (run / "series.json").write_text(json.dumps({"columns": series.columns, "targets": series.targets,
-                                                 "bounds": bounds, "scaler": ts.scaler_state(scaler)}, indent=2))
+
+    def describe() -> None:
+        if not resume:
+            runs.write_run(run, TASK, to_dict(config))
+        (run / "series.json").write_text(json.dumps({"columns": series.columns, "targets": series.targets,
+                                                     "bounds": bounds, "scaler": ts.scaler_state(scaler)}, indent=2))
+
+    parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_forecaster(config.model, len(series.columns), d.input_len, d.horizon)
     n_params = sum(p.numel() for p in model.parameters())
@@ -230,29 +248,35 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
 
     trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets, config.model.loss),
                       batches=ts.window_batches(windows["train"], t.batch_size, t.seed), evaluate=evaluate,
-                      select="val_mse", d_model=config.model.d_model)
+                      select="val_mse", d_model=config.model.d_model, parallel=parallel)
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)
-    model = trainer.model.eval()
+    whole = parallel.export(trainer.model)  # the best weights as one plain model, on the main rank
 
-    metrics: dict[str, Any] = {}
-    for name in ("valid", "test"):
-        prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
-        prefix = "val" if name == "valid" else "test"
-        metrics.update({f"{prefix}_{key}": value
-                        for key, value in window_errors(prediction, truth, targets, scaler).items()})
-        if name == "test":
-            draw_pictures(model, run, windows["test"], prediction, truth, series, config)
-    epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
-    metrics.update({"scale": "test_mse / test_mae: standardised by the training rows' mean and std; "
-                             "*_original: the data's own units", "arch": config.model.arch,
-                    "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
-                    "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
-                    "train_seconds": round(progress.train_seconds, 2),
-                    "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params})
-    runs.write_metrics(run, metrics)
-    return Forecast(model, config, scaler, series.columns, targets), metrics
+    def score_and_write() -> dict[str, Any]:
+        model = whole.eval()
+        metrics: dict[str, Any] = {}
+        for name in ("valid", "test"):
+            prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
+            prefix = "val" if name == "valid" else "test"
+            metrics.update({f"{prefix}_{key}": value
+                            for key, value in window_errors(prediction, truth, targets, scaler).items()})
+            if name == "test":
+                draw_pictures(model, run, windows["test"], prediction, truth, series, config)
+        epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
+        metrics.update({"scale": "test_mse / test_mae: standardised by the training rows' mean and std; "
+                                 "*_original: the data's own units", "arch": config.model.arch,
+                        "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
+                        "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
+                        "train_seconds": round(progress.train_seconds, 2),
+                        "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params,
+                        "processes": parallel.world})
+        runs.write_metrics(run, metrics)
+        return metrics
+
+    metrics = parallel.on_main(score_and_write)
+    return Forecast(trainer.model.eval(), config, scaler, series.columns, targets), metrics
 
 
 def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray, truth: np.ndarray,
@@ -298,7 +322,7 @@ class ForecastTask(Task):
         return series
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
-        return train(config, run, data, resume=resume, log=log)[1]
+        return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]
 
     def summary(self, config, m) -> str:
         return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "

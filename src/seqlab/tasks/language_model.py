@@ -31,9 +31,9 @@ from ..errors import DataError, UserError
 from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
 from ..models.generation import check_sampling
 from ..parallel.config import ParallelConfig
-from ..parallel.runtime import SingleProcess, launched_by_torchrun, runtime_for, torchrun_world
+from ..parallel.runtime import SingleProcess, check_layout, next_token_loss
 from ..train.config import TrainConfig
-from ..train.loop import Trainer, move, resolve_device
+from ..train.loop import Trainer, move
 from . import run_dir as runs, views
 from .task import Flag, Task, register
 
@@ -107,14 +107,7 @@ class LMConfig:
 
     def check_layout(self, world: int) -> None:
         """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
-        try:
-            dp, _, pp = self.parallel.sizes(world)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        per_rank = self.train.batch_size // dp
-        if self.train.batch_size % dp or (pp > 1 and per_rank % self.parallel.microbatches):
-            raise UserError(f"train.batch_size ({self.train.batch_size}) must split evenly over {dp} data-parallel "
-                            f"rank(s)" + (f" and {self.parallel.microbatches} micro-batches" if pp > 1 else ""))
+        check_layout(self.parallel, world, self.train.batch_size)
 
 
 def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
@@ -160,21 +153,9 @@ def open_splits(run: Path, vocab_size: int) -> dict[str, np.memmap]:
 
 # --- loss and evaluation -------------------------------------------------------------------------
 
-def next_token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of logits (B, T, V) against the next tokens (B, T)."""
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-
-
 def lm_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy over every position of every block, and the token count."""
     return next_token_loss(model(batch["x"]), batch["y"]), batch["y"].numel()
-
-
-def runtime(config: LMConfig) -> SingleProcess:
-    """The process layout: one process, or this rank's part of a torchrun job (``[parallel]``)."""
-    if launched_by_torchrun():
-        config.check_layout(torchrun_world())
-    return runtime_for(config.parallel, resolve_device(config.train.device), next_token_loss)
 
 
 @torch.no_grad()
@@ -278,7 +259,7 @@ class LanguageModel:
             shown = text
 
 
-def train(config: LMConfig, run: Path, resume: bool = False, log=print,
+def train(config: LMConfig, run: Path, resume: bool = False, log=print, *,
           parallel: SingleProcess | None = None) -> tuple[LanguageModel, dict[str, Any]]:
     """Prepare the data (or reopen it when resuming), train with the shared engine, then score the
     best checkpoint on the validation text in fp32. Under torchrun, ``parallel`` is this rank's part:
@@ -350,12 +331,6 @@ class LanguageModelTask(Task):
     def read_data(self, config: LMConfig) -> int | None:
         """Only checked here (a missing or empty file fails before anything is made); ``train`` tokenises."""
         return token_stream.count_characters(config.data.text) if config.data.text else None
-
-    def runtime(self, config: LMConfig) -> SingleProcess:
-        return runtime(config)
-
-    def check_processes(self, config: LMConfig, n: int) -> None:
-        config.check_layout(n)
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         return train(config, run, resume=resume, log=log, parallel=parallel)[1]

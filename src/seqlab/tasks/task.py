@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
 from ..errors import UserError
-from ..parallel.runtime import SingleProcess, launched_by_torchrun
+from ..parallel.runtime import SingleProcess, runtime_for_config
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,13 @@ class Task:
         raise NotImplementedError
 
     def runtime(self, config) -> SingleProcess:
-        """This process's place in the job: one process, or a rank of the job torchrun started."""
-        if launched_by_torchrun():
-            raise UserError(f"train {self.name} runs on one process")
-        return SingleProcess()
+        """This process's place in the job: one process, or its rank of the job torchrun started
+        (data parallel by default; the config's ``[parallel]`` section says how)."""
+        return runtime_for_config(config)
 
     def check_processes(self, config, n: int) -> None:
-        """Before ``--nproc N`` starts anything: a UserError if the task or its config cannot run on N."""
-        raise UserError(f"--nproc: train {self.name} runs on one process")
+        """Before ``--nproc N`` starts anything: a UserError if the config cannot run on N processes."""
+        config.check_layout(n)
 
     def train(self, config, run: Path, data, *, resume: bool = False, parallel: SingleProcess | None = None,
               log=print) -> dict[str, Any]:

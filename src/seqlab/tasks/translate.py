@@ -28,6 +28,8 @@ from ..data.tokenizer import (BOS_ID, PAD_ID, decode, encode_all, load_tokenizer
                               unknown_note, unknown_pieces)
 from ..errors import DataError, UserError
 from ..models.search import beam_search, greedy_decode
+from ..parallel.config import ParallelConfig
+from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, autocast, move
 from . import run_dir as runs, views
@@ -79,6 +81,14 @@ class TranslateConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
+
+    def __post_init__(self) -> None:
+        self.parallel.data_parallel_only("translate")
+
+    def check_layout(self, world: int) -> None:
+        """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
+        check_layout(self.parallel, world, self.train.batch_size)
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -257,23 +267,29 @@ class Translator:
 
 
 def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: bool = False,
-          log=print) -> tuple[Translator, dict[str, Any]]:
-    """Tokenise, train with the shared engine, then score the test split (or validation)."""
+          log=print, *, parallel: SingleProcess | None = None) -> tuple[Translator, dict[str, Any]]:
+    """Tokenise, train with the shared engine, then score the test split (or validation). Under
+    torchrun, ``parallel`` is this rank's part: every rank trains on its rows of each batch, the main
+    rank alone trains the tokenizers, writes the files and scores the result."""
     data, started = config.data, time.perf_counter()
-    if resume:
-        src_tok, tgt_tok = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
-    else:
-        runs.write_run(run, "translate", to_dict(config))
-        src_tok = train_tokenizer(splits["train"][0], data.tokenizer, data.vocab_size)
-        tgt_tok = train_tokenizer(splits["train"][1], data.tokenizer, data.vocab_size)
-        save_tokenizer(src_tok, run / "src_tokenizer.json")
-        save_tokenizer(tgt_tok, run / "tgt_tokenizer.json")
+    parallel = parallel or SingleProcess()
+    if not parallel.is_main:
+        log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
+    if not resume:
+        def prepare() -> None:
+            runs.write_run(run, "translate", to_dict(config))
+            save_tokenizer(train_tokenizer(splits["train"][0], data.tokenizer, data.vocab_size), run / "src_tokenizer.json")
+            save_tokenizer(train_tokenizer(splits["train"][1], data.tokenizer, data.vocab_size), run / "tgt_tokenizer.json")
+
+        parallel.on_main(prepare)
+    src_tok, tgt_tok = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
     encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source"),
                       encode_checked(tgt_tok, t, data.max_len, f"{name} target"))
                for name, (s, t) in splits.items()}
     torch.manual_seed(config.train.seed)  # the same initial weights in every run of this seed
     model = build_model(config, src_tok.get_vocab_size(), tgt_tok.get_vocab_size())
-    log(f"model: {sum(p.numel() for p in model.parameters()):,} parameters; "
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: {n_params:,} parameters; "
         f"vocab {src_tok.get_vocab_size()} -> {tgt_tok.get_vocab_size()}; "
         f"{len(encoded['train'][0]):,} training pairs")
 
@@ -285,32 +301,39 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
                                                       **teacher_forcing_at(config.model, trainer.progress.step, t.max_steps)),
                       batches=batches,
                       evaluate=lambda m: validation_metrics(m, valid_batches, trainer.device),
-                      select="val_loss", d_model=config.model.d_model)  # d_model: the noam schedule's
+                      select="val_loss", d_model=config.model.d_model,  # d_model: the noam schedule's
+                      parallel=parallel)
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)
-
-    translator = Translator(trainer.model.eval(), src_tok, tgt_tok, config)
-    with torch.no_grad(), autocast(trainer.device, t.precision):
-        metrics: dict[str, Any] = validation_metrics(translator.model, valid_batches, trainer.device)
+    whole = parallel.export(trainer.model)  # the best weights as one plain model, on the main rank
     split = "test" if "test" in splits else "valid"  # scored with the best checkpoint
     sources, references = splits[split]
-    hypotheses = [decode(tgt_tok, ids) for ids in
-                  translate_ids(translator.model, encoded[split][0], config.decode, trainer.device, t.precision)]
-    metrics.update(score(hypotheses, references))
-    with torch.no_grad(), autocast(trainer.device, t.precision):
-        metrics.update(perplexities(translator.model, fixed_batches(*encoded[split], t.batch_size), references,
-                                    trainer.device))
-    metrics.update({"scored_split": split, "steps": progress.step, "best_step": progress.best_step,
-                    "train_seconds": round(progress.train_seconds, 2),
-                    "total_seconds": round(time.perf_counter() - started, 2),
-                    "bleu_signature": "sacreBLEU corpus_bleu, tokenize=13a; bleu cased, bleu_lowercase lowercased",
-                    "parameters": sum(p.numel() for p in model.parameters())})
-    runs.write_metrics(run, metrics)
-    # What the model reads for one scored sentence (a short, plain one when there is one to pick):
-    # simple and context RNN models have no attention, and draw none.
-    example = next((s for s in sources if s.isascii() and len(s) <= 80), sources[0])
-    translator.alignment_png(example, run / "cross_attention.png")
+
+    def score_and_write() -> tuple[dict[str, Any], list[str]]:
+        translator = Translator(whole.eval(), src_tok, tgt_tok, config)
+        with torch.no_grad(), autocast(trainer.device, t.precision):
+            metrics: dict[str, Any] = validation_metrics(translator.model, valid_batches, trainer.device)
+        hypotheses = [decode(tgt_tok, ids) for ids in
+                      translate_ids(translator.model, encoded[split][0], config.decode, trainer.device, t.precision)]
+        metrics.update(score(hypotheses, references))
+        with torch.no_grad(), autocast(trainer.device, t.precision):
+            metrics.update(perplexities(translator.model, fixed_batches(*encoded[split], t.batch_size), references,
+                                        trainer.device))
+        metrics.update({"scored_split": split, "steps": progress.step, "best_step": progress.best_step,
+                        "train_seconds": round(progress.train_seconds, 2),
+                        "total_seconds": round(time.perf_counter() - started, 2),
+                        "bleu_signature": "sacreBLEU corpus_bleu, tokenize=13a; bleu cased, bleu_lowercase lowercased",
+                        "parameters": n_params, "processes": parallel.world})
+        runs.write_metrics(run, metrics)
+        # What the model reads for one scored sentence (a short, plain one when there is one to pick):
+        # simple and context RNN models have no attention, and draw none.
+        example = next((s for s in sources if s.isascii() and len(s) <= 80), sources[0])
+        translator.alignment_png(example, run / "cross_attention.png")
+        return metrics, hypotheses
+
+    metrics, hypotheses = parallel.on_main(score_and_write)
+    translator = Translator(trainer.model.eval(), src_tok, tgt_tok, config)
     return translator, {"metrics": metrics, "hypotheses": hypotheses, "sources": sources, "references": references}
 
 
@@ -332,7 +355,7 @@ class TranslateTask(Task):
         return load_splits(config.data, config.train.seed)
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
-        return train(config, run, data, resume=resume, log=log)[1]["metrics"]
+        return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]["metrics"]
 
     def summary(self, config, m) -> str:
         return (f"{m['scored_split']}: BLEU {m['bleu']:.2f} (lowercased {m['bleu_lowercase']:.2f}), "

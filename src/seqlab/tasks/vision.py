@@ -28,6 +28,8 @@ from ..data import images as image_data
 from ..data.batching import ShuffledBatches
 from ..errors import DataError, UserError
 from ..models.vit import VisionTransformer, VisionTransformerConfig, attention_rollout
+from ..parallel.config import ParallelConfig
+from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs, views
@@ -86,6 +88,14 @@ class VisionConfig:
     data: VisionDataConfig = field(default_factory=VisionDataConfig)
     model: VisionModelConfig = field(default_factory=VisionModelConfig)
     train: TrainConfig = field(default_factory=_vision_train_defaults)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
+
+    def __post_init__(self) -> None:
+        self.parallel.data_parallel_only("vision")
+
+    def check_layout(self, world: int) -> None:
+        """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
+        check_layout(self.parallel, world, self.train.batch_size)
 
 
 def load_images(data: VisionDataConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -174,20 +184,31 @@ def build_vit(m: VisionModelConfig, image_size: int, n_classes: int, channels: i
 
 
 def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, list[str]],
-          resume: bool = False, log=print) -> tuple[ImageClassifier, dict[str, Any]]:
+          resume: bool = False, log=print, *,
+          parallel: SingleProcess | None = None) -> tuple[ImageClassifier, dict[str, Any]]:
+    """Train with the shared engine, then score the test images. Under torchrun, ``parallel`` is this
+    rank's part: every rank draws the whole batch (random shifts included) and trains on its rows of
+    it; the main rank alone writes the files and scores the result."""
     images, labels, classes = data
     d, m, t, started = config.data, config.model, config.train, time.perf_counter()
+    parallel = parallel or SingleProcess()
+    if not parallel.is_main:
+        log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     parts = split(labels, d.test_fraction, d.valid_fraction)
     tensors = torch.from_numpy(images), torch.from_numpy(labels)
-    if not resume:
-        runs.write_run(run, TASK, to_dict(config))
-        (run / "classes.json").write_text(json.dumps(classes))
     C, H = images.shape[1], images.shape[2]
     if H % m.patch_size:
         raise UserError(f"model.patch_size {m.patch_size} does not divide the image size {H}")
+    if not resume:
+        def describe() -> None:
+            runs.write_run(run, TASK, to_dict(config))
+            (run / "classes.json").write_text(json.dumps(classes))
+
+        parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_vit(m, H, len(classes), C)
-    log(f"model: ViT, {sum(p.numel() for p in model.parameters()):,} parameters, {(H // m.patch_size) ** 2} "
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"model: ViT, {n_params:,} parameters, {(H // m.patch_size) ** 2} "
         f"patches; images: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
 
     def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
@@ -207,24 +228,31 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
 
     trainer = Trainer(model, t, run, loss_fn=loss_fn, batches=ShuffledBatches(len(parts["train"]), t.batch_size, t.seed, make_batch),
                       evaluate=lambda model: {"val_accuracy": accuracy(model, "valid")} if validating else {},
-                      select="val_accuracy" if validating else None, maximize=True, d_model=m.d_model)
+                      select="val_accuracy" if validating else None, maximize=True, d_model=m.d_model,
+                      parallel=parallel)
     progress = trainer.fit(resume=resume)
-    model = trainer.model.eval()
-    test = torch.from_numpy(parts["test"])
-    predicted = predict(model, tensors[0][test], shifts).argmax(-1).numpy()
-    truth = labels[parts["test"]]
-    metrics = {**{f"test_{key}": value for key, value in scores(truth, predicted).items()},
-               "test_accuracy_one_view": accuracy(model, "test", 0),
-               "test_time_shifts": shifts,
-               **({"val_accuracy": accuracy(model, "valid")} if validating else {}), "test_images": int(len(truth)),
-               "steps": progress.step, "best_step": progress.best_step,
-               "train_seconds": round(progress.train_seconds, 2),
-               "total_seconds": round(time.perf_counter() - started, 2),
-               "parameters": sum(p.numel() for p in model.parameters()),
-               "data": d.images or f"{d.dataset} (scikit-learn), stratified split, random_state 0"}
-    runs.write_metrics(run, metrics)
-    draw_pictures(model, run, tensors[0][test[:8]], truth, predicted, classes)
-    return ImageClassifier(model, classes, config), metrics
+    whole = parallel.export(trainer.model)  # the best weights as one plain model, on the main rank
+
+    def score_and_write() -> dict[str, Any]:
+        model = whole.eval()
+        test = torch.from_numpy(parts["test"])
+        predicted = predict(model, tensors[0][test], shifts).argmax(-1).numpy()
+        truth = labels[parts["test"]]
+        metrics = {**{f"test_{key}": value for key, value in scores(truth, predicted).items()},
+                   "test_accuracy_one_view": accuracy(model, "test", 0),
+                   "test_time_shifts": shifts,
+                   **({"val_accuracy": accuracy(model, "valid")} if validating else {}), "test_images": int(len(truth)),
+                   "steps": progress.step, "best_step": progress.best_step,
+                   "train_seconds": round(progress.train_seconds, 2),
+                   "total_seconds": round(time.perf_counter() - started, 2),
+                   "parameters": n_params, "processes": parallel.world,
+                   "data": d.images or f"{d.dataset} (scikit-learn), stratified split, random_state 0"}
+        runs.write_metrics(run, metrics)
+        draw_pictures(model, run, tensors[0][test[:8]], truth, predicted, classes)
+        return metrics
+
+    metrics = parallel.on_main(score_and_write)
+    return ImageClassifier(trainer.model.eval(), classes, config), metrics
 
 
 def draw_pictures(model, run: Path, sample: torch.Tensor, truth: np.ndarray, predicted: np.ndarray,
@@ -256,7 +284,7 @@ class VisionTask(Task):
         return load_images(config.data)
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
-        return train(config, run, data, resume=resume, log=log)[1]
+        return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]
 
     def summary(self, config, m) -> str:
         return f"test: accuracy {m['test_accuracy']:.4f} on {m['test_images']} images, macro-F1 {m['test_macro_f1']:.4f}"

@@ -1,10 +1,13 @@
-"""Crash-safe checkpoints without pickle.
+"""Crash-safe checkpoints.
 
 A checkpoint is a directory: ``model.safetensors`` (the whole model's weights) and its ``config.json``,
 ``state.safetensors`` + ``state.json`` (scheduler, RNG, data position and progress: tensors in
-safetensors, everything else in JSON), and in ``last`` a ``training_state/`` written by
-``torch.distributed.checkpoint`` (weights and optimizer state as the ranks held them, keyed by
-parameter name, so that it loads on any number of ranks). Every file is written under a temporary name and renamed, and the directory
+safetensors, everything else in JSON), and in ``last`` the weights and optimizer state keyed by
+parameter name, so that they load on any number of ranks: ``training_state.safetensors`` +
+``training_state.json`` from one process, or a ``training_state/`` directory written by
+``torch.distributed.checkpoint`` (DCP) from several, as the ranks held them. Nothing a one-process run
+writes is read back with pickle; DCP's ``.metadata`` is, so a run saved on several ranks must be resumed
+only from a trusted source. Every file is written under a temporary name and renamed, and the directory
 itself is assembled under a temporary name and swapped in, so a crash never leaves a broken "last".
 """
 
@@ -28,23 +31,28 @@ from ..models.pretrained import config_values, read_config, save_pretrained
 
 # --- nested state <-> (JSON, tensors) ---------------------------------------------------------
 
-def flatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], _seen: dict | None = None) -> Any:
     """Replace every tensor in a nested structure by a reference into ``tensors``; the rest must be
-    JSON values. Dicts with non-string keys (optimizer state is keyed by int) become item lists."""
+    JSON values. Dicts with non-string keys (optimizer state is keyed by int) become item lists. A
+    tensor met twice (a tied embedding and output layer) is stored once and referenced twice."""
+    seen = {} if _seen is None else _seen
     if isinstance(obj, torch.Tensor):
-        key = f"t{len(tensors)}"
-        tensors[key] = obj.detach().cpu().contiguous()
-        return {"__tensor__": key}
+        tensor = obj.detach().cpu().contiguous()
+        identity = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+        if identity not in seen:
+            seen[identity] = f"t{len(tensors)}"
+            tensors[seen[identity]] = tensor
+        return {"__tensor__": seen[identity]}
     if isinstance(obj, np.ndarray):
-        return {"__ndarray__": flatten_state(torch.from_numpy(obj.copy()), tensors)}
+        return {"__ndarray__": flatten_state(torch.from_numpy(obj.copy()), tensors, seen)}
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj):
-            return {k: flatten_state(v, tensors) for k, v in obj.items()}
-        return {"__items__": [[k, flatten_state(v, tensors)] for k, v in obj.items()]}
+            return {k: flatten_state(v, tensors, seen) for k, v in obj.items()}
+        return {"__items__": [[k, flatten_state(v, tensors, seen)] for k, v in obj.items()]}
     if isinstance(obj, tuple):
-        return {"__tuple__": [flatten_state(v, tensors) for v in obj]}
+        return {"__tuple__": [flatten_state(v, tensors, seen) for v in obj]}
     if isinstance(obj, list):
-        return [flatten_state(v, tensors) for v in obj]
+        return [flatten_state(v, tensors, seen) for v in obj]
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, np.generic):
@@ -68,16 +76,17 @@ def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def save_state(directory: Path, state: dict[str, Any]) -> None:
+def save_state(directory: Path, state: dict[str, Any], name: str = "state") -> None:
+    """``NAME.safetensors`` (the tensors) + ``NAME.json`` (the rest, with references to them)."""
     tensors: dict[str, torch.Tensor] = {}
     tree = flatten_state(state, tensors)
-    atomic_write(directory / "state.safetensors", lambda p: save_file(tensors, str(p)))
-    atomic_write(directory / "state.json", lambda p: p.write_text(json.dumps(tree)))
+    atomic_write(directory / f"{name}.safetensors", lambda p: save_file(tensors, str(p)))
+    atomic_write(directory / f"{name}.json", lambda p: p.write_text(json.dumps(tree)))
 
 
-def load_state(directory: Path) -> dict[str, Any]:
-    tensors = load_file(str(directory / "state.safetensors"))
-    return unflatten_state(json.loads((directory / "state.json").read_text()), tensors)
+def load_state(directory: Path, name: str = "state") -> dict[str, Any]:
+    tensors = load_file(str(directory / f"{name}.safetensors"))
+    return unflatten_state(json.loads((directory / f"{name}.json").read_text()), tensors)
 
 
 # --- random number generators ---------------------------------------------------------------
@@ -106,7 +115,17 @@ def seed_everything(seed: int) -> None:
 
 # --- whole checkpoints ------------------------------------------------------------------------
 
-TRAINING_STATE = "training_state"  # torch.distributed.checkpoint directory: weights + optimizer, sharded
+# Weights + optimizer: TRAINING_STATE.safetensors/.json (one process) or the TRAINING_STATE/ DCP directory
+TRAINING_STATE = "training_state"
+
+
+def has_sharded_training_state(directory: Path) -> bool:
+    return (Path(directory) / TRAINING_STATE).is_dir()
+
+
+def has_training_state(directory: Path) -> bool:
+    directory = Path(directory)
+    return has_sharded_training_state(directory) or (directory / f"{TRAINING_STATE}.json").is_file()
 
 
 def staging_dir(directory: Path) -> Path:

@@ -94,12 +94,13 @@ class Trainer:
     def save(self, name: str, resumable: bool = True) -> None:
         """A checkpoint directory, swapped in whole: the model's weights (safetensors, what
         ``from_pretrained`` reads), the step's state, and — when ``resumable`` — the weights and optimizer
-        state through torch.distributed.checkpoint, sharded as the ranks hold them."""
+        state (safetensors + JSON from one process; through torch.distributed.checkpoint, sharded as the
+        ranks hold them, from several)."""
         p, directory = self.parallel, self.checkpoints / name
         staging = p.on_main(lambda: checkpoint.staging_dir(directory))
         whole = p.export(self.model)
         if resumable:
-            p.save_training_state(self.trained, self.optimizer, staging / checkpoint.TRAINING_STATE)
+            p.save_training_state(self.trained, self.optimizer, staging)
         if p.is_main:
             checkpoint.write_checkpoint(staging, whole, self._state())
             checkpoint.swap_in(staging, directory)
@@ -112,9 +113,9 @@ class Trainer:
         if directory is None:
             raise UserError(f"{self.run_dir} has no checkpoint to resume from")
         checkpoint.check_compatible(directory, self.model)
-        if not (directory / checkpoint.TRAINING_STATE).is_dir():
+        if not checkpoint.has_training_state(directory):
             raise UserError(f"{directory} holds no optimizer state (written by an older seqlab); start a new run")
-        self.parallel.load_training_state(self.trained, self.optimizer, directory / checkpoint.TRAINING_STATE)
+        self.parallel.load_training_state(self.trained, self.optimizer, directory)
         state = checkpoint.load_state(directory)
         self.schedule.load_state_dict(state["schedule"])
         self.batches.load_state_dict(state["data"])
@@ -136,6 +137,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad(), autocast(self.device, self.config.precision):
             metrics = self.evaluate(self.model)
+        metrics = self.parallel.agree(metrics)  # the main rank's figures decide best and early stopping everywhere
         self.model.train()
         p = self.progress
         p.last_eval, p.last_eval_step = metrics, p.step
