@@ -34,16 +34,35 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> None:
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / CONFIG_FILE).read_text())
+    """The model's constructor arguments; a missing, truncated or foreign ``config.json`` is a UserError
+    naming it."""
+    from ..errors import DamagedFileError
+    from ..train.checkpoint import read_json_file
+
+    path = Path(directory) / CONFIG_FILE
+    config = read_json_file(path)
+    if not isinstance(config, dict) or not isinstance(config.get("model_class"), str):
+        raise DamagedFileError(path, "not an object with a model_class")
+    return config
 
 
 def from_pretrained(directory: str | Path, **overrides: Any) -> nn.Module:
+    from ..errors import DamagedFileError
+    from ..train.checkpoint import check_safetensors
+
     config = read_config(directory)
     name = config.pop("model_class")
     if name not in MODEL_CLASSES:
-        raise ValueError(f"unknown model class {name!r} in {directory}/{CONFIG_FILE}")
-    model = MODEL_CLASSES[name](**{**config, **overrides})
-    load_model(model, str(Path(directory) / WEIGHTS_FILE))
+        raise DamagedFileError(Path(directory) / CONFIG_FILE, f"unknown model class {name!r}")
+    try:
+        model = MODEL_CLASSES[name](**{**config, **overrides})
+    except (TypeError, ValueError) as error:
+        raise DamagedFileError(Path(directory) / CONFIG_FILE, f"{name} cannot be built from it: {error}") from None
+    weights = check_safetensors(Path(directory) / WEIGHTS_FILE)
+    try:
+        load_model(model, str(weights))
+    except RuntimeError as error:  # missing or unexpected tensors, other shapes
+        raise DamagedFileError(weights, f"its tensors do not match {CONFIG_FILE}: {error}") from None
     return model
 
 
