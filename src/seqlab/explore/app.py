@@ -6,9 +6,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from ..errors import UserError
 from .inspect import Inspector
@@ -23,18 +23,62 @@ class InferRequest(BaseModel):
     max_new_tokens: int = Field(default=40, ge=1, le=512)
     image: str | None = Field(default=None, max_length=MAX_REQUEST_BYTES)  # a data: URL (vision runs)
 
+    @field_validator("text", "image")
+    @classmethod
+    def encodable(cls, value: str | None) -> str | None:
+        # JSON may spell a lone surrogate ("\\ud800"), which no tokenizer or response can encode.
+        if value is not None:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("the text holds a lone surrogate, which is not a character") from None
+        return value
+
+
+class BodyLimit:
+    """Refuses (413) a request body over ``limit`` bytes, whether it declares a Content-Length or
+    arrives in chunks without one; the body is read here, at most ``limit`` bytes of it, and handed on."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self.refuse(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                return await self.refuse(scope, receive, send)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def refuse(self, scope, receive, send) -> None:
+        response = JSONResponse({"error": f"request larger than {self.limit} bytes"}, status_code=413)
+        await response(scope, receive, send)
+
 
 def create_app(run: str | Path) -> FastAPI:
     inspector = Inspector(run)  # a bad run directory fails here, before the server starts
     app = FastAPI(title="seqlab explore", docs_url=None, redoc_url=None, openapi_url=None)
     static = resources.files("seqlab.explore") / "static"
 
-    @app.middleware("http")
-    async def limit_size(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > MAX_REQUEST_BYTES:
-            return JSONResponse({"error": f"request larger than {MAX_REQUEST_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
