@@ -7,8 +7,9 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from ..errors import UserError
 from .inspect import Inspector
@@ -22,17 +23,6 @@ class InferRequest(BaseModel):
     beam: int | None = Field(default=None, ge=1, le=16)
     max_new_tokens: int = Field(default=40, ge=1, le=512)
     image: str | None = Field(default=None, max_length=MAX_REQUEST_BYTES)  # a data: URL (vision runs)
-
-    @field_validator("text", "image")
-    @classmethod
-    def encodable(cls, value: str | None) -> str | None:
-        # JSON may spell a lone surrogate ("\\ud800"), which no tokenizer or response can encode.
-        if value is not None:
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise ValueError("the text holds a lone surrogate, which is not a character") from None
-        return value
 
 
 class BodyLimit:
@@ -79,6 +69,14 @@ def create_app(run: str | Path) -> FastAPI:
     static = resources.files("seqlab.explore") / "static"
 
     app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes each bad input back, and one that UTF-8 cannot encode (a lone
+        # surrogate, which JSON can spell as "\\ud800") would turn the 422 into a 500: say where and
+        # what, without the input.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in error.errors())
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
