@@ -71,6 +71,8 @@ def trained(tmp_path_factory):
     assert main(["train", "translate", "--src", str(root / "a.txt"), "--tgt", str(root / "b.txt"),
                  "--out", str(root / "translate"), *TRANSLATE_TINY]) == 0
     assert main(["train", "lm", "--text", str(root / "text.txt"), "--out", str(root / "lm"), *LM_TINY]) == 0
+    assert main(["train", "forecast", "--csv", str(series_csv(root / "series.csv")), "--model", "linear",
+                 "--out", str(root / "forecast"), *FORECAST]) == 0
     return root
 
 
@@ -92,6 +94,9 @@ TRANSLATE_ARGS = {"translate": ["translate", "{run}", "hello"],
                   "predict": ["predict", "{run}", "hello"],
                   "explore": ["explore", "{run}"],
                   "resume": ["train", "translate", "--resume", "{run}", "--max-steps", "9"]}
+FORECAST_ARGS = {"predict": ["predict", "{run}", "--csv", "{data}/series.csv"],
+                 "eval": ["eval", "{run}", "--csv", "{data}/series.csv"],
+                 "explore": ["explore", "{run}"]}
 LM_ARGS = {"generate": ["generate", "{run}", "--prompt", "the", "--max-new-tokens", "3"],
            "resume": ["train", "lm", "--resume", "{run}", "--max-steps", "6"]}
 
@@ -115,6 +120,9 @@ DAMAGED_RUNS = {
     "tgt tokenizer truncated / eval": ("translate", {"tgt_tokenizer.json": truncate}, "eval", "tgt_tokenizer.json is damaged"),
     "tgt tokenizer truncated / explore": ("translate", {"tgt_tokenizer.json": truncate}, "explore", "tgt_tokenizer.json is damaged"),
     "tokenizer truncated / generate": ("lm", {"tokenizer.json": truncate}, "generate", "tokenizer.json is damaged"),
+    "series.json truncated / forecast predict": ("forecast", {"series.json": truncate}, "predict", "series.json is damaged"),
+    "series.json missing / forecast eval": ("forecast", {"series.json": os.remove}, "eval", "series.json is missing"),
+    "model.safetensors truncated / forecast explore": ("forecast", {f"{BEST}/model.safetensors": truncate}, "explore", "model.safetensors is damaged"),
     # --resume: damaged in last *and* best, so there is nothing intact to fall back to.
     "model.safetensors truncated / resume": ("translate", {f"{LAST}/model.safetensors": truncate,
                                                            f"{BEST}/model.safetensors": truncate}, "resume", "last/model.safetensors is damaged"),
@@ -138,7 +146,7 @@ def test_a_damaged_run_is_one_line_naming_the_file(case, trained, tmp_path, caps
         how(distcp(run) if name == "distcp" else run / name)
     monkeypatch.setattr("uvicorn.run", lambda *a, **k: pytest.fail("the explorer started on a damaged run"))
     before = snapshot(tmp_path)
-    args = (TRANSLATE_ARGS if kind == "translate" else LM_ARGS)[command]
+    args = {"translate": TRANSLATE_ARGS, "lm": LM_ARGS, "forecast": FORECAST_ARGS}[kind][command]
     code, _, err = run_cli([a.format(run=run, data=trained) for a in args], capsys)
     assert_one_line_refusal(code, err, expected)
     assert snapshot(tmp_path) == before
