@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import os
 import tomllib
 import typing
 from importlib import resources
@@ -28,6 +30,62 @@ def check_model(model: Any, n_heads: int, *sizes: int, rates: tuple[str, ...] = 
         rate = getattr(model, name)
         if rate is not None and not 0.0 <= rate < 1.0:
             raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
+    check_fits_in_memory(model)
+
+
+def estimate_parameters(model: Any) -> int:
+    """A lower bound on the parameter count of the model a task's ``[model]`` section describes: the
+    weight matrices of its layers (embeddings and output layer left out: the vocabulary is not known yet)."""
+    arch = getattr(model, "arch", "transformer")
+    d_model, layers = getattr(model, "d_model", 0), getattr(model, "n_layers", 1)
+    if arch in ("transformer", "patch"):
+        d_ff = getattr(model, "d_ff", 0) or 4 * d_model
+        total = layers * (4 * d_model * d_model + 2 * d_model * d_ff)  # W_q, W_k, W_v, W_o + the FFN
+        if hasattr(model, "n_decoder_layers"):  # an encoder-decoder: self- and cross-attention per layer
+            total += (model.n_decoder_layers or layers) * (8 * d_model * d_model + 2 * d_model * d_ff)
+        return total
+    if arch in ("lstm", "gru", "rnn", "simple", "context", "attention"):
+        rnn = getattr(model, "rnn", model)  # translation keeps its RNN sizes in [model.rnn]
+        hidden = getattr(rnn, "hidden_size", 0) or d_model
+        inputs = getattr(rnn, "embed_dim", d_model)
+        directions = 2 if getattr(rnn, "bidirectional", False) else 1
+        return getattr(rnn, "num_layers", layers) * directions * 4 * hidden * (hidden + inputs)
+    if arch == "conv" and hasattr(model, "conv"):
+        conv = model.conv
+        return conv.n_layers * 2 * conv.kernel_size * conv.hidden_size * conv.hidden_size * 2
+    return 0
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_fits_in_memory(model: Any) -> None:
+    """Refuse, before anything is allocated, a model whose weights alone (fp32) exceed this machine's
+    memory; the message names the largest size and the estimate."""
+    ram, params = memory_bytes(), estimate_parameters(model)
+    if ram is None or params * 4 <= ram:
+        return
+    sizes = {f"model.{k}": v for k, v in vars(model).items() if isinstance(v, int) and not isinstance(v, bool)}
+    for section in ("rnn", "conv"):
+        if dataclasses.is_dataclass(getattr(model, section, None)):
+            sizes.update({f"model.{section}.{k}": v for k, v in vars(getattr(model, section)).items()
+                          if isinstance(v, int) and not isinstance(v, bool)})
+    key = max(sizes, key=sizes.get)
+    raise ValueError(f"{key}={sizes[key]} needs ~{params:.2g} parameters ({human_bytes(params * 4)} in fp32), "
+                     f"more than this machine's {human_bytes(ram)} of memory; choose smaller model sizes")
 
 
 def option(default: Any, help: str, *, flag: str | None = None) -> Any:
@@ -129,7 +187,11 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
         item = args[0] if args else Any
         return origin(_coerce(item, v, name) for v in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number; got {value}")
+    if hint is float and isinstance(value, float):
+        return value
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and
                                                not (hint is int and isinstance(value, bool))):
         raise ConfigError(f"{name} must be {'an' if hint is int else 'a'} {hint.__name__}; got {value!r}")

@@ -1,7 +1,7 @@
 """File helpers shared by every layer: crash-safe writes and a run's ``metrics.jsonl``.
 
-The lowest module of seqlab: it imports nothing from the package, so that models, data, training and
-pictures can all use it without importing one another.
+The lowest module of seqlab: it imports nothing from the package but its errors, so that models, data,
+training and pictures can all use it without importing one another.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from .errors import DamagedFileError, UserError
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -35,3 +37,30 @@ def read_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
     if path.exists():
         for line in path.read_text().splitlines():
             yield json.loads(line)
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file of a run directory; a missing or damaged one is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing; the checkpoint is incomplete: train the run again")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DamagedFileError(path, f"not JSON: {error}") from None
+
+
+def check_safetensors(path: Path) -> Path:
+    """``path`` when its header is whole and its tensors cover the file exactly (so a file cut short by
+    a crash or a full disk is caught before torch reads it); a UserError naming it otherwise."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing; the checkpoint is incomplete: train the run again")
+    try:
+        with safe_open(str(path), "pt"):
+            pass
+    except (SafetensorError, OSError) as error:
+        raise DamagedFileError(path, str(error).removeprefix("Error while deserializing header: ")) from None
+    return path

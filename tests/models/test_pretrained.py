@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from safetensors.torch import load_file, save_file, save_model
 
 import seqlab
+from seqlab.errors import UserError
 from seqlab import models as m
 from seqlab.models import forecasters as fm
 
@@ -139,18 +141,18 @@ def rewrite(directory: Path, config: dict) -> None:
 def test_unknown_model_class_is_refused_naming_the_file(tmp_path):
     config = saved_lm(tmp_path)
     rewrite(tmp_path, {**config, "model_class": "GPT5"})
-    with pytest.raises(ValueError, match=r"config\.json: unknown model_class 'GPT5'"):
+    with pytest.raises(UserError, match=r"config\.json is damaged \(unknown model_class 'GPT5'"):
         m.from_pretrained(tmp_path)
 
 
 def test_unknown_and_missing_keys_are_refused_naming_the_file_and_the_key(tmp_path):
     config = saved_lm(tmp_path)
     rewrite(tmp_path, {**config, "d_modle": 16})
-    with pytest.raises(ValueError, match=r"config\.json: unknown key 'd_modle' for TransformerLMConfig"):
+    with pytest.raises(UserError, match=r"config\.json is damaged \(unknown key 'd_modle' for TransformerLMConfig"):
         m.from_pretrained(tmp_path)
     del config["n_heads"]
     rewrite(tmp_path, config)
-    with pytest.raises(ValueError, match=r"config\.json: missing key 'n_heads' for TransformerLMConfig"):
+    with pytest.raises(UserError, match=r"config\.json is damaged \(missing key 'n_heads' for TransformerLMConfig"):
         m.from_pretrained(tmp_path)
 
 

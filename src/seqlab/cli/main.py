@@ -53,8 +53,9 @@ def command_train(args: argparse.Namespace) -> None:
     args.run_dir = run  # for the line an interruption prints
     try:
         metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
-    except Exception:  # any failure, not only bad input: the directory is ours, made a moment ago
-        if not args.resume and parallel.is_main:  # leave nothing half-made
+    except Exception:  # any failure, not only bad input, in a directory made a moment ago: leave nothing
+        # half-made — unless it already holds a good checkpoint (a loss that turned NaN later, say)
+        if not args.resume and parallel.is_main and not (Path(run) / "checkpoints").is_dir():
             shutil.rmtree(run, ignore_errors=True)
         raise
     finally:
@@ -80,7 +81,9 @@ def command_generate(args: argparse.Namespace) -> None:
 
 def input_lines(args: argparse.Namespace) -> list[str]:
     """The inputs given as arguments, or else standard input's lines; blank ones are left out."""
-    lines = args.text or [line.rstrip("\n") for line in sys.stdin]
+    from ..data.text import read_stdin_lines
+
+    lines = args.text or read_stdin_lines()
     return [line for line in lines if line.strip()]
 
 

@@ -3,6 +3,8 @@ class read with Pillow."""
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +28,19 @@ def read_image(path: Path, size: int, grey: bool) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("L" if grey else "RGB").resize((size, size))
-            array = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as error:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; any image over it is refused here,
+            # before its pixels are decoded (a small file may declare 20,000 × 20,000: a decompression bomb).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image = image.convert("L" if grey else "RGB").resize((size, size))
+                array = np.asarray(image, dtype=np.float32) / 255.0
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        declared = re.search(r"\((\d+) pixels\)", str(error))
+        declared = f"{int(declared[1]):,} pixels" if declared else "too many pixels"
+        raise DataError(f"image {path} declares {declared}, more than the {Image.MAX_IMAGE_PIXELS:,} that are "
+                        f"read (a decompression bomb?); shrink it") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
     return array[None] if grey else array.transpose(2, 0, 1)
 

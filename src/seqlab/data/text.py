@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,14 +22,7 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as error:
         raise DataError(f"cannot read {path}: {error}") from None
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise DataError(f"{path} is not valid {encoding} (line {line}, byte {error.start}); "
-                        f"convert it or pass its encoding") from None
-    except LookupError:
-        raise DataError(f"unknown encoding {encoding!r}") from None
+    text = decode_text(raw, encoding, str(path))
     # Lines end at "\n" (or "\r\n") only: str.splitlines() would also break at form feeds, U+0085
     # and other separators that occur inside real sentences (MR's Latin-1 text has some).
     lines = text.replace("\r\n", "\n").split("\n")
@@ -37,6 +31,27 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     if not any(line.strip() for line in lines):
         raise DataError(f"{path} is empty")
     return lines
+
+
+def decode_text(raw: bytes, encoding: str, name: str, advice: str = "convert it or pass its encoding") -> str:
+    """``raw`` decoded; bytes that are not ``encoding`` are a DataError naming ``name``, the line and the byte."""
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(f"{name} is not valid {encoding} (line {line}, byte {error.start}); {advice}") from None
+    except LookupError:
+        raise DataError(f"unknown encoding {encoding!r}") from None
+
+
+def read_stdin_lines(stream=None) -> list[str]:
+    """Standard input's lines, decoded as UTF-8 with the same message as a file's (the text layer's
+    own decoding would fail with a traceback on the first stray byte)."""
+    stream = stream if stream is not None else sys.stdin
+    raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
+    text = decode_text(raw, "utf-8", "standard input", "convert it to UTF-8") if isinstance(raw, bytes) else raw
+    lines = text.replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def read_parallel(src: str | Path, tgt: str | Path) -> tuple[list[str], list[str]]:
@@ -53,7 +68,11 @@ def read_parallel(src: str | Path, tgt: str | Path) -> tuple[list[str], list[str
 def read_tsv_pairs(path: str | Path) -> tuple[list[str], list[str]]:
     """A two-column TSV file, source<TAB>target, no header."""
     # read_lines checks existence, encoding and emptiness with the same messages; pandas parses its text.
-    content = "\n".join(read_lines(path))
+    lines = read_lines(path)
+    for number, line in enumerate(lines, 1):
+        if "\t" not in line and line.strip():
+            raise DataError(f"{path}: line {number} has no tab; each line must be source<TAB>target")
+    content = "\n".join(lines)
     try:
         frame = pd.read_csv(io.StringIO(content), sep="\t", header=None, dtype=str, keep_default_na=False,
                             quoting=csv.QUOTE_NONE)

@@ -10,6 +10,7 @@ row of one split is an input row of a later one's training.
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -56,9 +57,14 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
         if column not in frame.columns:
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
     try:
-        timestamps = pd.DatetimeIndex(pd.to_datetime(frame[date_col], errors="raise"))
-    except (ValueError, TypeError) as error:
-        raise DataError(f"{path}: column {date_col!r} holds values that are not dates ({error})") from None
+        with warnings.catch_warnings():  # pandas' advice on formats would be a second line on stderr
+            warnings.simplefilter("ignore", UserWarning)
+            timestamps = pd.DatetimeIndex(pd.to_datetime(frame[date_col], errors="raise"))
+    except (ValueError, TypeError, OverflowError) as error:
+        raise DataError(not_a_date(path, frame[date_col], error)) from None
+    if timestamps.isna().any():
+        row = int(np.argmax(timestamps.isna())) + 2
+        raise DataError(f"{path}: column {date_col!r} row {row} has no date")
     order = np.diff(timestamps.asi8)
     if (order == 0).any():
         row = int(np.argmax(order == 0)) + 2
@@ -74,6 +80,11 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
         if bad.any():
             row = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 from 0-based
             raise DataError(f"{path}: column {column!r} row {row} is not a number: {data[column].iloc[row - 2]!r}")
+        infinite = np.isinf(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
+        if infinite.any():  # "inf", "-inf", or a number beyond float64's range such as 1e999
+            row = int(np.argmax(infinite)) + 2
+            raise DataError(f"{path}: column {column!r} row {row} is not a finite number: {numeric.iloc[row - 2]} "
+                            f"(infinite, or too large for a 64-bit float)")
         data[column] = numeric
     if data.isna().any().any():
         column = data.columns[data.isna().any()][0]
@@ -88,6 +99,23 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
     inputs = list(range(len(columns)))
     targets = [columns.index(target)] if features in ("S", "MS") else inputs
     return Series(data.to_numpy(dtype=np.float64), timestamps, columns, inputs, targets)
+
+
+def not_a_date(path: Path, column: pd.Series, error: Exception) -> str:
+    """One line naming the first cell of ``column`` that pandas cannot read as a date (pandas' own
+    message runs over several lines of advice)."""
+    try:  # pandas infers one format from the first cell; coerce marks the cells that do not follow it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            bad = (pd.to_datetime(column, errors="coerce").isna() & column.notna()).to_numpy()
+    except (ValueError, TypeError, OverflowError):
+        bad = np.zeros(len(column), dtype=bool)
+    if bad.any():
+        row = int(np.argmax(bad))
+        form = f" in the form of the first row's {column.iloc[0]!r}" if row else ""
+        return f"{path}: column {column.name!r} row {row + 2} is not a date{form}: {column.iloc[row]!r}"
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{path}: column {column.name!r} holds values that are not dates ({first.split('. You might')[0]})"
 
 
 def split_bounds(n_rows: int, split: str, input_len: int, horizon: int) -> dict[str, tuple[int, int]]:

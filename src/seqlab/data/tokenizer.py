@@ -87,4 +87,13 @@ def save_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
 
 
 def load_tokenizer(path: Path) -> Tokenizer:
-    return Tokenizer.from_file(str(path))
+    """A tokenizer saved with a run; a missing or truncated file is a UserError naming it."""
+    from ..errors import DamagedFileError, UserError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing; the run directory is incomplete: train the run again")
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # the tokenizers library raises a bare Exception for every parse error
+        raise DamagedFileError(path, f"not a tokenizer file: {error}") from None

@@ -6,7 +6,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -24,17 +25,58 @@ class InferRequest(BaseModel):
     image: str | None = Field(default=None, max_length=MAX_REQUEST_BYTES)  # a data: URL (vision runs)
 
 
+class BodyLimit:
+    """Refuses (413) a request body over ``limit`` bytes, whether it declares a Content-Length or
+    arrives in chunks without one; the body is read here, at most ``limit`` bytes of it, and handed on."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            return await self.refuse(scope, receive, send)
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                return await self.refuse(scope, receive, send)
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def refuse(self, scope, receive, send) -> None:
+        response = JSONResponse({"error": f"request larger than {self.limit} bytes"}, status_code=413)
+        await response(scope, receive, send)
+
+
 def create_app(run: str | Path) -> FastAPI:
     inspector = Inspector(run)  # a bad run directory fails here, before the server starts
     app = FastAPI(title="seqlab explore", docs_url=None, redoc_url=None, openapi_url=None)
     static = resources.files("seqlab.explore") / "static"
 
-    @app.middleware("http")
-    async def limit_size(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and int(length) > MAX_REQUEST_BYTES:
-            return JSONResponse({"error": f"request larger than {MAX_REQUEST_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=MAX_REQUEST_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer echoes each bad input back, and one that UTF-8 cannot encode (a lone
+        # surrogate, which JSON can spell as "\\ud800") would turn the 422 into a 500: say where and
+        # what, without the input.
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in error.errors())
+        return JSONResponse({"detail": problems}, status_code=422)
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:

@@ -7,6 +7,7 @@ no limit) can be sampled here.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import torch
@@ -34,8 +35,8 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = 
 def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must not be negative; got {max_new_tokens}")
-    if temperature < 0:
-        raise ValueError(f"temperature must not be negative; got {temperature}")
+    if not (math.isfinite(temperature) and 0 <= temperature <= 1e6):
+        raise ValueError(f"temperature must be a number in [0, 1e6]; got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be at least 1; got {top_k}")
     if top_p is not None and not 0.0 < top_p <= 1.0:

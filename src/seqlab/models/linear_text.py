@@ -126,10 +126,15 @@ class LinearTextClassifier:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> LinearTextClassifier:
+        from ..errors import DamagedFileError
+        from ..io import check_safetensors, read_json_file
+
         directory = Path(directory)
-        settings: dict[str, Any] = json.loads((directory / CONFIG_FILE).read_text())
+        settings: dict[str, Any] = read_json_file(directory / CONFIG_FILE)
+        if not isinstance(settings, dict) or "vocabularies" not in settings:
+            raise DamagedFileError(directory / CONFIG_FILE, "no vocabularies")
         vocabularies = settings.pop("vocabularies")
-        tensors = load_file(str(directory / WEIGHTS_FILE))
+        tensors = load_file(str(check_safetensors(directory / WEIGHTS_FILE)))
         model = cls(**settings, weights=tensors["weights"], bias=tensors["bias"])
         model.vectorizers = ngram_vectorizers(model.arch, model.word_ngrams, model.char_ngrams, vocabularies)
         if model.arch == "tfidf":

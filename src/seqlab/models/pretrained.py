@@ -15,7 +15,8 @@ from typing import Any
 from safetensors.torch import load_model, save_model
 from torch import nn
 
-from ..io import atomic_write
+from ..errors import DamagedFileError
+from ..io import atomic_write, check_safetensors, read_json_file
 
 CONFIG_FILE, WEIGHTS_FILE = "config.json", "model.safetensors"
 
@@ -61,7 +62,13 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> None:
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
-    return json.loads((Path(directory) / CONFIG_FILE).read_text())
+    """The model's constructor arguments; a missing, truncated or foreign ``config.json`` is a UserError
+    naming it."""
+    path = Path(directory) / CONFIG_FILE
+    config = read_json_file(path)
+    if not isinstance(config, dict) or not isinstance(config.get("model_class"), str):
+        raise DamagedFileError(path, "not an object with a model_class")
+    return config
 
 
 def build_config(config_class: type, values: dict[str, Any], source: str) -> Any:
@@ -78,14 +85,23 @@ def build_config(config_class: type, values: dict[str, Any], source: str) -> Any
 
 
 def from_pretrained(directory: str | Path) -> nn.Module:
+    """The model ``directory`` holds; a damaged or foreign ``config.json`` or weights file is a
+    UserError (``DamagedFileError``) naming the file and the first thing wrong."""
     source = Path(directory) / CONFIG_FILE
     values = read_config(directory)
     name = values.pop("model_class", None)
     if name not in MODEL_CLASSES:
-        raise ValueError(f"{source}: unknown model_class {name!r} (known: {', '.join(sorted(MODEL_CLASSES))})")
+        raise DamagedFileError(source, f"unknown model_class {name!r} (known: {', '.join(sorted(MODEL_CLASSES))})")
     cls = MODEL_CLASSES[name]
-    model = cls(build_config(cls.config_class, values, str(source)))
-    load_model(model, str(Path(directory) / WEIGHTS_FILE))
+    try:
+        model = cls(build_config(cls.config_class, values, str(source)))
+    except (TypeError, ValueError) as error:
+        raise DamagedFileError(source, str(error).removeprefix(f"{source}: ")) from None
+    weights = check_safetensors(Path(directory) / WEIGHTS_FILE)
+    try:
+        load_model(model, str(weights))
+    except RuntimeError as error:  # missing or unexpected tensors, other shapes
+        raise DamagedFileError(weights, f"its tensors do not match {CONFIG_FILE}: {error}") from None
     return model
 
 

@@ -430,7 +430,7 @@ class TextClassifierRun:
         if self.linear is None:
             _, self.model = runs.load_trained(run, TASK, "a classification run", device)
             self.tokenizer = load_tokenizer(run / "tokenizer.json")
-        self.classes = json.loads((run / "classes.json").read_text())
+        self.classes = runs.read_json(run / "classes.json")
 
     def probability_matrix(self, texts: list[str]) -> np.ndarray:
         """(N, classes), columns in ``self.classes`` order."""

@@ -172,7 +172,7 @@ class Forecast:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
-        series = json.loads((Path(run) / "series.json").read_text())
+        series = runs.read_json(Path(run) / "series.json")
         return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
                    series["columns"], series["targets"])
 

@@ -272,7 +272,7 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print, *,
             prepare_data(config.data, run)
 
         parallel.on_main(prepare)
-    meta = json.loads((run / "data.json").read_text())
+    meta = runs.read_json(run / "data.json")
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     tokenizer = load_tokenizer(run / "tokenizer.json")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import DamagedFileError, UserError
 
 RUN_FILE = "run.json"
 
@@ -55,7 +55,22 @@ def read_run(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not (path / RUN_FILE).is_file():
         raise UserError(f"{path} is not a seqlab run directory (no {RUN_FILE})")
-    return json.loads((path / RUN_FILE).read_text())
+    info = read_json(path / RUN_FILE)
+    if not isinstance(info, dict) or not isinstance(info.get("task"), str) or not isinstance(info.get("config", {}), dict):
+        raise DamagedFileError(path / RUN_FILE, 'not an object with a "task" name and its "config"')
+    info.setdefault("config", {})
+    return info
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file of a run directory; a missing, truncated or non-JSON one is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} is missing; the run directory is incomplete: train the run again")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DamagedFileError(path, f"not JSON: {error}") from None
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:

@@ -148,7 +148,7 @@ class ImageClassifier:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "ImageClassifier":
         info, model = runs.load_trained(run, TASK, "an image-classification run", device)
-        classes = json.loads((Path(run) / "classes.json").read_text())
+        classes = runs.read_json(Path(run) / "classes.json")
         return cls(model, classes, build(VisionConfig, info["config"]))
 
     def prepare(self, source) -> torch.Tensor:

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..errors import UserError
-from ..io import atomic_write
+from ..errors import DamagedFileError, UserError
+from ..io import atomic_write, check_safetensors, read_json_file
 from ..models.pretrained import config_values, read_config, save_pretrained
 
 
@@ -85,8 +85,54 @@ def save_state(directory: Path, state: dict[str, Any], name: str = "state") -> N
 
 
 def load_state(directory: Path, name: str = "state") -> dict[str, Any]:
-    tensors = load_file(str(directory / f"{name}.safetensors"))
-    return unflatten_state(json.loads((directory / f"{name}.json").read_text()), tensors)
+    """``NAME.safetensors`` + ``NAME.json`` read back; a damaged one is a UserError naming it."""
+    directory = Path(directory)
+    tensors = load_file(str(check_safetensors(directory / f"{name}.safetensors")))
+    tree = read_json_file(directory / f"{name}.json")
+    try:
+        return unflatten_state(tree, tensors)
+    except (KeyError, TypeError, ValueError) as error:
+        raise DamagedFileError(directory / f"{name}.json",
+                               f"it names a tensor that {name}.safetensors lacks: {error}") from None
+
+
+# --- reading back: every damaged file named ---------------------------------------------------
+
+def check_training_state(directory: Path) -> None:
+    """The torch.distributed.checkpoint directory's ``.metadata`` readable and every ``*.distcp`` file
+    as long as the byte ranges it lists. (DCP's metadata is a pickle: only multi-process runs have it.)"""
+    import torch.distributed.checkpoint as dcp
+
+    directory = Path(directory)
+    try:
+        metadata = dcp.FileSystemReader(str(directory)).read_metadata()
+        ranges = list(metadata.storage_data.values())
+    except Exception as error:  # unpickling a truncated file raises anything from EOFError to UnpicklingError
+        raise DamagedFileError(directory / ".metadata", f"{type(error).__name__}: {error}") from None
+    needed: dict[str, int] = {}
+    for item in ranges:
+        needed[item.relative_path] = max(needed.get(item.relative_path, 0), item.offset + item.length)
+    for name, size in sorted(needed.items()):
+        path = directory / name
+        have = path.stat().st_size if path.is_file() else None
+        if have is None or have < size:
+            raise DamagedFileError(path, "missing" if have is None else f"truncated: {have:,} of {size:,} bytes")
+
+
+def check_checkpoint(directory: Path) -> None:
+    """A UserError naming the first file of checkpoint ``directory`` that cannot be read back."""
+    from ..models.pretrained import CONFIG_FILE, WEIGHTS_FILE
+
+    directory = Path(directory)
+    config = read_json_file(directory / CONFIG_FILE)
+    if not isinstance(config, dict) or "model_class" not in config:
+        raise DamagedFileError(directory / CONFIG_FILE, "no model_class")
+    check_safetensors(directory / WEIGHTS_FILE)
+    load_state(directory)
+    if has_sharded_training_state(directory):
+        check_training_state(directory / TRAINING_STATE)
+    elif (directory / f"{TRAINING_STATE}.json").is_file():
+        load_state(directory, TRAINING_STATE)
 
 
 # --- random number generators ---------------------------------------------------------------
@@ -172,6 +218,34 @@ def existing_checkpoint(directory: Path) -> Path | None:
         if (candidate / "model.safetensors").is_file() and (candidate / "state.json").is_file():
             return candidate
     return None
+
+
+def resumable_checkpoint(checkpoints: Path) -> tuple[Path | None, list[str]]:
+    """The newest intact checkpoint under ``checkpoints`` to resume from — ``last``, its previous version
+    (a crash between two renames), then ``best`` — and why each newer one was passed over. When every
+    one that exists is damaged, the newest's error is raised; (None, []) when there are none."""
+    from ..errors import UserError
+
+    from ..errors import DamagedFileError
+
+    checkpoints = Path(checkpoints)
+    candidates = [checkpoints / name for name in ("last", ".last.old", "best", ".best.old")]
+    skipped: list[str] = []
+    first_error: UserError | None = None
+    for candidate in candidates:
+        if not candidate.is_dir():
+            continue
+        try:
+            check_checkpoint(candidate)
+        except UserError as error:
+            first_error = first_error or error
+            skipped.append(f"{error.path} is damaged ({error.reason})" if isinstance(error, DamagedFileError)
+                           else str(error))
+            continue
+        return candidate, skipped
+    if first_error is not None:
+        raise first_error
+    return None, []
 
 
 def check_compatible(directory: Path, model: torch.nn.Module) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
+
+# Upper bounds far above any sensible value: beyond them a setting is a typo (an exponent's sign, a unit).
+LIMITS = {"lr": 10.0, "eps": 1.0, "weight_decay": 10.0, "clip_norm": 1e6, "max_time": 1e8}
+MAX_STEPS = 10**12
 
 
 @dataclass
@@ -39,9 +44,13 @@ class TrainConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ValueError(f"train.{name} must be at least 1; got {value}")
-        for name in ("lr", "clip_norm", "max_time", "weight_decay"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"train.{name} must not be negative; got {getattr(self, name)}")
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if not math.isfinite(value) or not 0 <= value <= limit:
+                raise ValueError(f"train.{name} must be a number in [0, {limit:g}]; got {value}")
+        for name in ("max_steps", "warmup_steps", "stop_at_step", "eval_every", "log_every"):
+            if getattr(self, name) > MAX_STEPS:
+                raise ValueError(f"train.{name} must be at most {MAX_STEPS:.0e} steps; got {getattr(self, name)}")
         if not all(0.0 <= beta < 1.0 for beta in self.betas):
             raise ValueError(f"train.betas must both be in [0, 1); got {list(self.betas)}")
         if not 0.0 <= self.label_smoothing < 1.0:

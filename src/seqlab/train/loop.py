@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,19 +110,26 @@ class Trainer:
     def resume(self) -> None:
         """Continue from ``checkpoints/last``: weights, optimizer, schedule, RNG, data position —
         with any number of ranks, whatever number saved it."""
-        directory = checkpoint.existing_checkpoint(self.checkpoints / "last")
+        directory, damaged = checkpoint.resumable_checkpoint(self.checkpoints)
         if directory is None:
             raise UserError(f"{self.run_dir} has no checkpoint to resume from")
         checkpoint.check_compatible(directory, self.model)
-        if not checkpoint.has_training_state(directory):
+        fallback = directory.name in ("best", ".best.old")  # `last` is damaged: best's weights, a fresh optimizer
+        if not fallback and not checkpoint.has_training_state(directory):
             raise UserError(f"{directory} holds no optimizer state (written by an older seqlab); start a new run")
-        self.parallel.load_training_state(self.trained, self.optimizer, directory)
+        if damaged and self.parallel.is_main:
+            sys.stderr.write(f"warning: {damaged[0]}; resuming from {directory} instead"
+                             f"{' with a fresh optimizer state' if fallback else ''}\n")
+        if fallback:
+            self.parallel.load_weights(self.model, directory / "model.safetensors")
+        else:
+            self.parallel.load_training_state(self.trained, self.optimizer, directory)
         state = checkpoint.load_state(directory)
         self.schedule.load_state_dict(state["schedule"])
         self.batches.load_state_dict(state["data"])
         checkpoint.set_rng_state(state["rng"])
         self.progress = Progress(**state["progress"])
-        if self.progress.step == 0:  # saved before the first update: Adam's state starts empty, step 0
+        if self.progress.step == 0 or fallback:  # Adam's state starts empty (before the first update: step 0)
             self.optimizer.state.clear()
 
     # --- the loop ----------------------------------------------------------------------------
@@ -229,8 +237,11 @@ class Trainer:
             tokens += n
         loss_sum, tokens = p.reduce(loss_sum, tokens)
         if not math.isfinite(loss_sum):
-            raise FloatingPointError(f"training loss became {loss_sum} at step {self.progress.step + 1}; "
-                                     f"lower train.lr or use train.precision='fp32'")
+            kept = f"; the last good checkpoint (step {self.progress.last_eval_step}) is kept" \
+                if self.progress.last_eval_step >= 0 else ""
+            raise UserError(f"the training loss became {loss_sum} at step {self.progress.step + 1}: the learning "
+                            f"rate is likely too high (train.lr={c.lr:g}) or {c.precision} overflowed; lower "
+                            f"train.lr{' or use train.precision=fp32' if c.precision != 'fp32' else ''}{kept}")
         if c.clip_norm:
             p.clip_grad_norm(self.trained, c.clip_norm)
         self.optimizer.step()
