@@ -23,7 +23,7 @@ def pad(sequences: list[list[int]], pad_id: int = PAD_ID) -> Tensor:
 
 
 def translation_batch(sources: list[list[int]], targets: list[list[int]]) -> dict[str, Tensor]:
-    """Teacher forcing (seed 002): the decoder reads ``<bos> y1 … yn`` and must emit ``y1 … yn <eos>``."""
+    """Teacher forcing (Williams & Zipser 1989): the decoder reads ``<bos> y1 … yn`` and must emit ``y1 … yn <eos>``."""
     return {"src": pad(sources),
             "tgt_in": pad([[BOS_ID, *t] for t in targets]),
             "tgt_out": pad([[*t, EOS_ID] for t in targets])}

@@ -1,4 +1,4 @@
-"""Word vectors for an embedding layer (seed 003): word2vec (CBOW or skip-gram, Mikolov et al., 2013)
+"""Word vectors for an embedding layer: word2vec (CBOW or skip-gram, Mikolov et al., 2013)
 trained with gensim on the training text, or GloVe-format vectors read from a text file."""
 
 from __future__ import annotations

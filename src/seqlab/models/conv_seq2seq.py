@@ -1,6 +1,6 @@
 """Convolutional sequence to sequence (Gehring et al., 2017): stacked gated 1-D convolutions in the
 encoder and (causal) in the decoder, with dot-product attention in every decoder layer. The middle
-point of seed 000's comparison: parallel over positions like self-attention, but a receptive field that
+point of Vaswani et al. 2017's comparison (§4, Table 1): parallel over positions like self-attention, but a receptive field that
 grows by k − 1 per layer, so a path between distant positions is O(n/k) layers long.
 
 Same decoding interface as the other encoder-decoders (``encode`` / ``decode`` / ``new_cache``); a

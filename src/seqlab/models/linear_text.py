@@ -1,4 +1,4 @@
-"""Linear text classifiers over n-grams (seed 003's statistical methods), the baselines beside the
+"""Linear text classifiers over n-grams (Joachims 1998; Wang & Manning 2012), the baselines beside the
 neural ones: logistic regression on TF-IDF ("tfidf") or present/absent ("bow") n-grams, and NBSVM
 ("nbsvm"; Wang & Manning, 2012), whose present/absent n-grams are first scaled by how much more often
 they occur in a class than outside it.

@@ -1,4 +1,5 @@
-"""RNN encoder-decoders: the lineage attention grew out of (seeds 003 and 004).
+"""RNN encoder-decoders: the lineage attention grew out of (Sutskever et al. 2014; Cho et al.
+2014; Bahdanau et al. 2015; Luong et al. 2015).
 
 - ``simple``:    the encoder's final state starts the decoder, and is all it knows of the source
                  (Sutskever et al., 2014).

@@ -1,4 +1,4 @@
-"""Vision Transformer (Dosovitskiy et al., 2021; seed 002): an image is cut into P×P patches, each
+"""Vision Transformer (Dosovitskiy et al., 2021): an image is cut into P×P patches, each
 flattened and projected to d_model — a sequence of "words" — with a learned [CLS] token in front and
 learned positions added; the Transformer encoder of :mod:`seqlab.nn` reads it, and the [CLS] output
 is classified.

@@ -13,10 +13,8 @@ from torch import Tensor, nn
 
 
 def _fused_kernel_pays(q: Tensor, k: Tensor) -> bool:
-    """torch's fused CPU kernel is slower than the plain composite in bf16 at short lengths: fwd+bwd
-    with a padding mask, B=128, H=4, T=16: 16.4 vs 3.7 ms; causal, B·T=16k, H=6, d=64: 134 vs 47 ms at
-    T=128, equal at 256, faster from 512 on (benchmarks/attention.py; a 6-layer LM at T=256 trains
-    12 % faster on the composite)."""
+    """torch's fused CPU kernel is slower than the plain composite in bf16 up to about 256 keys, and
+    faster beyond (measured with benchmarks/attention.py; the figures are in BENCHMARKS.md)."""
     return not (q.device.type == "cpu" and q.dtype == torch.bfloat16 and k.size(-2) <= 256)
 
 

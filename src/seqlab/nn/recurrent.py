@@ -1,4 +1,4 @@
-"""Recurrent cells and layers: the models attention replaced (seed 004), gate by gate.
+"""Recurrent cells and layers: the models attention replaced (Elman 1990; Hochreiter & Schmidhuber 1997; Cho et al. 2014), gate by gate.
 
 Parameter names and shapes are torch's (``weight_ih_l0``, ``weight_hh_l0_reverse``, gates stacked in
 torch's order: LSTM i, f, g, o; GRU r, z, n), so a ``state_dict`` loads both ways between these layers

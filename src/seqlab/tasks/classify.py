@@ -1,5 +1,5 @@
 """Text classification: an encoder Transformer, a BiLSTM or a CNN over words, or a linear model over
-n-grams (TF-IDF / bag-of-words + logistic regression, NBSVM; seed 003's statistical baselines), on a
+n-grams (TF-IDF / bag-of-words + logistic regression, NBSVM, Wang & Manning 2012: the statistical baselines), on a
 CSV or TSV. Every single-split run keeps its model, so ``seqlab predict`` scores new texts with any of them.
 
     seqlab train classify --csv reviews.csv --text-col text --label-col label --model transformer [--cv 10]

@@ -1,5 +1,5 @@
 """Forecast pictures: predicted against true values for sample windows, and how much attention the
-model paid to each past time step (seed 000's point: attention shows which hours a forecast used)."""
+model paid to each past time step (attention shows which hours a forecast used)."""
 
 from __future__ import annotations
 
