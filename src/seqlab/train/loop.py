@@ -63,12 +63,21 @@ class Trainer:
     """Trains ``model`` in ``run_dir``. ``select`` names the metric of ``evaluate`` that picks the
     best checkpoint and drives early stopping (lower is better unless ``maximize``); ``select=None``
     (no validation data) keeps the latest checkpoint as the best. ``parallel``
-    is the process layout (:mod:`seqlab.parallel.runtime`): one process unless torchrun started several."""
+    is the process layout (:mod:`seqlab.parallel.runtime`): one process unless torchrun started several.
+
+    A run ends at ``max_steps``; ``max_time`` (seconds, 0 = none) is a cap on top. Under a cap the
+    learning-rate schedule follows whichever is further along, steps or the budget spent
+    (:func:`seqlab.train.optim.scheduled_step`): such a run depends on the machine's speed, and its
+    resume continues the schedule from the saved training time, not bit for bit."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, run_dir: Path, loss_fn: LossFn,
                  batches: Batches, evaluate: EvaluateFn, select: str | None = "val_loss",
-                 maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None) -> None:
+                 maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.config, self.run_dir = config, Path(run_dir)
+        self.clock = clock  # seconds; injectable so that tests can run a time budget without waiting
+        self._segment_start: float | None = None  # the clock when this process's training began, less earlier segments
+        self._elapsed_at: tuple[int, float] = (-1, 0.0)
         self.device = resolve_device(config.device)
         self.parallel = parallel or SingleProcess()
         self.model = model.to(self.device)
@@ -80,7 +89,7 @@ class Trainer:
         self.loss_fn, self.batches, self.evaluate = loss_fn, batches, evaluate
         self.select, self.maximize = select, maximize
         self.optimizer = build_optimizer(self.trained, config)
-        self.schedule = build_schedule(self.optimizer, config, d_model)
+        self.schedule = build_schedule(self.optimizer, config, d_model, elapsed=self._elapsed)
         self.progress = Progress()
         self.checkpoints = self.run_dir / "checkpoints"
 
@@ -163,10 +172,10 @@ class Trainer:
         self.model.train()
         log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main)
         # disable=None: a bar on a terminal, nothing in a log file or CI.
-        bar = tqdm(total=c.max_steps, initial=p.step, unit="step", dynamic_ncols=True, leave=False,
+        bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True, leave=False,
                    disable=None if c.progress and self.parallel.is_main else True)
-        window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
-        segment_start = time.perf_counter() - p.train_seconds
+        window_loss, window_tokens, window_start = 0.0, 0, self.clock()
+        segment_start = self._segment_start = self.clock() - p.train_seconds
         try:
             while p.step < c.max_steps and not p.stopped:
                 if c.max_time and self._out_of_time(segment_start):
@@ -177,18 +186,20 @@ class Trainer:
                     break
                 loss_sum, tokens = self._step()
                 p.step += 1
-                p.train_seconds = time.perf_counter() - segment_start
+                p.train_seconds = self.clock() - segment_start
                 window_loss += loss_sum
                 window_tokens += tokens
+                if c.max_time:  # the bar's total (and so its ETA) is where the budget will stop the run
+                    bar.total = expected_steps(p.step, p.train_seconds, c)
                 bar.update(1)
                 if p.step % c.log_every == 0:
-                    elapsed = time.perf_counter() - window_start
+                    elapsed = self.clock() - window_start
                     row = {"step": p.step, "train_loss": window_loss / max(window_tokens, 1),
                            "lr": self.schedule.get_last_lr()[0], "tokens_per_s": window_tokens / elapsed}
                     log(row)
                     bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:.2e}",
                                     tok_s=f"{row['tokens_per_s']:.0f}")
-                    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+                    window_loss, window_tokens, window_start = 0.0, 0, self.clock()
                 if p.step % c.eval_every == 0 or p.step == c.max_steps:
                     self._evaluate(log)
             if p.last_eval_step != p.step:  # stopped by the time budget between evaluations
@@ -211,8 +222,21 @@ class Trainer:
 
     def _out_of_time(self, segment_start: float) -> bool:
         """Every rank stops at the same step: the main rank's clock decides."""
-        late = time.perf_counter() - segment_start >= self.config.max_time
+        late = self.clock() - segment_start >= self.config.max_time
         return self.parallel.on_main(lambda: late) if self.parallel.world > 1 else late
+
+    def _elapsed(self) -> float:
+        """Seconds of training so far, for the schedule under a time budget: read once per schedule step
+        (every parameter group gets the same value) and the same on every rank (the main rank's clock)."""
+        if self._segment_start is None:  # the schedule's first rate, set before training starts
+            return 0.0
+        step = self.schedule.last_epoch
+        if self._elapsed_at[0] != step:
+            seconds = self.clock() - self._segment_start
+            if self.parallel.world > 1:
+                seconds = self.parallel.on_main(lambda: seconds)
+            self._elapsed_at = (step, seconds)
+        return self._elapsed_at[1]
 
     def _step(self) -> tuple[float, int]:
         c, p = self.config, self.parallel
@@ -238,6 +262,14 @@ class Trainer:
         best = checkpoint.existing_checkpoint(self.checkpoints / "best")
         if best is not None:
             self.parallel.load_weights(self.model, best / "model.safetensors")
+
+
+def expected_steps(step: int, seconds: float, config: TrainConfig) -> int:
+    """Where the run will stop: ``max_steps``, or under a time budget, sooner if the steps so far
+    (``step`` in ``seconds``) say the budget will run out first."""
+    if not config.max_time or step == 0 or seconds <= 0:
+        return config.max_steps
+    return max(step, min(config.max_steps, round(step * config.max_time / seconds)))
 
 
 class MetricsLog:
