@@ -23,7 +23,7 @@ def reversal_data(n: int, seed: int):
 
 def make_trainer(run_dir, clock=None, **overrides):
     settings = dict(max_steps=12, eval_every=4, batch_size=8, warmup_steps=3, lr=3e-3, progress=False,
-                    tensorboard=False, log_every=2, seed=7)
+                    tensorboard=False, log_every=2, seed=7, precision="fp32")
     settings.update(overrides)
     config = TrainConfig(**settings)
     torch.manual_seed(config.seed)

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from ..parallel.runtime import SingleProcess
-from . import checkpoint
+from . import checkpoint, precision
 from .config import TrainConfig
 from .optim import build_optimizer, build_schedule
 
@@ -41,6 +41,7 @@ class Progress:
     stopped: str = ""
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
+    precision: str = ""  # what the run trains in (train.precision "auto" resolved); a resumed run keeps it
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,6 +92,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.trained, config)
         self.schedule = build_schedule(self.optimizer, config, d_model, elapsed=self._elapsed)
         self.progress = Progress()
+        self.precision = "fp32" if config.precision == "auto" else config.precision  # "auto": chosen in fit
         self.checkpoints = self.run_dir / "checkpoints"
 
     # --- checkpoints -----------------------------------------------------------------------
@@ -142,7 +144,7 @@ class Trainer:
     def _evaluate(self, log: Callable[[dict[str, Any]], None]) -> None:
         self.parallel.before_eval(self.model)
         self.model.eval()
-        with torch.no_grad(), autocast(self.device, self.config.precision):
+        with torch.no_grad(), autocast(self.device, self.precision):
             metrics = self.evaluate(self.model)
         self.model.train()
         p = self.progress
@@ -170,6 +172,7 @@ class Trainer:
         else:
             checkpoint.seed_everything(c.seed)
         self.model.train()
+        self.precision = p.precision = self._choose_precision(p.precision if resume else "")
         log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main)
         # disable=None: a bar on a terminal, nothing in a log file or CI.
         bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True, leave=False,
@@ -212,6 +215,30 @@ class Trainer:
         self.restore_best()
         return p
 
+    def _choose_precision(self, resumed: str) -> str:
+        """``train.precision``, or for "auto" the fastest precision that holds accuracy on this run's own
+        model and batches (:mod:`seqlab.train.precision`), written to ``precision.json``. A resumed run
+        keeps what it chose."""
+        c, p = self.config, self.parallel
+        if c.precision != "auto":
+            return c.precision
+        if resumed:
+            return resumed
+        trial = precision.peek_batches(self.batches, 2)
+
+        def forward_backward(batch: dict[str, Tensor]) -> float:
+            return p.forward_backward(self.train_model, self.loss_fn, move(p.local_batch(batch), self.device), 1.0)[0].item()
+
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        seconds, losses = precision.time_precisions(
+            self.train_model, self.model, forward_backward, trial, precision.candidates(self.device),
+            lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync)
+        result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses))
+        if p.is_main:
+            (self.run_dir / "precision.json").write_text(json.dumps(result, indent=2) + "\n")
+            tqdm.write(precision.describe(result))
+        return result["precision"]
+
     def draw_curves(self) -> None:
         """curves.png in the run directory, from its whole ``metrics.jsonl`` (a resumed run's too)."""
         from ..viz.curves import VALIDATION_AXES, plot_curves
@@ -244,7 +271,7 @@ class Trainer:
         loss_sum, tokens = 0.0, 0
         for _ in range(c.grad_accum):
             batch = move(p.local_batch(next(self.batches)), self.device)
-            with autocast(self.device, c.precision):
+            with autocast(self.device, self.precision):
                 loss, n = p.forward_backward(self.train_model, self.loss_fn, batch, 1.0 / c.grad_accum)
             loss_sum += loss.item() * n
             tokens += n
