@@ -92,13 +92,34 @@ def test_auto_refuses_a_faster_precision_whose_loss_is_not_finite(tmp_path):
     assert clock.steps_in[True] == 8  # only the trial ran in bf16
 
 
+class DrawingBatches:
+    """Batches whose making draws a random number, as augmentation does."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __next__(self):
+        torch.rand(1)
+        return next(self.batches)
+
+    def state_dict(self):
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state):
+        self.batches.load_state_dict(state)
+
+
 def test_the_trial_leaves_the_run_as_it_would_have_been(tmp_path):
-    # Dropout 0.2 draws from the random generators and the data order has a position: the trial must
-    # put both back, so an "auto" run that picks fp32 equals a run pinned to fp32, bit for bit.
+    # Dropout 0.2 and the batches draw from the random generators, and the data order has a position:
+    # the trial must put all back, so an "auto" run that picks fp32 equals a run pinned to fp32, bit for bit.
     (tmp_path / "auto").mkdir(), (tmp_path / "pinned").mkdir()
-    progress = auto_trainer(tmp_path / "auto", AutocastClock(fp32=1.0, bf16=2.0)).fit()
+    auto = auto_trainer(tmp_path / "auto", AutocastClock(fp32=1.0, bf16=2.0))
+    auto.batches = DrawingBatches(auto.batches)
+    progress = auto.fit()
     assert progress.precision == "fp32"
-    make_trainer(tmp_path / "pinned").fit()
+    pinned = make_trainer(tmp_path / "pinned")
+    pinned.batches = DrawingBatches(pinned.batches)
+    pinned.fit()
     assert losses(tmp_path / "auto") == losses(tmp_path / "pinned")
     auto, pinned = (load_file(str(tmp_path / d / "checkpoints" / "last" / "model.safetensors")) for d in ("auto", "pinned"))
     assert all(torch.equal(auto[k], pinned[k]) for k in pinned)

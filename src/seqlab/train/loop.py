@@ -175,8 +175,8 @@ class Trainer:
         self.precision = p.precision = self._choose_precision(p.precision if resume else "")
         log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main)
         # disable=None: a bar on a terminal, nothing in a log file or CI.
-        bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True, leave=False,
-                   disable=None if c.progress and self.parallel.is_main else True)
+        bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True,
+                   leave=False, disable=None if c.progress and self.parallel.is_main else True)
         window_loss, window_tokens, window_start = 0.0, 0, self.clock()
         segment_start = self._segment_start = self.clock() - p.train_seconds
         try:
@@ -224,6 +224,7 @@ class Trainer:
             return c.precision
         if resumed:
             return resumed
+        rng = checkpoint.rng_state()  # making a batch may draw random numbers too (augmentation)
         trial = precision.peek_batches(self.batches, 2)
 
         def forward_backward(batch: dict[str, Tensor]) -> float:
@@ -235,6 +236,7 @@ class Trainer:
         seconds, losses = precision.time_precisions(
             self.train_model, self.model, forward_backward, trial, precision.candidates(self.device),
             lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync)
+        checkpoint.set_rng_state(rng)
         result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses))
         if p.is_main:
             (self.run_dir / "precision.json").write_text(json.dumps(result, indent=2) + "\n")
