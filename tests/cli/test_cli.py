@@ -225,3 +225,20 @@ def test_sigterm_ends_training_like_ctrl_c_with_the_resume_line(tmp_path, corpus
     assert process.returncode == 130, err
     assert f"seqlab train translate --resume {run}" in err and "Traceback" not in err
     assert (run / "checkpoints" / "last").is_dir()
+
+
+def test_threads_flag_sets_the_thread_count_and_refuses_zero(tmp_path, corpus, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        src, tgt = corpus
+        code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", tmp_path / "run", *TINY,
+                               "--threads", "1", capsys=capsys)
+        assert code == 0, err
+        assert torch.get_num_threads() == 1
+        code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", tmp_path / "zero",
+                               "--threads", "0", capsys=capsys)
+        assert code == 2 and "--threads must be at least 1" in err and not (tmp_path / "zero").exists()
+    finally:
+        torch.set_num_threads(before)

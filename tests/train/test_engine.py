@@ -10,8 +10,8 @@ from seqlab.models import Transformer, TransformerConfig
 from seqlab.tasks.translate import token_loss, validation_metrics
 from seqlab.train import checkpoint
 from seqlab.train.config import TrainConfig
-from seqlab.train.loop import Trainer
-from seqlab.train.optim import noam_rate, warmup_cosine
+from seqlab.train.loop import Trainer, expected_steps
+from seqlab.train.optim import build_schedule, noam_rate, warmup_cosine
 
 
 def reversal_data(n: int, seed: int):
@@ -21,9 +21,9 @@ def reversal_data(n: int, seed: int):
     return sources, [s[::-1] for s in sources]
 
 
-def make_trainer(run_dir, **overrides):
+def make_trainer(run_dir, clock=None, **overrides):
     settings = dict(max_steps=12, eval_every=4, batch_size=8, warmup_steps=3, lr=3e-3, progress=False,
-                    tensorboard=False, log_every=2, seed=7)
+                    tensorboard=False, log_every=2, seed=7, precision="fp32")
     settings.update(overrides)
     config = TrainConfig(**settings)
     torch.manual_seed(config.seed)
@@ -33,7 +33,7 @@ def make_trainer(run_dir, **overrides):
     valid_batches = fixed_batches(*valid, 8)
     return Trainer(model, config, run_dir, loss_fn=lambda m, b: token_loss(m, b, config.label_smoothing),
                    batches=batches, evaluate=lambda m: validation_metrics(m, valid_batches, "cpu"),
-                   d_model=16)
+                   d_model=16, **({"clock": clock} if clock else {}))
 
 
 def weights(trainer):
@@ -235,3 +235,83 @@ def test_resuming_a_one_process_run_never_unpickles(tmp_path, monkeypatch):
     make_trainer(paused_dir).fit(resume=True)
     final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors")) for d in (paused_dir, straight_dir))
     assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+# --- steps and time budgets ------------------------------------------------------------------------
+
+class StepClock:
+    """A clock that moves only when a training step runs (``tick`` from the loss), ``seconds`` each."""
+
+    def __init__(self, seconds: float) -> None:
+        self.now, self.seconds = 0.0, seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += self.seconds
+
+
+def with_ticking_loss(trainer, clock):
+    loss_fn = trainer.loss_fn
+
+    def ticking(model, batch):
+        clock.tick()
+        return loss_fn(model, batch)
+
+    trainer.loss_fn = ticking
+    return trainer
+
+
+def logged(run_dir, key):
+    return {row["step"]: row[key] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+            if key in row}
+
+
+def test_without_a_budget_a_run_ends_at_exactly_max_steps_however_slow(tmp_path):
+    clock = StepClock(seconds=1000.0)  # a very slow machine: 1,000 s a step
+    trainer = with_ticking_loss(make_trainer(tmp_path, clock=clock, max_steps=9, eval_every=100), clock)
+    progress = trainer.fit()
+    assert progress.step == 9 and progress.stopped == ""
+    assert clock.now == 9000.0
+
+
+def test_schedule_at_half_the_budget_equals_the_schedule_at_half_the_steps():
+    config = TrainConfig(max_steps=1000, warmup_steps=100, max_time=100.0, schedule="cosine", lr=1.0)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    seconds = {"now": 50.0}
+    schedule = build_schedule(optimizer, config, d_model=16, elapsed=lambda: seconds["now"])
+    half = 0.5 * (1 + math.cos(math.pi * (500 - 100) / (1000 - 100)))
+    rate = schedule.lr_lambdas[0]
+    assert rate(10) == pytest.approx(half)  # 1 % of the steps, half of the budget: the budget leads
+    assert rate(800) == pytest.approx(0.5 * (1 + math.cos(math.pi * 700 / 900)))  # the steps lead
+    seconds["now"] = 100.0
+    assert rate(10) == pytest.approx(0.0)  # the budget spent: the final, annealed rate
+    no_budget = build_schedule(optimizer, TrainConfig(max_steps=1000, warmup_steps=100, schedule="cosine"),
+                               d_model=16, elapsed=lambda: 1e9)
+    assert no_budget.lr_lambdas[0](10) == pytest.approx(11 / 100)  # steps alone: still warming up
+
+
+def test_a_run_stopped_by_its_budget_ends_annealed(tmp_path):
+    clock = StepClock(seconds=1.0)
+    trainer = with_ticking_loss(make_trainer(tmp_path, clock=clock, max_steps=1000, warmup_steps=0, max_time=10.0,
+                                             eval_every=1000, log_every=1, lr=1e-3), clock)
+    progress = trainer.fit()
+    assert progress.step == 10 and progress.stopped.startswith("time budget")
+    rates = logged(tmp_path, "lr")  # the rate set after each step, for the next one
+    # After step 5 the clock reads 5 s of 10: the rate of step 500 of 1,000.
+    assert rates[5] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert rates[5] == pytest.approx(5e-4)
+    assert rates[10] == pytest.approx(0.0, abs=1e-12)
+    assert all(rates[k] > rates[k + 1] for k in range(1, 10))
+
+
+@pytest.mark.parametrize("step, seconds, max_steps, max_time, expected", [
+    (30, 10.0, 1000, 100.0, 300),   # 3 steps a second, 100 s: the budget stops it first
+    (30, 10.0, 200, 100.0, 200),    # max_steps comes first
+    (30, 10.0, 1000, 0.0, 1000),    # no budget
+    (0, 0.0, 1000, 100.0, 1000),    # nothing measured yet
+])
+def test_expected_steps_follow_the_budget(step, seconds, max_steps, max_time, expected):
+    config = TrainConfig(max_steps=max_steps, max_time=max_time)
+    assert expected_steps(step, seconds, config) == expected

@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None
     try:
+        use_threads(args)
         COMMANDS[args.command](args)
     except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
@@ -236,6 +237,19 @@ def main(argv: list[str] | None = None) -> int:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def use_threads(args: argparse.Namespace) -> None:
+    """``--threads N`` (or the default share of the cores) for torch and NumPy, set once before any
+    work; a note when other programs already keep the cores busy (steps then run slower; results do
+    not change, as recipes stop by steps)."""
+    if not hasattr(args, "threads"):
+        return
+    from ..train.threads import set_threads, warn_if_busy
+
+    set_threads(args.threads)
+    if args.command in ("train", "compare", "demo", "bench") and os.environ.get("RANK", "0") == "0":
+        warn_if_busy(sys.stdout)  # with the training log, not among the errors
 
 
 def interrupt(signum, frame) -> None:

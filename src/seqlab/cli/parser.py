@@ -50,7 +50,14 @@ def subcommand(subparsers, name: str, help_text: str) -> argparse.ArgumentParser
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch and NumPy (default: the cores this process may use, shared "
+                        "among the ranks of a --nproc job)")
+
+
 def add_run_flags(p: argparse.ArgumentParser) -> None:
+    add_threads_flag(p)
     p.add_argument("--config", help="a TOML file or the name of a shipped recipe")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set model.d_model=256 (repeatable)")
@@ -58,7 +65,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--max-time", type=float, metavar="SECONDS", help="wall-clock training budget")
     p.add_argument("--max-steps", type=int, help="optimizer steps")
-    p.add_argument("--precision", choices=["fp32", "bf16"])
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
+                   help="auto (the default): the faster of fp32 and bf16 that holds accuracy, timed on the run's model")
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int)
 
@@ -109,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--overwrite", action="store_true")
     demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     demo.add_argument("--max-time", type=float, metavar="SECONDS")
+    add_threads_flag(demo)
 
     tasks = registry.tasks()
     train = subcommand(sub, "train", "train a model for a task; writes a run directory")
@@ -126,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = subcommand(sub, "eval", "score a trained run on new data; prints the scores as JSON")
     evaluate.add_argument("run", type=Path)
     add_flags(evaluate, union(task.eval_flags for task in tasks.values()))
+    add_threads_flag(evaluate)
     evaluate.add_argument("--device", default="cpu")
 
     for name in ("predict", "translate"):
@@ -134,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
         p.add_argument("--device", default="cpu")
+        add_threads_flag(p)
         if name == "predict":
             add_flags(p, [f for f in union(task.predict_flags for task in tasks.values()) if f.name != "beam"])
     generate = subcommand(sub, "generate", "sample text from a trained language model, streamed as it comes")
@@ -145,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-p", type=float)
     generate.add_argument("--seed", type=int)
     generate.add_argument("--device", default="cpu")
+    add_threads_flag(generate)
 
     compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
     by_task = compare.add_subparsers(dest="task", required=True, parser_class=Parser, metavar="TASK")
@@ -175,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--lengths", default="64,128,256,512,1024,2048,4096")
     bench.add_argument("--d-model", type=int, default=128)
     bench.add_argument("--repeats", type=int, default=3)
+    add_threads_flag(bench)
     return parser
 
 

@@ -76,11 +76,10 @@ class VisionModelConfig:
 
 
 def _vision_train_defaults() -> TrainConfig:
-    # Digits: ~20 steps an epoch, ~25–31 ms a step on 2 cores (it varies from run to run on a shared
-    # machine): 3,600 steps ≈ 180 epochs in 90–110 s, the
-    # cosine schedule ending at the last step (measured: stopping a longer schedule at the budget was worse).
+    # Digits: ~20 steps an epoch, so 3,600 steps ≈ 180 epochs, the cosine schedule ending at the last
+    # step (time per step: BENCHMARKS.md).
     return TrainConfig(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05, warmup_steps=100,
-                       max_steps=3600, batch_size=64, label_smoothing=0.0, eval_every=500, max_time=118)
+                       max_steps=3600, batch_size=64, label_smoothing=0.0, eval_every=500)
 
 
 @dataclass

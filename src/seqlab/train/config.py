@@ -27,9 +27,13 @@ class TrainConfig:
     label_smoothing: float = 0.1  # ε_ls of §5.4
     eval_every: int = 500
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
-    max_time: float = 0.0  # wall-clock budget in seconds; 0 = none
+    # A cap on training seconds on top of max_steps; 0 = none. Under a cap the schedule also follows the
+    # budget spent, so the run depends on the machine's speed (see Trainer).
+    max_time: float = 0.0
     stop_at_step: int = 0  # pause after this step (continue with --resume); 0 = run to max_steps
-    precision: Literal["fp32", "bf16"] = "fp32"
+    # "auto": time a few steps of the run's own model in fp32 and bf16 and keep the faster that holds
+    # accuracy (seqlab.train.precision); results then depend on the machine, so recipes that must not pin it.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: str = "cpu"
     seed: int = 0
     log_every: int = 50

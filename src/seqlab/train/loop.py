@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..errors import UserError
 from ..io import METRICS_FILE
 from ..parallel.runtime import SingleProcess
-from . import checkpoint
+from . import checkpoint, precision
 from .config import TrainConfig
 from .optim import build_optimizer, build_schedule
 
@@ -43,6 +43,7 @@ class Progress:
     stopped: str = ""
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
+    precision: str = ""  # what the run trains in (train.precision "auto" resolved); a resumed run keeps it
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,12 +66,21 @@ class Trainer:
     """Trains ``model`` in ``run_dir``. ``select`` names the metric of ``evaluate`` that picks the
     best checkpoint and drives early stopping (lower is better unless ``maximize``); ``select=None``
     (no validation data) keeps the latest checkpoint as the best. ``parallel``
-    is the process layout (:mod:`seqlab.parallel.runtime`): one process unless torchrun started several."""
+    is the process layout (:mod:`seqlab.parallel.runtime`): one process unless torchrun started several.
+
+    A run ends at ``max_steps``; ``max_time`` (seconds, 0 = none) is a cap on top. Under a cap the
+    learning-rate schedule follows whichever is further along, steps or the budget spent
+    (:func:`seqlab.train.optim.scheduled_step`): such a run depends on the machine's speed, and its
+    resume continues the schedule from the saved training time, not bit for bit."""
 
     def __init__(self, model: nn.Module, config: TrainConfig, run_dir: Path, loss_fn: LossFn,
                  batches: Batches, evaluate: EvaluateFn, select: str | None = "val_loss",
-                 maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None) -> None:
+                 maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.config, self.run_dir = config, Path(run_dir)
+        self.clock = clock  # seconds; injectable so that tests can run a time budget without waiting
+        self._segment_start: float | None = None  # the clock when this process's training began, less earlier segments
+        self._elapsed_at: tuple[int, float] = (-1, 0.0)
         self.device = resolve_device(config.device)
         self.parallel = parallel or SingleProcess()
         self.model = model.to(self.device)
@@ -82,8 +92,9 @@ class Trainer:
         self.loss_fn, self.batches, self.evaluate = loss_fn, batches, evaluate
         self.select, self.maximize = select, maximize
         self.optimizer = build_optimizer(self.trained, config)
-        self.schedule = build_schedule(self.optimizer, config, d_model)
+        self.schedule = build_schedule(self.optimizer, config, d_model, elapsed=self._elapsed)
         self.progress = Progress()
+        self.precision = "fp32" if config.precision == "auto" else config.precision  # "auto": chosen in fit
         self.checkpoints = self.run_dir / "checkpoints"
 
     # --- checkpoints -----------------------------------------------------------------------
@@ -143,7 +154,7 @@ class Trainer:
     def _evaluate(self, log: Callable[[dict[str, Any]], None]) -> None:
         self.parallel.before_eval(self.model)
         self.model.eval()
-        with torch.no_grad(), autocast(self.device, self.config.precision):
+        with torch.no_grad(), autocast(self.device, self.precision):
             metrics = self.evaluate(self.model)
         metrics = self.parallel.agree(metrics)  # the main rank's figures decide best and early stopping everywhere
         self.model.train()
@@ -172,12 +183,13 @@ class Trainer:
         else:
             checkpoint.seed_everything(c.seed)
         self.model.train()
+        self.precision = p.precision = self._choose_precision(p.precision if resume else "")
         log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main)
         # disable=None: a bar on a terminal, nothing in a log file or CI.
-        bar = tqdm(total=c.max_steps, initial=p.step, unit="step", dynamic_ncols=True, leave=False,
-                   disable=None if c.progress and self.parallel.is_main else True)
-        window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
-        segment_start = time.perf_counter() - p.train_seconds
+        bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True,
+                   leave=False, disable=None if c.progress and self.parallel.is_main else True)
+        window_loss, window_tokens, window_start = 0.0, 0, self.clock()
+        segment_start = self._segment_start = self.clock() - p.train_seconds
         try:
             while p.step < c.max_steps and not p.stopped:
                 if c.max_time and self._out_of_time(segment_start):
@@ -188,18 +200,20 @@ class Trainer:
                     break
                 loss_sum, tokens = self._step()
                 p.step += 1
-                p.train_seconds = time.perf_counter() - segment_start
+                p.train_seconds = self.clock() - segment_start
                 window_loss += loss_sum
                 window_tokens += tokens
+                if c.max_time:  # the bar's total (and so its ETA) is where the budget will stop the run
+                    bar.total = expected_steps(p.step, p.train_seconds, c)
                 bar.update(1)
                 if p.step % c.log_every == 0:
-                    elapsed = time.perf_counter() - window_start
+                    elapsed = self.clock() - window_start
                     row = {"step": p.step, "train_loss": window_loss / max(window_tokens, 1),
                            "lr": self.schedule.get_last_lr()[0], "tokens_per_s": window_tokens / elapsed}
                     log(row)
                     bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:.2e}",
                                     tok_s=f"{row['tokens_per_s']:.0f}")
-                    window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+                    window_loss, window_tokens, window_start = 0.0, 0, self.clock()
                 if p.step % c.eval_every == 0 or p.step == c.max_steps:
                     self._evaluate(log)
             if p.last_eval_step != p.step:  # stopped by the time budget between evaluations
@@ -212,6 +226,34 @@ class Trainer:
         self.restore_best()
         return p
 
+    def _choose_precision(self, resumed: str) -> str:
+        """``train.precision``, or for "auto" the fastest precision that holds accuracy on this run's own
+        model and batches (:mod:`seqlab.train.precision`), written to ``precision.json``. A resumed run
+        keeps what it chose."""
+        c, p = self.config, self.parallel
+        if c.precision != "auto":
+            return c.precision
+        if resumed:
+            return resumed
+        rng = checkpoint.rng_state()  # making a batch may draw random numbers too (augmentation)
+        trial = precision.peek_batches(self.batches, 2)
+
+        def forward_backward(batch: dict[str, Tensor]) -> float:
+            loss, n = p.forward_backward(self.train_model, self.loss_fn, move(p.local_batch(batch), self.device), 1.0)
+            loss_sum, tokens = p.reduce(loss.item() * n, n)  # the whole batch's loss, wherever it was computed
+            return loss_sum / max(tokens, 1)
+
+        sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        seconds, losses = precision.time_precisions(
+            self.train_model, self.model, forward_backward, trial, precision.candidates(self.device),
+            lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync)
+        checkpoint.set_rng_state(rng)
+        result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses))
+        if p.is_main:
+            (self.run_dir / "precision.json").write_text(json.dumps(result, indent=2) + "\n")
+            tqdm.write(precision.describe(result))
+        return result["precision"]
+
     def draw_curves(self) -> None:
         """curves.png in the run directory, from its whole ``metrics.jsonl`` (a resumed run's too)."""
         from ..viz.curves import VALIDATION_AXES, plot_curves  # matplotlib: slow to import, drawn once a run
@@ -222,8 +264,21 @@ class Trainer:
 
     def _out_of_time(self, segment_start: float) -> bool:
         """Every rank stops at the same step: the main rank's clock decides."""
-        late = time.perf_counter() - segment_start >= self.config.max_time
+        late = self.clock() - segment_start >= self.config.max_time
         return self.parallel.on_main(lambda: late) if self.parallel.world > 1 else late
+
+    def _elapsed(self) -> float:
+        """Seconds of training so far, for the schedule under a time budget: read once per schedule step
+        (every parameter group gets the same value) and the same on every rank (the main rank's clock)."""
+        if self._segment_start is None:  # the schedule's first rate, set before training starts
+            return 0.0
+        step = self.schedule.last_epoch
+        if self._elapsed_at[0] != step:
+            seconds = self.clock() - self._segment_start
+            if self.parallel.world > 1:
+                seconds = self.parallel.on_main(lambda: seconds)
+            self._elapsed_at = (step, seconds)
+        return self._elapsed_at[1]
 
     def _step(self) -> tuple[float, int]:
         c, p = self.config, self.parallel
@@ -231,7 +286,7 @@ class Trainer:
         loss_sum, tokens = 0.0, 0
         for _ in range(c.grad_accum):
             batch = move(p.local_batch(next(self.batches)), self.device)
-            with autocast(self.device, c.precision):
+            with autocast(self.device, self.precision):
                 loss, n = p.forward_backward(self.train_model, self.loss_fn, batch, 1.0 / c.grad_accum)
             loss_sum += loss.item() * n
             tokens += n
@@ -252,6 +307,14 @@ class Trainer:
         best = checkpoint.existing_checkpoint(self.checkpoints / "best")
         if best is not None:
             self.parallel.load_weights(self.model, best / "model.safetensors")
+
+
+def expected_steps(step: int, seconds: float, config: TrainConfig) -> int:
+    """Where the run will stop: ``max_steps``, or under a time budget, sooner if the steps so far
+    (``step`` in ``seconds``) say the budget will run out first."""
+    if not config.max_time or step == 0 or seconds <= 0:
+        return config.max_steps
+    return max(step, min(config.max_steps, round(step * config.max_time / seconds)))
 
 
 class MetricsLog:

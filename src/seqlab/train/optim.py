@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -42,9 +43,25 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, d_model: int) -> LambdaLR:
+def scheduled_step(step: int, config: TrainConfig, elapsed: Callable[[], float] | None = None) -> float:
+    """The step the schedule is read at. Under a time budget (``train.max_time``) a run is as far along
+    as the larger of its two fractions, steps done and budget spent:
+    progress = max(step / max_steps, elapsed / max_time), so a run stopped by its budget ends annealed
+    rather than at a high rate. Without a budget this is ``step`` itself, and the schedule depends on
+    nothing but the step (so resume is exact); with one, it depends on the wall clock."""
+    if not config.max_time or elapsed is None:
+        return step
+    return max(step, min(elapsed() / config.max_time, 1.0) * config.max_steps)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, d_model: int,
+                   elapsed: Callable[[], float] | None = None) -> LambdaLR:
+    """``elapsed``: seconds of training so far (read when the schedule steps), for a time budget."""
+    def at(step: int) -> float:
+        return scheduled_step(step, config, elapsed)
+
     if config.schedule == "noam":
-        return LambdaLR(optimizer, lambda step: noam_rate(step + 1, d_model, config.warmup_steps))
+        return LambdaLR(optimizer, lambda step: noam_rate(at(step) + 1, d_model, config.warmup_steps))
     if config.schedule == "cosine":
-        return LambdaLR(optimizer, lambda step: warmup_cosine(step, config.warmup_steps, config.max_steps))
-    return LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(config.warmup_steps, 1)))
+        return LambdaLR(optimizer, lambda step: warmup_cosine(at(step), config.warmup_steps, config.max_steps))
+    return LambdaLR(optimizer, lambda step: min(1.0, (at(step) + 1) / max(config.warmup_steps, 1)))

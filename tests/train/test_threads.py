@@ -1,0 +1,55 @@
+import numpy  # noqa: F401  (loads the BLAS library whose pool is limited)
+import pytest
+import torch
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from seqlab.errors import UserError
+from seqlab.train import threads
+
+
+@pytest.mark.parametrize("cores, ranks, expected", [(16, 1, 16), (16, 2, 8), (16, 3, 5), (2, 4, 1), (1, 1, 1)])
+def test_default_threads_share_the_cores_among_the_ranks(cores, ranks, expected):
+    assert threads.default_threads(cores=cores, ranks=ranks) == expected
+
+
+def test_default_threads_read_the_affinity_and_torchruns_local_world_size(monkeypatch):
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert threads.default_threads() == 3
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert threads.default_threads() == 6
+
+
+@pytest.fixture
+def restore_threads():
+    torch_threads = torch.get_num_threads()
+    blas = {info["prefix"]: info["num_threads"] for info in threadpool_info()}
+    yield
+    torch.set_num_threads(torch_threads)
+    threadpool_limits(limits=blas)
+
+
+def test_set_threads_takes_effect_for_torch_and_blas(restore_threads):
+    assert threads.set_threads(1) == 1
+    assert torch.get_num_threads() == 1
+    pools = threadpool_info()
+    assert pools, "no BLAS/OpenMP pool found to limit"
+    assert all(pool["num_threads"] == 1 for pool in pools)
+
+
+def test_set_threads_refuses_zero():
+    with pytest.raises(UserError, match="at least 1"):
+        threads.set_threads(0)
+
+
+def test_busy_warning_when_the_load_fills_the_cores():
+    assert threads.busy_warning(cores=2, load=1.5) is None
+    line = threads.busy_warning(cores=2, load=2.0)
+    assert line is not None and "\n" not in line and "load average 2.0 on 2 cores" in line
+
+
+def test_warn_if_busy_prints_one_line_on_stderr(monkeypatch, capsys):
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (64.0, 1.0, 1.0))
+    threads.warn_if_busy()
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and "busy" in captured.err
