@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..tasks import task as registry
 from .parser import COMMON_FLAGS, build_parser, flag, flag_overrides, union
 
+
 def positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
         raise UserError(f"{flag} must be at least 1; got {value}")
