@@ -171,7 +171,26 @@ def command_explore(args: argparse.Namespace) -> None:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be in 1..65535; got {args.port}")
+    check_port_free(args.host, args.port)
     serve(args.run, args.host, args.port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A UserError if ``host:port`` cannot be listened on (another server holds it), found by binding it
+    once, before the server prints its address."""
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise UserError(f"--host {host}: {error.strerror}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port's TIME_WAIT is free
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UserError(f"cannot listen on {host}:{port} ({error.strerror}); another program holds it: "
+                            f"choose another --port") from None
 
 
 def command_data(args: argparse.Namespace) -> None:
@@ -219,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None
     try:
         COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, not at exit, so that a reader that went away is handled below
+    except BrokenPipeError:  # the reader went away (`seqlab eval RUN ... | head`): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for cat in the same place
     except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
             sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
