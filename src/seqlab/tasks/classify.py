@@ -397,6 +397,20 @@ class TextClassifierRun:
     def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
         return [dict(zip(self.classes, map(float, row))) for row in self.probability_matrix(texts)]
 
+    def predict(self, texts: list[str]) -> list[str]:
+        """Each text's most probable class name."""
+        return [self.classes[i] for i in self.probability_matrix(texts).argmax(axis=1)]
+
+    def attention(self, text: str) -> list[torch.Tensor]:
+        """The Transformer's per-layer (H, T, T) self-attention over ``text`` ([CLS] first when it pools
+        with one); other models have none."""
+        if not hasattr(self.model, "layers"):
+            raise UserError(f"a {self.config.model.arch} classifier has no attention weights")
+        ids = encode(self.tokenizer, [text], self.config.data.max_len)
+        with torch.no_grad():
+            _, maps = self.model(torch.tensor(ids, device=next(self.model.parameters()).device), need_weights=True)
+        return [w[0].float().cpu() for w in maps]
+
     def attention_png(self, text: str, path: Path) -> None:
         """The Transformer's last-layer self-attention over one text, a panel per head."""
         from ..viz.attention import plot_self_attention  # matplotlib: only when drawing
