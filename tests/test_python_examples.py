@@ -2,6 +2,7 @@
 here under the names the examples use (runs/demo, runs/shakespeare, ...)."""
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 

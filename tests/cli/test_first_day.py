@@ -54,7 +54,8 @@ def test_a_busy_port_is_one_line_before_any_address(tmp_path, capsys):
         code = main(["explore", str(tmp_path / "run"), "--host", "127.0.0.1", "--port", str(port)])
     captured = capsys.readouterr()
     assert code == 2 and "http://" not in captured.out
-    assert captured.err.count("\n") == 1 and f"127.0.0.1:{port}" in captured.err and "--port" in captured.err
+    assert captured.err.count("\n") == 1 and f"127.0.0.1:{port}" in captured.err
+    assert "another program holds it: choose another --port" in captured.err
 
 
 def test_a_reader_that_goes_away_ends_quietly(tmp_path, corpus, capsys):

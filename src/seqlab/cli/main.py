@@ -178,6 +178,7 @@ def command_explore(args: argparse.Namespace) -> None:
 def check_port_free(host: str, port: int) -> None:
     """A UserError if ``host:port`` cannot be listened on (another server holds it), found by binding it
     once, before the server prints its address."""
+    import errno
     import socket
 
     try:
@@ -185,12 +186,13 @@ def check_port_free(host: str, port: int) -> None:
     except socket.gaierror as error:
         raise UserError(f"--host {host}: {error.strerror}") from None
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port's TIME_WAIT is free
+        # As uvicorn binds: a port left in TIME_WAIT by a closed server is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
-            raise UserError(f"cannot listen on {host}:{port} ({error.strerror}); another program holds it: "
-                            f"choose another --port") from None
+            held = "another program holds it: " if error.errno == errno.EADDRINUSE else ""
+            raise UserError(f"cannot listen on {host}:{port} ({error.strerror}); {held}choose another --port") from None
 
 
 def command_data(args: argparse.Namespace) -> None:
