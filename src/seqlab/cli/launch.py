@@ -25,7 +25,8 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
         if not torch.cuda.is_available():
             raise UserError(f"train.device is {device!r} but this machine has no CUDA device; "
                             f"--device cpu trains the {n} processes on the CPU")
-        if ":" in device and int(device.split(":")[1]) >= torch.cuda.device_count():
+        index = device.partition(":")[2]
+        if index.isdigit() and int(index) >= torch.cuda.device_count():
             raise UserError(f"train.device is {device!r} but this machine has {torch.cuda.device_count()} "
                             f"CUDA device(s)")
     argv = list(args.argv)  # the same command for every rank, without --nproc (or its abbreviation)
