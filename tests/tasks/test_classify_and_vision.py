@@ -135,7 +135,7 @@ def test_distillation_with_word_dropped_copies(tmp_path, reviews, capsys):
 
 
 def test_drop_words_keeps_order_and_at_least_one_word():
-    from seqlab.tasks.classify import drop_words
+    from seqlab.tasks.distill import drop_words
 
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(1000)]
@@ -147,7 +147,8 @@ def test_drop_words_keeps_order_and_at_least_one_word():
 def test_teacher_probabilities_are_cross_fitted():
     """A text's soft label comes from a teacher that never saw it: a word only that text has cannot
     change it, while a teacher fitted on every text (the leak cross-fitting prevents) does change."""
-    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, fit_linear, teacher_probabilities
+    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, fit_linear
+    from seqlab.tasks.distill import teacher_probabilities
 
     rng = random.Random(1)
     words = "great dull fine plot cast odd slow warm".split()
@@ -175,7 +176,8 @@ def test_teacher_probabilities_are_cross_fitted():
 def test_character_ngrams_reach_words_never_seen(arch):
     """Words alone know nothing of "grippingly" and "tediousness"; their character n-grams share stems
     with "gripping" and "tedious", so the prediction follows them — for the model and for a teacher."""
-    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, fit_linear, teacher_probabilities
+    from seqlab.tasks.classify import ClassifyConfig, ClassifyModelConfig, fit_linear
+    from seqlab.tasks.distill import teacher_probabilities
 
     texts = [f"{word} {filler}" for word in ("gripping", "tedious") for filler in ("film", "story", "plot") * 4]
     labels = np.array([int(t.startswith("gripping")) for t in texts])

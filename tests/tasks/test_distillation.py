@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from seqlab.tasks.classify import distillation_loss
+from seqlab.tasks.distill import distillation_loss
 
 # The student's probabilities are [1/2, 1/4, 1/4]; the true class is 0.
 LOGITS = torch.log(torch.tensor([[0.5, 0.25, 0.25]]))

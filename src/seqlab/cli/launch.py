@@ -18,6 +18,17 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     if n < 1:
         raise UserError(f"--nproc must be at least 1; got {n}")
     task.check_processes(config, n)
+    device = config.train.device
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"train.device is {device!r} but this machine has no CUDA device; "
+                            f"--device cpu trains the {n} processes on the CPU")
+        index = device.partition(":")[2]
+        if index.isdigit() and int(index) >= torch.cuda.device_count():
+            raise UserError(f"train.device is {device!r} but this machine has {torch.cuda.device_count()} "
+                            f"CUDA device(s)")
     argv = list(args.argv)  # the same command for every rank, without --nproc (or its abbreviation)
     i = next(i for i, a in enumerate(argv) if a.startswith("--n") and "--nproc".startswith(a.split("=")[0]))
     del argv[i : i + (1 if "=" in argv[i] else 2)]

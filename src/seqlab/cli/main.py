@@ -172,7 +172,28 @@ def command_explore(args: argparse.Namespace) -> None:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port must be in 1..65535; got {args.port}")
+    check_port_free(args.host, args.port)
     serve(args.run, args.host, args.port)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A UserError if ``host:port`` cannot be listened on (another server holds it), found by binding it
+    once, before the server prints its address."""
+    import errno
+    import socket
+
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as error:
+        raise UserError(f"--host {host}: {error.strerror}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: a port left in TIME_WAIT by a closed server is free, a listening one is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            held = "another program holds it: " if error.errno == errno.EADDRINUSE else ""
+            raise UserError(f"cannot listen on {host}:{port} ({error.strerror}); {held}choose another --port") from None
 
 
 def command_data(args: argparse.Namespace) -> None:
@@ -221,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         use_threads(args)
         COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, not at exit, so that a reader that went away is handled below
+    except BrokenPipeError:  # the reader went away (`seqlab eval RUN ... | head`): stop quietly, as cat does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for cat in the same place
     except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
             sys.stderr.write(f"seqlab {args.command}: error: {error}\n")

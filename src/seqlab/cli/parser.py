@@ -106,10 +106,21 @@ COMMON_FLAGS = {"max_time": "train.max_time", "max_steps": "train.max_steps", "p
                 "device": "train.device", "seed": "train.seed"}
 
 
+def installed_version() -> str:
+    """The installed package's version, from its metadata (pyproject.toml's ``version``)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("seqlab")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="seqlab", description="Transformers and the recurrent models they replaced.",
                     epilog="example:\n  seqlab demo\n  seqlab train translate --src a.txt --tgt b.txt",
                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"seqlab {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     demo = subcommand(sub, "demo", "the main job: multilingual dates -> ISO 8601 with a small Transformer")

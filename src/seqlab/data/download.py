@@ -62,6 +62,18 @@ DATASETS = {
 }
 
 
+def file_not_found(path: str | Path) -> UserError:
+    """The error for a data file that is not there; a file under ``data/NAME/`` of a data set this module
+    downloads (as the shipped recipes name them) says which command fetches it."""
+    from ..errors import DataError
+
+    parts = Path(path).parts
+    for i in range(len(parts) - 2):
+        if parts[i] == "data" and parts[i + 1] in DATASETS:
+            return DataError(f"file not found: {path}; seqlab data download {parts[i + 1]} fetches it")
+    return DataError(f"file not found: {path}")
+
+
 def fetch(url: str, timeout: float = 60.0) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -16,7 +16,9 @@ def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str
     Training data needs two classes or more; data to score a trained run may hold one."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"file not found: {path}")
+        from .download import file_not_found
+
+        raise file_not_found(path)
     try:
         frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", encoding=encoding, dtype=str,
                             keep_default_na=False, quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL)

@@ -17,7 +17,9 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """Lines of a text file (``.gz`` read transparently), without line endings."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"file not found: {path}")
+        from .download import file_not_found
+
+        raise file_not_found(path)
     try:
         raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as error:

@@ -44,7 +44,9 @@ class Series:
 def read_series(path: str | Path, date_col: str, target: str, features: str, fill: str = "error") -> Series:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"file not found: {path}")
+        from .download import file_not_found
+
+        raise file_not_found(path)
     try:
         frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
     except UnicodeDecodeError:

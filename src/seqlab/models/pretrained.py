@@ -85,8 +85,12 @@ def build_config(config_class: type, values: dict[str, Any], source: str) -> Any
 
 
 def from_pretrained(directory: str | Path) -> nn.Module:
-    """The model ``directory`` holds; a damaged or foreign ``config.json`` or weights file is a
+    """The model ``directory`` holds — a ``save_pretrained`` directory, or a run directory (``run.json``
+    beside ``checkpoints/``), whose best checkpoint is loaded. The model only: a run's tokenizer or
+    scaler comes with ``seqlab.load(run)``. A damaged or foreign ``config.json`` or weights file is a
     UserError (``DamagedFileError``) naming the file and the first thing wrong."""
+    if not (Path(directory) / CONFIG_FILE).exists() and (Path(directory) / "run.json").is_file():
+        directory = Path(directory) / "checkpoints" / "best"
     source = Path(directory) / CONFIG_FILE
     values = read_config(directory)
     name = values.pop("model_class", None)

@@ -47,6 +47,7 @@ from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs, views
 from .class_scores import class_indices, ranked_line, scores, scores_by_class
+from .distill import distillation_loss, drop_words, linear_model, teacher_probabilities
 from .task import Flag, Task, register
 
 TASK = "classify"
@@ -163,43 +164,8 @@ def one_process_only(arch: str) -> str:
 
 # --- scikit-learn baselines ---------------------------------------------------------------------
 
-def linear_model(m: ClassifyModelConfig, arch: str) -> LinearTextClassifier:
-    """An unfitted linear model of this kind with the config's settings (the model itself, or its teacher)."""
-    return LinearTextClassifier(arch, m.word_ngrams, m.char_ngrams, m.C, m.nb_alpha, m.nb_beta)
-
-
 def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray) -> LinearTextClassifier:
     return linear_model(config.model, config.model.arch).fit(texts, labels)
-
-
-def drop_words(text: str, p: float, rng: np.random.Generator) -> str:
-    """The text with each (space-separated) word left out with probability p, keeping at least one."""
-    words = text.split()
-    kept = [w for w in words if rng.random() >= p]
-    return " ".join(kept or words[:1])
-
-
-def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.ndarray, n_classes: int,
-                          variants: list[list[str]] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(N, K) probabilities of the linear teacher ``model.teacher`` for each training text, each from a
-    teacher fitted on the other ``model.teacher_folds`` folds (cross-fitting): a teacher that had seen a
-    text would just echo its label, while these soft labels say how sure it is of texts it has not seen.
-    Also (N, M, K) for ``variants``, M altered copies of each text (M = 0 without them), each from the
-    same teacher as its text."""
-    m = config.model
-    folds, seed = m.teacher_folds, config.train.seed
-    if np.bincount(labels, minlength=n_classes).min() < folds:
-        raise DataError(f"model.teacher_folds={folds} needs at least {folds} training texts of every class")
-    probs = np.zeros((len(texts), n_classes), dtype=np.float32)
-    copies = len(variants[0]) if variants else 0
-    variant_probs = np.zeros((len(texts), copies, n_classes), dtype=np.float32)
-    for fit_rows, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(texts, labels):
-        predict = linear_model(m, m.teacher).fit([texts[i] for i in fit_rows], labels[fit_rows]).predict_proba
-        probs[held_out] = predict([texts[i] for i in held_out])
-        if copies:
-            flat = predict([v for i in held_out for v in variants[i]])
-            variant_probs[held_out] = flat.reshape(len(held_out), copies, n_classes)
-    return probs, variant_probs
 
 
 # --- neural models --------------------------------------------------------------------------------
@@ -233,16 +199,6 @@ def probabilities(model, ids: list[list[int]], batch_size: int = 256) -> np.ndar
     device = next(model.parameters()).device
     return torch.cat([model(pad(ids[i : i + batch_size]).to(device)).float().softmax(-1).cpu()
                       for i in range(0, len(ids), batch_size)]).numpy()
-
-
-def distillation_loss(logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor, teacher_weight: float,
-                      label_smoothing: float = 0.0) -> torch.Tensor:
-    """Knowledge distillation (Hinton et al., 2015, §2, at temperature 1): (1 - w)·CE(logits, labels) +
-    w·CE(logits, teacher). logits: (B, K); labels: (B,) class ids; teacher: (B, K) the teacher's
-    probabilities. Cross-entropy against the teacher's distribution is the KL divergence to it plus the
-    teacher's entropy, a constant."""
-    hard = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-    return (1 - teacher_weight) * hard + teacher_weight * F.cross_entropy(logits, teacher)
 
 
 def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int,
@@ -440,6 +396,20 @@ class TextClassifierRun:
 
     def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
         return [dict(zip(self.classes, map(float, row))) for row in self.probability_matrix(texts)]
+
+    def predict(self, texts: list[str]) -> list[str]:
+        """Each text's most probable class name."""
+        return [self.classes[i] for i in self.probability_matrix(texts).argmax(axis=1)]
+
+    def attention(self, text: str) -> list[torch.Tensor]:
+        """The Transformer's per-layer (H, T, T) self-attention over ``text`` ([CLS] first when it pools
+        with one); other models have none."""
+        if not hasattr(self.model, "layers"):
+            raise UserError(f"a {self.config.model.arch} classifier has no attention weights")
+        ids = encode(self.tokenizer, [text], self.config.data.max_len)
+        with torch.no_grad():
+            _, maps = self.model(torch.tensor(ids, device=next(self.model.parameters()).device), need_weights=True)
+        return [w[0].float().cpu() for w in maps]
 
     def attention_png(self, text: str, path: Path) -> None:
         """The Transformer's last-layer self-attention over one text, a panel per head."""

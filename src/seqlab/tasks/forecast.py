@@ -211,6 +211,25 @@ class Forecast:
         frame.insert(0, d.date_col, stamps)
         return frame
 
+    def forecast(self, path: str | Path) -> pd.DataFrame:
+        """The next H values after the CSV's last row (``seqlab predict RUN --csv FILE``): a frame of the
+        timestamps and the predicted columns, in the data's units."""
+        return self.predict_csv(path)
+
+    def attention(self, path: str | Path) -> list[torch.Tensor]:
+        """Per layer the self-attention of a Transformer forecaster over the CSV's last ``input_len``
+        rows, as it made ``forecast(path)``: (H, L, L) over the time steps for ``transformer``, and for
+        ``patch``, which reads each input channel apart, (C, H, P, P) over each channel's P patches."""
+        if not hasattr(self.model, "layers"):
+            raise UserError(f"a {type(self.model).__name__} has no attention weights")
+        d = self.config.data
+        series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
+        window = self.scaler.transform(series.values[-d.input_len:])
+        with torch.no_grad():
+            _, maps = self.model(torch.as_tensor(window, dtype=torch.float32, device=self.device)[None],
+                                 need_weights=True)
+        return [(w if hasattr(self.model, "patchify") else w[0]).float().cpu() for w in maps]
+
 
 def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = False,
           log=print, *, parallel: SingleProcess | None = None) -> tuple[Forecast, dict[str, Any]]:

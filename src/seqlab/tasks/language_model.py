@@ -213,6 +213,23 @@ class LanguageModel:
         generator.manual_seed(seed if seed is not None else torch.seed())
         return self._pieces(self.model.stream(ids, max_new_tokens, temperature, top_k, top_p, generator=generator))
 
+    def generate(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, seed: int | None = None) -> str:
+        """The continuation of ``prompt`` (without the prompt): ``stream``'s pieces joined."""
+        return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
+
+    def attention(self, text: str) -> list[torch.Tensor]:
+        """Per layer the (H, T, T) causal self-attention over ``text``'s T tokens (row t: what token t
+        read among tokens 0..t)."""
+        if not isinstance(self.model, TransformerLM):
+            raise UserError(f"a {type(self.model).__name__} has no attention weights")
+        ids = self.encode_prompt(text)
+        if self.model.max_len and ids.size(1) > self.model.max_len:
+            raise UserError(f"the text has {ids.size(1)} tokens; this model reads at most {self.model.max_len}")
+        with torch.no_grad():
+            _, maps = self.model(ids, need_weights=True)
+        return [w[0].float().cpu() for w in maps]
+
     def evaluate_text(self, path: str | Path, block_size: int, batch_size: int = 32) -> dict[str, Any]:
         """Another text scored as the validation text is: loss in nats per token over its whole
         non-overlapping blocks, perplexity, bits per character. The text is tokenised to a temporary

@@ -24,8 +24,8 @@ from tokenizers import Tokenizer
 from ..config import option, to_dict
 from ..data import text
 from ..data.batching import BucketedBatches, fixed_batches, pad
-from ..data.tokenizer import (BOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer,
-                              unknown_note, unknown_pieces)
+from ..data.tokenizer import (BOS_ID, EOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer,
+                              train_tokenizer, unknown_note, unknown_pieces)
 from ..errors import DataError, UserError
 from ..models.search import beam_search, greedy_decode
 from ..parallel.config import ParallelConfig
@@ -237,6 +237,18 @@ class Translator:
 
     def translate(self, lines: list[str], beam_size: int | None = None) -> list[str]:
         return [decode(self.tgt_tokenizer, seq) for seq in self.translate_ids(self.encode_sources(lines), beam_size)]
+
+    def attention(self, text: str, beam_size: int | None = None) -> dict[str, list[torch.Tensor]]:
+        """The attention behind ``text``'s translation, from one teacher-forced pass over it: per layer
+        (H, T_q, T_k) tensors under "encoder", "decoder", "cross" for the Transformer (T: the tokens of
+        the source and of the output with its end mark), "cross" alone (one head) for an RNN's or a
+        convolutional model's alignment."""
+        source = self.encode_sources([text])[0]
+        output = [i for i in self.translate_ids([source], beam_size)[0] if i != PAD_ID] or [EOS_ID]
+        with torch.no_grad():
+            _, attention = self.model(pad([source]).to(self.device),
+                                      torch.tensor([[BOS_ID, *output[:-1]]], device=self.device), need_weights=True)
+        return {kind: [w[0].float().cpu() for w in layers] for kind, layers in attention.items()}
 
     def alignment_png(self, source: str, path: Path) -> bool:
         """Cross-attention heatmap for one sentence (output × source tokens): a panel per head of the

@@ -165,6 +165,19 @@ class ImageClassifier:
         probs = predict(self.model, self.prepare(Path(path)), self.shifts)[0]
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
+    def predict(self, paths: list[str | Path]) -> list[str]:
+        """Each image's most probable class name."""
+        return [max(probs, key=probs.get) for probs in map(self.probabilities, paths)]
+
+    def attention(self, path: str | Path) -> list[torch.Tensor]:
+        """Per layer the (H, 1 + N, 1 + N) self-attention over [CLS] and the N patches of one image, as
+        ``seqlab.models.vit.attention_rollout`` takes them (with a batch dimension)."""
+        if not Path(path).is_file():
+            raise UserError(f"image not found: {path}")
+        with torch.no_grad():
+            _, maps = self.model(self.prepare(Path(path)).to(next(self.model.parameters()).device), need_weights=True)
+        return [w[0].float().cpu() for w in maps]
+
     def evaluate_folder(self, root: str | Path) -> dict[str, Any]:
         """Accuracy, macro-F1 and each class's figures on DIR/CLASS/*.png …, each image prepared as
         ``predict`` prepares it. One class folder is enough; a folder the run has no class for is a DataError."""
