@@ -329,7 +329,7 @@ def test_bad_data_is_one_line_and_leaves_nothing(case, tmp_path, capsys):
 
 
 def test_non_utf8_standard_input_gets_a_files_message():
-    from seqlab.data.text import read_lines, read_stdin_lines
+    from seqlab.data.text import read_stdin_lines
     from seqlab.errors import DataError
 
     class Stdin:

@@ -1,6 +1,5 @@
 """What a newcomer meets on a first day at the command line: every mistake is one line and exit 2."""
 
-import json
 import os
 import socket
 import subprocess

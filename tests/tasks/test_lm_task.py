@@ -6,7 +6,6 @@ import math
 import random
 
 import pytest
-import torch
 
 from seqlab.cli.main import main
 from seqlab.config import load_config

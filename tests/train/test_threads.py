@@ -1,4 +1,3 @@
-import numpy  # noqa: F401  (loads the BLAS library whose pool is limited)
 import pytest
 import torch
 from threadpoolctl import threadpool_info, threadpool_limits

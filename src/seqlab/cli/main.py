@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
         if run and not (Path(run) / "checkpoints").is_dir():
-            sys.stderr.write(f"\ninterrupted before the first checkpoint (one is saved at every evaluation); "
-                             f"start again with --overwrite\n")
+            sys.stderr.write("\ninterrupted before the first checkpoint (one is saved at every evaluation); "
+                             "start again with --overwrite\n")
         else:
             again = f"seqlab train {args.task} --resume {run}" if run else "seqlab train TASK --resume RUN_DIR"
             sys.stderr.write(f"\ninterrupted; a training run continues from its last checkpoint with: {again}\n")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, LearnedPositionalEmbedding, encoder_layer, padding_mask
+from ..nn import LSTM, LearnedPositionalEmbedding, encoder_layer
 from . import pretrained
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..config import load_config
 from ..data import dates
 from . import run_dir as runs
-from .translate import TranslateConfig, Translator, train
+from .translate import TranslateConfig, train
 
 RECIPE = "demo-dates"
 N_TRAIN, N_VALID, N_TEST = 200_000, 1_000, 5_000
