@@ -39,11 +39,12 @@ def read_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def read_json_file(path: Path) -> Any:
-    """A JSON file of a run directory; a missing or damaged one is a UserError naming it."""
+def read_json_file(path: Path, whole: str = "the checkpoint") -> Any:
+    """A JSON file of a run directory; a missing or damaged one is a UserError naming it (and ``whole``,
+    what its absence leaves incomplete)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path} is missing; the checkpoint is incomplete: train the run again")
+        raise UserError(f"{path} is missing; {whole} is incomplete: train the run again")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DamagedFileError, UserError
+from ..io import read_json_file
 
 RUN_FILE = "run.json"
 
@@ -64,13 +65,7 @@ def read_run(path: str | Path) -> dict[str, Any]:
 
 def read_json(path: Path) -> Any:
     """A JSON file of a run directory; a missing, truncated or non-JSON one is a UserError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path} is missing; the run directory is incomplete: train the run again")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DamagedFileError(path, f"not JSON: {error}") from None
+    return read_json_file(path, "the run directory")
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
