@@ -29,7 +29,10 @@ def corpus(tmp_path):
 
 
 def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:  # the parser's own refusals (a flag of another task, a bad choice)
+        code = exit_.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

@@ -192,6 +192,8 @@ def test_its_flags_come_from_its_config_and_bad_input_is_one_line(tmp_path, rows
     out = tmp_path / "never"
     assert main(["train", "line", "--csv", str(bad), "--out", str(out)]) == 2
     assert "must have the columns x,y" in capsys.readouterr().err and not out.exists()  # read before the run dir
+    assert main(["train", "line", "--csv", str(rows), "--nproc", "2", "--out", str(out)]) == 2  # no [parallel]
+    assert "train line runs on one process" in capsys.readouterr().err and not out.exists()
 
 
 def test_every_built_in_task_is_registered_with_its_flags():

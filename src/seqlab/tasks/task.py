@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal
 
 from ..errors import UserError
-from ..parallel.runtime import SingleProcess, runtime_for_config
+from ..parallel.runtime import SingleProcess, launched_by_torchrun, runtime_for_config
 
 
 @dataclass(frozen=True)
@@ -88,11 +88,18 @@ class Task:
 
     def runtime(self, config) -> SingleProcess:
         """This process's place in the job: one process, or its rank of the job torchrun started
-        (data parallel by default; the config's ``[parallel]`` section says how)."""
-        return runtime_for_config(config)
+        (data parallel by default; the config's ``[parallel]`` section says how). A config without a
+        ``parallel`` section trains on one process."""
+        if hasattr(config, "parallel"):
+            return runtime_for_config(config)
+        if launched_by_torchrun():
+            raise UserError(f"train {self.name} runs on one process")
+        return SingleProcess()
 
     def check_processes(self, config, n: int) -> None:
         """Before ``--nproc N`` starts anything: a UserError if the config cannot run on N processes."""
+        if not hasattr(config, "check_layout"):
+            raise UserError(f"--nproc: train {self.name} runs on one process")
         config.check_layout(n)
 
     def train(self, config, run: Path, data, *, resume: bool = False, parallel: SingleProcess | None = None,
