@@ -58,7 +58,7 @@ def data_flags(task: str, tmp: Path) -> list[str]:
 
 def seqlab(*args: str, moment: str | None = None) -> subprocess.Popen:
     command = [sys.executable, str(KILL_AT), moment] if moment else [sys.executable, "-m", "seqlab"]
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}  # tiny models: threads only contend
     return subprocess.Popen([*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
