@@ -28,7 +28,8 @@ COMMON = ["--max-steps", str(STEPS), "--set", f"train.eval_every={EVERY}", "--se
 
 MOMENT = random.Random(20261129)
 CASES = [
-    ("lm", f"step:{MOMENT.randint(2, STEPS)}"),
+    # between two checkpoints, after a row of metrics.jsonl that the resumed run writes again
+    ("lm", f"step:{EVERY * MOMENT.randint(1, STEPS // EVERY - 1) + MOMENT.randint(6, EVERY)}"),
     ("lm", "staging:last:1"),  # the first `last` half-written while `best` exists: the run starts again
     ("translate", f"swap:last:{MOMENT.randint(2, STEPS // EVERY)}"),  # only .last.old is left
     ("forecast", f"staging:last:{MOMENT.randint(2, STEPS // EVERY)}"),
