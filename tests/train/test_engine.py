@@ -308,3 +308,21 @@ def test_resuming_a_run_that_spent_its_time_budget_says_what_to_pass(tmp_path):
     with pytest.raises(UserError, match=r"has used its time budget .*--set train.max_time=1 "):
         make_trainer(tmp_path, max_time=1e-9).fit(resume=True)
     assert make_trainer(tmp_path, max_time=0.0).fit(resume=True).step == 12
+
+
+def test_metrics_log_of_a_resume_drops_the_repeated_steps_from_both_files(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from seqlab.train.loop import MetricsLog
+
+    log = MetricsLog(tmp_path, tensorboard=True)
+    for step in range(1, 7):
+        log({"step": step, "train_loss": float(step)})
+    log.close()
+    log = MetricsLog(tmp_path, tensorboard=True, after_step=3)  # resumed from step 3's checkpoint
+    log({"step": 4, "train_loss": 40.0})
+    log.close()
+    assert losses(tmp_path) == [1.0, 2.0, 3.0, 40.0]
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
