@@ -248,7 +248,8 @@ def test_resume_passes_a_stop_at_step_already_reached_and_stops_at_a_new_one(tmp
     again.mkdir()
     make_trainer(again, stop_at_step=5).fit()
     assert make_trainer(again, stop_at_step=9).fit(resume=True).step == 9  # a new pause is kept
-    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors")) for d in (paused_dir, straight_dir))
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors"))
+                       for d in (paused_dir, straight_dir))
     assert all(torch.equal(final[k], expected[k]) for k in expected)
 
 
@@ -271,8 +272,8 @@ def test_metrics_hold_each_step_once_after_a_resume(tmp_path, monkeypatch):
         f.write('{"step": 7, "train_lo')  # a row cut short by the crash
     monkeypatch.setattr(Trainer, "_step", real_step)
     make_trainer(crashed_dir).fit(resume=True)
-    steps = [(row["step"], "train_loss" in row) for row in map(json.loads, (crashed_dir / "metrics.jsonl").read_text().splitlines())]
-    expected = [(row["step"], "train_loss" in row) for row in map(json.loads, (straight_dir / "metrics.jsonl").read_text().splitlines())]
+    steps, expected = ([(row["step"], "train_loss" in row) for row in map(json.loads, lines)]
+                       for lines in ((d / "metrics.jsonl").read_text().splitlines() for d in (crashed_dir, straight_dir)))
     assert steps == expected and len(set(steps)) == len(steps)
     assert losses(crashed_dir) == losses(straight_dir)
 
@@ -296,7 +297,8 @@ def test_a_run_killed_while_writing_its_first_last_starts_again_exactly(tmp_path
     assert (crashed_dir / "checkpoints" / "best").is_dir() and not (crashed_dir / "checkpoints" / "last").exists()
     monkeypatch.setattr(checkpoint, "swap_in", real_swap)
     make_trainer(crashed_dir).fit(resume=True)
-    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors")) for d in (crashed_dir, straight_dir))
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors"))
+                       for d in (crashed_dir, straight_dir))
     assert all(torch.equal(final[k], expected[k]) for k in expected)
     assert losses(crashed_dir) == losses(straight_dir)
 

@@ -192,7 +192,7 @@ class Trainer:
             while p.step < c.max_steps and not p.stopped:
                 if c.max_time and self._out_of_time(segment_start):
                     p.stopped = f"time budget of {c.max_time:g} s reached"
-                    p.train_seconds = max(p.train_seconds, c.max_time)  # spent, whatever this rank's clock says
+                    p.train_seconds = max(p.train_seconds, c.max_time)  # spent: --resume asks for more
                     break
                 if stop_at and p.step >= stop_at:
                     p.stopped = f"paused at step {p.step} (train.stop_at_step); continue with --resume"
