@@ -88,10 +88,26 @@ def check_fits_in_memory(model: Any) -> None:
                      f"more than this machine's {human_bytes(ram)} of memory; choose smaller model sizes")
 
 
-def option(default: Any, help: str, *, flag: str | None = None) -> Any:
+def option(default: Any, help: str, *, flag: str | None = None, path: bool = False) -> Any:
     """A config field that is also a command-line flag of its task: ``--NAME`` (or ``--FLAG``) with
-    this help text. The task's flags are derived from these (``seqlab.tasks.task.config_flags``)."""
-    return dataclasses.field(default=default, metadata={"help": help, **({"flag": flag} if flag else {})})
+    this help text. The task's flags are derived from these (``seqlab.tasks.task.config_flags``).
+    ``path=True`` marks a file or folder: :func:`absolute_paths` resolves it when a run starts."""
+    return dataclasses.field(default=default, metadata={"help": help, **({"flag": flag} if flag else {}),
+                                                        **({"path": True} if path else {})})
+
+
+def absolute_paths(config: C) -> C:
+    """``config`` with every field marked ``path=True`` (in any section) made absolute, relative to the
+    working directory now: the run directory's ``run.json`` then resumes from anywhere. Empty ones
+    (the task's default data) stay empty."""
+    changes = {}
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            changes[f.name] = absolute_paths(value)
+        elif f.metadata.get("path") and isinstance(value, str) and value:
+            changes[f.name] = os.path.abspath(os.path.expanduser(value))
+    return dataclasses.replace(config, **changes)
 
 
 def recipe_path(name_or_path: str) -> Path:

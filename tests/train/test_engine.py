@@ -315,3 +315,96 @@ def test_a_run_stopped_by_its_budget_ends_annealed(tmp_path):
 def test_expected_steps_follow_the_budget(step, seconds, max_steps, max_time, expected):
     config = TrainConfig(max_steps=max_steps, max_time=max_time)
     assert expected_steps(step, seconds, config) == expected
+
+
+def test_resume_passes_a_stop_at_step_already_reached_and_stops_at_a_new_one(tmp_path):
+    straight_dir, paused_dir = tmp_path / "straight", tmp_path / "paused"
+    straight_dir.mkdir(), paused_dir.mkdir()
+    make_trainer(straight_dir).fit()
+    assert make_trainer(paused_dir, stop_at_step=5).fit().step == 5
+    # The run's own config still says stop_at_step=5 (as run.json does on --resume): it continues.
+    assert make_trainer(paused_dir, stop_at_step=5).fit(resume=True).step == 12
+    again = tmp_path / "again"
+    again.mkdir()
+    make_trainer(again, stop_at_step=5).fit()
+    assert make_trainer(again, stop_at_step=9).fit(resume=True).step == 9  # a new pause is kept
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors"))
+                       for d in (paused_dir, straight_dir))
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+
+
+def test_metrics_hold_each_step_once_after_a_resume(tmp_path, monkeypatch):
+    straight_dir, crashed_dir = tmp_path / "straight", tmp_path / "crashed"
+    straight_dir.mkdir(), crashed_dir.mkdir()
+    make_trainer(straight_dir).fit()
+    real_step, calls = Trainer._step, {"n": 0}
+
+    def step_then_crash(self):
+        calls["n"] += 1
+        if calls["n"] == 7:  # the last checkpoint is step 4's; steps 5 and 6 are logged, then lost
+            raise RuntimeError("crash")
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "_step", step_then_crash)
+    with pytest.raises(RuntimeError):
+        make_trainer(crashed_dir).fit()
+    with open(crashed_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "train_lo')  # a row cut short by the crash
+    monkeypatch.setattr(Trainer, "_step", real_step)
+    make_trainer(crashed_dir).fit(resume=True)
+    steps, expected = ([(row["step"], "train_loss" in row) for row in map(json.loads, lines)]
+                       for lines in ((d / "metrics.jsonl").read_text().splitlines() for d in (crashed_dir, straight_dir)))
+    assert steps == expected and len(set(steps)) == len(steps)
+    assert losses(crashed_dir) == losses(straight_dir)
+
+
+def test_a_run_killed_while_writing_its_first_last_starts_again_exactly(tmp_path, monkeypatch):
+    """``best`` is written before ``last``: killed in between, the run has a best but no last. Resuming
+    from best would lose the optimizer state; the run starts again from step 0 instead, exactly."""
+    straight_dir, crashed_dir = tmp_path / "straight", tmp_path / "crashed"
+    straight_dir.mkdir(), crashed_dir.mkdir()
+    make_trainer(straight_dir).fit()
+    real_swap = checkpoint.swap_in
+
+    def crash_on_last(staging, directory):
+        if directory.name == "last":
+            raise RuntimeError("killed")
+        real_swap(staging, directory)
+
+    monkeypatch.setattr(checkpoint, "swap_in", crash_on_last)
+    with pytest.raises(RuntimeError):
+        make_trainer(crashed_dir).fit()
+    assert (crashed_dir / "checkpoints" / "best").is_dir() and not (crashed_dir / "checkpoints" / "last").exists()
+    monkeypatch.setattr(checkpoint, "swap_in", real_swap)
+    make_trainer(crashed_dir).fit(resume=True)
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors"))
+                       for d in (crashed_dir, straight_dir))
+    assert all(torch.equal(final[k], expected[k]) for k in expected)
+    assert losses(crashed_dir) == losses(straight_dir)
+
+
+def test_resuming_a_run_that_spent_its_time_budget_says_what_to_pass(tmp_path):
+    from seqlab.errors import UserError
+
+    assert make_trainer(tmp_path, max_time=1e-9).fit().stopped.startswith("time budget")
+    with pytest.raises(UserError, match=r"has used its time budget .*--set train.max_time=1 "):
+        make_trainer(tmp_path, max_time=1e-9).fit(resume=True)
+    assert make_trainer(tmp_path, max_time=0.0).fit(resume=True).step == 12
+
+
+def test_metrics_log_of_a_resume_drops_the_repeated_steps_from_both_files(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from seqlab.train.loop import MetricsLog
+
+    log = MetricsLog(tmp_path, tensorboard=True)
+    for step in range(1, 7):
+        log({"step": step, "train_loss": float(step)})
+    log.close()
+    log = MetricsLog(tmp_path, tensorboard=True, after_step=3)  # resumed from step 3's checkpoint
+    log({"step": 4, "train_loss": 40.0})
+    log.close()
+    assert losses(tmp_path) == [1.0, 2.0, 3.0, 40.0]
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]

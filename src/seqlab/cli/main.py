@@ -27,7 +27,7 @@ def positive(value: int | None, flag: str) -> None:
 
 
 def command_train(args: argparse.Namespace) -> None:
-    from ..config import load_config
+    from ..config import absolute_paths, load_config
     from ..parallel.runtime import launched_by_torchrun
     from ..tasks import run_dir as runs
     from .launch import launch_torchrun
@@ -35,6 +35,9 @@ def command_train(args: argparse.Namespace) -> None:
     task = registry.get(args.task)
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **{f.name: f.key for f in task.flags().values()}})
     if args.resume:
+        if args.out or args.overwrite:
+            raise UserError(f"{'--out' if args.out else '--overwrite'} does not go with --resume: "
+                            f"a resumed run continues in its own directory, {args.resume}")
         info = runs.read_run(args.resume)
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
@@ -44,6 +47,7 @@ def command_train(args: argparse.Namespace) -> None:
         config = load_config(task.config_class, args.config, overrides)
         run = None
     data = task.read_data(config)
+    config = absolute_paths(config)  # after reading, so that errors name the paths as given
     if args.nproc is not None and not launched_by_torchrun():
         launch_torchrun(args, task, config, run)
         return

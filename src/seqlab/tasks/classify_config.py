@@ -17,7 +17,7 @@ NEURAL = ("transformer", "lstm", "conv1d")
 
 @dataclass
 class ClassifyDataConfig:
-    csv: str = option("", "texts and labels: .tsv is tab-separated, anything else comma-separated")
+    csv: str = option("", "texts and labels: .tsv is tab-separated, anything else comma-separated", path=True)
     text_col: str = option("text", "the text column (default text)")
     label_col: str = option("label", "the label column (default label)")
     encoding: str = option("utf-8", "the file's encoding (default utf-8; e.g. latin-1)")

@@ -37,7 +37,7 @@ TASK = "forecast"
 
 @dataclass
 class ForecastDataConfig:
-    csv: str = option("", "a CSV (or .tsv) with a timestamp column")
+    csv: str = option("", "a CSV (or .tsv) with a timestamp column", path=True)
     date_col: str = option("date", "the timestamp column (default date)")
     target: str = option("OT", "the column to predict (default OT)")
     features: Literal["M", "S", "MS"] = option("M", "all->all (M), target->target (S), all->target (MS)")

@@ -42,7 +42,7 @@ TASK = "lm"
 
 @dataclass
 class LMDataConfig:
-    text: str = option("", "a UTF-8 text file (default: the Python standard library's source)")
+    text: str = option("", "a UTF-8 text file (default: the Python standard library's source)", path=True)
     tokenizer: Literal["char", "bpe"] = "char"  # bpe: GPT-2's byte-level BPE, trained on the split
     vocab_size: int = 4096  # BPE only; char takes every character of the training text
     valid_fraction: float = 0.1  # the last 10 % of the text validates

@@ -43,14 +43,14 @@ WORDS = Tokenizer13a()  # the words BLEU counts: "A man, in a hat." -> A man , i
 @dataclass
 class DataConfig:
     # aligned files, one sentence a line (.gz read as is), or one source<TAB>target file
-    src: str = option("", "source sentences, one a line")
-    tgt: str = option("", "target sentences, aligned with --src")
-    tsv: str = option("", "one file of source<TAB>target lines instead of --src/--tgt")
-    valid_src: str = option("", "validation sources (default: split off the training data)")
-    valid_tgt: str = option("", "validation targets, aligned with --valid-src")
+    src: str = option("", "source sentences, one a line", path=True)
+    tgt: str = option("", "target sentences, aligned with --src", path=True)
+    tsv: str = option("", "one file of source<TAB>target lines instead of --src/--tgt", path=True)
+    valid_src: str = option("", "validation sources (default: split off the training data)", path=True)
+    valid_tgt: str = option("", "validation targets, aligned with --valid-src", path=True)
     valid_tsv: str = ""
-    test_src: str = option("", "test sources (default: none; the validation split is scored)")
-    test_tgt: str = option("", "test targets, aligned with --test-src")
+    test_src: str = option("", "test sources (default: none; the validation split is scored)", path=True)
+    test_tgt: str = option("", "test targets, aligned with --test-src", path=True)
     test_tsv: str = ""
     valid_fraction: float = 0.05  # held out of the training pairs when no validation data is given
     tokenizer: Literal["char", "word", "bpe"] = "bpe"

@@ -41,7 +41,7 @@ TASK = "vision"
 
 @dataclass
 class VisionDataConfig:
-    images: str = option("", "a folder with one sub-folder of images per class (default: --dataset)")
+    images: str = option("", "a folder with one sub-folder of images per class (default: --dataset)", path=True)
     dataset: Literal["digits"] = option("digits", "a bundled data set (default digits: scikit-learn's 8×8 digits)")
     image_size: int = 32  # folders: images are resized to size × size
     grey: bool = True  # folders: read as one grey channel (False: RGB)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..io import METRICS_FILE
+from ..io import METRICS_FILE, atomic_write
 from ..parallel.runtime import SingleProcess
 from . import checkpoint, precision
 from .config import TrainConfig
@@ -118,12 +118,14 @@ class Trainer:
             checkpoint.swap_in(staging, directory)
         p.barrier()
 
-    def resume(self) -> None:
+    def resume(self) -> bool:
         """Continue from ``checkpoints/last``: weights, optimizer, schedule, RNG, data position —
-        with any number of ranks, whatever number saved it."""
+        with any number of ranks, whatever number saved it. False when no ``last`` was ever completed
+        (the run was killed before or while writing its first): the run starts again from step 0, which
+        repeats it exactly, rather than from ``best`` with a fresh optimizer."""
         directory, damaged = checkpoint.resumable_checkpoint(self.checkpoints)
-        if directory is None:
-            raise UserError(f"{self.run_dir} has no checkpoint to resume from")
+        if directory is None or (directory.name in ("best", ".best.old") and not damaged):
+            return False
         checkpoint.check_compatible(directory, self.model)
         fallback = directory.name in ("best", ".best.old")  # `last` is damaged: best's weights, a fresh optimizer
         if not fallback and not checkpoint.has_training_state(directory):
@@ -142,6 +144,7 @@ class Trainer:
         self.progress = Progress(**state["progress"])
         if self.progress.step == 0 or fallback:  # Adam's state starts empty (before the first update: step 0)
             self.optimizer.state.clear()
+        return True
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -176,15 +179,22 @@ class Trainer:
 
     def fit(self, resume: bool = False) -> Progress:
         c, p = self.config, self.progress
-        if resume:
-            self.resume()
+        stop_at = c.stop_at_step
+        if resume and self.resume():
             p = self.progress
             p.stopped = ""
+            if stop_at <= p.step:  # the pause already happened: --resume continues past it
+                stop_at = 0
+            if c.max_time and p.train_seconds >= c.max_time and p.step < c.max_steps:
+                raise UserError(f"{self.run_dir} has used its time budget (train.max_time={c.max_time:g} s); to "
+                                f"continue it, give a larger one: --set train.max_time="
+                                f"{math.ceil(p.train_seconds + c.max_time)} ({c.max_time:g} s more), or 0 for none")
         else:
             checkpoint.seed_everything(c.seed)
         self.model.train()
         self.precision = p.precision = self._choose_precision(p.precision if resume else "")
-        log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main)
+        log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main,
+                         after_step=p.step if resume else None)
         # disable=None: a bar on a terminal, nothing in a log file or CI.
         bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True,
                    leave=False, disable=None if c.progress and self.parallel.is_main else True)
@@ -194,8 +204,9 @@ class Trainer:
             while p.step < c.max_steps and not p.stopped:
                 if c.max_time and self._out_of_time(segment_start):
                     p.stopped = f"time budget of {c.max_time:g} s reached"
+                    p.train_seconds = max(p.train_seconds, c.max_time)  # spent: --resume asks for more
                     break
-                if c.stop_at_step and p.step >= c.stop_at_step:
+                if stop_at and p.step >= stop_at:
                     p.stopped = f"paused at step {p.step} (train.stop_at_step); continue with --resume"
                     break
                 loss_sum, tokens = self._step()
@@ -318,15 +329,22 @@ def expected_steps(step: int, seconds: float, config: TrainConfig) -> int:
 
 
 class MetricsLog:
-    """Appends rows to ``metrics.jsonl`` and, optionally, TensorBoard event files in ``tb/``."""
+    """Appends rows to ``metrics.jsonl`` and, optionally, TensorBoard event files in ``tb/``. A resumed
+    run passes ``after_step``, its checkpoint's step: the rows of the steps it will repeat are dropped
+    first, so that the file (and TensorBoard) hold each step once."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True) -> None:
-        self.file = open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") if enabled else None
+    def __init__(self, run_dir: Path, tensorboard: bool, enabled: bool = True, after_step: int | None = None) -> None:
+        path = Path(run_dir) / METRICS_FILE
+        if enabled and after_step is not None and path.is_file():
+            keep_rows_until(path, after_step)
+        self.file = open(path, "a", encoding="utf-8") if enabled else None
         self.writer = None
         if tensorboard and enabled:
             from torch.utils.tensorboard import SummaryWriter  # slow import: only when asked for
 
-            self.writer = SummaryWriter(str(Path(run_dir) / "tb"))
+            # purge_step hides the events of the steps this run repeats from TensorBoard
+            self.writer = SummaryWriter(str(Path(run_dir) / "tb"),
+                                        purge_step=None if after_step is None else after_step + 1)
 
     def __call__(self, row: dict[str, Any]) -> None:
         if self.file is None:  # a rank other than the main one
@@ -343,3 +361,17 @@ class MetricsLog:
             self.file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def keep_rows_until(path: Path, step: int) -> None:
+    """Rewrite ``metrics.jsonl`` (atomically) with only its rows up to ``step``; a line cut short by a
+    crash is dropped too."""
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    atomic_write(path, lambda tmp: tmp.write_text("".join(kept), encoding="utf-8"))

@@ -1,0 +1,54 @@
+"""``seqlab train --resume`` from the command line: from another working directory, past a pause,
+and what it refuses."""
+
+import json
+
+from seqlab.cli.main import main
+
+TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
+        "--set", "model.d_ff=32", "--set", "data.tokenizer='char'", "--set", "train.batch_size=8",
+        "--set", "train.eval_every=5", "--set", "train.progress=false", "--set", "train.tensorboard=false",
+        "--set", "train.curves=false", "--set", "decode.beam_size=1", "--set", "decode.max_output_len=8",
+        "--max-steps", "10"]
+
+
+def run_cli(*args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def corpus(directory):
+    directory.mkdir()
+    words = ["abc", "hello", "cat", "dog", "sun", "moon", "tree", "zebra"] * 5
+    (directory / "train.src").write_text("\n".join(words) + "\n")
+    (directory / "train.tgt").write_text("\n".join(w[::-1] for w in words) + "\n")
+
+
+def test_a_paused_run_with_relative_paths_resumes_from_another_directory(tmp_path, monkeypatch, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    corpus(a)
+    b.mkdir()
+    monkeypatch.chdir(a)
+    code, _, err = run_cli("train", "translate", "--src", "train.src", "--tgt", "train.tgt", "--out", "run", *TINY,
+                           "--set", "train.stop_at_step=5", capsys=capsys)
+    assert code == 0, err
+    data = json.loads((a / "run" / "run.json").read_text())["config"]["data"]
+    assert data["src"] == str(a / "train.src") and data["tgt"] == str(a / "train.tgt")
+    assert data["valid_src"] == ""  # an unset path stays unset
+    assert json.loads((a / "run" / "metrics.json").read_text())["steps"] == 5
+
+    monkeypatch.chdir(b)  # the data's relative paths mean nothing here
+    code, _, err = run_cli("train", "translate", "--resume", a / "run", capsys=capsys)
+    assert code == 0, err
+    assert json.loads((a / "run" / "metrics.json").read_text())["steps"] == 10  # not paused at 5 again
+    steps = [json.loads(line)["step"] for line in (a / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10]  # the evaluations, each once
+
+
+def test_out_and_overwrite_are_refused_with_resume(tmp_path, capsys):
+    for flags in (["--out", tmp_path / "elsewhere"], ["--overwrite"]):
+        code, _, err = run_cli("train", "translate", "--resume", tmp_path / "run", *flags, capsys=capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert f"{flags[0]} does not go with --resume" in err, err
+    assert not (tmp_path / "elsewhere").exists()
