@@ -115,3 +115,31 @@ def test_a_duplicate_header_is_read_as_the_file_says(tmp_path):
     bad.write_text('"x",y,x\n1,2,3\n')
     assert duplicate_header(good, sep=",") is None
     assert duplicate_header(bad, sep=",") == "x"
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory):
+    from seqlab.cli.main import main
+
+    root = tmp_path_factory.mktemp("lm")
+    (root / "text.txt").write_text("the cat sat on the mat. the dog sat on the log.\n" * 40)
+    assert main(["train", "lm", "--text", str(root / "text.txt"), "--out", str(root / "run"), *LM_TINY]) == 0
+    return root / "run"
+
+
+# a trained run's command -> what the one line must say
+ON_A_RUN = {
+    "generate on a device torch does not know": (["generate", "{run}", "--prompt", "the", "--device", "tpu"],
+                                                 "--device must be cpu, cuda or cuda:N; got 'tpu'"),
+    "eval on a device torch does not know": (["eval", "{run}", "--text", "{run}/../text.txt", "--device", "gpu0"],
+                                             "--device must be cpu, cuda or cuda:N; got 'gpu0'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ON_A_RUN))
+def test_a_hostile_input_to_a_trained_run_is_one_line(case, lm_run, capsys):
+    args, expected = ON_A_RUN[case]
+    before = snapshot(lm_run.parent)
+    code, out, err = run_cli([a.format(run=lm_run) for a in args], capsys)
+    assert_one_line_refusal(code, err, expected)
+    assert out == "" and snapshot(lm_run.parent) == before
