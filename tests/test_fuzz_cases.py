@@ -71,6 +71,11 @@ CASES = {
         {"data.csv": labelled(30)},
         ["train", "classify", "--csv", "data.csv", "--text-col", "label", "--out", "run", *TFIDF],
         "the text column and the label column are both 'label'"),
+    # compare
+    "compare translate given --dates and --src": ({"a.txt": "\n".join(WORDS), "b.txt": "\n".join(WORDS)},
+                                                  ["compare", "translate", "--dates", "--src", "a.txt", "--tgt",
+                                                   "b.txt", "--out", "run", *COMMON],
+                                                  "--dates is the data; give it or --src/--tgt or --tsv, not both"),
     # forecasting
     "forecast duplicate header": ({"dup.csv": "date,OT,OT\n" + "\n".join(SERIES_ROWS) + "\n"},
                                   ["train", "forecast", "--csv", "dup.csv", "--input-len", "24", "--horizon", "4",
