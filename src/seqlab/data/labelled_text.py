@@ -19,15 +19,20 @@ def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str
         from .download import file_not_found
 
         raise file_not_found(path)
+    sep = "\t" if path.suffix == ".tsv" else ","
+    quoting = csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL
     try:
-        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", encoding=encoding, dtype=str,
-                            keep_default_na=False, quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL)
+        frame = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False, quoting=quoting)
     except UnicodeDecodeError:
         raise DataError(f"{path} is not valid {encoding}; pass its encoding with --encoding (e.g. latin-1)") from None
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
         raise DataError(f"{path} is not a readable table: {str(error).splitlines()[0]}") from None
+    if text_col == label_col:
+        raise DataError(f"the text column and the label column are both {text_col!r}; name two columns")
+    if twice := duplicate_header(path, sep=sep, encoding=encoding, quoting=quoting):
+        raise DataError(f"{path} names the column {twice!r} twice in its header; give each column its own name")
     for column in (text_col, label_col):
         if column not in frame.columns:
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
@@ -42,3 +47,12 @@ def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str
     if len(set(labels)) < min_classes:
         raise DataError(f"{path} has a single class ({labels[0]!r} in every row); classification needs two or more")
     return texts, labels
+
+
+
+def duplicate_header(path: Path, **read_options) -> str | None:
+    """A name the file's header gives twice (pandas would rename the second ``name.1`` and read the
+    first, silently), or None; ``read_options`` as the file is read."""
+    header = [str(name) for name in pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False,
+                                                 **read_options).iloc[0]]
+    return next((name for i, name in enumerate(header) if name in header[:i]), None)

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from .batching import ShuffledBatches
+from .labelled_text import duplicate_header
 
 FEATURES = ("M", "S", "MS")  # multivariate -> multivariate, univariate, multivariate -> target
 FILLS = ("error", "ffill", "interpolate")
@@ -55,6 +56,8 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
         raise DataError(f"{path} is not a readable CSV file: {str(error).splitlines()[0]}") from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
+    if twice := duplicate_header(path, sep="\t" if path.suffix == ".tsv" else ","):
+        raise DataError(f"{path} names the column {twice!r} twice in its header; give each column its own name")
     for column in (date_col, target):
         if column not in frame.columns:
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")

@@ -72,6 +72,18 @@ def text_pieces(path: str | Path) -> Iterator[str]:
     return _pieces(Path(path), 0, count_characters(path))
 
 
+def check_split_lengths(path: str | Path, valid_fraction: float, block_size: int) -> None:
+    """A DataError unless each part of ``split_text`` holds at least ``block_size + 1`` characters:
+    a character tokenizer gives one token a character, so shorter parts cannot fill one block."""
+    n = count_characters(path)
+    cut = int(n * (1.0 - valid_fraction))
+    for name, chars in (("training", cut), ("validation", n - cut)):
+        if chars < block_size + 1:
+            raise DataError(f"{path} has {n} characters, {chars} of them in the {name} part; a block of "
+                            f"{block_size} needs at least {block_size + 1} (use a longer text, a smaller "
+                            f"data.block_size{' or a larger data.valid_fraction' if name == 'validation' else ''})")
+
+
 def split_text(path: str | Path, valid_fraction: float) -> dict[str, Callable[[], Iterator[str]]]:
     """{"train": pieces of the first (1 - valid_fraction) of the characters, "valid": the rest}; each
     value makes a fresh iterator (the file is read again, never held whole)."""
@@ -99,7 +111,10 @@ def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path
 
 
 def open_tokens(path: str | Path, vocab_size: int) -> np.memmap:
-    """The ids of ``encode_to_file``, memory-mapped read-only: pages load as blocks are drawn."""
+    """The ids of ``encode_to_file``, memory-mapped read-only: pages load as blocks are drawn (an empty
+    file, which cannot be mapped, is no ids: the readers of the blocks say what is too short)."""
+    if Path(path).stat().st_size == 0:
+        return np.zeros(0, dtype=token_dtype(vocab_size))
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
 
 

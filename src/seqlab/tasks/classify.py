@@ -179,6 +179,29 @@ def check_class_counts(label_names: list[str], cv: int) -> None:
                         f"{'--cv ' + str(cv) if cv else 'a train/test split'} needs at least {folds} per class")
 
 
+def check_splits(label_names: list[str], config: ClassifyConfig) -> None:
+    """Make the splits ``train`` makes (the test split or the folds, and a neural model's validation
+    split of its training rows) on the labels alone: a DataError, before anything is written, when one
+    of them cannot hold an example of every class."""
+    d, seed = config.data, config.train.seed
+    check_class_counts(label_names, d.cv)
+    labels = np.asarray(label_names)
+    rows = np.arange(len(labels))
+    try:
+        if d.cv:
+            fits = [fit_rows for fit_rows, _ in StratifiedKFold(d.cv, shuffle=True, random_state=seed).split(rows, labels)]
+        else:
+            fits = [train_test_split(rows, test_size=d.test_fraction, stratify=labels, random_state=seed)[0]]
+        if config.model.arch in NEURAL:
+            for fit_rows in fits:
+                train_test_split(fit_rows, test_size=d.valid_fraction, stratify=labels[fit_rows], random_state=seed)
+    except ValueError:
+        split = f"--cv {d.cv}" if d.cv else f"data.test_fraction={d.test_fraction}"
+        raise DataError(f"{len(labels)} examples of {len(set(label_names))} classes are too few for {split}"
+                        f"{f' and data.valid_fraction={d.valid_fraction}' if config.model.arch in NEURAL else ''}"
+                        f" to hold an example of every class; add examples or raise those fractions") from None
+
+
 def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list[str], log=print, *,
           parallel: SingleProcess | None = None) -> dict[str, Any]:
     """Fit (each fold, under ``--cv``) and score. Under torchrun, ``parallel`` is this rank's part of a
@@ -334,10 +357,15 @@ class ClassifyTask(Task):
         d = config.data
         if not d.csv:
             raise UserError("no data: give --csv FILE with a text and a label column")
-        return read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
+        texts, labels = read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
+        check_splits(labels, config)
+        return texts, labels
 
     def compare_data(self, config: ClassifyConfig, options) -> tuple[list[str], list[str]]:
-        texts, labels = self.read_data(config)
+        d = config.data
+        if not d.csv:
+            raise UserError("no data: give --csv FILE with a text and a label column")
+        texts, labels = read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
         check_class_counts(labels, config.data.cv)  # data errors before the directory is made
         return texts, labels
 

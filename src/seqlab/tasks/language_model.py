@@ -347,7 +347,12 @@ class LanguageModelTask(Task):
 
     def read_data(self, config: LMConfig) -> int | None:
         """Only checked here (a missing or empty file fails before anything is made); ``train`` tokenises."""
-        return token_stream.count_characters(config.data.text) if config.data.text else None
+        d = config.data
+        if not d.text:
+            return None
+        if d.tokenizer == "char":  # one token a character: a text too short for a block fails here
+            token_stream.check_split_lengths(d.text, d.valid_fraction, d.block_size)
+        return token_stream.count_characters(d.text)
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         return train(config, run, resume=resume, log=log, parallel=parallel)[1]

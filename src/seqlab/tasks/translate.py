@@ -400,6 +400,8 @@ class TranslateTask(Task):
 
     def compare_data(self, config, options) -> dict[str, Pairs]:
         if options.get("dates"):
+            if config.data.src or config.data.tsv:
+                raise UserError("--dates is the data; give it or --src/--tgt or --tsv, not both")
             from .demo import make_splits
 
             return make_splits(config.train.seed)

@@ -37,6 +37,8 @@ from .class_scores import class_indices, ranked_line, scores, scores_by_class
 from .task import Flag, Task, register
 
 TASK = "vision"
+MAX_IMAGE_SIZE = 1024
+MAX_SHIFT = 8
 
 
 @dataclass
@@ -55,6 +57,10 @@ class VisionDataConfig:
             raise ValueError("data.test_fraction must be in (0, 0.5), data.valid_fraction in [0, 0.5)")
         if self.image_size < 2 or self.augment_shift < 0:
             raise ValueError("data.image_size must be at least 2 and data.augment_shift not negative")
+        if self.image_size > MAX_IMAGE_SIZE:  # every image is held as size² floats (1024: 4 MB a channel)
+            raise ValueError(f"data.image_size must be at most {MAX_IMAGE_SIZE}; got {self.image_size}")
+        if self.augment_shift > MAX_SHIFT:  # prediction averages (2 · shift + 1)² shifted copies
+            raise ValueError(f"data.augment_shift must be at most {MAX_SHIFT} pixels; got {self.augment_shift}")
 
 
 @dataclass
@@ -111,11 +117,21 @@ def split(labels: np.ndarray, test_fraction: float, valid_fraction: float, seed:
         raise DataError(f"class {rare} has {counts[rare]} image(s); each class needs at least 3 "
                         f"(train, validation and test)")
     index = np.arange(len(labels))
-    train, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
-    if not valid_fraction:
-        return {"train": train, "valid": index[:0], "test": test}
-    train, valid = train_test_split(train, test_size=valid_fraction, stratify=labels[train], random_state=seed)
+    try:
+        train, test = train_test_split(index, test_size=test_fraction, stratify=labels, random_state=seed)
+        if not valid_fraction:
+            return {"train": train, "valid": index[:0], "test": test}
+        train, valid = train_test_split(train, test_size=valid_fraction, stratify=labels[train], random_state=seed)
+    except ValueError:  # a split too small to hold one image of every class
+        raise DataError(f"{len(labels)} images in {len(counts[counts > 0])} classes are too few to give the test "
+                        f"(data.test_fraction={test_fraction}) and validation (data.valid_fraction="
+                        f"{valid_fraction}) images one of each class; add images or raise those fractions") from None
     return {"train": train, "valid": valid, "test": test}
+
+
+def check_patch_size(patch_size: int, image_size: int) -> None:
+    if image_size % patch_size:
+        raise UserError(f"model.patch_size {patch_size} does not divide the image size {image_size}")
 
 
 def shift(images: torch.Tensor, pixels: int) -> torch.Tensor:
@@ -209,8 +225,7 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
     parts = split(labels, d.test_fraction, d.valid_fraction)
     tensors = torch.from_numpy(images), torch.from_numpy(labels)
     C, H = images.shape[1], images.shape[2]
-    if H % m.patch_size:
-        raise UserError(f"model.patch_size {m.patch_size} does not divide the image size {H}")
+    check_patch_size(m.patch_size, H)
     if not resume:
         def describe() -> None:
             runs.write_run(run, TASK, to_dict(config))
@@ -293,7 +308,12 @@ class VisionTask(Task):
     eval_flags = (Flag("images", "vision: a folder with one sub-folder of images per class", required=True),)
 
     def read_data(self, config: VisionConfig):
-        return load_images(config.data)
+        """The images, checked here (before a run directory exists, or an --overwrite replaces one):
+        the split ``train`` makes and the patch size."""
+        images, labels, classes = load_images(config.data)
+        split(labels, config.data.test_fraction, config.data.valid_fraction)
+        check_patch_size(config.model.patch_size, images.shape[2])
+        return images, labels, classes
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]

@@ -9,6 +9,7 @@ from typing import Literal
 # Upper bounds far above any sensible value: beyond them a setting is a typo (an exponent's sign, a unit).
 LIMITS = {"lr": 10.0, "eps": 1.0, "weight_decay": 10.0, "clip_norm": 1e6, "max_time": 1e8}
 MAX_STEPS = 10**12
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -61,5 +62,7 @@ class TrainConfig:
             raise ValueError(f"train.label_smoothing must be in [0, 1); got {self.label_smoothing}")
         if self.warmup_steps < 0 or self.patience < 0 or self.stop_at_step < 0:
             raise ValueError("train.warmup_steps, train.patience and train.stop_at_step must not be negative")
+        if not 0 <= self.seed <= MAX_SEED:  # what every generator seeded from it accepts (scikit-learn's too)
+            raise ValueError(f"train.seed must be in [0, {MAX_SEED}]; got {self.seed}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"train.device must be 'cpu' or 'cuda[:N]'; got {self.device!r}")

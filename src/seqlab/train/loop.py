@@ -49,7 +49,10 @@ class Progress:
 def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name}: CUDA is not available on this machine")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # "tpu", "cuda:x": torch's message lists every device type it knows
+        raise UserError(f"--device must be cpu, cuda or cuda:N; got {name!r}") from None
 
 
 def autocast(device: torch.device, precision: str):
