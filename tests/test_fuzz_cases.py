@@ -148,3 +148,26 @@ def test_a_hostile_input_to_a_trained_run_is_one_line(case, lm_run, capsys):
     code, out, err = run_cli([a.format(run=lm_run) for a in args], capsys)
     assert_one_line_refusal(code, err, expected)
     assert out == "" and snapshot(lm_run.parent) == before
+
+
+def test_stray_inputs_an_existing_forecast_file_an_empty_model_list_and_a_huge_seed_are_one_line(tmp_path, capsys):
+    """Each of these used to be ignored, overwrite a file, train every model, or raise a traceback."""
+    from seqlab.cli.main import main
+
+    series = tmp_path / "series.csv"
+    series.write_text("date,OT\n" + "".join(f"2020-01-{1 + h // 24:02d} {h % 24:02d}:00,{h % 7}\n" for h in range(200)))
+    run = tmp_path / "run"
+    assert main(["train", "forecast", "--csv", str(series), "--model", "linear", "--input-len", "8", "--horizon", "2",
+                 "--split", "0.7,0.1,0.2", "--max-steps", "2", "--set", "train.progress=false",
+                 "--set", "train.tensorboard=false", "--out", str(run)]) == 0
+    capsys.readouterr()
+    kept = tmp_path / "kept.csv"
+    kept.write_text("mine\n")
+    for argv, words in ((["predict", str(run), "hello", "--csv", str(series)], "takes no inputs"),
+                        (["predict", str(run), "--csv", str(series), "--out", str(kept)], "exists"),
+                        (["compare", "forecast", "--csv", str(series), "--models", "", "--out", str(tmp_path / "c")],
+                         "unknown model kind")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert kept.read_text() == "mine\n" and not (tmp_path / "c").exists()

@@ -120,7 +120,8 @@ def test_generate_flags_are_checked(tmp_path, corpus, capsys):
     run = tmp_path / "run"
     assert run_cli("train", "lm", "--text", corpus, "--out", run, "--max-steps", 2, *TINY, capsys=capsys)[0] == 0
     for flags, message in [(["--top-p", "1.5"], "top_p"), (["--temperature", "-1"], "temperature"),
-                           (["--max-new-tokens", "-3"], "max_new_tokens")]:
+                           (["--max-new-tokens", "-3"], "max_new_tokens"),
+                           (["--seed", "999999999999999999999999"], "--seed must be in")]:
         code, out, err = run_cli("generate", run, "--prompt", "the", *flags, capsys=capsys)
         assert code == 2 and message in err and out == "", (out, err)  # refused before the prompt is echoed
     code, out, err = run_cli("generate", run, "--prompt", "Z€ the", "--max-new-tokens", 3, capsys=capsys)

@@ -121,6 +121,8 @@ def command_predict(args: argparse.Namespace) -> None:
         if f.name not in {g.name for g in task.predict_flags} and getattr(args, f.name, None) is not None:
             raise UserError(f"{flag(f.name)}: not for a {task.name} run")
     given = options(args, task.predict_flags)
+    if args.text and not task.predict_needs_input:
+        raise UserError(f"a {task.name} run takes no inputs as arguments: {' '.join(args.text)!r}")
     predictor = task.load(args.run, args.device)
     for line in task.predict(predictor, input_lines(args) if task.predict_needs_input else [], given):
         print(line)
@@ -166,7 +168,7 @@ def command_compare(args: argparse.Namespace) -> None:
     out = args.out or Path("runs") / f"compare-{task.name}"
     flags = {f.name: f.key for f in task.flags().values() if f.key != "model.arch"}
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
-    models = parse_models(args.models or ",".join(task.architectures), task.architectures)
+    models = parse_models(",".join(task.architectures) if args.models is None else args.models, task.architectures)
     given = {f.name: getattr(args, f.name) for f in task.compare_flags()}
     run_compare(task, models, out, args.overwrite, args.config or task.compare_recipe, overrides, given)
 

@@ -356,6 +356,8 @@ class ForecastTask(Task):
     def predict(self, forecast: Forecast, inputs, options):
         if not options.get("csv"):
             raise UserError("a forecasting run predicts from a series: give --csv FILE")
+        if options.get("out") and Path(options["out"]).exists():
+            raise UserError(f"{options['out']} exists; give --out a new file name (nothing is overwritten)")
         frame = forecast.predict_csv(options["csv"])
         if options.get("out"):
             frame.to_csv(options["out"], index=False)

@@ -208,6 +208,8 @@ class LanguageModel:
             check_sampling(max_new_tokens, temperature, top_k, top_p)
         except ValueError as error:
             raise UserError(str(error)) from None
+        if seed is not None and not 0 <= seed < 2**63:
+            raise UserError(f"--seed must be in [0, 2^63); got {seed}")
         ids = self.encode_prompt(prompt)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed if seed is not None else torch.seed())
