@@ -309,8 +309,8 @@ class Trainer:
             kept = f"; the last good checkpoint (step {self.progress.last_eval_step}) is kept" \
                 if self.progress.last_eval_step >= 0 else ""
             raise UserError(f"the training loss became {loss_sum} at step {self.progress.step + 1}: the learning "
-                            f"rate is likely too high (train.lr={c.lr:g}) or {c.precision} overflowed; lower "
-                            f"train.lr{' or use train.precision=fp32' if c.precision != 'fp32' else ''}{kept}")
+                            f"rate is likely too high (train.lr={c.lr:g}) or {self.precision} overflowed; lower "
+                            f"train.lr{' or use train.precision=fp32' if self.precision != 'fp32' else ''}{kept}")
         if c.clip_norm:
             p.clip_grad_norm(self.trained, c.clip_norm)
         self.optimizer.step()
