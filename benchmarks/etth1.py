@@ -24,8 +24,9 @@ from seqlab.tasks import run_dir as runs
 from seqlab.tasks.forecast import ForecastConfig, errors, read_series, train
 from etth1_ensemble import forecasts
 
+# fp32: the recorded rows trained in it (the default before precision "auto"), so they reproduce
 COMMON = ["data.features='M'", "data.target='OT'", "data.split='ett'", "train.progress=false",
-          "train.tensorboard=false", "train.max_time=600"]
+          "train.tensorboard=false", "train.max_time=600", "train.precision='fp32'"]
 # name -> overrides (model.arch is the name unless an override sets it)
 SETTINGS = {
     "patch": ["model.d_model=16", "model.n_heads=4", "model.n_layers=3", "model.d_ff=128", "model.dropout=0.3",

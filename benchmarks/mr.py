@@ -27,7 +27,8 @@ from seqlab.data.text import read_lines
 from seqlab.tasks import run_dir as runs
 from seqlab.tasks.classify import ClassifyConfig, train
 
-COMMON = ["train.progress=false", "train.tensorboard=false"]
+# fp32: the recorded rows trained in it (the default before precision "auto"), so they reproduce
+COMMON = ["train.progress=false", "train.tensorboard=false", "train.precision='fp32'"]
 SETTINGS = {
     "tfidf": ["model.C=8.0"],
     "bow": ["model.C=0.5"],
