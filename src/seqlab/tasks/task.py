@@ -104,8 +104,8 @@ class Task:
 
     def train(self, config, run: Path, data, *, resume: bool = False, parallel: SingleProcess | None = None,
               log=print) -> dict[str, Any]:
-        """Train into ``run`` (its run.json already written by the caller or not: the task writes it);
-        -> the metrics also written to ``run/metrics.json``."""
+        """Train into ``run`` (a new, empty directory, or the run being resumed): the task writes its
+        ``run.json``, checkpoints and ``metrics.json``; -> those metrics."""
         raise NotImplementedError
 
     def summary(self, config, metrics: dict[str, Any]) -> str:
