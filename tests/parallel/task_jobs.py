@@ -21,7 +21,8 @@ from seqlab.tasks import classify, forecast, run_dir, translate, vision
 
 COMMON = ["train.progress=false", "train.tensorboard=false", "train.curves=false", "train.max_steps=12",
           "train.eval_every=6", "train.log_every=1", "train.batch_size=16", "train.warmup_steps=2", "train.lr=3e-3",
-          "train.clip_norm=1.0", "model.dropout=0.0"]
+          "train.clip_norm=1.0", "model.dropout=0.0",
+          "train.precision='fp32'"]  # pinned: precision "auto" times each side, which could choose differently
 TINY = {
     "translate": ["data.tokenizer='word'", "data.vocab_size=64", "data.max_len=12", "model.d_model=16",
                   "model.n_heads=2", "model.n_layers=1", "model.d_ff=32", "decode.beam_size=1",

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 
 from seqlab.cli.main import main
 
-QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--seed", "7"]
+# fp32 pinned: precision "auto" times the machine, so two runs could choose differently
+QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--seed", "7", "--precision", "fp32"]
 SMALL = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1", "--set", "model.d_ff=32"]
 
 
