@@ -245,10 +245,16 @@ class Translator:
         convolutional model's alignment."""
         source = self.encode_sources([text])[0]
         output = [i for i in self.translate_ids([source], beam_size)[0] if i != PAD_ID] or [EOS_ID]
+        attention = self.teacher_forced_attention(source, output)
+        return {kind: [w[0].float().cpu() for w in layers] for kind, layers in attention.items()}
+
+    def teacher_forced_attention(self, source: list[int], output: list[int]) -> dict[str, list[torch.Tensor]]:
+        """The weights of one pass that reads ``source`` and is fed ``<bos>`` + ``output`` but its last
+        token: per layer (1, H, T_q, T_k) under "encoder", "decoder", "cross" (or "cross" alone)."""
         with torch.no_grad():
             _, attention = self.model(pad([source]).to(self.device),
                                       torch.tensor([[BOS_ID, *output[:-1]]], device=self.device), need_weights=True)
-        return {kind: [w[0].float().cpu() for w in layers] for kind, layers in attention.items()}
+        return attention
 
     def alignment_png(self, source: str, path: Path) -> bool:
         """Cross-attention heatmap for one sentence (output × source tokens): a panel per head of the
@@ -257,9 +263,7 @@ class Translator:
 
         src_ids = self.encode_sources([source])[0]
         out_ids = [i for i in self.translate_ids([src_ids])[0] if i != PAD_ID]
-        with torch.no_grad():
-            decoder_in = torch.tensor([[BOS_ID, *out_ids[:-1]]], device=self.device)
-            _, attention = self.model(pad([src_ids]).to(self.device), decoder_in, need_weights=True)
+        attention = self.teacher_forced_attention(src_ids, out_ids)
         if "cross" not in attention:
             return False
         weights = attention["cross"][-1][0]  # (H, T_out, T_src); H = 1 for an RNN's or conv's alignment

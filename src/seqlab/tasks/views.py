@@ -9,8 +9,7 @@ from typing import Any
 
 import torch
 
-from ..data.batching import pad
-from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from ..data.tokenizer import EOS_ID, PAD_ID
 from ..errors import DataError, UserError
 
 
@@ -39,10 +38,7 @@ def translation(translator, text: str, beam: int | None) -> dict[str, Any]:
     if len(src_ids) > limit:
         raise UserError(f"the input has {len(src_ids)} tokens; this model reads at most {limit}")
     out_ids = [i for i in translator.translate_ids([src_ids], beam)[0] if i != PAD_ID] or [EOS_ID]  # untrained: may be empty
-    with torch.no_grad():
-        _, attention = translator.model(pad([src_ids]).to(translator.device),
-                                        torch.tensor([[BOS_ID, *out_ids[:-1]]], device=translator.device),
-                                        need_weights=True)
+    attention = translator.teacher_forced_attention(src_ids, out_ids)
     source, output = tokens(translator.src_tokenizer, src_ids), tokens(translator.tgt_tokenizer, out_ids)
     views = {}
     if "encoder" in attention:  # the Transformer
