@@ -92,10 +92,13 @@ class TransformerClassifier(TextClassifier):
         relative = c.positional == "relative"
         self.position = None if relative else LearnedPositionalEmbedding(c.max_len + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(
-            encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
-                          relative=RelativePositions(d_model // c.n_heads, c.max_relative_position) if relative else None)
-            for _ in range(c.n_layers))
+
+        def relative_positions() -> RelativePositions | None:  # one per layer (Shaw et al. §3.3)
+            return RelativePositions(d_model // c.n_heads, c.max_relative_position) if relative else None
+
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
+                                                  relative=relative_positions())
+                                    for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, c.n_classes)
 

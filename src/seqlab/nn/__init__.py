@@ -13,6 +13,7 @@ __all__ = [
     "KVCache", "MultiHeadAttention", "scaled_dot_product_attention", "PositionwiseFeedForward",
     "Decoder", "DecoderLayer", "Encoder", "EncoderLayer", "encoder_layer", "decoder_layer", "causal_mask",
     "padding_mask",
-    "LearnedPositionalEmbedding", "RotaryEmbedding", "RelativePositions", "SinusoidalPositionalEncoding", "sinusoidal_table",
+    "LearnedPositionalEmbedding", "RotaryEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",
+    "RelativePositions",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "init_recurrent",
 ]
