@@ -69,7 +69,8 @@ class LMModelConfig:
     dropout: float = 0.0  # on the residual stream (and embeddings)
     attention_dropout: float | None = None  # None = dropout
     ff_dropout: float | None = None  # None = dropout
-    positional: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    positional: Literal["learned", "sinusoidal", "rotary", "relative"] = "learned"  # relative: Shaw et al. (2018)
+    max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     activation: Literal["gelu", "relu"] = "gelu"
     norm_first: bool = True
     tie_weights: bool = True
@@ -79,6 +80,8 @@ class LMModelConfig:
             raise ValueError(f"model.d_ff must be 0 (4 × d_model) or more; got {self.d_ff}")
         check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers,
                     rates=("dropout", "attention_dropout", "ff_dropout"))
+        if self.max_relative_position < 1:
+            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
 
 
 def _lm_train_defaults() -> TrainConfig:
@@ -117,7 +120,7 @@ def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
             vocab_size, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff or None,
             max_len=block_size, dropout=c.dropout, norm_first=c.norm_first, activation=c.activation,
             positional=c.positional, tie_weights=c.tie_weights, attention_dropout=c.attention_dropout,
-            ff_dropout=c.ff_dropout))
+            ff_dropout=c.ff_dropout, max_relative_position=c.max_relative_position))
     return RecurrentLM(RecurrentLMConfig(vocab_size, d_model=c.d_model, n_layers=c.n_layers, cell=c.arch,
                                          dropout=c.dropout, tie_weights=c.tie_weights))
 
