@@ -1,5 +1,6 @@
-"""Language modelling: a text (one file, a folder of files or a glob pattern) -> a trained decoder-only Transformer (or RNN/LSTM/GRU) LM,
-validation loss in nats per token, perplexity and bits per character; then sampling.
+"""Language modelling: a text (one file, a folder of files or a glob pattern) -> a trained
+decoder-only Transformer (or RNN/LSTM/GRU) LM, validation loss in nats per token, perplexity and bits
+per character; then sampling.
 
     seqlab train lm --text corpus.txt [--config RECIPE] [--set key=value ...] [--out RUN_DIR]
     seqlab train lm --text corpus/           # every file under the folder, joined in sorted path order
@@ -347,7 +348,8 @@ def load_run_config(run: Path) -> LMConfig:
 
 class LanguageModelTask(Task):
     name = "lm"
-    description = "language modelling: a text (file, folder or glob) -> a decoder-only Transformer (or RNN/LSTM/GRU); then sampling"
+    description = ("language modelling: a text file, folder or glob -> a decoder-only Transformer (or "
+                   "RNN/LSTM/GRU); then sampling")
     example = "seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare"
     config_class = LMConfig
     compare_recipe = "compare-lm"
