@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}
-FILE_BYTES = 100 * 10**6  # a corpus of 1 GB or more: a folder of files of this size
+FOLDER_FROM = 10**9  # a corpus of this size or more is a folder of files of FILE_BYTES
+FILE_BYTES = 100 * 10**6
 WORDS_PER_BATCH = 200_000
 
 
@@ -80,7 +81,7 @@ def make_corpus(root: Path, n_bytes: int) -> Path:
     """The corpus of ``n_bytes`` under ``root``: one file, or a folder of FILE_BYTES files."""
     rng = np.random.default_rng(n_bytes)
     words = vocabulary(rng)
-    if n_bytes < 10**9:
+    if n_bytes < FOLDER_FROM:
         generate(root / "corpus.txt", n_bytes, rng, words)
         return root / "corpus.txt"
     folder = root / "corpus"
@@ -139,7 +140,7 @@ def main() -> None:
                 if child.returncode:
                     raise SystemExit(f"the {kind} case failed:\n{child.stderr}")
                 r = json.loads(child.stdout.strip().splitlines()[-1])
-                print(f"{size / 1e6:>6.0f}MB {files:>5} {kind:>5} {r['seconds']:>8.1f} "
+                print(f"{size / 1e6:>6.4g}MB {files:>5} {kind:>5} {r['seconds']:>8.1f} "
                       f"{size / 1e6 / r['seconds']:>7.2f} {r['peak_kib'] / 1024:>8.0f} {r['base_kib'] / 1024:>8.0f} "
                       f"{r['tokens']:>13,} {r['vocab']:>6}  ({generated:.1f} s)", flush=True)
                 shutil.rmtree(run)
