@@ -5,7 +5,6 @@ text is one line and exit status 2."""
 
 import json
 
-import numpy as np
 import pytest
 
 from seqlab.cli.main import main
