@@ -4,9 +4,10 @@ contiguous blocks with exact resume, and clear errors."""
 
 import numpy as np
 import pytest
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from seqlab.data import token_stream
-from seqlab.data.tokenizer import train_tokenizer
+from seqlab.data.tokenizer import SPECIALS, UNK, char_lookup, train_tokenizer
 from seqlab.errors import DataError
 
 TEXT = "".join(f"line {i}: the quick brown fox, jumps — über the lazy dog.\n" for i in range(300))
@@ -157,3 +158,29 @@ def test_folders_and_patterns_that_give_no_text_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="c.txt is not valid UTF-8"):  # the file is named
         token_stream.split_text(tmp_path / "blank", 0.1)
 
+
+
+def test_the_char_lookup_equals_the_tokenizers_own_encoding():
+    tokenizer = train_tokenizer(["héllo wörld\n\tabc 年月"], "char", 1 << 20)
+    lookup = char_lookup(tokenizer)
+    for text in ["", "hello", "héllo\r\n\twörld 年", "unseen: Z😀€ and 日", "a <unk> b <pad><eos>x", "<bos"]:
+        assert lookup(text).tolist() == tokenizer.encode(text).ids, text
+    assert char_lookup(train_tokenizer(["some words here"], "bytebpe", 300)) is None  # other kinds: none
+    assert char_lookup(train_tokenizer(["some words here"], "word", 100)) is None
+
+
+def _trained_by_the_library(texts: list[str], vocab_size: int) -> Tokenizer:
+    """The char tokenizer as ``WordLevelTrainer`` makes it over a one-character split (the reference)."""
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tokenizer.decoder = decoders.Fuse()
+    tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=1,
+                                                                    special_tokens=SPECIALS, show_progress=False))
+    return tokenizer
+
+
+@pytest.mark.parametrize("texts,vocab_size", [(["héllo wörld\n\tabc 年月"], 1 << 20),
+                                              (["aabbcc", "zyx\r\n😀😀 <pad>", "ties: qpqp"], 1 << 20),
+                                              (["aaabbcdd e"], 7)])  # cut at the vocabulary size
+def test_the_char_tokenizer_is_the_one_the_library_trains(texts, vocab_size):
+    assert train_tokenizer(texts, "char", vocab_size).to_str() == _trained_by_the_library(texts, vocab_size).to_str()

@@ -26,6 +26,7 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from ..errors import DataError
+from .tokenizer import char_lookup
 
 CHUNK_CHARS = 1 << 16  # characters read, and about the characters of one piece tokenised
 BATCH_PIECES = 16  # pieces tokenised together (in parallel) by one encode_batch
@@ -181,14 +182,16 @@ def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path
     go BATCH_PIECES at a time through ``encode_batch``, which spreads them over the cores; the ids are
     those of encoding each piece alone."""
     dtype = token_dtype(tokenizer.get_vocab_size())
+    lookup = char_lookup(tokenizer)  # a char tokenizer: one array lookup a piece, no batching needed
     # encode_batch_fast (in newer tokenizers releases) skips the character offsets: only the ids are kept
     encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     tokens = characters = 0
     pieces = iter(pieces)
     with open(path, "wb") as file:
         while batch := list(itertools.islice(pieces, BATCH_PIECES)):
-            for encoding in encode_batch(batch):
-                ids = np.asarray(encoding.ids, dtype=dtype)
+            encoded = map(lookup, batch) if lookup else (encoding.ids for encoding in encode_batch(batch))
+            for ids in encoded:
+                ids = np.asarray(ids, dtype=dtype)
                 ids.tofile(file)
                 tokens += ids.size
             characters += sum(map(len, batch))
