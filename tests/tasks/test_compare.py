@@ -22,7 +22,8 @@ def test_compare_writes_one_table_for_every_model(tmp_path, capsys, monkeypatch)
     assert frame["model"].tolist() == ["attention", "conv", "transformer"]
     assert (frame["parameters"] > 0).all() and frame.notna().all().all()  # no column left empty
     assert "tokens_per_s" not in frame.columns  # a language-model column
-    assert "| attention |" in (out / "compare.md").read_text()
+    table = (out / "compare.md").read_text().splitlines()
+    assert table[2].startswith("| attention ") and len({len(line) for line in table}) == 1  # columns lined up
     assert (out / "curves.png").is_file()
     assert all((out / f"alignment-{m}.png").is_file() for m in frame["model"])
 

@@ -1,4 +1,5 @@
 import json
+import unicodedata
 
 from seqlab.tasks.demo import run_demo
 
@@ -16,4 +17,12 @@ def test_demo_pipeline_writes_metrics_checkpoint_and_heatmap(tmp_path):
     assert (tmp_path / "demo" / "cross_attention.png").stat().st_size > 1000
     assert (tmp_path / "demo" / "checkpoints" / "best" / "model.safetensors").is_file()
     assert any("held-out exact match" in line for line in lines)
-    assert sum(("✓" in line or "✗" in line) for line in lines) == 5  # five sample translations
+    samples = [line for line in lines if "✓" in line or "✗" in line]
+    assert len(samples) == 5  # five sample translations
+    # their arrows in one screen column, a Han or Hangul character taking two (Unicode's East Asian Width)
+    assert len({columns(line[: line.index(" -> ")]) for line in samples}) == 1, samples
+
+
+def columns(text):
+    return sum(0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else
+               2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)

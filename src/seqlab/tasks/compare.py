@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .. import tables
 from ..config import load_config, to_dict
 from ..errors import UserError
 from ..viz.curves import plot_curves
@@ -55,11 +56,11 @@ FORMATS = {"parameters": "{:,}", "train_seconds": "{:.1f}", "seconds_per_epoch":
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(COLUMNS.get(c, c.replace("_", " ")) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(FORMATS.get(c, "{}").format(v) for c, v in zip(frame.columns, row)) + " |"
+    """The frame as a Markdown table, its columns lined up on screen (:mod:`seqlab.tables`)."""
+    header = [COLUMNS.get(c, c.replace("_", " ")) for c in frame.columns]
+    body = [[FORMATS.get(c, "{}").format(v) for c, v in zip(frame.columns, row)]
             for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+    return tables.markdown_table(header, body)
 
 
 def write_results(frame: pd.DataFrame, run_dirs: dict[str, Path], out: Path, title: str, log,

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..config import load_config
 from ..data import dates
+from ..tables import display_width, pad
 from . import run_dir as runs
 from .translate import TranslateConfig, train
 
@@ -44,9 +45,10 @@ def run_demo(out: Path, overwrite: bool, overrides: list[str], log=print, n_trai
     log(f"\nheld-out exact match: {metrics['exact_match']:.2%}   BLEU: {metrics['bleu']:.2f}   "
         f"trained {metrics['train_seconds']:.0f} s ({metrics['steps']} steps)")
     shown = list(zip(result["sources"], result["hypotheses"], result["references"]))[:5]
+    width = max(display_width(source) for source, _, _ in shown)  # a Han or Hangul character: two columns
     for source, hypothesis, reference in shown:
         mark = "✓" if hypothesis == reference else f"✗ (expected {reference})"
-        log(f"  {source:<40} -> {hypothesis}  {mark}")
+        log(f"  {pad(source, width)} -> {hypothesis}  {mark}")
     example = next(s for s in result["sources"] if s.isascii())  # train drew cross_attention.png for it
     log(f"\nrun directory: {run}  (metrics.json, checkpoints/, curves.png, cross_attention.png)")
     log(f'try: seqlab translate {run} "{example}"')

@@ -40,8 +40,12 @@ function heatmap(canvas, matrix, opts = {}) {
   return { left, top, cell };
 }
 
+// The glyphs of seqlab.viz.attention.visible: a space as ␣, a line break as ↵, a tab as ⇥ (byte-level
+// BPE's Ġ, Ċ, ĉ too), any other space as ␣.
+const VISIBLE = { " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍", "\u0120": "␣", "\u010a": "↵", "\u0109": "⇥" };
+
 function show(token) {
-  return token.replace(/\n/g, "⏎").replace(/ /g, "␣").replace(/^Ġ/, "␣").slice(0, 10);
+  return Array.from(token, (c) => VISIBLE[c] || (/\s/.test(c) ? "␣" : c)).join("").slice(0, 10);
 }
 
 function currentView() {
