@@ -31,12 +31,9 @@ def corpus(tmp_path_factory):
 
 
 def run_cli(*args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:  # the parser's own refusals
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +125,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, m
 def test_the_shipped_recipe_loads():
     config = load_config(masked_lm.MLMConfig, "mlm-tiny")
     assert config.model.positional == "learned" and config.data.mask_probability == 0.15
+
+
+def test_the_predictor_from_python(trained):
+    import seqlab
+    import torch
+
+    mlm = seqlab.load(trained)
+    fills = mlm.fill("the cat [MASK] a tree", top_k=2)
+    assert len(fills) == 1 and len(fills[0]) == 2
+    maps = mlm.attention("the cat sees")  # [CLS] the cat sees [SEP]
+    assert len(maps) == 2 and maps[0].shape == (4, 5, 5)
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(4, 5))

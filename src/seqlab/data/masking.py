@@ -32,7 +32,7 @@ MASK_FRACTION, RANDOM_FRACTION = 0.8, 0.1  # of the chosen tokens; the remaining
 _MASKING_STREAM = 1  # batch n's masking draws from default_rng([seed, n, 1]); its offsets from [seed, n]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compared by identity
 class Masking:
     """What the corruption needs to know of the vocabulary. ``special``: (V,) bool, True for ids never
     chosen nor drawn as random replacements; ``continuation``: (V,) bool, True for a piece that continues

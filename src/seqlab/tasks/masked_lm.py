@@ -173,19 +173,30 @@ class MaskedLanguageModel:
         return evaluation_batches(ids, starts, self.config.data.block_size, self.config.train.batch_size,
                                   self.masking, self.cls_id, self.sep_id)
 
+    def encode(self, text: str) -> torch.Tensor:
+        """(1, T + 2): [CLS], the text's T tokens, [SEP]; a text longer than a block is a UserError."""
+        ids = self.tokenizer.encode(text).ids
+        if len(ids) + 2 > self.model.max_len:
+            raise UserError(f"{text!r} has {len(ids)} tokens; this model reads at most {self.model.max_len - 2}")
+        return torch.tensor([[self.cls_id, *ids, self.sep_id]], device=self.device)
+
+    @torch.no_grad()
+    def attention(self, text: str) -> list[torch.Tensor]:
+        """Per layer the (H, T, T) self-attention over [CLS] text [SEP] (every row reads both sides)."""
+        _, maps = self.model(self.encode(text), need_weights=True)
+        return [w[0].float().cpu() for w in maps]
+
     @torch.no_grad()
     def fill(self, text: str, top_k: int = 5) -> list[list[tuple[str, float]]]:
         """For each [MASK] of ``text``, in order, the ``top_k`` likeliest ordinary tokens and their
         probabilities (the softmax over the ordinary tokens, special ones left out)."""
-        ids = self.tokenizer.encode(text).ids
-        if self.mask_id not in ids:
+        row = self.encode(text)
+        ids = row[0, 1:-1]
+        if not (ids == self.mask_id).any():
             raise UserError(f"no {MASK} in {text!r}: write {MASK} where a word is to be filled in")
-        if len(ids) + 2 > self.model.max_len:
-            raise UserError(f"{text!r} has {len(ids)} tokens; this model reads at most {self.model.max_len - 2}")
-        row = torch.tensor([[self.cls_id, *ids, self.sep_id]], device=self.device)
         logits = self.model(row)[0, 1:-1].float()  # (T, V)
         logits[:, torch.from_numpy(self.masking.special).to(self.device)] = -math.inf
-        probabilities = logits[torch.tensor(ids, device=self.device) == self.mask_id].softmax(-1)  # (M, V)
+        probabilities = logits[ids == self.mask_id].softmax(-1)  # (M, V)
         best = probabilities.topk(min(top_k, probabilities.size(-1)), dim=-1)
         return [[(self.tokenizer.id_to_token(int(i)), float(p)) for p, i in zip(values, indices)]
                 for values, indices in zip(best.values, best.indices)]
@@ -260,8 +271,9 @@ class MaskedLanguageModelTask(Task):
         d = config.data
         if not d.text:
             raise UserError("train mlm needs a text to pre-train on: --text FILE")
+        characters = token_stream.count_characters(d.text)  # a missing, empty or non-UTF-8 file fails here
         token_stream.check_split_lengths(d.text, d.valid_fraction, d.block_size)
-        return token_stream.count_characters(d.text)
+        return characters
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         return train(config, run, resume=resume, log=log, parallel=parallel)[1]
