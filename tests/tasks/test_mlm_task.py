@@ -137,3 +137,17 @@ def test_the_predictor_from_python(trained):
     maps = mlm.attention("the cat sees")  # [CLS] the cat sees [SEP]
     assert len(maps) == 2 and maps[0].shape == (4, 5, 5)
     torch.testing.assert_close(maps[0].sum(-1), torch.ones(4, 5))
+
+
+def test_the_explorer_shows_the_fillers_and_the_self_attention(trained):
+    from seqlab.tasks.task import Request, get
+
+    task = get("mlm")
+    mlm = task.load(trained)
+    shown = task.explore(mlm, Request(text="the cat [MASK] a tree"))
+    assert shown["output"].startswith("[MASK] 1: ") and len(shown["output"].split("  ")) == 5
+    attention = shown["views"]["self-attention"]
+    assert attention["queries"] == ["[CLS]", "the", "cat", "[MASK]", "a", "tree", "[SEP]"]
+    assert len(attention["weights"]) == 2 and len(attention["weights"][0][0]) == 7
+    assert task.explore(mlm, Request(text="the cat"))["output"].startswith("write [MASK]")
+    assert task.input_limit(mlm) == 30

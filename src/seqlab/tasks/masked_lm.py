@@ -34,7 +34,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
-from . import run_dir as runs
+from . import run_dir as runs, views
 from .language_model import check_text_length, open_splits, write_splits
 from .task import Flag, Task, register
 
@@ -287,6 +287,14 @@ class MaskedLanguageModelTask(Task):
 
     def evaluate(self, mlm: MaskedLanguageModel, options) -> dict[str, Any]:
         return mlm.evaluate_text(options["text"])
+
+    def input_limit(self, mlm: MaskedLanguageModel) -> int:
+        return mlm.model.max_len - 2
+
+    def explore(self, mlm: MaskedLanguageModel, request) -> dict[str, Any]:
+        if not request.text.strip():
+            raise UserError("type an input first")
+        return views.fill_in(mlm, request.text)
 
     def predict(self, mlm: MaskedLanguageModel, inputs, options):
         top_k = options.get("top_k") or 5
