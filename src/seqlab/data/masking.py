@@ -63,9 +63,10 @@ class Masking:
         candidate = ~self.special[ids]  # (B, T)
         draw = rng.random(ids.shape)
         if self.continuation is not None:
-            # Every piece takes its word's draw: the draw at the last position that starts a word (a
-            # special token starts one too, so a word cut off at a block's start stays by itself).
-            starts = ~self.continuation[ids] | ~candidate
+            # Every piece takes its word's draw: the draw at the last position that starts a word. A
+            # special token is no ## piece, so it starts one too, and the pieces of a word cut off at a
+            # block's start ([CLS] before them) share [CLS]'s draw: chosen together, [CLS] never.
+            starts = ~self.continuation[ids]
             columns = np.arange(ids.shape[1])
             start_of_word = np.maximum.accumulate(np.where(starts, columns, 0), axis=1)
             draw = np.take_along_axis(draw, start_of_word, axis=1)
