@@ -24,12 +24,12 @@ def worker(args: argparse.Namespace) -> None:
     n = set_threads(args.threads or None)  # before torch does any parallel work
     import torch
 
-    from seqlab.models import Transformer
+    from seqlab.models import Transformer, TransformerConfig
 
     torch.manual_seed(0)
     vocab, length = 64, 24
-    model = Transformer(vocab, vocab, d_model=args.d_model, n_heads=4, n_layers=2, d_ff=2 * args.d_model,
-                        dropout=0.0, norm_first=True)
+    model = Transformer(TransformerConfig(vocab, vocab, d_model=args.d_model, n_heads=4, n_layers=2,
+                                          d_ff=2 * args.d_model, dropout=0.0, norm_first=True))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=True)
     src = torch.randint(4, vocab, (args.batch, length))
     tgt = torch.randint(4, vocab, (args.batch, 12))

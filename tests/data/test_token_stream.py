@@ -1,5 +1,6 @@
-"""Language-model data: the 90/10 character split, tokenizer round trips, the memory-mapped ids,
-random contiguous blocks with exact resume, and clear errors."""
+"""Language-model data: the 90/10 character split, folders and glob patterns read as one text,
+pieces whose ids are those of the whole text, tokenizer round trips, the memory-mapped ids, random
+contiguous blocks with exact resume, and clear errors."""
 
 import numpy as np
 import pytest
@@ -81,3 +82,78 @@ def test_default_corpus_is_the_standard_library_source():
     text = "".join(token_stream.python_stdlib_corpus(50_000))
     assert len(text) == 50_000
     assert "def " in text and "import " in text
+
+
+# Blank lines, indented lines, CRLF, trailing spaces, tabs, a long line: where cuts could change the ids.
+HARD_TEXT = "".join(f"def f{i}(x):\n    return x  \n\n\n\tpass\r\nline {i} über\n" for i in range(40)) + \
+    " ".join(f"word{i}" for i in range(200)) + "\n  \n"
+
+
+@pytest.mark.parametrize("kind", ["char", "bytebpe"])
+def test_pieces_encode_to_the_ids_of_the_whole_text(tmp_path, monkeypatch, kind):
+    monkeypatch.setattr(token_stream, "CHUNK_CHARS", 64)  # many pieces, many batches of them
+    monkeypatch.setattr(token_stream, "BATCH_PIECES", 3)
+    path = tmp_path / "hard.txt"
+    path.write_bytes(HARD_TEXT.encode("utf-8"))
+    tokenizer = train_tokenizer([HARD_TEXT], kind, 300)
+    pieces = list(token_stream.text_pieces(path))
+    assert len(pieces) > 20 and "".join(pieces) == HARD_TEXT
+    tokens, chars = token_stream.encode_to_file(tokenizer, pieces, tmp_path / "ids.bin")
+    ids = np.fromfile(tmp_path / "ids.bin", dtype=np.uint16)
+    assert ids.tolist() == tokenizer.encode(HARD_TEXT).ids and (tokens, chars) == (len(ids), len(HARD_TEXT))
+    if kind == "bytebpe":  # why pieces are not cut after every line: the ids would change
+        lines = HARD_TEXT.splitlines(keepends=True)
+        assert [i for e in tokenizer.encode_batch(lines) for i in e.ids] != ids.tolist()
+
+
+@pytest.fixture()
+def folder(tmp_path):
+    """Files in a tree, hidden ones among them, and the order ``text_files`` must give them in."""
+    root = tmp_path / "corpus"
+    contents = {"b.txt": "bravo\n", "a/z.txt": "zulu\n", "a/b.txt": "alpha no newline", "a-c.txt": "dash\n",
+                "c/d/e.md": "echo\n", ".hidden.txt": "HIDDEN\n", ".git/config": "GIT\n", "a/.x": "X\n"}
+    for name, text in contents.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    # Path order compares folder by folder: a/… before a-c.txt ("a" < "a-c"), hidden files left out.
+    order = ["a/b.txt", "a/z.txt", "a-c.txt", "b.txt", "c/d/e.md"]
+    return root, order, "alpha no newlinezulu\ndash\nbravo\necho\n"
+
+
+def test_a_folder_is_its_files_in_sorted_path_order(folder, monkeypatch):
+    root, order, joined = folder
+    assert token_stream.text_files(root) == [root / name for name in order]
+    monkeypatch.setattr(token_stream, "CHUNK_CHARS", 4)  # blocks and pieces across the files' edges
+    pieces = token_stream.split_text(root, 0.2)
+    cut = int(len(joined) * 0.8)
+    assert "".join(pieces["train"]()) == joined[:cut] and "".join(pieces["valid"]()) == joined[cut:]
+    assert token_stream.count_characters(root) == len(joined)
+
+
+def test_a_glob_pattern_is_the_files_it_matches_sorted(folder):
+    root, _, _ = folder
+    assert token_stream.text_files(root / "a" / "*.txt") == [root / "a/b.txt", root / "a/z.txt"]
+    assert token_stream.text_files(f"{root}/**/*.txt") == [root / n for n in ("a/b.txt", "a/z.txt", "a-c.txt",
+                                                                               "b.txt")]
+    assert "".join(token_stream.text_pieces(root / "?.txt")) == "bravo\n"
+
+
+def test_folders_and_patterns_that_give_no_text_are_data_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no files in it"):
+        token_stream.text_files(tmp_path / "empty")
+    (tmp_path / "only-hidden").mkdir()
+    (tmp_path / "only-hidden" / ".notes").write_text("text\n")
+    with pytest.raises(DataError, match="no files in it"):
+        token_stream.text_files(tmp_path / "only-hidden")
+    with pytest.raises(DataError, match="no files match"):
+        token_stream.text_files(tmp_path / "*.txt")
+    (tmp_path / "blank").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / "blank" / name).write_text(" \n")
+    with pytest.raises(DataError, match="empty"):
+        token_stream.count_characters(tmp_path / "blank")
+    (tmp_path / "blank" / "c.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="c.txt is not valid UTF-8"):  # the file is named
+        token_stream.split_text(tmp_path / "blank", 0.1)
+

@@ -16,9 +16,9 @@ def tiny_lm(positional="learned", max_len=32, **kwargs):
                                              positional=positional, **kwargs)).eval()
 
 
-@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rotary"])
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "rotary", "relative"])
 def test_logits_with_cache_equal_logits_without(positional):
-    model = tiny_lm(positional)
+    model = tiny_lm(positional, max_relative_position=4)  # k < the sequence: clipping takes part
     ids = torch.randint(0, 40, (3, 20))
     full = model(ids)
     cache = model.new_cache()
@@ -30,7 +30,7 @@ def test_logits_with_cache_equal_logits_without(positional):
     assert cache.offset == 20
 
 
-@pytest.mark.parametrize("positional", ["learned", "rotary"])
+@pytest.mark.parametrize("positional", ["learned", "rotary", "relative"])
 def test_no_position_sees_the_future(positional):
     model = tiny_lm(positional)
     ids = torch.randint(0, 40, (2, 16))
@@ -125,3 +125,15 @@ def test_initial_loss_is_near_uniform_and_model_compiles():
     assert abs(loss.item() - math.log(40)) < 0.1  # GPT-2 init: small logits at the start
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)  # no graph breaks
     torch.testing.assert_close(compiled(ids), model(ids))
+
+
+def test_relative_positions_save_and_load(tmp_path):
+    model = tiny_lm("relative", max_relative_position=5)
+    assert model.position is None and all(layer.self_attn.relative.max_distance == 5 for layer in model.layers)
+    with torch.no_grad():
+        model.layers[1].self_attn.relative.key.weight.add_(0.5)  # not the initial values
+    model.save_pretrained(tmp_path)
+    loaded = from_pretrained(tmp_path).eval()
+    assert loaded.config == model.config
+    ids = torch.randint(0, 40, (2, 12))
+    torch.testing.assert_close(loaded(ids), model(ids))

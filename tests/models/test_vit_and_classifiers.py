@@ -7,7 +7,7 @@ import torch
 
 from seqlab.data import word_vectors
 from seqlab.data.tokenizer import train_tokenizer
-from seqlab.models import classifiers
+from seqlab.models import classifiers, from_pretrained
 from seqlab.models.vit import VisionTransformer, VisionTransformerConfig, attention_rollout, patchify, unpatchify
 
 
@@ -67,6 +67,9 @@ def test_pooling_ignores_padding():
         30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12)),
     lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
         30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, pool="cls")),
+    lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=12, pool="cls", positional="relative",
+        max_relative_position=2)),
     lambda: classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(30, 3, d_model=16, hidden_size=8)),
     lambda: classifiers.ConvClassifier(classifiers.ConvClassifierConfig(30, 3, d_model=16, n_filters=4)),
 ])
@@ -76,6 +79,21 @@ def test_padding_does_not_change_a_prediction(make):
     padded = torch.tensor([[5, 6, 7, 8, 0, 0, 0, 0]])
     torch.testing.assert_close(model(ids), model(padded), rtol=1e-5, atol=1e-5)
     assert model(torch.tensor([[5, 6]])).shape == (1, 3)  # shorter than the widest filter
+
+
+def test_transformer_classifier_with_relative_positions_saves_and_loads(tmp_path):
+    model = classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=12, positional="relative", max_relative_position=3))
+    assert model.position is None and all(layer.self_attn.relative.max_distance == 3 for layer in model.layers)
+    with torch.no_grad():
+        model.layers[0].self_attn.relative.key.weight.add_(0.5)  # not the initial values
+    model.save_pretrained(tmp_path)
+    loaded = from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10, 0, 0]])
+    assert loaded.config == model.config
+    torch.testing.assert_close(loaded(ids), model.eval()(ids))
+    with pytest.raises(ValueError, match="positional"):
+        classifiers.TransformerClassifierConfig(30, 3, positional="rotary")
 
 
 def test_word2vec_initialises_the_embedding_and_can_be_frozen():

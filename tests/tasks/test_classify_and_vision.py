@@ -58,6 +58,10 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     assert first.split("\t")[1].startswith("pos") and second.split("\t")[1].startswith("neg")  # most probable first
     monkeypatch.setattr("sys.stdin", io.StringIO("a superb film\n\nan awful film\n"))  # or one text a line
     assert run_cli("predict", run, capsys=capsys)[1] == out
+    if model == "transformer":  # longer than the trained model reads: a hint that predict can follow
+        code, out, err = run_cli("predict", run, "film " * 5000, capsys=capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "shorten the text" in err and "--set" not in err
     # eval: the run's column names and encoding by default; the third row is labelled wrongly on purpose.
     new = tmp_path / "new.csv"
     new.write_text("text,label\na superb film,pos\nan awful film,neg\na wonderful film,neg\n", encoding="latin-1")

@@ -1,15 +1,22 @@
 """Language-model data: one long text -> token ids in a memory-mapped file on disk -> random
-contiguous blocks. The text is read line by line and the ids written in chunks, so a corpus larger
-than memory works; training reads only the blocks it draws.
+contiguous blocks. The text is read a block of characters at a time and the ids written in chunks, so a
+corpus larger than memory works; training reads only the blocks it draws.
 
-    split_text(path, 0.1)      the first 90 % of the characters train, the last 10 % validate
+    text_files(source)         a file, a folder (its files, recursively) or a glob pattern -> the files
+    split_text(source, 0.1)    the first 90 % of the characters train, the last 10 % validate
     encode_to_file(...)        ids -> RUN_DIR/train.bin, valid.bin (uint16, or uint32 for big vocabularies)
     BlockBatches(ids, T, B)    x = ids[i : i+T], y = ids[i+1 : i+T+1] at random offsets i
+
+The files of a folder or a pattern read as one text: their contents joined in sorted path order.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import itertools
+import os
+import re
 import sysconfig
 import tempfile
 from pathlib import Path
@@ -22,77 +29,149 @@ from torch import Tensor
 
 from ..errors import DataError
 
-CHUNK_CHARS = 1 << 20  # characters tokenised at a time
+CHUNK_CHARS = 1 << 16  # characters read, and about the characters of one piece tokenised
+BATCH_PIECES = 16  # pieces tokenised together (in parallel) by one encode_batch
+GLOB_MAGIC = re.compile(r"[*?[]")
+# A piece ends just before the last line break (or, in a very long line, space) of a run of whitespace,
+# where a non-space character follows: GPT-2's byte-level pre-tokenizer (Radford et al. 2019 §2.2,
+# whose pattern ends in \s+(?!\S)|\s+) splits there anyway, so the pieces' ids are those of the
+# whole text. Whole lines would not be: "\n\n" is one pre-token, and so is the "\n " before an
+# indented line.
 
 
-def _lines(path: Path) -> Iterator[str]:
-    """The file's lines with their line endings, as written; bad UTF-8 is a DataError."""
+def text_files(source: str | Path) -> list[Path]:
+    """The files a text source names: a file; every regular file under a folder, recursively, hidden
+    files and folders left out; or the files a glob pattern (``**`` included) matches. Sorted by path;
+    none is a DataError."""
+    source = str(source)
+    path = Path(os.path.expanduser(source))
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        def refuse(error: OSError) -> None:
+            raise DataError(f"cannot read {error.filename}: {error.strerror}")
+
+        files = []
+        for folder, subfolders, names in os.walk(path, onerror=refuse):
+            subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+            files += [Path(folder, name) for name in names if not name.startswith(".")]
+        files = sorted(file for file in files if file.is_file())
+        if not files:
+            raise DataError(f"{source} is a folder with no files in it (hidden files are skipped)")
+        return files
+    if GLOB_MAGIC.search(source):
+        files = sorted(Path(name) for name in glob.glob(str(path), recursive=True) if os.path.isfile(name))
+        if not files:
+            raise DataError(f"no files match {source}")
+        return files
+    raise DataError(f"file not found: {source}")
+
+
+def _read(path: Path, size: int) -> Iterator[str]:
+    """The file's text, ``size`` characters at a time, line endings as written; bad UTF-8 is a DataError."""
     try:
         with open(path, encoding="utf-8", newline="") as file:
-            yield from file
+            while block := file.read(size):
+                yield block
     except UnicodeDecodeError as error:
         raise DataError(f"{path} is not valid UTF-8 ({error.reason}); convert it to UTF-8") from None
     except OSError as error:
-        raise DataError(f"cannot read {path}: {error}") from None
+        raise DataError(f"cannot read {path}: {error.strerror or error}") from None
 
 
-def count_characters(path: str | Path) -> int:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
+def _blocks(files: list[Path]) -> Iterator[str]:
+    """The files' texts joined, in blocks of up to CHUNK_CHARS characters."""
+    for path in files:
+        yield from _read(path, CHUNK_CHARS)
+
+
+def _count(files: list[Path], source: str | Path) -> int:
     n, blank = 0, True
-    for line in _lines(path):  # one pass: the length and whether anything but whitespace is there
-        n += len(line)
-        blank = blank and not line.strip()
+    for block in _blocks(files):  # one pass: the length and whether anything but whitespace is there
+        n += len(block)
+        blank = blank and not block.strip()
     if blank:
-        raise DataError(f"{path} is empty")
+        raise DataError(f"{source} is empty")
     return n
 
 
-def _pieces(path: Path, start: int, end: int) -> Iterator[str]:
-    """Characters start … end-1 of the file, in pieces of about CHUNK_CHARS (whole lines but for the
-    split point)."""
-    position, buffer, size = 0, [], 0
-    for line in _lines(path):
-        line_end = position + len(line)
-        if line_end > start and position < end:
-            piece = line[max(start - position, 0) : end - position]
-            buffer.append(piece)
-            size += len(piece)
-            if size >= CHUNK_CHARS:
-                yield "".join(buffer)
-                buffer, size = [], 0
-        position = line_end
+def count_characters(source: str | Path) -> int:
+    """The characters of a text source (see ``text_files``); a missing, empty, unreadable or non-UTF-8
+    one is a DataError."""
+    return _count(text_files(source), source)
+
+
+def _pieces(files: list[Path], start: int, end: int) -> Iterator[str]:
+    """Characters start … end-1 of the files' joined text, in pieces of about CHUNK_CHARS, each cut
+    where the pre-tokenizer splits anyway (a piece grows to 8 × CHUNK_CHARS looking for such a place)."""
+    position, pending = 0, ""
+    for block in _blocks(files):
+        block_start, position = position, position + len(block)
+        if position <= start:
+            continue
+        pending += block[max(start - block_start, 0) : end - block_start]
+        if len(pending) >= CHUNK_CHARS:
+            cut = _last_safe_cut(pending)
+            if cut:
+                yield pending[:cut]
+                pending = pending[cut:]
+            elif len(pending) >= 8 * CHUNK_CHARS:  # no space at all in 8 blocks: cut anyway
+                yield pending
+                pending = ""
         if position >= end:
             break
-    if buffer:
-        yield "".join(buffer)
+    if pending:
+        yield pending
 
 
-def text_pieces(path: str | Path) -> Iterator[str]:
-    """The whole file in pieces of about CHUNK_CHARS (a missing, empty or non-UTF-8 file is a DataError)."""
-    return _pieces(Path(path), 0, count_characters(path))
+def _last_safe_cut(text: str) -> int:
+    """The offset of the last line break, or failing one the last space, past the first quarter of
+    ``text`` that a non-space character follows; 0 if none."""
+    for space in ("\n", " "):
+        at = len(text) - 1  # a space at the very end waits: what follows it is unknown
+        while (at := text.rfind(space, len(text) // 4, at)) > 0:
+            if not text[at + 1].isspace():
+                return at
+    return 0
 
 
-def check_split_lengths(path: str | Path, valid_fraction: float, block_size: int) -> None:
+def text_pieces(source: str | Path) -> Iterator[str]:
+    """The whole text source in pieces of about CHUNK_CHARS (a missing, empty or non-UTF-8 one is a
+    DataError)."""
+    files = text_files(source)
+    return _pieces(files, 0, _count(files, source))
+
+
+def check_split_lengths(source: str | Path, valid_fraction: float, block_size: int,
+                        characters: int | None = None) -> None:
     """A DataError unless each part of ``split_text`` holds at least ``block_size + 1`` characters:
-    a character tokenizer gives one token a character, so shorter parts cannot fill one block."""
-    n = count_characters(path)
+    a character tokenizer gives one token a character, so shorter parts cannot fill one block.
+    ``characters``: the source's count, when known."""
+    n = characters if characters is not None else count_characters(source)
     cut = int(n * (1.0 - valid_fraction))
     for name, chars in (("training", cut), ("validation", n - cut)):
         if chars < block_size + 1:
-            raise DataError(f"{path} has {n} characters, {chars} of them in the {name} part; a block of "
+            raise DataError(f"{source} has {n} characters, {chars} of them in the {name} part; a block of "
                             f"{block_size} needs at least {block_size + 1} (use a longer text, a smaller "
                             f"data.block_size{' or a larger data.valid_fraction' if name == 'validation' else ''})")
 
 
-def split_text(path: str | Path, valid_fraction: float) -> dict[str, Callable[[], Iterator[str]]]:
+def split_text(source: str | Path, valid_fraction: float) -> dict[str, Callable[[], Iterator[str]]]:
     """{"train": pieces of the first (1 - valid_fraction) of the characters, "valid": the rest}; each
-    value makes a fresh iterator (the file is read again, never held whole)."""
-    path = Path(path)
-    n = count_characters(path)
+    value makes a fresh iterator (the files are read again, never held whole)."""
+    files = text_files(source)
+    n = _count(files, source)
     cut = int(n * (1.0 - valid_fraction))
-    return {"train": lambda: _pieces(path, 0, cut), "valid": lambda: _pieces(path, cut, n)}
+    return {"train": lambda: _pieces(files, 0, cut), "valid": lambda: _pieces(files, cut, n)}
+
+
+def first_characters(pieces: Iterable[str], limit: int) -> Iterator[str]:
+    """The pieces up to ``limit`` characters in all (the last one cut short)."""
+    for piece in pieces:
+        if limit <= 0:
+            return
+        yield piece[:limit]
+        limit -= len(piece)
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -100,15 +179,21 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path) -> tuple[int, int]:
-    """Tokenise text pieces into a flat binary file of ids -> (tokens, characters) written."""
+    """Tokenise text pieces into a flat binary file of ids -> (tokens, characters) written. The pieces
+    go BATCH_PIECES at a time through ``encode_batch``, which spreads them over the cores; the ids are
+    those of encoding each piece alone."""
     dtype = token_dtype(tokenizer.get_vocab_size())
+    # encode_batch_fast (in newer tokenizers releases) skips the character offsets: only the ids are kept
+    encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     tokens = characters = 0
+    pieces = iter(pieces)
     with open(path, "wb") as file:
-        for piece in pieces:
-            ids = np.asarray(tokenizer.encode(piece).ids, dtype=dtype)
-            ids.tofile(file)
-            tokens += ids.size
-            characters += len(piece)
+        while batch := list(itertools.islice(pieces, BATCH_PIECES)):
+            for encoding in encode_batch(batch):
+                ids = np.asarray(encoding.ids, dtype=dtype)
+                ids.tofile(file)
+                tokens += ids.size
+            characters += sum(map(len, batch))
     return tokens, characters
 
 

@@ -42,13 +42,14 @@ class Inspector:
         return self.task.explore(self.engine, Request(text, beam, max_new_tokens, image))
 
     def positional(self, positions: int = 64) -> dict[str, Any]:
-        """The encoding added at each position: the sinusoidal table or the learned vectors."""
+        """The encoding added at each position: the sinusoidal table or the learned vectors (none for
+        rotary and relative positions, which act inside attention)."""
         from ..nn import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 
         module = next((m for m in self.model.modules()
                        if isinstance(m, (LearnedPositionalEmbedding, SinusoidalPositionalEncoding))), None)
         if module is None:
-            return {"kind": "none (rotary or recurrent)", "values": []}
+            return {"kind": "none (rotary, relative or recurrent)", "values": []}
         if isinstance(module, LearnedPositionalEmbedding):
             table, kind = module.embedding.weight[:positions], "learned"
         else:

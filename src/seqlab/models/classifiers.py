@@ -1,6 +1,7 @@
 """Text classifiers over token ids (B, T) with padding (id 0): an encoder-only Transformer, a
 bidirectional LSTM and a convolutional network (Kim, 2014). Each returns class logits (B, K); each
-takes an optional pre-trained embedding matrix (word2vec, GloVe), frozen or fine-tuned."""
+takes an optional pre-trained embedding matrix (word2vec, GloVe), frozen or fine-tuned. The Transformer's
+positions are learned vectors or relative position representations (Shaw, Uszkoreit & Vaswani, 2018)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, LearnedPositionalEmbedding, encoder_layer
+from ..nn import LSTM, LearnedPositionalEmbedding, RelativePositions, encoder_layer
 from . import pretrained
 
 
@@ -60,16 +61,24 @@ class TransformerClassifierConfig:
     max_len: int = 256
     pool: str = "mean"  # "mean" over real tokens or the "cls" token's output
     pad_id: int = 0
+    positional: str = "learned"  # or "relative" (Shaw et al., 2018): nothing added to the embeddings
+    max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
 
     def __post_init__(self) -> None:
         if self.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean'; got {self.pool!r}")
+        if self.positional not in ("learned", "relative"):
+            raise ValueError(f"positional must be 'learned' or 'relative'; got {self.positional!r}")
+        if self.max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
 
 
 @pretrained.register
 class TransformerClassifier(TextClassifier):
     """An encoder (pre-LN) over the tokens, pooled by a [CLS] token (``pool="cls"``: one learned
-    vector in front, its output classified) or by the mean over real tokens (``pool="mean"``)."""
+    vector in front, its output classified) or by the mean over real tokens (``pool="mean"``).
+    ``positional="relative"``: each layer's self-attention gets relative position representations
+    instead of learned positions added to the embeddings (the [CLS] token is position 0)."""
 
     config_class = TransformerClassifierConfig
 
@@ -80,9 +89,15 @@ class TransformerClassifier(TextClassifier):
         self.pool, self.pad_id = pool, pad_id
         self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
-        self.position = LearnedPositionalEmbedding(c.max_len + 1, d_model)
+        relative = c.positional == "relative"
+        self.position = None if relative else LearnedPositionalEmbedding(c.max_len + 1, d_model)
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
+
+        def relative_positions() -> RelativePositions | None:  # one per layer (Shaw et al. §3.3)
+            return RelativePositions(d_model // c.n_heads, c.max_relative_position) if relative else None
+
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
+                                                  relative=relative_positions())
                                     for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, c.n_classes)
@@ -95,7 +110,9 @@ class TransformerClassifier(TextClassifier):
         if self.pool == "cls":
             x = torch.cat([self.cls.expand(len(ids), -1, -1), x], dim=1)
             keep = torch.cat([keep.new_ones(len(ids), 1), keep], dim=1)
-        x = self.dropout(self.position(x))
+        if self.position is not None:
+            x = self.position(x)
+        x = self.dropout(x)
         mask = keep.unsqueeze(1)  # (B, 1, T): padding is never attended to
         maps = []
         for layer in self.layers:

@@ -4,7 +4,8 @@
     ids ─ Embedding (+ learned / sinusoidal position) ─ N × [causal self-attention, FFN] ─ LayerNorm
         ─ Linear (tied to the embedding) ─ logits
 
-Pre-LN by default, as in GPT-2; rotary position embeddings (RoPE) as an option.
+Pre-LN by default, as in GPT-2; rotary position embeddings (RoPE) or relative position
+representations (Shaw, Uszkoreit & Vaswani, 2018: clipped offsets, per layer) as options.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn import (KVCache, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding, causal_mask,
-                  encoder_layer)
+from ..nn import (KVCache, LearnedPositionalEmbedding, RelativePositions, RotaryEmbedding, SinusoidalPositionalEncoding,
+                  causal_mask, encoder_layer)
 from . import generation, pretrained
 
-POSITIONAL = ("learned", "sinusoidal", "rotary")
+POSITIONAL = ("learned", "sinusoidal", "rotary", "relative")
 
 
 class LMCache(list):
@@ -42,7 +43,8 @@ class TransformerLMConfig:
     dropout: float = 0.0
     norm_first: bool = True
     activation: str = "gelu"
-    positional: str = "learned"  # "learned", "sinusoidal" or "rotary"
+    positional: str = "learned"  # "learned", "sinusoidal", "rotary" or "relative" (Shaw et al., 2018)
+    max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
     tie_weights: bool = True  # the output layer is the embedding (Press & Wolf, 2017)
     attention_dropout: float | None = None  # None = dropout
     ff_dropout: float | None = None  # None = dropout
@@ -50,6 +52,8 @@ class TransformerLMConfig:
     def __post_init__(self) -> None:
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {self.positional!r}")
+        if self.max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
         self.d_ff = self.d_ff or 4 * self.d_model
 
 
@@ -68,12 +72,19 @@ class TransformerLM(pretrained.PretrainedModel):
             "learned": lambda: LearnedPositionalEmbedding(max_len, d_model),
             "sinusoidal": lambda: SinusoidalPositionalEncoding(d_model, max_len),
             "rotary": lambda: None,
+            "relative": lambda: None,
         }[c.positional]()
         rotary = RotaryEmbedding(d_model // n_heads, max_len) if c.positional == "rotary" else None
+
+        def relative() -> RelativePositions | None:  # one per layer, shared by its heads (Shaw et al. §3.3)
+            if c.positional != "relative":
+                return None
+            return RelativePositions(d_model // n_heads, c.max_relative_position)
+
         self.dropout = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList(
             encoder_layer(d_model, n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
-                         c.ff_dropout, rotary)
+                         c.ff_dropout, rotary, relative())
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)

@@ -3,6 +3,10 @@
 
     src ─ Embedding·√d_model + PE ─ Encoder ──────────────┐ memory
     tgt ─ Embedding·√d_model + PE ─ Decoder (masked self, cross) ─ Linear ─ logits
+
+PE is the sinusoidal table (§3.5) or learned vectors; ``positional="relative"`` adds nothing to the
+embeddings and gives the encoder's and the decoder's self-attention relative position
+representations instead (Shaw, Uszkoreit & Vaswani, 2018: clipped offsets, per layer).
 """
 
 from __future__ import annotations
@@ -12,18 +16,19 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn import (Decoder, Encoder, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, causal_mask,
-                  decoder_layer, encoder_layer, padding_mask)
+from ..nn import (Decoder, Encoder, LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding,
+                  causal_mask, decoder_layer, encoder_layer, padding_mask)
 from ..nn.layers import DecoderCache
 from . import pretrained
 
-POSITIONAL = {"sinusoidal", "learned"}
+POSITIONAL = {"sinusoidal", "learned", "relative"}
 
 
 class TokenEmbedding(nn.Module):
-    """Token embedding scaled by √d_model (§3.4), plus position and dropout."""
+    """Token embedding scaled by √d_model (§3.4), plus position (none when ``positional`` is None:
+    relative positions live in the attention) and dropout."""
 
-    def __init__(self, vocab_size: int, d_model: int, positional: nn.Module, dropout: float) -> None:
+    def __init__(self, vocab_size: int, d_model: int, positional: nn.Module | None, dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.positional = positional
@@ -32,7 +37,10 @@ class TokenEmbedding(nn.Module):
 
     def forward(self, tokens: Tensor, offset: int = 0) -> Tensor:
         """tokens: (B, T) -> (B, T, D)."""
-        return self.dropout(self.positional(self.embedding(tokens) * self.scale, offset))
+        x = self.embedding(tokens) * self.scale
+        if self.positional is not None:
+            x = self.positional(x, offset)
+        return self.dropout(x)
 
 
 @dataclass
@@ -49,7 +57,8 @@ class TransformerConfig:
     max_len: int = 512
     n_decoder_layers: int | None = None  # None = n_layers
     norm_first: bool = False  # the paper's post-LN; True = pre-LN
-    positional: str = "sinusoidal"  # or "learned"
+    positional: str = "sinusoidal"  # or "learned", or "relative" (Shaw et al., 2018)
+    max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
     activation: str = "relu"
     share_embeddings: bool = False  # one embedding matrix for source and target (one vocabulary)
     tie_output: bool = True  # the output layer is the target embedding (§3.4)
@@ -60,6 +69,8 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {sorted(POSITIONAL)}, got {self.positional!r}")
+        if self.max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
             raise ValueError("share_embeddings needs one vocabulary for source and target")
 
@@ -73,10 +84,17 @@ class Transformer(pretrained.PretrainedModel):
         self.config = c = config
         self.pad_id, self.max_len = c.pad_id, c.max_len
 
-        def position() -> nn.Module:
+        def position() -> nn.Module | None:
             if c.positional == "learned":
                 return LearnedPositionalEmbedding(c.max_len, c.d_model)
+            if c.positional == "relative":
+                return None
             return SinusoidalPositionalEncoding(c.d_model, c.max_len)
+
+        def relative() -> RelativePositions | None:  # one per layer, shared by its heads (Shaw et al. §3.3)
+            if c.positional != "relative":
+                return None
+            return RelativePositions(c.d_model // c.n_heads, c.max_relative_position)
 
         def final_norm() -> nn.Module | None:
             return nn.LayerNorm(c.d_model) if c.norm_first else None
@@ -85,8 +103,9 @@ class Transformer(pretrained.PretrainedModel):
                  c.ff_dropout)
         self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, position(), c.dropout)
         self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, position(), c.dropout)
-        self.encoder = Encoder([encoder_layer(*block) for _ in range(c.n_layers)], final_norm())
-        self.decoder = Decoder([decoder_layer(*block) for _ in range(c.n_decoder_layers or c.n_layers)], final_norm())
+        self.encoder = Encoder([encoder_layer(*block, relative=relative()) for _ in range(c.n_layers)], final_norm())
+        self.decoder = Decoder([decoder_layer(*block, relative=relative())
+                                for _ in range(c.n_decoder_layers or c.n_layers)], final_norm())
         self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)  # the final Linear before softmax
 
         for p in self.parameters():

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .relative import RelativePositions
+
 
 def _fused_kernel_pays(q: Tensor, k: Tensor) -> bool:
     """torch's fused CPU kernel is slower than the plain composite in bf16 up to about 256 keys, and
@@ -26,6 +28,8 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     need_weights: bool = False,
     is_causal: bool = False,
+    relative: RelativePositions | None = None,
+    offset: int = 0,
 ) -> tuple[Tensor, Tensor | None]:
     """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V  (eq. 1).
 
@@ -34,6 +38,11 @@ def scaled_dot_product_attention(
     building a mask, so the fused kernel can skip the masked blocks. Returns out (B, H, Tq, d) and,
     when ``need_weights``, the attention weights (B, H, Tq, Tk). A query row that may attend to no
     key gives zeros (never NaN).
+
+    ``relative``: relative position representations (Shaw et al., 2018, eqs. 3-4) add q_i · a^K_ij / √d_k
+    to the logits and Σ_j α_ij a^V_ij to the output, queries at positions offset … offset + Tq - 1 and
+    keys at 0 … Tk - 1. The a^V term needs the weights α, so this runs the composite path, not the
+    fused kernel.
     """
     if is_causal and mask is not None:
         raise ValueError("give either a mask or is_causal=True, not both")
@@ -46,8 +55,10 @@ def scaled_dot_product_attention(
             empty_rows = ~allowed
             mask = mask | empty_rows
 
-    if need_weights or not _fused_kernel_pays(q, k):
+    if need_weights or relative is not None or not _fused_kernel_pays(q, k):
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (B, H, Tq, Tk)
+        if relative is not None:
+            scores = scores + relative.logits(q, k.size(-2), offset)
         if is_causal:
             mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
         if mask is not None:
@@ -57,6 +68,8 @@ def scaled_dot_product_attention(
             weights = weights.masked_fill(empty_rows, 0.0)
         attended = F.dropout(weights, dropout_p) if dropout_p > 0 else weights
         out = attended @ v  # (B, H, Tq, d)
+        if relative is not None:
+            out = out + relative.values(attended, offset)
         weights = weights if need_weights else None
     else:
         weights = None
@@ -102,7 +115,7 @@ class MultiHeadAttention(nn.Module):
     (§3.2.2). The h heads' projections are stored as one (D, D) matrix each: w_q, w_k, w_v, w_o."""
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True,
-                 rotary: nn.Module | None = None) -> None:
+                 rotary: nn.Module | None = None, relative: RelativePositions | None = None) -> None:
         super().__init__()
         if d_model % n_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
@@ -113,6 +126,7 @@ class MultiHeadAttention(nn.Module):
         self.w_v = nn.Linear(d_model, d_model, bias=bias)
         self.w_o = nn.Linear(d_model, d_model, bias=bias)
         self.rotary = rotary  # RoPE rotates queries and keys by position (decoder-only models)
+        self.relative = relative  # relative position representations (Shaw et al., 2018), self-attention only
 
     def _split_heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -139,20 +153,20 @@ class MultiHeadAttention(nn.Module):
         other's."""
         B, Tq, _ = query.shape
         q = self._split_heads(self.w_q(query))  # (B, H, Tq, d_head)
+        offset = len(cache) if cache is not None and not cache.static else 0  # positions already cached
         if cache is not None and cache.static and cache.key is not None:
             k, v = cache.key, cache.value  # encoder memory, projected at the first step
         else:
             k = self._split_heads(self.w_k(key))  # (B, H, Tk, d_head)
             v = self._split_heads(self.w_v(value))
             if self.rotary is not None:
-                offset = len(cache) if cache is not None else 0  # positions already cached
                 q, k = self.rotary(q, offset), self.rotary(k, offset)
             if cache is not None:
                 k, v = cache.update(k, v)
         if mask is not None:
             mask = mask.unsqueeze(-3)  # add the head axis: (..., 1, Tq, Tk)
         out, weights = scaled_dot_product_attention(
-            q, k, v, mask, self.dropout if self.training else 0.0, need_weights, is_causal
+            q, k, v, mask, self.dropout if self.training else 0.0, need_weights, is_causal, self.relative, offset
         )
         out = out.transpose(1, 2).reshape(B, Tq, -1)  # Concat(head_1, …, head_h)
         return self.w_o(out), weights

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from .attention import KVCache, MultiHeadAttention
 from .feedforward import PositionwiseFeedForward
+from .relative import RelativePositions
 
 
 def _or(rate: float | None, default: float) -> float:
@@ -122,20 +123,25 @@ class DecoderLayer(nn.Module):
 
 def encoder_layer(d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
                   activation: str = "relu", attention_dropout: float | None = None,
-                  ff_dropout: float | None = None, rotary: nn.Module | None = None) -> EncoderLayer:
+                  ff_dropout: float | None = None, rotary: nn.Module | None = None,
+                  relative: RelativePositions | None = None) -> EncoderLayer:
     """The encoder layer of Figure 1 (torch's ``TransformerEncoderLayer(d_model, n_heads, d_ff)``):
-    multi-head self-attention (``rotary``: RoPE on its queries and keys), the feed-forward network,
-    LayerNorms. ``attention_dropout`` / ``ff_dropout``: None = ``dropout``."""
-    return EncoderLayer(MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout), rotary=rotary),
+    multi-head self-attention (``rotary``: RoPE on its queries and keys; ``relative``: this layer's
+    relative position representations, Shaw et al. 2018), the feed-forward network, LayerNorms.
+    ``attention_dropout`` / ``ff_dropout``: None = ``dropout``."""
+    return EncoderLayer(MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout), rotary=rotary,
+                                           relative=relative),
                         PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation),
                         nn.LayerNorm(d_model), nn.LayerNorm(d_model), dropout, norm_first)
 
 
 def decoder_layer(d_model: int, n_heads: int, d_ff: int, dropout: float = 0.1, norm_first: bool = False,
                   activation: str = "relu", attention_dropout: float | None = None,
-                  ff_dropout: float | None = None) -> DecoderLayer:
-    """The decoder layer of Figure 1 (torch's ``TransformerDecoderLayer(d_model, n_heads, d_ff)``)."""
-    return DecoderLayer(MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout)),
+                  ff_dropout: float | None = None, relative: RelativePositions | None = None) -> DecoderLayer:
+    """The decoder layer of Figure 1 (torch's ``TransformerDecoderLayer(d_model, n_heads, d_ff)``);
+    ``relative``: relative position representations in its masked self-attention (Shaw et al. 2018;
+    cross-attention has no relative order between target and source)."""
+    return DecoderLayer(MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout), relative=relative),
                         MultiHeadAttention(d_model, n_heads, _or(attention_dropout, dropout)),
                         PositionwiseFeedForward(d_model, d_ff, _or(ff_dropout, dropout), activation),
                         nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model), dropout, norm_first)

@@ -61,7 +61,8 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
     if c.arch == "transformer":
         return classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
-            dropout=c.dropout, max_len=max_len, pool=c.pool, pad_id=PAD_ID))
+            dropout=c.dropout, max_len=max_len, pool=c.pool, pad_id=PAD_ID, positional=c.positional,
+            max_relative_position=c.max_relative_position))
     if c.arch == "lstm":
         return classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, hidden_size=c.hidden_size, n_layers=1, dropout=c.dropout,
@@ -71,12 +72,15 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
         pad_id=PAD_ID))
 
 
-def encode(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
+def encode(tokenizer, texts: list[str], max_len: int, training: bool = True) -> list[list[int]]:
+    """Token ids of each text; a text over ``max_len`` tokens is a DataError whose hint fits the command
+    (a trained model cannot read longer texts: only training takes ``--set``)."""
     ids = encode_all(tokenizer, texts)
     for number, row in enumerate(ids, 1):
         if len(row) > max_len:
-            raise DataError(f"text {number} has {len(row)} tokens; data.max_len is {max_len} "
-                            f"(raise it with --set data.max_len=N)")
+            hint = ("raise it with --set data.max_len=N" if training else
+                    "this model reads no more: shorten the text, or train with a larger data.max_len")
+            raise DataError(f"text {number} has {len(row)} tokens; data.max_len is {max_len} ({hint})")
     return [row or [PAD_ID] for row in ids]
 
 
@@ -302,7 +306,7 @@ class TextClassifierRun:
         """(N, classes), columns in ``self.classes`` order."""
         if self.linear is not None:
             return self.linear.predict_proba(texts)
-        return probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len))
+        return probabilities(self.model, encode(self.tokenizer, texts, self.config.data.max_len, training=False))
 
     def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
         return [dict(zip(self.classes, map(float, row))) for row in self.probability_matrix(texts)]
@@ -316,7 +320,7 @@ class TextClassifierRun:
         with one); other models have none."""
         if not hasattr(self.model, "layers"):
             raise UserError(f"a {self.config.model.arch} classifier has no attention weights")
-        ids = encode(self.tokenizer, [text], self.config.data.max_len)
+        ids = encode(self.tokenizer, [text], self.config.data.max_len, training=False)
         with torch.no_grad():
             _, maps = self.model(torch.tensor(ids, device=next(self.model.parameters()).device), need_weights=True)
         return [w[0].float().cpu() for w in maps]
@@ -325,7 +329,7 @@ class TextClassifierRun:
         """The Transformer's last-layer self-attention over one text, a panel per head."""
         from ..viz.attention import plot_self_attention  # matplotlib: only when drawing
 
-        ids = encode(self.tokenizer, [text], self.config.data.max_len)[0]
+        ids = encode(self.tokenizer, [text], self.config.data.max_len, training=False)[0]
         with torch.no_grad():
             _, maps = self.model(torch.tensor([ids], device=next(self.model.parameters()).device), need_weights=True)
         weights = maps[-1][0].float().cpu()  # (H, T, T)

@@ -46,6 +46,8 @@ class ClassifyModelConfig:
     n_layers: int = 2
     d_ff: int = 256
     pool: Literal["mean", "cls"] = "mean"
+    positional: Literal["learned", "relative"] = "learned"  # transformer; relative: Shaw et al. (2018)
+    max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     hidden_size: int = 128  # lstm
     n_filters: int = 100  # conv1d
     widths: list[int] = field(default_factory=lambda: [3, 4, 5])  # conv1d
@@ -75,6 +77,8 @@ class ClassifyModelConfig:
     def __post_init__(self) -> None:
         check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers, self.d_ff,
                     self.hidden_size, self.n_filters, *self.widths)
+        if self.max_relative_position < 1:
+            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
         if self.nb_alpha <= 0 or self.C <= 0:
             raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
         if not 0.0 <= self.nb_beta <= 1.0:

@@ -6,8 +6,8 @@ step (context; Cho et al. 2014) -> attention over all encoder states (attention;
 Luong et al. 2015) -> convolutions (conv; Gehring et al. 2017) -> the Transformer (Vaswani et al. 2017). Writes ``compare.md`` and ``compare.csv`` (parameters, training time, seconds per epoch,
 validation perplexity, test perplexity per word, test BLEU and exact match), ``curves.png``, and an
 alignment heatmap per model that has one. ``compare lm`` does the same for language models (RNN,
-LSTM, GRU, Transformer) on one text file: parameters, tokens/s, validation loss, perplexity and bits
-per character. ``compare classify`` puts the Transformer, BiLSTM and CNN beside the linear baselines on
+LSTM, GRU, Transformer) on one text (a file, a folder or a glob pattern): parameters, tokens/s,
+validation loss, perplexity and bits per character. ``compare classify`` puts the Transformer, BiLSTM and CNN beside the linear baselines on
 one labelled CSV (the same split, or the same K folds), ``compare forecast`` every forecaster on one
 series (the same windows).
 """

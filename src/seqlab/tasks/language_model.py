@@ -1,7 +1,10 @@
-"""Language modelling: one text file -> a trained decoder-only Transformer (or RNN/LSTM/GRU) LM,
-validation loss in nats per token, perplexity and bits per character; then sampling.
+"""Language modelling: a text (one file, a folder of files or a glob pattern) -> a trained
+decoder-only Transformer (or RNN/LSTM/GRU) LM, validation loss in nats per token, perplexity and bits
+per character; then sampling.
 
     seqlab train lm --text corpus.txt [--config RECIPE] [--set key=value ...] [--out RUN_DIR]
+    seqlab train lm --text corpus/           # every file under the folder, joined in sorted path order
+    seqlab train lm --text 'corpus/*.txt'    # the files the pattern matches, in sorted path order
     seqlab generate RUN_DIR --prompt "ROMEO:" --max-new-tokens 500 [--temperature --top-k --top-p --seed]
     seqlab eval RUN_DIR --text other.txt      # loss, perplexity and bits per character on another text
 
@@ -41,21 +44,24 @@ TASK = "lm"
 
 @dataclass
 class LMDataConfig:
-    text: str = option("", "a UTF-8 text file (default: the Python standard library's source)", path=True)
+    text: str = option("", "a UTF-8 text file, a folder of them or a glob pattern (default: the Python "
+                            "standard library's source)", path=True)
     tokenizer: Literal["char", "bpe"] = "char"  # bpe: GPT-2's byte-level BPE, trained on the split
     vocab_size: int = 4096  # BPE only; char takes every character of the training text
     valid_fraction: float = 0.1  # the last 10 % of the text validates
     block_size: int = 256  # context length in tokens
     eval_tokens: int = 0  # validation tokens scored at each evaluation; 0 = all of them
     default_corpus_chars: int = 2_000_000  # how much of the standard library, when no text is given
+    tokenizer_sample_chars: int = 100_000_000  # the tokenizer learns from this many leading training characters
 
     def __post_init__(self) -> None:
         if not 0.0 < self.valid_fraction < 0.5:
             raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
         if self.block_size < 2 or self.vocab_size < 260 and self.tokenizer == "bpe":
             raise ValueError("data.block_size must be at least 2 and a BPE data.vocab_size at least 260")
-        if self.eval_tokens < 0 or self.default_corpus_chars < 1:
-            raise ValueError("data.eval_tokens must not be negative, data.default_corpus_chars positive")
+        if self.eval_tokens < 0 or self.default_corpus_chars < 1 or self.tokenizer_sample_chars < 1:
+            raise ValueError("data.eval_tokens must not be negative, data.default_corpus_chars and "
+                             "data.tokenizer_sample_chars positive")
 
 
 @dataclass
@@ -68,7 +74,8 @@ class LMModelConfig:
     dropout: float = 0.0  # on the residual stream (and embeddings)
     attention_dropout: float | None = None  # None = dropout
     ff_dropout: float | None = None  # None = dropout
-    positional: Literal["learned", "sinusoidal", "rotary"] = "learned"
+    positional: Literal["learned", "sinusoidal", "rotary", "relative"] = "learned"  # relative: Shaw et al. (2018)
+    max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     activation: Literal["gelu", "relu"] = "gelu"
     norm_first: bool = True
     tie_weights: bool = True
@@ -78,6 +85,8 @@ class LMModelConfig:
             raise ValueError(f"model.d_ff must be 0 (4 × d_model) or more; got {self.d_ff}")
         check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers,
                     rates=("dropout", "attention_dropout", "ff_dropout"))
+        if self.max_relative_position < 1:
+            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
 
 
 def _lm_train_defaults() -> TrainConfig:
@@ -116,7 +125,7 @@ def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
             vocab_size, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff or None,
             max_len=block_size, dropout=c.dropout, norm_first=c.norm_first, activation=c.activation,
             positional=c.positional, tie_weights=c.tie_weights, attention_dropout=c.attention_dropout,
-            ff_dropout=c.ff_dropout))
+            ff_dropout=c.ff_dropout, max_relative_position=c.max_relative_position))
     return RecurrentLM(RecurrentLMConfig(vocab_size, d_model=c.d_model, n_layers=c.n_layers, cell=c.arch,
                                          dropout=c.dropout, tie_weights=c.tie_weights))
 
@@ -124,7 +133,8 @@ def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
 # --- data --------------------------------------------------------------------------------------
 
 def prepare_data(config: LMDataConfig, run: Path) -> dict[str, Any]:
-    """Split the text, train the tokenizer on the training part, write train.bin / valid.bin."""
+    """Split the text, train the tokenizer on the training part (its first ``tokenizer_sample_chars``
+    characters), write train.bin / valid.bin."""
     if config.text:
         source = Path(config.text)
         described = str(source)
@@ -136,7 +146,8 @@ def prepare_data(config: LMDataConfig, run: Path) -> dict[str, Any]:
         described = f"the Python standard library's source ({config.default_corpus_chars:,} characters)"
     pieces = token_stream.split_text(source, config.valid_fraction)
     kind = "bytebpe" if config.tokenizer == "bpe" else "char"
-    tokenizer = train_tokenizer(pieces["train"](), kind, config.vocab_size if kind == "bytebpe" else 1 << 20)
+    sample = token_stream.first_characters(pieces["train"](), config.tokenizer_sample_chars)
+    tokenizer = train_tokenizer(sample, kind, config.vocab_size if kind == "bytebpe" else 1 << 20)
     return write_splits(tokenizer, pieces, run, described)
 
 
@@ -349,21 +360,24 @@ def load_run_config(run: Path) -> LMConfig:
 
 class LanguageModelTask(Task):
     name = "lm"
-    description = "language modelling: a text file -> a decoder-only Transformer (or RNN/LSTM/GRU); then sampling"
+    description = ("language modelling: a text file, folder or glob -> a decoder-only Transformer (or "
+                   "RNN/LSTM/GRU); then sampling")
     example = "seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare"
     config_class = LMConfig
     compare_recipe = "compare-lm"
     predict_needs_input = False
-    eval_flags = (Flag("text", "lm: a UTF-8 text file", required=True),)
+    eval_flags = (Flag("text", "lm: a UTF-8 text file, a folder of them or a glob pattern", required=True),)
 
     def read_data(self, config: LMConfig) -> int | None:
-        """Only checked here (a missing or empty file fails before anything is made); ``train`` tokenises."""
+        """Only checked here (a missing or empty text, a folder without files, a pattern matching none
+        fail before anything is made); ``train`` tokenises."""
         d = config.data
         if not d.text:
             return None
+        characters = token_stream.count_characters(d.text)
         if d.tokenizer == "char":  # one token a character: a text too short for a block fails here
-            token_stream.check_split_lengths(d.text, d.valid_fraction, d.block_size)
-        return token_stream.count_characters(d.text)
+            token_stream.check_split_lengths(d.text, d.valid_fraction, d.block_size, characters)
+        return characters
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         return train(config, run, resume=resume, log=log, parallel=parallel)[1]

@@ -54,7 +54,8 @@ class ModelConfig:
     attention_dropout: float = 0.0  # on attention weights; costly on CPU, off by default
     ff_dropout: float = 0.0  # inside the feed-forward network; likewise
     norm_first: bool = True
-    positional: Literal["sinusoidal", "learned"] = "sinusoidal"
+    positional: Literal["sinusoidal", "learned", "relative"] = "sinusoidal"  # relative: Shaw et al. (2018)
+    max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     activation: Literal["relu", "gelu"] = "relu"
     tie_output: bool = True
     rnn: RNNConfig = field(default_factory=RNNConfig)
@@ -62,6 +63,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_model(self, self.n_heads, rates=("dropout", "attention_dropout", "ff_dropout"))
+        if self.max_relative_position < 1:
+            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
         if self.rnn.window is not None and self.arch != "attention":
             raise ValueError("model.rnn.window (local attention) needs model.arch='attention'")
         if self.rnn.score == "dot" and self.rnn.bidirectional and self.arch == "attention":
@@ -76,7 +79,8 @@ def build_model(config, src_vocab: int, tgt_vocab: int) -> nn.Module:
             src_vocab, tgt_vocab, d_model=m.d_model, n_heads=m.n_heads, n_layers=m.n_layers,
             n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout, max_len=max_len,
             norm_first=m.norm_first, positional=m.positional, activation=m.activation, tie_output=m.tie_output,
-            pad_id=PAD_ID, attention_dropout=m.attention_dropout, ff_dropout=m.ff_dropout))
+            pad_id=PAD_ID, attention_dropout=m.attention_dropout, ff_dropout=m.ff_dropout,
+            max_relative_position=m.max_relative_position))
     if m.arch == "conv":
         c = m.conv
         return ConvSeq2Seq(ConvSeq2SeqConfig(

@@ -69,7 +69,7 @@ def classification(classifier, text: str) -> dict[str, Any]:
     """Class probabilities and, for the Transformer classifier, its self-attention ([CLS] first)."""
     from .classify import encode
 
-    ids = encode(classifier.tokenizer, [text], classifier.config.data.max_len)[0]
+    ids = encode(classifier.tokenizer, [text], classifier.config.data.max_len, training=False)[0]
     probs = classifier.probabilities([text])[0]
     result: dict[str, Any] = {"output": ranked(probs), "views": {}, "probabilities": probs}
     model = classifier.model

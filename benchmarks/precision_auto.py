@@ -1,0 +1,72 @@
+"""`train.precision = "auto"` against fp32 and bf16 set by hand: the same training command three times,
+one after the other, on the LM configs (a) and (b) of benchmarks/lm_throughput.py and on the demo's
+model. Prints each run's training time (the trial that "auto" makes comes before the training clock
+starts and is shown as the difference in whole-command time) and auto's ratio to the better of the two.
+
+    .venv/bin/python benchmarks/precision_auto.py --text tinyshakespeare.txt [--workloads a,b,demo]
+
+Run it on an otherwise quiet machine: auto times the machine, and the target is that it is never
+slower than the better of fp32 and bf16 by more than 5 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SEQLAB = str(Path(sys.executable).with_name("seqlab"))
+
+
+def lm(text: Path, steps: int, block: int, batch: int, width: int, heads: int, layers: int) -> list[str]:
+    settings = ["data.tokenizer=char", f"data.block_size={block}", f"model.d_model={width}",
+                f"model.n_heads={heads}", f"model.n_layers={layers}", "model.dropout=0.0",
+                f"train.batch_size={batch}", f"train.max_steps={steps}", "train.eval_every=100000"]
+    return ["train", "lm", "--text", str(text), *(a for s in settings for a in ("--set", s))]
+
+
+def workloads(text: Path) -> dict[str, list[str]]:
+    return {"a": lm(text, 600, block=64, batch=12, width=128, heads=4, layers=4),  # nanoGPT's CPU shape
+            "b": lm(text, 30, block=256, batch=64, width=384, heads=6, layers=6),  # its GPU shape
+            "demo": ["demo", "--set", "train.max_steps=400"]}
+
+
+def run(command: list[str], precision: str, out: Path) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run([SEQLAB, *command, "--set", f"train.precision={precision}", "--out", str(out), "--overwrite"],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"failed: {' '.join(command)} --precision {precision}\n{done.stderr[-2000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    chosen = json.loads((out / "precision.json").read_text()) if precision == "auto" else None
+    return {"wall": wall, "train": metrics["train_seconds"], "steps": metrics["steps"], "chosen": chosen}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--text", type=Path, required=True, help="tiny-shakespeare (the LM workloads' text)")
+    parser.add_argument("--workloads", default="a,b,demo")
+    args = parser.parse_args()
+    every = workloads(args.text.resolve())
+    print("| workload | steps | fp32 training s | bf16 training s | auto: chose | auto training s | auto / better | "
+          "whole command s (fp32, bf16, auto) |")
+    print("|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.workloads.split(","):
+            r = {p: run(every[name], p, Path(tmp) / f"{name}-{p}") for p in ("fp32", "bf16", "auto")}
+            chosen = r["auto"]["chosen"]
+            trial = ", ".join(f"{k} {v:.1f}" for k, v in chosen["median_step_ms"].items())
+            better = min(r["fp32"]["train"], r["bf16"]["train"])
+            print(f"| {name} | {r['auto']['steps']} | {r['fp32']['train']:.2f} | {r['bf16']['train']:.2f} | "
+                  f"{chosen['precision']} (trial ms a step: {trial}) | {r['auto']['train']:.2f} | "
+                  f"{r['auto']['train'] / better:.3f} | {r['fp32']['wall']:.1f}, {r['bf16']['wall']:.1f}, "
+                  f"{r['auto']['wall']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
