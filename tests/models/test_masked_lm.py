@@ -1,11 +1,12 @@
-"""The masked language model's encoder: every position reads both sides, padding is never read, the
-output layer is the embedding, and a saved model loads with identical outputs."""
+"""The masked language model's encoder (learned, sinusoidal or relative positions): every position
+reads both sides, padding is never read, the output layer is the embedding, and a saved model loads
+with identical outputs."""
 
 import pytest
 import torch
 
 from seqlab.models import MaskedLM, MaskedLMConfig, from_pretrained
-from seqlab.nn import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
+from seqlab.nn import LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding
 
 
 def tiny(positional="learned", **kwargs):
@@ -14,10 +15,13 @@ def tiny(positional="learned", **kwargs):
 
 
 @pytest.mark.parametrize("positional, module", [("learned", LearnedPositionalEmbedding),
-                                                ("sinusoidal", SinusoidalPositionalEncoding)])
+                                                ("sinusoidal", SinusoidalPositionalEncoding),
+                                                ("relative", torch.nn.Identity)])
 def test_every_position_reads_both_sides(positional, module):
     model = tiny(positional)
     assert isinstance(model.position, module)
+    relative = [m for m in model.modules() if isinstance(m, RelativePositions)]
+    assert len(relative) == (2 if positional == "relative" else 0)  # one per layer (Shaw et al. §3.3)
     ids = torch.randint(5, 40, (2, 12))
     changed = ids.clone()
     changed[:, 9] = (changed[:, 9] + 1) % 35 + 5
@@ -26,9 +30,9 @@ def test_every_position_reads_both_sides(positional, module):
     assert not torch.allclose(before[:, 2], after[:, 2])  # a token before the change sees it (no causal mask)
 
 
-@pytest.mark.parametrize("norm_first", [True, False])
-def test_padding_is_never_read(norm_first):
-    model = tiny(norm_first=norm_first)
+@pytest.mark.parametrize("norm_first, positional", [(True, "learned"), (False, "learned"), (True, "relative")])
+def test_padding_is_never_read(norm_first, positional):
+    model = tiny(positional, norm_first=norm_first)
     ids = torch.randint(5, 40, (1, 8))
     padded = torch.cat([ids, torch.zeros(1, 4, dtype=torch.long)], dim=1)  # [PAD] = 0
     torch.testing.assert_close(model(padded)[:, :8], model(ids), rtol=1e-5, atol=1e-5)
@@ -55,11 +59,13 @@ def test_attention_weights_come_back_per_layer():
 def test_too_long_and_unknown_positional_are_refused():
     with pytest.raises(ValueError, match="longer than max_len=20"):
         tiny()(torch.randint(5, 40, (1, 21)))
-    with pytest.raises(ValueError, match="positional must be one of learned, sinusoidal"):
+    with pytest.raises(ValueError, match="positional must be one of learned, sinusoidal, relative"):
         tiny("rotary")
+    with pytest.raises(ValueError, match="max_relative_position must be at least 1"):
+        tiny("relative", max_relative_position=0)
 
 
-@pytest.mark.parametrize("positional", ["learned", "sinusoidal"])
+@pytest.mark.parametrize("positional", ["learned", "sinusoidal", "relative"])
 def test_save_and_load_round_trip(tmp_path, positional):
     model = tiny(positional)
     with torch.no_grad():  # off the initial values, so that a weight not loaded would show

@@ -96,14 +96,18 @@ def test_predict_refuses_bad_input_in_one_line(trained, capsys, text, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and out == ""
 
 
-def test_whole_word_masking_and_sinusoidal_positions_train(corpus, tmp_path, capsys):
+@pytest.mark.parametrize("positional", ["sinusoidal", "relative"])
+def test_whole_word_masking_and_other_positions_train(corpus, tmp_path, capsys, positional):
     run = tmp_path / "wwm"
     code, _, err = run_cli("train", "mlm", "--text", corpus, "--out", run, "--max-steps", 3, *TINY,
                            "--set", "data.whole_word_masking=true", "--set", "data.vocab_size=40",
-                           "--set", "model.positional='sinusoidal'", capsys=capsys)
+                           "--set", f"model.positional='{positional}'", "--set", "model.max_relative_position=4",
+                           capsys=capsys)
     assert code == 0, err
     config = json.loads((run / "checkpoints/best/config.json").read_text())
-    assert config["positional"] == "sinusoidal" and config["max_len"] == 32
+    assert config["positional"] == positional and config["max_len"] == 32 and config["max_relative_position"] == 4
+    code, out, err = run_cli("predict", run, "the [MASK] sees a tree", capsys=capsys)
+    assert code == 0 and out.count("[MASK] 1: ") == 1, err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -5,6 +5,9 @@ the whole sequence, to its left and to its right.
     ids ─ Embedding (+ learned / sinusoidal position) ─ N × [self-attention, FFN]
         ─ MLM head: Linear, GELU, LayerNorm ─ Linear (tied to the embedding, + bias) ─ logits
 
+``positional="relative"`` adds nothing to the embeddings and gives each layer's self-attention relative
+position representations instead (Shaw, Uszkoreit & Vaswani, 2018: clipped offsets, per layer).
+
 BERT's choices by default (learned positions, GELU, the output layer tied to the embedding, the head's
 transform of its pre-training code); pre-LN rather than BERT's post-LN unless ``norm_first=False``, as
 it trains small models without tuning the warmup (Xiong et al., 2020). BERT's segment embeddings are
@@ -17,10 +20,10 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer
+from ..nn import LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding, encoder_layer
 from . import pretrained
 
-POSITIONAL = ("learned", "sinusoidal")
+POSITIONAL = ("learned", "sinusoidal", "relative")
 
 
 @dataclass
@@ -38,20 +41,25 @@ class MaskedLMConfig:
     ff_dropout: float | None = None  # None = dropout
     norm_first: bool = True
     activation: str = "gelu"
-    positional: str = "learned"  # "learned" (BERT's) or "sinusoidal" (§3.5 of Vaswani et al., 2017)
+    positional: str = "learned"  # "learned" (BERT's), "sinusoidal" (Vaswani et al. §3.5) or "relative"
+    max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
     pad_id: int = 0
 
     def __post_init__(self) -> None:
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {self.positional!r}")
+        if self.max_relative_position < 1:
+            raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
         self.d_ff = self.d_ff or 4 * self.d_model
 
 
 def position_module(positional: str, d_model: int, max_len: int) -> nn.Module:
-    """The module that adds position to the token embeddings (B, T, D) -> (B, T, D)."""
+    """What adds position to the token embeddings (B, T, D) -> (B, T, D): nothing for "relative",
+    whose positions enter each layer's attention instead."""
     return {
         "learned": lambda: LearnedPositionalEmbedding(max_len, d_model),
         "sinusoidal": lambda: SinusoidalPositionalEncoding(d_model, max_len),
+        "relative": nn.Identity,
     }[positional]()
 
 
@@ -68,9 +76,15 @@ class MaskedLM(pretrained.PretrainedModel):
         # Post-LN normalises the embeddings before the first layer (BERT); pre-LN normalises at the end.
         self.embedding_norm = nn.Identity() if c.norm_first else nn.LayerNorm(c.d_model)
         self.dropout = nn.Dropout(c.dropout)
+
+        def relative() -> RelativePositions | None:  # one per layer, shared by its heads (Shaw et al. §3.3)
+            if c.positional != "relative":
+                return None
+            return RelativePositions(c.d_model // c.n_heads, c.max_relative_position)
+
         self.layers = nn.ModuleList(
             encoder_layer(c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
-                          c.ff_dropout)
+                          c.ff_dropout, relative=relative())
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
         self.head_transform = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.LayerNorm(c.d_model))

@@ -1,6 +1,7 @@
-"""Masked language modelling (BERT's pre-training, Devlin et al., 2019 §3.1): one text file -> a
-WordPiece tokenizer and an encoder-only Transformer that fills in masked tokens; masked-token accuracy
-and perplexity on the held-out text.
+"""Masked language modelling (BERT's pre-training, Devlin et al., 2019 §3.1): a text (one file, a
+folder of files or a glob pattern, read as the language model reads it) -> a WordPiece tokenizer and
+an encoder-only Transformer that fills in masked tokens; masked-token accuracy and perplexity on the
+held-out text.
 
     seqlab train mlm --text corpus.txt [--config RECIPE] [--set key=value ...] [--out RUN_DIR]
     seqlab predict RUN_DIR "the movie was [MASK] good" [--top-k 5]   # the likeliest fillers
@@ -44,7 +45,7 @@ PAD, UNK, CLS, SEP, MASK = BERT_SPECIALS
 
 @dataclass
 class MLMDataConfig:
-    text: str = option("", "a UTF-8 text file to pre-train on", path=True)
+    text: str = option("", "a UTF-8 text file to pre-train on, a folder of them or a glob pattern", path=True)
     vocab_size: int = 8000  # WordPiece, trained on the training split; the five special tokens included
     lowercase: bool = True  # BERT's "uncased": lowercase and strip accents before splitting
     valid_fraction: float = 0.1  # the last 10 % of the text validates
@@ -52,6 +53,7 @@ class MLMDataConfig:
     eval_tokens: int = 0  # validation tokens scored at each evaluation; 0 = all of them
     mask_probability: float = 0.15  # of the ordinary tokens, chosen for prediction (§3.1)
     whole_word_masking: bool = False  # choose whole words: a word's ## pieces with its first
+    tokenizer_sample_chars: int = 100_000_000  # WordPiece learns from this many leading training characters
 
     def __post_init__(self) -> None:
         if not 0.0 < self.valid_fraction < 0.5:
@@ -60,8 +62,8 @@ class MLMDataConfig:
             raise ValueError("data.block_size must be at least 1 and data.vocab_size at least 32")
         if not 0.0 < self.mask_probability < 1.0:
             raise ValueError(f"data.mask_probability must be in (0, 1); got {self.mask_probability}")
-        if self.eval_tokens < 0:
-            raise ValueError("data.eval_tokens must not be negative")
+        if self.eval_tokens < 0 or self.tokenizer_sample_chars < 1:
+            raise ValueError("data.eval_tokens must not be negative, data.tokenizer_sample_chars positive")
 
 
 @dataclass
@@ -73,7 +75,8 @@ class MLMModelConfig:
     dropout: float = 0.1  # BERT's, on the residual stream, the embeddings and (by default) the attention
     attention_dropout: float | None = None  # None = dropout
     ff_dropout: float | None = None  # None = dropout
-    positional: Literal["learned", "sinusoidal"] = "learned"
+    positional: Literal["learned", "sinusoidal", "relative"] = "learned"  # relative: Shaw et al. (2018)
+    max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     activation: Literal["gelu", "relu"] = "gelu"
     norm_first: bool = True  # false: BERT's post-LN
 
@@ -81,6 +84,8 @@ class MLMModelConfig:
         if self.d_ff < 0:
             raise ValueError(f"model.d_ff must be 0 (4 × d_model) or more; got {self.d_ff}")
         check_model(self, self.n_heads, self.n_layers, rates=("dropout", "attention_dropout", "ff_dropout"))
+        if self.max_relative_position < 1:
+            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
 
 
 def _mlm_train_defaults() -> TrainConfig:
@@ -109,7 +114,7 @@ def build_model(config: MLMModelConfig, vocab_size: int, block_size: int) -> Mas
         vocab_size, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff or None,
         max_len=block_size + 2, dropout=c.dropout, attention_dropout=c.attention_dropout, ff_dropout=c.ff_dropout,
         norm_first=c.norm_first, activation=c.activation, positional=c.positional,
-        pad_id=BERT_SPECIALS.index(PAD)))
+        max_relative_position=c.max_relative_position, pad_id=BERT_SPECIALS.index(PAD)))
 
 
 def masking_for(tokenizer: Tokenizer, config: MLMDataConfig) -> Masking:
@@ -119,9 +124,11 @@ def masking_for(tokenizer: Tokenizer, config: MLMDataConfig) -> Masking:
 # --- data, loss and evaluation -----------------------------------------------------------------------
 
 def prepare_data(config: MLMDataConfig, run: Path) -> dict[str, Any]:
-    """Split the text, train WordPiece on the training part, write train.bin / valid.bin."""
+    """Split the text, train WordPiece on the training part (its first ``tokenizer_sample_chars``
+    characters), write train.bin / valid.bin."""
     pieces = token_stream.split_text(config.text, config.valid_fraction)
-    tokenizer = train_wordpiece(pieces["train"](), config.vocab_size, config.lowercase)
+    sample = token_stream.first_characters(pieces["train"](), config.tokenizer_sample_chars)
+    tokenizer = train_wordpiece(sample, config.vocab_size, config.lowercase)
     return write_splits(tokenizer, pieces, run, str(config.text))
 
 
@@ -271,8 +278,8 @@ class MaskedLanguageModelTask(Task):
         d = config.data
         if not d.text:
             raise UserError("train mlm needs a text to pre-train on: --text FILE")
-        characters = token_stream.count_characters(d.text)  # a missing, empty or non-UTF-8 file fails here
-        token_stream.check_split_lengths(d.text, d.valid_fraction, d.block_size)
+        characters = token_stream.count_characters(d.text)  # a missing, empty or non-UTF-8 text fails here
+        token_stream.check_split_lengths(d.text, d.valid_fraction, d.block_size, characters)
         return characters
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
