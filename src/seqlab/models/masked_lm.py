@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ..nn import LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding, encoder_layer
 from . import pretrained
+from .language_model import check_positional
 
 POSITIONAL = ("learned", "sinusoidal", "relative")
 
@@ -46,10 +47,7 @@ class MaskedLMConfig:
     pad_id: int = 0
 
     def __post_init__(self) -> None:
-        if self.positional not in POSITIONAL:
-            raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {self.positional!r}")
-        if self.max_relative_position < 1:
-            raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
+        check_positional(self.positional, POSITIONAL, self.max_relative_position)
         self.d_ff = self.d_ff or 4 * self.d_model
 
 
