@@ -12,8 +12,8 @@ from typing import Any
 
 def load(run: str | Path, device: str = "cpu") -> Any:
     """The predictor of a trained run, whatever its task (run.json names it): a ``Translator``,
-    ``LanguageModel``, ``TextClassifierRun``, ``Forecast`` or ``ImageClassifier`` holding the model,
-    its tokenizer (or scaler) and its config. A directory that is not a trained run is a
+    ``LanguageModel``, ``MaskedLanguageModel``, ``TextClassifierRun``, ``Forecast`` or ``ImageClassifier``
+    holding the model, its tokenizer (or scaler) and its config. A directory that is not a trained run is a
     ``seqlab.errors.UserError`` saying why."""
     from .errors import UserError
     from .tasks import run_dir, task

@@ -36,6 +36,8 @@ CASES = {
     "TransformerLM": (lambda: m.TransformerLM(m.TransformerLMConfig(17, d_model=16, n_heads=2, n_layers=2, max_len=12,
                                                                     positional="rotary")),
                       lambda: (tokens(17, 9),)),
+    "MaskedLM": (lambda: m.MaskedLM(m.MaskedLMConfig(23, d_model=16, n_heads=2, n_layers=2, max_len=12)),
+                 lambda: (tokens(23, 10, pad_tail=3),)),
     "RecurrentLM": (lambda: m.RecurrentLM(m.RecurrentLMConfig(17, d_model=8, n_layers=2, cell="gru")),
                     lambda: (tokens(17, 9),)),
     "Seq2Seq": (lambda: m.Seq2Seq(m.Seq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, score="general", window=2)),

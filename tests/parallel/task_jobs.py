@@ -1,4 +1,4 @@
-"""Tiny training runs of translate, classify, forecast and vision, the same code for one process (called
+"""Tiny training runs of translate, classify, forecast, vision and mlm, the same code for one process (called
 from a test) and for each rank of a torchrun job (``python -m torch.distributed.run ... task_jobs.py
 JOBS.json``, the jobs run one after another in the same ranks). Every run builds its task's config
 from the overrides below, asks :func:`seqlab.parallel.runtime.runtime_for_config` for its place in the
@@ -17,7 +17,7 @@ import torch
 
 from seqlab.config import load_config
 from seqlab.parallel.runtime import runtime_for_config
-from seqlab.tasks import classify, forecast, run_dir, translate, vision
+from seqlab.tasks import classify, forecast, masked_lm, run_dir, translate, vision
 
 COMMON = ["train.progress=false", "train.tensorboard=false", "train.curves=false", "train.max_steps=12",
           "train.eval_every=6", "train.log_every=1", "train.batch_size=16", "train.warmup_steps=2", "train.lr=3e-3",
@@ -34,9 +34,12 @@ TINY = {
                  "model.stride=4"],
     "vision": ["model.patch_size=4", "model.d_model=16", "model.n_heads=2", "model.n_layers=1", "model.d_ff=32",
                "data.augment_shift=1"],
+    "mlm": ["data.vocab_size=64", "data.block_size=14", "model.d_model=16", "model.n_heads=2", "model.n_layers=1",
+            "model.d_ff=32"],
 }
 MODULES = {"translate": (translate, translate.TranslateConfig), "classify": (classify, classify.ClassifyConfig),
-           "forecast": (forecast, forecast.ForecastConfig), "vision": (vision, vision.VisionConfig)}
+           "forecast": (forecast, forecast.ForecastConfig), "vision": (vision, vision.VisionConfig),
+           "mlm": (masked_lm, masked_lm.MLMConfig)}
 WORDS = "red green blue cat dog sun moon tree".split()
 
 
@@ -61,6 +64,11 @@ def write_series(path: Path) -> None:
                   "OT": 30 + 4 * np.cos(2 * np.pi * t / 24) + rng.normal(0, 0.3, len(t))}).to_csv(path, index=False)
 
 
+def write_text(path: Path) -> None:
+    """Sentences of the translation words, one a line: the masked language model's text."""
+    path.write_text("\n".join(reversal_pairs(300, 4)[0]) + "\n")
+
+
 def run(task: str, run: str | Path, data_dir: str | Path, overrides: list[str] = (), resume: bool = False) -> None:
     """One run in ``run`` (made here unless resuming); under torchrun, this rank's part of it."""
     module, config_class = MODULES[task]
@@ -69,6 +77,8 @@ def run(task: str, run: str | Path, data_dir: str | Path, overrides: list[str] =
     settings = [*COMMON, *TINY[task], *overrides]
     if task == "forecast":
         settings.append(f"data.csv='{Path(data_dir) / 'series.csv'}'")
+    if task == "mlm":
+        settings.append(f"data.text='{Path(data_dir) / 'text.txt'}'")
     config = load_config(config_class, None, settings, base=base)
     parallel = runtime_for_config(config)
     if not resume:
@@ -81,6 +91,8 @@ def run(task: str, run: str | Path, data_dir: str | Path, overrides: list[str] =
         module.train(config, run, *labelled_texts(160), parallel=parallel)
     elif task == "forecast":
         module.train(config, run, forecast.read_series(config.data), resume, parallel=parallel)
+    elif task == "mlm":
+        module.train(config, run, resume, parallel=parallel)
     else:
         module.train(config, run, vision.load_images(config.data), resume, parallel=parallel)
     parallel.barrier()

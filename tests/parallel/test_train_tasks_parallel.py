@@ -1,4 +1,4 @@
-"""translate, classify, forecast and vision on 2 CPU ranks (torchrun, gloo): data parallel (DDP, and
+"""translate, classify, forecast, vision and mlm on 2 CPU ranks (torchrun, gloo): data parallel (DDP, and
 FSDP2 for forecast) follows the one-process run with the same global batch — the same training loss at
 every step, the same evaluations, the same final weights — and a run saved on one process count
 resumes on another and ends where the uninterrupted run does (2 ranks -> 1 for translate and vision,
@@ -24,6 +24,7 @@ FSDP = ["parallel.dp_mode='fsdp'"]
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("tasks")
     task_jobs.write_series(root / "series.csv")
+    task_jobs.write_text(root / "text.txt")
     one = {task: root / f"{task}-one" for task in task_jobs.MODULES}
     for task, run in one.items():  # the references: one process, uninterrupted
         task_jobs.run(task, run, root)
@@ -72,7 +73,7 @@ def assert_same_weights(run, reference, checkpoint="last"):
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision"])
+@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision", "mlm"])
 def test_two_ranks_train_like_one_process(task, runs):
     two, one = runs / f"{task}-two", runs / f"{task}-one"
     assert_same_curves(two, one)
@@ -125,7 +126,7 @@ def test_linear_classifiers_refuse_several_processes_in_one_line(arch, tmp_path)
     assert not list(tmp_path.iterdir())  # refused before writing anything
 
 
-@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision"])
+@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision", "mlm"])
 def test_tasks_other_than_lm_take_data_parallel_only(task):
     from seqlab.config import load_config
     from seqlab.errors import ConfigError, UserError

@@ -71,16 +71,19 @@ def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):
     assert again == out  # --seed makes sampling repeatable
 
 
-def test_resume_equals_an_uninterrupted_run(tmp_path, corpus, capsys):
+# The masked language model streams its text the same way; its batches are masked as a function of
+# (seed, n), and its dropout (on by default) draws from the random state the checkpoint restores.
+@pytest.mark.parametrize("task, extra", [("lm", []), ("mlm", ["--set", "data.vocab_size=120"])])
+def test_resume_equals_an_uninterrupted_run(tmp_path, corpus, capsys, task, extra):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    pinned = ["--set", "train.precision='fp32'"]  # "auto" could choose differently in the two runs
-    assert run_cli("train", "lm", "--text", corpus, "--out", whole, "--max-steps", 40, *TINY, *pinned,
+    pinned = ["--set", "train.precision='fp32'", *extra]  # "auto" could choose differently in the two runs
+    assert run_cli("train", task, "--text", corpus, "--out", whole, "--max-steps", 40, *TINY, *pinned,
                    capsys=capsys)[0] == 0
     # Same config (the schedule spans 40 steps), stopped after 20, then resumed.
-    assert run_cli("train", "lm", "--text", corpus, "--out", parts, "--max-steps", 40, *TINY, *pinned,
+    assert run_cli("train", task, "--text", corpus, "--out", parts, "--max-steps", 40, *TINY, *pinned,
                    "--set", "train.max_time=1e-9", capsys=capsys)[0] == 0
     assert json.loads((parts / "metrics.json").read_text())["steps"] < 40
-    code, _, err = run_cli("train", "lm", "--resume", parts, "--set", "train.max_time=0", capsys=capsys)
+    code, _, err = run_cli("train", task, "--resume", parts, "--set", "train.max_time=0", capsys=capsys)
     assert code == 0, err
     a, b = (json.loads((r / "metrics.json").read_text()) for r in (whole, parts))
     assert a["steps"] == b["steps"] == 40

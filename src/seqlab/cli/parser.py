@@ -22,8 +22,10 @@ EXAMPLES = {
             "  seqlab eval runs/reviews --csv more_reviews.csv                 # classify\n"
             "  seqlab eval runs/etth1 --csv later_months.csv                   # forecast\n"
             "  seqlab eval runs/shakespeare --text other_play.txt              # lm\n"
+            "  seqlab eval runs/mlm --text other_text.txt                      # mlm\n"
             "  seqlab eval runs/shapes --images new_images/                    # vision",
-    "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)',
+    "predict": 'seqlab predict runs/de-en "Ein Hund läuft." (or lines on standard input)\n'
+               '  seqlab predict runs/mlm "the movie was [MASK] good" --top-k 5',
     "translate": 'seqlab translate runs/demo "Samstag, 21. November 2026" [--beam 4]',
     "forecast": "seqlab predict runs/etth1 --csv ETTh1.csv --out forecast.csv",
     "compare": "seqlab compare translate --dates --models simple,context,attention,conv,transformer --out runs/cmp\n"

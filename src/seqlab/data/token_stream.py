@@ -12,11 +12,13 @@ The files of a folder or a pattern read as one text: their contents joined in so
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import re
 import sysconfig
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -204,6 +206,15 @@ def open_tokens(path: str | Path, vocab_size: int) -> np.memmap:
     if Path(path).stat().st_size == 0:
         return np.zeros(0, dtype=token_dtype(vocab_size))
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
+
+
+@contextlib.contextmanager
+def tokenised_text(tokenizer: Tokenizer, path: str | Path) -> Iterator[tuple[np.ndarray, int]]:
+    """``path``'s whole text tokenised into a temporary memory-mapped file (so it may be larger than
+    memory): yields (ids, characters); the file goes when the block ends."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _, characters = encode_to_file(tokenizer, text_pieces(path), Path(tmp) / "ids.bin")
+        yield open_tokens(Path(tmp) / "ids.bin", tokenizer.get_vocab_size()), characters
 
 
 class BlockBatches:

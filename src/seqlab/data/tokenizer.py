@@ -4,6 +4,9 @@ Kinds: ``char`` (every character a token), ``word`` (whitespace and punctuation 
 (byte-pair encoding over Metaspace pieces: decoding restores a sentence exactly) and ``bytebpe``
 (GPT-2's byte-level BPE: any text, split anywhere, round-trips exactly — for language models).
 The first ids are fixed for every kind: <pad>=0, <bos>=1, <eos>=2, <unk>=3.
+
+:func:`train_wordpiece` is BERT's tokenizer instead (Devlin et al., 2019 §3): WordPiece pieces, a
+word's later pieces marked ``##``, and BERT's special tokens [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = [PAD, BOS, EOS, UNK]
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 KINDS = ("char", "word", "bpe", "bytebpe")
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0 … 4
+CONTINUATION = "##"  # WordPiece's prefix of a piece that continues a word
 
 
 def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 8000,
@@ -66,6 +71,22 @@ def _char_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int) -
     tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # newlines too
     tokenizer.decoder = decoders.Fuse()  # characters join with nothing between them
     tokenizer.add_special_tokens(SPECIALS)
+    return tokenizer
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True) -> Tokenizer:
+    """BERT's WordPiece tokenizer trained on ``texts``: BERT's normaliser (lowercased unless
+    ``lowercase`` is false) and pre-tokeniser (whitespace and punctuation), the specials of
+    :data:`BERT_SPECIALS` first. A special token written in a text ("[MASK]") encodes as itself."""
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix=CONTINUATION))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped when lowercased, as BERT
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(prefix=CONTINUATION)
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, show_progress=False,
+                                        continuing_subword_prefix=CONTINUATION)
+    tokenizer.train_from_iterator(texts, trainer)
+    if [tokenizer.token_to_id(t) for t in BERT_SPECIALS] != list(range(len(BERT_SPECIALS))):
+        raise AssertionError("special tokens must take the first ids")
     return tokenizer
 
 

@@ -14,14 +14,15 @@ from .forecasters import (ConvForecaster, ConvForecasterConfig, LinearForecaster
                           TimeStepTransformer, TimeStepTransformerConfig)
 from .generation import generate, stream
 from .language_model import TransformerLM, TransformerLMConfig
+from .masked_lm import MaskedLM, MaskedLMConfig
 from .recurrent_lm import RecurrentLM, RecurrentLMConfig
 from .seq2seq import Seq2Seq, Seq2SeqConfig
 from .transformer import Transformer, TransformerConfig
 from .vit import VisionTransformer, VisionTransformerConfig
 
-__all__ = ["Transformer", "TransformerConfig", "TransformerLM", "TransformerLMConfig", "RecurrentLM",
-           "RecurrentLMConfig", "Seq2Seq", "Seq2SeqConfig", "ConvSeq2Seq", "ConvSeq2SeqConfig",
-           "TimeStepTransformer", "TimeStepTransformerConfig", "PatchTransformer", "PatchTransformerConfig",
+__all__ = ["Transformer", "TransformerConfig", "TransformerLM", "TransformerLMConfig", "MaskedLM",
+           "MaskedLMConfig", "RecurrentLM", "RecurrentLMConfig", "Seq2Seq", "Seq2SeqConfig", "ConvSeq2Seq",
+           "ConvSeq2SeqConfig", "TimeStepTransformer", "TimeStepTransformerConfig", "PatchTransformer", "PatchTransformerConfig",
            "RecurrentForecaster", "RecurrentForecasterConfig", "ConvForecaster", "ConvForecasterConfig",
            "LinearForecaster", "LinearForecasterConfig", "PeriodicLinearForecaster",
            "PeriodicLinearForecasterConfig", "TransformerClassifier", "TransformerClassifierConfig",

@@ -50,11 +50,16 @@ class TransformerLMConfig:
     ff_dropout: float | None = None  # None = dropout
 
     def __post_init__(self) -> None:
-        if self.positional not in POSITIONAL:
-            raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {self.positional!r}")
-        if self.max_relative_position < 1:
-            raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
+        check_positional(self.positional, POSITIONAL, self.max_relative_position)
         self.d_ff = self.d_ff or 4 * self.d_model
+
+
+def check_positional(positional: str, choices: tuple[str, ...], max_relative_position: int) -> None:
+    """A ValueError unless ``positional`` is one of ``choices`` and the relative clipping distance is at least 1."""
+    if positional not in choices:
+        raise ValueError(f"positional must be one of {', '.join(choices)}; got {positional!r}")
+    if max_relative_position < 1:
+        raise ValueError(f"max_relative_position must be at least 1; got {max_relative_position}")
 
 
 @pretrained.register

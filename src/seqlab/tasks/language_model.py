@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
@@ -149,6 +148,13 @@ def prepare_data(config: LMDataConfig, run: Path) -> dict[str, Any]:
     kind = "bytebpe" if config.tokenizer == "bpe" else "char"
     sample = token_stream.first_characters(pieces["train"](), config.tokenizer_sample_chars)
     tokenizer = train_tokenizer(sample, kind, config.vocab_size if kind == "bytebpe" else 1 << 20)
+    return write_splits(tokenizer, pieces, run, described)
+
+
+def write_splits(tokenizer: Tokenizer, pieces: dict[str, Callable[[], Iterator[str]]], run: Path,
+                 described: str) -> dict[str, Any]:
+    """The run's tokenizer.json, its train.bin / valid.bin (``split_text``'s pieces tokenised) and
+    data.json (the corpus, vocabulary size, and each split's tokens and characters) -> data.json's contents."""
     save_tokenizer(tokenizer, run / "tokenizer.json")
     meta: dict[str, Any] = {"corpus": described, "vocab_size": tokenizer.get_vocab_size()}
     for split in ("train", "valid"):
@@ -183,6 +189,13 @@ def evaluate_lm(model, ids: np.ndarray, starts: np.ndarray, block_size: int, bat
     loss = loss_sum / tokens
     return {f"{prefix}loss": loss, f"{prefix}perplexity": math.exp(min(loss, 700.0)),
             f"{prefix}bits_per_char": loss / chars_per_token / math.log(2)}
+
+
+def check_text_length(path: str | Path, tokens: int, block_size: int) -> None:
+    """A DataError unless a text of ``tokens`` tokens fills one block of ``block_size`` (and its target)."""
+    if tokens < block_size + 1:
+        raise DataError(f"{path} has {tokens} tokens; the model reads blocks of {block_size} and "
+                        f"needs at least {block_size + 1}")
 
 
 # --- a trained run ---------------------------------------------------------------------------------
@@ -247,13 +260,9 @@ class LanguageModel:
         """Another text scored as the validation text is: loss in nats per token over its whole
         non-overlapping blocks, perplexity, bits per character. The text is tokenised to a temporary
         memory-mapped file, so it may be larger than memory."""
-        with tempfile.TemporaryDirectory() as tmp:
-            tokens, characters = token_stream.encode_to_file(self.tokenizer, token_stream.text_pieces(path),
-                                                             Path(tmp) / "ids.bin")
-            if tokens < block_size + 1:
-                raise DataError(f"{path} has {tokens} tokens; the model reads blocks of {block_size} and "
-                                f"needs at least {block_size + 1}")
-            ids = token_stream.open_tokens(Path(tmp) / "ids.bin", self.tokenizer.get_vocab_size())
+        with token_stream.tokenised_text(self.tokenizer, path) as (ids, characters):
+            tokens = len(ids)
+            check_text_length(path, tokens, block_size)
             starts = token_stream.evaluation_blocks(ids, block_size)
             scores = evaluate_lm(self.model, ids, starts, block_size, batch_size, self.device,
                                  characters / tokens, prefix="")

@@ -138,3 +138,17 @@ def forecast(run, when: str) -> dict[str, Any]:
         positions = [f"{unit} {i + 1}" for i in range(maps[0].size(-1))]
         result["views"][f"attention over past {units}"] = view(["mean"], positions, maps)
     return result
+
+
+def fill_in(mlm, text: str) -> dict[str, Any]:
+    """A masked language model: each [MASK]'s likeliest fillers, and its self-attention over
+    [CLS] text [SEP] (every token reads both sides)."""
+    row = mlm.encode(text)  # (1, T + 2)
+    with torch.no_grad():
+        _, maps = mlm.model(row, need_weights=True)
+    shown = tokens(mlm.tokenizer, row[0].tolist())
+    fills = mlm.fill(text) if "[MASK]" in shown else []
+    output = "\n".join(f"[MASK] {n}: " + "  ".join(f"{t} {p:.3f}" for t, p in fillers)
+                       for n, fillers in enumerate(fills, 1))
+    return {"output": output or "write [MASK] in the input to see what the model fills in",
+            "views": {"self-attention": view(shown, shown, maps)}}
