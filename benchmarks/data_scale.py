@@ -1,8 +1,9 @@
 """Language-model data preparation at scale: the time, throughput and peak memory of what
-``seqlab train lm --text`` does before the first step (tokenizer training, then train.bin / valid.bin),
-on generated corpora of 10 MB, 100 MB and 1 GB.
+``seqlab train lm --text`` (char, byte-level BPE) and ``seqlab train mlm --text`` (WordPiece) do before
+the first step (tokenizer training, then train.bin / valid.bin), on generated corpora of 10 MB, 100 MB
+and 1 GB.
 
-    .venv/bin/python benchmarks/data_scale.py [--sizes 10MB,100MB,1GB] [--kinds char,bpe] [--dir TMP]
+    .venv/bin/python benchmarks/data_scale.py [--sizes 10MB,100MB,1GB] [--kinds char,bpe,wordpiece] [--dir TMP]
 
 The corpus is generated text, the same on every machine: Zipf-distributed words (exponent 1.1) from a
 generated vocabulary of 50,000 words, in sentences of about 12 words and lines of about 3 sentences,
@@ -34,6 +35,7 @@ UNITS = {"KB": 10**3, "MB": 10**6, "GB": 10**9}
 FOLDER_FROM = 10**9  # a corpus of this size or more is a folder of files of FILE_BYTES
 FILE_BYTES = 100 * 10**6
 WORDS_PER_BATCH = 200_000
+KINDS = ("char", "bpe", "wordpiece")
 
 
 def parse_size(text: str) -> int:
@@ -97,12 +99,16 @@ def corpus_bytes(source: Path) -> int:
 
 
 def run_case(kind: str, text: str, run: str) -> None:
-    """In the child: prepare the data as ``seqlab train lm`` does and print one JSON line."""
-    from seqlab.tasks.language_model import LMDataConfig, prepare_data
+    """In the child: prepare the data as ``seqlab train lm`` (char, bpe) or ``seqlab train mlm``
+    (wordpiece) does and print one JSON line."""
+    from seqlab.tasks import language_model, masked_lm
 
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    meta = prepare_data(LMDataConfig(text=text, tokenizer=kind), Path(run))
+    if kind == "wordpiece":
+        meta = masked_lm.prepare_data(masked_lm.MLMDataConfig(text=text), Path(run))
+    else:
+        meta = language_model.prepare_data(language_model.LMDataConfig(text=text, tokenizer=kind), Path(run))
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"seconds": seconds, "peak_kib": peak, "base_kib": base,
@@ -112,7 +118,7 @@ def run_case(kind: str, text: str, run: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10MB,100MB,1GB")
-    parser.add_argument("--kinds", default="char,bpe")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="char and bpe: train lm; wordpiece: train mlm")
     parser.add_argument("--dir", default=None, help="where the temporary corpus goes (default: the system's)")
     parser.add_argument("--case", nargs=3, metavar=("KIND", "TEXT", "RUN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,10 +126,10 @@ def main() -> None:
         run_case(*args.case)
         return
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if bad := [k for k in kinds if k not in ("char", "bpe")]:
-        raise SystemExit(f"--kinds: {', '.join(bad)} unknown; choose from char, bpe")
+    if bad := [k for k in kinds if k not in KINDS]:
+        raise SystemExit(f"--kinds: {', '.join(bad)} unknown; choose from {', '.join(KINDS)}")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
-    print(f"{'corpus':>8} {'files':>5} {'kind':>5} {'seconds':>8} {'MB/s':>7} {'peak MB':>8} {'base MB':>8} "
+    print(f"{'corpus':>8} {'files':>5} {'kind':>9} {'seconds':>8} {'MB/s':>7} {'peak MB':>8} {'base MB':>8} "
           f"{'tokens':>13} {'vocab':>6}  (generating took)", flush=True)
     for n_bytes in sizes:
         with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -140,7 +146,7 @@ def main() -> None:
                 if child.returncode:
                     raise SystemExit(f"the {kind} case failed:\n{child.stderr}")
                 r = json.loads(child.stdout.strip().splitlines()[-1])
-                print(f"{size / 1e6:>6.4g}MB {files:>5} {kind:>5} {r['seconds']:>8.1f} "
+                print(f"{size / 1e6:>6.4g}MB {files:>5} {kind:>9} {r['seconds']:>8.1f} "
                       f"{size / 1e6 / r['seconds']:>7.2f} {r['peak_kib'] / 1024:>8.0f} {r['base_kib'] / 1024:>8.0f} "
                       f"{r['tokens']:>13,} {r['vocab']:>6}  ({generated:.1f} s)", flush=True)
                 shutil.rmtree(run)
