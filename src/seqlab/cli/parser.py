@@ -50,6 +50,9 @@ def subcommand(subparsers, name: str, help_text: str) -> argparse.ArgumentParser
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+DEVICE_HELP = "auto (the default: cuda if available, then mps, then cpu), cpu, cuda, cuda:N or mps"
+
+
 def add_threads_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch and NumPy (default: the cores this process may use, shared "
@@ -67,7 +70,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="optimizer steps")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="auto (the default): the faster of fp32 and bf16 that holds accuracy, timed on the run's model")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--seed", type=int)
 
 
@@ -147,14 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", type=Path)
     add_flags(evaluate, union(task.eval_flags for task in tasks.values()))
     add_threads_flag(evaluate)
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     for name in ("predict", "translate"):
         p = subcommand(sub, name, "run a trained model on input text (arguments, or stdin lines)")
         p.add_argument("run", type=Path)
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
-        p.add_argument("--device", default="cpu")
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
         add_threads_flag(p)
         if name == "predict":
             add_flags(p, [f for f in union(task.predict_flags for task in tasks.values()) if f.name != "beam"])
@@ -166,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-k", type=int)
     generate.add_argument("--top-p", type=float)
     generate.add_argument("--seed", type=int)
-    generate.add_argument("--device", default="cpu")
+    generate.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_threads_flag(generate)
 
     compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")
