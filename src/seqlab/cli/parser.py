@@ -74,6 +74,14 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int)
 
 
+def train_epilog(task) -> str:
+    """``seqlab train TASK --help``'s ending: an example, and what the defaults train (and a bigger recipe)."""
+    bigger = " or ".join(f"--config {name}" for name in task.bigger_recipes)
+    return (f"example:\n  {task.example}\n\nWithout --config the defaults train a small model that finishes in "
+            f"minutes on a laptop's CPU\n(--device auto takes a GPU when there is one)"
+            + (f"; a bigger one: {bigger}" if bigger else ""))
+
+
 def add_flags(p: argparse.ArgumentParser, flags) -> None:
     """A task's flags (``seqlab.tasks.task.Flag``s), as argparse arguments; each is None unless given."""
     for f in flags:
@@ -138,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     by_task = train.add_subparsers(dest="task", required=True, parser_class=Parser, metavar="TASK")
     for task in tasks.values():
         p = by_task.add_parser(task.name, help=task.description, description=task.description,
-                               epilog=f"example:\n  {task.example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+                               epilog=train_epilog(task), formatter_class=argparse.RawDescriptionHelpFormatter)
         add_flags(p, task.flags().values())
         add_run_flags(p)
         p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
