@@ -51,3 +51,10 @@ def test_auto_is_the_default_of_training_and_of_every_command_that_takes_device(
         assert parser.parse_args(command).device == "auto", command
     with pytest.raises(ValueError, match="train.device must be auto, cpu"):
         TrainConfig(device="gpu")
+
+
+def test_precision_auto_keeps_fp32_on_mps():
+    from seqlab.train import precision
+
+    assert precision.candidates(torch.device("mps")) == ["fp32"]
+    assert precision.candidates(torch.device("cpu")) == ["fp32", "bf16"]
