@@ -135,9 +135,9 @@ def lm_run(tmp_path_factory):
 # a trained run's command -> what the one line must say
 ON_A_RUN = {
     "generate on a device torch does not know": (["generate", "{run}", "--prompt", "the", "--device", "tpu"],
-                                                 "--device must be cpu, cuda or cuda:N; got 'tpu'"),
+                                                 "--device must be auto, cpu, cuda, cuda:N or mps; got 'tpu'"),
     "eval on a device torch does not know": (["eval", "{run}", "--text", "{run}/../text.txt", "--device", "gpu0"],
-                                             "--device must be cpu, cuda or cuda:N; got 'gpu0'"),
+                                             "--device must be auto, cpu, cuda, cuda:N or mps; got 'gpu0'"),
 }
 
 

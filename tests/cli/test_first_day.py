@@ -102,3 +102,19 @@ def test_only_a_known_download_folder_is_suggested():
     assert "download etth1" in str(file_not_found("some/where/data/etth1/ETTh1.csv"))
     for path in ("data/mine/a.txt", "mydata/multi30k/train.de", "data/multi30k"):
         assert "download" not in str(file_not_found(path))
+
+
+@pytest.mark.parametrize("task, recipe", [("translate", "multi30k-de-en"), ("lm", "shakespeare-char-60min"),
+                                          ("forecast", "etth1-patch")])
+def test_train_help_names_the_bigger_recipe_and_the_recipe_is_bigger(task, recipe, capsys):
+    from seqlab.config import load_config
+    from seqlab.tasks import task as registry
+
+    with pytest.raises(SystemExit):
+        main(["train", task, "--help"])
+    out = capsys.readouterr().out
+    assert f"a bigger one: --config {recipe}" in out and "--device auto" in out
+    config_class = registry.get(task).config_class
+    default, bigger = config_class(), load_config(config_class, recipe, [])
+    assert bigger.model.n_layers > default.model.n_layers or bigger.model.d_model > default.model.d_model
+    assert bigger.train.max_steps * bigger.train.batch_size > default.train.max_steps * default.train.batch_size

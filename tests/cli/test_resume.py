@@ -52,3 +52,42 @@ def test_out_and_overwrite_are_refused_with_resume(tmp_path, capsys):
         assert code == 2 and len(err.strip().splitlines()) == 1
         assert f"{flags[0]} does not go with --resume" in err, err
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_sigterm_before_the_first_evaluation_leaves_a_run_that_resumes_from_that_step(tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from seqlab.train import checkpoint
+    from seqlab.train.loop import Trainer
+
+    corpus(tmp_path / "data")
+    run = tmp_path / "run"
+    real_step = Trainer._step
+
+    def step_then_sigterm(self):
+        if self.progress.step == 2:  # during step 3; the first evaluation is at step 5
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "_step", step_then_sigterm)
+    code, _, err = run_cli("train", "translate", "--src", tmp_path / "data" / "train.src", "--tgt",
+                           tmp_path / "data" / "train.tgt", "--out", run, *TINY, capsys=capsys)
+    assert code == 130 and f"seqlab train translate --resume {run}" in err, err
+    assert checkpoint.load_state(run / "checkpoints" / "last")["progress"]["step"] == 3
+    monkeypatch.setattr(Trainer, "_step", real_step)
+
+    starts = []  # the step each resume continued from
+    real_resume = Trainer.resume
+
+    def resume(self):
+        resumed = real_resume(self)
+        starts.append(self.progress.step if resumed else None)
+        return resumed
+
+    monkeypatch.setattr(Trainer, "resume", resume)
+    code, _, err = run_cli("train", "translate", "--resume", run, capsys=capsys)
+    assert code == 0 and starts == [3], err
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 10
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10]

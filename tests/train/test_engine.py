@@ -408,3 +408,62 @@ def test_metrics_log_of_a_resume_drops_the_repeated_steps_from_both_files(tmp_pa
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     assert [(e.step, e.value) for e in events.Scalars("train_loss")] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0)]
+
+
+# --- progress without a terminal, and interruptions ---------------------------------------------------
+
+def test_without_a_terminal_a_progress_line_comes_every_30_seconds(tmp_path, capsys):
+    """Standard error captured (not a terminal): no bar, but a line every 30 s of the run's clock with
+    the step, the loss since the last line, the rate and the time left."""
+    clock = StepClock(seconds=10.0)  # 10 s a step: a line every third step
+    trainer = with_ticking_loss(make_trainer(tmp_path, clock=clock, progress=True, eval_every=100), clock)
+    trainer.fit()
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert "\r" not in err and "it/s" not in err  # no tqdm bar
+    assert [line.split()[1] for line in lines] == ["3/12", "6/12", "9/12", "12/12"], err
+    assert lines[0].endswith("10 s/step  ETA 01:30"), lines[0]  # 9 steps left at 10 s a step
+    assert lines[-1].endswith("ETA 00:00")
+    losses = [float(line.split()[3]) for line in lines]
+    assert all(math.isfinite(loss) and loss > 0 for loss in losses)
+
+
+def test_progress_off_writes_no_lines(tmp_path, capsys):
+    clock = StepClock(seconds=10.0)
+    with_ticking_loss(make_trainer(tmp_path, clock=clock, progress=False), clock).fit()
+    assert "step " not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_before_the_first_evaluation_keeps_a_checkpoint_resume_continues_from(
+        tmp_path, monkeypatch, signal_name):
+    import os
+    import signal
+
+    straight_dir, stopped_dir = tmp_path / "straight", tmp_path / "stopped"
+    straight_dir.mkdir(), stopped_dir.mkdir()
+    make_trainer(straight_dir, eval_every=8).fit()
+
+    real_step = Trainer._step
+
+    def step_then_signal(self):
+        result = real_step(self)
+        if self.progress.step == 2:  # in the middle of step 3, before the first evaluation (step 8)
+            os.kill(os.getpid(), getattr(signal, signal_name))
+        return result
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(Trainer, "_step", step_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(stopped_dir, eval_every=8).fit()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers given back
+    assert not (stopped_dir / "checkpoints" / "best").exists()
+    assert checkpoint.load_state(stopped_dir / "checkpoints" / "last")["progress"]["step"] == 3  # the step under way
+    monkeypatch.setattr(Trainer, "_step", real_step)
+
+    resumed = make_trainer(stopped_dir, eval_every=8)
+    assert resumed.resume() and resumed.progress.step == 3
+    assert make_trainer(stopped_dir, eval_every=8).fit(resume=True).step == 12
+    final, expected = (load_file(str(d / "checkpoints" / "last" / "model.safetensors"))
+                       for d in (stopped_dir, straight_dir))
+    assert final.keys() == expected.keys() and all(torch.equal(final[k], expected[k]) for k in expected)

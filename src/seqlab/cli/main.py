@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
         if run and not (Path(run) / "checkpoints").is_dir():
-            sys.stderr.write("\ninterrupted before the first checkpoint (one is saved at every evaluation); "
+            sys.stderr.write("\ninterrupted before the first checkpoint (a one-process run saves one when "
+                             "interrupted after its first step; several processes at each evaluation); "
                              "start again with --overwrite\n")
         else:
             again = f"seqlab train {args.task} --resume {run}" if run else "seqlab train TASK --resume RUN_DIR"

@@ -52,6 +52,9 @@ def subcommand(subparsers, name: str, help_text: str) -> argparse.ArgumentParser
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
+DEVICE_HELP = "auto (the default: cuda if available, then mps, then cpu), cpu, cuda, cuda:N or mps"
+
+
 def add_threads_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, metavar="N",
                    help="CPU threads for torch and NumPy (default: the cores this process may use, shared "
@@ -69,8 +72,16 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="optimizer steps")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"],
                    help="auto (the default): the faster of fp32 and bf16 that holds accuracy, timed on the run's model")
-    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", help=DEVICE_HELP)
     p.add_argument("--seed", type=int)
+
+
+def train_epilog(task) -> str:
+    """``seqlab train TASK --help``'s ending: an example, and what the defaults train (and a bigger recipe)."""
+    bigger = " or ".join(f"--config {name}" for name in task.bigger_recipes)
+    return (f"example:\n  {task.example}\n\nWithout --config the defaults train a small model that finishes in "
+            f"minutes on a laptop's CPU\n(--device auto takes a GPU when there is one)"
+            + (f"; a bigger one: {bigger}" if bigger else ""))
 
 
 def add_flags(p: argparse.ArgumentParser, flags) -> None:
@@ -137,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     by_task = train.add_subparsers(dest="task", required=True, parser_class=Parser, metavar="TASK")
     for task in tasks.values():
         p = by_task.add_parser(task.name, help=task.description, description=task.description,
-                               epilog=f"example:\n  {task.example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+                               epilog=train_epilog(task), formatter_class=argparse.RawDescriptionHelpFormatter)
         add_flags(p, task.flags().values())
         add_run_flags(p)
         p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
@@ -149,14 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", type=Path)
     add_flags(evaluate, union(task.eval_flags for task in tasks.values()))
     add_threads_flag(evaluate)
-    evaluate.add_argument("--device", default="cpu")
+    evaluate.add_argument("--device", default="auto", help=DEVICE_HELP)
 
     for name in ("predict", "translate"):
         p = subcommand(sub, name, "run a trained model on input text (arguments, or stdin lines)")
         p.add_argument("run", type=Path)
         p.add_argument("text", nargs="*")
         p.add_argument("--beam", type=int)
-        p.add_argument("--device", default="cpu")
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
         add_threads_flag(p)
         if name == "predict":
             add_flags(p, [f for f in union(task.predict_flags for task in tasks.values()) if f.name != "beam"])
@@ -168,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-k", type=int)
     generate.add_argument("--top-p", type=float)
     generate.add_argument("--seed", type=int)
-    generate.add_argument("--device", default="cpu")
+    generate.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_threads_flag(generate)
 
     compare = subcommand(sub, "compare", "train several architectures on the same data and budget; one table")

@@ -402,11 +402,12 @@ def runtime_for_config(config, output_loss: OutputLoss = next_token_loss) -> Sin
     """This process's place in the job, for a task's config (its ``parallel`` section, ``train.device``
     and ``check_layout(world)``): this rank's part of a torchrun job, or one process. Every task's
     training starts here. ``output_loss``: what a pipeline's last stage computes (language models)."""
-    from ..train.loop import resolve_device  # the engine imports this module
+    from ..train.device import resolve_device
 
     if launched_by_torchrun():
         config.check_layout(torchrun_world())
-    return runtime_for(config.parallel, resolve_device(config.train.device), output_loss)
+    device = resolve_device(config.train.device, torchrun_world() if launched_by_torchrun() else 1)
+    return runtime_for(config.parallel, device, output_loss)
 
 
 def runtime_for(config: ParallelConfig, device: torch.device,

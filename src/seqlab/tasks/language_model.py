@@ -49,7 +49,7 @@ class LMDataConfig:
     tokenizer: Literal["char", "bpe"] = "char"  # bpe: GPT-2's byte-level BPE, trained on the split
     vocab_size: int = 4096  # BPE only; char takes every character of the training text
     valid_fraction: float = 0.1  # the last 10 % of the text validates
-    block_size: int = 256  # context length in tokens
+    block_size: int = 128  # context length in tokens
     eval_tokens: int = 0  # validation tokens scored at each evaluation; 0 = all of them
     default_corpus_chars: int = 2_000_000  # how much of the standard library, when no text is given
     tokenizer_sample_chars: int = 100_000_000  # the tokenizer learns from this many leading training characters
@@ -67,9 +67,10 @@ class LMDataConfig:
 @dataclass
 class LMModelConfig:
     arch: Literal["rnn", "lstm", "gru", "transformer"] = "transformer"
-    d_model: int = 384
-    n_heads: int = 6  # transformer only
-    n_layers: int = 6
+    # Small enough to train in minutes on a laptop's CPU; --config shakespeare-char-60min is the "baby GPT"
+    d_model: int = 128
+    n_heads: int = 4  # transformer only
+    n_layers: int = 4
     d_ff: int = 0  # 0 = 4 · d_model
     dropout: float = 0.0  # on the residual stream (and embeddings)
     attention_dropout: float | None = None  # None = dropout
@@ -90,8 +91,8 @@ class LMModelConfig:
 
 
 def _lm_train_defaults() -> TrainConfig:
-    return TrainConfig(lr=1e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1, warmup_steps=100,
-                       max_steps=5000, batch_size=64, label_smoothing=0.0, eval_every=250)
+    return TrainConfig(lr=2e-3, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1, warmup_steps=50,
+                       max_steps=1000, batch_size=32, label_smoothing=0.0, eval_every=250)
 
 
 @dataclass
@@ -365,6 +366,7 @@ class LanguageModelTask(Task):
     example = "seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare"
     config_class = LMConfig
     compare_recipe = "compare-lm"
+    bigger_recipes = ("shakespeare-char-60min",)
     predict_needs_input = False
     eval_flags = (Flag("text", "lm: a UTF-8 text file, a folder of them or a glob pattern", required=True),)
 

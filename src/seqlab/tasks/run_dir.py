@@ -77,7 +77,7 @@ def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
     a run of another task, or one not trained yet, is a UserError naming what was expected."""
     from ..models import from_pretrained
     from ..train.checkpoint import existing_checkpoint
-    from ..train.loop import resolve_device
+    from ..train.device import resolve_device
 
     run = Path(run)
     info = read_run(run)

@@ -73,6 +73,9 @@ class Task:
     example: str = ""  # a command for --help
     config_class: type = object  # data / model / train (/ parallel) sections
     compare_recipe: str | None = None  # the recipe ``compare`` starts from when none is given
+    # Shipped recipes that train a bigger model than the defaults (which finish in minutes on a laptop's
+    # CPU), named in ``seqlab train TASK --help``.
+    bigger_recipes: tuple[str, ...] = ()
     eval_flags: tuple[Flag, ...] = ()  # what ``seqlab eval`` scores a run of this task on
     predict_flags: tuple[Flag, ...] = ()
     predict_needs_input = True  # predict reads inputs (arguments or standard input's lines)

@@ -54,7 +54,7 @@ class DataConfig:
     test_tsv: str = ""
     valid_fraction: float = 0.05  # held out of the training pairs when no validation data is given
     tokenizer: Literal["char", "word", "bpe"] = "bpe"
-    vocab_size: int = 8000  # per side
+    vocab_size: int = 4000  # per side
     max_len: int = 256  # tokens; longer sentences are an error, not silently cut
 
     def __post_init__(self) -> None:
@@ -75,11 +75,16 @@ class DecodeConfig:
             raise ValueError("decode.beam_size and decode.max_output_len must be at least 1")
 
 
+def _translate_train_defaults() -> TrainConfig:
+    """Minutes on a laptop's CPU with the default model (see the README); a recipe sets its own."""
+    return TrainConfig(warmup_steps=200, max_steps=1000, eval_every=250)
+
+
 @dataclass
 class TranslateConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=_translate_train_defaults)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
 
@@ -362,6 +367,7 @@ class TranslateTask(Task):
                "  seqlab train translate --config multi30k-de-en\n  seqlab train translate --resume runs/de-en")
     config_class = TranslateConfig
     compare_recipe = None
+    bigger_recipes = ("multi30k-de-en",)
     eval_flags = (Flag("src", "translate: source sentences, one a line", required=True),
                   Flag("ref", "translate: their reference translations, aligned with --src", required=True),
                   Flag("beam", "translate: beam width (default greedy)", type=int))

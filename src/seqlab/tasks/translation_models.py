@@ -45,11 +45,12 @@ class ConvConfig:
 @dataclass
 class ModelConfig:
     arch: Literal["simple", "context", "attention", "conv", "transformer"] = "transformer"  # in their history's order
-    d_model: int = 256
+    # Small enough to train in minutes on a laptop's CPU; the paper's base model is --config multi30k-de-en's size
+    d_model: int = 128
     n_heads: int = 4
-    n_layers: int = 3
+    n_layers: int = 2
     n_decoder_layers: int | None = None  # default: n_layers
-    d_ff: int = 1024
+    d_ff: int = 512
     dropout: float = 0.1  # residual dropout (§5.4), also on embeddings + positions; every arch uses it
     attention_dropout: float = 0.0  # on attention weights; costly on CPU, off by default
     ff_dropout: float = 0.0  # inside the feed-forward network; likewise

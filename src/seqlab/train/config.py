@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from .device import CHOICES as DEVICE_CHOICES, valid_device_name
+
 # Upper bounds far above any sensible value: beyond them a setting is a typo (an exponent's sign, a unit).
 LIMITS = {"lr": 10.0, "eps": 1.0, "weight_decay": 10.0, "clip_norm": 1e6, "max_time": 1e8}
 MAX_STEPS = 10**12
@@ -35,7 +37,7 @@ class TrainConfig:
     # "auto": time a few steps of the run's own model in fp32 and bf16 and keep the faster that holds
     # accuracy (seqlab.train.precision); results then depend on the machine, so recipes that must not pin it.
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    device: str = "cpu"
+    device: str = "auto"  # auto: cuda if available, then mps, then cpu (seqlab.train.device)
     seed: int = 0
     log_every: int = 50
     tensorboard: bool = True
@@ -64,5 +66,5 @@ class TrainConfig:
             raise ValueError("train.warmup_steps, train.patience and train.stop_at_step must not be negative")
         if not 0 <= self.seed <= MAX_SEED:  # what every generator seeded from it accepts (scikit-learn's too)
             raise ValueError(f"train.seed must be in [0, {MAX_SEED}]; got {self.seed}")
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"train.device must be 'cpu' or 'cuda[:N]'; got {self.device!r}")
+        if not valid_device_name(self.device):
+            raise ValueError(f"train.device must be {DEVICE_CHOICES}; got {self.device!r}")

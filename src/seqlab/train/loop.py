@@ -21,7 +21,10 @@ from ..io import METRICS_FILE, atomic_write
 from ..parallel.runtime import SingleProcess
 from . import checkpoint, precision
 from .config import TrainConfig
+from .device import resolve_device
+from .interrupt import StopRequests
 from .optim import build_optimizer, build_schedule
+from .progress import ProgressDisplay
 
 LossFn = Callable[[nn.Module, dict[str, Tensor]], tuple[Tensor, int]]  # -> (mean loss, tokens)
 EvaluateFn = Callable[[nn.Module], dict[str, float]]
@@ -44,15 +47,6 @@ class Progress:
     last_eval: dict[str, float] = field(default_factory=dict)
     last_eval_step: int = -1
     precision: str = ""  # what the run trains in (train.precision "auto" resolved); a resumed run keeps it
-
-
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine")
-    try:
-        return torch.device(name)
-    except RuntimeError:  # "tpu", "cuda:x": torch's message lists every device type it knows
-        raise UserError(f"--device must be cpu, cuda or cuda:N; got {name!r}") from None
 
 
 def autocast(device: torch.device, precision: str):
@@ -84,8 +78,8 @@ class Trainer:
         self.clock = clock  # seconds; injectable so that tests can run a time budget without waiting
         self._segment_start: float | None = None  # the clock when this process's training began, less earlier segments
         self._elapsed_at: tuple[int, float] = (-1, 0.0)
-        self.device = resolve_device(config.device)
         self.parallel = parallel or SingleProcess()
+        self.device = resolve_device(config.device, self.parallel.world)
         self.model = model.to(self.device)
         # The step calls train_model (wrapped for data parallel, or a pipeline stage) and the optimizer
         # updates `trained`'s parameters; evaluation and exported weights use the model itself.
@@ -198,11 +192,13 @@ class Trainer:
         self.precision = p.precision = self._choose_precision(p.precision if resume else "")
         log = MetricsLog(self.run_dir, c.tensorboard, enabled=self.parallel.is_main,
                          after_step=p.step if resume else None)
-        # disable=None: a bar on a terminal, nothing in a log file or CI.
-        bar = tqdm(total=expected_steps(p.step, p.train_seconds, c), initial=p.step, unit="step", dynamic_ncols=True,
-                   leave=False, disable=None if c.progress and self.parallel.is_main else True)
+        bar = ProgressDisplay(expected_steps(p.step, p.train_seconds, c), p.step,
+                              enabled=c.progress and self.parallel.is_main, clock=self.clock)
         window_loss, window_tokens, window_start = 0.0, 0, self.clock()
         segment_start = self._segment_start = self.clock() - p.train_seconds
+        # Ctrl-C or SIGTERM ends the run after the step under way, with a resumable checkpoint of that step
+        # (several processes would have to agree on the step: they keep the last evaluation's instead).
+        stop = StopRequests(enabled=self.parallel.world == 1)
         try:
             while p.step < c.max_steps and not p.stopped:
                 if c.max_time and self._out_of_time(segment_start):
@@ -217,9 +213,8 @@ class Trainer:
                 p.train_seconds = self.clock() - segment_start
                 window_loss += loss_sum
                 window_tokens += tokens
-                if c.max_time:  # the bar's total (and so its ETA) is where the budget will stop the run
-                    bar.total = expected_steps(p.step, p.train_seconds, c)
-                bar.update(1)
+                # the bar's total (and so its ETA) is where a time budget will stop the run
+                bar.update(p.step, expected_steps(p.step, p.train_seconds, c), loss_sum, tokens)
                 if p.step % c.log_every == 0:
                     elapsed = self.clock() - window_start
                     row = {"step": p.step, "train_loss": window_loss / max(window_tokens, 1),
@@ -230,9 +225,14 @@ class Trainer:
                     window_loss, window_tokens, window_start = 0.0, 0, self.clock()
                 if p.step % c.eval_every == 0 or p.step == c.max_steps:
                     self._evaluate(log)
+                if stop.requested:
+                    if p.last_eval_step != p.step:
+                        self.save("last")
+                    raise KeyboardInterrupt
             if p.last_eval_step != p.step:  # stopped by the time budget between evaluations
                 self._evaluate(log)
         finally:
+            stop.close()
             bar.close()
             log.close()
             if c.curves and self.parallel.is_main:  # also for a run stopped by an error: what it learned so far

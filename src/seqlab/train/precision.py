@@ -28,6 +28,8 @@ def candidates(device: torch.device) -> list[str]:
     """The precisions the loop can train in on ``device``, the reference first."""
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return [REFERENCE]
+    if device.type == "mps":  # bf16 autocast there depends on the macOS version: fp32, which always works
+        return [REFERENCE]
     return [REFERENCE, "bf16"]
 
 

@@ -1,0 +1,60 @@
+"""``--device auto`` (the default): cuda if available, then mps, then cpu; a device the machine lacks or
+torch does not know is one line."""
+
+import pytest
+import torch
+
+from seqlab.cli.parser import build_parser
+from seqlab.errors import UserError
+from seqlab.train import device
+from seqlab.train.config import TrainConfig
+
+
+def machine(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (True, False, "cuda"),
+                                                 (False, True, "mps"), (False, False, "cpu")])
+def test_auto_takes_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    machine(monkeypatch, cuda, mps)
+    assert device.resolve_device("auto") == torch.device(expected)
+
+
+def test_auto_never_takes_mps_for_a_job_of_several_processes(monkeypatch):
+    machine(monkeypatch, cuda=False, mps=True)
+    assert device.resolve_device("auto", processes=2) == torch.device("cpu")
+
+
+def test_named_devices_are_taken_as_named(monkeypatch):
+    machine(monkeypatch, cuda=True, mps=True)
+    assert device.resolve_device("cpu") == torch.device("cpu")
+    assert device.resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert device.resolve_device("mps") == torch.device("mps")
+
+
+@pytest.mark.parametrize("name, says", [("cuda", "CUDA is not available"), ("cuda:0", "CUDA is not available"),
+                                        ("mps", "MPS) is not available"), ("tpu", "--device must be auto, cpu"),
+                                        ("cuda:x", "--device must be auto, cpu"), ("", "--device must be")])
+def test_a_device_this_machine_lacks_or_torch_does_not_know_is_refused(monkeypatch, name, says):
+    machine(monkeypatch, cuda=False, mps=False)
+    with pytest.raises(UserError) as error:
+        device.resolve_device(name)
+    assert says in str(error.value) and "\n" not in str(error.value)
+
+
+def test_auto_is_the_default_of_training_and_of_every_command_that_takes_device():
+    assert TrainConfig().device == "auto"
+    parser = build_parser()
+    for command in (["eval", "RUN"], ["predict", "RUN"], ["translate", "RUN"], ["generate", "RUN"]):
+        assert parser.parse_args(command).device == "auto", command
+    with pytest.raises(ValueError, match="train.device must be auto, cpu"):
+        TrainConfig(device="gpu")
+
+
+def test_precision_auto_keeps_fp32_on_mps():
+    from seqlab.train import precision
+
+    assert precision.candidates(torch.device("mps")) == ["fp32"]
+    assert precision.candidates(torch.device("cpu")) == ["fp32", "bf16"]
