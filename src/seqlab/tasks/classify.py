@@ -76,6 +76,20 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
         pad_id=PAD_ID))
 
 
+def start_model(config: ClassifyConfig, vocab_size: int, n_classes: int,
+                pretrained: classify_init.Pretrained | None = None):
+    """The network before its first step, the same for every run (and fold) of the seed; from
+    ``pretrained``, its encoder as pre-trained, to train gently (or not at all: frozen layers)."""
+    c, t = config.model, config.train
+    torch.manual_seed(t.seed)
+    model = build_classifier(c, vocab_size, n_classes, pretrained.max_len if pretrained else config.data.max_len)
+    if pretrained:
+        model.load_body(pretrained.model.state_dict())
+        model.freeze(t.freeze_layers)
+        scale_lr(model.body_parameters(), t.body_lr_scale)
+    return model
+
+
 def encode(tokenizer, texts: list[str], max_len: int, training: bool = True) -> list[list[int]]:
     """Token ids of each text; a text over ``max_len`` tokens is a DataError whose hint fits the command
     (a trained model cannot read longer texts: only training takes ``--set``)."""
@@ -108,13 +122,7 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     parallel.on_main(lambda: save_tokenizer(tokenizer, run / "tokenizer.json"))
     tokenizer = load_tokenizer(run / "tokenizer.json")  # the main rank's, on every rank
     ids = encode(tokenizer, texts, d.max_len)
-    torch.manual_seed(t.seed)  # the same initial weights in every run (and fold) of this seed
-    model = build_classifier(c, tokenizer.get_vocab_size(), n_classes,
-                             pretrained.max_len if pretrained else d.max_len)
-    if pretrained:  # the encoder as pre-trained, trained gently (or not at all, frozen layers)
-        model.load_body(pretrained.model.state_dict())
-        model.freeze(t.freeze_layers)
-        scale_lr(model.body_parameters(), t.body_lr_scale)
+    model = start_model(config, tokenizer.get_vocab_size(), n_classes, pretrained)
     if c.embeddings != "random":
         if c.embeddings in ("cbow", "skipgram"):
             sentences = [e.tokens for e in tokenizer.encode_batch(texts)]
