@@ -5,6 +5,7 @@ CSV or TSV. Every single-split run keeps its model, so ``seqlab predict`` scores
     seqlab train classify --csv reviews.csv --text-col text --label-col label --model transformer [--cv 10]
     seqlab predict RUN_DIR "a gripping, beautifully acted film"
     seqlab eval RUN_DIR --csv new_reviews.csv     # accuracy and macro-F1 on new labelled text
+    seqlab train classify --csv reviews.csv --init MLM_RUN   # fine-tune a masked LM's encoder (classify_init)
 
 One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
 ``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead, and each text's
