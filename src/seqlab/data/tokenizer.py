@@ -90,8 +90,20 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: boo
     return tokenizer
 
 
+def with_cls_sep(tokenizer: Tokenizer) -> Tokenizer:
+    """A copy of a WordPiece tokenizer (:func:`train_wordpiece`'s) that wraps every text as
+    [CLS] text [SEP], as BERT reads a single segment (Devlin et al., 2019 §3)."""
+    from tokenizers.processors import TemplateProcessing
+
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    cls, sep = BERT_SPECIALS[2], BERT_SPECIALS[3]
+    copy.post_processor = TemplateProcessing(single=f"{cls} $A {sep}", special_tokens=[
+        (cls, copy.token_to_id(cls)), (sep, copy.token_to_id(sep))])
+    return copy
+
+
 def encode_all(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
-    """Token ids of each text (no <bos>/<eos>; batching adds them)."""
+    """Token ids of each text (no <bos>/<eos>; batching adds them; a post-processor's [CLS] … [SEP] kept)."""
     return [e.ids for e in tokenizer.encode_batch(texts)]
 
 

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, LearnedPositionalEmbedding, RelativePositions, encoder_layer
+from ..nn import LSTM, RelativePositions, encoder_layer
 from . import pretrained
+from .masked_lm import position_module
 
 
 def masked_mean(x: Tensor, keep: Tensor) -> Tensor:
@@ -59,26 +60,34 @@ class TransformerClassifierConfig:
     d_ff: int = 256
     dropout: float = 0.1
     max_len: int = 256
-    pool: str = "mean"  # "mean" over real tokens or the "cls" token's output
+    # "mean" over real tokens, "cls": a learned vector put in front, its output; "first": the first
+    # token's output, the ids beginning with a [CLS] token of the tokenizer's (BERT's fine-tuning, §4)
+    pool: str = "mean"
     pad_id: int = 0
-    positional: str = "learned"  # or "relative" (Shaw et al., 2018): nothing added to the embeddings
+    # "learned", "sinusoidal" or "relative" (Shaw et al., 2018): nothing added to the embeddings
+    positional: str = "learned"
     max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
+    norm_first: bool = True  # pre-LN; False: post-LN, the embeddings normalised (BERT's) — MaskedLM's body
+    activation: str = "gelu"
 
     def __post_init__(self) -> None:
-        if self.pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' or 'mean'; got {self.pool!r}")
-        if self.positional not in ("learned", "relative"):
-            raise ValueError(f"positional must be 'learned' or 'relative'; got {self.positional!r}")
+        if self.pool not in ("cls", "mean", "first"):
+            raise ValueError(f"pool must be 'cls', 'mean' or 'first'; got {self.pool!r}")
+        if self.positional not in ("learned", "sinusoidal", "relative"):
+            raise ValueError(f"positional must be 'learned', 'sinusoidal' or 'relative'; got {self.positional!r}")
         if self.max_relative_position < 1:
             raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
 
 
 @pretrained.register
 class TransformerClassifier(TextClassifier):
-    """An encoder (pre-LN) over the tokens, pooled by a [CLS] token (``pool="cls"``: one learned
-    vector in front, its output classified) or by the mean over real tokens (``pool="mean"``).
-    ``positional="relative"``: each layer's self-attention gets relative position representations
-    instead of learned positions added to the embeddings (the [CLS] token is position 0)."""
+    """An encoder (pre-LN by default) over the tokens, pooled by a [CLS] token (``pool="cls"``: one
+    learned vector in front, its output classified; ``pool="first"``: the ids' own first token) or by
+    the mean over real tokens (``pool="mean"``). ``positional="relative"``: each layer's self-attention
+    gets relative position representations instead of positions added to the embeddings (the [CLS]
+    token is position 0). Its body (``embedding``, ``position``, ``embedding_norm``, ``layers``,
+    ``norm``) has :class:`~seqlab.models.masked_lm.MaskedLM`'s parameter names and shapes, so that a
+    masked LM's encoder loads into it (:meth:`load_body`)."""
 
     config_class = TransformerClassifierConfig
 
@@ -90,17 +99,41 @@ class TransformerClassifier(TextClassifier):
         self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
         relative = c.positional == "relative"
-        self.position = None if relative else LearnedPositionalEmbedding(c.max_len + 1, d_model)
+        # one more position than max_len for a [CLS] vector put in front ("first" reads the ids' own)
+        self.position = position_module(c.positional, d_model, c.max_len + (pool != "first"))
+        self.embedding_norm = nn.Identity() if c.norm_first else nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
         def relative_positions() -> RelativePositions | None:  # one per layer (Shaw et al. §3.3)
             return RelativePositions(d_model // c.n_heads, c.max_relative_position) if relative else None
 
-        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu",
-                                                  relative=relative_positions())
+        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=c.norm_first,
+                                                  activation=c.activation, relative=relative_positions())
                                     for _ in range(c.n_layers))
-        self.norm = nn.LayerNorm(d_model)
+        self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
         self.head = nn.Linear(d_model, c.n_classes)
+
+    BODY = ("embedding.", "position.", "embedding_norm.", "layers.", "norm.")
+
+    def body_parameters(self) -> list[nn.Parameter]:
+        """The encoder's parameters (what a masked LM pre-trains): all but the head and the [CLS] vector."""
+        return [p for name, p in self.named_parameters() if name.startswith(self.BODY)]
+
+    def load_body(self, state: dict[str, Tensor]) -> None:
+        """Copy a masked LM's encoder (its state dict; the MLM head's entries are left out) into the
+        body; a missing or misshapen tensor is a ValueError."""
+        body = {name: tensor for name, tensor in state.items() if name.startswith(self.BODY)}
+        missing, _ = self.load_state_dict(body, strict=False)
+        if left := [name for name in missing if name.startswith(self.BODY)]:
+            raise ValueError(f"the pre-trained encoder lacks {', '.join(left)}")
+
+    def freeze(self, n_layers: int) -> None:
+        """Stop training the embeddings (token and position) and the first ``n_layers`` layers."""
+        if n_layers > len(self.layers):
+            raise ValueError(f"cannot freeze {n_layers} layers of {len(self.layers)}")
+        frozen = [self.embedding, self.position, self.embedding_norm, *self.layers[:n_layers]] if n_layers else []
+        for module in frozen:
+            module.requires_grad_(False)
 
     def forward(self, ids: Tensor, need_weights: bool = False):
         """ids (B, T) -> logits (B, K); with ``need_weights``, (logits, per layer the (B, H, T', T')
@@ -110,9 +143,7 @@ class TransformerClassifier(TextClassifier):
         if self.pool == "cls":
             x = torch.cat([self.cls.expand(len(ids), -1, -1), x], dim=1)
             keep = torch.cat([keep.new_ones(len(ids), 1), keep], dim=1)
-        if self.position is not None:
-            x = self.position(x)
-        x = self.dropout(x)
+        x = self.dropout(self.embedding_norm(self.position(x)))
         mask = keep.unsqueeze(1)  # (B, 1, T): padding is never attended to
         maps = []
         for layer in self.layers:
@@ -122,7 +153,7 @@ class TransformerClassifier(TextClassifier):
             else:
                 x = layer(x, mask)
         x = self.norm(x)
-        pooled = x[:, 0] if self.pool == "cls" else masked_mean(x, keep)
+        pooled = masked_mean(x, keep) if self.pool == "mean" else x[:, 0]
         logits = self.head(self.dropout(pooled))
         return (logits, maps) if need_weights else logits
 

@@ -5,6 +5,7 @@ CSV or TSV. Every single-split run keeps its model, so ``seqlab predict`` scores
     seqlab train classify --csv reviews.csv --text-col text --label-col label --model transformer [--cv 10]
     seqlab predict RUN_DIR "a gripping, beautifully acted film"
     seqlab eval RUN_DIR --csv new_reviews.csv     # accuracy and macro-F1 on new labelled text
+    seqlab train classify --csv reviews.csv --init MLM_RUN   # fine-tune a masked LM's encoder (classify_init)
 
 One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
 ``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead, and each text's
@@ -42,7 +43,8 @@ from ..models.linear_text import CONFIG_FILE as LINEAR_CONFIG_FILE
 from ..models.linear_text import LinearTextClassifier
 from ..parallel.runtime import SingleProcess
 from ..train.loop import Trainer
-from . import run_dir as runs, views
+from ..train.optim import scale_lr
+from . import classify_init, run_dir as runs, views
 from .class_scores import class_indices, ranked_line, scores, scores_by_class
 from .classify_config import NEURAL, ClassifyConfig, ClassifyModelConfig, one_process_only
 from .distill import distillation_loss, drop_words, linear_model, teacher_probabilities
@@ -58,11 +60,14 @@ def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray) -> 
 # --- neural models --------------------------------------------------------------------------------
 
 def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, max_len: int):
+    """The network ``c`` describes; with ``c.init``, a Transformer whose ids begin with the tokenizer's
+    [CLS] (pooled) and whose position table is the encoder's (``max_len``)."""
     if c.arch == "transformer":
         return classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
-            dropout=c.dropout, max_len=max_len, pool=c.pool, pad_id=PAD_ID, positional=c.positional,
-            max_relative_position=c.max_relative_position))
+            dropout=c.dropout, max_len=max_len, pool="first" if c.init else c.pool, pad_id=PAD_ID,
+            positional=c.positional, max_relative_position=c.max_relative_position, norm_first=c.norm_first,
+            activation=c.activation))
     if c.arch == "lstm":
         return classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, hidden_size=c.hidden_size, n_layers=1, dropout=c.dropout,
@@ -70,6 +75,20 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
     return classifiers.ConvClassifier(classifiers.ConvClassifierConfig(
         vocab_size, n_classes, d_model=c.d_model, widths=tuple(c.widths), n_filters=c.n_filters, dropout=c.dropout,
         pad_id=PAD_ID))
+
+
+def start_model(config: ClassifyConfig, vocab_size: int, n_classes: int,
+                pretrained: classify_init.Pretrained | None = None):
+    """The network before its first step, the same for every run (and fold) of the seed; from
+    ``pretrained``, its encoder as pre-trained, to train gently (or not at all: frozen layers)."""
+    c, t = config.model, config.train
+    torch.manual_seed(t.seed)
+    model = build_classifier(c, vocab_size, n_classes, pretrained.max_len if pretrained else config.data.max_len)
+    if pretrained:
+        model.load_body(pretrained.model.state_dict())
+        model.freeze(t.freeze_layers)
+        scale_lr(model.body_parameters(), t.body_lr_scale)
+    return model
 
 
 def encode(tokenizer, texts: list[str], max_len: int, training: bool = True) -> list[list[int]]:
@@ -99,11 +118,12 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     torchrun the first is None except on the main rank."""
     d, c, t = config.data, config.model, config.train
     parallel = parallel or SingleProcess()
-    parallel.on_main(lambda: save_tokenizer(train_tokenizer(texts, "word", d.vocab_size), run / "tokenizer.json"))
+    pretrained = classify_init.load_pretrained(c.init) if c.init else None
+    tokenizer = pretrained.tokenizer if pretrained else train_tokenizer(texts, "word", d.vocab_size)
+    parallel.on_main(lambda: save_tokenizer(tokenizer, run / "tokenizer.json"))
     tokenizer = load_tokenizer(run / "tokenizer.json")  # the main rank's, on every rank
     ids = encode(tokenizer, texts, d.max_len)
-    torch.manual_seed(t.seed)  # the same initial weights in every run (and fold) of this seed
-    model = build_classifier(c, tokenizer.get_vocab_size(), n_classes, d.max_len)
+    model = start_model(config, tokenizer.get_vocab_size(), n_classes, pretrained)
     if c.embeddings != "random":
         if c.embeddings in ("cbow", "skipgram"):
             sentences = [e.tokens for e in tokenizer.encode_batch(texts)]
@@ -217,6 +237,10 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     check_class_counts(label_names, d.cv)
+    if config.model.init:  # the encoder's settings, in the run's config too
+        config = classify_init.with_init(config, classify_init.load_pretrained(config.model.init))
+        d = config.data
+        log(classify_init.describe(config))
     classes = sorted(set(label_names))
     labels = np.asarray([classes.index(name) for name in label_names])
 
@@ -226,6 +250,8 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
 
     parallel.on_main(describe)
     metrics: dict[str, Any] = {"arch": config.model.arch, "examples": len(texts), "classes": len(classes)}
+    if config.model.init:
+        metrics["init"] = config.model.init
     if d.cv:
         folds_scores, sizes = [], []
         held_out = np.zeros((len(texts), len(classes)), dtype=np.float32)  # each text's probabilities, from its fold
@@ -363,6 +389,8 @@ class ClassifyTask(Task):
             raise UserError("no data: give --csv FILE with a text and a label column")
         texts, labels = read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
         check_splits(labels, config)
+        if config.model.init:  # a bad --init fails before the run directory is made
+            classify_init.with_init(config, classify_init.load_pretrained(config.model.init))
         return texts, labels
 
     def compare_data(self, config: ClassifyConfig, options) -> tuple[list[str], list[str]]:

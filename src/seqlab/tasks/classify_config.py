@@ -45,9 +45,15 @@ class ClassifyModelConfig:
     n_heads: int = 4
     n_layers: int = 2
     d_ff: int = 256
-    pool: Literal["mean", "cls"] = "mean"
-    positional: Literal["learned", "relative"] = "learned"  # transformer; relative: Shaw et al. (2018)
+    pool: Literal["mean", "cls"] = "mean"  # with init: the tokenizer's [CLS] token, whatever this says
+    positional: Literal["learned", "sinusoidal", "relative"] = "learned"  # transformer; relative: Shaw et al. (2018)
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
+    norm_first: bool = True  # transformer: pre-LN; false: post-LN (BERT's)
+    activation: Literal["gelu", "relu"] = "gelu"  # transformer
+    # A masked-LM run (seqlab train mlm) whose encoder and tokenizer the Transformer starts from
+    # (seqlab.tasks.classify_init): its model settings replace the ones above
+    init: str = option("", "start the Transformer from this seqlab train mlm run's encoder and tokenizer",
+                       path=True, flag="init")
     hidden_size: int = 128  # lstm
     n_filters: int = 100  # conv1d
     widths: list[int] = field(default_factory=lambda: [3, 4, 5])  # conv1d
@@ -86,6 +92,11 @@ class ClassifyModelConfig:
         if self.word_ngrams < 1 or self.char_ngrams == 1 or self.char_ngrams < 0:
             raise ValueError(f"model.word_ngrams must be at least 1 and model.char_ngrams 0 (off) or at least 2; "
                              f"got {self.word_ngrams} and {self.char_ngrams}")
+        if self.init and self.arch != "transformer":
+            raise ValueError(f"model.init (--init) starts a Transformer from a pre-trained encoder; "
+                             f"--model {self.arch} cannot take one")
+        if self.init and self.embeddings != "random":
+            raise ValueError("model.init brings its own embeddings; leave model.embeddings at random")
         if self.teacher and self.arch not in NEURAL:
             raise ValueError(f"model.teacher distils into a neural model (transformer, lstm, conv1d), "
                              f"not {self.arch}")
@@ -99,8 +110,24 @@ class ClassifyModelConfig:
                              f"got {self.teacher_weight} and {self.teacher_folds}")
 
 
-def _classify_train_defaults() -> TrainConfig:
-    return TrainConfig(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, warmup_steps=50,
+@dataclass
+class ClassifyTrainConfig(TrainConfig):
+    """The engine's settings and, for a Transformer started from a pre-trained encoder (model.init),
+    how gently its body trains: at ``body_lr_scale`` times the head's rate (discriminative fine-tuning,
+    Howard & Ruder, 2018 §3.2), its embeddings and first ``freeze_layers`` layers not at all."""
+
+    body_lr_scale: float = 0.1  # with model.init only
+    freeze_layers: int = 0  # with model.init only; at least 1 also freezes the embeddings
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.body_lr_scale <= 10.0 or self.freeze_layers < 0:
+            raise ValueError(f"train.body_lr_scale must be in (0, 10] and train.freeze_layers at least 0; "
+                             f"got {self.body_lr_scale} and {self.freeze_layers}")
+
+
+def _classify_train_defaults() -> ClassifyTrainConfig:
+    return ClassifyTrainConfig(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, warmup_steps=50,
                        max_steps=1500, batch_size=50, label_smoothing=0.0, eval_every=100)
 
 
@@ -108,7 +135,7 @@ def _classify_train_defaults() -> TrainConfig:
 class ClassifyConfig:
     data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
     model: ClassifyModelConfig = field(default_factory=ClassifyModelConfig)
-    train: TrainConfig = field(default_factory=_classify_train_defaults)
+    train: ClassifyTrainConfig = field(default_factory=_classify_train_defaults)
     parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
 
     def __post_init__(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -12,20 +12,33 @@ from torch.optim.lr_scheduler import LambdaLR
 from .config import TrainConfig
 
 
+LR_SCALE = "lr_scale"  # a parameter's attribute: its learning rate relative to the run's
+
+
+def scale_lr(parameters: Iterable[nn.Parameter], scale: float) -> None:
+    """Train ``parameters`` at ``scale`` times the run's learning rate (at every step of the schedule):
+    a pre-trained body more gently than a new head (Howard & Ruder, 2018 §3.2)."""
+    for p in parameters:
+        setattr(p, LR_SCALE, scale)
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     """Adam(W) with the paper's β = (0.9, 0.98), ε = 1e-9 by default. Weight decay spares biases,
-    norms and embeddings' 1-D parameters; the update runs as one foreach kernel per group."""
+    norms and embeddings' 1-D parameters; the update runs as one foreach kernel per group. A parameter
+    marked by :func:`scale_lr` goes in a group whose rate is scaled; frozen ones (no grad) in none."""
     decay = config.weight_decay if config.optimizer == "adamw" else 0.0
+    # The noam schedule yields the rate itself, so its base rate is 1.
+    lr = 1.0 if config.schedule == "noam" else config.lr
     groups: dict[tuple, dict] = {}
     for p in model.parameters():
         if p.requires_grad:
             # Parameters sharded by tensor parallel (DTensors) get groups of their own: one foreach
             # kernel takes DTensors or plain tensors, never both.
-            key = (p.dim() >= 2, getattr(p, "device_mesh", None) is not None)
-            groups.setdefault(key, {"params": [], "weight_decay": decay if key[0] else 0.0})["params"].append(p)
+            scale = getattr(p, LR_SCALE, 1.0)
+            key = (p.dim() >= 2, getattr(p, "device_mesh", None) is not None, scale)
+            groups.setdefault(key, {"params": [], "weight_decay": decay if key[0] else 0.0,
+                                    "lr": lr * scale})["params"].append(p)
     optimizer_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    # The noam schedule yields the rate itself, so its base rate is 1.
-    lr = 1.0 if config.schedule == "noam" else config.lr
     return optimizer_class(list(groups.values()), lr=lr, betas=tuple(config.betas), eps=config.eps, foreach=True)
 
 
