@@ -43,6 +43,112 @@ def lm_run(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    import numpy as np
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("explore-fc")
+    n = 500
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "OT": np.sin(np.arange(n) * 2 * np.pi / 24)})
+    frame.to_csv(root / "series.csv", index=False)
+    run = root / "fc"  # 120 steps a window: a heat map of 14-px cells would be 1,750 px wide
+    assert main(["train", "forecast", "--csv", str(root / "series.csv"), "--model", "transformer", "--input-len", "120",
+                 "--horizon", "24", "--split", "0.7,0.1,0.2", "--out", str(run), "--set", "model.d_model=16",
+                 "--set", "model.n_heads=2", "--set", "model.n_layers=1", "--set", "model.d_ff=32", *QUICK]) == 0
+    return run
+
+
+def snapshot_of(html: str) -> dict:
+    """The data a saved page carries, read back as the browser would (JSON is JavaScript)."""
+    import json
+
+    start = html.index("window.SEQLAB_SNAPSHOT = ") + len("window.SEQLAB_SNAPSHOT = ")
+    return json.loads(html[start : html.index(";</script>", start)])
+
+
+def test_the_page_opens_on_an_example_from_the_run(translation_run, lm_run, tmp_path):
+    words = {"abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zebra"}
+    client = TestClient(create_app(translation_run))
+    example = client.get("/api/example").json()
+    assert example["text"] in words and "validation" in example["source"]
+    assert client.post("/api/infer", json={"text": example["text"]}).status_code == 200
+    example = TestClient(create_app(lm_run)).get("/api/example").json()
+    text = (lm_run.parent / "text.txt").read_text()
+    assert example["text"] in text[int(len(text) * 0.9) - 64 :] and "validation" in example["source"]
+    assert len(example["text"]) == 16 and example["max_new_tokens"] == 40  # char tokens; 16 + 40 <= 64
+    # Runs trained before runs kept an example open on a generic one.
+    for run, gone in ((translation_run, "example.json"), (lm_run, "valid.bin")):
+        old = tmp_path / run.name
+        shutil.copytree(run, old)
+        (old / gone).unlink()
+        client = TestClient(create_app(old))
+        example = client.get("/api/example").json()
+        assert "generic" in example["source"]
+        assert client.post("/api/infer", json={k: v for k, v in example.items() if k != "source"}).status_code == 200
+
+
+def test_save_as_html_is_one_file_that_needs_no_server(translation_run, lm_run):
+    client = TestClient(create_app(translation_run))
+    hostile = "</script><b>\u2028<!--"  # within the 23 tokens the model reads
+    for text in ("hello", hostile):
+        answer = client.post("/api/infer", json={"text": text, "beam": 2}).json()
+        response = client.post("/api/export", json={"request": {"text": text, "beam": 2},
+                                                    "ui": {"view": "cross-attention", "layer": 1, "head": 0}})
+        assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+        html = response.text
+        for reference in ("http://", "https://", 'src="/', "href=\"/", "/static/", "url("):
+            assert reference not in html, reference
+        assert html.count("<script") == 2 and html.count("</script>") == 2  # the data cannot close its script
+        assert "<style>" in html and "function heatmap" in html
+        saved = snapshot_of(html)
+        assert saved["result"] == answer and saved["request"]["text"] == text
+        assert saved["ui"] == {"view": "cross-attention", "layer": 1, "head": 0}
+        assert saved["info"]["task"] == "translate" and saved["positional"]["kind"] == "sinusoidal"
+    client = TestClient(create_app(lm_run))
+    html = client.post("/api/export", json={"request": {"text": "the cat", "max_new_tokens": 3},
+                                            "next": {"text": "the cat", "temperature": 0.5, "top_k": 4}}).text
+    expected = client.post("/api/next", json={"text": "the cat", "temperature": 0.5, "top_k": 4}).json()
+    assert snapshot_of(html)["next"] == expected
+
+
+@pytest.mark.parametrize("temperature, k", [(1.0, 5), (0.5, 3), (2.0, 19)])
+def test_next_token_probabilities_are_the_models_softmax(lm_run, temperature, k):
+    import torch
+
+    from seqlab.tasks.language_model import LanguageModel
+
+    lm = LanguageModel.load(lm_run)
+    ids = lm.tokenizer.encode("the cat").ids
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids]))[0]  # (T, V)
+    expected = torch.softmax(logits.double() / temperature, dim=-1)
+    client = TestClient(create_app(lm_run))
+    answer = client.post("/api/next", json={"text": "the cat", "temperature": temperature, "top_k": k}).json()
+    assert answer["tokens"] == list("the cat") and len(answer["positions"]) == len(ids)
+    for t, top in enumerate(answer["positions"]):
+        assert len(top) == k  # top-k keeps k
+        assert [row["p"] for row in top] == sorted((row["p"] for row in top), reverse=True)
+        for row in top:
+            assert row["p"] == pytest.approx(expected[t, row["id"]].item(), abs=1e-6)
+        kth = torch.sort(expected[t], descending=True).values[k - 1].item()
+        assert top[-1]["p"] == pytest.approx(kth, abs=1e-6)  # the k most probable, no other
+    # One generation step: the chosen token appended, its distribution computed over the longer input.
+    chosen = answer["positions"][-1][0]
+    stepped = client.post("/api/next", json={"text": "the cat", "temperature": temperature, "top_k": k,
+                                             "append": chosen["id"]}).json()
+    assert stepped["text"] == "the cat" + chosen["text"] and len(stepped["positions"]) == len(ids) + 1
+    assert client.post("/api/next", json={"text": "the cat", "temperature": 0}).status_code == 422
+    assert client.post("/api/next", json={"text": "the cat", "append": 10**6}).status_code == 422
+    translation = client.post("/api/next", json={"text": "x" * 200})
+    assert translation.status_code == 422 and "context" in translation.json()["detail"]
+
+
+QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=10",
+         "--max-steps", "10"]
+
+
 def test_translation_run_shows_every_attention_kind(translation_run):
     client = TestClient(create_app(translation_run))
     info = client.get("/api/run").json()
@@ -78,8 +184,6 @@ def test_language_model_run_and_its_limits(lm_run):
     assert huge.status_code == 413
 
 
-QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=10",
-         "--max-steps", "10"]
 
 
 def test_classifier_forecaster_and_vit_runs(tmp_path):
@@ -95,7 +199,9 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     assert main(["train", "classify", "--csv", str(tmp_path / "reviews.csv"), "--out", str(tmp_path / "cls"),
                  "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
                  "--set", "model.pool='cls'", *QUICK]) == 0
-    result = TestClient(create_app(tmp_path / "cls")).post("/api/infer", json={"text": "good film"}).json()
+    client = TestClient(create_app(tmp_path / "cls"))
+    assert client.get("/api/example").json()["text"] in {"good film", "bad film"}  # a test text of the run's
+    result = client.post("/api/infer", json={"text": "good film"}).json()
     assert set(result["probabilities"]) == {"pos", "neg"}
     assert result["views"]["self-attention"]["keys"] == ["[CLS]", "good", "film"]
 
@@ -107,7 +213,12 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
                  "--horizon", "12", "--split", "0.7,0.1,0.2", "--out", str(tmp_path / "fc"),
                  "--set", "model.patch_len=8", "--set", "model.stride=8", *QUICK]) == 0
     client = TestClient(create_app(tmp_path / "fc"))
+    example = client.get("/api/example").json()
+    start = int(400 * 0.7) - 48  # the validation rows begin input_len rows before the 70 % mark
+    assert pd.Timestamp(example["text"]) == frame["date"][start + 48 - 1]
+    assert client.post("/api/infer", json={"text": example["text"]}).status_code == 200
     result = client.post("/api/infer", json={"text": "2024-01-10 00:00"}).json()
+    assert result["series"]["times"][47] == "2024-01-10 00:00:00" and result["series"]["times"][48] == "2024-01-10 01:00:00"
     assert len(result["series"]["history"]) == 48 and len(result["series"]["forecast"]) == 12
     assert len(result["views"]["attention over past patches"]["keys"]) == (48 - 8) // 8 + 2
     assert client.post("/api/infer", json={"text": "2024-01-01 03:00"}).status_code == 422  # too early
@@ -123,6 +234,10 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     Image.new("L", (8, 8), color=200).save(buffer, format="PNG")
     upload = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     client = TestClient(create_app(tmp_path / "vit"))
+    example = client.get("/api/example").json()
+    shown = Image.open(io.BytesIO(base64.b64decode(example["image"].split(",", 1)[1])))
+    assert shown.size == (8, 8) and set(np.asarray(shown).ravel().tolist()) <= {40, 220}  # one of the run's own images
+    assert client.post("/api/infer", json={"image": example["image"]}).status_code == 200
     result = client.post("/api/infer", json={"image": upload}).json()
     rollout = result["views"]["attention rollout over patches"]["weights"]
     assert len(rollout[0][0]) == 4 and len(rollout[0][0][0]) == 4  # 8×8 image, 2×2 patches: a 4×4 grid
