@@ -307,45 +307,137 @@ def free_port() -> int:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class Served:
+    """A run's explorer on a free local port, in a thread, for the browser tests."""
+
+    def __init__(self, run) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(create_app(run), host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+
+
+def fits_the_window(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 @pytest.mark.timeout(120)
 def test_the_page_in_a_real_browser(translation_run, tmp_path):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(translation_run), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.getElementById('run-info').textContent.includes('parameters')")
-            page.fill("#input", "hello")
-            page.click("#run")
-            page.wait_for_selector("#head-view canvas")
-            assert page.locator("#output").inner_text() == TestClient(create_app(translation_run)).post("/api/infer", json={"text": "hello", "beam": 1}).json()["output"]
-            assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
-            assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
-            page.locator("#model-view canvas").nth(3).click()  # layer 2, head 2
-            assert page.locator("#layer").input_value() == "1"
-            assert page.locator(".head.selected").count() == 1
-            page.select_option("#view", "cross-attention")
-            page.locator("#head-view canvas").first.click(position={"x": 75, "y": 65})  # a query row
-            page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
-            page.click("button[data-tab=training]")
-            page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
-            browser.close()
-        assert (tmp_path / "explore.png").stat().st_size > 10_000
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with Served(translation_run) as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('run-info').textContent.includes('parameters')")
+        page.wait_for_selector("#head-view canvas")  # the run's own example, shown without typing
+        example = TestClient(create_app(translation_run)).get("/api/example").json()["text"]
+        assert page.locator("#input").input_value() == example
+        page.fill("#input", "hello")
+        page.click("#run")
+        expected = TestClient(create_app(translation_run)).post("/api/infer", json={"text": "hello", "beam": 1}).json()
+        page.wait_for_function(f"document.getElementById('output').textContent === {expected['output']!r}")
+        assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
+        assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
+        captions = page.locator("#model-view figcaption").all_inner_texts()
+        assert captions == ["L1 H1", "L1 H2", "L2 H1", "L2 H2"]
+        thumb = page.locator("#model-view canvas").nth(3)
+        thumb.hover(position={"x": 2, "y": 2})  # the top-left cell: query 1, key 1
+        value = expected["views"]["encoder self-attention"]["weights"][1][1][0][0]
+        assert thumb.get_attribute("title") == f"L2 H2: h → h: {value:.3f}"
+        thumb.click()  # layer 2, head 2
+        assert page.locator("#layer").input_value() == "1"
+        assert page.locator(".head.selected").count() == 1
+        page.select_option("#view", "cross-attention")
+        page.locator("#head-view canvas").first.click(position={"x": 75, "y": 65})  # a query row
+        page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+        page.click("button[data-tab=training]")
+        page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
+        browser.close()
+    assert (tmp_path / "explore.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(240)
+def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run, tmp_path):
+    """Each run's page, opened on its example at two window sizes, scrolls only down; the language
+    model's next-token view answers its controls. SEQLAB_SCREENSHOTS=DIR keeps the docs' pictures."""
+    import os
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
+    from playwright.sync_api import sync_playwright
+
+    keep = os.environ.get("SEQLAB_SCREENSHOTS")
+    with sync_playwright() as p:
+        browser = launch(p)
+        for name, run in (("translation", translation_run), ("lm", lm_run), ("forecast", forecast_run)):
+            with Served(run) as url:
+                for width, height in ((1280, 800), (800, 600)):
+                    page = browser.new_page(viewport={"width": width, "height": height})
+                    page.goto(url)
+                    page.wait_for_selector("#model-view canvas")
+                    if name == "lm":
+                        page.wait_for_selector("#next-table tr")
+                        assert page.locator("#next-table tr").count() == 10  # top-k 10 by default
+                        page.fill("#top-k", "4")
+                        page.dispatch_event("#top-k", "change")
+                        page.wait_for_function("document.querySelectorAll('#next-table tr').length === 4")
+                        before = page.locator("#input").input_value()
+                        page.click("#step-greedy")
+                        page.wait_for_function(f"document.getElementById('input').value.length === {len(before) + 1}")
+                        page.locator("#next-tokens .tok").nth(3).click()
+                        assert "position 4" in page.locator("#next-caption").inner_text()
+                    if name == "forecast":
+                        assert page.locator("#series").is_visible()
+                    assert fits_the_window(page), f"{name} at {width}×{height} is wider than the window"
+                    page.click("button[data-tab=training]")
+                    page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
+                    assert fits_the_window(page), f"{name}'s training tab at {width}×{height}"
+                    page.click("button[data-tab=attention]")
+                    if keep and width == 1280:
+                        page.screenshot(path=os.path.join(keep, f"explore-{name}.png"))
+                    page.close()
+        browser.close()
+
+
+def test_a_saved_page_opens_without_the_server(translation_run, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
+    from playwright.sync_api import sync_playwright
+
+    client = TestClient(create_app(translation_run))
+    html = client.post("/api/export", json={"request": {"text": "hello"}, "ui": {"view": "cross-attention"}}).text
+    (tmp_path / "saved.html").write_text(html, encoding="utf-8")
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        asked = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto((tmp_path / "saved.html").as_uri())
+        page.wait_for_selector("#model-view canvas")
+        assert page.locator("#view").input_value() == "cross-attention"
+        assert page.locator("#output").inner_text() == snapshot_of(html)["result"]["output"]
+        assert page.locator("#run").is_disabled() and page.locator("#error").inner_text() == ""
+        browser.close()
+    assert [u for u in asked if not u.startswith("file:")] == []  # it asked nothing of any server

@@ -34,6 +34,8 @@ function heatmap(canvas, matrix, opts = {}) {
   let cw = opts.cell || 14;
   if (opts.maxWidth) cw = Math.max(1, Math.min(cw, Math.floor((opts.maxWidth - left) / Math.max(cols, 1))));
   const ch = Math.max(cw, opts.minRow || 0);
+  // Colour by weight over the map's largest (1/T-small weights over a long input stay visible).
+  const scale = opts.raw ? 1 : Math.max(...matrix.map((row) => Math.max(...row)), 1e-9);
   canvas.width = left + cols * cw;
   canvas.height = top + rows * ch;
   const ctx = canvas.getContext("2d");
@@ -41,7 +43,7 @@ function heatmap(canvas, matrix, opts = {}) {
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       const faded = opts.row !== null && opts.row !== undefined && opts.row !== i;
-      ctx.fillStyle = colour(faded ? matrix[i][j] * 0.15 : matrix[i][j]);
+      ctx.fillStyle = colour((faded ? 0.15 : 1) * matrix[i][j] / scale);
       ctx.fillRect(left + j * cw, top + i * ch, cw, ch);
     }
   }
@@ -294,8 +296,9 @@ function renderNext() {
     strip.appendChild(span);
   });
   const rows = data.positions[state.position];
-  table.innerHTML = `<caption>after “${show(data.tokens[state.position])}” (position ${state.position + 1}), ` +
-                    `temperature ${data.temperature}, top ${rows.length}</caption>`;
+  $("next-caption").textContent = `after “${show(data.tokens[state.position])}” (position ${state.position + 1}), ` +
+                                  `temperature ${data.temperature}, top ${rows.length}`;
+  table.innerHTML = "";
   rows.forEach((row) => {
     const tr = document.createElement("tr");
     const name = document.createElement("td"), bar = document.createElement("td"), p = document.createElement("td");
@@ -379,7 +382,7 @@ async function loadTraining() {
   if (pe.values.length) {
     const max = Math.max(...pe.values.flat().map(Math.abs)) || 1;
     heatmap($("pe"), pe.values.map((row) => row.map((v) => 0.5 + v / (2 * max))),
-            { cell: 4, maxWidth: Math.max(120, $("training").clientWidth - 4) });
+            { cell: 4, raw: true, maxWidth: Math.max(120, $("training").clientWidth - 4) });
   }
   plotCurves($("curves"), await api("/api/curves"));
 }
