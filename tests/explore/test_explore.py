@@ -100,8 +100,8 @@ def test_save_as_html_is_one_file_that_needs_no_server(translation_run, lm_run):
         html = response.text
         for reference in ("http://", "https://", 'src="/', "href=\"/", "/static/", "url("):
             assert reference not in html, reference
-        assert html.count("<script") == 2 and html.count("</script>") == 2  # the data cannot close its script
-        assert "<style>" in html and "function heatmap" in html
+        assert html.count("<script") == 3 and html.count("</script>") == 3  # the data cannot close its script
+        assert "<style>" in html and "function heatmap" in html and "function renderNext" in html
         saved = snapshot_of(html)
         assert saved["result"] == answer and saved["request"]["text"] == text
         assert saved["ui"] == {"view": "cross-attention", "layer": 1, "head": 0}

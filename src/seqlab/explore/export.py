@@ -16,13 +16,17 @@ def script_json(value: Any) -> str:
 
 
 def standalone_page(static, snapshot: dict[str, Any]) -> str:
-    """index.html with style.css and app.js inlined and ``snapshot`` (the answers the page would have
+    """index.html with style.css and the scripts inlined and ``snapshot`` (the answers the page would have
     fetched) set before the script runs."""
     page = (static / "index.html").read_text(encoding="utf-8")
     css = (static / "style.css").read_text(encoding="utf-8")
-    js = (static / "app.js").read_text(encoding="utf-8").replace("</", "<\\/")
-    link, script = '<link rel="stylesheet" href="/static/style.css">', '<script src="/static/app.js"></script>'
-    assert link in page and script in page, "index.html no longer links its style and script as expected"
+    link = '<link rel="stylesheet" href="/static/style.css">'
+    scripts = [f'<script src="/static/{name}"></script>' for name in ("next.js", "app.js")]
+    assert link in page and scripts[0] + "\n" + scripts[1] in page, "index.html no longer links its files as expected"
     page = page.replace(link, f"<style>\n{css}</style>")
-    return page.replace(script, f"<script>window.SEQLAB_SNAPSHOT = {script_json(snapshot)};</script>\n"
-                                f"<script>\n{js}</script>")
+    inline = f"<script>window.SEQLAB_SNAPSHOT = {script_json(snapshot)};</script>\n"
+    for name in ("next.js", "app.js"):
+        js = (static / name).read_text(encoding="utf-8").replace("</", "<\\/")
+        inline += f"<script>\n{js}</script>\n"
+    head, tail = page.split(scripts[0] + "\n" + scripts[1], 1)
+    return head + inline.rstrip("\n") + tail
