@@ -43,6 +43,112 @@ def lm_run(tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def forecast_run(tmp_path_factory):
+    import numpy as np
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("explore-fc")
+    n = 500
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "OT": np.sin(np.arange(n) * 2 * np.pi / 24)})
+    frame.to_csv(root / "series.csv", index=False)
+    run = root / "fc"  # 120 steps a window: a heat map of 14-px cells would be 1,750 px wide
+    assert main(["train", "forecast", "--csv", str(root / "series.csv"), "--model", "transformer", "--input-len", "120",
+                 "--horizon", "24", "--split", "0.7,0.1,0.2", "--out", str(run), "--set", "model.d_model=16",
+                 "--set", "model.n_heads=2", "--set", "model.n_layers=1", "--set", "model.d_ff=32", *QUICK]) == 0
+    return run
+
+
+def snapshot_of(html: str) -> dict:
+    """The data a saved page carries, read back as the browser would (JSON is JavaScript)."""
+    import json
+
+    start = html.index("window.SEQLAB_SNAPSHOT = ") + len("window.SEQLAB_SNAPSHOT = ")
+    return json.loads(html[start : html.index(";</script>", start)])
+
+
+def test_the_page_opens_on_an_example_from_the_run(translation_run, lm_run, tmp_path):
+    words = {"abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zebra"}
+    client = TestClient(create_app(translation_run))
+    example = client.get("/api/example").json()
+    assert example["text"] in words and "validation" in example["source"]
+    assert client.post("/api/infer", json={"text": example["text"]}).status_code == 200
+    example = TestClient(create_app(lm_run)).get("/api/example").json()
+    text = (lm_run.parent / "text.txt").read_text()
+    assert example["text"] in text[int(len(text) * 0.9) - 64 :] and "validation" in example["source"]
+    assert len(example["text"]) == 16 and example["max_new_tokens"] == 40  # char tokens; 16 + 40 <= 64
+    # Runs trained before runs kept an example open on a generic one.
+    for run, gone in ((translation_run, "example.json"), (lm_run, "valid.bin")):
+        old = tmp_path / run.name
+        shutil.copytree(run, old)
+        (old / gone).unlink()
+        client = TestClient(create_app(old))
+        example = client.get("/api/example").json()
+        assert "generic" in example["source"]
+        assert client.post("/api/infer", json={k: v for k, v in example.items() if k != "source"}).status_code == 200
+
+
+def test_save_as_html_is_one_file_that_needs_no_server(translation_run, lm_run):
+    client = TestClient(create_app(translation_run))
+    hostile = "</script><b>\u2028<!--"  # within the 23 tokens the model reads
+    for text in ("hello", hostile):
+        answer = client.post("/api/infer", json={"text": text, "beam": 2}).json()
+        response = client.post("/api/export", json={"request": {"text": text, "beam": 2},
+                                                    "ui": {"view": "cross-attention", "layer": 1, "head": 0}})
+        assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
+        html = response.text
+        for reference in ("http://", "https://", 'src="/', "href=\"/", "/static/", "url("):
+            assert reference not in html, reference
+        assert html.count("<script") == 3 and html.count("</script>") == 3  # the data cannot close its script
+        assert "<style>" in html and "function heatmap" in html and "function renderNext" in html
+        saved = snapshot_of(html)
+        assert saved["result"] == answer and saved["request"]["text"] == text
+        assert saved["ui"] == {"view": "cross-attention", "layer": 1, "head": 0}
+        assert saved["info"]["task"] == "translate" and saved["positional"]["kind"] == "sinusoidal"
+    client = TestClient(create_app(lm_run))
+    html = client.post("/api/export", json={"request": {"text": "the cat", "max_new_tokens": 3},
+                                            "next": {"text": "the cat", "temperature": 0.5, "top_k": 4}}).text
+    expected = client.post("/api/next", json={"text": "the cat", "temperature": 0.5, "top_k": 4}).json()
+    assert snapshot_of(html)["next"] == expected
+
+
+@pytest.mark.parametrize("temperature, k", [(1.0, 5), (0.5, 3), (2.0, 19)])
+def test_next_token_probabilities_are_the_models_softmax(lm_run, temperature, k):
+    import torch
+
+    from seqlab.tasks.language_model import LanguageModel
+
+    lm = LanguageModel.load(lm_run)
+    ids = lm.tokenizer.encode("the cat").ids
+    with torch.no_grad():
+        logits = lm.model(torch.tensor([ids]))[0]  # (T, V)
+    expected = torch.softmax(logits.double() / temperature, dim=-1)
+    client = TestClient(create_app(lm_run))
+    answer = client.post("/api/next", json={"text": "the cat", "temperature": temperature, "top_k": k}).json()
+    assert answer["tokens"] == list("the cat") and len(answer["positions"]) == len(ids)
+    for t, top in enumerate(answer["positions"]):
+        assert len(top) == k  # top-k keeps k
+        assert [row["p"] for row in top] == sorted((row["p"] for row in top), reverse=True)
+        for row in top:
+            assert row["p"] == pytest.approx(expected[t, row["id"]].item(), abs=1e-6)
+        kth = torch.sort(expected[t], descending=True).values[k - 1].item()
+        assert top[-1]["p"] == pytest.approx(kth, abs=1e-6)  # the k most probable, no other
+    # One generation step: the chosen token appended, its distribution computed over the longer input.
+    chosen = answer["positions"][-1][0]
+    stepped = client.post("/api/next", json={"text": "the cat", "temperature": temperature, "top_k": k,
+                                             "append": chosen["id"]}).json()
+    assert stepped["text"] == "the cat" + chosen["text"] and len(stepped["positions"]) == len(ids) + 1
+    assert client.post("/api/next", json={"text": "the cat", "temperature": 0}).status_code == 422
+    assert client.post("/api/next", json={"text": "the cat", "append": 10**6}).status_code == 422
+    translation = client.post("/api/next", json={"text": "x" * 200})
+    assert translation.status_code == 422 and "context" in translation.json()["detail"]
+
+
+QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=10",
+         "--max-steps", "10"]
+
+
 def test_translation_run_shows_every_attention_kind(translation_run):
     client = TestClient(create_app(translation_run))
     info = client.get("/api/run").json()
@@ -78,8 +184,6 @@ def test_language_model_run_and_its_limits(lm_run):
     assert huge.status_code == 413
 
 
-QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=10",
-         "--max-steps", "10"]
 
 
 def test_classifier_forecaster_and_vit_runs(tmp_path):
@@ -95,7 +199,9 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     assert main(["train", "classify", "--csv", str(tmp_path / "reviews.csv"), "--out", str(tmp_path / "cls"),
                  "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
                  "--set", "model.pool='cls'", *QUICK]) == 0
-    result = TestClient(create_app(tmp_path / "cls")).post("/api/infer", json={"text": "good film"}).json()
+    client = TestClient(create_app(tmp_path / "cls"))
+    assert client.get("/api/example").json()["text"] in {"good film", "bad film"}  # a test text of the run's
+    result = client.post("/api/infer", json={"text": "good film"}).json()
     assert set(result["probabilities"]) == {"pos", "neg"}
     assert result["views"]["self-attention"]["keys"] == ["[CLS]", "good", "film"]
 
@@ -107,7 +213,12 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
                  "--horizon", "12", "--split", "0.7,0.1,0.2", "--out", str(tmp_path / "fc"),
                  "--set", "model.patch_len=8", "--set", "model.stride=8", *QUICK]) == 0
     client = TestClient(create_app(tmp_path / "fc"))
+    example = client.get("/api/example").json()
+    start = int(400 * 0.7) - 48  # the validation rows begin input_len rows before the 70 % mark
+    assert pd.Timestamp(example["text"]) == frame["date"][start + 48 - 1]
+    assert client.post("/api/infer", json={"text": example["text"]}).status_code == 200
     result = client.post("/api/infer", json={"text": "2024-01-10 00:00"}).json()
+    assert result["series"]["times"][47] == "2024-01-10 00:00:00" and result["series"]["times"][48] == "2024-01-10 01:00:00"
     assert len(result["series"]["history"]) == 48 and len(result["series"]["forecast"]) == 12
     assert len(result["views"]["attention over past patches"]["keys"]) == (48 - 8) // 8 + 2
     assert client.post("/api/infer", json={"text": "2024-01-01 03:00"}).status_code == 422  # too early
@@ -123,6 +234,10 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     Image.new("L", (8, 8), color=200).save(buffer, format="PNG")
     upload = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     client = TestClient(create_app(tmp_path / "vit"))
+    example = client.get("/api/example").json()
+    shown = Image.open(io.BytesIO(base64.b64decode(example["image"].split(",", 1)[1])))
+    assert shown.size == (8, 8) and set(np.asarray(shown).ravel().tolist()) <= {40, 220}  # one of the run's own images
+    assert client.post("/api/infer", json={"image": example["image"]}).status_code == 200
     result = client.post("/api/infer", json={"image": upload}).json()
     rollout = result["views"]["attention rollout over patches"]["weights"]
     assert len(rollout[0][0]) == 4 and len(rollout[0][0][0]) == 4  # 8×8 image, 2×2 patches: a 4×4 grid
@@ -192,45 +307,137 @@ def free_port() -> int:
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+class Served:
+    """A run's explorer on a free local port, in a thread, for the browser tests."""
+
+    def __init__(self, run) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(create_app(run), host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+        return f"http://127.0.0.1:{self.port}/"
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=[
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+
+
+def fits_the_window(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 @pytest.mark.timeout(120)
 def test_the_page_in_a_real_browser(translation_run, tmp_path):
     if CHROMIUM is None:
         pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(translation_run), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.getElementById('run-info').textContent.includes('parameters')")
-            page.fill("#input", "hello")
-            page.click("#run")
-            page.wait_for_selector("#head-view canvas")
-            assert page.locator("#output").inner_text() == TestClient(create_app(translation_run)).post("/api/infer", json={"text": "hello", "beam": 1}).json()["output"]
-            assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
-            assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
-            page.locator("#model-view canvas").nth(3).click()  # layer 2, head 2
-            assert page.locator("#layer").input_value() == "1"
-            assert page.locator(".head.selected").count() == 1
-            page.select_option("#view", "cross-attention")
-            page.locator("#head-view canvas").first.click(position={"x": 75, "y": 65})  # a query row
-            page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
-            page.click("button[data-tab=training]")
-            page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
-            browser.close()
-        assert (tmp_path / "explore.png").stat().st_size > 10_000
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with Served(translation_run) as url, sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(url)
+        page.wait_for_function("document.getElementById('run-info').textContent.includes('parameters')")
+        page.wait_for_selector("#head-view canvas")  # the run's own example, shown without typing
+        example = TestClient(create_app(translation_run)).get("/api/example").json()["text"]
+        assert page.locator("#input").input_value() == example
+        page.fill("#input", "hello")
+        page.click("#run")
+        expected = TestClient(create_app(translation_run)).post("/api/infer", json={"text": "hello", "beam": 1}).json()
+        page.wait_for_function(f"document.getElementById('output').textContent === {expected['output']!r}")
+        assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
+        assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
+        captions = page.locator("#model-view figcaption").all_inner_texts()
+        assert captions == ["L1 H1", "L1 H2", "L2 H1", "L2 H2"]
+        thumb = page.locator("#model-view canvas").nth(3)
+        thumb.hover(position={"x": 2, "y": 2})  # the top-left cell: query 1, key 1
+        value = expected["views"]["encoder self-attention"]["weights"][1][1][0][0]
+        assert thumb.get_attribute("title") == f"L2 H2: h → h: {value:.3f}"
+        thumb.click()  # layer 2, head 2
+        assert page.locator("#layer").input_value() == "1"
+        assert page.locator(".head.selected").count() == 1
+        page.select_option("#view", "cross-attention")
+        page.locator("#head-view canvas").first.click(position={"x": 75, "y": 65})  # a query row
+        page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
+        page.click("button[data-tab=training]")
+        page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
+        browser.close()
+    assert (tmp_path / "explore.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(240)
+def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run, tmp_path):
+    """Each run's page, opened on its example at two window sizes, scrolls only down; the language
+    model's next-token view answers its controls. SEQLAB_SCREENSHOTS=DIR keeps the docs' pictures."""
+    import os
+
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
+    from playwright.sync_api import sync_playwright
+
+    keep = os.environ.get("SEQLAB_SCREENSHOTS")
+    with sync_playwright() as p:
+        browser = launch(p)
+        for name, run in (("translation", translation_run), ("lm", lm_run), ("forecast", forecast_run)):
+            with Served(run) as url:
+                for width, height in ((1280, 800), (800, 600)):
+                    page = browser.new_page(viewport={"width": width, "height": height})
+                    page.goto(url)
+                    page.wait_for_selector("#model-view canvas")
+                    if name == "lm":
+                        page.wait_for_selector("#next-table tr")
+                        assert page.locator("#next-table tr").count() == 10  # top-k 10 by default
+                        page.fill("#top-k", "4")
+                        page.dispatch_event("#top-k", "change")
+                        page.wait_for_function("document.querySelectorAll('#next-table tr').length === 4")
+                        before = page.locator("#input").input_value()
+                        page.click("#step-greedy")
+                        page.wait_for_function(f"document.getElementById('input').value.length === {len(before) + 1}")
+                        page.locator("#next-tokens .tok").nth(3).click()
+                        assert "position 4" in page.locator("#next-caption").inner_text()
+                    if name == "forecast":
+                        assert page.locator("#series").is_visible()
+                    assert fits_the_window(page), f"{name} at {width}×{height} is wider than the window"
+                    page.click("button[data-tab=training]")
+                    page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
+                    assert fits_the_window(page), f"{name}'s training tab at {width}×{height}"
+                    page.click("button[data-tab=attention]")
+                    if keep and width == 1280:
+                        page.screenshot(path=os.path.join(keep, f"explore-{name}.png"))
+                    page.close()
+        browser.close()
+
+
+def test_a_saved_page_opens_without_the_server(translation_run, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is not installed (make test tries: apt-get install chromium); browser test skipped")
+    from playwright.sync_api import sync_playwright
+
+    client = TestClient(create_app(translation_run))
+    html = client.post("/api/export", json={"request": {"text": "hello"}, "ui": {"view": "cross-attention"}}).text
+    (tmp_path / "saved.html").write_text(html, encoding="utf-8")
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1000, "height": 700})
+        asked = []
+        page.on("request", lambda request: asked.append(request.url))
+        page.goto((tmp_path / "saved.html").as_uri())
+        page.wait_for_selector("#model-view canvas")
+        assert page.locator("#view").input_value() == "cross-attention"
+        assert page.locator("#output").inner_text() == snapshot_of(html)["result"]["output"]
+        assert page.locator("#run").is_disabled() and page.locator("#error").inner_text() == ""
+        browser.close()
+    assert [u for u in asked if not u.startswith("file:")] == []  # it asked nothing of any server

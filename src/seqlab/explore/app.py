@@ -12,10 +12,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from ..errors import UserError
+from .export import standalone_page
 from .inspect import Inspector
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # an uploaded image, base64-encoded, fits
-STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "next.js": "text/javascript", "style.css": "text/css"}
 
 
 class InferRequest(BaseModel):
@@ -23,6 +24,19 @@ class InferRequest(BaseModel):
     beam: int | None = Field(default=None, ge=1, le=16)
     max_new_tokens: int = Field(default=40, ge=1, le=512)
     image: str | None = Field(default=None, max_length=MAX_REQUEST_BYTES)  # a data: URL (vision runs)
+
+
+class NextRequest(BaseModel):
+    text: str = Field(default="", max_length=4000)
+    temperature: float = Field(default=1.0, ge=0.05, le=10.0)
+    top_k: int = Field(default=10, ge=1, le=100)
+    append: int | None = Field(default=None, ge=0)  # a token id to add at the end: one generation step
+
+
+class ExportRequest(BaseModel):
+    request: InferRequest
+    next: NextRequest | None = None  # a language model's next-token view, as shown
+    ui: dict[str, int | str | None] = Field(default_factory=dict, max_length=16)  # chosen view, layer, head, row
 
 
 class BodyLimit:
@@ -92,6 +106,10 @@ def create_app(run: str | Path) -> FastAPI:
     def describe() -> dict:
         return inspector.describe()
 
+    @app.get("/api/example")
+    def example() -> dict:
+        return inspector.example()
+
     @app.post("/api/infer")
     def infer(request: InferRequest) -> dict:
         try:
@@ -107,6 +125,25 @@ def create_app(run: str | Path) -> FastAPI:
             return inspector.infer(request.text, request.beam, request.max_new_tokens, image)
         except UserError as error:
             raise HTTPException(422, str(error)) from None
+
+    @app.post("/api/next")
+    def next_tokens(request: NextRequest) -> dict:
+        try:
+            return inspector.next_tokens(request.text, request.temperature, request.top_k, request.append)
+        except UserError as error:
+            raise HTTPException(422, str(error)) from None
+
+    @app.post("/api/export", response_class=HTMLResponse)
+    def export(request: ExportRequest) -> Response:
+        """The view as one standalone HTML file: the page, its script and style, and every answer it
+        shows, inline (nothing to fetch from this server or elsewhere)."""
+        snapshot = {"info": inspector.describe(), "request": request.request.model_dump(), "ui": request.ui,
+                    "result": infer(request.request), "positional": inspector.positional(),
+                    "curves": inspector.curves()}
+        if request.next is not None:
+            snapshot["next"] = next_tokens(request.next)
+        html = standalone_page(static, snapshot)
+        return HTMLResponse(html, headers={"Content-Disposition": 'attachment; filename="seqlab-explore.html"'})
 
     @app.get("/api/positional")
     def positional() -> dict:

@@ -35,11 +35,23 @@ class Inspector:
                 "parameters": sum(p.numel() for p in self.model.parameters()),
                 "config": {k: v for k, v in config.items() if isinstance(v, (int, float, str, bool)) or v is None}}
 
+    def example(self) -> dict[str, Any]:
+        """The input the page opens on, taken from the run's own held-out data (``Task.explore_example``);
+        a generic one when that data cannot be read any more (a moved CSV)."""
+        try:
+            return self.task.explore_example(self.engine, self.run)
+        except UserError as error:
+            return {"text": "", "source": f"no example: {error}"}
+
     def infer(self, text: str, beam: int | None = None, max_new_tokens: int = 40,
               image: bytes | None = None) -> dict[str, Any]:
         """One answer, from one call of the model: nothing is kept between requests, so requests served
         at once cannot mix."""
         return self.task.explore(self.engine, Request(text, beam, max_new_tokens, image))
+
+    def next_tokens(self, text: str, temperature: float, top_k: int, append: int | None = None) -> dict[str, Any]:
+        """A language model's next-token distributions (one call of the model, nothing kept)."""
+        return self.task.next_tokens(self.engine, text, temperature, top_k, append)
 
     def positional(self, positions: int = 64) -> dict[str, Any]:
         """The encoding added at each position: the sinusoidal table or the learned vectors (none for

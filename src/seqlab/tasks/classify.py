@@ -279,6 +279,7 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
     else:
         train_rows, test_rows = train_test_split(np.arange(len(texts)), test_size=d.test_fraction, stratify=labels,
                                                  random_state=config.train.seed)
+        parallel.on_main(lambda: runs.write_example(run, {"text": texts[test_rows[0]], "source": "the first test text"}))
         predict, metrics["parameters"] = fit(config, run, [texts[i] for i in train_rows], labels[train_rows],
                                              len(classes), log, parallel)
 

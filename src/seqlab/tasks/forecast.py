@@ -368,6 +368,15 @@ class ForecastTask(Task):
     def input_limit(self, forecast: Forecast) -> int:
         return forecast.config.data.input_len
 
+    def explore_example(self, forecast: Forecast, run) -> dict[str, Any]:
+        """The last time step of the first validation window (from the run's series.json bounds), read
+        from the run's own CSV as each forecast the explorer shows is."""
+        d = forecast.config.data
+        series = ts.read_series(d.csv, d.date_col, d.target, d.features, d.fill)
+        start = runs.read_json(Path(run) / "series.json").get("bounds", {}).get("valid", [0])[0]
+        end = min(start + d.input_len, len(series.timestamps)) - 1
+        return {"text": str(series.timestamps[end]), "source": "the end of the first validation window"}
+
     def explore(self, forecast: Forecast, request) -> dict[str, Any]:
         if not request.text.strip():
             raise UserError("give a date and time")

@@ -400,10 +400,25 @@ class LanguageModelTask(Task):
     def input_limit(self, lm: LanguageModel) -> int:
         return lm.model.max_len or 1024
 
+    def explore_example(self, lm: LanguageModel, run) -> dict[str, Any]:
+        """The opening tokens of the run's validation text (valid.bin), leaving room to continue them."""
+        limit = self.input_limit(lm)
+        n, new = min(16, limit // 2), min(40, limit - min(16, limit // 2))
+        path = Path(run) / "valid.bin"
+        if path.is_file():
+            ids = token_stream.open_tokens(path, lm.tokenizer.get_vocab_size())[:n]
+            text = lm.tokenizer.decode([int(i) for i in ids])
+            if text.strip():
+                return {"text": text, "max_new_tokens": new, "source": "the opening of the validation text"}
+        return {"text": "The", "max_new_tokens": new, "source": "a generic example (this run keeps no validation text)"}
+
     def explore(self, lm: LanguageModel, request) -> dict[str, Any]:
         if not request.text.strip():
             raise UserError("type an input first")
         return views.generation(lm, request.text, request.max_new_tokens)
+
+    def next_tokens(self, lm: LanguageModel, text, temperature, top_k, append=None) -> dict[str, Any]:
+        return views.next_tokens(lm, text, temperature, top_k, append)
 
     def compare_columns(self, config) -> list[str]:
         return ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",

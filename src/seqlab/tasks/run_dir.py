@@ -3,6 +3,7 @@
     RUN_DIR/run.json          task name and the full config
     RUN_DIR/checkpoints/      best/ and last/ (weights, optimizer, RNG, data position)
     RUN_DIR/metrics.jsonl     training curve; metrics.json: final figures
+    RUN_DIR/example.json      one held-out input the explorer opens on (runs of some tasks)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ..errors import DamagedFileError, UserError
 from ..io import read_json_file
 
 RUN_FILE = "run.json"
+EXAMPLE_FILE = "example.json"
 
 
 def default_run_dir(task: str) -> Path:
@@ -66,6 +68,20 @@ def read_run(path: str | Path) -> dict[str, Any]:
 def read_json(path: Path) -> Any:
     """A JSON file of a run directory; a missing, truncated or non-JSON one is a UserError naming it."""
     return read_json_file(path, "the run directory")
+
+
+def write_example(path: Path, example: dict[str, Any]) -> None:
+    """One input the run held out (a validation sentence, a test text, an image as a data: URL), for
+    the explorer to open on: ``{"text": ..., "image": ..., "source": what it is}``."""
+    (Path(path) / EXAMPLE_FILE).write_text(json.dumps(example, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_example(path: Path) -> dict[str, Any] | None:
+    """The run's ``example.json``, or None for a run trained before runs kept one."""
+    if not (Path(path) / EXAMPLE_FILE).is_file():
+        return None
+    example = read_json(Path(path) / EXAMPLE_FILE)
+    return example if isinstance(example, dict) else None
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:

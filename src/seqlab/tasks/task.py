@@ -139,10 +139,23 @@ class Task:
         """The longest input the explorer may send, in tokens (0: not a token sequence)."""
         return 0
 
+    def explore_example(self, predictor, run: Path) -> dict[str, Any]:
+        """The input the explorer's page opens on: a dict with ``text`` (or ``image``, a data: URL),
+        ``source`` (where it comes from) and optionally ``max_new_tokens``. By default the run's
+        ``example.json``, written at training time, else a generic one (a run trained before runs kept it)."""
+        from . import run_dir
+
+        return run_dir.read_example(run) or {"text": "hello", "source": "a generic example (this run keeps none)"}
+
     def explore(self, predictor, request: Request) -> dict[str, Any]:
         """``{"output": str, "views": {name: {"queries", "keys", "weights"}}, ...}`` for one request,
         from one call of the model (``seqlab.tasks.views``)."""
         raise UserError(f"the explorer cannot show a {self.name} run")
+
+    def next_tokens(self, predictor, text: str, temperature: float, top_k: int,
+                    append: int | None = None) -> dict[str, Any]:
+        """A language model's top-k next tokens at every position of ``text`` (``seqlab.tasks.views``)."""
+        raise UserError(f"a {self.name} run predicts no next tokens")
 
     # --- compare -------------------------------------------------------------------------------
 

@@ -301,6 +301,7 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
             runs.write_run(run, "translate", to_dict(config))
             save_tokenizer(train_tokenizer(splits["train"][0], data.tokenizer, data.vocab_size), run / "src_tokenizer.json")
             save_tokenizer(train_tokenizer(splits["train"][1], data.tokenizer, data.vocab_size), run / "tgt_tokenizer.json")
+            runs.write_example(run, {"text": splits["valid"][0][0], "source": "the first validation sentence"})
 
         parallel.on_main(prepare)
     src_tok, tgt_tok = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")

@@ -65,6 +65,33 @@ def generation(lm, text: str, max_new_tokens: int) -> dict[str, Any]:
             "views": {"causal self-attention": view(shown, shown, maps)}}
 
 
+def next_tokens(lm, text: str, temperature: float, top_k: int, append: int | None = None) -> dict[str, Any]:
+    """At every position of ``text`` (with token ``append`` added at its end, one step of generation),
+    the model's top-k next tokens under softmax(logits / temperature): what temperature sampling draws
+    from, before top-k sampling (Fan et al. 2018) keeps the k most probable."""
+    vocab = lm.tokenizer.get_vocab_size()
+    if not text.strip():
+        raise UserError("type an input first")
+    ids = lm.encode_prompt(text)[0].tolist()
+    if append is not None:
+        if not 0 <= append < vocab:
+            raise UserError(f"token id {append} is not in this model's vocabulary of {vocab}")
+        ids.append(append)
+        text = lm.tokenizer.decode(ids)
+    limit = lm.model.max_len or 1024
+    if len(ids) > limit:
+        raise UserError(f"the text has {len(ids)} tokens; this model's context is {limit}")
+    with torch.no_grad():
+        out = lm.model(torch.tensor([ids], device=lm.device))
+    logits = (out[0] if isinstance(out, tuple) else out)[0].float().cpu()  # (T, V)
+    probs = (logits / temperature).softmax(-1)
+    top = probs.topk(min(top_k, vocab), dim=-1)
+    return {"text": text, "tokens": tokens(lm.tokenizer, ids), "temperature": temperature, "top_k": top_k,
+            "positions": [[{"id": i, "token": lm.tokenizer.id_to_token(i) or "?", "text": lm.tokenizer.decode([i]),
+                            "p": round(p, 6)} for p, i in zip(ps, ix)]
+                          for ps, ix in zip(top.values.tolist(), top.indices.tolist())]}
+
+
 def classification(classifier, text: str) -> dict[str, Any]:
     """Class probabilities and, for the Transformer classifier, its self-attention ([CLS] first)."""
     from .classify import encode
@@ -126,10 +153,14 @@ def forecast(run, when: str) -> dict[str, Any]:
         y, maps = model(x, need_weights=True) if attends else (model(x), [])
     prediction = run.scaler.inverse_transform(y[0].float().cpu().numpy())[:, target]
     truth = series.values[end : end + d.horizon, target]
+    stamps = series.timestamps
+    step = stamps[end - 1] - stamps[end - 2] if end > 1 else pd.Timedelta(hours=1)
+    times = list(stamps[end - d.input_len : end]) + [stamps[end - 1] + step * (k + 1) for k in range(d.horizon)]
     result: dict[str, Any] = {
         "output": f"{d.target}, next {d.horizon} steps: " + ", ".join(f"{v:.3g}" for v in prediction[:12])
                   + (" …" if d.horizon > 12 else ""),
-        "series": {"history": series.values[end - d.input_len : end, target].tolist(),
+        "series": {"times": [str(t) for t in times],
+                   "history": series.values[end - d.input_len : end, target].tolist(),
                    "forecast": prediction.tolist(), "truth": truth.tolist()},
         "views": {}}
     if attends:  # attention each past step (or patch) received, averaged over queries

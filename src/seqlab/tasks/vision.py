@@ -204,6 +204,19 @@ class ImageClassifier:
         return {**scores_by_class(truth, predicted, self.classes), "images": int(len(truth))}
 
 
+def png_data_url(image: np.ndarray) -> str:
+    """A (C, H, W) image in [0, 1] as a PNG data: URL (the explorer's example)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[0] if pixels.shape[0] == 1 else pixels.transpose(1, 2, 0)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 def build_vit(m: VisionModelConfig, image_size: int, n_classes: int, channels: int) -> VisionTransformer:
     return VisionTransformer(VisionTransformerConfig(
         image_size, n_classes, channels=channels, patch_size=m.patch_size, d_model=m.d_model, n_heads=m.n_heads,
@@ -230,6 +243,9 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
         def describe() -> None:
             runs.write_run(run, TASK, to_dict(config))
             (run / "classes.json").write_text(json.dumps(classes))
+            held_out = parts["valid"] if len(parts["valid"]) else parts["test"]
+            runs.write_example(run, {"image": png_data_url(images[held_out[0]]),
+                                     "source": f"the first {'validation' if len(parts['valid']) else 'test'} image"})
 
         parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
@@ -331,6 +347,14 @@ class VisionTask(Task):
         if not inputs:
             raise UserError("give the input: image files as arguments or lines on standard input")
         return (ranked_line(path, classifier.probabilities(path)) for path in inputs)
+
+    def explore_example(self, classifier: ImageClassifier, run) -> dict[str, Any]:
+        example = runs.read_example(run)
+        if example is None:  # a run trained before runs kept one: a plain grey image of the model's size
+            size, channels = classifier.model.image_size, classifier.model.config.channels
+            example = {"image": png_data_url(np.full((channels, size, size), 0.5, dtype=np.float32)),
+                       "source": "a generic grey image (this run keeps none)"}
+        return example
 
     def explore(self, classifier: ImageClassifier, request) -> dict[str, Any]:
         if not request.image:

@@ -1,43 +1,81 @@
 // seqlab explore: the page's behaviour. Plain JavaScript, no framework; every picture is a <canvas>.
+// A page saved with "Save as HTML" carries its answers in window.SEQLAB_SNAPSHOT and asks no server.
 "use strict";
 
-const state = { result: null, view: null, layer: 0, head: null, row: null };
+const SNAPSHOT = window.SEQLAB_SNAPSHOT || null;
+const state = { result: null, view: null, layer: 0, head: null, row: null, body: null, next: null, nextBody: null,
+                position: null, exampleImage: null };
 const $ = (id) => document.getElementById(id);
+
+async function api(path, body) {  // the server's answer, or the saved page's copy of it
+  if (SNAPSHOT) {
+    const saved = { "/api/run": SNAPSHOT.info, "/api/infer": SNAPSHOT.result, "/api/next": SNAPSHOT.next,
+                    "/api/positional": SNAPSHOT.positional, "/api/curves": SNAPSHOT.curves }[path];
+    if (saved === undefined) throw new Error("a saved page cannot ask the model anything new");
+    return saved;
+  }
+  const response = await fetch(path, body === undefined ? {} : {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const data = await response.json();
+  if (!response.ok) throw new Error(typeof data.detail === "string" ? data.detail : "the input was refused");
+  return data;
+}
 
 function colour(value) {  // 0 -> white, 1 -> deep blue
   const v = Math.max(0, Math.min(1, value));
   return `rgb(${Math.round(255 - 200 * v)},${Math.round(255 - 170 * v)},${Math.round(255 - 40 * v)})`;
 }
 
+// A matrix as coloured cells, no wider than opts.maxWidth: cells shrink (down to 1 px) for long inputs,
+// rows stay at least opts.minRow px tall, and keys are labelled only as often as there is room.
 function heatmap(canvas, matrix, opts = {}) {
   const rows = matrix.length, cols = rows ? matrix[0].length : 0;
-  const cell = opts.cell || 14, left = opts.labels ? 70 : 0, top = opts.labels ? 60 : 0;
-  canvas.width = left + cols * cell;
-  canvas.height = top + rows * cell;
+  const left = opts.labels ? 70 : 0, top = opts.labels ? 60 : 0;
+  let cw = opts.cell || 14;
+  if (opts.maxWidth) cw = Math.max(1, Math.min(cw, Math.floor((opts.maxWidth - left) / Math.max(cols, 1))));
+  const ch = Math.max(cw, opts.minRow || 0);
+  // Colour by weight over the map's largest (1/T-small weights over a long input stay visible).
+  const scale = opts.raw ? 1 : Math.max(...matrix.map((row) => Math.max(...row)), 1e-9);
+  canvas.width = left + cols * cw;
+  canvas.height = top + rows * ch;
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       const faded = opts.row !== null && opts.row !== undefined && opts.row !== i;
-      ctx.fillStyle = colour(faded ? matrix[i][j] * 0.15 : matrix[i][j]);
-      ctx.fillRect(left + j * cell, top + i * cell, cell, cell);
+      ctx.fillStyle = colour((faded ? 0.15 : 1) * matrix[i][j] / scale);
+      ctx.fillRect(left + j * cw, top + i * ch, cw, ch);
     }
   }
   if (opts.labels) {
     ctx.fillStyle = "#1d2330";
     ctx.font = "10px system-ui";
     ctx.textAlign = "right";
-    opts.labels.queries.forEach((t, i) => ctx.fillText(show(t), left - 4, top + i * cell + cell * 0.75));
+    const rowEvery = Math.ceil(11 / ch), colEvery = Math.ceil(11 / cw);
+    opts.labels.queries.forEach((t, i) => { if (i % rowEvery === 0) ctx.fillText(show(t), left - 4, top + i * ch + Math.min(ch, 14) * 0.75); });
     opts.labels.keys.forEach((t, j) => {
+      if (j % colEvery) return;
       ctx.save();
-      ctx.translate(left + j * cell + cell * 0.7, top - 4);
+      ctx.translate(left + j * cw + cw * 0.7, top - 4);
       ctx.rotate(-Math.PI / 3);
       ctx.textAlign = "left";
       ctx.fillText(show(t), 0, 0);
       ctx.restore();
     });
   }
-  return { left, top, cell };
+  return { left, top, cw, ch };
+}
+
+// The cell under the pointer, named in the canvas's title (the browser shows it on hover).
+function hoverValues(canvas, matrix, geometry, name, labels) {
+  canvas.addEventListener("mousemove", (event) => {
+    const rect = canvas.getBoundingClientRect(), sx = canvas.width / rect.width, sy = canvas.height / rect.height;
+    const j = Math.floor(((event.clientX - rect.left) * sx - geometry.left) / geometry.cw);
+    const i = Math.floor(((event.clientY - rect.top) * sy - geometry.top) / geometry.ch);
+    if (i < 0 || j < 0 || i >= matrix.length || j >= matrix[i].length) { canvas.title = name; return; }
+    canvas.title = `${name}: ${show(labels.queries[i] || "")} → ${show(labels.keys[j] || "")}: ${matrix[i][j].toFixed(3)}`;
+  });
+  canvas.title = name;
 }
 
 // The glyphs of seqlab.viz.attention.visible: a space as ␣, a line break as ↵, a tab as ⇥ (byte-level
@@ -56,16 +94,18 @@ function renderHeadView() {
   const view = currentView(), box = $("head-view");
   box.innerHTML = "";
   if (!view) return;
+  const maxWidth = Math.max(120, box.clientWidth - 16);
   view.weights[state.layer].forEach((matrix, h) => {
     const div = document.createElement("div");
     div.className = "head" + (state.head === h ? " selected" : "");
     div.innerHTML = `<p>layer ${state.layer + 1}, head ${h + 1}</p>`;
     const canvas = document.createElement("canvas");
     canvas.dataset.head = h;
-    const geometry = heatmap(canvas, matrix, { labels: view, row: state.row });
+    const geometry = heatmap(canvas, matrix, { labels: view, row: state.row, maxWidth, minRow: 14 });
+    hoverValues(canvas, matrix, geometry, `L${state.layer + 1} H${h + 1}`, view);
     canvas.addEventListener("click", (event) => {  // a click on a query row keeps only that row
       const rect = canvas.getBoundingClientRect();
-      const i = Math.floor((event.clientY - rect.top - geometry.top) / geometry.cell);
+      const i = Math.floor(((event.clientY - rect.top) * canvas.height / rect.height - geometry.top) / geometry.ch);
       state.row = i >= 0 && i < matrix.length && state.row !== i ? i : null;
       state.head = h;
       renderHeadView();
@@ -80,18 +120,24 @@ function renderModelView() {
   grid.innerHTML = "";
   if (!view) return;
   const heads = view.weights[0].length;
+  const thumb = Math.max(40, Math.min(96, Math.floor((grid.clientWidth || 600) / heads) - 12));
   grid.style.gridTemplateColumns = `repeat(${heads}, auto)`;
   view.weights.forEach((layer, l) => layer.forEach((matrix, h) => {
+    const figure = document.createElement("figure"), caption = document.createElement("figcaption");
+    caption.textContent = `L${l + 1} H${h + 1}`;
     const canvas = document.createElement("canvas");
-    canvas.title = `layer ${l + 1}, head ${h + 1}`;
-    heatmap(canvas, matrix, { cell: Math.max(2, Math.floor(72 / Math.max(matrix.length, 1))) });
+    const cols = matrix.length ? matrix[0].length : 1;
+    const geometry = heatmap(canvas, matrix, { cell: Math.max(1, Math.floor(thumb / Math.max(matrix.length, cols, 1))),
+                                               maxWidth: thumb, minRow: matrix.length === 1 ? 12 : 0 });
+    hoverValues(canvas, matrix, geometry, `L${l + 1} H${h + 1}`, view);
     canvas.addEventListener("click", () => {
       state.layer = l; state.head = h; state.row = null;
       $("layer").value = String(l);
       renderHeadView();
       document.querySelector(`#head-view canvas[data-head="${h}"]`).scrollIntoView({ block: "nearest" });
     });
-    grid.appendChild(canvas);
+    figure.append(canvas, caption);
+    grid.appendChild(figure);
   }));
 }
 
@@ -113,25 +159,44 @@ function readFile(file) {
   });
 }
 
-function plotSeries(canvas, series) {  // a forecaster's input window, its forecast and the truth
+// A forecaster's input window, its forecast and the truth, as wide as the page allows, with time
+// (the series' own timestamps) along the bottom.
+function plotSeries(canvas, series) {
   canvas.hidden = false;
+  canvas.width = Math.max(280, Math.min(900, $("output-box").clientWidth - 4));
+  canvas.height = 220;
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const L = series.history.length, H = series.forecast.length;
-  const all = [...series.history, ...series.forecast, ...series.truth];
+  const all = [...series.history, ...series.forecast, ...series.truth].filter(Number.isFinite);
   const [lo, hi] = [Math.min(...all), Math.max(...all)];
-  const X = (i) => 10 + (canvas.width - 20) * i / (L + H - 1);
-  const Y = (v) => canvas.height - 10 - (canvas.height - 20) * (v - lo) / Math.max(hi - lo, 1e-9);
+  const left = 10, bottom = 40;
+  const X = (i) => left + (canvas.width - 2 * left) * i / Math.max(L + H - 1, 1);
+  const Y = (v) => canvas.height - bottom - (canvas.height - bottom - 20) * (v - lo) / Math.max(hi - lo, 1e-9);
   const line = (values, start, colourName) => {
     ctx.strokeStyle = colourName; ctx.beginPath();
     values.forEach((v, i) => (i ? ctx.lineTo(X(start + i), Y(v)) : ctx.moveTo(X(start + i), Y(v))));
     ctx.stroke();
   };
+  ctx.strokeStyle = "#bbc"; ctx.beginPath();  // the time axis and the moment of the forecast
+  ctx.moveTo(left, canvas.height - bottom); ctx.lineTo(canvas.width - left, canvas.height - bottom);
+  ctx.moveTo(X(L - 0.5), 16); ctx.lineTo(X(L - 0.5), canvas.height - bottom);
+  ctx.stroke();
   line(series.history, 0, "#667");
   line(series.truth, L, "#4a6cf7");
   line(series.forecast, L, "#e4572e");
   ctx.fillStyle = "#445"; ctx.font = "11px system-ui";
-  ctx.fillText("input (grey) · truth (blue) · forecast (red)", 14, 14);
+  ctx.fillText("input (grey) · truth (blue) · forecast (red)", 14, 12);
+  const times = series.times || [], ticks = Math.max(2, Math.floor(canvas.width / 170));
+  for (let k = 0; k < ticks && times.length; k++) {
+    const i = Math.round(k * (times.length - 1) / (ticks - 1)), x = X(i);
+    ctx.fillRect(x, canvas.height - bottom, 1, 4);
+    ctx.textAlign = k === 0 ? "left" : k === ticks - 1 ? "right" : "center";
+    ctx.fillText(times[i].replace(":00:00", ":00").replace(" 00:00", ""), x, canvas.height - bottom + 16);
+  }
+  ctx.textAlign = "center";
+  ctx.fillText("time", canvas.width / 2, canvas.height - 6);
+  ctx.textAlign = "left";
 }
 
 function overlayRollout(canvas, dataUrl, grid) {  // ViT: the image, and the rollout over its patches on top
@@ -150,24 +215,20 @@ function overlayRollout(canvas, dataUrl, grid) {  // ViT: the image, and the rol
   image.src = dataUrl;
 }
 
-async function runInput(event) {
-  event.preventDefault();
-  $("error").textContent = "";
+async function requestBody() {
   const body = { text: $("input").value };
   if (state.task === "translate") body.beam = Number($("beam").value) || 1;
+  if (state.task === "lm") body.max_new_tokens = Number($("new-tokens").value) || 40;
   if (state.task === "vision") {
     const file = $("image").files[0];
-    if (!file) { $("error").textContent = "choose an image file first"; return; }
-    body.image = await readFile(file);
+    body.image = file ? await readFile(file) : state.exampleImage;
+    if (!body.image) throw new Error("choose an image file first");
   }
-  const response = await fetch("/api/infer", { method: "POST", headers: { "Content-Type": "application/json" },
-                                               body: JSON.stringify(body) });
-  const data = await response.json();
-  if (!response.ok) {
-    $("error").textContent = typeof data.detail === "string" ? data.detail : "the input was refused";
-    return;
-  }
-  state.result = data;
+  return body;
+}
+
+function showResult(data, body, ui = {}) {
+  state.result = data; state.body = body;
   $("output").textContent = data.output;
   if (data.series) plotSeries($("series"), data.series); else $("series").hidden = true;
   const rollout = data.views["attention rollout over patches"];
@@ -175,13 +236,54 @@ async function runInput(event) {
   const names = Object.keys(data.views);
   fillSelect($("view"), names.map((n) => [n, n]));
   if (!names.length) { $("head-view").innerHTML = "<p>this model has no attention to show</p>"; $("model-view").innerHTML = ""; return; }
-  state.view = names[0]; state.layer = 0; state.head = null; state.row = null;
+  state.view = names.includes(ui.view) ? ui.view : names[0];
+  $("view").value = state.view;
+  const layers = data.views[state.view].weights.length;
+  state.layer = Number.isInteger(ui.layer) && ui.layer < layers ? ui.layer : 0;
+  state.head = Number.isInteger(ui.head) ? ui.head : null;
+  state.row = Number.isInteger(ui.row) ? ui.row : null;
   fillSelect($("layer"), data.views[state.view].weights.map((_, l) => [String(l), String(l + 1)]));
+  $("layer").value = String(state.layer);
   renderHeadView();
   renderModelView();
 }
 
+async function runInput(event) {
+  if (event) event.preventDefault();
+  $("error").textContent = "";
+  try {
+    const body = await requestBody();
+    showResult(await api("/api/infer", body), body);
+    if (state.task === "lm") await loadNext();
+  } catch (error) {
+    $("error").textContent = error.message;
+  }
+}
+
+// --- save as HTML --------------------------------------------------------------------------------
+
+async function saveHtml() {
+  $("error").textContent = "";
+  try {
+    const ui = { view: state.view, layer: state.layer, head: state.head, row: state.row, position: state.position };
+    const response = await fetch("/api/export", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ request: state.body, next: state.task === "lm" ? state.nextBody : null, ui }) });
+    if (!response.ok) throw new Error("the view could not be saved");
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(await response.blob());
+    link.download = "seqlab-explore.html";
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+  } catch (error) {
+    $("error").textContent = error.message;
+  }
+}
+
+// --- positions & training --------------------------------------------------------------------------
+
 function plotCurves(canvas, rows) {
+  canvas.width = Math.max(280, Math.min(640, $("training").clientWidth - 4));
   const ctx = canvas.getContext("2d");
   const series = { train_loss: "#4a6cf7", val_loss: "#e4572e" };
   const points = Object.fromEntries(Object.keys(series).map((k) =>
@@ -204,37 +306,73 @@ function plotCurves(canvas, rows) {
 }
 
 async function loadTraining() {
-  const pe = await (await fetch("/api/positional")).json();
+  const pe = await api("/api/positional");
   $("pe-kind").textContent = `${pe.kind}; rows = positions, columns = dimensions`;
   if (pe.values.length) {
     const max = Math.max(...pe.values.flat().map(Math.abs)) || 1;
-    heatmap($("pe"), pe.values.map((row) => row.map((v) => 0.5 + v / (2 * max))), { cell: 4 });
+    heatmap($("pe"), pe.values.map((row) => row.map((v) => 0.5 + v / (2 * max))),
+            { cell: 4, raw: true, maxWidth: Math.max(120, $("training").clientWidth - 4) });
   }
-  plotCurves($("curves"), await (await fetch("/api/curves")).json());
+  plotCurves($("curves"), await api("/api/curves"));
 }
 
 async function start() {
-  const info = await (await fetch("/api/run")).json();
+  const info = await api("/api/run");
   state.task = info.task;
   $("run-info").textContent = `${info.task} · ${info.model} · ${info.parameters.toLocaleString()} parameters` +
                               (info.max_input_tokens ? ` · inputs up to ${info.max_input_tokens} tokens` : "");
   if (info.task !== "translate") $("beam-label").style.display = "none";
+  if (info.task === "lm") $("new-label").hidden = false;
   if (info.task === "vision") { $("input").hidden = true; $("image").hidden = false; }
   if (info.task === "forecast") $("input").placeholder = "the last time step the model sees, e.g. 2017-06-01 00:00";
   if (info.task === "classify") $("input").placeholder = "a text to classify";
   $("input-form").addEventListener("submit", runInput);
+  $("save").addEventListener("click", saveHtml);
   $("view").addEventListener("change", () => {
     state.view = $("view").value; state.layer = 0; state.row = null;
     fillSelect($("layer"), currentView().weights.map((_, l) => [String(l), String(l + 1)]));
     renderHeadView(); renderModelView();
   });
   $("layer").addEventListener("change", () => { state.layer = Number($("layer").value); state.row = null; renderHeadView(); });
+  $("temperature").addEventListener("input", () => { $("temperature-value").textContent = Number($("temperature").value).toFixed(2); });
+  for (const id of ["temperature", "top-k"]) {
+    $(id).addEventListener("change", () => loadNext().catch((error) => { $("error").textContent = error.message; }));
+  }
+  $("step-greedy").addEventListener("click", () => step(true));
+  $("step-sample").addEventListener("click", () => step(false));
   document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => {
     document.querySelectorAll(".tab, .panel").forEach((el) => el.classList.remove("active"));
     tab.classList.add("active");
     $(tab.dataset.tab).classList.add("active");
     if (tab.dataset.tab === "training") loadTraining();
   }));
+  if (SNAPSHOT) return openSnapshot();
+  // Open on an example from the run's own held-out data, shown at once.
+  const example = await api("/api/example");
+  if (example.text) $("input").value = example.text;
+  if (example.image) state.exampleImage = example.image;
+  if (example.max_new_tokens) $("new-tokens").value = String(example.max_new_tokens);
+  $("example-note").textContent = example.source ? `example: ${example.source}` : "";
+  if (example.text || example.image) await runInput();
 }
 
-start();
+function openSnapshot() {  // a saved page: its one view, every control that asks the model switched off
+  const request = SNAPSHOT.request, ui = SNAPSHOT.ui || {};
+  $("input").value = request.text || "";
+  $("beam").value = String(request.beam || 1);
+  $("new-tokens").value = String(request.max_new_tokens || 40);
+  for (const id of ["input", "beam", "new-tokens", "image", "run", "save", "temperature", "top-k", "step-greedy", "step-sample"]) {
+    $(id).disabled = true;
+  }
+  $("example-note").textContent = "a saved view: it opens without the server; run seqlab explore to ask the model";
+  showResult(SNAPSHOT.result, request, ui);
+  if (SNAPSHOT.next) {
+    state.next = SNAPSHOT.next;
+    $("temperature").value = String(SNAPSHOT.next.temperature); $("top-k").value = String(SNAPSHOT.next.top_k);
+    $("temperature-value").textContent = Number(SNAPSHOT.next.temperature).toFixed(2);
+    state.position = Number.isInteger(ui.position) && ui.position < state.next.tokens.length ? ui.position : state.next.tokens.length - 1;
+    renderNext();
+  }
+}
+
+start().catch((error) => { $("error").textContent = error.message; });
