@@ -181,6 +181,7 @@ def _trained_by_the_library(texts: list[str], vocab_size: int) -> Tokenizer:
 
 @pytest.mark.parametrize("texts,vocab_size", [(["héllo wörld\n\tabc 年月"], 1 << 20),
                                               (["aabbcc", "zyx\r\n😀😀 <pad>", "ties: qpqp"], 1 << 20),
-                                              (["aaabbcdd e"], 7)])  # cut at the vocabulary size
+                                              (["aaabbcdd e"], 7),  # cut at the vocabulary size
+                                              ([f"pair {i}: {i % 97} ü\n" for i in range(100_000)], 1 << 20)])
 def test_the_char_tokenizer_is_the_one_the_library_trains(texts, vocab_size):
     assert train_tokenizer(texts, "char", vocab_size).to_str() == _trained_by_the_library(texts, vocab_size).to_str()
