@@ -42,6 +42,8 @@ class Inspector:
             return self.task.explore_example(self.engine, self.run)
         except UserError as error:
             return {"text": "", "source": f"no example: {error}"}
+        except (OSError, ValueError) as error:  # a held-out file damaged since training (an empty valid.bin)
+            return {"text": "", "source": f"no example: the run's held-out data cannot be read ({error})"}
 
     def infer(self, text: str, beam: int | None = None, max_new_tokens: int = 40,
               image: bytes | None = None) -> dict[str, Any]:
