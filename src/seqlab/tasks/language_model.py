@@ -421,8 +421,8 @@ class LanguageModelTask(Task):
             raise UserError("type an input first")
         return views.generation(lm, request.text, request.max_new_tokens)
 
-    def next_tokens(self, lm: LanguageModel, text, temperature, top_k, append=None) -> dict[str, Any]:
-        return views.next_tokens(lm, text, temperature, top_k, append)
+    def next_tokens(self, lm: LanguageModel, text, temperature, top_k, append=None, ids=None) -> dict[str, Any]:
+        return views.next_tokens(lm, text, temperature, top_k, append, ids)
 
     def compare_columns(self, config) -> list[str]:
         return ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",
