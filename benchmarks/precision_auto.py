@@ -2,6 +2,8 @@
 one after the other, on the LM configs (a) and (b) of benchmarks/lm_throughput.py and on the demo's
 model. Prints each run's training time (the trial that "auto" makes comes before the training clock
 starts and is shown as the difference in whole-command time) and auto's ratio to the better of the two.
+With ``--repeats N`` each precision runs N times, interleaved, and the medians are shown (auto's choice:
+every precision it chose, its last trial's step times).
 
     .venv/bin/python benchmarks/precision_auto.py --text tinyshakespeare.txt [--workloads a,b,demo]
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", type=Path, required=True, help="tiny-shakespeare (the LM workloads' text)")
     parser.add_argument("--workloads", default="a,b,demo")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each precision, interleaved (fp32, bf16, auto, fp32, ...); medians shown")
     args = parser.parse_args()
     every = workloads(args.text.resolve())
     print("| workload | steps | fp32 training s | bf16 training s | auto: chose | auto training s | auto / better | "
@@ -58,12 +63,18 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.workloads.split(","):
-            r = {p: run(every[name], p, Path(tmp) / f"{name}-{p}") for p in ("fp32", "bf16", "auto")}
+            runs: dict[str, list[dict]] = {"fp32": [], "bf16": [], "auto": []}
+            for _ in range(args.repeats):
+                for p in runs:
+                    runs[p].append(run(every[name], p, Path(tmp) / f"{name}-{p}"))
+            r = {p: {"train": statistics.median(x["train"] for x in rs), "wall": statistics.median(x["wall"] for x in rs),
+                     "steps": rs[0]["steps"], "chosen": rs[-1]["chosen"]} for p, rs in runs.items()}
+            choices = {x["chosen"]["precision"] for x in runs["auto"]}
             chosen = r["auto"]["chosen"]
             trial = ", ".join(f"{k} {v:.1f}" for k, v in chosen["median_step_ms"].items())
             better = min(r["fp32"]["train"], r["bf16"]["train"])
             print(f"| {name} | {r['auto']['steps']} | {r['fp32']['train']:.2f} | {r['bf16']['train']:.2f} | "
-                  f"{chosen['precision']} (trial ms a step: {trial}) | {r['auto']['train']:.2f} | "
+                  f"{'/'.join(sorted(choices))} (trial ms a step: {trial}) | {r['auto']['train']:.2f} | "
                   f"{r['auto']['train'] / better:.3f} | {r['fp32']['wall']:.1f}, {r['bf16']['wall']:.1f}, "
                   f"{r['auto']['wall']:.1f} |", flush=True)
 

@@ -31,6 +31,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+def write_json(path: Path, value: Any, **dumps: Any) -> None:
+    """``value`` as a JSON file (UTF-8, a final newline), written atomically (:func:`atomic_write`)."""
+    text = json.dumps(value, **dumps) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def read_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
     """The rows of ``run_dir/metrics.jsonl`` in the order they were logged; none if there is no file."""
     path = Path(run_dir) / METRICS_FILE

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from seqlab.cli.main import main
 from seqlab.explore.app import create_app
+from seqlab.errors import UserError
 
 TRANSLATE_TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2",
                   "--set", "model.d_ff=32", "--set", "data.tokenizer='char'", "--set", "data.max_len=24",
@@ -441,3 +442,44 @@ def test_a_saved_page_opens_without_the_server(translation_run, tmp_path):
         assert page.locator("#run").is_disabled() and page.locator("#error").inner_text() == ""
         browser.close()
     assert [u for u in asked if not u.startswith("file:")] == []  # it asked nothing of any server
+
+
+def test_the_next_token_view_reads_the_ids_it_gave_while_their_text_is_unchanged():
+    """Byte-level BPE can encode a text back into other tokens than were generated ("a"+"b" -> "ab"):
+    the ids of the last answer are read as they are while they still decode to the text shown."""
+    import torch
+
+    from seqlab.tasks import views
+
+    class Tokenizer:  # "ab" encodes as one token (3); the pieces "a" (1) and "b" (2) decode to it too
+        pieces = {0: "?", 1: "a", 2: "b", 3: "ab"}
+
+        def get_vocab_size(self):
+            return 4
+
+        def decode(self, ids):
+            return "".join(self.pieces[i] for i in ids)
+
+        def id_to_token(self, i):
+            return self.pieces[i]
+
+    class Model(torch.nn.Module):
+        max_len = 16
+
+        def forward(self, ids):
+            seen.append(ids[0].tolist())
+            return torch.zeros(1, ids.size(1), 4)
+
+    class LM:
+        tokenizer, model, device = Tokenizer(), Model(), "cpu"
+
+        def encode_prompt(self, text):
+            return torch.tensor([[3] if text == "ab" else [1]])
+
+    seen = []
+    assert views.next_tokens(LM(), "ab", 1.0, 2, given=[1, 2])["ids"] == [1, 2]  # as generated
+    assert views.next_tokens(LM(), "ab", 1.0, 2, given=[1])["ids"] == [3]  # the text was edited: encoded
+    assert views.next_tokens(LM(), "ab", 1.0, 2)["ids"] == [3]
+    assert seen == [[1, 2], [3], [3]]
+    with pytest.raises(UserError, match="token id 9"):
+        views.next_tokens(LM(), "ab", 1.0, 2, given=[9])

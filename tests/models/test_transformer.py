@@ -60,6 +60,10 @@ def test_relative_positions_replace_absolute_ones_in_every_self_attention():
     assert all(layer.self_attn.relative.max_distance == 3 for layer in layers)
     assert len({id(layer.self_attn.relative) for layer in layers}) == len(layers)  # one table pair per layer
     assert all(layer.cross_attn.relative is None for layer in model.decoder.layers)
+    # the tables start at N(0, 0.02) as in the other models, not at the Xavier init of the weight matrices
+    tables = torch.cat([t.weight.flatten() for layer in layers for t in (layer.self_attn.relative.key,
+                                                                          layer.self_attn.relative.value)])
+    assert 0.01 < tables.std().item() < 0.03
 
 
 def test_relative_positions_make_the_source_shift_invariant():

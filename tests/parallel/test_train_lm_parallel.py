@@ -123,6 +123,7 @@ def test_a_run_saved_on_n_ranks_resumes_on_m(corpus, one_process, tmp_path):
     (["--set", "parallel.pp=2", "--set", "parallel.dp=2", "--nproc", "4"], "does not combine"),
     (["--set", "parallel.tp=2", "--set", "parallel.dp=2", "--nproc", "4"], "dp_mode='fsdp'"),
     (["--set", "model.arch='lstm'", "--set", "parallel.tp=2", "--nproc", "2"], "split a Transformer"),
+    (["--set", "model.positional='relative'", "--set", "parallel.tp=2", "--nproc", "2"], "relative-position tables"),
     (["--nproc", "0"], "--nproc must be at least 1"),
     (["--set", "train.batch_size=15", "--nproc", "2"], "must split evenly over 2 data-parallel"),
     (["--set", "parallel.pp=2", "--set", "parallel.microbatches=3", "--nproc", "2"], "and 3 micro-batches"),

@@ -116,7 +116,7 @@ def test_frozen_layers_stay_and_the_run_stands_alone(mlm_run, texts, tmp_path, c
     assert line.startswith("the cat sees a tree\t") and "animal" in line and "person" in line
 
 
-@pytest.mark.parametrize("case", ["missing", "translate", "width", "lstm", "too many frozen"])
+@pytest.mark.parametrize("case", ["missing", "translate", "width", "lstm", "too many frozen", "fsdp"])
 def test_bad_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, capsys):
     init, extra = mlm_run, []
     if case == "missing":
@@ -129,6 +129,8 @@ def test_bad_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, capsys):
         extra = ["--set", "model.d_model=64"]
     elif case == "lstm":
         extra = ["--model", "lstm"]
+    elif case == "fsdp":
+        extra = ["--set", "parallel.dp_mode='fsdp'"]
     else:
         extra = ["--set", "train.freeze_layers=3"]
     out = tmp_path / "cls"
@@ -136,5 +138,5 @@ def test_bad_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert {"missing": "no such run", "translate": "is a translate run", "width": "d_model=64",
-            "lstm": "lstm", "too many frozen": "freeze_layers=3"}[case] in err
+            "lstm": "lstm", "too many frozen": "freeze_layers=3", "fsdp": "dp_mode='ddp'"}[case] in err
     assert not out.exists()

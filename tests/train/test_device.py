@@ -10,9 +10,11 @@ from seqlab.train import device
 from seqlab.train.config import TrainConfig
 
 
-def machine(monkeypatch, cuda: bool, mps: bool) -> None:
+def machine(monkeypatch, cuda: bool, mps: bool, gpus: int = 1) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus if cuda else 0)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
 
 
 @pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (True, False, "cuda"),
@@ -27,8 +29,17 @@ def test_auto_never_takes_mps_for_a_job_of_several_processes(monkeypatch):
     assert device.resolve_device("auto", processes=2) == torch.device("cpu")
 
 
+def test_auto_takes_cuda_only_with_a_gpu_for_each_process_of_the_machine(monkeypatch):
+    machine(monkeypatch, cuda=True, mps=False, gpus=1)
+    assert device.resolve_device("auto", processes=2) == torch.device("cpu")  # rank 1 would have no cuda:1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # under torchrun: the processes of this machine
+    assert device.resolve_device("auto") == torch.device("cpu")
+    machine(monkeypatch, cuda=True, mps=False, gpus=2)
+    assert device.resolve_device("auto", processes=2) == torch.device("cuda")
+
+
 def test_named_devices_are_taken_as_named(monkeypatch):
-    machine(monkeypatch, cuda=True, mps=True)
+    machine(monkeypatch, cuda=True, mps=True, gpus=2)
     assert device.resolve_device("cpu") == torch.device("cpu")
     assert device.resolve_device("cuda:1") == torch.device("cuda", 1)
     assert device.resolve_device("mps") == torch.device("mps")
@@ -36,12 +47,19 @@ def test_named_devices_are_taken_as_named(monkeypatch):
 
 @pytest.mark.parametrize("name, says", [("cuda", "CUDA is not available"), ("cuda:0", "CUDA is not available"),
                                         ("mps", "MPS) is not available"), ("tpu", "--device must be auto, cpu"),
-                                        ("cuda:x", "--device must be auto, cpu"), ("", "--device must be")])
+                                        ("cuda:x", "--device must be auto, cpu"), ("", "--device must be"),
+                                        ("cuda:", "--device must be auto, cpu")])
 def test_a_device_this_machine_lacks_or_torch_does_not_know_is_refused(monkeypatch, name, says):
     machine(monkeypatch, cuda=False, mps=False)
     with pytest.raises(UserError) as error:
         device.resolve_device(name)
     assert says in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_cuda_index_past_the_machines_gpus_is_refused(monkeypatch):
+    machine(monkeypatch, cuda=True, mps=False, gpus=2)
+    with pytest.raises(UserError, match="has 2 CUDA device"):
+        device.resolve_device("cuda:2")
 
 
 def test_auto_is_the_default_of_training_and_of_every_command_that_takes_device():

@@ -31,6 +31,9 @@ class NextRequest(BaseModel):
     temperature: float = Field(default=1.0, ge=0.05, le=10.0)
     top_k: int = Field(default=10, ge=1, le=100)
     append: int | None = Field(default=None, ge=0)  # a token id to add at the end: one generation step
+    # the ids of the last answer, used while ``text`` is still their text: a generated token stays the
+    # token it was, where encoding the text again could merge it with its neighbour or split it
+    ids: list[int] | None = Field(default=None, max_length=4096)
 
 
 class ExportRequest(BaseModel):
@@ -129,7 +132,8 @@ def create_app(run: str | Path) -> FastAPI:
     @app.post("/api/next")
     def next_tokens(request: NextRequest) -> dict:
         try:
-            return inspector.next_tokens(request.text, request.temperature, request.top_k, request.append)
+            return inspector.next_tokens(request.text, request.temperature, request.top_k, request.append,
+                                         request.ids)
         except UserError as error:
             raise HTTPException(422, str(error)) from None
 

@@ -42,6 +42,8 @@ class Inspector:
             return self.task.explore_example(self.engine, self.run)
         except UserError as error:
             return {"text": "", "source": f"no example: {error}"}
+        except (OSError, ValueError) as error:  # a held-out file damaged since training (an empty valid.bin)
+            return {"text": "", "source": f"no example: the run's held-out data cannot be read ({error})"}
 
     def infer(self, text: str, beam: int | None = None, max_new_tokens: int = 40,
               image: bytes | None = None) -> dict[str, Any]:
@@ -49,9 +51,10 @@ class Inspector:
         at once cannot mix."""
         return self.task.explore(self.engine, Request(text, beam, max_new_tokens, image))
 
-    def next_tokens(self, text: str, temperature: float, top_k: int, append: int | None = None) -> dict[str, Any]:
+    def next_tokens(self, text: str, temperature: float, top_k: int, append: int | None = None,
+                    ids: list[int] | None = None) -> dict[str, Any]:
         """A language model's next-token distributions (one call of the model, nothing kept)."""
-        return self.task.next_tokens(self.engine, text, temperature, top_k, append)
+        return self.task.next_tokens(self.engine, text, temperature, top_k, append, ids)
 
     def positional(self, positions: int = 64) -> dict[str, Any]:
         """The encoding added at each position: the sinusoidal table or the learned vectors (none for

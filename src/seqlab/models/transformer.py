@@ -108,8 +108,9 @@ class Transformer(pretrained.PretrainedModel):
                                 for _ in range(c.n_decoder_layers or c.n_layers)], final_norm())
         self.generator = nn.Linear(c.d_model, c.tgt_vocab_size)  # the final Linear before softmax
 
+        own_init = {id(p) for m in self.modules() if isinstance(m, RelativePositions) for p in m.parameters()}
         for p in self.parameters():
-            if p.dim() > 1:
+            if p.dim() > 1 and id(p) not in own_init:  # the relative-position tables keep their N(0, 0.02)
                 nn.init.xavier_uniform_(p)
         # §3.4: "we share the same weight matrix between the two embedding layers and the
         # pre-softmax linear transformation".

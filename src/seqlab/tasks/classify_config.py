@@ -140,6 +140,10 @@ class ClassifyConfig:
 
     def __post_init__(self) -> None:
         self.parallel.data_parallel_only("classify")
+        if self.model.init and self.parallel.dp_mode == "fsdp":  # fully_shard swaps the parameters that
+            # carry the body's rate (train.body_lr_scale): the body would train at the head's rate
+            raise ValueError("--init trains the pre-trained body at its own rate, which parallel.dp_mode='fsdp' "
+                             "would lose: use parallel.dp_mode='ddp'")
 
     def check_layout(self, world: int) -> None:
         """A UserError unless this model trains on ``world`` processes (the neural ones do, data

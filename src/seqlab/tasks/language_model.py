@@ -30,6 +30,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
+from ..io import write_json
 from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
 from ..models.generation import check_sampling
 from ..parallel.config import ParallelConfig
@@ -108,6 +109,9 @@ class LMConfig:
             raise ValueError(f"parallel.tp and parallel.pp split a Transformer; model.arch is {m.arch!r}")
         if m.n_heads % par.tp:
             raise ValueError(f"parallel.tp={par.tp} must divide model.n_heads={m.n_heads} (each rank whole heads)")
+        if par.tp > 1 and m.positional == "relative":  # its tables are shared by all heads, split across ranks
+            raise ValueError("parallel.tp does not split the relative-position tables (shared by every head): "
+                             "use model.positional=learned, sinusoidal or rotary with tensor parallel")
         if m.n_layers % par.pp:
             raise ValueError(f"parallel.pp={par.pp} must divide model.n_layers={m.n_layers} (equal stages)")
         if par.pp > 1 and m.tie_weights:
@@ -161,7 +165,7 @@ def write_splits(tokenizer: Tokenizer, pieces: dict[str, Callable[[], Iterator[s
     for split in ("train", "valid"):
         tokens, chars = token_stream.encode_to_file(tokenizer, pieces[split](), run / f"{split}.bin")
         meta[f"{split}_tokens"], meta[f"{split}_characters"] = tokens, chars
-    (run / "data.json").write_text(json.dumps(meta, indent=2))
+    write_json(run / "data.json", meta, indent=2)
     return meta
 
 
@@ -417,8 +421,8 @@ class LanguageModelTask(Task):
             raise UserError("type an input first")
         return views.generation(lm, request.text, request.max_new_tokens)
 
-    def next_tokens(self, lm: LanguageModel, text, temperature, top_k, append=None) -> dict[str, Any]:
-        return views.next_tokens(lm, text, temperature, top_k, append)
+    def next_tokens(self, lm: LanguageModel, text, temperature, top_k, append=None, ids=None) -> dict[str, Any]:
+        return views.next_tokens(lm, text, temperature, top_k, append, ids)
 
     def compare_columns(self, config) -> list[str]:
         return ["model", "parameters", "train_seconds", "tokens_per_s", "val_loss", "val_perplexity",

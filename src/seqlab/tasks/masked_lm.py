@@ -46,10 +46,10 @@ PAD, UNK, CLS, SEP, MASK = BERT_SPECIALS
 @dataclass
 class MLMDataConfig:
     text: str = option("", "a UTF-8 text file to pre-train on, a folder of them or a glob pattern", path=True)
-    vocab_size: int = 8000  # WordPiece, trained on the training split; the five special tokens included
+    vocab_size: int = 4000  # WordPiece, trained on the training split; the five special tokens included
     lowercase: bool = True  # BERT's "uncased": lowercase and strip accents before splitting
     valid_fraction: float = 0.1  # the last 10 % of the text validates
-    block_size: int = 126  # text tokens a row; the model reads [CLS] block [SEP], two more
+    block_size: int = 62  # text tokens a row; the model reads [CLS] block [SEP], two more
     eval_tokens: int = 0  # validation tokens scored at each evaluation; 0 = all of them
     mask_probability: float = 0.15  # of the ordinary tokens, chosen for prediction (§3.1)
     whole_word_masking: bool = False  # choose whole words: a word's ## pieces with its first
@@ -68,7 +68,7 @@ class MLMDataConfig:
 
 @dataclass
 class MLMModelConfig:
-    d_model: int = 256
+    d_model: int = 128
     n_heads: int = 4
     n_layers: int = 4
     d_ff: int = 0  # 0 = 4 · d_model
@@ -89,8 +89,9 @@ class MLMModelConfig:
 
 
 def _mlm_train_defaults() -> TrainConfig:
-    return TrainConfig(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, warmup_steps=100,
-                       max_steps=5000, batch_size=64, label_smoothing=0.0, eval_every=250)
+    # Sized to finish in minutes on a laptop's CPU (as every task's defaults are); mlm-tiny trains twice as long
+    return TrainConfig(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01, warmup_steps=200,
+                       max_steps=1500, batch_size=32, label_smoothing=0.0, eval_every=500)
 
 
 @dataclass

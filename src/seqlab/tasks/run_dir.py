@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import DamagedFileError, UserError
-from ..io import read_json_file
+from ..io import read_json_file, write_json
 
 RUN_FILE = "run.json"
 EXAMPLE_FILE = "example.json"
@@ -51,7 +50,7 @@ def create_run_dir(path: Path, overwrite: bool) -> Path:
 
 
 def write_run(path: Path, task: str, config: dict[str, Any]) -> None:
-    (Path(path) / RUN_FILE).write_text(json.dumps({"task": task, "config": config}, indent=2))
+    write_json(Path(path) / RUN_FILE, {"task": task, "config": config}, indent=2)
 
 
 def read_run(path: str | Path) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def read_json(path: Path) -> Any:
 def write_example(path: Path, example: dict[str, Any]) -> None:
     """One input the run held out (a validation sentence, a test text, an image as a data: URL), for
     the explorer to open on: ``{"text": ..., "image": ..., "source": what it is}``."""
-    (Path(path) / EXAMPLE_FILE).write_text(json.dumps(example, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(Path(path) / EXAMPLE_FILE, example, ensure_ascii=False)
 
 
 def read_example(path: Path) -> dict[str, Any] | None:
@@ -85,7 +84,7 @@ def read_example(path: Path) -> dict[str, Any] | None:
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    (Path(path) / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(Path(path) / "metrics.json", metrics, indent=2)
 
 
 def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):

@@ -153,7 +153,7 @@ class Task:
         raise UserError(f"the explorer cannot show a {self.name} run")
 
     def next_tokens(self, predictor, text: str, temperature: float, top_k: int,
-                    append: int | None = None) -> dict[str, Any]:
+                    append: int | None = None, ids: list[int] | None = None) -> dict[str, Any]:
         """A language model's top-k next tokens at every position of ``text`` (``seqlab.tasks.views``)."""
         raise UserError(f"a {self.name} run predicts no next tokens")
 

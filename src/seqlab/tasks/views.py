@@ -65,17 +65,21 @@ def generation(lm, text: str, max_new_tokens: int) -> dict[str, Any]:
             "views": {"causal self-attention": view(shown, shown, maps)}}
 
 
-def next_tokens(lm, text: str, temperature: float, top_k: int, append: int | None = None) -> dict[str, Any]:
+def next_tokens(lm, text: str, temperature: float, top_k: int, append: int | None = None,
+                given: list[int] | None = None) -> dict[str, Any]:
     """At every position of ``text`` (with token ``append`` added at its end, one step of generation),
     the model's top-k next tokens under softmax(logits / temperature): what temperature sampling draws
-    from, before top-k sampling (Fan et al. 2018) keeps the k most probable."""
+    from, before top-k sampling (Fan et al. 2018) keeps the k most probable. ``given``: the ids of an
+    earlier answer, read instead of ``text``'s encoding while they decode to ``text`` — generated tokens
+    stay as generated (byte-level BPE would merge or split some if the text were encoded again)."""
     vocab = lm.tokenizer.get_vocab_size()
     if not text.strip():
         raise UserError("type an input first")
-    ids = lm.encode_prompt(text)[0].tolist()
+    for i in [*(given or []), *([] if append is None else [append])]:
+        if not 0 <= i < vocab:
+            raise UserError(f"token id {i} is not in this model's vocabulary of {vocab}")
+    ids = list(given) if given and lm.tokenizer.decode(given) == text else lm.encode_prompt(text)[0].tolist()
     if append is not None:
-        if not 0 <= append < vocab:
-            raise UserError(f"token id {append} is not in this model's vocabulary of {vocab}")
         ids.append(append)
         text = lm.tokenizer.decode(ids)
     limit = lm.model.max_len or 1024
@@ -86,7 +90,7 @@ def next_tokens(lm, text: str, temperature: float, top_k: int, append: int | Non
     logits = (out[0] if isinstance(out, tuple) else out)[0].float().cpu()  # (T, V)
     probs = (logits / temperature).softmax(-1)
     top = probs.topk(min(top_k, vocab), dim=-1)
-    return {"text": text, "tokens": tokens(lm.tokenizer, ids), "temperature": temperature, "top_k": top_k,
+    return {"text": text, "ids": ids, "tokens": tokens(lm.tokenizer, ids), "temperature": temperature, "top_k": top_k,
             "positions": [[{"id": i, "token": lm.tokenizer.id_to_token(i) or "?", "text": lm.tokenizer.decode([i]),
                             "p": round(p, 6)} for p, i in zip(ps, ix)]
                           for ps, ix in zip(top.values.tolist(), top.indices.tolist())]}

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..errors import UserError
-from ..io import METRICS_FILE, atomic_write
+from ..io import METRICS_FILE, atomic_write, write_json
 from ..parallel.runtime import SingleProcess
 from . import checkpoint, precision
 from .config import TrainConfig
@@ -225,7 +225,7 @@ class Trainer:
                     window_loss, window_tokens, window_start = 0.0, 0, self.clock()
                 if p.step % c.eval_every == 0 or p.step == c.max_steps:
                     self._evaluate(log)
-                if stop.requested:
+                if stop.requested and p.step < c.max_steps and not p.stopped:  # else the run has just ended
                     if p.last_eval_step != p.step:
                         self.save("last")
                     raise KeyboardInterrupt
@@ -264,7 +264,7 @@ class Trainer:
         checkpoint.set_rng_state(rng)
         result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses))
         if p.is_main:
-            (self.run_dir / "precision.json").write_text(json.dumps(result, indent=2) + "\n")
+            write_json(self.run_dir / "precision.json", result, indent=2)
             tqdm.write(precision.describe(result))
         return result["precision"]
 

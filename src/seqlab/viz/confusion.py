@@ -22,7 +22,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    limit = matrix.max() / 2 if matrix.size else 0
+    limit = (low + high) / 2  # dark cells (the upper half of the colour scale) get white text
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", color="white" if count > limit else "black", fontsize=8)
     fig.colorbar(image, ax=ax, label="examples", fraction=0.046, pad=0.04)

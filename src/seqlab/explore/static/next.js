@@ -6,13 +6,14 @@ function nextBody(append) {
   const body = { text: $("input").value, temperature: Number($("temperature").value),
                  top_k: Number($("top-k").value) || 10 };
   if (append !== undefined) body.append = append;
+  if (state.next && state.next.text === body.text) body.ids = state.next.ids;  // the tokens as generated
   return body;
 }
 
 async function loadNext(append) {
   const body = nextBody(append);
   const data = await api("/api/next", body);
-  state.next = data; state.nextBody = { ...body, text: data.text };
+  state.next = data; state.nextBody = { ...body, text: data.text, ids: data.ids };
   delete state.nextBody.append;
   if (append !== undefined) $("input").value = data.text;
   if (state.position === null || state.position >= data.tokens.length || append !== undefined) state.position = data.tokens.length - 1;
