@@ -14,7 +14,6 @@ With no text given, the corpus is the Python standard library's own source (see
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
