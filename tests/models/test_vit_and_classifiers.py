@@ -84,7 +84,9 @@ def test_padding_does_not_change_a_prediction(make):
 def test_transformer_classifier_with_relative_positions_saves_and_loads(tmp_path):
     model = classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
         30, 3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=12, positional="relative", max_relative_position=3))
-    assert model.position is None and all(layer.self_attn.relative.max_distance == 3 for layer in model.layers)
+    x = torch.randn(1, 4, 16)
+    assert torch.equal(model.position(x), x)  # no absolute position is added
+    assert all(layer.self_attn.relative.max_distance == 3 for layer in model.layers)
     with torch.no_grad():
         model.layers[0].self_attn.relative.key.weight.add_(0.5)  # not the initial values
     model.save_pretrained(tmp_path)

@@ -113,7 +113,7 @@ def test_whole_word_masking_and_other_positions_train(corpus, tmp_path, capsys, 
 @pytest.mark.parametrize("args, message", [
     (["train", "mlm"], "train mlm needs a text to pre-train on: --text FILE"),
     (["train", "mlm", "--text", "missing.txt"], "not found"),
-    (["train", "mlm", "--text", "short.txt"], "a block of 126 needs at least 127"),
+    (["train", "mlm", "--text", "short.txt"], "a block of 62 needs at least 63"),
     (["train", "mlm", "--text", "short.txt", "--set", "data.mask_probability=1.5"], "data.mask_probability must be in"),
     (["train", "mlm", "--set", "model.positional='rotary'"], "model.positional must be one of"),
     (["train", "mlm", "--set", "parallel.tp=2"], "train mlm runs data parallel only"),
