@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, RelativePositions, encoder_layer
+from ..nn import LSTM, encoder_layer, relative_positions
 from . import pretrained
 from .masked_lm import position_module
 
@@ -98,18 +98,14 @@ class TransformerClassifier(TextClassifier):
         self.pool, self.pad_id = pool, pad_id
         self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
-        relative = c.positional == "relative"
         # one more position than max_len for a [CLS] vector put in front ("first" reads the ids' own)
         self.position = position_module(c.positional, d_model, c.max_len + (pool != "first"))
         self.embedding_norm = nn.Identity() if c.norm_first else nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
-
-        def relative_positions() -> RelativePositions | None:  # one per layer (Shaw et al. §3.3)
-            return RelativePositions(d_model // c.n_heads, c.max_relative_position) if relative else None
-
-        self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=c.norm_first,
-                                                  activation=c.activation, relative=relative_positions())
-                                    for _ in range(c.n_layers))
+        self.layers = nn.ModuleList(
+            encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=c.norm_first, activation=c.activation,
+                          relative=relative_positions(c.positional, d_model // c.n_heads, c.max_relative_position))
+            for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
         self.head = nn.Linear(d_model, c.n_classes)
 

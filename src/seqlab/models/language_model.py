@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn import (KVCache, LearnedPositionalEmbedding, RelativePositions, RotaryEmbedding, SinusoidalPositionalEncoding,
-                  causal_mask, encoder_layer)
+from ..nn import (KVCache, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
+                  causal_mask, encoder_layer, relative_positions)
 from . import generation, pretrained
 
 POSITIONAL = ("learned", "sinusoidal", "rotary", "relative")
@@ -81,15 +81,11 @@ class TransformerLM(pretrained.PretrainedModel):
         }[c.positional]()
         rotary = RotaryEmbedding(d_model // n_heads, max_len) if c.positional == "rotary" else None
 
-        def relative() -> RelativePositions | None:  # one per layer, shared by its heads (Shaw et al. §3.3)
-            if c.positional != "relative":
-                return None
-            return RelativePositions(d_model // n_heads, c.max_relative_position)
-
         self.dropout = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList(
             encoder_layer(d_model, n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
-                         c.ff_dropout, rotary, relative())
+                         c.ff_dropout, rotary,
+                         relative_positions(c.positional, d_model // n_heads, c.max_relative_position))
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(d_model, vocab_size, bias=False)

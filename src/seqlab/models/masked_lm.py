@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..nn import LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding, encoder_layer
+from ..nn import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer, relative_positions
 from . import pretrained
 from .language_model import check_positional
 
@@ -75,14 +75,10 @@ class MaskedLM(pretrained.PretrainedModel):
         self.embedding_norm = nn.Identity() if c.norm_first else nn.LayerNorm(c.d_model)
         self.dropout = nn.Dropout(c.dropout)
 
-        def relative() -> RelativePositions | None:  # one per layer, shared by its heads (Shaw et al. §3.3)
-            if c.positional != "relative":
-                return None
-            return RelativePositions(c.d_model // c.n_heads, c.max_relative_position)
-
         self.layers = nn.ModuleList(
             encoder_layer(c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
-                          c.ff_dropout, relative=relative())
+                          c.ff_dropout,
+                          relative=relative_positions(c.positional, c.d_model // c.n_heads, c.max_relative_position))
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(c.d_model) if c.norm_first else nn.Identity()
         self.head_transform = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.LayerNorm(c.d_model))

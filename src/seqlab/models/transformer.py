@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ..nn import (Decoder, Encoder, LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding,
-                  causal_mask, decoder_layer, encoder_layer, padding_mask)
+                  causal_mask, decoder_layer, encoder_layer, padding_mask, relative_positions)
 from ..nn.layers import DecoderCache
 from . import pretrained
 
@@ -91,10 +91,8 @@ class Transformer(pretrained.PretrainedModel):
                 return None
             return SinusoidalPositionalEncoding(c.d_model, c.max_len)
 
-        def relative() -> RelativePositions | None:  # one per layer, shared by its heads (Shaw et al. §3.3)
-            if c.positional != "relative":
-                return None
-            return RelativePositions(c.d_model // c.n_heads, c.max_relative_position)
+        def relative() -> RelativePositions | None:  # one per layer (Shaw et al. §3.3)
+            return relative_positions(c.positional, c.d_model // c.n_heads, c.max_relative_position)
 
         def final_norm() -> nn.Module | None:
             return nn.LayerNorm(c.d_model) if c.norm_first else None

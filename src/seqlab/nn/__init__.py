@@ -4,7 +4,7 @@ from .attention import KVCache, MultiHeadAttention, scaled_dot_product_attention
 from .feedforward import PositionwiseFeedForward
 from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer, decoder_layer, encoder_layer
 from .masks import causal_mask, padding_mask
-from .relative import RelativePositions
+from .relative import RelativePositions, relative_positions
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, init_recurrent
 from .positional import (LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
                          sinusoidal_table)
@@ -15,5 +15,6 @@ __all__ = [
     "padding_mask",
     "LearnedPositionalEmbedding", "RotaryEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",
     "RelativePositions",
+    "relative_positions",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "init_recurrent",
 ]

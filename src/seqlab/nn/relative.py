@@ -23,6 +23,12 @@ import torch
 from torch import Tensor, nn
 
 
+def relative_positions(positional: str, d_head: int, max_distance: int) -> "RelativePositions | None":
+    """One attention layer's tables when ``positional`` is "relative" (each layer its own, shared by its
+    heads: §3.3), else None — what every Transformer of seqlab passes to its self-attention."""
+    return RelativePositions(d_head, max_distance) if positional == "relative" else None
+
+
 class RelativePositions(nn.Module):
     """The tables a^K and a^V, (2k + 1, d_head) each, of one attention layer; ``max_distance`` is k.
 
