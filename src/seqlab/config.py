@@ -21,7 +21,8 @@ C = TypeVar("C")
 def check_model(model: Any, n_heads: int, *sizes: int, rates: tuple[str, ...] = ("dropout",)) -> None:
     """Shared by the tasks' model configs: d_model and every size at least 1, d_model split evenly across
     ``n_heads`` attention heads (pass 1 for a model without attention), and each dropout rate named in
-    ``rates`` (None = unset) in [0, 1)."""
+    ``rates`` (None = unset) in [0, 1), and a relative-position clipping distance (where the config has
+    one) at least 1."""
     if min(model.d_model, n_heads, *sizes) < 1:
         raise ValueError("model sizes (model.d_model, model.n_heads, model.n_layers, ...) must be at least 1")
     if model.d_model % n_heads:
@@ -31,6 +32,8 @@ def check_model(model: Any, n_heads: int, *sizes: int, rates: tuple[str, ...] = 
         if rate is not None and not 0.0 <= rate < 1.0:
             raise ValueError(f"model.{name} must be in [0, 1); got {rate}")
     check_fits_in_memory(model)
+    if getattr(model, "max_relative_position", 1) < 1:
+        raise ValueError(f"model.max_relative_position must be at least 1; got {model.max_relative_position}")
 
 
 def estimate_parameters(model: Any) -> int:

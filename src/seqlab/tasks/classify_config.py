@@ -83,8 +83,6 @@ class ClassifyModelConfig:
     def __post_init__(self) -> None:
         check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers, self.d_ff,
                     self.hidden_size, self.n_filters, *self.widths)
-        if self.max_relative_position < 1:
-            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
         if self.nb_alpha <= 0 or self.C <= 0:
             raise ValueError(f"model.nb_alpha and model.C must be positive; got {self.nb_alpha} and {self.C}")
         if not 0.0 <= self.nb_beta <= 1.0:

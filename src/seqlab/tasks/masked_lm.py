@@ -84,8 +84,6 @@ class MLMModelConfig:
         if self.d_ff < 0:
             raise ValueError(f"model.d_ff must be 0 (4 × d_model) or more; got {self.d_ff}")
         check_model(self, self.n_heads, self.n_layers, rates=("dropout", "attention_dropout", "ff_dropout"))
-        if self.max_relative_position < 1:
-            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
 
 
 def _mlm_train_defaults() -> TrainConfig:

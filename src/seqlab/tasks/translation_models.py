@@ -64,8 +64,6 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_model(self, self.n_heads, rates=("dropout", "attention_dropout", "ff_dropout"))
-        if self.max_relative_position < 1:
-            raise ValueError(f"model.max_relative_position must be at least 1; got {self.max_relative_position}")
         if self.rnn.window is not None and self.arch != "attention":
             raise ValueError("model.rnn.window (local attention) needs model.arch='attention'")
         if self.rnn.score == "dot" and self.rnn.bidirectional and self.arch == "attention":
