@@ -101,8 +101,9 @@ def test_save_as_html_is_one_file_that_needs_no_server(translation_run, lm_run):
         html = response.text
         for reference in ("http://", "https://", 'src="/', "href=\"/", "/static/", "url("):
             assert reference not in html, reference
-        assert html.count("<script") == 3 and html.count("</script>") == 3  # the data cannot close its script
+        assert html.count("<script") == 4 and html.count("</script>") == 4  # the data cannot close its script
         assert "<style>" in html and "function heatmap" in html and "function renderNext" in html
+        assert "function tokenLines" in html
         saved = snapshot_of(html)
         assert saved["result"] == answer and saved["request"]["text"] == text
         assert saved["ui"] == {"view": "cross-attention", "layer": 1, "head": 0}
@@ -170,6 +171,14 @@ def test_translation_run_shows_every_attention_kind(translation_run):
     assert any("val_loss" in row for row in client.get("/api/curves").json())
 
 
+def model_ids(run, shown: list[str]) -> list[int]:
+    """The token ids behind the tokens a view shows (the run's own tokenizer)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(run / "tokenizer.json"))
+    return [tokenizer.token_to_id(t) for t in shown]
+
+
 def test_language_model_run_and_its_limits(lm_run):
     client = TestClient(create_app(lm_run))
     result = client.post("/api/infer", json={"text": "the cat", "max_new_tokens": 5}).json()
@@ -177,6 +186,28 @@ def test_language_model_run_and_its_limits(lm_run):
     assert len(view["queries"]) == len("the cat") + 5
     first_query = view["weights"][0][0][0]
     assert first_query[0] == pytest.approx(1.0) and sum(first_query[1:]) == 0  # causal: sees only itself
+    # Q·Kᵀ/√d_k of the first layer, from its projection matrices by hand; None (masked) above the diagonal
+    import torch
+
+    from seqlab.explore.inspect import Inspector
+
+    model = Inspector(lm_run).model
+    ids = torch.tensor([model_ids(lm_run, view["queries"])])
+    layer, T = model.layers[0], len(view["queries"])
+    with torch.no_grad():
+        x = model.position(model.embedding(ids), 0)
+        h = layer.norm1(x) if layer.norm_first else x
+        attention = layer.self_attn
+        q = (h @ attention.w_q.weight.T + attention.w_q.bias).view(1, T, 2, 8).transpose(1, 2)  # (B, H, T, d_head)
+        k = (h @ attention.w_k.weight.T + attention.w_k.bias).view(1, T, 2, 8).transpose(1, 2)
+        expected = (q @ k.transpose(-1, -2))[0] / 8 ** 0.5  # (H, T, T)
+    scores = view["scores"][0]
+    for head in range(2):
+        for i in range(T):
+            assert scores[head][i][i + 1:] == [None] * (T - i - 1)
+            assert scores[head][i][: i + 1] == pytest.approx(expected[head, i, : i + 1].tolist(), abs=2e-3)
+            weights = torch.tensor(scores[head][i][: i + 1]).softmax(-1)
+            assert weights.tolist() == pytest.approx(view["weights"][0][head][i][: i + 1], abs=2e-3)
     too_long = client.post("/api/infer", json={"text": "x" * 80})
     assert too_long.status_code == 422 and "context" in too_long.json()["detail"]
     assert client.post("/api/infer", json={"text": "   "}).status_code == 422
@@ -190,6 +221,8 @@ def test_language_model_run_and_its_limits(lm_run):
 def test_classifier_forecaster_and_vit_runs(tmp_path):
     import base64
     import io
+
+    import torch
 
     import numpy as np
     import pandas as pd
@@ -205,6 +238,10 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     result = client.post("/api/infer", json={"text": "good film"}).json()
     assert set(result["probabilities"]) == {"pos", "neg"}
     assert result["views"]["self-attention"]["keys"] == ["[CLS]", "good", "film"]
+    scores, weights = (result["views"]["self-attention"][key][0][0] for key in ("scores", "weights"))
+    for row, expected in zip(scores, weights):  # no mask: every logit finite, and softmax gives the weights
+        assert all(v is not None for v in row)
+        assert torch.tensor(row).softmax(-1).tolist() == pytest.approx(expected, abs=2e-3)
 
     n = 400
     frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
@@ -221,7 +258,10 @@ def test_classifier_forecaster_and_vit_runs(tmp_path):
     result = client.post("/api/infer", json={"text": "2024-01-10 00:00"}).json()
     assert result["series"]["times"][47] == "2024-01-10 00:00:00" and result["series"]["times"][48] == "2024-01-10 01:00:00"
     assert len(result["series"]["history"]) == 48 and len(result["series"]["forecast"]) == 12
-    assert len(result["views"]["attention over past patches"]["keys"]) == (48 - 8) // 8 + 2
+    patches = result["views"]["attention over past patches"]["keys"]  # labelled by the steps they cover
+    assert len(patches) == (48 - 8) // 8 + 2  # the input, 2024-01-08 01:00 to 2024-01-10 00:00, cut every 8 steps
+    assert patches[:3] == ["01-08 01:00–08:00", "01-08 09:00–16:00", "01-08 17:00–01-09 00:00"]
+    assert patches[-1] == "01-10 00:00"  # the last patch: the padding that repeats the last step
     assert client.post("/api/infer", json={"text": "2024-01-01 03:00"}).status_code == 422  # too early
 
     for name in ("a", "b"):
@@ -359,7 +399,16 @@ def test_the_page_in_a_real_browser(translation_run, tmp_path):
         page.click("#run")
         expected = TestClient(create_app(translation_run)).post("/api/infer", json={"text": "hello", "beam": 1}).json()
         page.wait_for_function(f"document.getElementById('output').textContent === {expected['output']!r}")
-        assert page.locator("#head-view canvas").count() == 2  # 2 heads in the chosen layer
+        assert page.locator("#head-view canvas:not(.lines)").count() == 2  # 2 heads in the chosen layer
+        lines = page.locator("#head-view canvas.lines")  # and beside each map, its token-to-token lines
+        assert lines.count() == 2
+        encoder = expected["views"]["encoder self-attention"]
+        lines.nth(1).hover(position={"x": 4, "y": 8 + 16 // 2})  # head 2's first query token, "h"
+        strongest = sorted(zip(encoder["keys"], encoder["weights"][0][1][0]), key=lambda kw: -kw[1])[:3]
+        reads = ", ".join(f"{k} {w:.3f}" for k, w in strongest)
+        assert lines.nth(1).get_attribute("title") == f"L1 H2: h reads {reads}"
+        assert page.evaluate("state.focus") == {"side": "query", "index": 0}  # every head's lines keep h's
+        assert page.locator("#scores-box").is_hidden()  # a translation's views carry no logits
         assert page.locator("#model-view canvas").count() == 4  # 2 layers × 2 heads
         captions = page.locator("#model-view figcaption").all_inner_texts()
         assert captions == ["L1 H1", "L1 H2", "L2 H1", "L2 H2"]
@@ -371,7 +420,7 @@ def test_the_page_in_a_real_browser(translation_run, tmp_path):
         assert page.locator("#layer").input_value() == "1"
         assert page.locator(".head.selected").count() == 1
         page.select_option("#view", "cross-attention")
-        page.locator("#head-view canvas").first.click(position={"x": 75, "y": 65})  # a query row
+        page.locator("#head-view canvas").first.click(position={"x": 60, "y": 75})  # a query row
         page.screenshot(path=str(tmp_path / "explore.png"), full_page=True)
         page.click("button[data-tab=training]")
         page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
@@ -379,10 +428,27 @@ def test_the_page_in_a_real_browser(translation_run, tmp_path):
     assert (tmp_path / "explore.png").stat().st_size > 10_000
 
 
-@pytest.mark.timeout(240)
-def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run, tmp_path):
-    """Each run's page, opened on its example at two window sizes, scrolls only down; the language
-    model's next-token view answers its controls. SEQLAB_SCREENSHOTS=DIR keeps the docs' pictures."""
+@pytest.fixture(scope="module")
+def other_runs(tmp_path_factory):
+    """Tiny runs of the three other tasks: classify, vision (the bundled digits) and mlm."""
+    root = tmp_path_factory.mktemp("explore-more")
+    rows = [f"a {w} film,{'pos' if w == 'good' else 'neg'}" for w in ["good", "bad", "fine", "dull"] * 15]
+    (root / "reviews.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    (root / "corpus.txt").write_text("the cat sat on the mat and the dog sat on the log .\n" * 300)
+    small = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2", *QUICK]
+    commands = {"classify": ["--csv", root / "reviews.csv", "--set", "model.pool='cls'"],
+                "vision": ["--set", "data.image_size=8"],
+                "mlm": ["--text", root / "corpus.txt", "--set", "data.block_size=30", "--set", "data.vocab_size=60"]}
+    for task, args in commands.items():
+        assert main(["train", task, *map(str, args), "--out", str(root / task), *small]) == 0, task
+    return {task: root / task for task in commands}
+
+
+@pytest.mark.timeout(420)
+def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run, other_runs, tmp_path):
+    """Each task's page, opened on its example at two window sizes, scrolls only down; the language
+    model's next-token view answers its controls and its chosen head shows Q·Kᵀ before and after the
+    softmax. SEQLAB_SCREENSHOTS=DIR keeps the docs' pictures."""
     import os
 
     if CHROMIUM is None:
@@ -390,14 +456,37 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
     from playwright.sync_api import sync_playwright
 
     keep = os.environ.get("SEQLAB_SCREENSHOTS")
+    runs = {"translation": translation_run, "lm": lm_run, "forecast": forecast_run, **other_runs}
     with sync_playwright() as p:
         browser = launch(p)
-        for name, run in (("translation", translation_run), ("lm", lm_run), ("forecast", forecast_run)):
+        for name, run in runs.items():
             with Served(run) as url:
                 for width, height in ((1280, 800), (800, 600)):
                     page = browser.new_page(viewport={"width": width, "height": height})
                     page.goto(url)
                     page.wait_for_selector("#model-view canvas")
+                    assert page.locator("#error").inner_text() == "", name
+                    if name in ("lm", "classify", "mlm"):  # self-attention with its logits
+                        assert page.locator("#scores-box").is_visible() and page.locator("#scores-maps canvas").count() == 2
+                        page.locator("#model-view canvas").nth(1).click()  # layer 1, head 2
+                        assert page.locator("#scores-maps figcaption").first.inner_text() == "Q·Kᵀ/√d_k, layer 1, head 2"
+                    if name == "lm":  # causal: the top right cell of the logits is masked
+                        scores = page.locator("#scores")
+                        box = scores.bounding_box()
+                        def first_cell(points):  # the first point over a cell: its title names the pair
+                            for x, y in points:
+                                scores.hover(position={"x": x, "y": y})
+                                if "→" in scores.get_attribute("title"):
+                                    return x, scores.get_attribute("title")
+                            raise AssertionError("no cell under the pointer")
+
+                        w, h = int(box["width"]), int(box["height"])
+                        x, last = first_cell((x, h - 2) for x in range(w - 1, 0, -2))  # the last query, last key
+                        assert not last.endswith(": masked")  # the last query sees every key
+                        _, first = first_cell((x, y) for y in range(0, h, 2))  # up the last key's column
+                        assert first.endswith(": masked")  # the first query sees only itself
+                    if name == "vision":
+                        assert page.locator("#overlay").is_visible() and page.locator("#head-view canvas.lines").count() == 0
                     if name == "lm":
                         page.wait_for_selector("#next-table tr")
                         assert page.locator("#next-table tr").count() == 10  # top-k 10 by default
@@ -417,7 +506,7 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
                     assert fits_the_window(page), f"{name}'s training tab at {width}×{height}"
                     page.click("button[data-tab=attention]")
                     if keep and width == 1280:
-                        page.screenshot(path=os.path.join(keep, f"explore-{name}.png"))
+                        page.screenshot(path=os.path.join(keep, f"explore-{name}.png"), full_page=True)
                     page.close()
         browser.close()
 

@@ -143,3 +143,50 @@ def test_static_cache_projects_memory_once():
 def test_head_divisibility_is_checked():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)
+
+
+def test_recording_scores_keeps_the_logits_behind_the_weights():
+    """Q·Kᵀ/√d_k from the projection matrices by hand, -inf where the mask forbids, and softmax of it
+    the weights returned; nothing is recorded without ``need_weights`` or outside the block."""
+    from seqlab.nn import recording_scores
+
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(1, 5, 8)
+    mask = causal_mask(5)
+    with recording_scores() as scores:
+        mha(x, x, x, mask)  # the fused path: no weights, nothing recorded
+        _, weights = mha(x, x, x, mask, need_weights=True)
+    assert len(scores) == 1
+    q = (x @ mha.w_q.weight.T + mha.w_q.bias).view(1, 5, 2, 4).transpose(1, 2)  # (B, H, T, d_head)
+    k = (x @ mha.w_k.weight.T + mha.w_k.bias).view(1, 5, 2, 4).transpose(1, 2)
+    expected = (q @ k.transpose(-1, -2) / 2.0).masked_fill(~mask, float("-inf"))  # √d_head = 2
+    torch.testing.assert_close(scores[0], expected)
+    assert torch.isinf(scores[0]).sum() == 2 * 10  # the 10 future pairs of each head
+    torch.testing.assert_close(scores[0].softmax(-1), weights)
+    _, _ = mha(x, x, x, mask, need_weights=True)
+    assert len(scores) == 1  # the block is closed
+
+
+def test_recording_scores_is_per_thread():
+    """Requests served at once (the explorer's threads) each keep their own logits."""
+    import threading
+
+    from seqlab.nn import recording_scores
+
+    mha = MultiHeadAttention(8, 2)
+    got = {}
+
+    def record(length):
+        x = torch.randn(1, length, 8)
+        with recording_scores() as scores:
+            for _ in range(20):
+                mha(x, x, x, need_weights=True)
+        got[length] = {tuple(s.shape) for s in scores}, len(scores)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in (3, 4, 5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {n: ({(1, 2, n, n)}, 20) for n in (3, 4, 5)}

@@ -16,7 +16,8 @@ from .export import standalone_page
 from .inspect import Inspector
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # an uploaded image, base64-encoded, fits
-STATIC = {"app.js": "text/javascript", "next.js": "text/javascript", "style.css": "text/css"}
+STATIC = {"app.js": "text/javascript", "next.js": "text/javascript", "heads.js": "text/javascript",
+          "style.css": "text/css"}
 
 
 class InferRequest(BaseModel):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+SCRIPTS = ("next.js", "heads.js", "app.js")  # in the order index.html loads them
+
 
 def script_json(value: Any) -> str:
     """JSON safe inside a <script> element: no "</" to end it early, no "<!--" to open a comment, and
@@ -21,12 +23,12 @@ def standalone_page(static, snapshot: dict[str, Any]) -> str:
     page = (static / "index.html").read_text(encoding="utf-8")
     css = (static / "style.css").read_text(encoding="utf-8")
     link = '<link rel="stylesheet" href="/static/style.css">'
-    scripts = [f'<script src="/static/{name}"></script>' for name in ("next.js", "app.js")]
-    assert link in page and scripts[0] + "\n" + scripts[1] in page, "index.html no longer links its files as expected"
+    scripts = "\n".join(f'<script src="/static/{name}"></script>' for name in SCRIPTS)
+    assert link in page and scripts in page, "index.html no longer links its files as expected"
     page = page.replace(link, f"<style>\n{css}</style>")
     inline = f"<script>window.SEQLAB_SNAPSHOT = {script_json(snapshot)};</script>\n"
-    for name in ("next.js", "app.js"):
+    for name in SCRIPTS:
         js = (static / name).read_text(encoding="utf-8").replace("</", "<\\/")
         inline += f"<script>\n{js}</script>\n"
-    head, tail = page.split(scripts[0] + "\n" + scripts[1], 1)
+    head, tail = page.split(scripts, 1)
     return head + inline.rstrip("\n") + tail

@@ -6,12 +6,37 @@ Masks are boolean with True = may attend (see :mod:`seqlab.nn.masks`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .relative import RelativePositions
+
+
+# Where the attention logits of the calls made with ``need_weights`` go, while ``recording_scores`` is
+# open (the explorer's "Q·Kᵀ before softmax"); a ContextVar, so requests served at once keep their own.
+_SCORES: ContextVar[list[Tensor] | None] = ContextVar("seqlab_attention_scores", default=None)
+
+
+@contextmanager
+def recording_scores() -> Iterator[list[Tensor]]:
+    """Collects, in call order, the logits Q·Kᵀ/√d_k (plus any relative-position term) of every
+    attention call made with ``need_weights`` inside the block, each (B, H, Tq, Tk) with -inf where the
+    mask forbids: the numbers the softmax turns into the weights.
+
+        with recording_scores() as scores:
+            _, weights = model(ids, need_weights=True)
+    """
+    sink: list[Tensor] = []
+    token = _SCORES.set(sink)
+    try:
+        yield sink
+    finally:
+        _SCORES.reset(token)
 
 
 def _fused_kernel_pays(q: Tensor, k: Tensor) -> bool:
@@ -63,6 +88,8 @@ def scaled_dot_product_attention(
             mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
+        if need_weights and (sink := _SCORES.get()) is not None:
+            sink.append(scores.detach())
         weights = scores.softmax(dim=-1)
         if empty_rows is not None:
             weights = weights.masked_fill(empty_rows, 0.0)

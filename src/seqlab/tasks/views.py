@@ -5,12 +5,14 @@ method (``seqlab.tasks.task.Task``) calls its function here."""
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import torch
 
 from ..data.tokenizer import EOS_ID, PAD_ID
 from ..errors import DataError, UserError
+from ..nn import recording_scores
 
 
 def grid(weights: list[torch.Tensor]) -> list[list[list[list[float]]]]:
@@ -18,12 +20,27 @@ def grid(weights: list[torch.Tensor]) -> list[list[list[list[float]]]]:
     return [[[[round(v, 4) for v in row] for row in head] for head in w[0].float().tolist()] for w in weights]
 
 
+def score_grid(scores: list[torch.Tensor]) -> list[list[list[list[float | None]]]]:
+    """Per layer (1, H, Tq, Tk) logits -> [layer][head][query][key], None where the mask forbids (-inf,
+    which JSON cannot carry)."""
+    return [[[[round(v, 3) if math.isfinite(v) else None for v in row] for row in head]
+             for head in s[0].float().tolist()] for s in scores]
+
+
 def tokens(tokenizer, ids: list[int]) -> list[str]:
     return [tokenizer.id_to_token(i) or "?" for i in ids]
 
 
-def view(queries: list[str], keys: list[str], weights: list[torch.Tensor]) -> dict[str, Any]:
-    return {"queries": queries, "keys": keys, "weights": grid(weights)}
+def view(queries: list[str], keys: list[str], weights: list[torch.Tensor],
+         scores: list[torch.Tensor] | None = None) -> dict[str, Any]:
+    """One attention view; ``scores``, when given, the logits Q·Kᵀ/√d_k behind ``weights`` (the same
+    calls, recorded with ``seqlab.nn.recording_scores``)."""
+    shown = {"queries": queries, "keys": keys, "weights": grid(weights)}
+    if scores is not None:
+        if len(scores) != len(weights):  # a model whose layers do not all go through the recorder
+            raise RuntimeError(f"{len(scores)} score maps recorded for {len(weights)} attention maps")
+        shown["scores"] = score_grid(scores)
+    return shown
 
 
 def ranked(probabilities: dict[str, float]) -> str:
@@ -58,11 +75,11 @@ def generation(lm, text: str, max_new_tokens: int) -> dict[str, Any]:
         raise UserError(f"prompt ({len(prompt)} tokens) plus {max_new_tokens} new ones exceed this model's "
                         f"{limit}-token context")
     ids = lm.model.generate(torch.tensor([prompt], device=lm.device), max_new_tokens, temperature=0)[0].tolist()
-    with torch.no_grad():
+    with torch.no_grad(), recording_scores() as scores:
         _, maps = lm.model(torch.tensor([ids], device=lm.device), need_weights=True)
     shown = tokens(lm.tokenizer, ids)
     return {"output": lm.tokenizer.decode(ids[len(prompt):]),
-            "views": {"causal self-attention": view(shown, shown, maps)}}
+            "views": {"causal self-attention": view(shown, shown, maps, scores)}}
 
 
 def next_tokens(lm, text: str, temperature: float, top_k: int, append: int | None = None,
@@ -105,10 +122,10 @@ def classification(classifier, text: str) -> dict[str, Any]:
     result: dict[str, Any] = {"output": ranked(probs), "views": {}, "probabilities": probs}
     model = classifier.model
     if hasattr(model, "layers"):
-        with torch.no_grad():
+        with torch.no_grad(), recording_scores() as scores:
             _, maps = model(torch.tensor([ids], device=next(model.parameters()).device), need_weights=True)
         shown = (["[CLS]"] if model.pool == "cls" else []) + tokens(classifier.tokenizer, ids)
-        result["views"]["self-attention"] = view(shown, shown, maps)
+        result["views"]["self-attention"] = view(shown, shown, maps, scores)
     return result
 
 
@@ -128,9 +145,22 @@ def image(classifier, data: bytes) -> dict[str, Any]:
     rows = [str(r) for r in range(side)]
     rollout = attention_rollout(maps).view(1, 1, side, side)
     per_head = [w[:, :, 0, 1:].reshape(1, -1, side, side) for w in maps]  # the [CLS] row
-    return {"output": ranked(dict(zip(classifier.classes, probs.tolist()))),
-            "views": {"attention rollout over patches": view(rows, rows, [rollout]),
-                      "[CLS] attention over patches, per head": view(rows, rows, per_head)}}
+    shown = {"attention rollout over patches": view(rows, rows, [rollout]),
+             "[CLS] attention over patches, per head": view(rows, rows, per_head)}
+    for grid_view in shown.values():  # rows and columns of the image, not queries and keys
+        grid_view["token_lines"] = False
+    return {"output": ranked(dict(zip(classifier.classes, probs.tolist()))), "views": shown}
+
+
+def time_span(start, end, daily: bool) -> str:
+    """A short label for the steps from ``start`` to ``end`` (pandas Timestamps): "06-01 04:00–11:00",
+    "06-01 20:00–06-02 03:00", or, for a ``daily`` series, dates alone ("06-01–06-08")."""
+    first = start.strftime("%m-%d" if daily else "%m-%d %H:%M")
+    if end == start:
+        return first
+    if daily or end.normalize() != start.normalize():
+        return f"{first}–{end.strftime('%m-%d' if daily else '%m-%d %H:%M')}"
+    return f"{first}–{end.strftime('%H:%M')}"
 
 
 def forecast(run, when: str) -> dict[str, Any]:
@@ -169,9 +199,18 @@ def forecast(run, when: str) -> dict[str, Any]:
         "views": {}}
     if attends:  # attention each past step (or patch) received, averaged over queries
         maps = [w.float().mean(dim=(0, 2), keepdim=True).squeeze(0).unsqueeze(0) for w in maps]  # per layer (1, H, 1, P)
-        unit, units = ("patch", "patches") if hasattr(model, "patchify") else ("step", "time steps")
-        positions = [f"{unit} {i + 1}" for i in range(maps[0].size(-1))]
-        result["views"][f"attention over past {units}"] = view(["mean"], positions, maps)
+        past = times[: d.input_len]
+        daily = all(t == t.normalize() for t in past)
+        if hasattr(model, "patchify"):  # patch p covers steps p·stride … p·stride + patch_len - 1
+            last = len(past) - 1  # the padding repeats the last step
+            spans = [(min(p * model.stride, last), min(p * model.stride + model.patch_len - 1, last))
+                     for p in range(maps[0].size(-1))]
+            units, positions = "patches", [time_span(past[a], past[b], daily) for a, b in spans]
+        else:
+            units, positions = "time steps", [time_span(t, t, daily) for t in past]
+        shown = view(["mean"], positions, maps)
+        shown["plain_labels"] = True  # times, not tokens: spaces stay spaces
+        result["views"][f"attention over past {units}"] = shown
     return result
 
 
@@ -179,11 +218,11 @@ def fill_in(mlm, text: str) -> dict[str, Any]:
     """A masked language model: each [MASK]'s likeliest fillers, and its self-attention over
     [CLS] text [SEP] (every token reads both sides)."""
     row = mlm.encode(text)  # (1, T + 2)
-    with torch.no_grad():
+    with torch.no_grad(), recording_scores() as scores:
         _, maps = mlm.model(row, need_weights=True)
     shown = tokens(mlm.tokenizer, row[0].tolist())
     fills = mlm.fill(text) if "[MASK]" in shown else []
     output = "\n".join(f"[MASK] {n}: " + "  ".join(f"{t} {p:.3f}" for t, p in fillers)
                        for n, fillers in enumerate(fills, 1))
     return {"output": output or "write [MASK] in the input to see what the model fills in",
-            "views": {"self-attention": view(shown, shown, maps)}}
+            "views": {"self-attention": view(shown, shown, maps, scores)}}

@@ -3,8 +3,8 @@
 "use strict";
 
 const SNAPSHOT = window.SEQLAB_SNAPSHOT || null;
-const state = { result: null, view: null, layer: 0, head: null, row: null, body: null, next: null, nextBody: null,
-                position: null, exampleImage: null };
+const state = { result: null, view: null, layer: 0, head: null, row: null, focus: null, body: null, next: null,
+                nextBody: null, position: null, exampleImage: null };
 const $ = (id) => document.getElementById(id);
 
 async function api(path, body) {  // the server's answer, or the saved page's copy of it
@@ -28,23 +28,32 @@ function colour(value) {  // 0 -> white, 1 -> deep blue
 
 // A matrix as coloured cells, no wider than opts.maxWidth: cells shrink (down to 1 px) for long inputs,
 // rows stay at least opts.minRow px tall, and keys are labelled only as often as there is room.
+// opts.paint(value) colours a cell (default: weight over the map's largest, white to blue).
 function heatmap(canvas, matrix, opts = {}) {
   const rows = matrix.length, cols = rows ? matrix[0].length : 0;
-  const left = opts.labels ? 70 : 0, top = opts.labels ? 60 : 0;
+  const ctx = canvas.getContext("2d");
+  ctx.font = "10px system-ui";
+  // Short labels (time spans, whole words) are kept whole when there are few of them.
+  const chars = opts.labels && cols <= 48 && [...opts.labels.keys, ...opts.labels.queries].every((t) => t.length <= 24) ? 24 : 10;
+  const longest = (list) => Math.max(0, ...list.map((t) => ctx.measureText(label(opts.labels, t, chars)).width));
+  const left = opts.labels ? Math.min(140, Math.max(30, longest(opts.labels.queries) + 8)) : 0;
+  const top = opts.labels ? Math.min(130, Math.max(24, longest(opts.labels.keys) * 0.87 + 10)) : 0;
+  const right = opts.labels ? Math.min(60, longest(opts.labels.keys) * 0.5) : 0;  // the last key's slanted label
   let cw = opts.cell || 14;
-  if (opts.maxWidth) cw = Math.max(1, Math.min(cw, Math.floor((opts.maxWidth - left) / Math.max(cols, 1))));
+  if (opts.maxWidth) cw = Math.max(1, Math.min(cw, Math.floor((opts.maxWidth - left - right) / Math.max(cols, 1))));
   const ch = Math.max(cw, opts.minRow || 0);
   // Colour by weight over the map's largest (1/T-small weights over a long input stay visible).
   const scale = opts.raw ? 1 : Math.max(...matrix.map((row) => Math.max(...row)), 1e-9);
-  canvas.width = left + cols * cw;
+  const paint = opts.paint || ((v) => colour(v / scale));
+  canvas.width = left + cols * cw + right;
   canvas.height = top + rows * ch;
-  const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) {
       const faded = opts.row !== null && opts.row !== undefined && opts.row !== i;
-      ctx.fillStyle = colour((faded ? 0.15 : 1) * matrix[i][j] / scale);
+      ctx.fillStyle = paint(matrix[i][j]);
       ctx.fillRect(left + j * cw, top + i * ch, cw, ch);
+      if (faded) { ctx.fillStyle = "rgba(255,255,255,0.8)"; ctx.fillRect(left + j * cw, top + i * ch, cw, ch); }
     }
   }
   if (opts.labels) {
@@ -52,14 +61,14 @@ function heatmap(canvas, matrix, opts = {}) {
     ctx.font = "10px system-ui";
     ctx.textAlign = "right";
     const rowEvery = Math.ceil(11 / ch), colEvery = Math.ceil(11 / cw);
-    opts.labels.queries.forEach((t, i) => { if (i % rowEvery === 0) ctx.fillText(show(t), left - 4, top + i * ch + Math.min(ch, 14) * 0.75); });
+    opts.labels.queries.forEach((t, i) => { if (i % rowEvery === 0) ctx.fillText(label(opts.labels, t, chars), left - 4, top + i * ch + Math.min(ch, 14) * 0.75); });
     opts.labels.keys.forEach((t, j) => {
       if (j % colEvery) return;
       ctx.save();
       ctx.translate(left + j * cw + cw * 0.7, top - 4);
       ctx.rotate(-Math.PI / 3);
       ctx.textAlign = "left";
-      ctx.fillText(show(t), 0, 0);
+      ctx.fillText(label(opts.labels, t, chars), 0, 0);
       ctx.restore();
     });
   }
@@ -73,7 +82,8 @@ function hoverValues(canvas, matrix, geometry, name, labels) {
     const j = Math.floor(((event.clientX - rect.left) * sx - geometry.left) / geometry.cw);
     const i = Math.floor(((event.clientY - rect.top) * sy - geometry.top) / geometry.ch);
     if (i < 0 || j < 0 || i >= matrix.length || j >= matrix[i].length) { canvas.title = name; return; }
-    canvas.title = `${name}: ${show(labels.queries[i] || "")} → ${show(labels.keys[j] || "")}: ${matrix[i][j].toFixed(3)}`;
+    const value = matrix[i][j] === null ? "masked" : matrix[i][j].toFixed(3);
+    canvas.title = `${name}: ${label(labels, labels.queries[i] || "", 64)} → ${label(labels, labels.keys[j] || "", 64)}: ${value}`;
   });
   canvas.title = name;
 }
@@ -82,8 +92,12 @@ function hoverValues(canvas, matrix, geometry, name, labels) {
 // BPE's Ġ, Ċ, ĉ too), any other space as ␣.
 const VISIBLE = { " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍", "\u0120": "␣", "\u010a": "↵", "\u0109": "⇥" };
 
-function show(token) {
-  return Array.from(token, (c) => VISIBLE[c] || (/\s/.test(c) ? "␣" : c)).join("").slice(0, 10);
+function show(token, chars = 10) {
+  return Array.from(token, (c) => VISIBLE[c] || (/\s/.test(c) ? "␣" : c)).slice(0, chars).join("");
+}
+
+function label(view, text, chars) {  // a token as show() draws it; a view's plain labels (times) as they are
+  return view.plain_labels ? text : show(text, chars);
 }
 
 function currentView() {
@@ -93,12 +107,15 @@ function currentView() {
 function renderHeadView() {
   const view = currentView(), box = $("head-view");
   box.innerHTML = "";
+  lineViews.length = 0;
   if (!view) return;
   const maxWidth = Math.max(120, box.clientWidth - 16);
   view.weights[state.layer].forEach((matrix, h) => {
     const div = document.createElement("div");
     div.className = "head" + (state.head === h ? " selected" : "");
     div.innerHTML = `<p>layer ${state.layer + 1}, head ${h + 1}</p>`;
+    const pair = document.createElement("div");
+    pair.className = "pair";
     const canvas = document.createElement("canvas");
     canvas.dataset.head = h;
     const geometry = heatmap(canvas, matrix, { labels: view, row: state.row, maxWidth, minRow: 14 });
@@ -107,10 +124,15 @@ function renderHeadView() {
       const rect = canvas.getBoundingClientRect();
       const i = Math.floor(((event.clientY - rect.top) * canvas.height / rect.height - geometry.top) / geometry.ch);
       state.row = i >= 0 && i < matrix.length && state.row !== i ? i : null;
+      state.focus = state.row === null ? null : { side: "query", index: state.row };
       state.head = h;
       renderHeadView();
+      renderScores();
     });
-    div.appendChild(canvas);
+    pair.appendChild(canvas);
+    const lines = tokenLines(matrix, view, h, maxWidth);  // heads.js: bertviz's lines, beside the map
+    if (lines) pair.appendChild(lines);
+    div.appendChild(pair);
     box.appendChild(div);
   });
 }
@@ -131,9 +153,10 @@ function renderModelView() {
                                                maxWidth: thumb, minRow: matrix.length === 1 ? 12 : 0 });
     hoverValues(canvas, matrix, geometry, `L${l + 1} H${h + 1}`, view);
     canvas.addEventListener("click", () => {
-      state.layer = l; state.head = h; state.row = null;
+      state.layer = l; state.head = h; state.row = null; state.focus = null;
       $("layer").value = String(l);
       renderHeadView();
+      renderScores();
       document.querySelector(`#head-view canvas[data-head="${h}"]`).scrollIntoView({ block: "nearest" });
     });
     figure.append(canvas, caption);
@@ -235,17 +258,23 @@ function showResult(data, body, ui = {}) {
   if (rollout) overlayRollout($("overlay"), body.image, rollout.weights[0][0]); else $("overlay").hidden = true;
   const names = Object.keys(data.views);
   fillSelect($("view"), names.map((n) => [n, n]));
-  if (!names.length) { $("head-view").innerHTML = "<p>this model has no attention to show</p>"; $("model-view").innerHTML = ""; return; }
+  if (!names.length) {
+    $("head-view").innerHTML = "<p>this model has no attention to show</p>"; $("model-view").innerHTML = "";
+    $("scores-box").hidden = true;
+    return;
+  }
   state.view = names.includes(ui.view) ? ui.view : names[0];
   $("view").value = state.view;
   const layers = data.views[state.view].weights.length;
   state.layer = Number.isInteger(ui.layer) && ui.layer < layers ? ui.layer : 0;
   state.head = Number.isInteger(ui.head) ? ui.head : null;
   state.row = Number.isInteger(ui.row) ? ui.row : null;
+  state.focus = state.row === null ? null : { side: "query", index: state.row };
   fillSelect($("layer"), data.views[state.view].weights.map((_, l) => [String(l), String(l + 1)]));
   $("layer").value = String(state.layer);
   renderHeadView();
   renderModelView();
+  renderScores();
 }
 
 async function runInput(event) {
@@ -329,11 +358,14 @@ async function start() {
   $("input-form").addEventListener("submit", runInput);
   $("save").addEventListener("click", saveHtml);
   $("view").addEventListener("change", () => {
-    state.view = $("view").value; state.layer = 0; state.row = null;
+    state.view = $("view").value; state.layer = 0; state.row = null; state.focus = null;
     fillSelect($("layer"), currentView().weights.map((_, l) => [String(l), String(l + 1)]));
-    renderHeadView(); renderModelView();
+    renderHeadView(); renderModelView(); renderScores();
   });
-  $("layer").addEventListener("change", () => { state.layer = Number($("layer").value); state.row = null; renderHeadView(); });
+  $("layer").addEventListener("change", () => {
+    state.layer = Number($("layer").value); state.row = null; state.focus = null;
+    renderHeadView(); renderScores();
+  });
   $("temperature").addEventListener("input", () => { $("temperature-value").textContent = Number($("temperature").value).toFixed(2); });
   for (const id of ["temperature", "top-k"]) {
     $(id).addEventListener("change", () => loadNext().catch((error) => { $("error").textContent = error.message; }));
