@@ -95,7 +95,7 @@ def test_transformer_classifier_with_relative_positions_saves_and_loads(tmp_path
     assert loaded.config == model.config
     torch.testing.assert_close(loaded(ids), model.eval()(ids))
     with pytest.raises(ValueError, match="positional"):
-        classifiers.TransformerClassifierConfig(30, 3, positional="rotary")
+        classifiers.TransformerClassifierConfig(30, 3, positional="alibi")
 
 
 def test_word2vec_initialises_the_embedding_and_can_be_frozen():
