@@ -82,15 +82,19 @@ def test_the_body_starts_as_the_pretrained_lm_and_computes_what_it_computes(run,
         assert torch.equal(tensor, saved[name]), name
     # No special token: the ids are the LM's own tokens of the text.
     assert pretrained.tokenizer.encode("a dog").ids == LanguageModel.load(lm_run).tokenizer.encode("a dog").ids
-    # The pooled state is the LM's final (normalised) state at each text's last token, padding or not.
+    # The body's final (normalised) states are the LM's at every real token, padding or not (read
+    # causally: a state that had read a later token would differ), and the pooled one is each text's last.
     lm = LanguageModel.load(lm_run).model
     rows = encode_all(pretrained.tokenizer, ["the cat sees a tree", "a dog"])
     ids = pad(rows)
-    states, pooled = [], []
+    states, body_states, pooled = [], [], []
     lm.norm.register_forward_hook(lambda module, args, out: states.append(out))
+    model.norm.register_forward_hook(lambda module, args, out: body_states.append(out))
     model.head.register_forward_hook(lambda module, args, out: pooled.append(args[0]))
     lm(ids)
     model.eval()(ids)
+    real = ids != 0
+    torch.testing.assert_close(body_states[0][real], states[0][real])
     last = torch.stack([states[0][i, len(row) - 1] for i, row in enumerate(rows)])
     torch.testing.assert_close(pooled[0], last)
 
