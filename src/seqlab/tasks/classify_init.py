@@ -24,7 +24,6 @@ another value is a UserError. The body trains at ``train.body_lr_scale`` times t
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,11 +34,8 @@ from ..data.tokenizer import load_tokenizer, with_cls_sep
 from ..errors import UserError
 from ..models import MaskedLM, TransformerLM
 from . import run_dir as runs
-from .classify_config import ClassifyConfig, ClassifyDataConfig, ClassifyModelConfig
-
-# The body's settings, named alike in ClassifyModelConfig, MaskedLMConfig and TransformerLMConfig.
-BODY_SETTINGS = ("d_model", "n_heads", "n_layers", "d_ff", "norm_first", "activation", "positional",
-                 "max_relative_position")
+from .classify_config import ClassifyConfig
+from .init_run import BODY_SETTINGS, read_pretraining_run, with_body
 
 
 @dataclass(frozen=True)
@@ -91,15 +87,8 @@ class Pretrained:
 def load_pretrained(path: str | Path) -> Pretrained:
     """The run at ``path``; a missing directory, a run of a task :data:`SOURCES` lacks, one whose model
     cannot be a Transformer's body or an untrained one is a UserError."""
-    run = Path(path)
-    if not run.is_dir():
-        raise UserError(f"--init {run}: no such run directory")
-    info = runs.read_run(run)
-    source = SOURCES.get(info["task"])
-    if source is None:
-        kinds = " or ".join(f"{s.what} ({s.command})" for s in SOURCES.values())
-        raise UserError(f"--init {run} is a {info['task']} run; it takes {kinds}, whose body the classifier "
-                        f"starts from")
+    run, info = read_pretraining_run(path, {task: f"{s.what} ({s.command})" for task, s in SOURCES.items()}, "body")
+    source = SOURCES[info["task"]]
     if source.check:
         source.check(run, info)
     _, model = runs.load_trained(run, info["task"], source.what)
@@ -107,28 +96,13 @@ def load_pretrained(path: str | Path) -> Pretrained:
 
 
 def with_init(config: ClassifyConfig, pretrained: Pretrained) -> ClassifyConfig:
-    """``config`` with the body's settings in ``model`` and its longest input in ``data.max_len``.
-    A model setting that is neither the classify default nor the body's value was set by the user
-    to something the body cannot be: a UserError naming it; so is a data.max_len above the body's."""
-    model_defaults, data_defaults = ClassifyModelConfig(), ClassifyDataConfig()
-    body = {name: getattr(pretrained.model.config, name) for name in BODY_SETTINGS}
-    what = f"--init {pretrained.run}, whose {pretrained.source.body}"
-    for name, value in body.items():
-        given = getattr(config.model, name)
-        if given != getattr(model_defaults, name) and given != value:
-            raise UserError(f"model.{name}={given} does not fit {what} has {name}={value}; drop the setting "
-                            f"(the {pretrained.source.body}'s is used)")
-    if config.train.freeze_layers > body["n_layers"]:
+    """``config`` with the body's settings in ``model`` and its longest input in ``data.max_len``
+    (:func:`~seqlab.tasks.init_run.with_body`'s UserErrors), and no more layers frozen than it has."""
+    body = pretrained.model.config
+    if config.train.freeze_layers > body.n_layers:
         raise UserError(f"train.freeze_layers={config.train.freeze_layers}, but --init {pretrained.run} has "
-                        f"{body['n_layers']} layers")
-    max_len = config.data.max_len
-    if max_len == data_defaults.max_len:
-        max_len = pretrained.max_len
-    elif max_len > pretrained.max_len:
-        raise UserError(f"data.max_len={max_len} is longer than --init {pretrained.run} reads "
-                        f"({pretrained.max_len} tokens, {pretrained.source.reads}); drop it or lower it")
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, **body),
-                               data=dataclasses.replace(config.data, max_len=max_len))
+                        f"{body.n_layers} layers")
+    return with_body(config, body, pretrained.run, pretrained.source.body, pretrained.source.reads)
 
 
 def describe(config: ClassifyConfig, pretrained: Pretrained) -> str:
