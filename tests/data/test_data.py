@@ -93,3 +93,13 @@ def test_lines_break_only_at_newlines(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("caf\xe9 \x85 ok\r\nform\x0cfeed\nlast".encode("latin-1"))
     assert read_lines(path, encoding="latin-1") == ["caf\xe9 \x85 ok", "form\x0cfeed", "last"]
+
+
+def test_unknown_pieces_are_the_tokenizers_own_unknown_token():
+    from seqlab.data.tokenizer import train_tokenizer, train_wordpiece, unknown_pieces, with_cls_sep
+
+    wordpiece = with_cls_sep(train_wordpiece(["the cat sees a tree"] * 5, vocab_size=40))
+    assert unknown_pieces(wordpiece, ["the zebra sees a tree"]) == ["zebra"]  # [UNK] (id 1); not [CLS], [SEP]
+    words = train_tokenizer(["the cat sees a tree"] * 5, "word", 40)
+    assert unknown_pieces(words, ["the zebra sees a yak"]) == ["zebra", "yak"]  # <unk>
+    assert unknown_pieces(train_tokenizer(["the cat"] * 5, "bytebpe", 300), ["the zebra"]) == []  # any byte

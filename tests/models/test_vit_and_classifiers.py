@@ -70,6 +70,10 @@ def test_pooling_ignores_padding():
     lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
         30, 3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=12, pool="cls", positional="relative",
         max_relative_position=2)),
+    lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=12, pool="last", causal=True)),
+    lambda: classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, positional="rotary")),
     lambda: classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(30, 3, d_model=16, hidden_size=8)),
     lambda: classifiers.ConvClassifier(classifiers.ConvClassifierConfig(30, 3, d_model=16, n_filters=4)),
 ])
@@ -95,7 +99,7 @@ def test_transformer_classifier_with_relative_positions_saves_and_loads(tmp_path
     assert loaded.config == model.config
     torch.testing.assert_close(loaded(ids), model.eval()(ids))
     with pytest.raises(ValueError, match="positional"):
-        classifiers.TransformerClassifierConfig(30, 3, positional="rotary")
+        classifiers.TransformerClassifierConfig(30, 3, positional="alibi")
 
 
 def test_word2vec_initialises_the_embedding_and_can_be_frozen():
@@ -123,3 +127,51 @@ def test_glove_file_is_read(tmp_path):
     path.write_text("film 0.1 0.2\ngood x y\n", encoding="utf-8")
     with pytest.raises(Exception, match="line 2"):
         word_vectors.read_glove(path)
+
+
+def causal_classifier(**settings):
+    return classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
+        30, 3, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=12, pool="last", causal=True, **settings)).eval()
+
+
+def final_states(model, ids):
+    """The body's output (B, T, D), before pooling."""
+    states = []
+    handle = model.norm.register_forward_hook(lambda module, args, out: states.append(out))
+    model(ids)
+    handle.remove()
+    return states[0]
+
+
+@pytest.mark.parametrize("settings", [{}, {"positional": "relative", "max_relative_position": 2},
+                                      {"positional": "rotary", "norm_first": False}])
+def test_a_causal_classifiers_state_at_t_reads_no_later_token(settings):
+    model = causal_classifier(**settings)
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    changed = torch.tensor([[5, 6, 7, 20, 21, 22]])  # the same up to t = 2
+    before, after = final_states(model, ids), final_states(model, changed)
+    torch.testing.assert_close(before[:, :3], after[:, :3])
+    assert not torch.allclose(before[:, 3:], after[:, 3:])  # the later tokens do count where they may
+    # need_weights takes the explicit mask instead of the fused causal path: the same states, and
+    # weights that put nothing on a later key
+    logits, maps = model(ids, need_weights=True)
+    torch.testing.assert_close(logits, model(ids))
+    assert all(torch.equal(w[0, :].triu(1), torch.zeros_like(w[0, :])) for w in maps)
+
+
+def test_pool_last_classifies_each_rows_last_real_token():
+    model = causal_classifier()
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    states, pooled = final_states(model, ids), []
+    model.head.register_forward_hook(lambda module, args, out: pooled.append(args[0]))
+    model(ids)
+    torch.testing.assert_close(pooled[0], torch.stack([states[0, 3], states[1, 1]]))
+
+
+def test_pool_last_and_causal_go_together_and_gpts_body_has_no_embedding_norm():
+    for pool, causal in (("last", False), ("first", True)):
+        with pytest.raises(ValueError, match="causal"):
+            classifiers.TransformerClassifierConfig(30, 3, pool=pool, causal=causal)
+    post_ln = causal_classifier(norm_first=False, embedding_norm=False)
+    assert isinstance(post_ln.embedding_norm, torch.nn.Identity)
+    assert isinstance(causal_classifier(norm_first=False).embedding_norm, torch.nn.LayerNorm)  # BERT's, by default

@@ -110,6 +110,8 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.nb_beta=1.5"], "model.nb_beta"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.n_heads=5"], "divisible by model.n_heads (5)"),
     ("text,label\nok,a\nfine,b\n", ["--set", "data.max_len=0"], "data.max_len"),
+    ("text,label\nok,a\nfine,b\n", ["--set", "model.positional='rotary'", "--set", "model.d_model=20"],
+     "head width d_model / n_heads must be even; got 5"),
 ])
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, capsys, content, flags, message):
     path = tmp_path / "bad.csv"

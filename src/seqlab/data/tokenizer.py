@@ -151,10 +151,15 @@ def decode(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
 
 
 def unknown_pieces(tokenizer: Tokenizer, texts: list[str]) -> list[str]:
-    """The pieces of these texts the vocabulary lacks, in order (a model reads each as one unknown)."""
+    """The pieces of these texts the vocabulary lacks, in order (a model reads each as one unknown: <unk>,
+    or WordPiece's [UNK]; byte-level BPE lacks none)."""
+    unk = getattr(tokenizer.model, "unk_token", None)
+    unk_id = tokenizer.token_to_id(unk) if unk else None
+    if unk_id is None:
+        return []
     pieces = []
     for text, encoding in zip(texts, tokenizer.encode_batch(texts)):
-        pieces += [text[start:end] for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == UNK_ID]
+        pieces += [text[start:end] for i, (start, end) in zip(encoding.ids, encoding.offsets) if i == unk_id]
     return pieces
 
 

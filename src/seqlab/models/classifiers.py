@@ -1,7 +1,9 @@
 """Text classifiers over token ids (B, T) with padding (id 0): an encoder-only Transformer, a
 bidirectional LSTM and a convolutional network (Kim, 2014). Each returns class logits (B, K); each
 takes an optional pre-trained embedding matrix (word2vec, GloVe), frozen or fine-tuned. The Transformer's
-positions are learned vectors or relative position representations (Shaw, Uszkoreit & Vaswani, 2018)."""
+positions are learned or sinusoidal vectors, rotary embeddings (Su et al., 2021) or relative position
+representations (Shaw, Uszkoreit & Vaswani, 2018); run causally, it is a GPT body classifying from its
+last token (Radford et al., 2018 §3.2)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LSTM, encoder_layer, relative_positions
+from ..nn import LSTM, RotaryEmbedding, causal_mask, encoder_layer, relative_positions
 from . import pretrained
 from .masked_lm import position_module
 
@@ -50,6 +52,10 @@ class TextClassifier(pretrained.PretrainedModel):
         weight.requires_grad_(not freeze)
 
 
+POOLS = ("mean", "cls", "first", "last")
+POSITIONAL = ("learned", "sinusoidal", "rotary", "relative")
+
+
 @dataclass
 class TransformerClassifierConfig:
     vocab_size: int
@@ -61,22 +67,32 @@ class TransformerClassifierConfig:
     dropout: float = 0.1
     max_len: int = 256
     # "mean" over real tokens, "cls": a learned vector put in front, its output; "first": the first
-    # token's output, the ids beginning with a [CLS] token of the tokenizer's (BERT's fine-tuning, §4)
+    # token's output, the ids beginning with a [CLS] token of the tokenizer's (BERT's fine-tuning, §4);
+    # "last": the last real token's output (GPT's fine-tuning, Radford et al., 2018 §3.2), with ``causal``
     pool: str = "mean"
     pad_id: int = 0
-    # "learned", "sinusoidal" or "relative" (Shaw et al., 2018): nothing added to the embeddings
+    # "learned", "sinusoidal", "rotary" (Su et al., 2021) or "relative" (Shaw et al., 2018): the last two
+    # add nothing to the embeddings
     positional: str = "learned"
     max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
     norm_first: bool = True  # pre-LN; False: post-LN, the embeddings normalised (BERT's) — MaskedLM's body
     activation: str = "gelu"
+    # Position t attends to positions <= t only, as in a decoder-only LM (TransformerLM's body)
+    causal: bool = False
+    # A LayerNorm on the embeddings; None = post-LN's (not norm_first), as BERT. GPT's post-LN has none.
+    embedding_norm: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.pool not in ("cls", "mean", "first"):
-            raise ValueError(f"pool must be 'cls', 'mean' or 'first'; got {self.pool!r}")
-        if self.positional not in ("learned", "sinusoidal", "relative"):
-            raise ValueError(f"positional must be 'learned', 'sinusoidal' or 'relative'; got {self.positional!r}")
+        if self.pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {self.pool!r}")
+        if (self.pool == "last") != self.causal:  # a causal state summarises only what came before it
+            raise ValueError("pool='last' goes with causal=True, and causal=True with pool='last'")
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}; got {self.positional!r}")
         if self.max_relative_position < 1:
             raise ValueError(f"max_relative_position must be at least 1; got {self.max_relative_position}")
+        if self.embedding_norm is None:
+            self.embedding_norm = not self.norm_first
 
 
 @pretrained.register
@@ -85,9 +101,12 @@ class TransformerClassifier(TextClassifier):
     learned vector in front, its output classified; ``pool="first"``: the ids' own first token) or by
     the mean over real tokens (``pool="mean"``). ``positional="relative"``: each layer's self-attention
     gets relative position representations instead of positions added to the embeddings (the [CLS]
-    token is position 0). Its body (``embedding``, ``position``, ``embedding_norm``, ``layers``,
-    ``norm``) has :class:`~seqlab.models.masked_lm.MaskedLM`'s parameter names and shapes, so that a
-    masked LM's encoder loads into it (:meth:`load_body`)."""
+    token is position 0). ``causal=True``, ``pool="last"``: position t attends to positions <= t and the
+    last real token is classified, as GPT fine-tunes (Radford et al., 2018 §3.2). Its body
+    (``embedding``, ``position``, ``embedding_norm``, ``layers``, ``norm``) has the parameter names and
+    shapes of :class:`~seqlab.models.masked_lm.MaskedLM` and of
+    :class:`~seqlab.models.language_model.TransformerLM`, so that a masked LM's encoder or a causal LM's
+    decoder loads into it (:meth:`load_body`)."""
 
     config_class = TransformerClassifierConfig
 
@@ -95,15 +114,18 @@ class TransformerClassifier(TextClassifier):
         super().__init__()
         self.config = c = config
         pool, pad_id, d_model, dropout = c.pool, c.pad_id, c.d_model, c.dropout
-        self.pool, self.pad_id = pool, pad_id
+        self.pool, self.pad_id, self.causal = pool, pad_id, c.causal
         self.embedding = embedding(c.vocab_size, d_model, pad_id)
         self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
-        # one more position than max_len for a [CLS] vector put in front ("first" reads the ids' own)
-        self.position = position_module(c.positional, d_model, c.max_len + (pool != "first"))
-        self.embedding_norm = nn.Identity() if c.norm_first else nn.LayerNorm(d_model)
+        # one more position than max_len for a [CLS] vector put in front ("first" and "last" read the ids' own)
+        length = c.max_len + (pool not in ("first", "last"))
+        self.position = position_module(c.positional, d_model, length)
+        rotary = RotaryEmbedding(d_model // c.n_heads, length) if c.positional == "rotary" else None
+        self.embedding_norm = nn.LayerNorm(d_model) if c.embedding_norm else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(
             encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=c.norm_first, activation=c.activation,
+                          rotary=rotary,
                           relative=relative_positions(c.positional, d_model // c.n_heads, c.max_relative_position))
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
@@ -116,8 +138,8 @@ class TransformerClassifier(TextClassifier):
         return [p for name, p in self.named_parameters() if name.startswith(self.BODY)]
 
     def load_body(self, state: dict[str, Tensor]) -> None:
-        """Copy a masked LM's encoder (its state dict; the MLM head's entries are left out) into the
-        body; a missing or misshapen tensor is a ValueError."""
+        """Copy a pre-trained body (a masked LM's or a causal LM's state dict; the LM head's entries are
+        left out) into the body; a missing or misshapen tensor is a ValueError."""
         body = {name: tensor for name, tensor in state.items() if name.startswith(self.BODY)}
         missing, _ = self.load_state_dict(body, strict=False)
         if left := [name for name in missing if name.startswith(self.BODY)]:
@@ -132,24 +154,35 @@ class TransformerClassifier(TextClassifier):
             module.requires_grad_(False)
 
     def forward(self, ids: Tensor, need_weights: bool = False):
-        """ids (B, T) -> logits (B, K); with ``need_weights``, (logits, per layer the (B, H, T', T')
-        self-attention weights), T' = T + 1 with the [CLS] token in front."""
+        """ids (B, T), right-padded -> logits (B, K); with ``need_weights``, (logits, per layer the
+        (B, H, T', T') self-attention weights), T' = T + 1 with the [CLS] token in front."""
         keep = ids != self.pad_id  # (B, T)
         x = self.embedding(ids)
         if self.pool == "cls":
             x = torch.cat([self.cls.expand(len(ids), -1, -1), x], dim=1)
             keep = torch.cat([keep.new_ones(len(ids), 1), keep], dim=1)
-        x = self.dropout(self.embedding_norm(self.position(x)))
-        mask = keep.unsqueeze(1)  # (B, 1, T): padding is never attended to
+        x = self.dropout(self.embedding_norm(self.position(x)))  # (B, T', D)
+        # Padding is never attended to; causally, the right padding comes after every real token, so
+        # the causal mask alone keeps it out of their states (and the LM's own fast path applies).
+        mask, is_causal = keep.unsqueeze(1), False  # (B, 1, T)
+        if self.causal:
+            mask, is_causal = (causal_mask(x.size(1), ids.device), False) if need_weights else (None, True)
         maps = []
         for layer in self.layers:
             if need_weights:
                 x, weights = layer(x, mask, need_weights=True)
                 maps.append(weights)
             else:
-                x = layer(x, mask)
+                x = layer(x, mask, is_causal=is_causal)
         x = self.norm(x)
-        pooled = masked_mean(x, keep) if self.pool == "mean" else x[:, 0]
+        if self.pool == "mean":
+            pooled = masked_mean(x, keep)
+        elif self.pool == "last":  # the last real token's state, which has read the whole text
+            positions = torch.arange(ids.size(1), device=ids.device)
+            last = torch.where(keep, positions, 0).amax(1)  # (B,)
+            pooled = x[torch.arange(len(ids), device=ids.device), last]
+        else:
+            pooled = x[:, 0]
         logits = self.head(self.dropout(pooled))
         return (logits, maps) if need_weights else logits
 

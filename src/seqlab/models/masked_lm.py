@@ -52,11 +52,12 @@ class MaskedLMConfig:
 
 
 def position_module(positional: str, d_model: int, max_len: int) -> nn.Module:
-    """What adds position to the token embeddings (B, T, D) -> (B, T, D): nothing for "relative",
-    whose positions enter each layer's attention instead."""
+    """What adds position to the token embeddings (B, T, D) -> (B, T, D): nothing for "relative" and
+    "rotary", whose positions enter each layer's attention instead."""
     return {
         "learned": lambda: LearnedPositionalEmbedding(max_len, d_model),
         "sinusoidal": lambda: SinusoidalPositionalEncoding(d_model, max_len),
+        "rotary": nn.Identity,
         "relative": nn.Identity,
     }[positional]()
 

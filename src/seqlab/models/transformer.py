@@ -25,21 +25,26 @@ POSITIONAL = {"sinusoidal", "learned", "relative"}
 
 
 class TokenEmbedding(nn.Module):
-    """Token embedding scaled by √d_model (§3.4), plus position (none when ``positional`` is None:
-    relative positions live in the attention) and dropout."""
+    """Token embedding scaled by √d_model (§3.4; unscaled with ``scale=False``), plus position (none
+    when ``positional`` is None: relative positions live in the attention), an optional LayerNorm
+    (``norm``: BERT's post-LN embeddings) and dropout."""
 
-    def __init__(self, vocab_size: int, d_model: int, positional: nn.Module | None, dropout: float) -> None:
+    def __init__(self, vocab_size: int, d_model: int, positional: nn.Module | None, dropout: float,
+                 scale: bool = True, norm: nn.Module | None = None) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, d_model)
         self.positional = positional
+        self.norm = norm
         self.dropout = nn.Dropout(dropout)
-        self.scale = math.sqrt(d_model)
+        self.scale = math.sqrt(d_model) if scale else 1.0
 
     def forward(self, tokens: Tensor, offset: int = 0) -> Tensor:
         """tokens: (B, T) -> (B, T, D)."""
         x = self.embedding(tokens) * self.scale
         if self.positional is not None:
             x = self.positional(x, offset)
+        if self.norm is not None:
+            x = self.norm(x)
         return self.dropout(x)
 
 
@@ -65,6 +70,10 @@ class TransformerConfig:
     pad_id: int = 0
     attention_dropout: float | None = None  # None = dropout
     ff_dropout: float | None = None  # None = dropout
+    # The source side as a MaskedLM's encoder reads it, to start from one (Rothe et al., 2020 §3):
+    # embeddings not scaled by √d_model, and LayerNorm'd when it is post-LN (BERT's)
+    src_embedding_scale: bool = True
+    src_embedding_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.positional not in POSITIONAL:
@@ -99,7 +108,8 @@ class Transformer(pretrained.PretrainedModel):
 
         block = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.attention_dropout,
                  c.ff_dropout)
-        self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, position(), c.dropout)
+        self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, position(), c.dropout, c.src_embedding_scale,
+                                        nn.LayerNorm(c.d_model) if c.src_embedding_norm else None)
         self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, position(), c.dropout)
         self.encoder = Encoder([encoder_layer(*block, relative=relative()) for _ in range(c.n_layers)], final_norm())
         self.decoder = Decoder([decoder_layer(*block, relative=relative())

@@ -6,6 +6,7 @@ CSV or TSV. Every single-split run keeps its model, so ``seqlab predict`` scores
     seqlab predict RUN_DIR "a gripping, beautifully acted film"
     seqlab eval RUN_DIR --csv new_reviews.csv     # accuracy and macro-F1 on new labelled text
     seqlab train classify --csv reviews.csv --init MLM_RUN   # fine-tune a masked LM's encoder (classify_init)
+    seqlab train classify --csv reviews.csv --init LM_RUN    # or a causal LM's layers, GPT-style
 
 One split (``data.test_fraction``) gives ``test_accuracy``, ``test_macro_f1`` and ``confusion.png``;
 ``--cv K`` gives stratified K-fold ``cv_accuracy`` (mean and per fold) instead, and each text's
@@ -59,15 +60,18 @@ def fit_linear(config: ClassifyConfig, texts: list[str], labels: np.ndarray) -> 
 
 # --- neural models --------------------------------------------------------------------------------
 
-def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, max_len: int):
-    """The network ``c`` describes; with ``c.init``, a Transformer whose ids begin with the tokenizer's
-    [CLS] (pooled) and whose position table is the encoder's (``max_len``)."""
+def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, max_len: int,
+                     pretrained: classify_init.Pretrained | None = None):
+    """The network ``c`` describes; from ``pretrained``, a Transformer that reads the ids as its body
+    was trained to (pooling the tokenizer's [CLS], or causally the last token) and whose position table
+    is the body's (``max_len``)."""
     if c.arch == "transformer":
+        reading = pretrained.source.classifier if pretrained else {"pool": c.pool}
         return classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
-            dropout=c.dropout, max_len=max_len, pool="first" if c.init else c.pool, pad_id=PAD_ID,
-            positional=c.positional, max_relative_position=c.max_relative_position, norm_first=c.norm_first,
-            activation=c.activation))
+            dropout=c.dropout, max_len=max_len, pad_id=PAD_ID, positional=c.positional,
+            max_relative_position=c.max_relative_position, norm_first=c.norm_first, activation=c.activation,
+            **reading))
     if c.arch == "lstm":
         return classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, hidden_size=c.hidden_size, n_layers=1, dropout=c.dropout,
@@ -80,10 +84,11 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
 def start_model(config: ClassifyConfig, vocab_size: int, n_classes: int,
                 pretrained: classify_init.Pretrained | None = None):
     """The network before its first step, the same for every run (and fold) of the seed; from
-    ``pretrained``, its encoder as pre-trained, to train gently (or not at all: frozen layers)."""
+    ``pretrained``, its body as pre-trained, to train gently (or not at all: frozen layers)."""
     c, t = config.model, config.train
     torch.manual_seed(t.seed)
-    model = build_classifier(c, vocab_size, n_classes, pretrained.max_len if pretrained else config.data.max_len)
+    model = build_classifier(c, vocab_size, n_classes, pretrained.max_len if pretrained else config.data.max_len,
+                             pretrained)
     if pretrained:
         model.load_body(pretrained.model.state_dict())
         model.freeze(t.freeze_layers)
@@ -237,10 +242,11 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     check_class_counts(label_names, d.cv)
-    if config.model.init:  # the encoder's settings, in the run's config too
-        config = classify_init.with_init(config, classify_init.load_pretrained(config.model.init))
+    if config.model.init:  # the body's settings, in the run's config too
+        pretrained = classify_init.load_pretrained(config.model.init)
+        config = classify_init.with_init(config, pretrained)
         d = config.data
-        log(classify_init.describe(config))
+        log(classify_init.describe(config, pretrained))
     classes = sorted(set(label_names))
     labels = np.asarray([classes.index(name) for name in label_names])
 

@@ -45,15 +45,18 @@ class ClassifyModelConfig:
     n_heads: int = 4
     n_layers: int = 2
     d_ff: int = 256
-    pool: Literal["mean", "cls"] = "mean"  # with init: the tokenizer's [CLS] token, whatever this says
-    positional: Literal["learned", "sinusoidal", "relative"] = "learned"  # transformer; relative: Shaw et al. (2018)
+    # with init: the tokenizer's [CLS] token (an mlm run) or the last token (an lm run), whatever this says
+    pool: Literal["mean", "cls"] = "mean"
+    # transformer; rotary: Su et al. (2021); relative: Shaw et al. (2018)
+    positional: Literal["learned", "sinusoidal", "rotary", "relative"] = "learned"
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     norm_first: bool = True  # transformer: pre-LN; false: post-LN (BERT's)
     activation: Literal["gelu", "relu"] = "gelu"  # transformer
-    # A masked-LM run (seqlab train mlm) whose encoder and tokenizer the Transformer starts from
-    # (seqlab.tasks.classify_init): its model settings replace the ones above
-    init: str = option("", "start the Transformer from this seqlab train mlm run's encoder and tokenizer",
-                       path=True, flag="init")
+    # A masked-LM run (seqlab train mlm) or a Transformer LM run (seqlab train lm) whose body and tokenizer
+    # the Transformer starts from (seqlab.tasks.classify_init): its model settings replace the ones above
+    init: str = option("", "start the Transformer from this run's body and tokenizer: a seqlab train mlm run "
+                           "(its encoder, pooling [CLS]) or a seqlab train lm run (its layers, run causally, "
+                           "pooling the last token)", path=True, flag="init")
     hidden_size: int = 128  # lstm
     n_filters: int = 100  # conv1d
     widths: list[int] = field(default_factory=lambda: [3, 4, 5])  # conv1d
@@ -90,6 +93,9 @@ class ClassifyModelConfig:
         if self.word_ngrams < 1 or self.char_ngrams == 1 or self.char_ngrams < 0:
             raise ValueError(f"model.word_ngrams must be at least 1 and model.char_ngrams 0 (off) or at least 2; "
                              f"got {self.word_ngrams} and {self.char_ngrams}")
+        if self.positional == "rotary" and self.arch == "transformer" and self.d_model // self.n_heads % 2:
+            raise ValueError(f"model.positional=rotary turns pairs of channels: the head width d_model / n_heads "
+                             f"must be even; got {self.d_model // self.n_heads}")
         if self.init and self.arch != "transformer":
             raise ValueError(f"model.init (--init) starts a Transformer from a pre-trained encoder; "
                              f"--model {self.arch} cannot take one")

@@ -1,93 +1,116 @@
-"""Pre-train, then fine-tune (BERT, Devlin et al., 2019 §4): a text classifier whose Transformer starts
-from a masked-LM run's encoder — token embedding, positions, every layer, the final norm — and reads
-its WordPiece tokenizer, each text as [CLS] text [SEP], classifying the [CLS] token's final state
-with a new head.
+"""Pre-train, then fine-tune: a text classifier whose Transformer starts from a pre-trained run's body —
+token embedding, positions, every layer, the final norm — and reads its tokenizer, with a new head.
 
     seqlab train mlm --text unlabelled.txt --out runs/mlm
     seqlab train classify --csv labelled.csv --init runs/mlm
+    seqlab train lm --text unlabelled.txt --out runs/lm
+    seqlab train classify --csv labelled.csv --init runs/lm
 
-The encoder's settings (width, heads, layers, feed-forward size, norm placement, activation,
-positions, the longest input) are the masked LM's: they replace the classify defaults, and one set
-to another value is a UserError. The body trains at ``train.body_lr_scale`` times the head's rate;
+Two kinds of run, one entry each in :data:`SOURCES`, dispatched on the run's task:
+
+- a masked-LM run (BERT, Devlin et al., 2019 §4): its WordPiece tokenizer wraps each text as
+  [CLS] text [SEP], the encoder reads the whole text, and the [CLS] token's final state is classified;
+- a causal LM run (GPT, Radford et al., 2018 §3.2), a Transformer's: the body runs causally, as the LM
+  was trained, over the text in the LM's own tokenizer (char or byte-level BPE) with no special token
+  added (GPT appends a new "extract" token; here the text's own last token stands in for it, so no
+  untrained embedding enters), and the last real token's final state — the only one that has read the
+  whole text — is classified.
+
+The body's settings (width, heads, layers, feed-forward size, norm placement, activation, positions,
+the longest input) are the pre-trained run's: they replace the classify defaults, and one set to
+another value is a UserError. The body trains at ``train.body_lr_scale`` times the head's rate;
 ``train.freeze_layers`` keeps the embeddings and the first layers as pre-trained.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 from tokenizers import Tokenizer
 
 from ..data.tokenizer import load_tokenizer, with_cls_sep
 from ..errors import UserError
-from ..models import MaskedLM
+from ..models import MaskedLM, TransformerLM
 from . import run_dir as runs
-from .classify_config import ClassifyConfig, ClassifyDataConfig, ClassifyModelConfig
+from .classify_config import ClassifyConfig
+from .init_run import BODY_SETTINGS, read_pretraining_run, with_body
 
-PRETRAINING_TASK = "mlm"
-# The encoder's settings, named alike in ClassifyModelConfig and MaskedLMConfig.
-BODY_SETTINGS = ("d_model", "n_heads", "n_layers", "d_ff", "norm_first", "activation", "positional",
-                 "max_relative_position")
+
+@dataclass(frozen=True)
+class Source:
+    """A kind of pre-training run the classifier starts from: how its run is read and how the
+    classifier reads a text as the body was trained to."""
+
+    what: str  # the run, in words
+    command: str  # what trains one
+    body: str  # its pre-trained part, in words
+    reads: str  # how the classifier reads a text with it, for the log and the errors
+    tokenizer: Callable[[Tokenizer], Tokenizer]  # the run's tokenizer -> the classifier's
+    classifier: dict[str, Any]  # TransformerClassifierConfig settings beyond the body's
+    check: Callable[[Path, dict[str, Any]], None] | None = None  # the run's run.json -> a UserError if no body
+
+
+def _transformer_lm(run: Path, info: dict[str, Any]) -> None:
+    arch = info["config"].get("model", {}).get("arch", "transformer")
+    if arch != "transformer":
+        raise UserError(f"--init {run} is a {arch} language model; the classifier starts from a Transformer's "
+                        f"layers (seqlab train lm with model.arch=transformer)")
+
+
+SOURCES: dict[str, Source] = {
+    "mlm": Source("a masked-language-model run", "seqlab train mlm", "encoder", "WordPiece, [CLS] text [SEP]",
+                  with_cls_sep, {"pool": "first"}),
+    # GPT's body has no LayerNorm on the embeddings, pre-LN or post-LN (TransformerLM's neither)
+    "lm": Source("a language-model run", "seqlab train lm", "decoder", "causally, no special tokens",
+                 lambda tokenizer: tokenizer, {"pool": "last", "causal": True, "embedding_norm": False},
+                 _transformer_lm),
+}
 
 
 @dataclass
 class Pretrained:
-    """A masked-LM run, as the classifier starts from it."""
+    """A pre-trained run, as the classifier starts from it."""
 
     run: Path
-    model: MaskedLM
-    tokenizer: Tokenizer  # the run's, wrapping each text as [CLS] text [SEP]
+    source: Source
+    model: MaskedLM | TransformerLM
+    tokenizer: Tokenizer  # the run's, wrapping each text as the body reads it
 
     @property
     def max_len(self) -> int:
-        """The longest input the encoder reads, [CLS] and [SEP] included."""
+        """The longest input the body reads, special tokens included."""
         return self.model.config.max_len
 
 
 def load_pretrained(path: str | Path) -> Pretrained:
-    """The run at ``path``; a missing directory, a run of another task or an untrained one is a UserError."""
-    run = Path(path)
-    if not run.is_dir():
-        raise UserError(f"--init {run}: no such run directory")
-    info = runs.read_run(run)
-    if info["task"] != PRETRAINING_TASK:
-        raise UserError(f"--init {run} is a {info['task']} run; it takes a masked-LM run (seqlab train mlm), "
-                        f"whose encoder the classifier starts from")
-    _, model = runs.load_trained(run, PRETRAINING_TASK, "a masked-language-model run")
-    return Pretrained(run, model, with_cls_sep(load_tokenizer(run / "tokenizer.json")))
+    """The run at ``path``; a missing directory, a run of a task :data:`SOURCES` lacks, one whose model
+    cannot be a Transformer's body or an untrained one is a UserError."""
+    run, info = read_pretraining_run(path, {task: f"{s.what} ({s.command})" for task, s in SOURCES.items()}, "body")
+    source = SOURCES[info["task"]]
+    if source.check:
+        source.check(run, info)
+    _, model = runs.load_trained(run, info["task"], source.what)
+    return Pretrained(run, source, model, source.tokenizer(load_tokenizer(run / "tokenizer.json")))
 
 
 def with_init(config: ClassifyConfig, pretrained: Pretrained) -> ClassifyConfig:
-    """``config`` with the encoder's settings in ``model`` and its longest input in ``data.max_len``.
-    A model setting that is neither the classify default nor the encoder's value was set by the user
-    to something the encoder cannot be: a UserError naming it; so is a data.max_len above the encoder's."""
-    model_defaults, data_defaults = ClassifyModelConfig(), ClassifyDataConfig()
-    body = {name: getattr(pretrained.model.config, name) for name in BODY_SETTINGS}
-    for name, value in body.items():
-        given = getattr(config.model, name)
-        if given != getattr(model_defaults, name) and given != value:
-            raise UserError(f"model.{name}={given} does not fit --init {pretrained.run}, whose encoder has "
-                            f"{name}={value}; drop the setting (the encoder's is used)")
-    if config.train.freeze_layers > body["n_layers"]:
+    """``config`` with the body's settings in ``model`` and its longest input in ``data.max_len``
+    (:func:`~seqlab.tasks.init_run.with_body`'s UserErrors), and no more layers frozen than it has."""
+    body = pretrained.model.config
+    if config.train.freeze_layers > body.n_layers:
         raise UserError(f"train.freeze_layers={config.train.freeze_layers}, but --init {pretrained.run} has "
-                        f"{body['n_layers']} layers")
-    max_len = config.data.max_len
-    if max_len == data_defaults.max_len:
-        max_len = pretrained.max_len
-    elif max_len > pretrained.max_len:
-        raise UserError(f"data.max_len={max_len} is longer than --init {pretrained.run} reads "
-                        f"({pretrained.max_len} tokens with [CLS] and [SEP]); drop it or lower it")
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, **body),
-                               data=dataclasses.replace(config.data, max_len=max_len))
+                        f"{body.n_layers} layers")
+    return with_body(config, body, pretrained.run, pretrained.source.body, pretrained.source.reads)
 
 
-def describe(config: ClassifyConfig) -> str:
-    """The log line of a run started from a pre-trained encoder."""
-    c, t = config.model, config.train
+def describe(config: ClassifyConfig, pretrained: Pretrained) -> str:
+    """The log line of a run started from a pre-trained body."""
+    c, t, source = config.model, config.train, pretrained.source
     settings = ", ".join(f"{name}={getattr(c, name)}" for name in BODY_SETTINGS)
     frozen = f"; embeddings and first {t.freeze_layers} layer(s) frozen" if t.freeze_layers else ""
-    return (f"init: the encoder and WordPiece tokenizer of {c.init} ({settings}, data.max_len="
-            f"{config.data.max_len}: these replace the classify model settings); the [CLS] state pooled by a new "
-            f"head; body learning rate × {t.body_lr_scale:g}{frozen}")
+    pooled = "the last token's state" if source.classifier["pool"] == "last" else "the [CLS] state"
+    return (f"init: the {source.body} and tokenizer of {c.init} ({settings}, data.max_len={config.data.max_len}: "
+            f"these replace the classify model settings), read {source.reads}; {pooled} pooled by a new head; "
+            f"body learning rate × {t.body_lr_scale:g}{frozen}")

@@ -4,6 +4,7 @@ BLEU on held-out data.
     seqlab train translate --src train.de --tgt train.en [--config FILE] [--set key=value ...]
     seqlab translate RUN_DIR "Ein Mann fährt Rad." [--beam 4]
     seqlab eval RUN_DIR --src test.de --ref test.en
+    seqlab train translate --src train.de --tgt train.en --init MLM_RUN   # the encoder from a masked LM's (translate_init)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, autocast, move
-from . import run_dir as runs, views
+from . import run_dir as runs, translate_init, views
 from .task import Flag, Task, register
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
@@ -186,16 +187,18 @@ def perplexities(model, batches: list[dict[str, torch.Tensor]], references: list
 
 def translate_ids(model, sources: list[list[int]], decode_config: DecodeConfig, device,
                   precision: str = "fp32", batch_size: int = 128) -> list[list[int]]:
-    """Decode many sentences in length-sorted batches; results in input order."""
+    """Decode many sentences in length-sorted batches; results in input order. No longer than the
+    model's position table (its ``max_len``, where it has one): training never showed it longer targets."""
     model.eval()
+    steps = min(decode_config.max_output_len, getattr(model, "max_len", decode_config.max_output_len))
     results: list[list[int]] = [[] for _ in sources]
     for batch in fixed_batches(sources, [[] for _ in sources], batch_size):
         src = batch["src"].to(device)
         with torch.no_grad(), autocast(device, precision):
             if decode_config.beam_size == 1:
-                out = greedy_decode(model, src, decode_config.max_output_len)
+                out = greedy_decode(model, src, steps)
             else:
-                out = beam_search(model, src, decode_config.max_output_len, decode_config.beam_size,
+                out = beam_search(model, src, steps, decode_config.beam_size,
                                   decode_config.alpha)
         for row, ids in zip(batch["rows"].tolist(), out.tolist()):
             results[row] = ids
@@ -296,10 +299,18 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
+    encoder = None
+    if config.model.init and not resume:  # the encoder's settings, in the run's config too; a resumed run has them
+        encoder = translate_init.load_encoder(config.model.init)
+        config = translate_init.with_init(config, encoder)
+        data = config.data
+        log(translate_init.describe(config, encoder))
     if not resume:
         def prepare() -> None:
             runs.write_run(run, "translate", to_dict(config))
-            save_tokenizer(train_tokenizer(splits["train"][0], data.tokenizer, data.vocab_size), run / "src_tokenizer.json")
+            src_tokenizer = encoder.tokenizer if encoder else train_tokenizer(splits["train"][0], data.tokenizer,
+                                                                              data.vocab_size)
+            save_tokenizer(src_tokenizer, run / "src_tokenizer.json")
             save_tokenizer(train_tokenizer(splits["train"][1], data.tokenizer, data.vocab_size), run / "tgt_tokenizer.json")
             runs.write_example(run, {"text": splits["valid"][0][0], "source": "the first validation sentence"})
 
@@ -310,6 +321,8 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
                for name, (s, t) in splits.items()}
     torch.manual_seed(config.train.seed)  # the same initial weights in every run of this seed
     model = build_model(config, src_tok.get_vocab_size(), tgt_tok.get_vocab_size())
+    if encoder:
+        translate_init.load_encoder_into(model, encoder)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params:,} parameters; "
         f"vocab {src_tok.get_vocab_size()} -> {tgt_tok.get_vocab_size()}; "

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from ..config import check_model
+from ..config import check_model, option
 from ..data.tokenizer import PAD_ID
 from ..models import ConvSeq2Seq, ConvSeq2SeqConfig, Seq2Seq, Seq2SeqConfig, Transformer, TransformerConfig
 from ..models.seq2seq import teacher_forcing_ratio
@@ -59,11 +59,18 @@ class ModelConfig:
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     activation: Literal["relu", "gelu"] = "relu"
     tie_output: bool = True
+    # A masked-LM run (seqlab train mlm) whose encoder and WordPiece tokenizer the Transformer's encoder and
+    # source side start from (seqlab.tasks.translate_init): its model settings replace the ones above
+    init: str = option("", "start the Transformer's encoder from this seqlab train mlm run's encoder, and read the "
+                           "source with its WordPiece tokenizer", path=True, flag="init")
     rnn: RNNConfig = field(default_factory=RNNConfig)
     conv: ConvConfig = field(default_factory=ConvConfig)
 
     def __post_init__(self) -> None:
         check_model(self, self.n_heads, rates=("dropout", "attention_dropout", "ff_dropout"))
+        if self.init and self.arch != "transformer":
+            raise ValueError(f"model.init (--init) starts a Transformer's encoder from a masked LM's; "
+                             f"model.arch={self.arch} cannot take one")
         if self.rnn.window is not None and self.arch != "attention":
             raise ValueError("model.rnn.window (local attention) needs model.arch='attention'")
         if self.rnn.score == "dot" and self.rnn.bidirectional and self.arch == "attention":
@@ -79,7 +86,9 @@ def build_model(config, src_vocab: int, tgt_vocab: int) -> nn.Module:
             n_decoder_layers=m.n_decoder_layers, d_ff=m.d_ff, dropout=m.dropout, max_len=max_len,
             norm_first=m.norm_first, positional=m.positional, activation=m.activation, tie_output=m.tie_output,
             pad_id=PAD_ID, attention_dropout=m.attention_dropout, ff_dropout=m.ff_dropout,
-            max_relative_position=m.max_relative_position))
+            max_relative_position=m.max_relative_position,
+            # started from a masked LM's encoder: its source side read as the MLM read its input
+            src_embedding_scale=not m.init, src_embedding_norm=bool(m.init) and not m.norm_first))
     if m.arch == "conv":
         c = m.conv
         return ConvSeq2Seq(ConvSeq2SeqConfig(
