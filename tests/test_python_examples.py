@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+import standin_data
 
 import seqlab
 from seqlab.cli.main import main
@@ -31,16 +31,10 @@ def workdir(tmp_path_factory):
     from PIL import Image
 
     home = tmp_path_factory.mktemp("first-day")
-    words = ["17 dic 1974", "21. November 2026", "Samstag", "1 mar 2001", "9 ago 1999"] * 8
-    (home / "src.txt").write_text("\n".join(words) + "\n")
-    (home / "tgt.txt").write_text("\n".join(w[::-1] for w in words) + "\n")
-    (home / "play.txt").write_text("ROMEO: I will go. JULIET: Stay, and hear me speak a while.\n" * 80)
-    (home / "reviews.csv").write_text("text,label\n" + "a gripping beautifully acted film,pos\n" * 12
-                                      + "a dull and lifeless film,neg\n" * 12)
-    t = np.arange(400)
-    pd.DataFrame({"date": pd.date_range("2024-01-01", periods=len(t), freq="h"),
-                  "load": 50 + 10 * np.sin(2 * np.pi * t / 24), "OT": 30 + 4 * np.cos(2 * np.pi * t / 24)}
-                 ).to_csv(home / "ETTh1.csv", index=False)
+    standin_data.reversed_pairs(home, "src.txt", "tgt.txt")
+    standin_data.play(home / "play.txt")
+    standin_data.reviews(home / "reviews.csv")
+    standin_data.hourly_series(home / "ETTh1.csv", 400)
     Image.fromarray((np.eye(8) * 255).astype(np.uint8)).save(home / "digit.png")
     runs = home / "runs"
     commands = [

@@ -22,3 +22,12 @@ def test_bench_complexity_writes_table_and_plot(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["bench", "complexity", "--out", str(tmp_path / "x"), "--lengths", "8"]) == 2
     assert "at least two" in capsys.readouterr().err
+    assert main(["bench", "complexity", "--out", str(tmp_path / "x"), "--lengths", "8,8"]) == 2
+    assert "at least two different" in capsys.readouterr().err
+
+
+def test_two_lengths_are_enough_for_a_slope(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "complexity", "--out", str(out), "--lengths", "16,8", "--d-model", "16",
+                 "--repeats", "1"]) == 0
+    assert "time slope (n ≥ 8)" in (out / "complexity.md").read_text()

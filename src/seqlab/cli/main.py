@@ -213,16 +213,16 @@ def command_bench(args: argparse.Namespace) -> None:
     from ..tasks.bench_complexity import run_complexity
 
     try:
-        lengths = [int(n) for n in args.lengths.split(",")]
+        lengths = sorted({int(n) for n in args.lengths.split(",")})
     except ValueError:
         raise UserError(f"--lengths must be comma-separated integers; got {args.lengths!r}") from None
     if len(lengths) < 2 or min(lengths) < 1:
-        raise UserError("--lengths needs at least two positive lengths")
+        raise UserError("--lengths needs at least two different positive lengths")
     positive(args.d_model, "--d-model")
     positive(args.repeats, "--repeats")
     out = runs.create_run_dir(args.out, args.overwrite)
     runs.write_run(out, "bench-complexity", {"lengths": lengths, "d_model": args.d_model})
-    run_complexity(out, sorted(lengths), args.d_model, repeats=args.repeats)
+    run_complexity(out, lengths, args.d_model, repeats=args.repeats)
 
 
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_predict,

@@ -72,7 +72,8 @@ def run_complexity(out: Path, lengths: list[int], d_model: int = 128, n_heads: i
             results[name]["seconds"].append(seconds)
             results[name]["bytes"].append(saved)
         log(f"n={n}: " + "  ".join(f"{name} {r['seconds'][-1] * 1e3:.1f} ms" for name, r in results.items()))
-    upper = lengths[len(lengths) // 2 :]  # fixed per-call overheads dominate short lengths
+    first = min(len(lengths) // 2, len(lengths) - 2)  # fixed per-call overheads dominate short lengths;
+    upper = lengths[first:]  # the upper half is fitted, and at least two lengths, for a slope
     lines = [f"forward+backward, batch 1, d_model={d_model}, {n_heads} heads, kernel {kernel_size}, "
              f"{torch.get_num_threads()} threads; memory = bytes saved for backward",
              "", "| n | " + " | ".join(f"{name} ms | {name} MiB" for name in results) + " |",
@@ -84,8 +85,8 @@ def run_complexity(out: Path, lengths: list[int], d_model: int = 128, n_heads: i
     lines.append(f"| layer | time slope (n ≥ {upper[0]}) | expected | memory slope |")
     lines.append("|---|---|---|---|")
     for name, r in results.items():
-        time_slope = slope(upper, r["seconds"][len(lengths) // 2 :])
-        memory_slope = slope(upper, r["bytes"][len(lengths) // 2 :])
+        time_slope = slope(upper, r["seconds"][first:])
+        memory_slope = slope(upper, r["bytes"][first:])
         lines.append(f"| {name} | {time_slope:.2f} | {EXPECTED_SLOPE[name]:.0f} | {memory_slope:.2f} |")
     table = "\n".join(lines)
     (out / "complexity.md").write_text(table + "\n")
