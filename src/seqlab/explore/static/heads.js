@@ -33,11 +33,14 @@ function tokenLines(matrix, view, h, maxWidth) {
   function draw() {
     const focus = state.focus;
     const kept = (i, j) => !focus || (focus.side === "query" ? focus.index === i : focus.index === j);
+    // Opacity: weight over the largest weight drawn (the map's, or the focused token's own)
+    const inFocus = !focus ? scale : Math.max(1e-9, ...(focus.side === "query"
+      ? (matrix[focus.index] || []) : matrix.map((row) => row[focus.index] || 0)));
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     ctx.lineWidth = 2;
     for (let i = 0; i < rows; i++) {
       for (let j = 0; j < cols; j++) {
-        const alpha = matrix[i][j] / scale;
+        const alpha = matrix[i][j] / inFocus;
         if (alpha < 0.02 || !kept(i, j)) continue;
         ctx.strokeStyle = `rgba(${r},${g},${b},${alpha.toFixed(3)})`;
         ctx.beginPath(); ctx.moveTo(xq, y(i)); ctx.lineTo(xk, y(j)); ctx.stroke();
