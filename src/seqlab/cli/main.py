@@ -225,10 +225,22 @@ def command_bench(args: argparse.Namespace) -> None:
     run_complexity(out, lengths, args.d_model, repeats=args.repeats)
 
 
+def command_export(args: argparse.Namespace) -> None:
+    from ..interop import export
+
+    print(export(args.run, args.format, args.out, args.overwrite))
+
+
+def command_import(args: argparse.Namespace) -> None:
+    from ..interop import import_hf
+
+    print(import_hf(args.directory, args.out, args.overwrite))
+
+
 COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_predict,
             "translate": command_translate, "demo": command_demo, "bench": command_bench,
             "data": command_data, "compare": command_compare, "generate": command_generate,
-            "explore": command_explore}
+            "explore": command_explore, "export": command_export, "import": command_import}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,9 @@ EXAMPLES = {
              "  seqlab train translate --config multi30k-de-en --set data.src=PATH/train.de.gz ...\n"
              "  seqlab train translate --resume runs/de-en\n"
              "  seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare",
+    "export": "seqlab export runs/shakespeare --format hf --out hf/shakespeare   # transformers loads it\n"
+              "  seqlab export runs/shakespeare --format onnx --out onnx/shakespeare",
+    "import": "seqlab import hf hf/gpt2-small --out runs/gpt2   # a GPT-2, BERT or Marian checkpoint directory",
     "generate": 'seqlab generate runs/shakespeare --prompt "ROMEO:" --max-new-tokens 500 --top-k 40',
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]   # translate\n"
             "  seqlab eval runs/reviews --csv more_reviews.csv                 # classify\n"
@@ -197,6 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("run", type=Path)
     explore.add_argument("--port", type=int, default=8000)
     explore.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+
+    export = subcommand(sub, "export", "write a trained run for another library: hf (transformers), onnx")
+    export.add_argument("run", type=Path)
+    export.add_argument("--format", required=True, choices=["hf", "onnx"])
+    export.add_argument("--out", type=Path, required=True, help="the directory to write")
+    export.add_argument("--overwrite", action="store_true")
+    importing = subcommand(sub, "import", "read another library's checkpoint into a seqlab run")
+    importing.add_argument("source", choices=["hf"])
+    importing.add_argument("directory", type=Path, help="a Hugging Face checkpoint directory (config.json, weights)")
+    importing.add_argument("--out", type=Path, required=True, help="the run directory to write")
+    importing.add_argument("--overwrite", action="store_true")
 
     data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
     data.add_argument("action", choices=["download"])

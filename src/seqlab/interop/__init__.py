@@ -1,0 +1,134 @@
+"""Out of seqlab and into it: a trained run written in another library's layout (Hugging Face
+``transformers``, ONNX), and another library's checkpoint read into a seqlab run.
+
+One registry, as for tasks: a converter is a function in a module of this package, registered with
+``@exporter(format, task)`` or ``@importer(model_type)``; ``seqlab export`` and ``seqlab import``
+dispatch through it.
+
+    seqlab export runs/shakespeare --format hf --out hf/shakespeare
+    seqlab import hf hf/gpt2-small --out runs/gpt2
+
+An export is written to a temporary directory beside ``--out`` and renamed into place when complete, so
+a failure leaves nothing half-made; an existing ``--out`` is replaced only with ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import UserError
+from ..tasks import run_dir as runs
+
+# The modules that register converters, imported when a conversion is asked for (they import
+# transformers or onnx, which ``import seqlab`` should not pay for).
+MODULES = ("gpt2", "bert", "onnx_export")
+FORMATS = ("hf", "onnx")
+EXPORT_MARK = "seqlab-export.json"  # written beside an export: the run it came from
+
+Exporter = Callable[[Path, Path], str]  # (run directory, output directory) -> one line saying what was written
+Importer = Callable[[Path, Path], str]  # (HF checkpoint directory, new run directory) -> one line
+
+_EXPORTERS: dict[tuple[str, str], Exporter] = {}
+_IMPORTERS: dict[str, Importer] = {}
+
+
+def exporter(fmt: str, task: str) -> Callable[[Exporter], Exporter]:
+    """Registers ``function`` as the way to write a ``task`` run in ``fmt``."""
+    def register(function: Exporter) -> Exporter:
+        _EXPORTERS[(fmt, task)] = function
+        return function
+    return register
+
+
+def importer(model_type: str) -> Callable[[Importer], Importer]:
+    """Registers ``function`` as the reader of HF checkpoints whose config.json says ``model_type``."""
+    def register(function: Importer) -> Importer:
+        _IMPORTERS[model_type] = function
+        return function
+    return register
+
+
+def _load_converters() -> None:
+    for name in MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as error:
+            if error.name and error.name.startswith(f"{__name__}."):
+                continue  # a converter not written yet
+            raise
+
+
+def exporters() -> dict[tuple[str, str], Exporter]:
+    _load_converters()
+    return dict(_EXPORTERS)
+
+
+def importers() -> dict[str, Importer]:
+    _load_converters()
+    return dict(_IMPORTERS)
+
+
+def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
+    """Writes the trained ``run`` in ``fmt`` to ``out``; returns what was written, in one line."""
+    if not run.is_dir():
+        raise UserError(f"{run}: no such run directory")
+    _check_out(out, overwrite, EXPORT_MARK)
+    task = runs.read_run(run)["task"]
+    convert = exporters().get((fmt, task))
+    if convert is None:
+        can = sorted(t for f, t in exporters() if f == fmt)
+        raise UserError(f"{run} is a {task} run; --format {fmt} exports {', '.join(can) or 'no task yet'} runs")
+    def write(tmp: Path) -> str:
+        said = convert(run, tmp)
+        (tmp / EXPORT_MARK).write_text(json.dumps({"run": str(run.resolve()), "format": fmt}) + "\n")
+        return said
+
+    return _write_atomically(out, overwrite, write, EXPORT_MARK)
+
+
+def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
+    """Reads the Hugging Face checkpoint directory ``source`` into a new seqlab run at ``out``."""
+    config = source / "config.json"
+    if not config.is_file():
+        raise UserError(f"{source}: not a Hugging Face checkpoint directory (no config.json)")
+    try:
+        model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise UserError(f"{config} is not a JSON object") from None
+    _check_out(out, overwrite, runs.RUN_FILE)
+    convert = importers().get(model_type)
+    if convert is None:
+        raise UserError(f"{source} holds a {model_type!r} model; seqlab imports "
+                        f"{', '.join(sorted(importers())) or 'none yet'}")
+    return _write_atomically(out, overwrite, lambda tmp: convert(source, tmp), runs.RUN_FILE)
+
+
+def _check_out(out: Path, overwrite: bool, mark: str) -> None:
+    """An existing ``out`` is replaced only with ``overwrite`` and only if it holds ``mark`` (what seqlab
+    wrote there before): never a directory of the user's own files."""
+    if out.exists():
+        if not overwrite:
+            raise UserError(f"{out} already exists; pass --overwrite to replace it")
+        if not (out / mark).is_file() and any(out.iterdir()):
+            raise UserError(f"{out} exists and was not written by seqlab; refusing to overwrite it")
+
+
+def _write_atomically(out: Path, overwrite: bool, write: Callable[[Path], str], mark: str) -> str:
+    """``write`` into a temporary directory beside ``out``, renamed to ``out`` when it returns."""
+    _check_out(out, overwrite, mark)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        said = write(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        return said
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,0 +1,30 @@
+"""seqlab export / import: the commands' own checks, before any converter runs."""
+
+import pytest
+
+from seqlab.cli.main import main
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "missing-run", "--format", "hf", "--out", "out"], "no such run directory"),
+    (["import", "hf", "not-a-checkpoint", "--out", "run"], "no config.json"),
+    (["import", "hf", "weird", "--out", "run"], "holds a 'weird-model' model; seqlab imports"),
+    (["import", "hf", "broken", "--out", "run"], "is not a JSON object"),
+    (["export", "mine", "--format", "hf", "--out", "users-dir", "--overwrite"], "was not written by seqlab"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not-a-checkpoint").mkdir()
+    (tmp_path / "weird").mkdir()
+    (tmp_path / "weird" / "config.json").write_text('{"model_type": "weird-model"}')
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text('["model_type"]')
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "run.json").write_text('{"task": "lm"}')
+    (tmp_path / "users-dir").mkdir()
+    (tmp_path / "users-dir" / "notes.txt").write_text("keep me")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "users-dir" / "notes.txt").read_text() == "keep me"
+    assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
