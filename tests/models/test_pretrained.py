@@ -152,10 +152,34 @@ def test_unknown_and_missing_keys_are_refused_naming_the_file_and_the_key(tmp_pa
     rewrite(tmp_path, {**config, "d_modle": 16})
     with pytest.raises(UserError, match=r"config\.json is damaged \(unknown key 'd_modle' for TransformerLMConfig"):
         m.from_pretrained(tmp_path)
-    del config["n_heads"]
+    del config["vocab_size"]  # a key without a default
     rewrite(tmp_path, config)
-    with pytest.raises(UserError, match=r"config\.json is damaged \(missing key 'n_heads' for TransformerLMConfig"):
+    with pytest.raises(UserError, match=r"config\.json is damaged \(missing key 'vocab_size' for TransformerLMConfig"):
         m.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("make, added_later, inputs", [
+    (lambda: m.Transformer(m.TransformerConfig(20, 20, d_model=16, n_heads=2, n_layers=1, d_ff=32)),
+     ["src_embedding_scale", "src_embedding_norm", "max_relative_position"],
+     lambda: (torch.randint(4, 20, (2, 5)), torch.randint(4, 20, (2, 4)))),
+    (lambda: m.TransformerClassifier(m.TransformerClassifierConfig(20, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32)),
+     ["causal", "embedding_norm", "max_relative_position"], lambda: (torch.randint(4, 20, (2, 5)),)),
+])
+def test_a_run_saved_before_a_setting_was_added_loads_and_computes_the_same(tmp_path, make, added_later, inputs):
+    """config.json written before these settings existed: each missing one takes its default, which
+    computes what the model did then (the outputs equal a model built with the defaults)."""
+    torch.manual_seed(0)
+    model = make().eval()
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key in added_later:
+        assert key in config
+        del config[key]
+    rewrite(tmp_path, config)
+    loaded = m.from_pretrained(tmp_path).eval()
+    x = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(*x), model(*x))
 
 
 def test_a_model_saved_before_config_classes_still_loads(tmp_path):

@@ -166,6 +166,11 @@ def test_recording_scores_keeps_the_logits_behind_the_weights():
     torch.testing.assert_close(scores[0].softmax(-1), weights)
     _, _ = mha(x, x, x, mask, need_weights=True)
     assert len(scores) == 1  # the block is closed
+    nowhere = mask.clone()
+    nowhere[2] = False  # query 2 may attend to no key: its logits are all -inf (its weights zeros)
+    with recording_scores() as scores:
+        _, weights = mha(x, x, x, nowhere, need_weights=True)
+    assert torch.isneginf(scores[0][0, :, 2]).all() and weights[0, :, 2].abs().sum() == 0
 
 
 def test_recording_scores_is_per_thread():
@@ -175,13 +180,15 @@ def test_recording_scores_is_per_thread():
     from seqlab.nn import recording_scores
 
     mha = MultiHeadAttention(8, 2)
-    got = {}
+    got, together = {}, threading.Barrier(3)
 
     def record(length):
         x = torch.randn(1, length, 8)
         with recording_scores() as scores:
+            together.wait()  # all three blocks open at once
             for _ in range(20):
                 mha(x, x, x, need_weights=True)
+            together.wait()
         got[length] = {tuple(s.shape) for s in scores}, len(scores)
 
     threads = [threading.Thread(target=record, args=(n,)) for n in (3, 4, 5)]

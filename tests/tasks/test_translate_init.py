@@ -130,3 +130,14 @@ def test_bad_translate_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, c
     assert {"rnn": "model.arch=attention cannot take one", "width": "encoder has d_model=16",
             "lm run": "is a lm run", "too long": "data.max_len=100"}[case] in err
     assert not out.exists()
+
+
+def test_a_bad_init_with_overwrite_keeps_the_existing_run(mlm_run, texts, tmp_path, capsys):
+    """--init is checked before the run directory is replaced: a typo costs nothing."""
+    out = tmp_path / "mt"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"task": "translate", "config": {}}))
+    (out / "keep.txt").write_text("an earlier run's file")
+    assert main(translate_args(texts, out, "--init", tmp_path / "no-such-mlm", "--overwrite")) == 2
+    assert "no-such-mlm" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "an earlier run's file"

@@ -47,6 +47,8 @@ def command_train(args: argparse.Namespace) -> None:
         config = load_config(task.config_class, args.config, overrides)
         run = None
     data = task.read_data(config)
+    if not args.resume:
+        task.check_new_run(config)
     config = absolute_paths(config)  # after reading, so that errors name the paths as given
     if args.nproc is not None and not launched_by_torchrun():
         launch_torchrun(args, task, config, run)

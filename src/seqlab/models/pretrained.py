@@ -8,7 +8,7 @@ the class from :data:`MODEL_CLASSES`, the other keys must be exactly the fields 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,13 +72,16 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 
 def build_config(config_class: type, values: dict[str, Any], source: str) -> Any:
-    """``config_class(**values)``, or a ValueError naming ``source`` and the first unknown or missing key."""
+    """``config_class(**values)``, or a ValueError naming ``source`` and the first unknown or missing key.
+    A missing key that has a default takes it: a setting added to a model after a run was saved has the
+    default that computes what the model computed before, so older runs keep loading."""
     names = [f.name for f in fields(config_class)]
     unknown = [key for key in values if key not in names]
     if unknown:
         raise ValueError(f"{source}: unknown key {unknown[0]!r} for {config_class.__name__} "
                          f"(its keys: {', '.join(names)})")
-    missing = [name for name in names if name not in values]
+    required = [f.name for f in fields(config_class) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in values]
     if missing:
         raise ValueError(f"{source}: missing key {missing[0]!r} for {config_class.__name__}")
     return config_class(**values)

@@ -88,8 +88,8 @@ def scaled_dot_product_attention(
             mask = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool, device=q.device).tril()
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
-        if need_weights and (sink := _SCORES.get()) is not None:
-            sink.append(scores.detach())
+        if need_weights and (sink := _SCORES.get()) is not None:  # a row that may attend nowhere: all -inf
+            sink.append(scores.detach() if empty_rows is None else scores.detach().masked_fill(empty_rows, float("-inf")))
         weights = scores.softmax(dim=-1)
         if empty_rows is not None:
             weights = weights.masked_fill(empty_rows, 0.0)

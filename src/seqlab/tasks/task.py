@@ -89,6 +89,10 @@ class Task:
         """Read and check the data; runs before a run directory exists, so bad input leaves nothing."""
         raise NotImplementedError
 
+    def check_new_run(self, config) -> None:
+        """For a new run only (not ``--resume``), before its directory is made: a UserError for what the
+        data cannot show is wrong (a pre-trained run to start from that is missing or does not fit)."""
+
     def runtime(self, config) -> SingleProcess:
         """This process's place in the job: one process, or its rank of the job torchrun started
         (data parallel by default; the config's ``[parallel]`` section says how). A config without a

@@ -390,6 +390,10 @@ class TranslateTask(Task):
     def read_data(self, config: TranslateConfig) -> dict[str, Pairs]:
         return load_splits(config.data, config.train.seed)
 
+    def check_new_run(self, config: TranslateConfig) -> None:
+        if config.model.init:  # a bad --init must cost no existing run (--overwrite); a resumed run needs none
+            translate_init.with_init(config, translate_init.load_encoder(config.model.init))
+
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]["metrics"]
 

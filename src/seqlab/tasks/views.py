@@ -20,6 +20,9 @@ def grid(weights: list[torch.Tensor]) -> list[list[list[list[float]]]]:
     return [[[[round(v, 4) for v in row] for row in head] for head in w[0].float().tolist()] for w in weights]
 
 
+MAX_SCORED_PAIRS = 128 * 128  # logits go along up to 128 tokens of self-attention (the answer doubles)
+
+
 def score_grid(scores: list[torch.Tensor]) -> list[list[list[list[float | None]]]]:
     """Per layer (1, H, Tq, Tk) logits -> [layer][head][query][key], None where the mask forbids (-inf,
     which JSON cannot carry)."""
@@ -36,7 +39,7 @@ def view(queries: list[str], keys: list[str], weights: list[torch.Tensor],
     """One attention view; ``scores``, when given, the logits Q·Kᵀ/√d_k behind ``weights`` (the same
     calls, recorded with ``seqlab.nn.recording_scores``)."""
     shown = {"queries": queries, "keys": keys, "weights": grid(weights)}
-    if scores is not None:
+    if scores is not None and len(queries) * len(keys) <= MAX_SCORED_PAIRS:
         if len(scores) != len(weights):  # a model whose layers do not all go through the recorder
             raise RuntimeError(f"{len(scores)} score maps recorded for {len(weights)} attention maps")
         shown["scores"] = score_grid(scores)

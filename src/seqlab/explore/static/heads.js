@@ -26,7 +26,7 @@ function tokenLines(matrix, view, h, maxWidth) {
   canvas.width = leftW + gap + rightW;
   canvas.height = top * 2 + Math.max(rows, cols) * rh;
   const [r, g, b] = HEAD_COLOURS[h % HEAD_COLOURS.length];
-  const scale = Math.max(...matrix.map((row) => Math.max(...row)), 1e-9);
+  const scale = matrix.reduce((m, row) => row.reduce((a, v) => Math.max(a, v), m), 1e-9);
   const y = (i) => top + (i + 0.5) * rh;
   const xq = leftW, xk = leftW + gap;
 
@@ -109,8 +109,10 @@ function renderScores() {
   maps.innerHTML = "";
   const l = state.layer, h = state.head === null ? 0 : state.head;
   const scores = view.scores[l][h], weights = view.weights[l][h];
-  const finite = scores.flat().filter((v) => v !== null);
-  const lo = Math.min(...finite), hi = Math.max(...finite), bound = Math.max(Math.abs(lo), Math.abs(hi), 1e-9);
+  let lo = Infinity, hi = -Infinity;  // a loop, not Math.min(...): T² arguments overflow the call stack
+  for (const row of scores) for (const v of row) if (v !== null) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  if (lo > hi) lo = hi = 0;  // every pair masked
+  const bound = Math.max(Math.abs(lo), Math.abs(hi), 1e-9);
   const maxWidth = Math.max(160, Math.floor((maps.clientWidth || 600) / 2) - 16);
   const panels = [
     ["scores", `Q·Kᵀ/√d_k, layer ${l + 1}, head ${h + 1}`, scores,
