@@ -71,7 +71,7 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
             vocab_size, n_classes, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
             dropout=c.dropout, max_len=max_len, pad_id=PAD_ID, positional=c.positional,
             max_relative_position=c.max_relative_position, norm_first=c.norm_first, activation=c.activation,
-            **reading))
+            pooler=c.pooler, **reading))
     if c.arch == "lstm":
         return classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, hidden_size=c.hidden_size, n_layers=1, dropout=c.dropout,
