@@ -84,6 +84,7 @@ class TransformerClassifierConfig:
     # BERT's pooler (Devlin et al., 2019 §4; its code): a Linear and tanh on the pooled state before the head,
     # as in BertForSequenceClassification
     pooler: bool = False
+    layer_norm_eps: float = 1e-5  # every LayerNorm's ε: a pre-trained body's (BERT's checkpoints use 1e-12)
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
@@ -134,6 +135,9 @@ class TransformerClassifier(TextClassifier):
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
         self.pooler = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh()) if c.pooler else nn.Identity()
         self.head = nn.Linear(d_model, c.n_classes)
+        for module in self.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.eps = c.layer_norm_eps
 
     BODY = ("embedding.", "position.", "embedding_norm.", "layers.", "norm.")
 
