@@ -128,7 +128,7 @@ def export_mlm(run: Path, out: Path) -> str:
     _, model = runs.load_trained(run, "mlm", "a masked-language-model run")
     c = model.config
     refuse(run, "BertForMaskedLM", unlike_bert(vars(c)),
-           "BERT is post-LN with learned positions and GELU: train with --set model.norm_first=false")
+           "BERT is post-LN, model.norm_first=false, with learned positions and GELU")
     names = tensor_names(c.n_layers, MLM_HEAD) | {"lm_head.bias": "cls.predictions.bias"}
     dropout = c.dropout if c.attention_dropout is None else c.attention_dropout
     config = hf_config("BertForMaskedLM", c, dropout, c.layer_norm_eps, c.pad_id)
@@ -141,18 +141,18 @@ def export_mlm(run: Path, out: Path) -> str:
 def export_classifier(run: Path, out: Path) -> str:
     """A seqlab Transformer classifier started from a masked LM, with BERT's pooler ->
     BertForSequenceClassification; its classes are config.json's id2label."""
-    _, model = runs.load_trained(run, "classify", "a classification run")
-    c = getattr(model, "config", None)
-    if not hasattr(c, "pool"):
-        raise UserError(f"{run}: cannot export as BertForSequenceClassification: a {type(model).__name__} is no "
+    arch = runs.read_run(run)["config"].get("model", {}).get("arch", "transformer")
+    if arch != "transformer":
+        raise UserError(f"{run}: cannot export as BertForSequenceClassification: a {arch} classifier is no "
                         f"Transformer (train --model transformer --init MLM_RUN --set model.pooler=true)")
+    _, model = runs.load_trained(run, "classify", "a classification run")
+    c = model.config
     refuse(run, "BertForSequenceClassification", unlike_bert(vars(c)),
            "BERT classifies its [CLS] token through a tanh pooler: train --init MLM_RUN with "
            "--set model.pooler=true, from a post-LN masked LM")
     classes = [str(name) for name in runs.read_json(run / "classes.json")]
     names = tensor_names(c.n_layers, CLASSIFIER_HEAD)
-    eps = model.embedding_norm.eps
-    config = hf_config("BertForSequenceClassification", c, c.dropout, eps, c.pad_id, classifier_dropout=None,
+    config = hf_config("BertForSequenceClassification", c, c.dropout, c.layer_norm_eps, c.pad_id, classifier_dropout=None,
                        id2label={str(i): name for i, name in enumerate(classes)},
                        label2id={name: i for i, name in enumerate(classes)})
     write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json"), c.max_len)
@@ -221,9 +221,10 @@ def read_tokenizer(source: Path, config: dict[str, Any]) -> Tokenizer:
     if tokenizer.token_to_id(PAD) != PAD_ID or config.get("pad_token_id", PAD_ID) not in (PAD_ID, None):
         raise UserError(f"{source}: {PAD} must be id {PAD_ID} (seqlab pads with it); this one is "
                         f"{tokenizer.token_to_id(PAD)}")
-    if tokenizer.get_vocab_size() != config["vocab_size"]:
-        raise UserError(f"{source}: the tokenizer has {tokenizer.get_vocab_size()} tokens, the model "
-                        f"{config['vocab_size']}; seqlab needs one id per embedding row")
+    if tokenizer.get_vocab_size() != config["vocab_size"] or max(tokenizer.get_vocab().values()) >= config["vocab_size"]:
+        raise UserError(f"{source}: the tokenizer's {tokenizer.get_vocab_size()} tokens (ids up to "
+                        f"{max(tokenizer.get_vocab().values())}) are not the model's {config['vocab_size']} "
+                        f"embedding rows; seqlab needs one id per row")
     return tokenizer
 
 
