@@ -114,6 +114,13 @@ def test_imported_run_predicts_and_starts_a_classifier(imported, tmp_path, capsy
     (tmp_path / "text.txt").write_text(" ".join(random.Random(0).choice(WORDS) for _ in range(400)))
     code, out, err = cli("eval", imported, "--text", tmp_path / "text.txt", capsys=capsys)
     assert code == 0 and "accuracy" in out, err
+    from fastapi.testclient import TestClient
+
+    from seqlab.explore.app import create_app
+
+    client = TestClient(create_app(imported))
+    assert client.get("/api/run").status_code == 200, "explore opens the run"
+    assert client.post("/api/infer", json={"text": "the [MASK] sees a tree"}).status_code == 200
 
 
 def test_a_checkpoint_with_vocab_txt_only_imports_alike(bert, imported, tmp_path):
