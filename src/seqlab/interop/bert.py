@@ -41,6 +41,8 @@ from ..io import write_json
 from ..models import MaskedLM, MaskedLMConfig
 from ..models.pretrained import save_pretrained
 from ..tasks import run_dir as runs
+from ..tasks.masked_lm import MLMConfig, MLMDataConfig, MLMModelConfig
+from ..train.checkpoint import save_state
 from . import exporter, importer
 
 PAD, UNK, CLS, SEP, MASK = BERT_SPECIALS
@@ -48,7 +50,8 @@ TOKEN_TYPE = "bert.embeddings.token_type_embeddings.weight"
 HF_WEIGHTS, HF_INDEX, HF_TORCH = "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"
 
 # seqlab module -> transformers module (each with .weight and, but for the embeddings, .bias)
-EMBEDDINGS = {"embedding": "bert.embeddings.word_embeddings", "position.embedding": "bert.embeddings.position_embeddings",
+EMBEDDINGS = {"embedding": "bert.embeddings.word_embeddings",
+              "position.embedding": "bert.embeddings.position_embeddings",
               "embedding_norm": "bert.embeddings.LayerNorm"}
 LAYER = {"self_attn.w_q": "attention.self.query", "self_attn.w_k": "attention.self.key",
          "self_attn.w_v": "attention.self.value", "self_attn.w_o": "attention.output.dense",
@@ -152,7 +155,8 @@ def export_classifier(run: Path, out: Path) -> str:
            "--set model.pooler=true, from a post-LN masked LM")
     classes = [str(name) for name in runs.read_json(run / "classes.json")]
     names = tensor_names(c.n_layers, CLASSIFIER_HEAD)
-    config = hf_config("BertForSequenceClassification", c, c.dropout, c.layer_norm_eps, c.pad_id, classifier_dropout=None,
+    config = hf_config("BertForSequenceClassification", c, c.dropout, c.layer_norm_eps, c.pad_id,
+                       classifier_dropout=None,
                        id2label={str(i): name for i, name in enumerate(classes)},
                        label2id={name: i for i, name in enumerate(classes)})
     write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json"), c.max_len)
@@ -178,7 +182,8 @@ def read_weights(source: Path) -> dict[str, Tensor]:
     except UserError:
         raise
     except Exception as error:  # a truncated or foreign file: safetensors, torch and json each raise their own
-        raise UserError(f"{source}: cannot read the weights: {str(error).splitlines()[0] if str(error) else error!r}") from None
+        said = str(error).splitlines()[0] if str(error) else repr(error)
+        raise UserError(f"{source}: cannot read the weights: {said}") from None
     renamed = {}
     for name, tensor in tensors.items():
         name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
@@ -219,11 +224,12 @@ def read_tokenizer(source: Path, config: dict[str, Any]) -> Tokenizer:
         raise UserError(f"{source}: the tokenizer lacks {', '.join(missing)}; seqlab's masked LM needs "
                         f"{', '.join(BERT_SPECIALS)}")
     if tokenizer.token_to_id(PAD) != PAD_ID or config.get("pad_token_id", PAD_ID) not in (PAD_ID, None):
-        raise UserError(f"{source}: {PAD} must be id {PAD_ID} (seqlab pads with it); this one is "
-                        f"{tokenizer.token_to_id(PAD)}")
-    if tokenizer.get_vocab_size() != config["vocab_size"] or max(tokenizer.get_vocab().values()) >= config["vocab_size"]:
+        raise UserError(f"{source}: {PAD} must be id {PAD_ID} (seqlab pads with it); the tokenizer has "
+                        f"{tokenizer.token_to_id(PAD)}, config.json's pad_token_id {config.get('pad_token_id')}")
+    largest = max(tokenizer.get_vocab().values())
+    if tokenizer.get_vocab_size() != config["vocab_size"] or largest >= config["vocab_size"]:
         raise UserError(f"{source}: the tokenizer's {tokenizer.get_vocab_size()} tokens (ids up to "
-                        f"{max(tokenizer.get_vocab().values())}) are not the model's {config['vocab_size']} "
+                        f"{largest}) are not the model's {config['vocab_size']} "
                         f"embedding rows; seqlab needs one id per row")
     return tokenizer
 
@@ -246,8 +252,6 @@ def check_bert(source: Path, config: dict[str, Any]) -> None:
 def import_bert(source: Path, out: Path) -> str:
     """A BERT checkpoint with its masked-LM head (BertForMaskedLM, BertForPreTraining) -> a seqlab mlm run
     whose model computes the same logits over a single segment."""
-    from ..tasks.masked_lm import MLMConfig
-
     hf = json.loads((source / "config.json").read_text(encoding="utf-8"))
     check_bert(source, hf)
     tokenizer = read_tokenizer(source, hf)
@@ -281,20 +285,19 @@ def import_bert(source: Path, out: Path) -> str:
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
-        raise UserError(f"{source}: the weights do not fit config.json: {str(error).splitlines()[-1].strip()}") from None
-    write_run(out, model, tokenizer, source, MLMConfig())
+        said = str(error).splitlines()[-1].strip()
+        raise UserError(f"{source}: the weights do not fit config.json: {said}") from None
+    write_mlm_run(out, model, tokenizer, source)
     return (f"imported {source.name}: BERT, {L} layers of width {D}, vocabulary {c.vocab_size}, {c.max_len} "
             f"positions -> a seqlab mlm run (predict, eval, explore, train classify --init)")
 
 
-def write_run(out: Path, model: MaskedLM, tokenizer: Tokenizer, source: Path, defaults: Any) -> None:
+def write_mlm_run(out: Path, model: MaskedLM, tokenizer: Tokenizer, source: Path) -> None:
     """A seqlab mlm run at ``out`` holding ``model`` as its best checkpoint: run.json (the model settings
-    that made it; data.text empty: it was not trained here), tokenizer.json, checkpoints/best."""
-    from ..train.checkpoint import save_state
-    from ..tasks.masked_lm import MLMDataConfig, MLMModelConfig
-
+    that made it; data.text empty: it was not trained here; "imported": where from), tokenizer.json,
+    checkpoints/best."""
     c = model.config
-    config = replace(defaults,
+    config = replace(MLMConfig(),
                      data=replace(MLMDataConfig(), vocab_size=max(c.vocab_size, 32), block_size=c.max_len - 2),
                      model=MLMModelConfig(d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
                                           dropout=c.dropout, attention_dropout=c.attention_dropout, ff_dropout=0.0,
