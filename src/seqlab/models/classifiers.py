@@ -81,6 +81,10 @@ class TransformerClassifierConfig:
     causal: bool = False
     # A LayerNorm on the embeddings; None = post-LN's (not norm_first), as BERT. GPT's post-LN has none.
     embedding_norm: bool | None = None
+    # BERT's pooler (Devlin et al., 2019 §4; its code): a Linear and tanh on the pooled state before the head,
+    # as in BertForSequenceClassification
+    pooler: bool = False
+    layer_norm_eps: float = 1e-5  # every LayerNorm's ε: a pre-trained body's (BERT's checkpoints use 1e-12)
 
     def __post_init__(self) -> None:
         if self.pool not in POOLS:
@@ -129,7 +133,11 @@ class TransformerClassifier(TextClassifier):
                           relative=relative_positions(c.positional, d_model // c.n_heads, c.max_relative_position))
             for _ in range(c.n_layers))
         self.norm = nn.LayerNorm(d_model) if c.norm_first else nn.Identity()
+        self.pooler = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh()) if c.pooler else nn.Identity()
         self.head = nn.Linear(d_model, c.n_classes)
+        for module in self.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.eps = c.layer_norm_eps
 
     BODY = ("embedding.", "position.", "embedding_norm.", "layers.", "norm.")
 
@@ -183,7 +191,7 @@ class TransformerClassifier(TextClassifier):
             pooled = x[torch.arange(len(ids), device=ids.device), last]
         else:
             pooled = x[:, 0]
-        logits = self.head(self.dropout(pooled))
+        logits = self.head(self.dropout(self.pooler(pooled)))
         return (logits, maps) if need_weights else logits
 
 

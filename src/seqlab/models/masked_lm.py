@@ -45,6 +45,7 @@ class MaskedLMConfig:
     positional: str = "learned"  # "learned" (BERT's), "sinusoidal" (Vaswani et al. §3.5) or "relative"
     max_relative_position: int = 16  # "relative": offsets are clipped to [-k, k], k = this
     pad_id: int = 0
+    layer_norm_eps: float = 1e-5  # every LayerNorm's ε (torch's default; BERT's checkpoints use 1e-12)
 
     def __post_init__(self) -> None:
         check_positional(self.positional, POSITIONAL, self.max_relative_position)
@@ -85,6 +86,8 @@ class MaskedLM(pretrained.PretrainedModel):
         self.head_transform = nn.Sequential(nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.LayerNorm(c.d_model))
         self.lm_head = nn.Linear(c.d_model, c.vocab_size)
         for module in self.modules():  # BERT's initialisation: N(0, 0.02), biases zero
+            if isinstance(module, nn.LayerNorm):
+                module.eps = c.layer_norm_eps
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=0.02)
             if isinstance(module, nn.Linear) and module.bias is not None:

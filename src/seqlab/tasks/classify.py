@@ -67,11 +67,13 @@ def build_classifier(c: ClassifyModelConfig, vocab_size: int, n_classes: int, ma
     is the body's (``max_len``)."""
     if c.arch == "transformer":
         reading = pretrained.source.classifier if pretrained else {"pool": c.pool}
+        if pretrained:  # the body's LayerNorm ε, as it was trained
+            reading = {**reading, "layer_norm_eps": getattr(pretrained.model.config, "layer_norm_eps", 1e-5)}
         return classifiers.TransformerClassifier(classifiers.TransformerClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
             dropout=c.dropout, max_len=max_len, pad_id=PAD_ID, positional=c.positional,
             max_relative_position=c.max_relative_position, norm_first=c.norm_first, activation=c.activation,
-            **reading))
+            pooler=c.pooler, **reading))
     if c.arch == "lstm":
         return classifiers.LSTMClassifier(classifiers.LSTMClassifierConfig(
             vocab_size, n_classes, d_model=c.d_model, hidden_size=c.hidden_size, n_layers=1, dropout=c.dropout,
