@@ -77,7 +77,7 @@ class LMModelConfig:
     ff_dropout: float | None = None  # None = dropout
     positional: Literal["learned", "sinusoidal", "rotary", "relative"] = "learned"  # relative: Shaw et al. (2018)
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
-    activation: Literal["gelu", "relu"] = "gelu"
+    activation: Literal["gelu", "relu", "gelu_tanh"] = "gelu"
     norm_first: bool = True
     tie_weights: bool = True
 
