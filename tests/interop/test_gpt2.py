@@ -16,7 +16,9 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2L
 
 import seqlab  # noqa: E402
 from seqlab.cli.main import main  # noqa: E402
-from seqlab.models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig, from_pretrained  # noqa: E402
+from seqlab.tasks import views  # noqa: E402
+from seqlab.models import (RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig,  # noqa: E402
+                           from_pretrained)
 
 TEXT = "".join(f"{random.Random(i).choice(['the cat', 'a dog', 'my friend'])} sees the sun {i}.\n" for i in range(300))
 TINY_LM = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2",
@@ -103,7 +105,40 @@ def test_imported_gpt2_computes_what_transformers_does(tmp_path, capsys, setting
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(TEXT, encoding="utf-8")
     code, out, err = run_cli("eval", tmp_path / "run", "--text", corpus, capsys=capsys)
-    assert code == 0, err and "loss" in json.loads(out)
+    assert code == 0, err
+    assert json.loads(out)["tokens"] == len(lm.tokenizer.encode(TEXT).ids)
+    explored = views.generation(lm, "the cat", 5)  # what seqlab explore shows
+    assert explored["views"]["causal self-attention"] and isinstance(explored["output"], str)
+    labelled = tmp_path / "labelled.csv"
+    labelled.write_text("text,label\n" + "".join(f"{s} sees the sun,{s[-3:]}\n" for s in ["the cat", "a dog"] * 8))
+    code, out, err = run_cli("train", "classify", "--csv", labelled, "--init", tmp_path / "run", "--out",
+                             tmp_path / "classify", "--max-steps", 2, "--set", "train.batch_size=4",
+                             "--set", "train.progress=false", "--set", "train.tensorboard=false",
+                             "--set", "train.curves=false", "--set", "train.precision=fp32", capsys=capsys)
+    assert code == 0, err
+
+
+def test_gpt2_imported_then_exported_is_the_original(tmp_path, capsys):
+    """Round trip; and GPT-2's original tokenizer files (vocab.json + merges.txt, no tokenizer.json) read
+    as the same byte-level BPE."""
+    hf = tiny_hf_gpt2(tmp_path / "hf")
+    original = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    (tmp_path / "hf" / "tokenizer.json").unlink()
+    Tokenizer.from_str(original.backend_tokenizer.to_str()).model.save(str(tmp_path / "hf"))
+    assert {"vocab.json", "merges.txt"} <= {p.name for p in (tmp_path / "hf").iterdir()}
+    capsys.readouterr()
+    code, _, err = run_cli("import", "hf", tmp_path / "hf", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 0, err
+    code, _, err = run_cli("export", tmp_path / "run", "--format", "hf", "--out", tmp_path / "again", capsys=capsys)
+    assert code == 0, err
+
+    again = AutoModelForCausalLM.from_pretrained(tmp_path / "again").eval()
+    ids = torch.randint(0, hf.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert_close_relative(again(ids).logits, hf(ids).logits)
+    text = "the cat sees 42 dogs.<|endoftext|>a dog"
+    assert AutoTokenizer.from_pretrained(tmp_path / "again")(text)["input_ids"] == original(text)["input_ids"]
+    assert (again.config.eos_token_id, again.config.bos_token_id) == (hf.config.eos_token_id,) * 2
 
 
 def train_tiny_lm(directory, *settings):
@@ -120,8 +155,11 @@ def char_run(tmp_path_factory):
     return train_tiny_lm(tmp_path_factory.mktemp("char"))
 
 
-@pytest.mark.parametrize("settings", [None, ["--set", "data.tokenizer=bpe", "--set", "data.vocab_size=300",
-                                             "--set", "model.activation=gelu_tanh", "--set", "model.tie_weights=false"]])
+BPE_TANH_UNTIED = ["--set", "data.tokenizer=bpe", "--set", "data.vocab_size=300", "--set", "model.activation=gelu_tanh",
+                   "--set", "model.tie_weights=false"]
+
+
+@pytest.mark.parametrize("settings", [None, BPE_TANH_UNTIED])
 def test_exported_run_computes_the_same_in_transformers(tmp_path, capsys, char_run, settings):
     if settings is None:
         run = tmp_path / "run"

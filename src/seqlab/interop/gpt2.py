@@ -49,7 +49,17 @@ GPT2_DEFAULTS: dict[str, Any] = {
     "add_cross_attention": False, "tie_word_embeddings": True,
 }
 LAYER_NORM_EPS = 1e-5  # torch's nn.LayerNorm default, which every seqlab LayerNorm uses
-SPECIAL_TOKENS = {"pad_token": PAD, "bos_token": BOS, "eos_token": EOS, "unk_token": UNK}
+# HF's special-token roles -> the tokens that play them: seqlab's own, then GPT-2's one <|endoftext|>
+# (its beginning and end of text both), so that a GPT-2 imported and exported again keeps its specials.
+ENDOFTEXT = "<|endoftext|>"
+SPECIAL_TOKENS = {"pad_token": (PAD,), "bos_token": (BOS, ENDOFTEXT), "eos_token": (EOS, ENDOFTEXT), "unk_token": (UNK,)}
+
+
+def special_tokens(tokenizer: Tokenizer) -> dict[str, str]:
+    """Each role of :data:`SPECIAL_TOKENS` that a token of ``tokenizer`` plays, and that token."""
+    found = {role: next((t for t in tokens if tokenizer.token_to_id(t) is not None), None)
+             for role, tokens in SPECIAL_TOKENS.items()}
+    return {role: token for role, token in found.items() if token is not None}
 
 
 # --- the weights, one layout to the other ---------------------------------------------------------
@@ -125,7 +135,8 @@ def check_exportable(model: Any, run: Path) -> TransformerLM:
 def gpt2_config(c: TransformerLMConfig, tokenizer: Tokenizer) -> dict[str, Any]:
     """GPT2Config's config.json for a TransformerLM of config ``c``."""
     dropout = c.dropout
-    specials = {f"{name}_id": tokenizer.token_to_id(token) for name, token in SPECIAL_TOKENS.items()}
+    specials = {f"{role}_id": None for role in SPECIAL_TOKENS}
+    specials.update({f"{role}_id": tokenizer.token_to_id(token) for role, token in special_tokens(tokenizer).items()})
     return {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
         "vocab_size": c.vocab_size, "n_positions": c.max_len, "n_embd": c.d_model, "n_layer": c.n_layers,
@@ -145,7 +156,7 @@ def write_hf_tokenizer(tokenizer: Tokenizer, out: Path, max_length: int) -> None
     """tokenizer.json as it is, and the tokenizer_config.json that makes ``AutoTokenizer`` read it as a
     ``PreTrainedTokenizerFast`` with the run's special tokens (those it has)."""
     tokenizer.save(str(out / "tokenizer.json"))
-    specials = {name: token for name, token in SPECIAL_TOKENS.items() if tokenizer.token_to_id(token) is not None}
+    specials = special_tokens(tokenizer)
     write_json(out / "tokenizer_config.json", {
         "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
         "clean_up_tokenization_spaces": False, **specials}, indent=2)
@@ -229,8 +240,8 @@ def read_hf_tokenizer(source: Path) -> tuple[Tokenizer, str]:
         tokenizer = Tokenizer(models.BPE.from_file(str(source / "vocab.json"), str(source / "merges.txt")))
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tokenizer.decoder = decoders.ByteLevel()
-        if tokenizer.token_to_id("<|endoftext|>") is not None:
-            tokenizer.add_special_tokens(["<|endoftext|>"])
+        if tokenizer.token_to_id(ENDOFTEXT) is not None:
+            tokenizer.add_special_tokens([ENDOFTEXT])
     else:
         raise UserError(f"{source} has no tokenizer (tokenizer.json, or vocab.json and merges.txt)")
     kind = json.loads(tokenizer.to_str())["model"]["type"]
