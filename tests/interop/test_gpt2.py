@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 transformers = pytest.importorskip("transformers")
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
@@ -139,6 +140,29 @@ def test_gpt2_imported_then_exported_is_the_original(tmp_path, capsys):
     text = "the cat sees 42 dogs.<|endoftext|>a dog"
     assert AutoTokenizer.from_pretrained(tmp_path / "again")(text)["input_ids"] == original(text)["input_ids"]
     assert (again.config.eos_token_id, again.config.bos_token_id) == (hf.config.eos_token_id,) * 2
+
+
+@pytest.mark.parametrize("layout", ["unprefixed", "sharded"])
+def test_gpt2_weights_as_other_checkpoints_store_them(tmp_path, capsys, layout):
+    """OpenAI's GPT-2 checkpoints name the weights without ``transformer.`` and keep the attention's
+    causal-mask buffers; large checkpoints come in shards with an index."""
+    hf = tiny_hf_gpt2(tmp_path / "hf")
+    if layout == "unprefixed":
+        tensors = load_file(str(tmp_path / "hf" / "model.safetensors"))
+        tensors = {name.removeprefix("transformer."): t for name, t in tensors.items()}
+        for i in range(hf.config.n_layer):
+            tensors[f"h.{i}.attn.bias"] = torch.tril(torch.ones(1, 1, 32, 32))
+        save_file(tensors, str(tmp_path / "hf" / "model.safetensors"), metadata={"format": "pt"})
+    else:
+        (tmp_path / "hf" / "model.safetensors").unlink()
+        hf.save_pretrained(tmp_path / "hf", max_shard_size="20KB")
+        assert len(list((tmp_path / "hf").glob("model-*.safetensors"))) > 1
+    capsys.readouterr()
+    code, _, err = run_cli("import", "hf", tmp_path / "hf", "--out", tmp_path / "run", capsys=capsys)
+    assert code == 0, err
+    ids = torch.randint(0, hf.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert_close_relative(seqlab.load(tmp_path / "run").model(ids), hf(ids).logits)
 
 
 def train_tiny_lm(directory, *settings):

@@ -15,6 +15,7 @@ needs no ``transformers`` to run them; the tests load the result with it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -279,7 +280,11 @@ def import_gpt2(source: Path, run: Path) -> str:
         model=lm.LMModelConfig(d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
                                d_ff=config.d_ff, dropout=dropout, attention_dropout=config.attention_dropout,
                                ff_dropout=0.0, positional="learned", activation=config.activation,
-                               norm_first=True, tie_weights=tied))
+                               norm_first=True, tie_weights=tied),
+        # the batch seqlab eval scores with: at most ~2^25 logits at once (one 1024-token block of GPT-2's
+        # 50,257-token vocabulary, 200 MB), not the 32 blocks (6 GB) of the training default
+        train=dataclasses.replace(lm.LMConfig().train, batch_size=max(1, min(
+            32, 2**25 // (hf["n_positions"] * hf["vocab_size"])))))
     write_imported_run(run, lm.TASK, lm_config, model, tokenizer, f"Hugging Face GPT-2 {source.resolve()}")
     n = sum(p.numel() for p in model.parameters())
     return (f"wrote {run}: a seqlab language model from GPT-2 {source} ({n:,} parameters, {config.n_layers} "
