@@ -246,7 +246,8 @@ def test_import_refuses_broken_and_foreign_checkpoints(tmp_path, capsys):
     for key, value, message in [("activation_function", "silu", "activation_function='silu'"),
                                 ("scale_attn_weights", False, "scale_attn_weights=false"),
                                 ("layer_norm_epsilon", 1e-6, "layer_norm_epsilon=1e-06"),
-                                ("n_embd", 24, "does not hold the GPT-2 that config.json describes")]:
+                                ("n_embd", 24, "does not hold the GPT-2 that config.json describes"),
+                                ("n_head", 3, "n_head must divide n_embd"), ("n_layer", "2", "positive integers")]:
         (hf / "config.json").write_text(json.dumps({**config, key: value}))
         refused(message)
     (hf / "config.json").write_text(json.dumps(config))

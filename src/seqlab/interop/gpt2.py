@@ -53,7 +53,8 @@ LAYER_NORM_EPS = 1e-5  # torch's nn.LayerNorm default, which every seqlab LayerN
 # HF's special-token roles -> the tokens that play them: seqlab's own, then GPT-2's one <|endoftext|>
 # (its beginning and end of text both), so that a GPT-2 imported and exported again keeps its specials.
 ENDOFTEXT = "<|endoftext|>"
-SPECIAL_TOKENS = {"pad_token": (PAD,), "bos_token": (BOS, ENDOFTEXT), "eos_token": (EOS, ENDOFTEXT), "unk_token": (UNK,)}
+SPECIAL_TOKENS = {"pad_token": (PAD,), "bos_token": (BOS, ENDOFTEXT), "eos_token": (EOS, ENDOFTEXT),
+                  "unk_token": (UNK,)}
 
 
 def special_tokens(tokenizer: Tokenizer) -> dict[str, str]:
@@ -186,11 +187,18 @@ def export_gpt2(run: Path, out: Path) -> str:
 def read_gpt2_config(source: Path) -> dict[str, Any]:
     """config.json with GPT2Config's defaults filled in; a UserError for a setting seqlab's LM lacks."""
     values = {**GPT2_DEFAULTS, **json.loads((source / "config.json").read_text(encoding="utf-8"))}
+    sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
+    if (not all(isinstance(values[k], int) and values[k] > 0 for k in sizes) or values["n_embd"] % values["n_head"]
+            or not (values["n_inner"] is None or isinstance(values["n_inner"], int) and values["n_inner"] > 0)
+            or not isinstance(values["layer_norm_epsilon"], (int, float))):
+        raise DamagedFileError(source / "config.json", f"{', '.join(sizes)} must be positive integers, n_head "
+                               f"must divide n_embd and layer_norm_epsilon be a number", "it is not a GPT-2 config")
     if values["n_inner"] is None:
         values["n_inner"] = 4 * values["n_embd"]
     act = values["activation_function"]
     refusals = [
-        (act not in FROM_HF_ACTIVATION, f"activation_function={act!r} (seqlab reads {', '.join(FROM_HF_ACTIVATION)})"),
+        (act not in FROM_HF_ACTIVATION,
+         f"activation_function={act!r} (seqlab reads {', '.join(FROM_HF_ACTIVATION)})"),
         (not values["scale_attn_weights"], "scale_attn_weights=false (seqlab divides by √d_head)"),
         (values["scale_attn_by_inverse_layer_idx"], "scale_attn_by_inverse_layer_idx=true"),
         (values["add_cross_attention"], "add_cross_attention=true (a decoder with cross-attention)"),
@@ -200,10 +208,6 @@ def read_gpt2_config(source: Path) -> dict[str, Any]:
     for refused, why in refusals:
         if refused:
             raise UserError(f"{source}: seqlab's language model has no equivalent of {why}")
-    sizes = ("vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner")
-    if not all(isinstance(values[k], int) and values[k] > 0 for k in sizes) or values["n_embd"] % values["n_head"]:
-        raise DamagedFileError(source / "config.json", f"{', '.join(sizes)} must be positive integers and "
-                               f"n_head must divide n_embd", "it is not a GPT-2 config")
     return values
 
 
@@ -216,6 +220,8 @@ def read_weights(source: Path) -> dict[str, Tensor]:
             files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise DamagedFileError(index, "no weight_map", "it is not a safetensors index") from None
+        if not all(isinstance(name, str) and Path(name).name == name for name in files):
+            raise DamagedFileError(index, "a shard outside the directory", "it is not a safetensors index")
     elif (source / "model.safetensors").is_file():
         files = ["model.safetensors"]
     elif any((source / name).exists() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
