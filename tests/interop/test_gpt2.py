@@ -87,7 +87,7 @@ def test_imported_gpt2_computes_what_transformers_does(tmp_path, capsys, setting
     capsys.readouterr()
     code, out, err = run_cli("import", "hf", tmp_path / "hf", "--out", tmp_path / "run", capsys=capsys)
     assert code == 0, err
-    assert "wrote" in out and len(out.strip().splitlines()) == 1
+    assert "GPT-2" in out and len(out.strip().splitlines()) == 1 and ".run." not in out  # not the temporary name
 
     lm = seqlab.load(tmp_path / "run")
     ids = torch.randint(0, hf.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
@@ -196,7 +196,7 @@ def test_exported_run_computes_the_same_in_transformers(tmp_path, capsys, char_r
     model.save_pretrained(run / "checkpoints" / "best")
     code, out, err = run_cli("export", run, "--format", "hf", "--out", tmp_path / "hf", capsys=capsys)
     assert code == 0, err
-    assert len(out.strip().splitlines()) == 1
+    assert len(out.strip().splitlines()) == 1 and ".hf." not in out
 
     hf = AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
     hf_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")

@@ -178,8 +178,9 @@ def export_gpt2(run: Path, out: Path) -> str:
                                                 ("bos_token_id", "eos_token_id", "pad_token_id")}, indent=2)
     write_hf_tokenizer(tokenizer, out, model.config.max_len)
     c = model.config
-    return (f"wrote {out}: GPT-2 ({c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, "
-            f"context {c.max_len}, vocabulary {c.vocab_size}) and its tokenizer")
+    # out is the temporary directory the registry renames into place: the line does not name it
+    return (f"a GPT-2 ({c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, context {c.max_len}, "
+            f"vocabulary {c.vocab_size}) and its tokenizer, for transformers' AutoModelForCausalLM and AutoTokenizer")
 
 
 # --- import ---------------------------------------------------------------------------------------
@@ -293,5 +294,5 @@ def import_gpt2(source: Path, run: Path) -> str:
             32, 2**25 // (hf["n_positions"] * hf["vocab_size"])))))
     write_imported_run(run, lm.TASK, lm_config, model, tokenizer, f"Hugging Face GPT-2 {source.resolve()}")
     n = sum(p.numel() for p in model.parameters())
-    return (f"wrote {run}: a seqlab language model from GPT-2 {source} ({n:,} parameters, {config.n_layers} "
+    return (f"a seqlab language-model run from the GPT-2 in {source} ({n:,} parameters, {config.n_layers} "
             f"layers, d_model {config.d_model}, context {config.max_len}, vocabulary {config.vocab_size})")
