@@ -1,12 +1,18 @@
 """Position-wise feed-forward network (§3.3): FFN(x) = max(0, x W1 + b1) W2 + b2, applied to every
-position separately and identically."""
+position separately and identically.
+
+Activations: ``relu`` (the paper's), ``gelu`` (Hendrycks & Gimpel, 2016: x·Φ(x), exact) and ``gelu_tanh``,
+the same with Φ approximated through tanh (their §2), which GPT-2 and its checkpoints use.
+"""
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh")}
 
 
 class PositionwiseFeedForward(nn.Module):

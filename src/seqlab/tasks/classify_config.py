@@ -51,7 +51,7 @@ class ClassifyModelConfig:
     positional: Literal["learned", "sinusoidal", "rotary", "relative"] = "learned"
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
     norm_first: bool = True  # transformer: pre-LN; false: post-LN (BERT's)
-    activation: Literal["gelu", "relu"] = "gelu"  # transformer
+    activation: Literal["gelu", "relu", "gelu_tanh"] = "gelu"  # transformer
     pooler: bool = False  # transformer: BERT's pooler, a Linear and tanh on the pooled state before the head
     # A masked-LM run (seqlab train mlm) or a Transformer LM run (seqlab train lm) whose body and tokenizer
     # the Transformer starts from (seqlab.tasks.classify_init): its model settings replace the ones above

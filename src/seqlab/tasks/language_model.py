@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 from ..config import build, check_model, option, to_dict
 from ..data import token_stream
-from ..data.tokenizer import UNK_ID, load_tokenizer, save_tokenizer, train_tokenizer
+from ..data.tokenizer import UNK, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
 from ..io import write_json
 from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
@@ -77,7 +77,7 @@ class LMModelConfig:
     ff_dropout: float | None = None  # None = dropout
     positional: Literal["learned", "sinusoidal", "rotary", "relative"] = "learned"  # relative: Shaw et al. (2018)
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
-    activation: Literal["gelu", "relu"] = "gelu"
+    activation: Literal["gelu", "relu", "gelu_tanh"] = "gelu"
     norm_first: bool = True
     tie_weights: bool = True
 
@@ -221,7 +221,7 @@ class LanguageModel:
         ids = self.tokenizer.encode(prompt).ids if prompt else []
         if not ids:  # an empty prompt starts after a line break, as a new paragraph
             newline = self.tokenizer.encode("\n").ids
-            if not newline or UNK_ID in newline:
+            if not newline or self.tokenizer.token_to_id(UNK) in newline:
                 raise UserError("the model knows no line break to start from; give a --prompt")
             ids = newline
         return torch.tensor([ids], device=self.device)
@@ -268,7 +268,8 @@ class LanguageModel:
             starts = token_stream.evaluation_blocks(ids, block_size)
             scores = evaluate_lm(self.model, ids, starts, block_size, batch_size, self.device,
                                  characters / tokens, prefix="")
-            unknown = int(np.count_nonzero(ids == UNK_ID))
+            unk = self.tokenizer.token_to_id(UNK)  # None for a tokenizer without one (an imported GPT-2's)
+            unknown = int(np.count_nonzero(ids == unk)) if unk is not None else 0
             del ids  # the memory map, before its file goes
         return {**scores, "loss_unit": "nats per token", "tokens": tokens, "scored_tokens": len(starts) * block_size,
                 "unknown_tokens": unknown}
