@@ -128,7 +128,7 @@ def _write_atomically(out: Path, overwrite: bool, write: Callable[[Path], str], 
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
-        return said
+        return f"{said}: {out}"
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -29,21 +29,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers.processors import TemplateProcessing
 from torch import Tensor
 
-from ..config import to_dict
 from ..data.tokenizer import BERT_SPECIALS, CONTINUATION, PAD_ID, load_tokenizer
 from ..errors import UserError
-from ..io import write_json
 from ..models import MaskedLM, MaskedLMConfig
-from ..models.pretrained import save_pretrained
 from ..tasks import run_dir as runs
 from ..tasks.masked_lm import MLMConfig, MLMDataConfig, MLMModelConfig
-from ..train.checkpoint import save_state
 from . import exporter, importer
+from .imported_run import read_weights, write_imported_run
 
 PAD, UNK, CLS, SEP, MASK = BERT_SPECIALS
 TOKEN_TYPE = "bert.embeddings.token_type_embeddings.weight"
@@ -136,7 +133,7 @@ def export_mlm(run: Path, out: Path) -> str:
     dropout = c.dropout if c.attention_dropout is None else c.attention_dropout
     config = hf_config("BertForMaskedLM", c, dropout, c.layer_norm_eps, c.pad_id)
     write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json"), c.max_len)
-    return (f"wrote {out.name}: BertForMaskedLM, {c.n_layers} layers of width {c.d_model}, vocabulary "
+    return (f"BertForMaskedLM, {c.n_layers} layers of width {c.d_model}, vocabulary "
             f"{c.vocab_size}, {c.max_len} positions, and its tokenizer")
 
 
@@ -160,30 +157,16 @@ def export_classifier(run: Path, out: Path) -> str:
                        id2label={str(i): name for i, name in enumerate(classes)},
                        label2id={name: i for i, name in enumerate(classes)})
     write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json"), c.max_len)
-    return (f"wrote {out.name}: BertForSequenceClassification over {len(classes)} classes "
+    return (f"BertForSequenceClassification over {len(classes)} classes "
             f"({', '.join(classes)}), {c.n_layers} layers of width {c.d_model}, and its tokenizer")
 
 
 # --- into seqlab -----------------------------------------------------------------------------------
 
-def read_weights(source: Path) -> dict[str, Tensor]:
-    """The checkpoint's tensors (model.safetensors, sharded or not, or pytorch_model.bin), each named as
-    BertForMaskedLM names it ("bert." in front of the encoder's; a BertModel's have none)."""
-    try:
-        if (source / HF_WEIGHTS).is_file():
-            tensors = load_file(str(source / HF_WEIGHTS))
-        elif (source / HF_INDEX).is_file():
-            shards = sorted(set(json.loads((source / HF_INDEX).read_text())["weight_map"].values()))
-            tensors = {name: t for shard in shards for name, t in load_file(str(source / shard)).items()}
-        elif (source / HF_TORCH).is_file():
-            tensors = torch.load(source / HF_TORCH, map_location="cpu", weights_only=True)
-        else:
-            raise UserError(f"{source} holds no weights ({HF_WEIGHTS} or {HF_TORCH})")
-    except UserError:
-        raise
-    except Exception as error:  # a truncated or foreign file: safetensors, torch and json each raise their own
-        said = str(error).splitlines()[0] if str(error) else repr(error)
-        raise UserError(f"{source}: cannot read the weights: {said}") from None
+def bert_weights(source: Path) -> dict[str, Tensor]:
+    """The checkpoint's tensors (``read_weights``), each named as BertForMaskedLM names it ("bert." in
+    front of the encoder's; a BertModel's have none; old checkpoints' LayerNorm gamma/beta renamed)."""
+    tensors = read_weights(source)
     renamed = {}
     for name, tensor in tensors.items():
         name = name.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias")
@@ -255,7 +238,7 @@ def import_bert(source: Path, out: Path) -> str:
     hf = json.loads((source / "config.json").read_text(encoding="utf-8"))
     check_bert(source, hf)
     tokenizer = read_tokenizer(source, hf)
-    tensors = read_weights(source)
+    tensors = bert_weights(source)
     L, D = hf["num_hidden_layers"], hf["hidden_size"]
     if "cls.predictions.bias" not in tensors:
         raise UserError(f"{source} has no masked-LM head (cls.predictions); seqlab imports BERT checkpoints "
@@ -302,10 +285,4 @@ def write_mlm_run(out: Path, model: MaskedLM, tokenizer: Tokenizer, source: Path
                      model=MLMModelConfig(d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff,
                                           dropout=c.dropout, attention_dropout=c.attention_dropout, ff_dropout=0.0,
                                           positional="learned", activation="gelu", norm_first=False))
-    write_json(out / runs.RUN_FILE, {"task": "mlm", "config": to_dict(config),
-                                     "imported": {"format": "hf", "source": str(source.resolve())}}, indent=2)
-    tokenizer.save(str(out / "tokenizer.json"))
-    best = out / "checkpoints" / "best"
-    best.mkdir(parents=True)
-    save_pretrained(model, best)
-    save_state(best, {"step": 0, "imported_from": str(source.resolve())})
+    write_imported_run(out, "mlm", config, model, tokenizer, str(source.resolve()))

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from torch import Tensor
 
@@ -34,7 +33,7 @@ from ..models import TransformerLM, TransformerLMConfig
 from ..tasks import language_model as lm
 from ..tasks import run_dir as runs
 from . import exporter, importer
-from .imported_run import write_imported_run
+from .imported_run import read_weights, write_imported_run
 
 # seqlab activation -> GPT-2's activation_function on export. "gelu_new" is GPT-2's own tanh GELU.
 TO_HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
@@ -210,33 +209,6 @@ def read_gpt2_config(source: Path) -> dict[str, Any]:
         if refused:
             raise UserError(f"{source}: seqlab's language model has no equivalent of {why}")
     return values
-
-
-def read_weights(source: Path) -> dict[str, Tensor]:
-    """model.safetensors, or the shards that model.safetensors.index.json names. Pickled weights
-    (pytorch_model.bin) are refused: loading a pickle can run any code it carries."""
-    index = source / "model.safetensors.index.json"
-    if index.is_file():
-        try:
-            files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-            raise DamagedFileError(index, "no weight_map", "it is not a safetensors index") from None
-        if not all(isinstance(name, str) and Path(name).name == name for name in files):
-            raise DamagedFileError(index, "a shard outside the directory", "it is not a safetensors index")
-    elif (source / "model.safetensors").is_file():
-        files = ["model.safetensors"]
-    elif any((source / name).exists() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
-        raise UserError(f"{source} holds its weights as pytorch_model.bin, a pickle (loading one can run code); "
-                        f"seqlab reads model.safetensors: resave it with save_pretrained(DIR, safe_serialization=True)")
-    else:
-        raise UserError(f"{source} has no model.safetensors")
-    tensors: dict[str, Tensor] = {}
-    for name in files:
-        try:
-            tensors.update(load_file(str(source / name)))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise DamagedFileError(source / name, str(error), "it cannot be read as safetensors") from None
-    return tensors
 
 
 def read_hf_tokenizer(source: Path) -> tuple[Tokenizer, str]:

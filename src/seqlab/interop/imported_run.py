@@ -1,5 +1,6 @@
-"""A seqlab run directory made from a model and a tokenizer that came from elsewhere (an imported
-checkpoint), laid out by the same writers training uses, so that ``generate``, ``eval``, ``explore`` and
+"""A Hugging Face checkpoint's weights, read without unpickling anything (``read_weights``), and a seqlab
+run directory made from a model and a tokenizer that came from elsewhere, laid out by the same writers
+training uses, so that ``generate``, ``eval``, ``explore`` and
 ``--init`` read it as they read a trained run:
 
     RUN/run.json                   the task and its full config (as ``seqlab train`` writes it)
@@ -9,14 +10,18 @@ checkpoint), laid out by the same writers training uses, so that ``generate``, `
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from tokenizers import Tokenizer
-from torch import nn
+from torch import Tensor, nn
 
 from ..config import to_dict
 from ..data.tokenizer import save_tokenizer
+from ..errors import DamagedFileError, UserError
 from ..tasks import run_dir as runs
 from ..train.checkpoint import save_checkpoint
 
@@ -29,3 +34,30 @@ def write_imported_run(run: Path, task: str, config: Any, model: nn.Module, toke
     runs.write_run(run, task, to_dict(config))
     save_tokenizer(tokenizer, run / "tokenizer.json")
     save_checkpoint(run / "checkpoints" / "best", model, {"imported_from": source})
+
+
+def read_weights(source: Path) -> dict[str, Tensor]:
+    """model.safetensors, or the shards that model.safetensors.index.json names. Pickled weights
+    (pytorch_model.bin) are refused: loading a pickle can run any code it carries."""
+    index = source / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise DamagedFileError(index, "no weight_map", "it is not a safetensors index") from None
+        if not all(isinstance(name, str) and Path(name).name == name for name in files):
+            raise DamagedFileError(index, "a shard outside the directory", "it is not a safetensors index")
+    elif (source / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    elif any((source / name).exists() for name in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+        raise UserError(f"{source} holds its weights as pytorch_model.bin, a pickle (loading one can run code); "
+                        f"seqlab reads model.safetensors: resave it with save_pretrained(DIR, safe_serialization=True)")
+    else:
+        raise UserError(f"{source} has no model.safetensors")
+    tensors: dict[str, Tensor] = {}
+    for name in files:
+        try:
+            tensors.update(load_file(str(source / name)))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise DamagedFileError(source / name, str(error), "it cannot be read as safetensors") from None
+    return tensors
