@@ -62,6 +62,8 @@ BUDGETS: dict[str, dict] = {
     "train lm --text input.txt --config shakespeare-char-77s": {"args": [*TRAIN, *NET]},
     "generate runs/shakespeare": {"args": ["--threads", "1", "--max-new-tokens", "20"],
                                   "check": lambda out: out.startswith("ROMEO:") and len(out) > len("ROMEO:\n")},
+    "export runs/shakespeare --format hf": {"check": lambda out: Path("hf/shakespeare/config.json").is_file()},
+    "import hf hf/shakespeare": {"check": lambda out: Path("runs/shakespeare-hf/run.json").is_file()},
     "train lm": {"args": [*TRAIN, *NET, "--set", "data.default_corpus_chars=20000"]},
     "compare lm --text input.txt": {"args": [*TRAIN, *NET, "--max-time", "20"],
                                     "check": lambda out: compared("lm")},
