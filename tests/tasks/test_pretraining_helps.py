@@ -15,13 +15,13 @@ import random
 import seqlab
 from seqlab.cli.main import main
 
+SEED = 0  # the texts' and every run's
 QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.curves=false",
          "--set", "train.precision='fp32'", "--set", f"train.seed={SEED}"]
 BODY = ["--set", "model.d_model=32", "--set", "model.n_heads=2", "--set", "model.n_layers=2", "--set", "model.d_ff=64"]
 GROUPS = {"a": "blick dorp fenn glim hask jorb kelp lunt mirk nusk parl quib rolt sipe tarn vosk wemp yarb zill frob",
           "b": "brug clan dwel fusk grop hilt jask krim lorn mosp narb plim rusk slub trev vint wrag yelm zorp flin"}
 WORDS = {label: words.split() for label, words in GROUPS.items()}
-SEED = 0  # the texts' and every run's
 SEEN = 4  # words of each group in the labelled texts; the other 16 only in the held-out ones
 
 
