@@ -49,7 +49,8 @@ def test_pretraining_helps_on_words_the_labelled_set_never_shows(tmp_path):
                  *BODY, "--set", "data.block_size=14", "--set", "data.vocab_size=200", "--set", "train.batch_size=32",
                  "--set", "train.warmup_steps=30", "--set", "train.eval_every=400", *QUIET]) == 0
     classify = ["train", "classify", "--csv", str(tmp_path / "labelled.csv"), "--max-steps", "60",
-                "--set", "train.batch_size=16", "--set", "train.warmup_steps=10", "--set", "train.eval_every=10", *QUIET]
+                "--set", "train.batch_size=16", "--set", "train.warmup_steps=10", "--set", "train.eval_every=10",
+                *QUIET]
     # The embeddings and first layer stay as pre-trained: the seen words' vectors do not drift from the
     # unseen ones of their group while the head fits the 8 seen words.
     assert main([*classify, "--out", str(tmp_path / "pretrained"), "--init", str(mlm),
@@ -57,8 +58,8 @@ def test_pretraining_helps_on_words_the_labelled_set_never_shows(tmp_path):
     assert main([*classify, "--out", str(tmp_path / "scratch"), *BODY]) == 0
 
     pretrained, scratch = accuracy(tmp_path / "pretrained", held_out), accuracy(tmp_path / "scratch", held_out)
-    # Seeds 0-9 of this recipe (data, MLM and fine-tuning): pre-trained 0.96-1.00, from scratch 0.50; the
-    # pre-trained classifier with its weights not loaded (the MLM's tokenizer, a random body) 0.17-0.52.
+    # SEED 0-3: pre-trained 1.00, from scratch 0.50 (the unseen words are all its tokenizer's [UNK]); with
+    # the MLM's tokenizer but its weights not loaded (a random body) 0.49, so the first bound fails.
     assert scratch <= 0.7, scratch
     assert pretrained >= 0.85, (pretrained, scratch)
     assert pretrained - scratch >= 0.25, (pretrained, scratch)
