@@ -1,0 +1,90 @@
+"""Generation speed side by side on the same weights: seqlab's ``TransformerLM.generate`` (its key/value
+cache), the same model exported to GPT-2 and run by Hugging Face ``transformers``' ``generate``, and — when
+``seqlab export --format onnx`` is available — ONNX Runtime stepping the exported prefill and cached
+decode graphs. Tokens per second of new tokens, batch 1 and 8, greedy and sampling (top-k 40), 256 new
+tokens after a 16-token prompt, fp32, one after the other in one process.
+
+    .venv/bin/python benchmarks/inference.py [--threads 2] [--repeats 3] [--new-tokens 256]
+
+The model is the 6-layer, 384-wide "baby GPT" shape (6 heads, context 1,024, character vocabulary),
+trained for one step on generated text so that it is a real run (what ``seqlab export`` reads); speed
+does not depend on what the weights learned. Every engine makes exactly ``--new-tokens`` tokens (no
+end-of-text stop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def make_run(root: Path, threads: int) -> Path:
+    from seqlab.cli.main import main
+
+    text = root / "text.txt"
+    text.write_text("".join(chr(97 + (i * 7919) % 26) + (" " if i % 7 == 0 else "") for i in range(60_000)))
+    run = root / "lm"
+    sizes = ["--set", "model.d_model=384", "--set", "model.n_heads=6", "--set", "model.n_layers=6",
+             "--set", "data.block_size=1024", "--set", "train.batch_size=1", "--set", "train.progress=false",
+             "--set", "train.tensorboard=false", "--set", "train.curves=false", "--precision", "fp32"]
+    assert main(["train", "lm", "--text", str(text), "--out", str(run), "--max-steps", "1",
+                 "--threads", str(threads), *sizes]) == 0
+    return run
+
+
+@torch.no_grad()
+def timed(fn, repeats: int) -> float:
+    """The median wall time of ``fn()`` over ``repeats`` runs, after one untimed warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--new-tokens", type=int, default=256)
+    parser.add_argument("--prompt", type=int, default=16)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from transformers import GPT2LMHeadModel
+
+    from seqlab.interop import export
+    from seqlab.models import from_pretrained
+
+    root = Path(tempfile.mkdtemp(prefix="seqlab-inference-"))
+    run = make_run(root, args.threads)
+    export(run, "hf", root / "hf")
+    ours = from_pretrained(run).eval()
+    theirs = GPT2LMHeadModel.from_pretrained(root / "hf").eval()
+    n = args.new_tokens
+    print(f"CPU threads {args.threads}; model {sum(p.numel() for p in ours.parameters()):,} parameters; "
+          f"prompt {args.prompt}, {n} new tokens; median of {args.repeats}")
+    print(f"{'batch':>5} {'mode':>7} {'seqlab tok/s':>13} {'transformers tok/s':>19} {'ratio':>6}")
+    for batch in (1, 8):
+        ids = torch.randint(0, ours.vocab_size, (batch, args.prompt), generator=torch.Generator().manual_seed(0))
+        for mode in ("greedy", "sample"):
+            sample = mode == "sample"
+            seqlab_s = timed(lambda: ours.generate(ids, n, temperature=1.0 if sample else 0, top_k=40 if sample else None),
+                             args.repeats)
+            hf_s = timed(lambda: theirs.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=sample,
+                                                 top_k=40 if sample else None, temperature=1.0 if sample else None,
+                                                 top_p=None, attention_mask=torch.ones_like(ids), pad_token_id=0),
+                         args.repeats)
+            ours_tps, theirs_tps = batch * n / seqlab_s, batch * n / hf_s
+            print(f"{batch:>5} {mode:>7} {ours_tps:>13.1f} {theirs_tps:>19.1f} {ours_tps / theirs_tps:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()
