@@ -132,7 +132,7 @@ def test_translation_greedy_decoding_in_onnxruntime_equals_seqlabs(translation):
 def plain_runs():
     return {
         "classify": lambda root: ["--csv", root / "reviews.csv", *SMALL, "--set", "model.pool='cls'"],
-        "classify-lstm": lambda root: ["--csv", root / "reviews.csv", "--model", "lstm", *QUICK],
+        "classify-conv1d": lambda root: ["--csv", root / "reviews.csv", "--model", "conv1d", *QUICK],
         "mlm": lambda root: ["--text", root / "text.txt", *SMALL, "--set", "data.block_size=20",
                              "--set", "data.vocab_size=40"],
         "vision": lambda root: [*SMALL, "--set", "data.image_size=8"],
@@ -174,6 +174,7 @@ def test_onnx_outputs_equal_pytorchs(root, name):
     ("lm", ["--set", "model.positional='relative'"], "model.positional='relative'"),
     ("lm", ["--set", "model.arch='gru'"], "exports Transformer language models"),
     ("classify", ["--model", "nbsvm"], "linear baseline"),
+    ("classify", ["--model", "lstm"], "model.arch='lstm'"),
 ])
 def test_unsupported_settings_are_one_line_and_exit_2(root, capsys, task, args, message):
     data = ["--text", root / "text.txt"] if task == "lm" else ["--csv", root / "reviews.csv"]

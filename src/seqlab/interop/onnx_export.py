@@ -21,6 +21,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -31,6 +32,7 @@ from torch import nn
 
 from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from ..errors import UserError
+from ..models.classifiers import LSTMClassifier
 from ..models.language_model import LMCache, TransformerLM
 from ..models.transformer import Transformer
 from ..nn import KVCache
@@ -117,9 +119,15 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
                                         optimize=True)
             program.save(str(path), external_data=False)
     except Exception as error:  # torch.export's errors are many pages long: say the first line
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UserError(f"cannot export {path.stem} to ONNX: {first[:200]}") from None
+        raise UserError(f"cannot export {path.stem} to ONNX: {_cause(error)}") from None
     return {"file": path.name, "inputs": inputs, "outputs": outputs}
+
+
+def _cause(error: Exception) -> str:
+    """torch.onnx's error is pages long; its summary line says what failed."""
+    lines = str(error).strip().splitlines()
+    summary = [m.group(1) for line in lines if (m := re.match(r"<class '[^']+'>: (.+)", line))]
+    return (summary or lines or [type(error).__name__])[0][:300]
 
 
 @contextlib.contextmanager
@@ -234,6 +242,9 @@ def export_classify(run: Path, out: Path) -> str:
         raise UserError(f"{run} holds a linear baseline ({classifier.config.model.arch}), not a PyTorch model; "
                         f"--format onnx exports the neural classifiers")
     model = classifier.model
+    if isinstance(model, LSTMClassifier):  # pack_padded_sequence sorts rows by length: no static graph
+        raise UserError(f"--format onnx cannot export {run}'s LSTM classifier (model.arch='lstm': its packed "
+                        f"variable-length sequences do not trace); the transformer and conv1d ones export")
     _refuse_relative(model, "a classifier")
     max_len = classifier.config.data.max_len
     ids = torch.randint(4, classifier.tokenizer.get_vocab_size(), (2, min(6, max_len)))
