@@ -12,7 +12,9 @@ seqlab (or PyTorch), with its tokenizer and an ``onnx.json`` naming every graph'
     forecast    model.onnx    x (B, input_len, C), standardised -> forecast (B, horizon, C)
 
 Batch and sequence axes are dynamic. The graphs come from ``torch.export`` (``torch.onnx.export``
-with ``dynamo=True``), in inference mode: dropout off.
+with ``dynamo=True``), in inference mode: dropout off. Refused in one line: recurrent language models,
+RNN and convolutional translation models, the LSTM classifier (packed sequences), linear text
+baselines (not PyTorch), and relative position representations (``model.positional='relative'``).
 """
 
 from __future__ import annotations
