@@ -49,7 +49,7 @@ def train_and_export(root, task, name, *args):
     return run, out
 
 
-@pytest.fixture(scope="module", params=["learned", "rotary"])
+@pytest.fixture(scope="module", params=["learned", "sinusoidal", "rotary"])
 def lm(root, request):
     return train_and_export(root, "lm", f"lm-{request.param}", "--text", root / "text.txt", *SMALL,
                             "--set", "data.block_size=24", "--set", f"model.positional='{request.param}'")
