@@ -167,8 +167,8 @@ class TransformerClassifier(TextClassifier):
         keep = ids != self.pad_id  # (B, T)
         x = self.embedding(ids)
         if self.pool == "cls":
-            x = torch.cat([self.cls.expand(len(ids), -1, -1), x], dim=1)
-            keep = torch.cat([keep.new_ones(len(ids), 1), keep], dim=1)
+            x = torch.cat([self.cls.expand(ids.size(0), -1, -1), x], dim=1)
+            keep = torch.cat([keep.new_ones(ids.size(0), 1), keep], dim=1)
         x = self.dropout(self.embedding_norm(self.position(x)))  # (B, T', D)
         # Padding is never attended to; causally, the right padding comes after every real token, so
         # the causal mask alone keeps it out of their states (and the LM's own fast path applies).
@@ -188,7 +188,7 @@ class TransformerClassifier(TextClassifier):
         elif self.pool == "last":  # the last real token's state, which has read the whole text
             positions = torch.arange(ids.size(1), device=ids.device)
             last = torch.where(keep, positions, 0).amax(1)  # (B,)
-            pooled = x[torch.arange(len(ids), device=ids.device), last]
+            pooled = x[torch.arange(ids.size(0), device=ids.device), last]
         else:
             pooled = x[:, 0]
         logits = self.head(self.dropout(self.pooler(pooled)))

@@ -27,7 +27,7 @@ class LMCache(list):
 
     @property
     def offset(self) -> int:
-        return len(self[0]) if self else 0
+        return self[0].length if self else 0
 
 
 @dataclass

@@ -76,7 +76,8 @@ def scaled_dot_product_attention(
         # A softmax over an all -inf row is NaN, and NaN poisons gradients even where the output is
         # later zeroed. So let such rows attend everywhere (finite values), then zero them.
         allowed = mask.any(dim=-1, keepdim=True)
-        if not bool(allowed.all()):
+        # An exported graph cannot branch on the data: it always takes the guarded path.
+        if torch.compiler.is_exporting() or not bool(allowed.all()):
             empty_rows = ~allowed
             mask = mask | empty_rows
 
@@ -120,6 +121,12 @@ class KVCache:
         self.value: Tensor | None = None
 
     def __len__(self) -> int:
+        return int(self.length)
+
+    @property
+    def length(self) -> int:
+        """The positions cached; unlike ``len``, a symbolic size under ``torch.export`` (so an exported
+        decoding step takes any number of past positions)."""
         return 0 if self.key is None else self.key.size(2)
 
     def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
@@ -180,7 +187,7 @@ class MultiHeadAttention(nn.Module):
         other's."""
         B, Tq, _ = query.shape
         q = self._split_heads(self.w_q(query))  # (B, H, Tq, d_head)
-        offset = len(cache) if cache is not None and not cache.static else 0  # positions already cached
+        offset = cache.length if cache is not None and not cache.static else 0  # positions already cached
         if cache is not None and cache.static and cache.key is not None:
             k, v = cache.key, cache.value  # encoder memory, projected at the first step
         else:
