@@ -64,6 +64,7 @@ BUDGETS: dict[str, dict] = {
                                   "check": lambda out: out.startswith("ROMEO:") and len(out) > len("ROMEO:\n")},
     "export runs/shakespeare --format hf": {"check": lambda out: Path("hf/shakespeare/config.json").is_file()},
     "import hf hf/shakespeare": {"check": lambda out: Path("runs/shakespeare-hf/run.json").is_file()},
+    "export runs/shakespeare --format onnx": {"check": lambda out: Path("onnx/shakespeare/decode.onnx").is_file()},
     "train lm": {"args": [*TRAIN, *NET, "--set", "data.default_corpus_chars=20000"]},
     "compare lm --text input.txt": {"args": [*TRAIN, *NET, "--max-time", "20"],
                                     "check": lambda out: compared("lm")},

@@ -20,6 +20,7 @@ baselines (not PyTorch), and relative position representations (``model.position
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import json
 import logging
@@ -113,6 +114,9 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
     """Writes ``module`` (in eval mode) to ``path`` as one self-contained ONNX file; -> its entry in
     ``onnx.json``. A model torch.export cannot trace is a UserError."""
     module.eval()
+    for package in ("onnx", "onnxscript"):  # torch.onnx's exporter writes through them
+        if importlib.util.find_spec(package) is None:
+            raise UserError(f"--format onnx needs the {package} package: pip install 'seqlab[onnx]'")
     try:
         with torch.no_grad(), warnings.catch_warnings(), _quiet():
             warnings.simplefilter("ignore")
