@@ -1,13 +1,12 @@
 """Generation speed side by side on the same weights: seqlab's ``TransformerLM.generate`` (its key/value
-cache), the same model exported to GPT-2 and run by Hugging Face ``transformers``' ``generate``, and — when
-``seqlab export --format onnx`` is available — ONNX Runtime stepping the exported prefill and cached
-decode graphs. Tokens per second of new tokens, batch 1 and 8, greedy and sampling (top-k 40), 256 new
+cache), the same model exported to GPT-2 and run by Hugging Face ``transformers``' ``generate``, and ONNX Runtime
+stepping the graphs ``seqlab export --format onnx`` writes (prefill, then the cached decode step). Tokens per second of new tokens, batch 1 and 8, greedy and sampling (top-k 40), 256 new
 tokens after a 16-token prompt, fp32, one after the other in one process.
 
     .venv/bin/python benchmarks/inference.py [--threads 2] [--repeats 3] [--new-tokens 256]
 
 The model is the 6-layer, 384-wide "baby GPT" shape (6 heads, context 1,024, character vocabulary),
-trained for one step on generated text so that it is a real run (what ``seqlab export`` reads); speed
+trained for one step on generated text (a vocabulary of 91 characters) so that it is a real run (what ``seqlab export`` reads); speed
 does not depend on what the weights learned. Every engine makes exactly ``--new-tokens`` tokens (no
 end-of-text stop).
 """
@@ -27,7 +26,7 @@ def make_run(root: Path, threads: int) -> Path:
     from seqlab.cli.main import main
 
     text = root / "text.txt"
-    text.write_text("".join(chr(97 + (i * 7919) % 26) + (" " if i % 7 == 0 else "") for i in range(60_000)))
+    text.write_text("".join(chr(33 + (i * 7919) % 90) + (" " if i % 7 == 0 else "") for i in range(60_000)))
     run = root / "lm"
     sizes = ["--set", "model.d_model=384", "--set", "model.n_heads=6", "--set", "model.n_layers=6",
              "--set", "data.block_size=1024", "--set", "train.batch_size=1", "--set", "train.progress=false",
@@ -35,6 +34,40 @@ def make_run(root: Path, threads: int) -> Path:
     assert main(["train", "lm", "--text", str(text), "--out", str(run), "--max-steps", "1",
                  "--threads", str(threads), *sizes]) == 0
     return run
+
+
+def onnx_generator(directory: Path, threads: int):
+    """generate(ids, n, sample) with the exported prefill and decode graphs in ONNX Runtime (the loop of
+    docs/interop.md; sampling: top-k 40 at temperature 1, drawn with NumPy)."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    meta = json.loads((directory / "onnx.json").read_text())
+    prefill = ort.InferenceSession(str(directory / "prefill.onnx"), options)
+    decode = ort.InferenceSession(str(directory / "decode.onnx"), options)
+    past = meta["graphs"]["decode"]["inputs"][1:]
+    rng = np.random.default_rng(0)
+
+    def pick(logits, sample):
+        if not sample:
+            return logits.argmax(-1)[:, None]
+        top = np.argpartition(-logits, 40, axis=-1)[:, :40]
+        chosen = np.take_along_axis(logits, top, -1)
+        p = np.exp(chosen - chosen.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        return np.array([[row[rng.choice(40, p=q)]] for row, q in zip(top, p)])
+
+    def generate(ids, n, sample):
+        logits, *cache = prefill.run(None, {"ids": ids})
+        for _ in range(n):
+            token = pick(logits[:, -1], sample)
+            logits, *cache = decode.run(None, {"ids": token, **dict(zip(past, cache))})
+
+    return generate
 
 
 @torch.no_grad()
@@ -66,12 +99,15 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="seqlab-inference-"))
     run = make_run(root, args.threads)
     export(run, "hf", root / "hf")
+    export(run, "onnx", root / "onnx")
+    ort_generate = onnx_generator(root / "onnx", args.threads)
     ours = from_pretrained(run).eval()
     theirs = GPT2LMHeadModel.from_pretrained(root / "hf").eval()
     n = args.new_tokens
     print(f"CPU threads {args.threads}; model {sum(p.numel() for p in ours.parameters()):,} parameters; "
           f"prompt {args.prompt}, {n} new tokens; median of {args.repeats}")
-    print(f"{'batch':>5} {'mode':>7} {'seqlab tok/s':>13} {'transformers tok/s':>19} {'ratio':>6}")
+    print(f"{'batch':>5} {'mode':>7} {'seqlab tok/s':>13} {'transformers tok/s':>19} {'ratio':>6} "
+          f"{'onnxruntime tok/s':>18} {'ratio':>6}")
     for batch in (1, 8):
         ids = torch.randint(0, ours.vocab_size, (batch, args.prompt), generator=torch.Generator().manual_seed(0))
         for mode in ("greedy", "sample"):
@@ -82,8 +118,10 @@ def main() -> None:
                                                  top_k=40 if sample else None, temperature=1.0 if sample else None,
                                                  top_p=None, attention_mask=torch.ones_like(ids), pad_token_id=0),
                          args.repeats)
-            ours_tps, theirs_tps = batch * n / seqlab_s, batch * n / hf_s
-            print(f"{batch:>5} {mode:>7} {ours_tps:>13.1f} {theirs_tps:>19.1f} {ours_tps / theirs_tps:>6.2f}")
+            ort_s = timed(lambda: ort_generate(ids.numpy(), n, sample), args.repeats)
+            ours_tps, theirs_tps, ort_tps = batch * n / seqlab_s, batch * n / hf_s, batch * n / ort_s
+            print(f"{batch:>5} {mode:>7} {ours_tps:>13.1f} {theirs_tps:>19.1f} {ours_tps / theirs_tps:>6.2f} "
+                  f"{ort_tps:>18.1f} {ours_tps / ort_tps:>6.2f}")
 
 
 if __name__ == "__main__":
