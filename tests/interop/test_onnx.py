@@ -162,6 +162,11 @@ def test_onnx_outputs_equal_pytorchs(root, name):
         vocab = Tokenizer.from_file(str(out / meta["tokenizer"])).get_vocab_size()
         x = torch.randint(4, vocab, (5, 9), generator=generator)
         x[1, 4:] = meta["special_ids"]["pad"]
+        tokenizer = Tokenizer.from_file(str(out / meta["tokenizer"]))
+        names = {"pad": "[PAD]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "unk": "[UNK]"} if task == "mlm" \
+            else {"pad": "<pad>", "unk": "<unk>"}
+        for role, token in names.items():  # each role at its token's id in the exported tokenizer
+            assert meta["special_ids"][role] == tokenizer.token_to_id(token), (role, meta["special_ids"])
     (name_in,), (name_out,) = meta["graphs"]["model"]["inputs"], meta["graphs"]["model"]["outputs"]
     (got,) = graph.run(None, {name_in: x.numpy()})
     with torch.no_grad():

@@ -4,7 +4,6 @@ frozen layers stay put, the body's rate is scaled, the run stands alone afterwar
 one line, exit 2."""
 
 import json
-import random
 import shutil
 
 import pytest
@@ -24,20 +23,11 @@ QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "-
 MLM = ["--set", "model.d_model=32", "--set", "model.n_heads=4", "--set", "model.n_layers=2", "--set", "model.d_ff=64",
        "--set", "data.block_size=14", "--set", "data.vocab_size=100", "--set", "train.batch_size=16",
        "--set", "train.eval_every=10", "--max-steps", "10", *QUIET]
-SUBJECTS, OBJECTS = ["the cat", "a dog", "my friend", "the teacher"], ["the sun", "a tree", "the river"]
 
 
 @pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    """An unlabelled corpus and a labelled CSV (is the subject an animal?) over the same words."""
-    rng = random.Random(0)
-    folder = tmp_path_factory.mktemp("init-data")
-    lines = [f"{rng.choice(SUBJECTS)} sees {rng.choice(OBJECTS)}.\n" for _ in range(600)]
-    (folder / "corpus.txt").write_text("".join(lines), encoding="utf-8")
-    rows = [f"{s} sees {rng.choice(OBJECTS)},{'animal' if s in SUBJECTS[:2] else 'person'}"
-            for s in SUBJECTS * 10]
-    (folder / "labelled.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    return folder
+def texts(init_texts):
+    return init_texts
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ fine-tuning, Radford et al., 2018 §3.2). The body equals the LM's weights (read
 safetensors file) and computes what the LM computes: the pooled state is the LM's own final state at
 each text's last token; the run trains, predicts without the LM run, and bad input is one line, exit 2."""
 
-import random
 import shutil
 
 import pytest
@@ -22,20 +21,11 @@ QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "-
          "--set", "train.precision='fp32'"]
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2", "--set", "model.d_ff=32",
         "--set", "data.block_size=32", "--set", "train.batch_size=8", "--set", "train.eval_every=5", *QUIET]
-SUBJECTS, OBJECTS = ["the cat", "a dog", "my friend", "the teacher"], ["the sun", "a tree", "the river"]
 
 
 @pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    """An unlabelled corpus and a labelled CSV (is the subject an animal?) over the same words."""
-    rng = random.Random(0)
-    folder = tmp_path_factory.mktemp("init-lm-data")
-    lines = [f"{rng.choice(SUBJECTS)} sees {rng.choice(OBJECTS)}.\n" for _ in range(300)]
-    (folder / "corpus.txt").write_text("".join(lines), encoding="utf-8")
-    rows = [f"{s} sees {rng.choice(OBJECTS)},{'animal' if s in SUBJECTS[:2] else 'person'}"
-            for s in SUBJECTS * 10]
-    (folder / "labelled.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    return folder
+def texts(tmp_path_factory, write_texts):
+    return write_texts(tmp_path_factory.mktemp("init-lm-data"), 300)
 
 
 def train_lm(texts, out, *extra):

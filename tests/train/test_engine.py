@@ -192,6 +192,22 @@ def test_checkpoint_from_another_config_is_refused(tmp_path):
         other.resume()
 
 
+def test_a_checkpoint_saved_before_a_setting_was_added_resumes(tmp_path):
+    """config.json without a setting added since (here src_embedding_scale, at its default): the
+    checkpoint is the same model's, so resuming goes on, as loading it does."""
+    import json
+
+    trainer = make_trainer(tmp_path, max_steps=4, eval_every=4)
+    trainer.fit()
+    for name in ("last", "best"):
+        path = tmp_path / "checkpoints" / name / "config.json"
+        config = json.loads(path.read_text())
+        del config["src_embedding_scale"]
+        path.write_text(json.dumps(config))
+    again = make_trainer(tmp_path, max_steps=6, eval_every=4)
+    assert again.fit(resume=True).step == 6
+
+
 def test_without_validation_the_latest_checkpoint_is_the_best(tmp_path):
     trainer = make_trainer(tmp_path)
     trainer.evaluate, trainer.select = (lambda m: {}), None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -77,6 +78,7 @@ def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
     """Writes the trained ``run`` in ``fmt`` to ``out``; returns what was written, in one line."""
     if not run.is_dir():
         raise UserError(f"{run}: no such run directory")
+    out = out.resolve()  # "." has no name to put a temporary directory beside
     _check_out(out, overwrite, EXPORT_MARK)
     task = runs.read_run(run)["task"]
     convert = exporters().get((fmt, task))
@@ -93,6 +95,7 @@ def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
 
 def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
     """Reads the Hugging Face checkpoint directory ``source`` into a new seqlab run at ``out``."""
+    out = out.resolve()
     config = source / "config.json"
     if not config.is_file():
         raise UserError(f"{source}: not a Hugging Face checkpoint directory (no config.json)")
@@ -105,7 +108,18 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
     if convert is None:
         raise UserError(f"{source} holds a {model_type!r} model; seqlab imports "
                         f"{', '.join(sorted(importers())) or 'none yet'}")
-    return _write_atomically(out, overwrite, lambda tmp: convert(source, tmp), runs.RUN_FILE)
+
+    def read(tmp: Path) -> str:
+        try:
+            return convert(source, tmp)
+        except UserError:
+            raise
+        except Exception as error:  # a foreign file malformed in a way no check foresaw: still one line
+            said = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise UserError(f"{source} cannot be read as a {model_type} checkpoint "
+                            f"({type(error).__name__}{': ' + said if said else ''})") from None
+
+    return _write_atomically(out, overwrite, read, runs.RUN_FILE)
 
 
 def _check_out(out: Path, overwrite: bool, mark: str) -> None:
@@ -123,6 +137,9 @@ def _write_atomically(out: Path, overwrite: bool, write: Callable[[Path], str], 
     _check_out(out, overwrite, mark)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would hide the result from the user's group, unlike a run
     try:
         said = write(tmp)
         if out.exists():

@@ -36,15 +36,16 @@ from torch import Tensor
 
 from ..data.tokenizer import BERT_SPECIALS, CONTINUATION, PAD_ID, load_tokenizer
 from ..errors import UserError
+from ..io import write_json
 from ..models import MaskedLM, MaskedLMConfig
 from ..tasks import run_dir as runs
 from ..tasks.masked_lm import MLMConfig, MLMDataConfig, MLMModelConfig
 from . import exporter, importer
-from .imported_run import read_weights, write_imported_run
+from .imported_run import read_weights, write_hf_tokenizer, write_imported_run
 
 PAD, UNK, CLS, SEP, MASK = BERT_SPECIALS
 TOKEN_TYPE = "bert.embeddings.token_type_embeddings.weight"
-HF_WEIGHTS, HF_INDEX, HF_TORCH = "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"
+HF_WEIGHTS = "model.safetensors"
 
 # seqlab module -> transformers module (each with .weight and, but for the embeddings, .bias)
 EMBEDDINGS = {"embedding": "bert.embeddings.word_embeddings",
@@ -102,7 +103,7 @@ def write_hf(out: Path, state: dict[str, Tensor], names: dict[str, str], config:
     tensors = {theirs: state[ours].detach().float().contiguous() for ours, theirs in names.items()}
     tensors[TOKEN_TYPE] = torch.zeros(2, config["hidden_size"])
     save_file(tensors, str(out / HF_WEIGHTS), metadata={"format": "pt"})
-    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_json(out / "config.json", config, indent=2)
     write_tokenizer(out, tokenizer, max_len)
 
 
@@ -115,11 +116,9 @@ def write_tokenizer(out: Path, tokenizer: Tokenizer, max_len: int) -> None:
         raise UserError(f"the run's tokenizer lacks {', '.join(t for t, i in ids.items() if i is None)}")
     tokenizer.post_processor = TemplateProcessing(single=f"{CLS} $A {SEP}", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
                                                   special_tokens=[(CLS, ids[CLS]), (SEP, ids[SEP])])
-    tokenizer.save(str(out / "tokenizer.json"))
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_len,
-              "pad_token": PAD, "unk_token": UNK, "cls_token": CLS, "sep_token": SEP, "mask_token": MASK,
-              "model_input_names": ["input_ids", "token_type_ids", "attention_mask"]}
-    (out / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_hf_tokenizer(tokenizer, out, max_len, {"pad_token": PAD, "unk_token": UNK, "cls_token": CLS,
+                                                 "sep_token": SEP, "mask_token": MASK},
+                       model_input_names=["input_ids", "token_type_ids", "attention_mask"])
 
 
 @exporter("hf", "mlm")
@@ -277,8 +276,8 @@ def import_bert(source: Path, out: Path) -> str:
 
 def write_mlm_run(out: Path, model: MaskedLM, tokenizer: Tokenizer, source: Path) -> None:
     """A seqlab mlm run at ``out`` holding ``model`` as its best checkpoint: run.json (the model settings
-    that made it; data.text empty: it was not trained here; "imported": where from), tokenizer.json,
-    checkpoints/best."""
+    that made it; data.text empty: it was not trained here), tokenizer.json, checkpoints/best (whose state
+    names where the weights came from)."""
     c = model.config
     config = replace(MLMConfig(),
                      data=replace(MLMDataConfig(), vocab_size=max(c.vocab_size, 32), block_size=c.max_len - 2),

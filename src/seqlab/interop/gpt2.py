@@ -33,7 +33,7 @@ from ..models import TransformerLM, TransformerLMConfig
 from ..tasks import language_model as lm
 from ..tasks import run_dir as runs
 from . import exporter, importer
-from .imported_run import read_weights, write_imported_run
+from .imported_run import read_weights, write_hf_tokenizer, write_imported_run
 
 # seqlab activation -> GPT-2's activation_function on export. "gelu_new" is GPT-2's own tanh GELU.
 TO_HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
@@ -153,17 +153,6 @@ def gpt2_config(c: TransformerLMConfig, tokenizer: Tokenizer) -> dict[str, Any]:
     }
 
 
-def write_hf_tokenizer(tokenizer: Tokenizer, out: Path, max_length: int) -> None:
-    """tokenizer.json as it is, and the tokenizer_config.json that makes ``AutoTokenizer`` read it as a
-    ``PreTrainedTokenizerFast`` with the run's special tokens (those it has)."""
-    tokenizer.save(str(out / "tokenizer.json"))
-    specials = special_tokens(tokenizer)
-    write_json(out / "tokenizer_config.json", {
-        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
-        "clean_up_tokenization_spaces": False, **specials}, indent=2)
-    write_json(out / "special_tokens_map.json", specials, indent=2)
-
-
 @exporter("hf", "lm")
 def export_gpt2(run: Path, out: Path) -> str:
     """A Transformer LM run -> a GPT2LMHeadModel directory with its tokenizer."""
@@ -175,7 +164,7 @@ def export_gpt2(run: Path, out: Path) -> str:
     save_file(to_gpt2_tensors(model), str(out / "model.safetensors"), metadata={"format": "pt"})
     write_json(out / "generation_config.json", {key: config[key] for key in
                                                 ("bos_token_id", "eos_token_id", "pad_token_id")}, indent=2)
-    write_hf_tokenizer(tokenizer, out, model.config.max_len)
+    write_hf_tokenizer(tokenizer, out, model.config.max_len, special_tokens(tokenizer))
     c = model.config
     # out is the temporary directory the registry renames into place: the line does not name it
     return (f"a GPT-2 ({c.n_layers} layers, d_model {c.d_model}, {c.n_heads} heads, context {c.max_len}, "

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from ..config import to_dict
 from ..data.tokenizer import save_tokenizer
 from ..errors import DamagedFileError, UserError
+from ..io import write_json
 from ..tasks import run_dir as runs
 from ..train.checkpoint import save_checkpoint
 
@@ -61,3 +62,14 @@ def read_weights(source: Path) -> dict[str, Tensor]:
         except (SafetensorError, OSError, ValueError) as error:
             raise DamagedFileError(source / name, str(error), "it cannot be read as safetensors") from None
     return tensors
+
+
+def write_hf_tokenizer(tokenizer: Tokenizer, out: Path, max_length: int, specials: dict[str, str],
+                       **settings: Any) -> None:
+    """tokenizer.json as it is, and the tokenizer_config.json (with ``specials``, role -> token, and any
+    other ``settings``) and special_tokens_map.json that make ``AutoTokenizer`` read it as a
+    ``PreTrainedTokenizerFast`` with those special tokens."""
+    tokenizer.save(str(out / "tokenizer.json"))
+    write_json(out / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
+                                               "clean_up_tokenization_spaces": False, **specials, **settings}, indent=2)
+    write_json(out / "special_tokens_map.json", specials, indent=2)

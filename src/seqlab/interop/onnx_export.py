@@ -33,7 +33,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from ..errors import UserError
 from ..models.classifiers import LSTMClassifier
 from ..models.language_model import LMCache, TransformerLM
@@ -44,7 +43,6 @@ from . import exporter
 
 META_FILE = "onnx.json"
 OPSET = 18
-SPECIAL_IDS = {"pad": PAD_ID, "bos": BOS_ID, "eos": EOS_ID, "unk": UNK_ID}
 MAX_BATCH = 4096
 
 
@@ -151,8 +149,26 @@ def _quiet():
             logger.setLevel(level)
 
 
+# The special tokens a user of the graphs needs, each by the names seqlab's tokenizers (and imported
+# GPT-2 and BERT ones) give it; onnx.json lists the ids of those the exported tokenizer has.
+ROLES = {"pad": ("<pad>", "[PAD]"), "bos": ("<bos>", "<|endoftext|>"), "eos": ("<eos>", "<|endoftext|>"),
+         "unk": ("<unk>", "[UNK]"), "cls": ("[CLS]",), "sep": ("[SEP]",), "mask": ("[MASK]",)}
+
+
+def special_ids(tokenizer_file: Path) -> dict[str, int]:
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    found = {role: next((i for t in names if (i := tokenizer.token_to_id(t)) is not None), None)
+             for role, names in ROLES.items()}
+    return {role: i for role, i in found.items() if i is not None}
+
+
 def _write_meta(out: Path, task: str, graphs: dict[str, dict[str, Any]], **extra: Any) -> None:
-    meta = {"task": task, "opset": OPSET, "graphs": graphs, **extra}
+    """onnx.json: the graphs' inputs and outputs, the special token ids of the (target) tokenizer."""
+    tokenizer = extra.get("tgt_tokenizer") or extra.get("tokenizer")
+    specials = {"special_ids": special_ids(out / tokenizer)} if tokenizer else {}
+    meta = {"task": task, "opset": OPSET, "graphs": graphs, **specials, **extra}
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
@@ -173,13 +189,19 @@ def _batch() -> torch.export.Dim:
     return torch.export.Dim("batch", max=MAX_BATCH)
 
 
+def _transformer(run: Path, task: str, cls: type, kind: str) -> nn.Module:
+    """The run's model, if it is a ``cls`` (a Transformer ``kind``) without relative positions."""
+    info, model = runs.load_trained(run, task, f"a {kind} run")
+    if not isinstance(model, cls):
+        raise UserError(f"--format onnx exports Transformer {kind}s; {run} holds a "
+                        f"{type(model).__name__} (model.arch={info['config'].get('model', {}).get('arch')!r})")
+    _refuse_relative(model, f"a {kind}")
+    return model
+
+
 @exporter("onnx", "lm")
 def export_lm(run: Path, out: Path) -> str:
-    info, model = runs.load_trained(run, "lm", "a language-model run")
-    if not isinstance(model, TransformerLM):
-        raise UserError(f"--format onnx exports Transformer language models; {run} holds a "
-                        f"{type(model).__name__} (model.arch={info['config'].get('model', {}).get('arch')!r})")
-    _refuse_relative(model, "a language model")
+    model = _transformer(run, "lm", TransformerLM, "language model")
     c = model.config
     n, H, d_head, V = c.n_layers, c.n_heads, c.d_model // c.n_heads, model.vocab_size
     keys, values = [f"present_key_{i}" for i in range(n)], [f"present_value_{i}" for i in range(n)]
@@ -197,7 +219,6 @@ def export_lm(run: Path, out: Path) -> str:
     _copy(run, out, "tokenizer.json")
     _write_meta(out, "lm", {"prefill": prefill, "decode": decode}, tokenizer="tokenizer.json",
                 max_len=model.max_len, n_layers=n, n_heads=H, d_head=d_head, vocab_size=V,
-                special_ids=SPECIAL_IDS,
                 usage="prefill the prompt, then feed decode one id at a time with the present keys and values "
                       "as the next past ones, while the positions stay within max_len")
     return f"wrote prefill.onnx and decode.onnx ({n} layers, key/value cache as inputs and outputs)"
@@ -205,11 +226,7 @@ def export_lm(run: Path, out: Path) -> str:
 
 @exporter("onnx", "translate")
 def export_translate(run: Path, out: Path) -> str:
-    info, model = runs.load_trained(run, "translate", "a translation run")
-    if not isinstance(model, Transformer):
-        raise UserError(f"--format onnx exports Transformer translation models; {run} holds a "
-                        f"{type(model).__name__} (model.arch={info['config'].get('model', {}).get('arch')!r})")
-    _refuse_relative(model, "a translation model")
+    model = _transformer(run, "translate", Transformer, "translation model")
     c = model.config
     batch = _batch()
     src_len = torch.export.Dim("src_len", max=c.max_len)
@@ -225,10 +242,10 @@ def export_translate(run: Path, out: Path) -> str:
                       ({0: batch, 1: src_len}, {0: batch, 2: src_len}, {0: batch, 1: tgt_len}))
     _copy(run, out, "src_tokenizer.json", "tgt_tokenizer.json")
     _write_meta(out, "translate", {"encoder": encoder, "decoder": decoder}, src_tokenizer="src_tokenizer.json",
-                tgt_tokenizer="tgt_tokenizer.json", max_len=c.max_len, special_ids=SPECIAL_IDS,
+                tgt_tokenizer="tgt_tokenizer.json", max_len=c.max_len,
                 usage="src: the source's ids (no <bos>/<eos>), rows padded with pad; decoder: tgt starts with "
                       "bos, take the last position's argmax until eos")
-    return f"wrote encoder.onnx and decoder.onnx"
+    return "wrote encoder.onnx and decoder.onnx"
 
 
 def _export_single(run: Path, out: Path, task: str, model: nn.Module, example: torch.Tensor, input_name: str,
@@ -257,7 +274,7 @@ def export_classify(run: Path, out: Path) -> str:
     length = torch.export.Dim("length", min=2, max=max_len)
     return _export_single(run, out, "classify", model, ids, "ids", "logits", {0: _batch(), 1: length},
                           ("tokenizer.json", "classes.json"), tokenizer="tokenizer.json", classes="classes.json",
-                          max_len=max_len, special_ids=SPECIAL_IDS,
+                          max_len=max_len,
                           usage="ids: the text's token ids (rows padded with pad); softmax(logits) follows classes.json")
 
 
@@ -270,10 +287,8 @@ def export_mlm(run: Path, out: Path) -> str:
     _refuse_relative(model, "a masked language model")
     length = torch.export.Dim("length", min=2, max=model.max_len)
     ids = torch.randint(4, mlm.tokenizer.get_vocab_size(), (2, min(6, model.max_len)))
-    specials = {**SPECIAL_IDS, "cls": mlm.cls_id, "sep": mlm.sep_id, "mask": mlm.mask_id}
     return _export_single(run, out, "mlm", model, ids, "ids", "logits", {0: _batch(), 1: length},
-                          ("tokenizer.json",), tokenizer="tokenizer.json", max_len=model.max_len,
-                          special_ids=specials, usage="ids: [CLS] the text's ids [SEP]; logits at each position")
+                          ("tokenizer.json",), tokenizer="tokenizer.json", max_len=model.max_len, usage="ids: [CLS] the text's ids [SEP]; logits at each position")
 
 
 @exporter("onnx", "vision")

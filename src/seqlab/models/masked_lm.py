@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from ..nn import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer, relative_positions
+from ..nn.attention import is_exporting
 from . import pretrained
 from .language_model import check_positional
 
@@ -100,7 +100,7 @@ class MaskedLM(pretrained.PretrainedModel):
         (hidden, per layer the (B, H, T, T) self-attention weights). Padding is never attended to."""
         if ids.size(1) > self.max_len:
             raise ValueError(f"sequence of length {ids.size(1)} is longer than max_len={self.max_len}")
-        padded = torch.compiler.is_exporting() or bool((ids == self.pad_id).any())  # a graph cannot branch on data
+        padded = is_exporting() or bool((ids == self.pad_id).any())  # a graph cannot branch on data
         mask = (ids != self.pad_id).unsqueeze(1) if padded else None  # (B, 1, T)
         x = self.dropout(self.embedding_norm(self.position(self.embedding(ids))))  # (B, T, D)
         maps = []

@@ -17,6 +17,13 @@ from torch import Tensor, nn
 from .relative import RelativePositions
 
 
+def is_exporting() -> bool:
+    """Whether torch.export is tracing (then no branch may depend on the data); torch before 2.7 has no
+    such question, and never exports through here."""
+    check = getattr(torch.compiler, "is_exporting", None)
+    return bool(check()) if check is not None else False
+
+
 # Where the attention logits of the calls made with ``need_weights`` go, while ``recording_scores`` is
 # open (the explorer's "Q·Kᵀ before softmax"); a ContextVar, so requests served at once keep their own.
 _SCORES: ContextVar[list[Tensor] | None] = ContextVar("seqlab_attention_scores", default=None)
@@ -77,7 +84,7 @@ def scaled_dot_product_attention(
         # later zeroed. So let such rows attend everywhere (finite values), then zero them.
         allowed = mask.any(dim=-1, keepdim=True)
         # An exported graph cannot branch on the data: it always takes the guarded path.
-        if torch.compiler.is_exporting() or not bool(allowed.all()):
+        if is_exporting() or not bool(allowed.all()):
             empty_rows = ~allowed
             mask = mask | empty_rows
 

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from tokenizers import Tokenizer
 
-from ..data.tokenizer import load_tokenizer, with_cls_sep
+from ..data.tokenizer import PAD_ID, load_tokenizer, with_cls_sep
 from ..errors import UserError
 from ..models import MaskedLM, TransformerLM
 from . import run_dir as runs
@@ -58,6 +58,10 @@ def _transformer_lm(run: Path, info: dict[str, Any]) -> None:
         raise UserError(f"--init {run} is a {arch} language model; the classifier starts from a Transformer's "
                         f"layers (seqlab train lm with model.arch=transformer)")
 
+
+# What id 0, which the classifier pads its batches with, may be in the body's tokenizer: seqlab's
+# padding tokens, or GPT-2's end of text (a common stand-in for padding) where an import put it first.
+PADDING_TOKENS = ("<pad>", "[PAD]", "<|endoftext|>")
 
 SOURCES: dict[str, Source] = {
     "mlm": Source("a masked-language-model run", "seqlab train mlm", "encoder", "WordPiece, [CLS] text [SEP]",
@@ -92,7 +96,11 @@ def load_pretrained(path: str | Path) -> Pretrained:
     if source.check:
         source.check(run, info)
     _, model = runs.load_trained(run, info["task"], source.what)
-    return Pretrained(run, source, model, source.tokenizer(load_tokenizer(run / "tokenizer.json")))
+    tokenizer = load_tokenizer(run / "tokenizer.json")
+    if (first := tokenizer.id_to_token(PAD_ID)) not in PADDING_TOKENS:  # e.g. an imported GPT-2's "!"
+        raise UserError(f"--init {run}: its tokenizer has {first!r} at id {PAD_ID}, where the classifier pads "
+                        f"its batches; it needs a padding token there ({', '.join(PADDING_TOKENS)})")
+    return Pretrained(run, source, model, source.tokenizer(tokenizer))
 
 
 def with_init(config: ClassifyConfig, pretrained: Pretrained) -> ClassifyConfig:

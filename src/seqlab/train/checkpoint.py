@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,9 @@ def check_compatible(directory: Path, model: torch.nn.Module) -> None:
     """A clear error, not a shape mismatch deep in torch, when a checkpoint is for another model."""
     saved, now = read_config(directory), config_values(model.config)
     saved.pop("model_class", None)
+    for f in fields(model.config):  # a setting added since the checkpoint was saved: its default, as loading does
+        if f.name not in saved and f.default is not MISSING:
+            saved[f.name] = json.loads(json.dumps(f.default))
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
         shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in differ)
