@@ -137,3 +137,21 @@ def test_relative_positions_save_and_load(tmp_path):
     assert loaded.config == model.config
     ids = torch.randint(0, 40, (2, 12))
     torch.testing.assert_close(loaded(ids), model(ids))
+
+
+def test_embedding_scale_multiplies_the_token_embeddings_by_sqrt_d_model():
+    """Vaswani et al. §3.4: the same model with its embedding table scaled by √d_model by hand (output
+    layer untied, so only the input side changes) gives the same logits."""
+    import math
+
+    from seqlab.models import TransformerLM, TransformerLMConfig
+
+    torch.manual_seed(0)
+    config = dict(d_model=16, n_heads=2, n_layers=1, max_len=12, positional="sinusoidal", tie_weights=False)
+    scaled = TransformerLM(TransformerLMConfig(20, embedding_scale=True, **config)).eval()
+    plain = TransformerLM(TransformerLMConfig(20, **config)).eval()
+    plain.load_state_dict(scaled.state_dict())
+    with torch.no_grad():
+        plain.embedding.weight.mul_(math.sqrt(16))
+        ids = torch.randint(0, 20, (2, 7))
+        torch.testing.assert_close(scaled(ids), plain(ids))

@@ -48,6 +48,9 @@ class TransformerLMConfig:
     tie_weights: bool = True  # the output layer is the embedding (Press & Wolf, 2017)
     attention_dropout: float | None = None  # None = dropout
     ff_dropout: float | None = None  # None = dropout
+    # Multiply the token embeddings by √d_model before the positions are added (Vaswani et al. 2017,
+    # §3.4): with GPT's N(0, 0.02) embeddings, an unscaled sinusoidal table (entries ±1) swamps them.
+    embedding_scale: bool = False
 
     def __post_init__(self) -> None:
         check_positional(self.positional, POSITIONAL, self.max_relative_position)
@@ -112,6 +115,8 @@ class TransformerLM(pretrained.PretrainedModel):
         offset = cache.offset if cache is not None else 0
         T = ids.size(1)
         x = self.embedding(ids)  # (B, T, D)
+        if self.config.embedding_scale:
+            x = x * math.sqrt(self.config.d_model)
         if self.position is not None:
             x = self.position(x, offset)
         x = self.dropout(x)

@@ -57,6 +57,9 @@ def _transformer_lm(run: Path, info: dict[str, Any]) -> None:
     if arch != "transformer":
         raise UserError(f"--init {run} is a {arch} language model; the classifier starts from a Transformer's "
                         f"layers (seqlab train lm with model.arch=transformer)")
+    if runs.read_json(run / "checkpoints" / "best" / "config.json").get("embedding_scale"):
+        raise UserError(f"--init {run} scales its embeddings by √d_model (sinusoidal positions); the classifier "
+                        f"starts from LMs with learned, rotary or relative positions")
 
 
 # What id 0, which the classifier pads its batches with, may be in the body's tokenizer: seqlab's

@@ -127,7 +127,8 @@ def build_lm(config: LMModelConfig, vocab_size: int, block_size: int):
             vocab_size, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff or None,
             max_len=block_size, dropout=c.dropout, norm_first=c.norm_first, activation=c.activation,
             positional=c.positional, tie_weights=c.tie_weights, attention_dropout=c.attention_dropout,
-            ff_dropout=c.ff_dropout, max_relative_position=c.max_relative_position))
+            ff_dropout=c.ff_dropout, max_relative_position=c.max_relative_position,
+            embedding_scale=c.positional == "sinusoidal"))  # the table's scale over GPT's small embeddings
     return RecurrentLM(RecurrentLMConfig(vocab_size, d_model=c.d_model, n_layers=c.n_layers, cell=c.arch,
                                          dropout=c.dropout, tie_weights=c.tie_weights))
 
