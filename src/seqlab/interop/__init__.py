@@ -85,6 +85,7 @@ def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
     if convert is None:
         can = sorted(t for f, t in exporters() if f == fmt)
         raise UserError(f"{run} is a {task} run; --format {fmt} exports {', '.join(can) or 'no task yet'} runs")
+
     def write(tmp: Path) -> str:
         said = convert(run, tmp)
         (tmp / EXPORT_MARK).write_text(json.dumps({"run": str(run.resolve()), "format": fmt}) + "\n")
