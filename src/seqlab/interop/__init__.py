@@ -91,7 +91,7 @@ def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
         (tmp / EXPORT_MARK).write_text(json.dumps({"run": str(run.resolve()), "format": fmt}) + "\n")
         return said
 
-    return _write_atomically(out, overwrite, write, EXPORT_MARK)
+    return _write_atomically(out, write)
 
 
 def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
@@ -120,7 +120,7 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
             raise UserError(f"{source} cannot be read as a {model_type} checkpoint "
                             f"({type(error).__name__}{': ' + said if said else ''})") from None
 
-    return _write_atomically(out, overwrite, read, runs.RUN_FILE)
+    return _write_atomically(out, read)
 
 
 def _check_out(out: Path, overwrite: bool, mark: str) -> None:
@@ -133,9 +133,9 @@ def _check_out(out: Path, overwrite: bool, mark: str) -> None:
             raise UserError(f"{out} exists and was not written by seqlab; refusing to overwrite it")
 
 
-def _write_atomically(out: Path, overwrite: bool, write: Callable[[Path], str], mark: str) -> str:
-    """``write`` into a temporary directory beside ``out``, renamed to ``out`` when it returns."""
-    _check_out(out, overwrite, mark)
+def _write_atomically(out: Path, write: Callable[[Path], str]) -> str:
+    """``write`` into a temporary directory beside ``out`` (which ``_check_out`` has allowed), renamed to
+    ``out`` when it returns."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     umask = os.umask(0)

@@ -26,14 +26,15 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from torch import Tensor
 
-from ..data.tokenizer import BOS, EOS, PAD, UNK, load_tokenizer
+from ..data.tokenizer import load_tokenizer
 from ..errors import DamagedFileError, UserError
 from ..io import write_json
 from ..models import TransformerLM, TransformerLMConfig
 from ..tasks import language_model as lm
 from ..tasks import run_dir as runs
 from . import exporter, importer
-from .imported_run import read_weights, write_hf_tokenizer, write_imported_run
+from .imported_run import ENDOFTEXT, read_weights, write_hf_tokenizer, write_imported_run
+from .imported_run import special_tokens as hf_specials
 
 # seqlab activation -> GPT-2's activation_function on export. "gelu_new" is GPT-2's own tanh GELU.
 TO_HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}
@@ -49,18 +50,12 @@ GPT2_DEFAULTS: dict[str, Any] = {
     "add_cross_attention": False, "tie_word_embeddings": True,
 }
 LAYER_NORM_EPS = 1e-5  # torch's nn.LayerNorm default, which every seqlab LayerNorm uses
-# HF's special-token roles -> the tokens that play them: seqlab's own, then GPT-2's one <|endoftext|>
-# (its beginning and end of text both), so that a GPT-2 imported and exported again keeps its specials.
-ENDOFTEXT = "<|endoftext|>"
-SPECIAL_TOKENS = {"pad_token": (PAD,), "bos_token": (BOS, ENDOFTEXT), "eos_token": (EOS, ENDOFTEXT),
-                  "unk_token": (UNK,)}
+GPT2_ROLES = ("pad", "bos", "eos", "unk")  # the special tokens GPT2Config and its tokenizer name
 
 
 def special_tokens(tokenizer: Tokenizer) -> dict[str, str]:
-    """Each role of :data:`SPECIAL_TOKENS` that a token of ``tokenizer`` plays, and that token."""
-    found = {role: next((t for t in tokens if tokenizer.token_to_id(t) is not None), None)
-             for role, tokens in SPECIAL_TOKENS.items()}
-    return {role: token for role, token in found.items() if token is not None}
+    """HF's "pad_token", "bos_token", ... for each of :data:`GPT2_ROLES` a token of ``tokenizer`` plays."""
+    return {f"{role}_token": token for role, token in hf_specials(tokenizer).items() if role in GPT2_ROLES}
 
 
 # --- the weights, one layout to the other ---------------------------------------------------------
@@ -136,7 +131,7 @@ def check_exportable(model: Any, run: Path) -> TransformerLM:
 def gpt2_config(c: TransformerLMConfig, tokenizer: Tokenizer) -> dict[str, Any]:
     """GPT2Config's config.json for a TransformerLM of config ``c``."""
     dropout = c.dropout
-    specials = {f"{role}_id": None for role in SPECIAL_TOKENS}
+    specials = {f"{role}_token_id": None for role in GPT2_ROLES}
     specials.update({f"{role}_id": tokenizer.token_to_id(token) for role, token in special_tokens(tokenizer).items()})
     return {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",

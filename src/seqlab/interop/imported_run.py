@@ -20,11 +20,25 @@ from tokenizers import Tokenizer
 from torch import Tensor, nn
 
 from ..config import to_dict
-from ..data.tokenizer import save_tokenizer
+from ..data.tokenizer import BOS, EOS, PAD, UNK, save_tokenizer
 from ..errors import DamagedFileError, UserError
 from ..io import write_json
 from ..tasks import run_dir as runs
 from ..train.checkpoint import save_checkpoint
+
+# Special-token roles -> the tokens that play them, in order of preference: seqlab's own, BERT's
+# WordPiece ones, and GPT-2's one <|endoftext|> (its beginning and end of text both, so that a GPT-2
+# imported and exported again keeps its specials).
+ENDOFTEXT = "<|endoftext|>"
+SPECIAL_ROLES = {"pad": (PAD, "[PAD]"), "bos": (BOS, ENDOFTEXT), "eos": (EOS, ENDOFTEXT), "unk": (UNK, "[UNK]"),
+                 "cls": ("[CLS]",), "sep": ("[SEP]",), "mask": ("[MASK]",)}
+
+
+def special_tokens(tokenizer: Tokenizer) -> dict[str, str]:
+    """Each role of :data:`SPECIAL_ROLES` that a token of ``tokenizer`` plays, and that token."""
+    found = {role: next((t for t in tokens if tokenizer.token_to_id(t) is not None), None)
+             for role, tokens in SPECIAL_ROLES.items()}
+    return {role: token for role, token in found.items() if token is not None}
 
 
 def write_imported_run(run: Path, task: str, config: Any, model: nn.Module, tokenizer: Tokenizer,

@@ -40,6 +40,7 @@ from ..models.transformer import Transformer
 from ..nn import KVCache
 from ..tasks import run_dir as runs
 from . import exporter
+from .imported_run import special_tokens
 
 META_FILE = "onnx.json"
 OPSET = 18
@@ -149,19 +150,13 @@ def _quiet():
             logger.setLevel(level)
 
 
-# The special tokens a user of the graphs needs, each by the names seqlab's tokenizers (and imported
-# GPT-2 and BERT ones) give it; onnx.json lists the ids of those the exported tokenizer has.
-ROLES = {"pad": ("<pad>", "[PAD]"), "bos": ("<bos>", "<|endoftext|>"), "eos": ("<eos>", "<|endoftext|>"),
-         "unk": ("<unk>", "[UNK]"), "cls": ("[CLS]",), "sep": ("[SEP]",), "mask": ("[MASK]",)}
-
-
 def special_ids(tokenizer_file: Path) -> dict[str, int]:
+    """The ids of the special tokens a user of the graphs needs (``special_tokens``' roles) that the
+    exported tokenizer has."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    found = {role: next((i for t in names if (i := tokenizer.token_to_id(t)) is not None), None)
-             for role, names in ROLES.items()}
-    return {role: i for role, i in found.items() if i is not None}
+    return {role: tokenizer.token_to_id(token) for role, token in special_tokens(tokenizer).items()}
 
 
 def _write_meta(out: Path, task: str, graphs: dict[str, dict[str, Any]], **extra: Any) -> None:
