@@ -15,19 +15,14 @@ from ..errors import DataError, UserError
 from ..nn import recording_scores
 
 
-def grid(weights: list[torch.Tensor]) -> list[list[list[list[float]]]]:
-    """Per layer (1, H, Tq, Tk) -> [layer][head][query][key], rounded for a small payload."""
-    return [[[[round(v, 4) for v in row] for row in head] for head in w[0].float().tolist()] for w in weights]
+def grid(maps: list[torch.Tensor], digits: int = 4) -> list[list[list[list[float | None]]]]:
+    """Per layer (1, H, Tq, Tk) -> [layer][head][query][key], rounded for a small payload; None where a
+    value is not finite (a masked logit's -inf, which JSON cannot carry)."""
+    return [[[[round(v, digits) if math.isfinite(v) else None for v in row] for row in head]
+             for head in m[0].float().tolist()] for m in maps]
 
 
 MAX_SCORED_PAIRS = 128 * 128  # logits go along up to 128 tokens of self-attention (the answer doubles)
-
-
-def score_grid(scores: list[torch.Tensor]) -> list[list[list[list[float | None]]]]:
-    """Per layer (1, H, Tq, Tk) logits -> [layer][head][query][key], None where the mask forbids (-inf,
-    which JSON cannot carry)."""
-    return [[[[round(v, 3) if math.isfinite(v) else None for v in row] for row in head]
-             for head in s[0].float().tolist()] for s in scores]
 
 
 def tokens(tokenizer, ids: list[int]) -> list[str]:
@@ -42,7 +37,7 @@ def view(queries: list[str], keys: list[str], weights: list[torch.Tensor],
     if scores is not None and len(queries) * len(keys) <= MAX_SCORED_PAIRS:
         if len(scores) != len(weights):  # a model whose layers do not all go through the recorder
             raise RuntimeError(f"{len(scores)} score maps recorded for {len(weights)} attention maps")
-        shown["scores"] = score_grid(scores)
+        shown["scores"] = grid(scores, digits=3)
     return shown
 
 
