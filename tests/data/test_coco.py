@@ -1,0 +1,176 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from seqlab.data.coco import evaluate, read_coco, to_coco_results, to_pixel_boxes, write_results
+from seqlab.data.digits_detection import write_digits_detection
+from seqlab.errors import DataError
+
+CATEGORIES = [{"id": 1, "name": "cat"}, {"id": 3, "name": "dog"}]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    folder = write_digits_detection(tmp_path_factory.mktemp("digits"), n_train=12, n_valid=2, n_test=2, seed=1)["train"]
+    return folder, json.loads((folder / "instances.json").read_text())
+
+
+def test_read_coco_round_trips_the_boxes(digits):
+    folder, coco = digits
+    data = read_coco(folder, image_size=48)
+    assert data.images.shape == (12, 1, 48, 48) and data.images.dtype == np.float32
+    assert 0 <= data.images.min() and data.images.max() <= 1
+    assert data.image_ids == [i["id"] for i in coco["images"]] and data.sizes == [(96, 96)] * 12
+    assert data.categories == [{"id": d + 1, "name": str(d)} for d in range(10)]
+    assert data.annotation_file == folder / "instances.json"
+    for image_id, target, size in zip(data.image_ids, data.targets, data.sizes):
+        annotations = [a for a in coco["annotations"] if a["image_id"] == image_id]
+        assert target["boxes"].dtype == np.float32 and target["labels"].dtype == np.int64
+        assert ((0 <= target["boxes"]) & (target["boxes"] <= 1)).all()
+        np.testing.assert_allclose(to_pixel_boxes(target["boxes"], size), [a["bbox"] for a in annotations], atol=1e-4)
+        assert target["labels"].tolist() == [a["category_id"] - 1 for a in annotations]
+
+
+def test_ground_truth_scores_one_and_half_shifted_boxes_zero(digits, tmp_path):
+    folder, coco = digits
+    truth = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+             for a in coco["annotations"]]
+    scores = evaluate(folder / "instances.json", truth)
+    assert scores["map"] == pytest.approx(1.0) and scores["map_50"] == pytest.approx(1.0)
+    assert scores["map_large"] == -1.0  # no digit is over 96² pixels: pycocotools' "no such objects"
+    # Shifted right by half their width, each box meets its own at IoU (w/2·h) / (2wh − w/2·h) = 1/3.
+    shifted = [dict(r, bbox=[r["bbox"][0] + r["bbox"][2] / 2, *r["bbox"][1:]]) for r in truth]
+    scores = evaluate(folder / "instances.json", shifted)
+    assert scores["map_50"] == 0.0 and scores["map"] == 0.0
+    assert set(evaluate(folder / "instances.json", []).values()) <= {0.0, -1.0}
+
+
+def test_results_made_from_targets_are_written_and_score_one(digits, tmp_path):
+    folder, _ = digits
+    data = read_coco(folder, image_size=32)
+    boxes = [to_pixel_boxes(t["boxes"], s) for t, s in zip(data.targets, data.sizes)]
+    scores = [np.ones(len(t["labels"])) for t in data.targets]
+    results = to_coco_results(boxes, scores, [t["labels"] for t in data.targets], data.image_ids, data.categories)
+    assert set(results[0]) == {"image_id", "category_id", "bbox", "score"}
+    write_results(tmp_path / "results.json", results)
+    assert json.loads((tmp_path / "results.json").read_text()) == results
+    assert evaluate(data.annotation_file, results)["map"] == pytest.approx(1.0)
+
+
+def make_folder(root, *, images=None, annotations=None, categories=None):
+    """A tiny COCO folder: two 40×30 PNGs, the second without annotations."""
+    (root / "images").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(root / "images" / name)
+    coco = {"images": images if images is not None else [{"id": 7, "file_name": "a.png", "width": 40, "height": 30},
+                                                         {"id": 8, "file_name": "b.png"}],
+            "annotations": annotations if annotations is not None else
+            [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
+             {"id": 2, "image_id": 7, "category_id": 1, "bbox": [-0.5, 0, 40.5, 30.8]}],
+            "categories": categories if categories is not None else CATEGORIES}
+    (root / "instances.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_a_users_folder_reads_in_colour_with_clipping_and_an_empty_target(tmp_path):
+    data = read_coco(make_folder(tmp_path / "coco"), image_size=16, grey=False)
+    assert data.images.shape == (2, 3, 16, 16) and data.sizes == [(40, 30), (40, 30)]
+    assert data.images[0, :, 0, 0] == pytest.approx([200 / 255] * 3)
+    assert data.targets[0]["labels"].tolist() == [1, 0]
+    # [10, 5, 20, 10] -> centre (20, 10) of 40×30; the second box is clipped to the whole image.
+    np.testing.assert_allclose(data.targets[0]["boxes"], [[0.5, 1 / 3, 0.5, 1 / 3], [0.5, 0.5, 1, 1]], rtol=1e-6)
+    assert data.targets[1]["boxes"].shape == (0, 4) and data.targets[1]["labels"].shape == (0,)
+
+
+def test_a_trained_runs_categories_fix_the_labels(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    model = [{"id": 1, "name": "cat"}, {"id": 2, "name": "bird"}, {"id": 3, "name": "dog"}]
+    assert read_coco(folder, image_size=8, categories=model).targets[0]["labels"].tolist() == [2, 0]
+    with pytest.raises(DataError, match=r"category 3 \('dog'\) is not among the model's categories"):
+        read_coco(folder, image_size=8, categories=[{"id": 1, "name": "cat"}, {"id": 3, "name": "wolf"}])
+
+
+def test_the_json_may_sit_in_annotations(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "annotations").mkdir()
+    (folder / "instances.json").rename(folder / "annotations" / "instances_val2017.json")
+    assert read_coco(folder, image_size=8).annotation_file.name == "instances_val2017.json"
+    (folder / "instances_train2017.json").write_text("{}")
+    with pytest.raises(DataError, match="2 instances JSON files") as caught:
+        read_coco(folder, image_size=8)
+    assert "instances_train2017.json" in str(caught.value) and "instances_val2017.json" in str(caught.value)
+
+
+def bad(case, root):
+    """Spoil a fresh folder as ``case`` says; the message's expected words."""
+    folder = root / "coco"
+    if case == "no folder":
+        return folder, "COCO folder not found"
+    make_folder(folder)
+    edits = {
+        "no images dir": lambda: shutil.rmtree(folder / "images"),
+        "no json": lambda: (folder / "instances.json").unlink(),
+        "empty json": lambda: (folder / "instances.json").write_text(""),
+        "invalid json": lambda: (folder / "instances.json").write_text('{"images": ['),
+        "not coco": lambda: (folder / "instances.json").write_text('{"images": [], "annotations": []}'),
+    }
+    expected = {"no images dir": "no images/ folder", "no json": "no instances JSON",
+                "empty json": "instances.json is not valid JSON", "invalid json": "instances.json is not valid JSON",
+                "not coco": "no list 'categories'"}
+    if case in edits:
+        edits[case]()
+        return folder, expected[case]
+    image = {"id": 7, "file_name": "a.png"}
+    note = {"id": 5, "image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    spoilt = {
+        "unknown image": ({"annotations": [dict(note, image_id=9)]}, "annotation 5: image_id 9 is not among"),
+        "unknown category": ({"annotations": [dict(note, category_id=2)]}, "annotation 5: category_id 2"),
+        "zero width": ({"annotations": [dict(note, bbox=[1, 1, 0, 5])]}, r"annotation 5: bbox .* width or height"),
+        "negative height": ({"annotations": [dict(note, bbox=[1, 1, 5, -2])]}, r"annotation 5: bbox .* width or"),
+        "outside": ({"annotations": [dict(note, bbox=[30, 1, 11.5, 5])]}, r"annotation 5: bbox .* outside its 40×30"),
+        "left of": ({"annotations": [dict(note, bbox=[-1.5, 1, 5, 5])]}, r"annotation 5: bbox .* outside"),
+        "bbox not numbers": ({"annotations": [dict(note, bbox=[1, 1, "5", 5])]}, "annotation 5: bbox"),
+        "missing file": ({"images": [{"id": 7, "file_name": "gone.png"}]}, r"image 7: file .*gone.png is missing"),
+        "unreadable": ({"images": [{"id": 7, "file_name": "junk.png"}]}, r"cannot read image .*junk.png"),
+        "escapes": ({"images": [{"id": 7, "file_name": "../a.png"}]}, r"image 7 file_name '../a.png' must stay"),
+        "absolute": ({"images": [{"id": 7, "file_name": "/etc/hosts"}]}, r"image 7 file_name '/etc/hosts' must stay"),
+        "no images": ({"images": [], "annotations": []}, "lists no images"),
+        "image without id": ({"images": [{"file_name": "a.png"}]}, r"image #0 has no valid 'id'"),
+        "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
+        "twice": ({"images": [image, image]}, "image id 7 appears twice"),
+    }
+    (folder / "images" / "junk.png").write_bytes(b"not a png at all")
+    fields, message = spoilt[case]
+    coco = {"images": [image], "annotations": [note], "categories": CATEGORIES} | fields
+    (folder / "instances.json").write_text(json.dumps(coco))
+    return folder, message
+
+
+CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", "not coco", "unknown image",
+         "unknown category", "zero width", "negative height", "outside", "left of", "bbox not numbers",
+         "missing file", "unreadable", "escapes", "absolute", "no images", "image without id", "wrong size",
+         "twice"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_line_naming_the_item(case, tmp_path):
+    folder, message = bad(case, tmp_path)
+    with pytest.raises(DataError, match=message) as caught:
+        read_coco(folder, image_size=8)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_decompression_bomb_is_refused(tmp_path, monkeypatch):
+    folder = make_folder(tmp_path / "coco")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 40×30 = 1,200 > 2 × 100: Pillow raises
+    with pytest.raises(DataError, match="a.png declares 1,200 pixels"):
+        read_coco(folder, image_size=8)
+
+
+def test_results_for_unknown_images_are_refused(digits):
+    folder, _ = digits
+    with pytest.raises(DataError, match=r"results name images \[999\]"):
+        evaluate(folder / "instances.json", [{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 1}])
