@@ -1,0 +1,142 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.datasets import load_digits
+
+import seqlab.data.digits_detection as digits_detection
+from seqlab.data.digits_detection import SPLITS, source_indices, write_digits_detection
+from seqlab.errors import DataError
+
+SIZE = 96
+
+
+def box_iou(a, b):
+    """Pairwise IoU of [x, y, w, h] boxes, written out here as the test's own reference."""
+    a, b = np.asarray(a, float)[:, None], np.asarray(b, float)[None]  # (n, 1, 4), (1, m, 4)
+    low = np.maximum(a[..., :2], b[..., :2])
+    high = np.minimum(a[..., :2] + a[..., 2:], b[..., :2] + b[..., 2:])
+    inter = np.clip(high - low, 0, None).prod(-1)
+    return inter / (a[..., 2:].prod(-1) + b[..., 2:].prod(-1) - inter)
+
+
+def test_box_iou_reference():
+    assert box_iou([[0, 0, 10, 10]], [[5, 0, 10, 10], [0, 0, 10, 10], [20, 20, 5, 5]]).tolist() == [[1 / 3, 1.0, 0.0]]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    folders = write_digits_detection(root, n_train=20, n_valid=6, n_test=8, seed=3, size=SIZE)
+    return root, folders, {s: json.loads((f / "instances.json").read_text()) for s, f in folders.items()}
+
+
+def test_boxes_are_inside_sized_and_apart(generated):
+    _, folders, coco = generated
+    assert sorted(folders) == sorted(SPLITS) and len(coco["train"]["images"]) == 20
+    counts = []
+    for data in coco.values():
+        assert [c["id"] for c in data["categories"]] == list(range(1, 11))
+        assert [c["name"] for c in data["categories"]] == [str(d) for d in range(10)]
+        for image in data["images"]:
+            boxes = [a["bbox"] for a in data["annotations"] if a["image_id"] == image["id"]]
+            assert 1 <= len(boxes) <= 5
+            counts.append(len(boxes))
+            for x, y, w, h in boxes:
+                assert w == h and 16 <= w <= 32 and x >= 0 and y >= 0 and x + w <= SIZE and y + h <= SIZE
+            iou = box_iou(boxes, boxes)
+            assert (iou[~np.eye(len(boxes), dtype=bool)] <= 0.1 + 1e-9).all()
+    assert len(set(counts)) >= 3
+
+
+def test_source_digits_are_disjoint_and_labels_match(generated):
+    _, _, coco = generated
+    indices = source_indices(3)
+    sets = [set(indices[s].tolist()) for s in SPLITS]
+    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert sum(len(s) for s in sets) == 1797
+    assert [round(len(s) / 1797, 1) for s in sets] == [0.7, 0.1, 0.2]
+    target = load_digits().target
+    for split in SPLITS:
+        for annotation in coco[split]["annotations"]:
+            assert annotation["source_index"] in sets[SPLITS.index(split)]
+            assert annotation["category_id"] == target[annotation["source_index"]] + 1
+
+
+def test_pixels_in_a_box_are_the_upscaled_digit(generated):
+    _, folders, coco = generated
+    digits = load_digits().images / 16.0
+    checked = 0
+    for split in SPLITS:
+        for image in coco[split]["images"]:
+            pixels = np.asarray(Image.open(folders[split] / "images" / image["file_name"]), dtype=float) / 255
+            assert pixels.shape == (SIZE, SIZE)
+            boxes = [a for a in coco[split]["annotations"] if a["image_id"] == image["id"]]
+            covered = np.zeros_like(pixels, dtype=bool)
+            for a in boxes:
+                x, y, w, h = a["bbox"]
+                covered[y:y + h, x:x + w] = True
+            assert pixels[covered].mean() > pixels[~covered].mean() + 0.1  # bright digits on a dark ground
+            assert pixels[~covered].mean() < 0.05
+            overlaps = box_iou([a["bbox"] for a in boxes], [a["bbox"] for a in boxes]) > 0
+            for a in (a for a, row in zip(boxes, overlaps) if row.sum() == 1):  # a box touching no other
+                x, y, w, h = a["bbox"]
+                digit = torch.tensor(digits[a["source_index"]])[None, None]
+                reference = torch.nn.functional.interpolate(digit, size=(h, w), mode="bilinear")[0, 0].numpy()
+                assert np.abs(pixels[y:y + h, x:x + w] - reference).mean() < 0.06
+                checked += 1
+    assert checked > 10
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(generated, tmp_path):
+    _, folders, _ = generated
+    again = write_digits_detection(tmp_path / "a", n_train=20, n_valid=6, n_test=8, seed=3, size=SIZE)
+    other = write_digits_detection(tmp_path / "b", n_train=20, n_valid=6, n_test=8, seed=4, size=SIZE)
+    for split in SPLITS:
+        files = sorted(p.relative_to(folders[split]) for p in folders[split].rglob("*") if p.is_file())
+        assert files == sorted(p.relative_to(again[split]) for p in again[split].rglob("*") if p.is_file())
+        assert all((folders[split] / f).read_bytes() == (again[split] / f).read_bytes() for f in files)
+        assert (folders[split] / "instances.json").read_bytes() != (other[split] / "instances.json").read_bytes()
+        assert (folders[split] / "images/000001.png").read_bytes() != (other[split] / "images/000001.png").read_bytes()
+    assert not np.array_equal(source_indices(3)["test"], source_indices(4)["test"])
+
+
+def test_a_complete_split_is_reused(generated, monkeypatch):
+    root, folders, _ = generated
+    stamp = (folders["train"] / "instances.json").stat().st_mtime_ns
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("generated again")
+
+    monkeypatch.setattr(digits_detection, "_generate", refuse)
+    assert write_digits_detection(root, n_train=20, n_valid=6, n_test=8, seed=3, size=SIZE) == folders
+    assert (folders["train"] / "instances.json").stat().st_mtime_ns == stamp
+    with pytest.raises(DataError, match=r"train exists but is not digits-detection data"):
+        write_digits_detection(root, n_train=21, n_valid=6, n_test=8, seed=3, size=SIZE)
+
+
+def test_an_interrupted_generation_leaves_nothing_half_made(tmp_path, monkeypatch):
+    real = digits_detection.upscale
+    calls = []
+
+    def fail_midway(digit, side):
+        calls.append(side)
+        if len(calls) == 15:
+            raise KeyboardInterrupt
+        return real(digit, side)
+
+    monkeypatch.setattr(digits_detection, "upscale", fail_midway)
+    with pytest.raises(KeyboardInterrupt):
+        write_digits_detection(tmp_path, n_train=20, n_valid=2, n_test=2)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(digits_detection, "upscale", real)
+    folders = write_digits_detection(tmp_path, n_train=3, n_valid=2, n_test=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SPLITS)
+    assert len(json.loads((folders["train"] / "instances.json").read_text())["images"]) == 3
+
+
+def test_a_canvas_too_small_is_refused(tmp_path):
+    with pytest.raises(DataError, match="at least 32 pixels"):
+        write_digits_detection(tmp_path, size=20)
