@@ -44,6 +44,13 @@ class Detections:
     categories: list[dict]
     annotation_file: Path
 
+    def subset(self, rows) -> "Detections":
+        """The images at ``rows`` (their annotation file the same: score them with ``image_ids``)."""
+        rows = [int(r) for r in rows]
+        return Detections(self.images[rows], [self.targets[r] for r in rows], [self.image_ids[r] for r in rows],
+                          [self.file_names[r] for r in rows], [self.sizes[r] for r in rows], self.categories,
+                          self.annotation_file)
+
 
 def find_annotation_file(folder: Path) -> Path:
     """``folder/instances.json``, or the one ``instances*.json`` in ``folder`` or ``folder/annotations``."""
@@ -235,9 +242,10 @@ def write_results(path: str | Path, results: list[dict]) -> None:
     write_json(Path(path), results)
 
 
-def evaluate(annotation_file: str | Path, results: list[dict]) -> dict[str, float]:
+def evaluate(annotation_file: str | Path, results: list[dict], image_ids: list[int] | None = None) -> dict[str, float]:
     """COCO's box metrics of ``results`` against ``annotation_file``: {"map": AP@[.5:.95], "map_50",
-    "map_75", "map_small", "map_medium", "map_large"} (COCOeval's first six stats).
+    "map_75", "map_small", "map_medium", "map_large"} (COCOeval's first six stats), over the images
+    ``image_ids`` (default: every image the file lists).
 
     A metric is -1.0 where pycocotools has nothing to average, e.g. map_large when no object is large.
     No results at all score 0 (and -1 where there are no such objects), without calling loadRes, which
@@ -259,6 +267,8 @@ def evaluate(annotation_file: str | Path, results: list[dict]) -> dict[str, floa
                                   "annotations": []}
             detections.createIndex()
         evaluation = COCOeval(truth, detections, "bbox")
+        if image_ids is not None:
+            evaluation.params.imgIds = sorted(int(i) for i in image_ids)
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()

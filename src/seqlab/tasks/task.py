@@ -195,7 +195,7 @@ class Task:
 # --- the registry ----------------------------------------------------------------------------------
 
 BUILT_IN = {"translate": "translate", "lm": "language_model", "forecast": "forecast", "classify": "classify",
-            "vision": "vision", "mlm": "masked_lm"}  # task name -> its module in seqlab.tasks
+            "vision": "vision", "mlm": "masked_lm", "detect": "detect"}  # task name -> its module in seqlab.tasks
 _TASKS: dict[str, Task] = {}
 
 

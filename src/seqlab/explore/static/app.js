@@ -6,6 +6,7 @@ const SNAPSHOT = window.SEQLAB_SNAPSHOT || null;
 const state = { result: null, view: null, layer: 0, head: null, row: null, focus: null, body: null, next: null,
                 nextBody: null, position: null, exampleImage: null };
 const $ = (id) => document.getElementById(id);
+const IMAGE_TASKS = ["vision", "detect"];  // tasks whose input is an image file
 
 async function api(path, body) {  // the server's answer, or the saved page's copy of it
   if (SNAPSHOT) {
@@ -128,6 +129,7 @@ function renderHeadView() {
       state.head = h;
       renderHeadView();
       renderScores();
+      overlayBoxes();
     });
     pair.appendChild(canvas);
     const lines = tokenLines(matrix, view, h, maxWidth);  // heads.js: bertviz's lines, beside the map
@@ -157,6 +159,7 @@ function renderModelView() {
       $("layer").value = String(l);
       renderHeadView();
       renderScores();
+      overlayBoxes();
       document.querySelector(`#head-view canvas[data-head="${h}"]`).scrollIntoView({ block: "nearest" });
     });
     figure.append(canvas, caption);
@@ -238,11 +241,63 @@ function overlayRollout(canvas, dataUrl, grid) {  // ViT: the image, and the rol
   image.src = dataUrl;
 }
 
+// A detector: the image, every detected box (the chosen one bold), and the chosen box's query's
+// cross-attention over the image for the layer shown (the chosen head's, else the heads' mean).
+// A click on a box chooses it.
+function boxViews() {
+  return state.result ? Object.keys(state.result.views).filter((n) => state.result.views[n].box) : [];
+}
+
+function overlayBoxes() {
+  const canvas = $("overlay"), names = boxViews();
+  if (state.task !== "detect") return;
+  canvas.hidden = false;
+  const ctx = canvas.getContext("2d"), image = new Image();
+  image.onload = () => {
+    const W = canvas.width, H = canvas.height;
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(image, 0, 0, W, H);
+    const chosen = state.result.views[state.view];
+    if (chosen && chosen.box) {
+      const heads = chosen.weights[state.layer][0];
+      const shown = Number.isInteger(state.head) ? [heads[state.head]] : heads;
+      const grid = shown[0].map((row, i) => row.map((_, j) => shown.reduce((sum, m) => sum + m[i][j], 0) / shown.length));
+      const max = Math.max(...grid.flat()) || 1, ch = H / grid.length, cw = W / grid[0].length;
+      grid.forEach((row, i) => row.forEach((v, j) => {
+        ctx.fillStyle = `rgba(228, 87, 46, ${0.7 * v / max})`;
+        ctx.fillRect(j * cw, i * ch, cw, ch);
+      }));
+    }
+    names.forEach((name, k) => {
+      const [cx, cy, w, h] = state.result.views[name].box;
+      ctx.strokeStyle = name === state.view ? "#ffd23f" : "#4a6cf7";
+      ctx.lineWidth = name === state.view ? 3 : 1.5;
+      ctx.strokeRect((cx - w / 2) * W, (cy - h / 2) * H, w * W, h * H);
+      ctx.fillStyle = ctx.strokeStyle; ctx.font = "12px system-ui";
+      ctx.fillText(String(k + 1), (cx - w / 2) * W + 2, (cy - h / 2) * H + 12);
+    });
+  };
+  image.src = state.body.image;
+}
+
+function chooseBox(event) {  // the smallest box under the click
+  const canvas = $("overlay"), rect = canvas.getBoundingClientRect();
+  const x = (event.clientX - rect.left) / rect.width, y = (event.clientY - rect.top) / rect.height;
+  const hits = boxViews().filter((n) => {
+    const [cx, cy, w, h] = state.result.views[n].box;
+    return Math.abs(x - cx) <= w / 2 && Math.abs(y - cy) <= h / 2;
+  }).sort((a, b) => state.result.views[a].box[2] * state.result.views[a].box[3] -
+                    state.result.views[b].box[2] * state.result.views[b].box[3]);
+  if (!hits.length) return;
+  $("view").value = hits[0];
+  $("view").dispatchEvent(new Event("change"));
+}
+
 async function requestBody() {
   const body = { text: $("input").value };
   if (state.task === "translate") body.beam = Number($("beam").value) || 1;
   if (state.task === "lm") body.max_new_tokens = Number($("new-tokens").value) || 40;
-  if (state.task === "vision") {
+  if (IMAGE_TASKS.includes(state.task)) {
     const file = $("image").files[0];
     body.image = file ? await readFile(file) : state.exampleImage;
     if (!body.image) throw new Error("choose an image file first");
@@ -275,6 +330,7 @@ function showResult(data, body, ui = {}) {
   renderHeadView();
   renderModelView();
   renderScores();
+  overlayBoxes();
 }
 
 async function runInput(event) {
@@ -352,7 +408,7 @@ async function start() {
                               (info.max_input_tokens ? ` · inputs up to ${info.max_input_tokens} tokens` : "");
   if (info.task !== "translate") $("beam-label").style.display = "none";
   if (info.task === "lm") $("new-label").hidden = false;
-  if (info.task === "vision") { $("input").hidden = true; $("image").hidden = false; }
+  if (IMAGE_TASKS.includes(info.task)) { $("input").hidden = true; $("image").hidden = false; }
   if (info.task === "forecast") $("input").placeholder = "the last time step the model sees, e.g. 2017-06-01 00:00";
   if (info.task === "classify") $("input").placeholder = "a text to classify";
   $("input-form").addEventListener("submit", runInput);
@@ -360,12 +416,13 @@ async function start() {
   $("view").addEventListener("change", () => {
     state.view = $("view").value; state.layer = 0; state.row = null; state.focus = null;
     fillSelect($("layer"), currentView().weights.map((_, l) => [String(l), String(l + 1)]));
-    renderHeadView(); renderModelView(); renderScores();
+    renderHeadView(); renderModelView(); renderScores(); overlayBoxes();
   });
   $("layer").addEventListener("change", () => {
     state.layer = Number($("layer").value); state.row = null; state.focus = null;
-    renderHeadView(); renderScores();
+    renderHeadView(); renderScores(); overlayBoxes();
   });
+  $("overlay").addEventListener("click", chooseBox);
   $("temperature").addEventListener("input", () => { $("temperature-value").textContent = Number($("temperature").value).toFixed(2); });
   for (const id of ["temperature", "top-k"]) {
     $(id).addEventListener("change", () => loadNext().catch((error) => { $("error").textContent = error.message; }));

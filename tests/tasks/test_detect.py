@@ -1,0 +1,178 @@
+"""Detection end to end: DETR trained on the built-in digits and on a user's COCO folder, then eval,
+predict and the explorer's answer; a short run that learns; the bad-input paths."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab.cli.main import main
+from seqlab.data import coco
+from seqlab.data.digits_detection import write_digits_detection
+
+TINY_MODEL = ["--set", "model.d_model=32", "--set", "model.n_heads=2", "--set", "model.n_encoder_layers=1",
+              "--set", "model.n_decoder_layers=2", "--set", "model.d_ff=64", "--set", "model.n_queries=8",
+              "--set", "model.backbone_width=8"]
+QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.precision=fp32"]
+TINY_DIGITS = ["--set", "data.digits_train=24", "--set", "data.digits_valid=6", "--set", "data.digits_test=6",
+               "--set", "data.image_size=64"]
+
+
+def run_cli(*args, capsys):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A run on the built-in set, a few steps: enough to exercise every file a run writes."""
+    run = tmp_path_factory.mktemp("detect") / "run"
+    code = main(["train", "detect", "--out", str(run), "--max-steps", "12", "--set", "train.eval_every=6",
+                 "--set", "train.batch_size=8", *TINY_MODEL, *TINY_DIGITS, *QUIET])
+    assert code == 0
+    return run
+
+
+def test_a_run_keeps_its_data_scores_and_pictures(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    for key in ("test_map", "test_map_50", "val_map", "steps"):
+        assert key in metrics
+    assert metrics["steps"] == 12 and metrics["test_images"] == 6
+    for split in ("train", "valid", "test"):
+        assert (trained / "data" / split / "images").is_dir()
+    for picture in ("detections.png", "decoder_attention.png", "encoder_attention.png"):
+        assert (trained / picture).stat().st_size > 1000
+    assert [c["name"] for c in json.loads((trained / "categories.json").read_text())] == [str(d) for d in range(10)]
+
+
+def test_eval_on_the_runs_test_folder_gives_the_runs_own_test_figures(trained, capsys):
+    code, out, err = run_cli("eval", trained, "--coco", trained / "data" / "test", capsys=capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert scores["images"] == 6
+    assert scores["map"] == pytest.approx(metrics["test_map"]) and scores["map_50"] == pytest.approx(metrics["test_map_50"])
+
+
+def test_predict_writes_coco_results_and_draws_one_image(trained, tmp_path, capsys):
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0]
+    out = tmp_path / "preds.json"
+    code, printed, err = run_cli("predict", trained, image, "--out", out, "--threshold", "0", capsys=capsys)
+    assert code == 0, err
+    results = json.loads(out.read_text())
+    assert len(results) == 8  # one box a query
+    for r in results:
+        assert r["file_name"] == str(image) and 1 <= r["category_id"] <= 10 and 0 <= r["score"] <= 1
+        assert len(r["bbox"]) == 4 and r["bbox"][2] >= 0
+    assert len(printed.splitlines()) == 8
+    assert out.with_suffix(".png").stat().st_size > 500
+    # A folder: every image, nothing drawn
+    folder_out = tmp_path / "folder.json"
+    code, _, err = run_cli("predict", trained, image.parent, "--out", folder_out, capsys=capsys)
+    assert code == 0, err
+    assert {r["file_name"] for r in json.loads(folder_out.read_text())} == {str(p) for p in image.parent.iterdir()}
+    assert not folder_out.with_suffix(".png").exists()
+
+
+def test_the_explorer_answer_has_a_view_per_box(trained):
+    from seqlab.tasks.detector import Detector
+    from seqlab.tasks.task import Request, get
+
+    task = get("detect")
+    detector = task.load(trained)
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0].read_bytes()
+    answer = Detector.explore(detector, image, threshold=0.0)
+    assert len(answer["views"]) == 8
+    view = next(iter(answer["views"].values()))
+    h = w = 64 // 8
+    assert len(view["queries"]) == h and len(view["keys"]) == w and len(view["box"]) == 4
+    heads = view["weights"][0][0]  # layer 1: (heads, h, w)
+    assert len(heads) == 2 and sum(map(sum, heads[0])) == pytest.approx(1, abs=1e-3)
+    assert task.explore(detector, Request(image=image))["output"]  # the boxes, or that none scored 0.5
+
+
+def test_a_user_coco_folder_trains_with_its_own_test_folder(tmp_path, capsys):
+    folders = write_digits_detection(tmp_path / "mine", n_train=20, n_valid=4, n_test=4, seed=3, size=64)
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "detect", "--coco", folders["train"], "--test-coco", folders["test"],
+                             "--out", run, "--max-steps", "4", "--set", "train.eval_every=2",
+                             "--set", "train.batch_size=4", "--set", "data.image_size=64", *TINY_MODEL, *QUIET,
+                             capsys=capsys)
+    assert code == 0, err
+    assert "test: mAP@[.5:.95]" in out
+    assert not (run / "data").exists()  # the user's data stays where it is
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_images"] == 4
+
+
+def test_a_short_run_learns(tmp_path):
+    """The set loss falls and mAP@.5 on the images trained on rises from nothing: DETR can fit a tiny set."""
+    from seqlab.tasks.detect import DetectConfig, build_detr, criterion
+    from seqlab.tasks.detector import Detector, pad_targets, unpad_targets
+
+    folders = write_digits_detection(tmp_path / "d", n_train=8, n_valid=2, n_test=2, seed=1, size=48)
+    data = coco.read_coco(folders["train"], image_size=48)
+    config = DetectConfig()
+    config.data.image_size = 48
+    m = config.model
+    m.d_model, m.n_heads, m.n_encoder_layers, m.n_decoder_layers, m.d_ff, m.n_queries = 64, 4, 1, 2, 128, 8
+    m.backbone_width, m.dropout = 16, 0.0
+    torch.manual_seed(0)
+    model = build_detr(m, config.data, 10)
+    loss_of = criterion(m, 10)
+    detector = Detector(model, data.categories, config)
+    before = detector.evaluate(data)["map_50"]
+    images = torch.from_numpy(data.images)
+    targets = unpad_targets(*pad_targets(data.targets))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    losses = []
+    model.train()
+    for _ in range(300):
+        loss = loss_of(model(images), targets)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
+        optimizer.step()
+        losses.append(loss.item())
+    after = detector.evaluate(data)["map_50"]
+    assert np.mean(losses[-20:]) < 0.5 * np.mean(losses[:5])
+    assert before < 0.1 and after > 0.5, (before, after)
+
+
+@pytest.mark.parametrize("case", ["missing", "unknown-category", "outside"])
+def test_bad_coco_folders_are_one_line_and_leave_no_run(tmp_path, capsys, case):
+    folders = write_digits_detection(tmp_path / "d", n_train=4, n_valid=1, n_test=1, seed=0, size=64)
+    folder = folders["train"]
+    if case == "missing":
+        folder = tmp_path / "nowhere"
+    else:
+        annotations = next(folder.glob("*.json"))
+        doc = json.loads(annotations.read_text())
+        if case == "unknown-category":
+            doc["annotations"][0]["category_id"] = 99
+        else:
+            doc["annotations"][0]["bbox"] = [50, 50, 40, 40]
+        annotations.write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "detect", "--coco", folder, "--out", run, *QUIET, capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not run.exists()
+
+
+def test_bad_predict_and_eval_inputs(trained, tmp_path, capsys):
+    code, _, err = run_cli("predict", trained, tmp_path / "none.png", capsys=capsys)
+    assert code == 2 and "image not found" in err
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0]
+    code, _, err = run_cli("predict", trained, image, "--out", tmp_path / "preds.txt", capsys=capsys)
+    assert code == 2 and ".json" in err
+    code, _, err = run_cli("predict", trained, image, "--threshold", "2", capsys=capsys)
+    assert code == 2 and "--threshold" in err
+    code, _, err = run_cli("eval", trained, capsys=capsys)
+    assert code == 2 and "--coco" in err
+    not_image = tmp_path / "bad.png"
+    not_image.write_text("not an image")
+    code, _, err = run_cli("predict", trained, not_image, capsys=capsys)
+    assert code == 2 and "bad.png" in err and "Traceback" not in err
