@@ -3,6 +3,7 @@ hand-computed values, the layers against torch's Transformer layers, the model's
 model overfitting two images."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -174,12 +175,36 @@ def test_decoder_layer_with_zero_positions_is_torchs_post_ln_decoder_layer():
         torch.testing.assert_close(a, b)
 
 
+def test_positions_go_into_queries_and_keys_only_as_the_papers_code():
+    # DETR's layers (the paper's code, Fig. 10 of the supplement) written out with torch's modules:
+    # q = k = x + pos, value = x; cross-attention query = x + query_pos, key = memory + pos, value = memory.
+    torch.manual_seed(2)
+    D, H, F_ = 16, 4, 32
+    ours = DETREncoderLayer(MultiHeadAttention(D, H), PositionwiseFeedForward(D, F_), nn.LayerNorm(D), nn.LayerNorm(D),
+                            dropout=0.0)
+    theirs = nn.TransformerEncoderLayer(D, H, F_, dropout=0.0, batch_first=True)
+    copy_common(ours, theirs, ["norm1", "norm2"])
+    x, pos = torch.randn(2, 7, D), torch.randn(7, D)
+    ff = lambda layer, h: layer.linear2(torch.relu(layer.linear1(h)))
+    h = theirs.norm1(x + theirs.self_attn(x + pos, x + pos, x)[0])
+    torch.testing.assert_close(ours(x, pos)[0], theirs.norm2(h + ff(theirs, h)))
+
+    ours = DETRDecoderLayer(MultiHeadAttention(D, H), MultiHeadAttention(D, H), PositionwiseFeedForward(D, F_),
+                            nn.LayerNorm(D), nn.LayerNorm(D), nn.LayerNorm(D), dropout=0.0)
+    theirs = nn.TransformerDecoderLayer(D, H, F_, dropout=0.0, batch_first=True)
+    copy_common(ours, theirs, ["norm1", "norm2", "norm3"])
+    copy_attention(ours.cross_attn, theirs.multihead_attn)
+    x, memory, query_pos, pos = torch.randn(2, 5, D), torch.randn(2, 9, D), torch.randn(2, 5, D), torch.randn(9, D)
+    h = theirs.norm1(x + theirs.self_attn(x + query_pos, x + query_pos, x)[0])
+    h = theirs.norm2(h + theirs.multihead_attn(h + query_pos, memory + pos, memory)[0])
+    torch.testing.assert_close(ours(x, memory, query_pos, pos)[0], theirs.norm3(h + ff(theirs, h)))
+
+
 def test_grid_positions_follow_the_papers_formula():
     # Row 1, column 0 of a 2×3 map: y = 2/2, x = 1/3 (normalised, ×2π); features [sin, cos, sin, cos] of
     # y·2π / 10000^(0/4), y·2π / 10000^(2/4), then the same for x (d_model = 8: 4 features each).
     pe = grid_positions(2, 3, 8)
     assert pe.shape == (6, 8)
-    import math
     y, x = 2 * math.pi * 1.0, 2 * math.pi / 3
     expected = [math.sin(y), math.cos(y), math.sin(y / 100), math.cos(y / 100),
                 math.sin(x), math.cos(x), math.sin(x / 100), math.cos(x / 100)]

@@ -57,7 +57,7 @@ class HungarianMatcher:
 class SetCriterion(nn.Module):
     """The Hungarian loss (§3.1, eq. 2) of the last decoder layer plus that of every earlier one (the
     auxiliary decoding losses of §3.2): cross-entropy over all queries, with the "no object" class
-    down-weighted by ``no_object_weight`` (the paper's 10); L1 and 1 - GIoU over the matched pairs,
+    down-weighted by ``no_object_weight`` (the paper divides it by 10); L1 and 1 - GIoU over the matched pairs,
     both divided by the number of target boxes in the batch (at least 1)."""
 
     def __init__(self, n_classes: int, matcher: HungarianMatcher, *, no_object_weight: float = 0.1,
