@@ -23,7 +23,6 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock
 
 from ..nn import MultiHeadAttention, PositionwiseFeedForward
 from . import pretrained
@@ -74,6 +73,10 @@ class Backbone(nn.Sequential):
     (B, C, H, W) -> (B, d_model, H/stride, W/stride)."""
 
     def __init__(self, channels: int, width: int, stride: int, d_model: int) -> None:
+        # Imported here: torchvision takes about a second to import, which every `import seqlab.models`
+        # (and so every command) would otherwise pay.
+        from torchvision.models.resnet import BasicBlock
+
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
                                    nn.ReLU(inplace=True)]
         for _ in range(stride.bit_length() - 1):  # log2(stride) stages
