@@ -70,7 +70,15 @@ CASES = {
     "VisionTransformer": (lambda: m.VisionTransformer(m.VisionTransformerConfig(8, 10, patch_size=4, d_model=16,
                                                                                 n_heads=2, n_layers=1, d_ff=32)),
                           lambda: (torch.randn(B, 1, 8, 8),)),
+    "DETR": (lambda: m.DETR(m.DETRConfig(3, image_size=16, backbone_width=4, d_model=16, n_heads=2, n_encoder_layers=1,
+                                         n_decoder_layers=2, d_ff=32, n_queries=5, queries="anchor")),
+             lambda: (torch.rand(B, 1, 16, 16),)),
 }
+
+
+def as_tensor(out):
+    """A model's output as one tensor: DETR's dict of predictions becomes its logits and boxes side by side."""
+    return torch.cat([out["logits"], out["boxes"]], dim=-1) if isinstance(out, dict) else out
 
 # Runs in a fresh interpreter: import seqlab.models only, load every saved case, run it on its inputs.
 LOAD_AND_RUN = """
@@ -91,6 +99,8 @@ for case in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
     inputs = load_file(str(case / "inputs.safetensors"))
     with torch.no_grad():
         out = model(*[inputs[str(i)] for i in range(len(inputs))])
+    if isinstance(out, dict):  # DETR: logits and boxes side by side, as as_tensor in the test
+        out = torch.cat([out["logits"], out["boxes"]], dim=-1)
     save_file({"out": out.contiguous()}, str(case / "out.safetensors"))
     report[case.name] = {"class": type(model).__name__, "config": asdict(model.config)}
 print(json.dumps(report))
@@ -112,7 +122,7 @@ def test_every_model_class_loads_in_a_fresh_process_with_identical_outputs(tmp_p
                 p.add_(torch.randn_like(p) * 0.1)
         inputs = make_inputs()
         with torch.no_grad():
-            expected[name] = model(*inputs)
+            expected[name] = as_tensor(model(*inputs))
         model.save_pretrained(tmp_path / name)
         save_file({str(i): x for i, x in enumerate(inputs)}, str(tmp_path / name / "inputs.safetensors"))
         saved = json.loads((tmp_path / name / "config.json").read_text())

@@ -8,6 +8,7 @@ from .pretrained import MODEL_CLASSES, from_pretrained, save_pretrained
 from .classifiers import (ConvClassifier, ConvClassifierConfig, LSTMClassifier, LSTMClassifierConfig,
                           TransformerClassifier, TransformerClassifierConfig)
 from .conv_seq2seq import ConvSeq2Seq, ConvSeq2SeqConfig
+from .detr import DETR, DETRConfig
 from .forecasters import (ConvForecaster, ConvForecasterConfig, LinearForecaster, LinearForecasterConfig,
                           PatchTransformer, PatchTransformerConfig, PeriodicLinearForecaster,
                           PeriodicLinearForecasterConfig, RecurrentForecaster, RecurrentForecasterConfig,
@@ -27,7 +28,7 @@ __all__ = ["Transformer", "TransformerConfig", "TransformerLM", "TransformerLMCo
            "LinearForecaster", "LinearForecasterConfig", "PeriodicLinearForecaster",
            "PeriodicLinearForecasterConfig", "TransformerClassifier", "TransformerClassifierConfig",
            "LSTMClassifier", "LSTMClassifierConfig", "ConvClassifier", "ConvClassifierConfig",
-           "VisionTransformer", "VisionTransformerConfig", "LinearTextClassifier", "generate", "stream",
+           "VisionTransformer", "VisionTransformerConfig", "DETR", "DETRConfig", "LinearTextClassifier", "generate", "stream",
            "from_pretrained", "save_pretrained", "MODEL_CLASSES"]
 
 
