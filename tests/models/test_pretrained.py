@@ -73,11 +73,16 @@ CASES = {
     "DETR": (lambda: m.DETR(m.DETRConfig(3, image_size=16, backbone_width=4, d_model=16, n_heads=2, n_encoder_layers=1,
                                          n_decoder_layers=2, d_ff=32, n_queries=5, queries="anchor")),
              lambda: (torch.rand(B, 1, 16, 16),)),
+    "CenterNet": (lambda: m.CenterNet(m.CenterNetConfig(3, image_size=16, backbone_width=4, head_width=8)),
+                  lambda: (torch.rand(B, 1, 16, 16),)),
 }
 
 
 def as_tensor(out):
-    """A model's output as one tensor: DETR's dict of predictions becomes its logits and boxes side by side."""
+    """A model's output as one tensor: DETR's dict of predictions becomes its logits and boxes side by side,
+    CenterNet's its heatmap, size and offset maps stacked on the channels."""
+    if isinstance(out, dict) and "heatmap" in out:
+        return torch.cat([out["heatmap"], out["size"], out["offset"]], dim=1)
     return torch.cat([out["logits"], out["boxes"]], dim=-1) if isinstance(out, dict) else out
 
 # Runs in a fresh interpreter: import seqlab.models only, load every saved case, run it on its inputs.
@@ -99,7 +104,9 @@ for case in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
     inputs = load_file(str(case / "inputs.safetensors"))
     with torch.no_grad():
         out = model(*[inputs[str(i)] for i in range(len(inputs))])
-    if isinstance(out, dict):  # DETR: logits and boxes side by side, as as_tensor in the test
+    if isinstance(out, dict) and "heatmap" in out:  # CenterNet: its maps stacked, as as_tensor in the test
+        out = torch.cat([out["heatmap"], out["size"], out["offset"]], dim=1)
+    elif isinstance(out, dict):  # DETR: logits and boxes side by side, as as_tensor in the test
         out = torch.cat([out["logits"], out["boxes"]], dim=-1)
     save_file({"out": out.contiguous()}, str(case / "out.safetensors"))
     report[case.name] = {"class": type(model).__name__, "config": asdict(model.config)}

@@ -5,6 +5,7 @@ any saved model from the class name in its ``config.json``.
 """
 
 from .pretrained import MODEL_CLASSES, from_pretrained, save_pretrained
+from .centernet import CenterNet, CenterNetConfig
 from .classifiers import (ConvClassifier, ConvClassifierConfig, LSTMClassifier, LSTMClassifierConfig,
                           TransformerClassifier, TransformerClassifierConfig)
 from .conv_seq2seq import ConvSeq2Seq, ConvSeq2SeqConfig
@@ -28,7 +29,7 @@ __all__ = ["Transformer", "TransformerConfig", "TransformerLM", "TransformerLMCo
            "LinearForecaster", "LinearForecasterConfig", "PeriodicLinearForecaster",
            "PeriodicLinearForecasterConfig", "TransformerClassifier", "TransformerClassifierConfig",
            "LSTMClassifier", "LSTMClassifierConfig", "ConvClassifier", "ConvClassifierConfig",
-           "VisionTransformer", "VisionTransformerConfig", "DETR", "DETRConfig", "LinearTextClassifier", "generate", "stream",
+           "VisionTransformer", "VisionTransformerConfig", "DETR", "DETRConfig", "CenterNet", "CenterNetConfig", "LinearTextClassifier", "generate", "stream",
            "from_pretrained", "save_pretrained", "MODEL_CLASSES"]
 
 
