@@ -143,3 +143,16 @@ def test_periodic_quantiles_keep_each_phase_and_add_their_own_offset():
     x = torch.randn(2, L, C)
     expected = x[:, -w:].repeat(1, days_out, 1)[:, :horizon]  # (2, H, C)
     torch.testing.assert_close(model(x), expected.unsqueeze(-1) + torch.tensor([-1.0, 0.0, 1.0]))
+
+
+def test_quantiles_are_sorted_at_inference_only():
+    # Reversed offsets (+1, 0, -1): in training each output keeps its level's slot (the pinball loss then
+    # pushes it into place); in eval mode the rearrangement sorts them.
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, H, period=8, quantiles=LEVELS))
+    with torch.no_grad():
+        model.across_days.weight.zero_()
+        model.across_days.bias.copy_(torch.tensor([1.0, 0.0, -1.0]).repeat(model.days_out))
+    x = torch.randn(2, L, C)
+    trained = model.train()(x)
+    torch.testing.assert_close(trained[..., 0] - trained[..., 2], torch.full((2, H, C), 2.0))
+    torch.testing.assert_close(model.eval()(x), trained.flip(-1))

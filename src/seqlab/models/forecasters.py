@@ -10,7 +10,7 @@ real series have.
 
 Every config takes ``quantiles`` (default (): point forecasts, (B, H, C)). With levels τ_1 < … < τ_Q
 (0.5 among them; :mod:`.quantiles`), the final projection is Q times wider and the forecast is
-(B, H, C, Q), one value per level, the levels sorted so they never cross; the normalisation is undone on
+(B, H, C, Q), one value per level, sorted in eval mode so they never cross; the normalisation is undone on
 each.
 """
 
@@ -69,9 +69,11 @@ def _levels(config) -> None:
     config.quantiles = check_quantiles(config.quantiles)
 
 
-def _ordered(y: Tensor, quantiles: tuple[float, ...]) -> Tensor:
-    """The forecast as it leaves a forecaster: quantiles sorted along their last axis, a point forecast as is."""
-    return rearrange(y) if quantiles else y
+def _ordered(model: nn.Module, y: Tensor) -> Tensor:
+    """The forecast as it leaves a forecaster: in eval mode quantiles sorted along their last axis (the
+    rearrangement, applied after fitting: in training each output keeps its own level, or outputs whose
+    order changes from window to window would trade levels); a point forecast as is."""
+    return rearrange(y) if model.config.quantiles and not model.training else y
 
 
 def _encode(layers: nn.ModuleList, h: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
@@ -134,7 +136,7 @@ class TimeStepTransformer(Forecaster):
         h = self.dropout(self.position(self.embed(x)))  # (B, L, D)
         h, maps = _encode(self.layers, h, need_weights)
         y = self.norm.denormalise(self.head(self.final_norm(h)), stats)  # (B, H, C) or (B, H, C, Q)
-        y = _ordered(y, self.config.quantiles)
+        y = _ordered(self, y)
         return (y, maps) if need_weights else y
 
 
@@ -201,7 +203,7 @@ class PatchTransformer(Forecaster):
         h, maps = _encode(self.layers, h, need_weights)
         y = self.head(self.final_norm(h).flatten(1))  # (B·C, H·Q)
         y = y.view(B, C, -1, self.n_quantiles) if self.n_quantiles else y.view(B, C, -1)  # (B, C, H[, Q])
-        y = _ordered(self.norm.denormalise(y.transpose(1, 2), stats), self.config.quantiles)  # (B, H, C[, Q])
+        y = _ordered(self, self.norm.denormalise(y.transpose(1, 2), stats))  # (B, H, C[, Q])
         return (y, maps) if need_weights else y
 
 
@@ -239,7 +241,7 @@ class RecurrentForecaster(Forecaster):
     def forward(self, x: Tensor) -> Tensor:
         x, stats = self.norm(x)
         h, _ = self.rnn(x)  # (B, L, D)
-        return _ordered(self.norm.denormalise(self.head(h), stats), self.config.quantiles)
+        return _ordered(self, self.norm.denormalise(self.head(h), stats))
 
 
 @dataclass
@@ -281,7 +283,7 @@ class ConvForecaster(Forecaster):
         for conv in self.convs:
             left = conv.dilation[0] * (conv.kernel_size[0] - 1)  # causal: pad the past only
             h = h + self.dropout(F.gelu(conv(F.pad(h, (left, 0)))))
-        return _ordered(self.norm.denormalise(self.head(h.transpose(1, 2)), stats), self.config.quantiles)
+        return _ordered(self, self.norm.denormalise(self.head(h.transpose(1, 2)), stats))
 
 
 @dataclass
@@ -329,7 +331,7 @@ class LinearForecaster(Forecaster):
         if self.n_quantiles:
             y = y.unflatten(-1, (-1, self.n_quantiles))  # (B, C, H, Q)
         y = y.transpose(1, 2)  # (B, H, C[, Q])
-        return _ordered(self.norm.denormalise(y, stats) if self.norm is not None else y, self.config.quantiles)
+        return _ordered(self, self.norm.denormalise(y, stats) if self.norm is not None else y)
 
 
 @dataclass
@@ -392,7 +394,7 @@ class PeriodicLinearForecaster(Forecaster):
             y = self.norm.denormalise(y, stats)
         else:
             y = y + (mean.unsqueeze(-1) if self.n_quantiles else mean)
-        return _ordered(y, self.config.quantiles)
+        return _ordered(self, y)
 
 
 ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic")

@@ -333,7 +333,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
 
     trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets, config.model.loss, levels),
                       batches=ts.window_batches(windows["train"], t.batch_size, t.seed), evaluate=evaluate,
-                      select="val_mse", d_model=config.model.d_model, parallel=parallel)
+                      select="val_quantile_loss" if levels else "val_mse",  # quantiles: the best pinball loss
+                      d_model=config.model.d_model, parallel=parallel)
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)
