@@ -1,9 +1,10 @@
 """Quantile levels, the pinball loss (hand-computed values), interval names and the rearrangement."""
 
+import numpy as np
 import pytest
 import torch
 
-from seqlab.models.quantiles import central_intervals, check_quantiles, pinball_loss, rearrange
+from seqlab.models.quantiles import central_intervals, check_quantiles, pinball_loss, quantile_errors, rearrange
 
 
 def test_pinball_loss_matches_a_hand_computed_example():
@@ -49,3 +50,15 @@ def test_rearranged_quantiles_never_cross_and_never_lose_pinball():
     assert (ordered.diff(dim=-1) >= 0).all()
     for i in range(len(truth)):  # per value, not only on average
         assert pinball_loss(ordered[i], truth[i], levels) <= pinball_loss(prediction[i], truth[i], levels) + 1e-7
+
+
+def test_quantile_errors_count_the_truths_inside_each_interval():
+    levels = (0.1, 0.5, 0.9)
+    prediction = np.array([[0.0, 1.0, 2.0]] * 4)  # the 80 % interval [0, 2] for each of 4 values
+    truth = np.array([-0.5, 0.0, 1.5, 2.5])  # inside: 0.0 (the bound counts) and 1.5
+    scores = quantile_errors(prediction, truth, levels)
+    assert scores["coverage_80"] == 0.5
+    # by hand, per truth (levels 0.1, 0.5, 0.9): y=-0.5: 0.9·0.5 + 0.5·1.5 + 0.1·2.5; y=0: 0 + 0.5 + 0.1·2;
+    # y=1.5: 0.1·1.5 + 0.5·0.5 + 0.1·0.5; y=2.5: 0.1·2.5 + 0.5·1.5 + 0.9·0.5
+    expected = (0.45 + 0.75 + 0.25 + 0.0 + 0.5 + 0.2 + 0.15 + 0.25 + 0.05 + 0.25 + 0.75 + 0.45) / 12
+    assert scores["quantile_loss"] == pytest.approx(expected)

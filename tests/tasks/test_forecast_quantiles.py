@@ -12,7 +12,8 @@ from seqlab.config import build
 from seqlab.data import timeseries as ts
 from seqlab.models import forecasters as fm
 from seqlab.models import from_pretrained
-from seqlab.tasks.forecast import Forecast, ForecastConfig, forecast_loss, predict_windows, quantile_errors
+from seqlab.models.quantiles import quantile_errors
+from seqlab.tasks.forecast import Forecast, ForecastConfig, forecast_loss, predict_windows
 
 from test_forecast_task import FAST, run_cli  # pytest puts this directory on sys.path
 

@@ -307,10 +307,10 @@ def export_forecast(run: Path, out: Path) -> str:
     if not isinstance(model, nn.Module):
         raise UserError(f"{run} holds no PyTorch model; --format onnx exports the neural forecasters")
     x = torch.randn(2, d.input_len, len(forecast.columns))
-    levels = list(forecast.levels)
+    levels = {"quantiles": list(forecast.levels)} if forecast.levels else {}
     return _export_single(run, out, "forecast", model, x, "x", "forecast", {0: _batch()}, ("series.json",),
                           series="series.json", input_len=d.input_len, horizon=d.horizon,
-                          columns=forecast.columns, targets=forecast.targets, **({"quantiles": levels} if levels else {}),
+                          columns=forecast.columns, targets=forecast.targets, **levels,
                           usage="x: the last input_len rows, standardised with series.json's scaler; "
                                 "the forecast is standardised too"
                                 + ("; its last axis holds the quantiles' levels in order" if levels else ""))

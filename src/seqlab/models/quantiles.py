@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -68,3 +69,14 @@ def rearrange(prediction: Tensor) -> Tensor:
     """(..., Q) sorted along the levels, so that no two quantiles cross: the rearrangement of
     Chernozhukov, Fernández-Val & Galichon (2010), which never increases the pinball loss."""
     return prediction.sort(dim=-1).values
+
+
+def quantile_errors(prediction: np.ndarray, truth: np.ndarray, levels: tuple[float, ...]) -> dict[str, float]:
+    """The mean pinball loss over every value and level (``quantile_loss``) and, per central interval
+    the levels span, the fraction of true values inside it (``coverage_80`` for 0.1 and 0.9);
+    prediction (..., Q), truth (...)."""
+    scores = {"quantile_loss": float(pinball_loss(torch.as_tensor(prediction), torch.as_tensor(truth), levels))}
+    for name, (low, high) in central_intervals(levels).items():
+        inside = (prediction[..., low] <= truth) & (truth <= prediction[..., high])
+        scores[f"coverage_{name}"] = float(inside.mean())
+    return scores

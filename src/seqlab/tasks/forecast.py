@@ -27,7 +27,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
-from ..models.quantiles import central_intervals, check_quantiles, median_index, pinball_loss
+from ..models.quantiles import central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
@@ -169,17 +169,6 @@ def predict_windows(model, windows: ts.Windows, batch_size: int, device) -> tupl
 
 def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"mse": float(np.mean((prediction - truth) ** 2)), "mae": float(np.mean(np.abs(prediction - truth)))}
-
-
-def quantile_errors(prediction: np.ndarray, truth: np.ndarray, levels: tuple[float, ...]) -> dict[str, float]:
-    """The mean pinball loss over every value and level (``quantile_loss``) and, per central interval
-    the levels span, the fraction of true values inside it (``coverage_80`` for 0.1 and 0.9);
-    prediction (..., Q), truth (...)."""
-    scores = {"quantile_loss": float(pinball_loss(torch.as_tensor(prediction), torch.as_tensor(truth), levels))}
-    for name, (low, high) in central_intervals(levels).items():
-        inside = (prediction[..., low] <= truth) & (truth <= prediction[..., high])
-        scores[f"coverage_{name}"] = float(inside.mean())
-    return scores
 
 
 def unscale(scaler, a: np.ndarray) -> np.ndarray:
