@@ -126,3 +126,15 @@ def test_bad_levels_are_one_line_and_exit_2(tmp_path, sine_csv, capsys, flags, m
     code, _, err = run_cli("train", "forecast", "--csv", sine_csv, "--out", out_dir, *FAST, *flags, capsys=capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not out_dir.exists()
+
+
+def test_compare_forecast_with_quantiles_adds_their_columns(tmp_path, sine_csv, capsys):
+    out = tmp_path / "cmp"
+    code, _, err = run_cli("compare", "forecast", "--csv", sine_csv, "--models", "linear,periodic",
+                           "--quantiles", "0.05,0.1,0.9,0.95", "--max-steps", 40, "--out", out, *FAST, capsys=capsys)
+    assert code == 0, err
+    frame = pd.read_csv(out / "compare.csv")
+    assert list(frame.columns)[-3:] == ["test_quantile_loss", "test_coverage_90", "test_coverage_80"]
+    for row in frame.itertuples():
+        m = json.loads((out / row.model / "metrics.json").read_text())
+        assert (row.test_quantile_loss, row.test_coverage_90) == (m["test_quantile_loss"], m["test_coverage_90"])

@@ -449,8 +449,10 @@ class ForecastTask(Task):
         return views.forecast(forecast, request.text)
 
     def compare_columns(self, config) -> list[str]:
+        levels = config.model.levels
         return ["model", "parameters", "train_seconds", "epochs", "test_mse", "test_mae", "test_mse_original",
-                "test_mae_original"]
+                "test_mae_original"] + (["test_quantile_loss"] if levels else []) + [
+                f"test_coverage_{name}" for name in central_intervals(levels)]
 
     validation_metric = "val_mse"
 
