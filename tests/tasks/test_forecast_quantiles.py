@@ -13,6 +13,7 @@ from seqlab.data import timeseries as ts
 from seqlab.models import forecasters as fm
 from seqlab.models import from_pretrained
 from seqlab.models.quantiles import quantile_errors
+from seqlab.tasks import views
 from seqlab.tasks.forecast import Forecast, ForecastConfig, forecast_loss, predict_windows
 
 from test_forecast_task import FAST, run_cli  # pytest puts this directory on sys.path
@@ -96,6 +97,9 @@ def test_quantile_run_scores_predicts_evaluates_and_reloads(tmp_path, sine_csv, 
     assert reloaded(x).shape == (3, 12, 2, 3)
     pd.testing.assert_frame_equal(forecast.forecast(sine_csv), Forecast.load(run).forecast(sine_csv))
     np.testing.assert_allclose(forecast.forecast(sine_csv)["OT_q0.9"], frame["OT_q0.9"], rtol=1e-5)
+    # The explorer shows the median: at the file's last row it is predict's OT column.
+    shown = views.forecast(forecast, pd.read_csv(sine_csv)["date"].iloc[-1])["series"]["forecast"]
+    np.testing.assert_allclose(shown, frame["OT"], rtol=1e-5)
 
     # eval on the test rows (with the input_len rows before them) gives the run's test scores.
     start, end = json.loads((run / "series.json").read_text())["bounds"]["test"]
