@@ -142,6 +142,11 @@ def plain_runs():
             "--set", "model.n_layers=1", "--set", "model.d_ff=32", "--set", "model.patch_len=8",
             "--set", "model.stride=4", "--set", "model.period=12", *QUICK])
            for arch in ("transformer", "patch", "lstm", "conv1d", "linear", "periodic")},
+        "forecast-quantiles": lambda root: [  # (B, H, C, Q), the levels sorted in the graph too
+            "--csv", root / "series.csv", "--model", "patch", "--quantiles", "0.1,0.9", "--input-len", "24",
+            "--horizon", "6", "--split", "0.7,0.1,0.2", "--set", "model.d_model=16", "--set", "model.n_heads=2",
+            "--set", "model.n_layers=1", "--set", "model.d_ff=32", "--set", "model.patch_len=8",
+            "--set", "model.stride=4", *QUICK],
     }
 
 
@@ -173,6 +178,8 @@ def test_onnx_outputs_equal_pytorchs(root, name):
         expected = model(x)
     assert got.shape == tuple(expected.shape)
     assert np.abs(got - expected.numpy()).max() <= TOL
+    if name == "forecast-quantiles":
+        assert meta["quantiles"] == [0.1, 0.5, 0.9] and got.shape[-1] == 3
 
 
 @pytest.mark.parametrize("task, args, message", [

@@ -89,3 +89,70 @@ def test_periodic_model_reads_each_phase_from_the_same_phase_of_past_periods(inp
     expected = last_period.repeat(1, -(-horizon // w), 1)[:, :horizon]
     torch.testing.assert_close(y, expected)
     assert model.days_in == input_len // w and model.days_out == -(-horizon // w)
+
+
+LEVELS = (0.1, 0.5, 0.9)
+
+
+def with_quantiles(name):
+    """The MODELS entry ``name`` rebuilt with quantiles 0.1, 0.5, 0.9."""
+    model = MODELS[name]()
+    config = type(model.config)(**{**vars(model.config), "quantiles": (0.9, 0.1)})  # unsorted, no median
+    return type(model)(config)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_forecaster_gives_sorted_quantiles_and_reloads(name, tmp_path):
+    model = with_quantiles(name).eval()
+    assert model.config.quantiles == LEVELS  # sorted, 0.5 added
+    x = torch.randn(4, L, C)
+    y = model(x)
+    assert y.shape == (4, H, C, 3) and (y.diff(dim=-1) >= 0).all()
+    model.save_pretrained(tmp_path / name)
+    torch.testing.assert_close(from_pretrained(tmp_path / name).eval()(x), y)
+
+
+@pytest.mark.parametrize("name", ["transformer", "patch", "lstm", "conv1d", "rlinear", "periodic-revin"])
+def test_every_quantile_is_put_back_on_the_window_scale(name):
+    # RevIN undoes each window's mean and spread on every quantile: scaling and shifting the input
+    # scales and shifts all Q outputs alike.
+    model = with_quantiles(name).eval()
+    x = torch.randn(2, L, C)
+    torch.testing.assert_close(model(3.0 * x + 100.0), 3.0 * model(x) + 100.0, rtol=1e-4, atol=1e-3)
+
+
+def test_point_forecasts_are_the_default_and_quantile_heads_are_wider():
+    for name in MODELS:
+        point, quantile = MODELS[name](), with_quantiles(name)
+        assert point.config.quantiles == ()
+        assert sum(p.numel() for p in quantile.parameters()) > sum(p.numel() for p in point.parameters())
+
+
+def test_periodic_quantiles_keep_each_phase_and_add_their_own_offset():
+    # "Next period = last period" for every level, plus a bias of -1, 0, +1 per level: quantile j of
+    # step h is the last period's phase h mod w shifted by its level's offset. Checks the (day, level)
+    # layout of the widened map.
+    w, horizon = 8, 20
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, horizon, period=w, quantiles=LEVELS))
+    days_out = -(-horizon // w)
+    with torch.no_grad():
+        model.smooth.weight.zero_()
+        model.across_days.weight.zero_()
+        model.across_days.weight[:, -1] = 1.0
+        model.across_days.bias.copy_(torch.tensor([-1.0, 0.0, 1.0]).repeat(days_out))  # output k·Q + j
+    x = torch.randn(2, L, C)
+    expected = x[:, -w:].repeat(1, days_out, 1)[:, :horizon]  # (2, H, C)
+    torch.testing.assert_close(model(x), expected.unsqueeze(-1) + torch.tensor([-1.0, 0.0, 1.0]))
+
+
+def test_quantiles_are_sorted_at_inference_only():
+    # Reversed offsets (+1, 0, -1): in training each output keeps its level's slot (the pinball loss then
+    # pushes it into place); in eval mode the rearrangement sorts them.
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, H, period=8, quantiles=LEVELS))
+    with torch.no_grad():
+        model.across_days.weight.zero_()
+        model.across_days.bias.copy_(torch.tensor([1.0, 0.0, -1.0]).repeat(model.days_out))
+    x = torch.randn(2, L, C)
+    trained = model.train()(x)
+    torch.testing.assert_close(trained[..., 0] - trained[..., 2], torch.full((2, H, C), 2.0))
+    torch.testing.assert_close(model.eval()(x), trained.flip(-1))

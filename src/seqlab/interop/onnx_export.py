@@ -9,7 +9,8 @@ seqlab (or PyTorch), with its tokenizer and an ``onnx.json`` naming every graph'
     classify    model.onnx    ids (B, T) -> logits (B, K)
     mlm         model.onnx    ids (B, T) -> logits (B, T, V)
     vision      model.onnx    images (B, C, H, W) -> logits (B, K)
-    forecast    model.onnx    x (B, input_len, C), standardised -> forecast (B, horizon, C)
+    forecast    model.onnx    x (B, input_len, C), standardised -> forecast (B, horizon, C),
+                              or (B, horizon, C, Q) for a run with quantiles (onnx.json's ``quantiles``)
 
 Batch and sequence axes are dynamic. The graphs come from ``torch.export`` (``torch.onnx.export``
 with ``dynamo=True``), in inference mode: dropout off. Refused in one line: recurrent language models,
@@ -306,8 +307,10 @@ def export_forecast(run: Path, out: Path) -> str:
     if not isinstance(model, nn.Module):
         raise UserError(f"{run} holds no PyTorch model; --format onnx exports the neural forecasters")
     x = torch.randn(2, d.input_len, len(forecast.columns))
+    levels = {"quantiles": list(forecast.levels)} if forecast.levels else {}
     return _export_single(run, out, "forecast", model, x, "x", "forecast", {0: _batch()}, ("series.json",),
                           series="series.json", input_len=d.input_len, horizon=d.horizon,
-                          columns=forecast.columns, targets=forecast.targets,
+                          columns=forecast.columns, targets=forecast.targets, **levels,
                           usage="x: the last input_len rows, standardised with series.json's scaler; "
-                                "the forecast is standardised too")
+                                "the forecast is standardised too"
+                                + ("; its last axis holds the quantiles' levels in order" if levels else ""))

@@ -7,6 +7,11 @@ DLinear-style) and a linear map across periods (``PeriodicLinearForecaster``, Sp
 the linear ones normalise each window by its own mean and spread first (RevIN; the periodic one by its
 mean only, as SparseTSF does), which removes the level shifts between training and test periods that
 real series have.
+
+Every config takes ``quantiles`` (default (): point forecasts, (B, H, C)). With levels τ_1 < … < τ_Q
+(0.5 among them; :mod:`.quantiles`), the final projection is Q times wider and the forecast is
+(B, H, C, Q), one value per level, sorted in eval mode so they never cross; the normalisation is undone on
+each.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from torch import Tensor, nn
 
 from ..nn import GRU, LSTM, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer
 from . import pretrained
+from .quantiles import check_quantiles, rearrange
 
 
 class InstanceNorm(nn.Module):
@@ -36,20 +42,38 @@ class InstanceNorm(nn.Module):
 
     @staticmethod
     def denormalise(y: Tensor, stats: tuple[Tensor, Tensor]) -> Tensor:
-        mean, std = stats
+        """y (B, H, C), or (B, H, C, Q) quantiles, each put back the same way."""
+        mean, std = stats  # (B, 1, C)
+        if y.dim() == 4:
+            mean, std = mean.unsqueeze(-1), std.unsqueeze(-1)  # (B, 1, C, 1)
         return y * std + mean
 
 
 class TemporalHead(nn.Module):
-    """(B, L, D) features per input step -> (B, H, C): a linear map along time, then along features."""
+    """(B, L, D) features per input step -> (B, H, C): a linear map along time, then along features;
+    with ``n_quantiles`` Q > 0, (B, H, C, Q)."""
 
-    def __init__(self, input_len: int, horizon: int, d_model: int, channels: int) -> None:
+    def __init__(self, input_len: int, horizon: int, d_model: int, channels: int, n_quantiles: int = 0) -> None:
         super().__init__()
+        self.n_quantiles = n_quantiles
         self.time = nn.Linear(input_len, horizon)
-        self.features = nn.Linear(d_model, channels)
+        self.features = nn.Linear(d_model, channels * max(n_quantiles, 1))
 
     def forward(self, h: Tensor) -> Tensor:
-        return self.features(self.time(h.transpose(1, 2)).transpose(1, 2))
+        y = self.features(self.time(h.transpose(1, 2)).transpose(1, 2))  # (B, H, C·Q)
+        return y.unflatten(-1, (-1, self.n_quantiles)) if self.n_quantiles else y
+
+
+def _levels(config) -> None:
+    """Check a forecaster config's ``quantiles`` (sorted, 0.5 added: :func:`check_quantiles`)."""
+    config.quantiles = check_quantiles(config.quantiles)
+
+
+def _ordered(model: nn.Module, y: Tensor) -> Tensor:
+    """The forecast as it leaves a forecaster: in eval mode quantiles sorted along their last axis (the
+    rearrangement, applied after fitting: in training each output keeps its own level, or outputs whose
+    order changes from window to window would trade levels); a point forecast as is."""
+    return rearrange(y) if model.config.quantiles and not model.training else y
 
 
 def _encode(layers: nn.ModuleList, h: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
@@ -79,6 +103,10 @@ class TimeStepTransformerConfig:
     n_layers: int = 2
     d_ff: int = 128
     dropout: float = 0.1
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+
+    def __post_init__(self) -> None:
+        _levels(self)
 
 
 @pretrained.register
@@ -99,15 +127,16 @@ class TimeStepTransformer(Forecaster):
         self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
                                     for _ in range(c.n_layers))
         self.final_norm = nn.LayerNorm(d_model)
-        self.head = TemporalHead(input_len, horizon, d_model, channels)
+        self.head = TemporalHead(input_len, horizon, d_model, channels, len(c.quantiles))
 
     def forward(self, x: Tensor, need_weights: bool = False):
-        """x (B, L, C) -> (B, H, C); with ``need_weights``, (forecast, per layer the
+        """x (B, L, C) -> (B, H, C) (or (B, H, C, Q) quantiles); with ``need_weights``, (forecast, per layer the
         (B, heads, L, L) self-attention weights over the time steps)."""
         x, stats = self.norm(x)  # (B, L, C)
         h = self.dropout(self.position(self.embed(x)))  # (B, L, D)
         h, maps = _encode(self.layers, h, need_weights)
-        y = self.norm.denormalise(self.head(self.final_norm(h)), stats)  # (B, H, C)
+        y = self.norm.denormalise(self.head(self.final_norm(h)), stats)  # (B, H, C) or (B, H, C, Q)
+        y = _ordered(self, y)
         return (y, maps) if need_weights else y
 
 
@@ -123,8 +152,10 @@ class PatchTransformerConfig:
     dropout: float = 0.2
     patch_len: int = 16
     stride: int = 8
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
 
     def __post_init__(self) -> None:
+        _levels(self)
         if self.patch_len > self.input_len or self.stride < 1:
             raise ValueError(f"model.patch_len ({self.patch_len}) must fit in input_len ({self.input_len}); "
                              f"stride ≥ 1")
@@ -152,7 +183,8 @@ class PatchTransformer(Forecaster):
         self.layers = nn.ModuleList(encoder_layer(d_model, c.n_heads, c.d_ff, dropout, norm_first=True, activation="gelu")
                                     for _ in range(c.n_layers))
         self.final_norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(self.n_patches * d_model, horizon)
+        self.n_quantiles = len(c.quantiles)
+        self.head = nn.Linear(self.n_patches * d_model, horizon * max(self.n_quantiles, 1))
 
     def patchify(self, x: Tensor) -> Tensor:
         """(B, L, C) -> (B·C, P, patch_len): each channel's series, padded at the end by repeating its
@@ -163,14 +195,15 @@ class PatchTransformer(Forecaster):
         return series.unfold(-1, self.patch_len, self.stride)
 
     def forward(self, x: Tensor, need_weights: bool = False):
-        """x (B, L, C) -> (B, H, C); with ``need_weights``, (forecast, per layer the
+        """x (B, L, C) -> (B, H, C) (or (B, H, C, Q) quantiles); with ``need_weights``, (forecast, per layer the
         (B·C, heads, P, P) self-attention weights over each channel's patches)."""
         B, L, C = x.shape
         x, stats = self.norm(x)
         h = self.dropout(self.position(self.embed(self.patchify(x))))  # (B·C, P, D)
         h, maps = _encode(self.layers, h, need_weights)
-        y = self.head(self.final_norm(h).flatten(1))  # (B·C, H)
-        y = self.norm.denormalise(y.view(B, C, -1).transpose(1, 2), stats)  # (B, H, C)
+        y = self.head(self.final_norm(h).flatten(1))  # (B·C, H·Q)
+        y = y.view(B, C, -1, self.n_quantiles) if self.n_quantiles else y.view(B, C, -1)  # (B, C, H[, Q])
+        y = _ordered(self, self.norm.denormalise(y.transpose(1, 2), stats))  # (B, H, C[, Q])
         return (y, maps) if need_weights else y
 
 
@@ -183,8 +216,10 @@ class RecurrentForecasterConfig:
     n_layers: int = 2
     cell: str = "lstm"  # or "gru"
     dropout: float = 0.1
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
 
     def __post_init__(self) -> None:
+        _levels(self)
         if self.cell not in ("lstm", "gru"):
             raise ValueError(f"cell must be 'lstm' or 'gru'; got {self.cell!r}")
 
@@ -201,12 +236,12 @@ class RecurrentForecaster(Forecaster):
         self.config = c = config
         self.norm = InstanceNorm()
         self.rnn = (LSTM if c.cell == "lstm" else GRU)(c.channels, c.d_model, c.n_layers, dropout=c.dropout)
-        self.head = TemporalHead(c.input_len, c.horizon, c.d_model, c.channels)
+        self.head = TemporalHead(c.input_len, c.horizon, c.d_model, c.channels, len(c.quantiles))
 
     def forward(self, x: Tensor) -> Tensor:
         x, stats = self.norm(x)
         h, _ = self.rnn(x)  # (B, L, D)
-        return self.norm.denormalise(self.head(h), stats)
+        return _ordered(self, self.norm.denormalise(self.head(h), stats))
 
 
 @dataclass
@@ -218,6 +253,10 @@ class ConvForecasterConfig:
     n_layers: int = 4
     kernel_size: int = 3
     dropout: float = 0.1
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+
+    def __post_init__(self) -> None:
+        _levels(self)
 
 
 @pretrained.register
@@ -236,7 +275,7 @@ class ConvForecaster(Forecaster):
         self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, c.kernel_size, dilation=2**i)
                                    for i in range(c.n_layers))
         self.dropout = nn.Dropout(c.dropout)
-        self.head = TemporalHead(c.input_len, c.horizon, d_model, channels)
+        self.head = TemporalHead(c.input_len, c.horizon, d_model, channels, len(c.quantiles))
 
     def forward(self, x: Tensor) -> Tensor:
         x, stats = self.norm(x)
@@ -244,7 +283,7 @@ class ConvForecaster(Forecaster):
         for conv in self.convs:
             left = conv.dilation[0] * (conv.kernel_size[0] - 1)  # causal: pad the past only
             h = h + self.dropout(F.gelu(conv(F.pad(h, (left, 0)))))
-        return self.norm.denormalise(self.head(h.transpose(1, 2)), stats)
+        return _ordered(self, self.norm.denormalise(self.head(h.transpose(1, 2)), stats))
 
 
 @dataclass
@@ -254,6 +293,10 @@ class LinearForecasterConfig:
     horizon: int
     kernel_size: int = 25  # the moving average's width
     revin: bool = False
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+
+    def __post_init__(self) -> None:
+        _levels(self)
 
 
 @pretrained.register
@@ -269,8 +312,9 @@ class LinearForecaster(Forecaster):
         self.config = c = config
         self.kernel_size = c.kernel_size
         self.norm = InstanceNorm() if c.revin else None
-        self.trend = nn.Linear(c.input_len, c.horizon)
-        self.seasonal = nn.Linear(c.input_len, c.horizon)
+        self.n_quantiles = len(c.quantiles)  # each map gives Q values per future step
+        self.trend = nn.Linear(c.input_len, c.horizon * max(self.n_quantiles, 1))
+        self.seasonal = nn.Linear(c.input_len, c.horizon * max(self.n_quantiles, 1))
 
     def moving_average(self, x: Tensor) -> Tensor:
         """(B, C, L) -> (B, C, L), each end padded by repeating its value so the length is kept."""
@@ -283,8 +327,11 @@ class LinearForecaster(Forecaster):
             x, stats = self.norm(x)
         series = x.transpose(1, 2)  # (B, C, L)
         trend = self.moving_average(series)
-        y = (self.trend(trend) + self.seasonal(series - trend)).transpose(1, 2)  # (B, H, C)
-        return self.norm.denormalise(y, stats) if self.norm is not None else y
+        y = self.trend(trend) + self.seasonal(series - trend)  # (B, C, H·Q)
+        if self.n_quantiles:
+            y = y.unflatten(-1, (-1, self.n_quantiles))  # (B, C, H, Q)
+        y = y.transpose(1, 2)  # (B, H, C[, Q])
+        return _ordered(self, self.norm.denormalise(y, stats) if self.norm is not None else y)
 
 
 @dataclass
@@ -294,8 +341,10 @@ class PeriodicLinearForecasterConfig:
     horizon: int
     period: int = 24  # w, in rows
     revin: bool = False
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
 
     def __post_init__(self) -> None:
+        _levels(self)
         if not 1 <= self.period <= self.input_len:
             raise ValueError(f"model.period must be between 1 and input_len ({self.input_len}); got {self.period}")
 
@@ -307,7 +356,9 @@ class PeriodicLinearForecaster(Forecaster):
     is smoothed by a learned convolution over one period (added back as a residual), cut into L/w days,
     and one linear map (L/w days -> ceil(H/w) days, shared by all phases and channels) runs down each
     phase. (L/w)·⌈H/w⌉ + 2·⌊w/2⌋ + 1 weights: it cannot overfit much, which is its point. The oldest
-    L mod w steps are not read."""
+    L mod w steps are not read. With Q quantiles the map gives Q values per future day and phase, and
+    a bias per future day and level (the spread between levels is a constant offset the unbiased map of
+    a window less its mean could not give)."""
 
     config_class = PeriodicLinearForecasterConfig
 
@@ -319,7 +370,8 @@ class PeriodicLinearForecaster(Forecaster):
         self.days_in, self.days_out = input_len // period, -(-horizon // period)
         self.norm = InstanceNorm() if c.revin else None
         self.smooth = nn.Conv1d(1, 1, 2 * (period // 2) + 1, padding=period // 2, bias=False)
-        self.across_days = nn.Linear(self.days_in, self.days_out, bias=False)
+        self.n_quantiles = len(c.quantiles)
+        self.across_days = nn.Linear(self.days_in, self.days_out * max(self.n_quantiles, 1), bias=self.n_quantiles > 0)
 
     def forward(self, x: Tensor) -> Tensor:
         B, _, C = x.shape
@@ -332,9 +384,17 @@ class PeriodicLinearForecaster(Forecaster):
         series = x.transpose(1, 2).reshape(B * C, 1, -1)  # (B·C, 1, L')
         series = series + self.smooth(series)
         phases = series.view(B * C, self.days_in, self.period).transpose(1, 2)  # (B·C, w, days)
-        y = self.across_days(phases).transpose(1, 2).reshape(B, C, -1)[..., :self.horizon]  # (B, C, H)
-        y = y.transpose(1, 2)  # (B, H, C)
-        return self.norm.denormalise(y, stats) if self.norm is not None else y + mean
+        y = self.across_days(phases)  # (B·C, w, days·Q)
+        if self.n_quantiles:
+            y = y.unflatten(-1, (-1, self.n_quantiles)).transpose(1, 2)  # (B·C, days, w, Q)
+            y = y.reshape(B, C, -1, self.n_quantiles)[:, :, :self.horizon].transpose(1, 2)  # (B, H, C, Q)
+        else:
+            y = y.transpose(1, 2).reshape(B, C, -1)[..., :self.horizon].transpose(1, 2)  # (B, H, C)
+        if self.norm is not None:
+            y = self.norm.denormalise(y, stats)
+        else:
+            y = y + (mean.unsqueeze(-1) if self.n_quantiles else mean)
+        return _ordered(self, y)
 
 
 ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic")

@@ -5,7 +5,9 @@
     seqlab eval RUN_DIR --csv FILE            # MSE and MAE over every window of another stretch of series
 
 Scores are on the standardised scale (fitted on the training rows), as published ETT results are, and
-on the original scale (``*_original``).
+on the original scale (``*_original``). With ``--quantiles 0.1,0.5,0.9`` the model predicts those
+quantiles (trained by the pinball loss), MSE and MAE score the median, and the scores add the mean
+pinball loss (``quantile_loss``) and the coverage of each central interval (``coverage_80``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
+from ..models.quantiles import central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
@@ -66,10 +69,22 @@ class ForecastModelConfig:
     period: int = 24  # periodic: the series' period in rows (24 for hourly data with a daily cycle)
     revin: bool = False  # linear: normalise each window (RLinear); periodic: divide by its spread too; others always do
     loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
+    quantiles: str = option("", "quantile levels to predict, like 0.1,0.5,0.9 (0.5 is added; default none: "
+                                "point forecasts); trained by the pinball loss")
 
     def __post_init__(self) -> None:
+        levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
+        self.quantiles = ",".join(f"{q:g}" for q in levels)
+        if levels and self.loss != "mse":
+            raise ValueError(f"model.loss={self.loss} trains point forecasts; with model.quantiles the objective "
+                             f"is the pinball loss (leave model.loss unset)")
         check_model(self, self.n_heads if self.arch in ("transformer", "patch") else 1, self.n_layers, self.d_ff,
                     self.patch_len, self.stride, self.period)
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The quantile levels as numbers, sorted; () for point forecasts."""
+        return check_quantiles(self.quantiles)
 
 
 def _forecast_train_defaults() -> TrainConfig:
@@ -98,7 +113,7 @@ class ForecastConfig:
 
 
 def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, horizon: int):
-    shape = dict(channels=channels, input_len=input_len, horizon=horizon)
+    shape = dict(channels=channels, input_len=input_len, horizon=horizon, quantiles=c.levels)
     if c.arch == "transformer":
         return fm.TimeStepTransformer(fm.TimeStepTransformerConfig(
             **shape, d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers, d_ff=c.d_ff, dropout=c.dropout))
@@ -129,14 +144,21 @@ LOSSES = {"mse": F.mse_loss, "mae": F.l1_loss, "huber": F.smooth_l1_loss}
 
 
 def forecast_loss(model, batch: dict[str, torch.Tensor], targets: list[int],
-                  loss: str = "mse") -> tuple[torch.Tensor, int]:
+                  loss: str = "mse", levels: tuple[float, ...] = ()) -> tuple[torch.Tensor, int]:
+    """The batch's loss on the target channels: ``loss`` for a point forecast, the pinball loss averaged
+    over the ``levels`` for quantiles."""
+    truth = batch["y"][..., targets]  # (B, H, C_out)
+    if levels:
+        prediction = model(batch["x"])[:, :, targets]  # (B, H, C_out, Q)
+        return pinball_loss(prediction.float(), truth, levels), truth.size(0)
     prediction = model(batch["x"])[..., targets]  # (B, H, C_out)
-    return LOSSES[loss](prediction.float(), batch["y"][..., targets]), batch["y"].size(0)
+    return LOSSES[loss](prediction.float(), truth), truth.size(0)
 
 
 @torch.no_grad()
 def predict_windows(model, windows: ts.Windows, batch_size: int, device) -> tuple[np.ndarray, np.ndarray]:
-    """Forecasts and truths of every window, in order: (N, H, C) each, standardised."""
+    """Forecasts and truths of every window, in order, standardised: (N, H, C) each, or for a quantile
+    model forecasts (N, H, C, Q)."""
     predictions, truths = [], []
     for batch in windows.in_order(batch_size):
         batch = move(batch, device)
@@ -149,13 +171,30 @@ def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {"mse": float(np.mean((prediction - truth) ** 2)), "mae": float(np.mean(np.abs(prediction - truth)))}
 
 
-def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int], scaler) -> dict[str, float]:
+def unscale(scaler, a: np.ndarray) -> np.ndarray:
+    """(..., C) standardised values, or (..., C, Q) quantiles, in the data's units."""
+    if a.ndim == 4:
+        return np.stack([unscale(scaler, a[..., k]) for k in range(a.shape[-1])], axis=-1)
+    return scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape)
+
+
+def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int], scaler,
+                  levels: tuple[float, ...] = ()) -> dict[str, float]:
     """MSE and MAE of the target channels, standardised (``mse``, ``mae``) and in the data's units
-    (``mse_original``, ``mae_original``); prediction and truth (N, H, C) standardised."""
-    scores = errors(prediction[..., targets], truth[..., targets])
-    original = [scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape) for a in (prediction, truth)]
+    (``mse_original``, ``mae_original``); prediction and truth (N, H, C) standardised. With quantile
+    ``levels``, prediction is (N, H, C, Q): MSE and MAE score the median, and :func:`quantile_errors`
+    adds ``quantile_loss`` (and ``quantile_loss_original``) and the ``coverage_*`` of each interval."""
+    original = [unscale(scaler, a) for a in (prediction, truth)]
+    point, point_original = prediction, original[0]
+    if levels:
+        point, point_original = prediction[..., median_index(levels)], original[0][..., median_index(levels)]
+    scores = errors(point[..., targets], truth[..., targets])
     scores.update({f"{key}_original": value
-                   for key, value in errors(original[0][..., targets], original[1][..., targets]).items()})
+                   for key, value in errors(point_original[..., targets], original[1][..., targets]).items()})
+    if levels:
+        scores.update(quantile_errors(prediction[:, :, targets], truth[..., targets], levels))
+        scores["quantile_loss_original"] = quantile_errors(original[0][:, :, targets], original[1][..., targets],
+                                                           levels)["quantile_loss"]
     return scores
 
 
@@ -167,6 +206,7 @@ class Forecast:
     def __init__(self, model, config: ForecastConfig, scaler, columns: list[str], targets: list[int]) -> None:
         self.model, self.config, self.scaler = model, config, scaler
         self.columns, self.targets = columns, targets
+        self.levels = config.model.levels  # () for point forecasts
         self.device = next(model.parameters()).device
 
     @classmethod
@@ -194,20 +234,29 @@ class Forecast:
                                                               f"{d.input_len + d.horizon}")
         windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon)
         prediction, truth = predict_windows(self.model, windows, 256, self.device)
-        return {**window_errors(prediction, truth, self.targets, self.scaler), "windows": len(windows)}
+        return {**window_errors(prediction, truth, self.targets, self.scaler, self.levels), "windows": len(windows)}
 
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
-        """The next H values of the predicted columns after the file's last row, with timestamps."""
+        """The next H values of the predicted columns after the file's last row, with timestamps. A
+        quantile model gives the median under each column's name and each other level as ``OT_q0.1``."""
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
         with torch.no_grad():
             x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
-            y = self.model(x)[0].float().cpu().numpy()  # (H, C)
-        y = self.scaler.inverse_transform(y)[:, self.targets]
+            y = unscale(self.scaler, self.model(x).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
         step = series.timestamps[-1] - series.timestamps[-2] if len(series.timestamps) > 1 else pd.Timedelta(hours=1)
         stamps = pd.date_range(series.timestamps[-1] + step, periods=d.horizon, freq=step)
-        frame = pd.DataFrame(y, columns=[self.columns[i] for i in self.targets])
+        columns = {}
+        for i in self.targets:
+            name = self.columns[i]
+            if not self.levels:
+                columns[name] = y[:, i]
+                continue
+            middle = median_index(self.levels)
+            columns[name] = y[:, i, middle]
+            columns.update({f"{name}_q{q:g}": y[:, i, k] for k, q in enumerate(self.levels) if k != middle})
+        frame = pd.DataFrame(columns)
         frame.insert(0, d.date_col, stamps)
         return frame
 
@@ -260,14 +309,21 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
 
     targets = series.targets
 
+    levels = config.model.levels
+
     def evaluate(m) -> dict[str, float]:
         prediction, truth = predict_windows(m, windows["valid"], 256, trainer.device)
-        scores = errors(prediction[..., targets], truth[..., targets])
-        return {"val_mse": scores["mse"], "val_mae": scores["mae"]}
+        if not levels:
+            scores = errors(prediction[..., targets], truth[..., targets])
+            return {"val_mse": scores["mse"], "val_mae": scores["mae"]}
+        scores = errors(prediction[..., median_index(levels)][..., targets], truth[..., targets])
+        pinball = quantile_errors(prediction[:, :, targets], truth[..., targets], levels)["quantile_loss"]
+        return {"val_mse": scores["mse"], "val_mae": scores["mae"], "val_quantile_loss": pinball}
 
-    trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets, config.model.loss),
+    trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets, config.model.loss, levels),
                       batches=ts.window_batches(windows["train"], t.batch_size, t.seed), evaluate=evaluate,
-                      select="val_mse", d_model=config.model.d_model, parallel=parallel)
+                      select="val_quantile_loss" if levels else "val_mse",  # quantiles: the best pinball loss
+                      d_model=config.model.d_model, parallel=parallel)
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)
@@ -280,12 +336,14 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
             prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"
             metrics.update({f"{prefix}_{key}": value
-                            for key, value in window_errors(prediction, truth, targets, scaler).items()})
+                            for key, value in window_errors(prediction, truth, targets, scaler, levels).items()})
             if name == "test":
                 draw_pictures(model, run, windows["test"], prediction, truth, series, config)
         epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
-        metrics.update({"scale": "test_mse / test_mae: standardised by the training rows' mean and std; "
-                                 "*_original: the data's own units", "arch": config.model.arch,
+        metrics.update({"scale": "test_mse / test_mae" + (" / test_quantile_loss" if levels else "")
+                                 + ": standardised by the training rows' mean and std; *_original: the data's "
+                                 "own units" + ("; MSE and MAE score the median" if levels else ""),
+                        **({"quantiles": list(levels)} if levels else {}), "arch": config.model.arch,
                         "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
                         "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
                         "train_seconds": round(progress.train_seconds, 2),
@@ -307,8 +365,12 @@ def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray,
     target = series.columns.index(config.data.target)
     picks = np.linspace(0, len(windows) - 1, 3).astype(int)
     history = windows.batch(picks)["x"][..., target].numpy()
-    plot_forecasts(history, truth[picks, :, target], prediction[picks, :, target], run / "forecast.png",
-                   config.data.target, f"{config.model.arch}: test windows (standardised)")
+    levels = config.model.levels
+    shown = prediction[picks][:, :, target]  # (3, H) or (3, H, Q)
+    point = shown[..., median_index(levels)] if levels else shown
+    bands = {name: (shown[..., low], shown[..., high]) for name, (low, high) in central_intervals(levels).items()}
+    plot_forecasts(history, truth[picks, :, target], point, run / "forecast.png",
+                   config.data.target, f"{config.model.arch}: test windows (standardised)", bands)
     if isinstance(model, (fm.TimeStepTransformer, fm.PatchTransformer)):
         with torch.no_grad():
             x = windows.batch(picks)["x"].to(next(model.parameters()).device)
@@ -345,8 +407,12 @@ class ForecastTask(Task):
         return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]
 
     def summary(self, config, m) -> str:
+        coverage = "".join(f", {key.removeprefix('test_coverage_')}% interval covers {value:.1%}"
+                           for key, value in m.items() if key.startswith("test_coverage_"))
+        quantiles = (f"; quantile loss {m['test_quantile_loss']:.4f} (standardised){coverage}"
+                     if "test_quantile_loss" in m else "")
         return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "
-                f"MSE {m['test_mse_original']:.4g} in the data's units")
+                f"MSE {m['test_mse_original']:.4g} in the data's units{quantiles}")
 
     def load(self, run, device="cpu") -> Forecast:
         return Forecast.load(run, device)
@@ -383,8 +449,10 @@ class ForecastTask(Task):
         return views.forecast(forecast, request.text)
 
     def compare_columns(self, config) -> list[str]:
+        levels = config.model.levels
         return ["model", "parameters", "train_seconds", "epochs", "test_mse", "test_mae", "test_mse_original",
-                "test_mae_original"]
+                "test_mae_original"] + (["test_quantile_loss"] if levels else []) + [
+                f"test_coverage_{name}" for name in central_intervals(levels)]
 
     validation_metric = "val_mse"
 

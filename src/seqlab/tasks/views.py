@@ -183,7 +183,10 @@ def forecast(run, when: str) -> dict[str, Any]:
     attends = hasattr(model, "layers")  # the Transformer forecasters
     with torch.no_grad():
         y, maps = model(x, need_weights=True) if attends else (model(x), [])
-    prediction = run.scaler.inverse_transform(y[0].float().cpu().numpy())[:, target]
+    y = y[0].float().cpu().numpy()  # (H, C), or (H, C, Q) quantiles: the median is the forecast shown
+    if run.levels:
+        y = y[..., run.levels.index(0.5)]
+    prediction = run.scaler.inverse_transform(y)[:, target]
     truth = series.values[end : end + d.horizon, target]
     stamps = series.timestamps
     step = stamps[end - 1] - stamps[end - 2] if end > 1 else pd.Timedelta(hours=1)

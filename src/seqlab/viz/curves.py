@@ -16,6 +16,7 @@ from ..io import read_metrics  # noqa: E402
 # What the right-hand panel shows, by the validation metric a task's runs log.
 VALIDATION_AXES = {"val_loss": ("validation loss (nats/token)", "log"),
                    "val_mse": ("validation MSE (standardised)", "log"),
+                   "val_quantile_loss": ("validation pinball loss (standardised)", "log"),
                    "val_accuracy": ("validation accuracy", "linear")}
 
 

@@ -13,15 +13,22 @@ import numpy as np  # noqa: E402
 
 
 def plot_forecasts(history: np.ndarray, truth: np.ndarray, forecast: np.ndarray, path: Path,
-                   channel: str, title: str = "forecast") -> None:
-    """history (K, L), truth and forecast (K, H) for K sample windows of one channel -> PNG, a panel each."""
+                   channel: str, title: str = "forecast",
+                   intervals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+    """history (K, L), truth and forecast (K, H) for K sample windows of one channel -> PNG, a panel each.
+    ``intervals``: per central interval, named by its coverage in percent ("80"), its lower and upper
+    bounds (K, H) each, shaded around the forecast (the widest palest)."""
     k = len(history)
     fig, axes = plt.subplots(k, 1, figsize=(10, 2.4 * k), squeeze=False)
     L, H = history.shape[1], truth.shape[1]
+    bands = sorted((intervals or {}).items(), key=lambda item: -float(item[0]))  # widest first, drawn under
     for i, ax in enumerate(axes[:, 0]):
+        for n, (name, (low, high)) in enumerate(bands):
+            ax.fill_between(range(L, L + H), low[i], high[i], color="tab:orange", alpha=0.15 + 0.15 * n,
+                            linewidth=0, label=f"{name}% interval")
         ax.plot(range(L), history[i], color="0.4", label="input")
         ax.plot(range(L, L + H), truth[i], color="tab:blue", label="truth")
-        ax.plot(range(L, L + H), forecast[i], color="tab:orange", label="forecast")
+        ax.plot(range(L, L + H), forecast[i], color="tab:orange", label="median forecast" if bands else "forecast")
         ax.axvline(L - 0.5, color="0.7", linestyle="--")
         ax.set_ylabel(channel)
         ax.grid(True, alpha=0.3)

@@ -1,0 +1,82 @@
+"""Quantile forecasts: the levels a forecaster predicts, the pinball loss that trains them, and the
+calibration of the intervals they span.
+
+A forecaster with quantiles (τ_1 < … < τ_Q) returns (B, H, C, Q): per horizon step and channel one
+value per level, trained by the pinball (quantile) loss of Koenker & Bassett (1978), averaged over the
+levels as MQ-RNN (Wen et al., 2017) and the Temporal Fusion Transformer (Lim et al., 2021 §4.3) do.
+The median (0.5) is always among the levels: it is the point forecast MSE and MAE are scored on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MEDIAN = 0.5
+
+
+def check_quantiles(levels: str | Iterable[float]) -> tuple[float, ...]:
+    """The quantile levels as a sorted tuple with 0.5 added when missing; ``levels`` a comma list
+    ("0.1,0.9") or numbers. Empty stays empty (point forecasts). A ValueError for a level outside (0, 1)
+    or one that is not a number."""
+    if isinstance(levels, str):
+        words = [w.strip() for w in levels.split(",") if w.strip()]
+        try:
+            values = [float(w) for w in words]
+        except ValueError:
+            raise ValueError(f"quantiles must be numbers in (0, 1) separated by commas, like 0.1,0.5,0.9; "
+                             f"got {levels!r}") from None
+    else:
+        values = [float(v) for v in levels]
+    if not values:
+        return ()
+    bad = [v for v in values if not (math.isfinite(v) and 0.0 < v < 1.0)]
+    if bad:
+        raise ValueError(f"quantiles must lie strictly between 0 and 1; got {', '.join(f'{v:g}' for v in bad)}")
+    return tuple(sorted(set(values) | {MEDIAN}))
+
+
+def median_index(levels: tuple[float, ...]) -> int:
+    return levels.index(MEDIAN)
+
+
+def pinball_loss(prediction: Tensor, truth: Tensor, levels: tuple[float, ...]) -> Tensor:
+    """Mean over every value and level of ρ_τ(y - ŷ_τ) = max(τ·(y - ŷ_τ), (τ - 1)·(y - ŷ_τ))
+    (Koenker & Bassett, 1978); prediction (..., Q), truth (...). For τ = 0.5 it is half the absolute error."""
+    tau = torch.as_tensor(levels, dtype=prediction.dtype, device=prediction.device)  # (Q,)
+    diff = truth.unsqueeze(-1) - prediction  # (..., Q)
+    return torch.maximum(tau * diff, (tau - 1) * diff).mean()
+
+
+def central_intervals(levels: tuple[float, ...]) -> dict[str, tuple[int, int]]:
+    """The central intervals the levels span, named by their nominal coverage in percent: levels
+    0.1 and 0.9 give {"80": (index of 0.1, index of 0.9)}. A level without its mirror 1 - τ spans none."""
+    intervals = {}
+    for i, low in enumerate(levels):
+        if low >= MEDIAN:
+            break
+        high = next((j for j, v in enumerate(levels) if math.isclose(v, 1.0 - low, abs_tol=1e-9)), None)
+        if high is not None:
+            intervals[f"{round(100 * (1 - 2 * low), 6):g}"] = (i, high)
+    return intervals
+
+
+def rearrange(prediction: Tensor) -> Tensor:
+    """(..., Q) sorted along the levels, so that no two quantiles cross: the rearrangement of
+    Chernozhukov, Fernández-Val & Galichon (2010), which never increases the pinball loss."""
+    return prediction.sort(dim=-1).values
+
+
+def quantile_errors(prediction: np.ndarray, truth: np.ndarray, levels: tuple[float, ...]) -> dict[str, float]:
+    """The mean pinball loss over every value and level (``quantile_loss``) and, per central interval
+    the levels span, the fraction of true values inside it (``coverage_80`` for 0.1 and 0.9);
+    prediction (..., Q), truth (...)."""
+    scores = {"quantile_loss": float(pinball_loss(torch.as_tensor(prediction), torch.as_tensor(truth), levels))}
+    for name, (low, high) in central_intervals(levels).items():
+        inside = (prediction[..., low] <= truth) & (truth <= prediction[..., high])
+        scores[f"coverage_{name}"] = float(inside.mean())
+    return scores

@@ -1,0 +1,64 @@
+"""Quantile levels, the pinball loss (hand-computed values), interval names and the rearrangement."""
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab.models.quantiles import central_intervals, check_quantiles, pinball_loss, quantile_errors, rearrange
+
+
+def test_pinball_loss_matches_a_hand_computed_example():
+    truth = torch.tensor([1.0, 3.0])
+    prediction = torch.tensor([[0.0, 2.0],   # y = 1: errors y - ŷ = 1, -1
+                               [3.5, 2.5]])  # y = 3: errors -0.5, 0.5
+    # τ = 0.1: max(0.1·1, -0.9·1) = 0.1; max(0.1·-0.5, -0.9·-0.5) = 0.45
+    # τ = 0.9: max(0.9·-1, -0.1·-1) = 0.1; max(0.9·0.5, -0.1·0.5) = 0.45
+    assert pinball_loss(prediction, truth, (0.1, 0.9)).item() == pytest.approx((0.1 + 0.45 + 0.1 + 0.45) / 4)
+
+
+def test_pinball_loss_at_the_median_is_half_the_absolute_error():
+    torch.manual_seed(0)
+    prediction, truth = torch.randn(4, 6, 3), torch.randn(4, 6, 3)
+    loss = pinball_loss(prediction.unsqueeze(-1), truth, (0.5,))
+    torch.testing.assert_close(loss, 0.5 * torch.nn.functional.l1_loss(prediction, truth))
+
+
+def test_levels_are_sorted_with_the_median_added():
+    assert check_quantiles("0.9, 0.1") == (0.1, 0.5, 0.9)
+    assert check_quantiles([0.5, 0.05, 0.95]) == (0.05, 0.5, 0.95)
+    assert check_quantiles("") == () and check_quantiles(()) == ()
+
+
+@pytest.mark.parametrize("levels, message", [("0,0.5", "strictly between 0 and 1"), ("0.1,1.2", "1.2"),
+                                             ("0.1,x", "numbers in (0, 1)"), ([float("nan")], "between 0 and 1")])
+def test_levels_outside_zero_one_are_refused(levels, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_quantiles(levels)
+
+
+def test_central_intervals_pair_each_level_with_its_mirror():
+    assert central_intervals((0.1, 0.5, 0.9)) == {"80": (0, 2)}
+    assert central_intervals((0.025, 0.1, 0.5, 0.9, 0.975)) == {"95": (0, 4), "80": (1, 3)}
+    assert central_intervals((0.2, 0.5, 0.9)) == {}  # 0.2 has no 0.8
+
+
+def test_rearranged_quantiles_never_cross_and_never_lose_pinball():
+    torch.manual_seed(0)
+    levels = (0.1, 0.5, 0.9)
+    prediction, truth = torch.randn(200, 3), torch.randn(200)
+    ordered = rearrange(prediction)
+    assert (ordered.diff(dim=-1) >= 0).all()
+    for i in range(len(truth)):  # per value, not only on average
+        assert pinball_loss(ordered[i], truth[i], levels) <= pinball_loss(prediction[i], truth[i], levels) + 1e-7
+
+
+def test_quantile_errors_count_the_truths_inside_each_interval():
+    levels = (0.1, 0.5, 0.9)
+    prediction = np.array([[0.0, 1.0, 2.0]] * 4)  # the 80 % interval [0, 2] for each of 4 values
+    truth = np.array([-0.5, 0.0, 1.5, 2.5])  # inside: 0.0 (the bound counts) and 1.5
+    scores = quantile_errors(prediction, truth, levels)
+    assert scores["coverage_80"] == 0.5
+    # by hand, per truth (levels 0.1, 0.5, 0.9): y=-0.5: 0.9·0.5 + 0.5·1.5 + 0.1·2.5; y=0: 0 + 0.5 + 0.1·2;
+    # y=1.5: 0.1·1.5 + 0.5·0.5 + 0.1·0.5; y=2.5: 0.1·2.5 + 0.5·1.5 + 0.9·0.5
+    expected = (0.45 + 0.75 + 0.25 + 0.0 + 0.5 + 0.2 + 0.15 + 0.25 + 0.05 + 0.25 + 0.75 + 0.45) / 12
+    assert scores["quantile_loss"] == pytest.approx(expected)

@@ -1,0 +1,144 @@
+"""Quantile forecasts: calibrated intervals on a series whose noise is known, the CLI flow (train ->
+metrics -> predict columns -> eval -> reload), old runs without the option, and bad levels refused."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqlab.config import build
+from seqlab.data import timeseries as ts
+from seqlab.models import forecasters as fm
+from seqlab.models import from_pretrained
+from seqlab.models.quantiles import quantile_errors
+from seqlab.tasks import views
+from seqlab.tasks.forecast import Forecast, ForecastConfig, forecast_loss, predict_windows
+
+from test_forecast_task import FAST, run_cli  # pytest puts this directory on sys.path
+
+SIGMA, PERIOD = 0.3, 24
+Z90 = 1.2816  # the standard normal's 0.9 quantile
+
+
+def noisy_sine(n: int, seed: int) -> np.ndarray:
+    """y_t = sin(2πt/24) + N(0, σ²), (n, 1)."""
+    t = np.arange(n)
+    return (np.sin(2 * np.pi * t / PERIOD) + np.random.default_rng(seed).normal(0, SIGMA, n))[:, None]
+
+
+def test_a_trained_80_percent_interval_covers_80_percent_of_new_data():
+    # Known Gaussian noise: the 0.1 and 0.9 quantiles of the next value are (about) the clean sine
+    # ∓ 1.2816σ, so 80 % of held-out values must fall between them. The periodic model (a few dozen
+    # weights) is trained on one noise draw, full batch, and scored on another.
+    torch.manual_seed(0)
+    levels, L, H = (0.1, 0.5, 0.9), 96, 24
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(1, L, H, period=PERIOD, quantiles=levels))
+    train = ts.Windows(noisy_sine(4000, seed=0).astype(np.float32), L, H).batch(np.arange(4000 - L - H + 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 300)
+    for _ in range(300):
+        optimizer.zero_grad()
+        forecast_loss(model, train, [0], levels=levels)[0].backward()
+        optimizer.step()
+        schedule.step()
+    test = ts.Windows(noisy_sine(2000, seed=1).astype(np.float32), L, H)
+    prediction, truth = predict_windows(model.eval(), test, 512, "cpu")  # (N, H, 1, 3), (N, H, 1)
+    scores = quantile_errors(prediction, truth, levels)
+    assert 0.77 <= scores["coverage_80"] <= 0.83, scores
+    for k, level in enumerate(levels):  # each level alone is calibrated too
+        assert abs((truth <= prediction[..., k]).mean() - level) < 0.03
+    # The interval's half-widths approach 1.2816σ (a little wider: the median itself is estimated).
+    upper, lower = (prediction[..., 2] - prediction[..., 1]).mean(), (prediction[..., 1] - prediction[..., 0]).mean()
+    assert 0.95 * Z90 * SIGMA < upper < 1.15 * Z90 * SIGMA and 0.95 * Z90 * SIGMA < lower < 1.15 * Z90 * SIGMA
+    # The Gaussian's mean pinball loss over 0.1, 0.5, 0.9 is σ·(2φ(1.2816) + φ(0))/3 ≈ 0.250σ.
+    assert scores["quantile_loss"] == pytest.approx(0.250 * SIGMA, rel=0.1)
+
+
+@pytest.fixture(scope="module")
+def sine_csv(tmp_path_factory):
+    n = 1200
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "load": 50 + 10 * np.sin(2 * np.pi * np.arange(n) / 24),
+                          "OT": 30 + 4 * noisy_sine(n, seed=2)[:, 0]})
+    path = tmp_path_factory.mktemp("series") / "sine.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_quantile_run_scores_predicts_evaluates_and_reloads(tmp_path, sine_csv, capsys):
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", "forecast", "--csv", sine_csv, "--model", "linear", "--features", "MS",
+                             "--quantiles", "0.9,0.1", "--out", run, "--max-steps", 100, *FAST, capsys=capsys)
+    assert code == 0, err
+    assert "80% interval covers" in out
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["quantiles"] == [0.1, 0.5, 0.9]
+    assert json.loads((run / "run.json").read_text())["config"]["model"]["quantiles"] == "0.1,0.5,0.9"
+    for key in ("test_quantile_loss", "test_quantile_loss_original", "test_coverage_80", "test_mse"):
+        assert np.isfinite(m[key]), key
+    assert 0.0 <= m["test_coverage_80"] <= 1.0
+    # OT is 4·(sine + noise) + 30 and standardised by its training spread: the original pinball is wider.
+    assert m["test_quantile_loss_original"] > m["test_quantile_loss"]
+
+    out_csv = tmp_path / "forecast.csv"
+    assert run_cli("predict", run, "--csv", sine_csv, "--out", out_csv, capsys=capsys)[0] == 0
+    frame = pd.read_csv(out_csv)
+    assert list(frame.columns) == ["date", "OT", "OT_q0.1", "OT_q0.9"] and len(frame) == 12
+    assert (frame["OT_q0.1"] <= frame["OT"]).all() and (frame["OT"] <= frame["OT_q0.9"]).all()
+    assert 20 < frame["OT"].mean() < 40  # the data's units
+
+    # The saved model reloads (from_pretrained and as a run) and forecasts the same.
+    forecast = Forecast.load(run)
+    x = torch.randn(3, 48, 2)
+    reloaded = from_pretrained(run / "checkpoints" / "best")
+    torch.testing.assert_close(reloaded.eval()(x), forecast.model(x))
+    assert reloaded(x).shape == (3, 12, 2, 3)
+    pd.testing.assert_frame_equal(forecast.forecast(sine_csv), Forecast.load(run).forecast(sine_csv))
+    np.testing.assert_allclose(forecast.forecast(sine_csv)["OT_q0.9"], frame["OT_q0.9"], rtol=1e-5)
+    # The explorer shows the median: at the file's last row it is predict's OT column.
+    shown = views.forecast(forecast, pd.read_csv(sine_csv)["date"].iloc[-1])["series"]["forecast"]
+    np.testing.assert_allclose(shown, frame["OT"], rtol=1e-5)
+
+    # eval on the test rows (with the input_len rows before them) gives the run's test scores.
+    start, end = json.loads((run / "series.json").read_text())["bounds"]["test"]
+    rows = tmp_path / "test_rows.csv"
+    pd.read_csv(sine_csv).iloc[start:end].to_csv(rows, index=False)
+    code, out, err = run_cli("eval", run, "--csv", rows, capsys=capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    for key in ("mse", "quantile_loss", "quantile_loss_original", "coverage_80"):
+        assert scores[key] == pytest.approx(m[f"test_{key}"], rel=1e-5)
+
+
+def test_a_config_saved_without_quantiles_loads_as_point_forecasts():
+    config = build(ForecastConfig, {"model": {"arch": "linear", "d_model": 16}})
+    assert config.model.quantiles == "" and config.model.levels == ()
+    old = {k: v for k, v in vars(fm.LinearForecasterConfig(1, 8, 4)).items() if k != "quantiles"}
+    assert fm.LinearForecasterConfig(**old).quantiles == ()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--quantiles", "0.1,1.5"], "strictly between 0 and 1; got 1.5"),
+    (["--quantiles", "0,0.9"], "strictly between 0 and 1; got 0"),
+    (["--quantiles", "low"], "numbers in (0, 1)"),
+    (["--quantiles", "0.1,0.9", "--set", "model.loss=huber"], "the pinball loss"),
+])
+def test_bad_levels_are_one_line_and_exit_2(tmp_path, sine_csv, capsys, flags, message):
+    out_dir = tmp_path / "run"
+    code, _, err = run_cli("train", "forecast", "--csv", sine_csv, "--out", out_dir, *FAST, *flags, capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out_dir.exists()
+
+
+def test_compare_forecast_with_quantiles_adds_their_columns(tmp_path, sine_csv, capsys):
+    out = tmp_path / "cmp"
+    code, _, err = run_cli("compare", "forecast", "--csv", sine_csv, "--models", "linear,periodic",
+                           "--quantiles", "0.05,0.1,0.9,0.95", "--max-steps", 40, "--out", out, *FAST, capsys=capsys)
+    assert code == 0, err
+    frame = pd.read_csv(out / "compare.csv")
+    assert list(frame.columns)[-3:] == ["test_quantile_loss", "test_coverage_90", "test_coverage_80"]
+    for row in frame.itertuples():
+        m = json.loads((out / row.model / "metrics.json").read_text())
+        assert (row.test_quantile_loss, row.test_coverage_90) == (m["test_quantile_loss"], m["test_coverage_90"])
