@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 COMMON = ["--set", "train.progress=false", "--set", "train.tensorboard=false"]
@@ -56,7 +55,7 @@ def train_centernet(root: Path, detr_run: Path, seconds: float, threads: int) ->
 
     def loss_fn(model, batch):
         outputs = model(batch["images"])
-        return centernet_loss(outputs, unpad_targets(batch["labels"], batch["boxes"])), len(batch["images"])
+        return centernet_loss(outputs, unpad_targets(batch["labels"], batch["boxes"]))["loss"], len(batch["images"])
 
     t = config.train
     torch.manual_seed(t.seed)
@@ -86,12 +85,11 @@ def train_centernet(root: Path, detr_run: Path, seconds: float, threads: int) ->
     progress = trainer.fit()
     model = trainer.model.eval()
     with torch.no_grad():
-        found = [decode(model(torch.from_numpy(test.images[i : i + 64])), k=20) for i in range(0, len(test.images), 64)]
-    scores = torch.cat([f[0] for f in found]).numpy()
-    classes = torch.cat([f[1] for f in found]).numpy()
-    boxes_ = torch.cat([f[2] for f in found]).numpy()
-    pixels = [coco.to_pixel_boxes(b, s) for b, s in zip(boxes_, test.sizes)]
-    results = coco.to_coco_results(pixels, scores, classes, test.image_ids, test.categories)
+        found = [image for i in range(0, len(test.images), 64)
+                 for image in decode(model(torch.from_numpy(test.images[i : i + 64])), k=20)]
+    pixels = [coco.to_pixel_boxes(f["boxes"].numpy(), size) for f, size in zip(found, test.sizes)]
+    results = coco.to_coco_results(pixels, [f["scores"].numpy() for f in found], [f["labels"].numpy() for f in found],
+                                   test.image_ids, test.categories)
     figures = coco.evaluate(test.annotation_file, results)
     return {**{f"test_{k}": v for k, v in figures.items()}, "steps": progress.step,
             "train_seconds": progress.train_seconds, "step_ms": 1000 * step_seconds,
@@ -133,7 +131,7 @@ def main() -> None:
     if not args.skip_learned:
         rows.append(("DETR, learned queries (the paper's)", train_detr(root, "learned", steps, args.threads)[1]))
     rows.append(("CenterNet, same backbone", train_centernet(root, anchor_run, anchor["train_seconds"], args.threads)))
-    print(f"\n| model | steps | train s | parameters | test mAP@[.5:.95] | mAP@.5 | mAP@.75 | small | medium |")
+    print("\n| model | steps | train s | parameters | test mAP@[.5:.95] | mAP@.5 | mAP@.75 | small | medium |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, m in rows:
         print(f"| {name} | {m['steps']} | {m['train_seconds']:.0f} | {m['parameters']:,} | {m['test_map']:.4f} | "

@@ -86,6 +86,19 @@ BUDGETS: dict[str, dict] = {
                                                   "--set", "model.stride=4"],
                                          "check": lambda out: compared("forecast")},
     "train vision": {"args": [*TRAIN, *NET]},
+    "train detect --out runs/digits-detect": {
+        "args": [*TRAIN, "--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_encoder_layers=1",
+                 "--set", "model.n_decoder_layers=1", "--set", "model.d_ff=32", "--set", "model.backbone_width=4",
+                 "--set", "model.n_queries=6", "--set", "data.digits_train=8", "--set", "data.digits_valid=2",
+                 "--set", "data.digits_test=2", "--set", "train.batch_size=4"],
+        "check": lambda out: Path("runs/digits-detect/data/test/images/000001.png").is_file()},
+    "eval runs/digits-detect": {"args": ["--threads", "1"], "check": lambda out: json.loads(out)["images"] == 2},
+    "predict runs/digits-detect": {"args": ["--threads", "1"],
+                                   "check": lambda out: len(json.loads(Path("boxes.json").read_text())) == 6
+                                   and Path("boxes.png").is_file()},
+    "train forecast --csv ETTh1.csv --target OT --quantiles": {
+        "args": [*TRAIN, *NET, "--set", "model.patch_len=16"],
+        "check": lambda out: "test_coverage_80" in json.loads(Path("runs/ot-q/metrics.json").read_text())},
     "train mlm --text corpus.txt --config mlm-tiny": {"args": [*TRAIN, *NET]},
     'predict runs/mlm "the movie was [MASK] good"': {"args": ["--threads", "1"],
                                                      "check": lambda out: fillers(out) == 5},  # --top-k 5 by default

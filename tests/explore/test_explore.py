@@ -430,17 +430,22 @@ def test_the_page_in_a_real_browser(translation_run, tmp_path):
 
 @pytest.fixture(scope="module")
 def other_runs(tmp_path_factory):
-    """Tiny runs of the three other tasks: classify, vision (the bundled digits) and mlm."""
+    """Tiny runs of the four other tasks: classify, vision (the bundled digits), mlm and detect."""
     root = tmp_path_factory.mktemp("explore-more")
     rows = [f"a {w} film,{'pos' if w == 'good' else 'neg'}" for w in ["good", "bad", "fine", "dull"] * 15]
     (root / "reviews.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
     (root / "corpus.txt").write_text("the cat sat on the mat and the dog sat on the log .\n" * 300)
     small = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2", *QUICK]
-    commands = {"classify": ["--csv", root / "reviews.csv", "--set", "model.pool='cls'"],
-                "vision": ["--set", "data.image_size=8"],
-                "mlm": ["--text", root / "corpus.txt", "--set", "data.block_size=30", "--set", "data.vocab_size=60"]}
+    commands = {"classify": ["--csv", root / "reviews.csv", "--set", "model.pool='cls'", *small],
+                "vision": ["--set", "data.image_size=8", *small],
+                "mlm": ["--text", root / "corpus.txt", "--set", "data.block_size=30", "--set", "data.vocab_size=60", *small],
+                "detect": ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_encoder_layers=1",
+                           "--set", "model.n_decoder_layers=2", "--set", "model.d_ff=32", "--set", "model.n_queries=4",
+                           "--set", "model.backbone_width=4", "--set", "data.digits_train=8", "--set", "data.digits_valid=2",
+                           "--set", "data.digits_test=2", "--set", "data.image_size=64", "--set", "train.batch_size=4",
+                           *QUICK]}
     for task, args in commands.items():
-        assert main(["train", task, *map(str, args), "--out", str(root / task), *small]) == 0, task
+        assert main(["train", task, *map(str, args), "--out", str(root / task)]) == 0, task
     return {task: root / task for task in commands}
 
 
@@ -487,6 +492,14 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
                         assert first.endswith(": masked")  # the first query sees only itself
                     if name == "vision":
                         assert page.locator("#overlay").is_visible() and page.locator("#head-view canvas.lines").count() == 0
+                    if name == "detect":  # the image with its boxes; a click on a box opens its query's attention
+                        assert page.locator("#overlay").is_visible() and page.locator("#head-view canvas.lines").count() == 0
+                        views = page.locator("#view option").all_inner_texts()
+                        assert views and all(v.startswith(f"box {k + 1} (") for k, v in enumerate(views))
+                        box = page.evaluate("state.result.views[state.result.views ? Object.keys(state.result.views).at(-1) : ''].box")
+                        size = page.locator("#overlay").bounding_box()
+                        page.locator("#overlay").click(position={"x": box[0] * size["width"], "y": box[1] * size["height"]})
+                        assert page.locator("#view").input_value().startswith("box ")
                     if name == "lm":
                         page.wait_for_selector("#next-table tr")
                         assert page.locator("#next-table tr").count() == 10  # top-k 10 by default

@@ -180,8 +180,9 @@ class Detector:
         return png_data_url(np.zeros((1 if self.grey else 3, size, size), dtype=np.float32))
 
     def explore(self, data: bytes, threshold: float = 0.5) -> dict[str, Any]:
-        """The boxes of one uploaded image and, for each, its query's cross-attention over the image in
-        the last decoder layer, per head (the paper's Figure 6)."""
+        """The boxes of one uploaded image scoring ``threshold`` or more (else the likeliest one) and, for
+        each, its query's cross-attention over the image in every decoder layer, per head (the paper's
+        Figure 6 shows the last)."""
         from .views import view
 
         try:
@@ -192,8 +193,12 @@ class Detector:
         scores, labels, boxes = scored(outputs)
         h, w = outputs["feature_size"]
         rows, cols = [str(r) for r in range(h)], [str(c) for c in range(w)]
-        kept = [q for q in scores[0].argsort(descending=True).tolist() if scores[0, q] >= threshold]
+        ranked = scores[0].argsort(descending=True).tolist()
+        kept = [q for q in ranked if scores[0, q] >= threshold]
         shown, lines = {}, []
+        if not kept:  # still show where the likeliest query looked
+            kept = ranked[:1]
+            lines.append(f"no box scored {threshold:g} or more; the likeliest one:")
         for rank, q in enumerate(kept, 1):
             name = self.names[int(labels[0, q])]
             x0, y0, bw, bh = coco.to_pixel_boxes(boxes[0, q].numpy(), (width, height))[0]
@@ -203,4 +208,4 @@ class Detector:
             grid_view["token_lines"] = False
             grid_view["box"] = [float(v) for v in boxes[0, q]]  # normalised (cx, cy, w, h), for the page to draw
             shown[f"box {rank} ({name} {float(scores[0, q]):.2f}): its query's cross-attention, per head"] = grid_view
-        return {"output": "\n".join(lines) or f"no box scored {threshold} or more", "views": shown}
+        return {"output": "\n".join(lines), "views": shown}
