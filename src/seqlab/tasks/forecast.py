@@ -3,6 +3,7 @@
     seqlab train forecast --csv ETTh1.csv --target OT --features M --input-len 336 --horizon 96 --model patch
     seqlab predict RUN_DIR --csv FILE [--out forecast.csv]
     seqlab eval RUN_DIR --csv FILE            # MSE and MAE over every window of another stretch of series
+    seqlab eval RUN_DIR --csv FILE --backtest --folds K [--refit]   # rolling origin (forecast_backtest)
 
 Scores are on the standardised scale (fitted on the training rows), as published ETT results are, and
 on the original scale (``*_original``). With ``--quantiles 0.1,0.5,0.9`` the model predicts those
@@ -281,15 +282,16 @@ class Forecast:
 
 
 def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = False,
-          log=print, *, parallel: SingleProcess | None = None) -> tuple[Forecast, dict[str, Any]]:
+          log=print, *, parallel: SingleProcess | None = None,
+          bounds: dict[str, tuple[int, int]] | None = None) -> tuple[Forecast, dict[str, Any]]:
     """Train with the shared engine, then score the validation and test windows. Under torchrun,
     ``parallel`` is this rank's part: every rank trains on its rows of each batch, the main rank alone
-    writes the files and scores the result."""
+    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit)."""
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
-    bounds = ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
+    bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
     scaler = ts.fit_scaler(series.values, bounds["train"][1])
     scaled = scaler.transform(series.values)
     windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon) for name, (start, end) in bounds.items()}
@@ -390,7 +392,12 @@ class ForecastTask(Task):
     config_class = ForecastConfig
     bigger_recipes = ("etth1-patch",)
     predict_needs_input = False
-    eval_flags = (Flag("csv", "forecast: a series with the training file's columns", required=True),)
+    eval_flags = (Flag("csv", "forecast: a series with the training file's columns", required=True),
+                  Flag("backtest", "forecast: score the last --folds windows of the file's test part, one "
+                                   "horizon apart (rolling origin)", type=bool),
+                  Flag("folds", "forecast: how many backtest windows", type=int),
+                  Flag("refit", "forecast: retrain before each backtest origin on the rows before it", type=bool),
+                  Flag("plot", "forecast: draw the backtest into this new PNG file"))
     predict_flags = (Flag("csv", "forecast: the series to continue (its last input_len rows)"),
                      Flag("out", "forecast: write the forecast CSV here (default standard output)"))
 
@@ -418,7 +425,9 @@ class ForecastTask(Task):
         return Forecast.load(run, device)
 
     def evaluate(self, forecast: Forecast, options) -> dict[str, Any]:
-        return forecast.evaluate_csv(options["csv"])
+        from .forecast_backtest import evaluate
+
+        return evaluate(forecast, options)  # every window, or --backtest's folds
 
     def predict(self, forecast: Forecast, inputs, options):
         if not options.get("csv"):

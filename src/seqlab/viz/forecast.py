@@ -53,3 +53,29 @@ def plot_attention_over_time(weights: np.ndarray, path: Path, unit: str = "time 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_backtest(stamps, values: np.ndarray, fold_stamps: list, forecasts: np.ndarray, path: Path,
+                  channel: str, title: str = "backtest",
+                  intervals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+    """One channel's tail, ``values`` (T,) at ``stamps``, with K folds' forecasts (K, H), fold k drawn
+    at ``fold_stamps[k]`` (H timestamps), a dashed line at each forecast's start; ``intervals`` as
+    for :func:`plot_forecasts` ((K, H) bounds each) -> PNG."""
+    fig, ax = plt.subplots(figsize=(11, 3.6))
+    ax.plot(stamps, values, color="tab:blue", label="truth")
+    bands = sorted((intervals or {}).items(), key=lambda item: -float(item[0]))  # widest first, drawn under
+    for k, when in enumerate(fold_stamps):
+        for n, (name, (low, high)) in enumerate(bands):
+            ax.fill_between(when, low[k], high[k], color="tab:orange", alpha=0.15 + 0.15 * n, linewidth=0,
+                            label=f"{name}% interval" if k == 0 else None)
+        ax.plot(when, forecasts[k], color="tab:orange",
+                label=("median forecast" if bands else "forecast") if k == 0 else None)
+        ax.axvline(when[0], color="0.7", linestyle="--", linewidth=0.8)
+    ax.set_ylabel(channel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
