@@ -102,18 +102,31 @@ def test_the_plot_is_written_only_where_asked_and_never_over_a_file(point_run, s
 
 @pytest.mark.parametrize("flags, message", [
     (["--backtest", "--folds", 0], "--folds must be at least 1; got 0"),
-    (["--folds", 3], "--folds only go with --backtest"),
-    (["--refit"], "--refit only go with --backtest"),
-    (["--plot", "x.png"], "--plot only go with --backtest"),
+    (["--folds", 3], "--folds only goes with --backtest"),
+    (["--refit"], "--refit only goes with --backtest"),
+    (["--plot", "x.png"], "--plot only goes with --backtest"),
     (["--backtest"], "--backtest needs --folds K"),
     # 15 folds of 8 fill the 120 test rows; 16 need int(0.2 n) >= 128, so n = 640 rows.
     (["--backtest", "--folds", 16], "give a file of at least 640 rows or at most 15 folds"),
     (["--backtest", "--folds", 2, "--plot", "x.txt"], "ending in .png"),
+    (["--folds", 3, "--refit"], "--folds, --refit only go with --backtest"),
 ])
 def test_bad_backtest_input_is_one_line_and_exit_2(point_run, series_csv, capsys, flags, message):
     code, out, err = run_cli("eval", point_run, "--csv", series_csv, *flags, capsys=capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert out == ""
+
+
+def test_a_file_too_short_for_the_split_says_how_many_rows(point_run, series_csv, capsys, tmp_path):
+    short = tmp_path / "short.csv"
+    pd.read_csv(series_csv).iloc[:100].to_csv(short, index=False)  # 0.2 of 100 rows: 20 test rows
+    code, _, err = run_cli("eval", point_run, "--csv", short, "--backtest", "--folds", 3, capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    # 3 folds of 8 need int(0.2 n) >= 24: n = 120 (and 0.6 n = 72 training rows hold a window of 32).
+    assert "has 100 rows, 20 of them in its test part" in err and "at least 120 rows or at most 2 folds" in err
+    pd.read_csv(series_csv).iloc[:40].to_csv(short, index=False)  # the split leaves valid 8 rows: no window
+    code, _, err = run_cli("eval", point_run, "--csv", short, "--backtest", "--folds", 1, capsys=capsys)
+    assert code == 2 and "too few for the run's split" in err and "at least" in err and "--split" not in err, err
 
 
 def test_a_quantile_run_adds_coverage_and_quantile_loss(tmp_path, series_csv, capsys):

@@ -24,6 +24,7 @@ EXAMPLES = {
     "eval": "seqlab eval runs/de-en --src test.de --ref test.en [--beam 4]   # translate\n"
             "  seqlab eval runs/reviews --csv more_reviews.csv                 # classify\n"
             "  seqlab eval runs/etth1 --csv later_months.csv                   # forecast\n"
+            "  seqlab eval runs/etth1 --csv ETTh1.csv --backtest --folds 4     # forecast: rolling origin\n"
             "  seqlab eval runs/shakespeare --text other_play.txt              # lm\n"
             "  seqlab eval runs/mlm --text other_text.txt                      # mlm\n"
             "  seqlab eval runs/shapes --images new_images/                    # vision",

@@ -61,12 +61,9 @@ class Backtest:
 
 
 def test_start(n_rows: int, split: str, input_len: int, horizon: int) -> int:
-    """The first predicted row of the test part of a file of ``n_rows`` under the run's ``split``."""
-    try:
-        bounds = ts.split_bounds(n_rows, split, input_len, horizon)
-    except DataError as error:
-        raise DataError(f"--backtest finds the test part with the run's split ({split}): {error}") from None
-    return bounds["test"][0] + input_len
+    """The first predicted row of the test part of a file of ``n_rows`` under the run's ``split``
+    (a DataError when the split does not fit the file)."""
+    return ts.split_bounds(n_rows, split, input_len, horizon)["test"][0] + input_len
 
 
 def rows_needed(split: str, input_len: int, horizon: int, folds: int) -> int:
@@ -88,13 +85,18 @@ def fold_starts(n_rows: int, split: str, input_len: int, horizon: int, folds: in
     at row ``n_rows - 1``; a DataError when the test part is too short."""
     if folds < 1:
         raise UserError(f"--folds must be at least 1; got {folds}")
-    start = test_start(n_rows, split, input_len, horizon)
-    if n_rows - start < folds * horizon:
+    try:
+        start = test_start(n_rows, split, input_len, horizon)
+    except DataError:  # the split's own message would offer a --split flag, which eval has not
+        start = None
+    if start is None or n_rows - start < folds * horizon:
         need = rows_needed(split, input_len, horizon, folds)
-        raise DataError(f"{path} has {n_rows} rows, its test part under the run's split ({split}) "
-                        f"{n_rows - start}; {folds} folds of horizon {horizon} need {folds * horizon} test rows "
-                        f"after input_len = {input_len} rows: give a file of at least {need} rows or at most "
-                        f"{(n_rows - start) // horizon} folds")
+        part = (f"{n_rows - start} of them in its test part" if start is not None
+                else "too few for the run's split to give it a test part")
+        fewer = f" or at most {(n_rows - start) // horizon} folds" if start is not None and n_rows - start >= horizon else ""
+        raise DataError(f"{path} has {n_rows} rows, {part} (the run's split: {split}); {folds} folds of horizon "
+                        f"{horizon} need {folds * horizon} test rows, after input_len = {input_len} rows: give a "
+                        f"file of at least {need} rows{fewer}")
     return [n_rows - (folds - k) * horizon for k in range(folds)]
 
 
@@ -185,7 +187,7 @@ def evaluate(forecast, options: dict[str, Any]) -> dict[str, Any]:
     if not options.get("backtest"):
         given = [f"--{name}" for name in ("folds", "refit", "plot") if options.get(name) is not None]
         if given:
-            raise UserError(f"{', '.join(given)} only go with --backtest")
+            raise UserError(f"{', '.join(given)} only {'goes' if len(given) == 1 else 'go'} with --backtest")
         return forecast.evaluate_csv(options["csv"])
     if options.get("folds") is None:
         raise UserError("--backtest needs --folds K: how many windows, each one horizon long, end at the file's last row")
