@@ -11,7 +11,7 @@ import pytest
 
 from seqlab.cli.main import main
 from seqlab.tasks.forecast import Forecast
-from seqlab.tasks.forecast_backtest import backtest
+from seqlab.tasks.forecast_backtest import backtest, rows_needed
 
 from test_forecast_task import run_cli  # pytest puts this directory on sys.path
 
@@ -156,3 +156,10 @@ def test_refit_sees_no_row_after_its_origin(tmp_path, series_csv, capsys):
     report = eval_json(run, series_csv, capsys, "--backtest", "--folds", 2, "--refit")
     assert report["model"] == "refit before each origin"
     assert report["folds"][0]["mse"] == pytest.approx(result.scores[0]["mse"], rel=1e-6)
+
+
+def test_rows_needed_under_the_ett_split():
+    # ETT: 8,640 training and 2,880 validation rows, then the test part runs to the file's end.
+    assert rows_needed("ett", 336, 96, 4) == 14_400  # 384 test rows fit in the split's own 2,880
+    assert rows_needed("ett", 336, 96, 40) == 8_640 + 2_880 + 40 * 96
+    assert rows_needed("0.6,0.2,0.2", 24, 8, 16) == 640  # int(0.2 n) >= 128

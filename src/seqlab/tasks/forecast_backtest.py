@@ -60,7 +60,7 @@ class Backtest:
                 "model": "refit before each origin" if self.refit else "the trained run, fixed"}
 
 
-def test_start(n_rows: int, split: str, input_len: int, horizon: int) -> int:
+def first_test_row(n_rows: int, split: str, input_len: int, horizon: int) -> int:
     """The first predicted row of the test part of a file of ``n_rows`` under the run's ``split``
     (a DataError when the split does not fit the file)."""
     return ts.split_bounds(n_rows, split, input_len, horizon)["test"][0] + input_len
@@ -68,12 +68,12 @@ def test_start(n_rows: int, split: str, input_len: int, horizon: int) -> int:
 
 def rows_needed(split: str, input_len: int, horizon: int, folds: int) -> int:
     """The fewest rows a file needs for its test part to hold ``folds`` windows of ``horizon``."""
-    n = max(input_len + folds * horizon, sum(ts.ETT_HOURS) if split == "ett" else 1)
-    if split != "ett":
-        n = max(n, math.floor(folds * horizon / float(split.split(",")[2])) - 1)
+    if split == "ett":  # 12 + 4 months, then the test part runs to the file's end
+        return max(sum(ts.ETT_HOURS), ts.ETT_HOURS[0] + ts.ETT_HOURS[1] + folds * horizon)
+    n = max(input_len + folds * horizon, math.floor(folds * horizon / float(split.split(",")[2])) - 1)
     for n in range(n, n + 100_000):  # the first n whose split works and leaves enough test rows
         try:
-            if n - test_start(n, split, input_len, horizon) >= folds * horizon:
+            if n - first_test_row(n, split, input_len, horizon) >= folds * horizon:
                 return n
         except DataError:
             continue
@@ -86,7 +86,7 @@ def fold_starts(n_rows: int, split: str, input_len: int, horizon: int, folds: in
     if folds < 1:
         raise UserError(f"--folds must be at least 1; got {folds}")
     try:
-        start = test_start(n_rows, split, input_len, horizon)
+        start = first_test_row(n_rows, split, input_len, horizon)
     except DataError:  # the split's own message would offer a --split flag, which eval has not
         start = None
     if start is None or n_rows - start < folds * horizon:
