@@ -6,8 +6,9 @@ for ``predict`` at batch 1 and batched.
     .venv/bin/python benchmarks/detect.py [--steps 4000] [--threads 2] [--skip-learned]
 
 The DETR runs are step-bound (``seqlab train detect --max-steps``); CenterNet gets the steps that fit
-in the anchor-query DETR's training seconds at its own measured step time (the same CPU budget). The
-test split is scored once, at the end of each run.
+in the anchor-query DETR's training seconds at its own measured step time (the same CPU budget; DETR's
+seconds include its validations). CenterNet trains in fp32 (DETR: ``precision auto``) and is scored at its
+last step (DETR: its best validation checkpoint). The test split is scored once, at the end of each run.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def train_centernet(root: Path, detr_run: Path, seconds: float, threads: int) ->
     step_seconds = statistics.median(times[5:])
     steps = max(1, int(seconds / step_seconds))
     t.max_steps, t.eval_every, t.precision, t.progress, t.tensorboard = steps, steps, "fp32", False, False
-    t.lr = 1e-3  # CenterNet's own recipe: a larger rate than DETR's transformer takes
+    t.lr = 1e-3  # DETR's recipe otherwise (warm-up, clipping at 0.1, weight decay), at a rate a CNN takes
     run = root / "centernet"
     run.mkdir()
     trainer = Trainer(model, t, run, loss_fn=loss_fn,

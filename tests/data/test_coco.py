@@ -174,3 +174,26 @@ def test_results_for_unknown_images_are_refused(digits):
     folder, _ = digits
     with pytest.raises(DataError, match=r"results name images \[999\]"):
         evaluate(folder / "instances.json", [{"image_id": 999, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 1}])
+
+
+def test_annotations_without_id_area_or_iscrowd_score_from_what_was_read(tmp_path):
+    """COCO's evaluation reads every annotation's id, area and iscrowd: those a file leaves out are filled
+    in, and the scores come from the annotations as read, even once the file is gone."""
+    folder = make_folder(tmp_path / "coco", annotations=[{"image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
+                                                         {"image_id": 7, "category_id": 1, "bbox": [0, 0, 8, 6]}])
+    data = read_coco(folder, image_size=16)
+    truth = data.ground_truth["annotations"]
+    assert [a["id"] for a in truth] == [1, 2] and [a["area"] for a in truth] == [200.0, 48.0]
+    assert [a["iscrowd"] for a in truth] == [0, 0]
+    (folder / "instances.json").unlink()
+    perfect = [{"image_id": 7, "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0} for a in truth]
+    assert evaluate(data.ground_truth, perfect)["map"] == pytest.approx(1.0)
+    shifted = [dict(r, bbox=[r["bbox"][0] + r["bbox"][2] / 2, *r["bbox"][1:]]) for r in perfect]  # IoU 1/3
+    assert evaluate(data.ground_truth, shifted)["map_50"] == pytest.approx(0.0)
+
+
+def test_an_annotation_id_given_twice_is_refused(tmp_path):
+    folder = make_folder(tmp_path / "coco", annotations=[{"id": 4, "image_id": 7, "category_id": 3, "bbox": [1, 1, 5, 5]},
+                                                         {"id": 4, "image_id": 8, "category_id": 1, "bbox": [2, 2, 5, 5]}])
+    with pytest.raises(DataError, match="annotation id 4 appears twice"):
+        read_coco(folder, image_size=8)

@@ -440,7 +440,7 @@ def other_runs(tmp_path_factory):
                 "vision": ["--set", "data.image_size=8", *small],
                 "mlm": ["--text", root / "corpus.txt", "--set", "data.block_size=30", "--set", "data.vocab_size=60", *small],
                 "detect": ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_encoder_layers=1",
-                           "--set", "model.n_decoder_layers=2", "--set", "model.d_ff=32", "--set", "model.n_queries=4",
+                           "--set", "model.n_decoder_layers=2", "--set", "model.d_ff=32", "--set", "model.n_queries=5",
                            "--set", "model.backbone_width=4", "--set", "data.digits_train=8", "--set", "data.digits_valid=2",
                            "--set", "data.digits_test=2", "--set", "data.image_size=64", "--set", "train.batch_size=4",
                            *QUICK]}
@@ -468,6 +468,8 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
             with Served(run) as url:
                 for width, height in ((1280, 800), (800, 600)):
                     page = browser.new_page(viewport={"width": width, "height": height})
+                    errors = []
+                    page.on("pageerror", lambda error: errors.append(str(error)))
                     page.goto(url)
                     page.wait_for_selector("#model-view canvas")
                     assert page.locator("#error").inner_text() == "", name
@@ -496,10 +498,17 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
                         assert page.locator("#overlay").is_visible() and page.locator("#head-view canvas.lines").count() == 0
                         views = page.locator("#view option").all_inner_texts()
                         assert views and all(v.startswith(f"box {k + 1} (") for k, v in enumerate(views))
-                        box = page.evaluate("state.result.views[state.result.views ? Object.keys(state.result.views).at(-1) : ''].box")
+                        # Choose the last box in the list, then click the centre of the first: the smallest box
+                        # under that point (the first's own, or one inside it) is chosen.
+                        page.select_option("#view", views[-1])
+                        page.dispatch_event("#view", "change")
+                        first = page.evaluate("state.result.views[Object.keys(state.result.views)[0]].box")
                         size = page.locator("#overlay").bounding_box()
-                        page.locator("#overlay").click(position={"x": box[0] * size["width"], "y": box[1] * size["height"]})
-                        assert page.locator("#view").input_value().startswith("box ")
+                        page.locator("#overlay").click(position={"x": first[0] * size["width"], "y": first[1] * size["height"]})
+                        chosen = page.evaluate("state.result.views[state.view].box")
+                        assert abs(chosen[0] - first[0]) <= chosen[2] / 2 and abs(chosen[1] - first[1]) <= chosen[3] / 2
+                        if len(views) == 1 or chosen == first:
+                            assert page.locator("#view").input_value() == views[0]
                     if name == "lm":
                         page.wait_for_selector("#next-table tr")
                         assert page.locator("#next-table tr").count() == 10  # top-k 10 by default
@@ -514,6 +523,8 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
                     if name == "forecast":
                         assert page.locator("#series").is_visible()
                     assert fits_the_window(page), f"{name} at {width}×{height} is wider than the window"
+                    page.wait_for_timeout(100)  # the overlay draws when its image has loaded
+                    assert errors == [], (name, errors)
                     page.click("button[data-tab=training]")
                     page.wait_for_function("document.getElementById('pe-kind').textContent.length > 0")
                     assert fits_the_window(page), f"{name}'s training tab at {width}×{height}"

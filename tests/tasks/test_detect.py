@@ -2,7 +2,6 @@
 predict and the explorer's answer; a short run that learns; the bad-input paths."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,7 +157,7 @@ def test_bad_coco_folders_are_one_line_and_leave_no_run(tmp_path, capsys, case):
         annotations.write_text(json.dumps(doc))
     run = tmp_path / "run"
     code, out, err = run_cli("train", "detect", "--coco", folder, "--out", run, *QUIET, capsys=capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "a resumed run keeps its data" in err, err
     assert not run.exists()
 
 
@@ -176,3 +175,30 @@ def test_bad_predict_and_eval_inputs(trained, tmp_path, capsys):
     not_image.write_text("not an image")
     code, _, err = run_cli("predict", trained, not_image, capsys=capsys)
     assert code == 2 and "bad.png" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--test-coco", "somewhere"], "--test-coco"),
+    (["--set", "data.image_size=100"], "backbone_stride"),
+    (["--set", "model.d_model=30", "--set", "model.n_heads=3"], "multiple of 4"),
+    (["--set", "model.n_queries=4"], "n_queries"),
+])
+def test_settings_that_cannot_work_are_one_line_before_anything_is_made(tmp_path, capsys, flags, words):
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "detect", "--out", run, *flags, *QUIET, capsys=capsys)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1, err
+    assert not run.exists()
+
+
+def test_more_objects_than_queries_is_refused_naming_the_image(tmp_path, capsys):
+    folders = write_digits_detection(tmp_path / "d", n_train=12, n_valid=1, n_test=1, seed=0, size=64)
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "detect", "--coco", folders["train"], "--out", run,
+                           "--set", "model.n_queries=1", *QUIET, capsys=capsys)
+    assert code == 2 and "objects, more than the 1 object queries" in err and ".png" in err, err
+    assert not run.exists()
+
+
+def test_a_resume_with_other_data_settings_is_refused(trained, capsys):
+    code, _, err = run_cli("train", "detect", "--resume", trained, "--set", "data.digits_seed=5", capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "a resumed run keeps its data" in err, err

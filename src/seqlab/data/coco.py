@@ -9,6 +9,7 @@ else the one file matching ``instances*.json`` in ``DIR`` or ``DIR/annotations/`
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -43,13 +44,16 @@ class Detections:
     sizes: list[tuple[int, int]]
     categories: list[dict]
     annotation_file: Path
+    # The checked annotations as COCO's API takes them (every annotation with its id, area and iscrowd,
+    # boxes clipped): what ``evaluate`` scores against, whatever becomes of the file after reading.
+    ground_truth: dict
 
     def subset(self, rows) -> "Detections":
-        """The images at ``rows`` (their annotation file the same: score them with ``image_ids``)."""
+        """The images at ``rows`` (their ground truth the same: score them with ``image_ids``)."""
         rows = [int(r) for r in rows]
         return Detections(self.images[rows], [self.targets[r] for r in rows], [self.image_ids[r] for r in rows],
                           [self.file_names[r] for r in rows], [self.sizes[r] for r in rows], self.categories,
-                          self.annotation_file)
+                          self.annotation_file, self.ground_truth)
 
 
 def find_annotation_file(folder: Path) -> Path:
@@ -173,6 +177,10 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
     size_of = dict(zip(records, sizes))
     boxes: dict[int, list[list[float]]] = {i: [] for i in records}
     labels: dict[int, list[int]] = {i: [] for i in records}
+    truth: list[dict] = []
+    given_ids = [a.get("id") for a in data["annotations"] if isinstance(a, dict) and isinstance(a.get("id"), int)]
+    fresh_id = max(given_ids, default=0)
+    seen_ids: set[int] = set()
     for index, record in enumerate(data["annotations"]):
         record = _fields(path, "annotation", index, record, {"image_id": int, "category_id": int, "bbox": list})
         name = f"{path}: annotation {record.get('id', f'#{index}')}"
@@ -181,6 +189,20 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
         if record["category_id"] not in label_of:
             raise DataError(f"{name}: category_id {record['category_id']} is not among the categories")
         box = _clipped_box(name, record["bbox"], size_of[record["image_id"]])
+        annotation_id = record.get("id")
+        if not isinstance(annotation_id, int) or isinstance(annotation_id, bool):
+            if annotation_id is not None:
+                raise DataError(f"{name}: id {annotation_id!r} is not a whole number")
+            fresh_id += 1  # COCO's evaluation needs an id for every annotation: one no other has
+            annotation_id = fresh_id
+        elif annotation_id in seen_ids:
+            raise DataError(f"{path}: annotation id {annotation_id} appears twice")
+        seen_ids.add(annotation_id)
+        area = record.get("area", box[2] * box[3])
+        if isinstance(area, bool) or not isinstance(area, (int, float)) or not math.isfinite(area) or area < 0:
+            raise DataError(f"{name}: area {area!r} is not a number of pixels")
+        truth.append({"id": annotation_id, "image_id": record["image_id"], "category_id": record["category_id"],
+                      "bbox": box, "area": float(area), "iscrowd": int(bool(record.get("iscrowd")))})
         if record.get("iscrowd"):
             continue  # a crowd region is no object to find; COCOeval ignores detections on it
         boxes[record["image_id"]].append(box)
@@ -193,7 +215,11 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
         normalised = np.concatenate([centres, xywh[:, 2:]], axis=1) / [width, height, width, height]
         targets.append({"labels": np.asarray(labels[image_id], dtype=np.int64),
                         "boxes": normalised.astype(np.float32)})
-    return Detections(np.stack(arrays), targets, list(records), file_names, sizes, categories, path)
+    ground_truth = {"images": [{"id": i, "file_name": f, "width": w, "height": h}
+                               for i, f, (w, h) in zip(records, file_names, sizes)],
+                    "annotations": truth,
+                    "categories": [{"id": int(c["id"]), "name": str(c["name"])} for c in data["categories"]]}
+    return Detections(np.stack(arrays), targets, list(records), file_names, sizes, categories, path, ground_truth)
 
 
 def _clipped_box(name: str, bbox: list, size: tuple[int, int]) -> list[float]:
@@ -242,8 +268,10 @@ def write_results(path: str | Path, results: list[dict]) -> None:
     write_json(Path(path), results)
 
 
-def evaluate(annotation_file: str | Path, results: list[dict], image_ids: list[int] | None = None) -> dict[str, float]:
-    """COCO's box metrics of ``results`` against ``annotation_file``: {"map": AP@[.5:.95], "map_50",
+def evaluate(annotation_file: str | Path | dict, results: list[dict],
+             image_ids: list[int] | None = None) -> dict[str, float]:
+    """COCO's box metrics of ``results`` against ``annotation_file`` (or a ground truth already read,
+    :attr:`Detections.ground_truth`): {"map": AP@[.5:.95], "map_50",
     "map_75", "map_small", "map_medium", "map_large"} (COCOeval's first six stats), over the images
     ``image_ids`` (default: every image the file lists).
 
@@ -255,11 +283,17 @@ def evaluate(annotation_file: str | Path, results: list[dict], image_ids: list[i
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):
-        truth = COCO(str(annotation_file))
+        if isinstance(annotation_file, dict):
+            truth = COCO()
+            truth.dataset = copy.deepcopy(annotation_file)  # COCO's loadRes adds keys to what it is given
+            truth.createIndex()
+        else:
+            truth = COCO(str(annotation_file))
         if results:
             unknown = sorted({r["image_id"] for r in results} - set(truth.getImgIds()))
             if unknown:
-                raise DataError(f"results name images {unknown[:5]} that {annotation_file} does not list")
+                source = "the ground truth" if isinstance(annotation_file, dict) else annotation_file
+                raise DataError(f"results name images {unknown[:5]} that {source} does not list")
             detections = truth.loadRes([dict(r, bbox=list(r["bbox"])) for r in results])  # it adds keys
         else:
             detections = COCO()

@@ -15,8 +15,6 @@ The built-in data is written into ``RUN_DIR/data/`` (``train``, ``valid``, ``tes
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +26,7 @@ import torch
 from ..config import build, check_model, option, to_dict
 from ..data import coco
 from ..data.batching import ShuffledBatches
-from ..data.digits_detection import write_digits_detection
+from ..data.digits_detection import MAX_DIGITS, write_digits_detection
 from ..errors import DataError, UserError
 from ..io import write_json
 from ..models.detr import DETR, DETRConfig
@@ -112,38 +110,52 @@ class DetectConfig:
     train: TrainConfig = field(default_factory=_detect_train_defaults)
 
     def __post_init__(self) -> None:
+        d, m = self.data, self.model
         if self.train.label_smoothing:
             raise ValueError("train.label_smoothing: the set loss of detect has none; leave it 0")
+        if d.image_size % m.backbone_stride:
+            raise ValueError(f"data.image_size ({d.image_size}) must be a multiple of model.backbone_stride "
+                             f"({m.backbone_stride})")
+        if m.d_model % 4:  # half the features for rows, half for columns, each in sine/cosine pairs
+            raise ValueError(f"model.d_model must be a multiple of 4 (the 2-D sine positions); got {m.d_model}")
+        if not d.coco and d.image_size < 32:
+            raise ValueError(f"data.image_size must be at least 32 for the built-in set (digits of 16-32 pixels); "
+                             f"got {d.image_size}")
+        if not d.coco and m.n_queries < MAX_DIGITS:  # DETR gives one box a query
+            raise ValueError(f"model.n_queries must be at least {MAX_DIGITS} for the built-in set (up to {MAX_DIGITS} "
+                             f"digits an image); got {m.n_queries}")
+        if d.test_coco and not d.coco:
+            raise ValueError("--test-coco scores a run trained on --coco; the built-in set has its own test images")
 
 
 @dataclass
 class DetectData:
-    """What training reads: the splits (``seqlab.data.coco.Detections``), their COCO folders where they
-    are on disk, and — for the built-in set — the temporary folder it was made in, moved into the run."""
+    """What training reads: the splits (``seqlab.data.coco.Detections``); None for the built-in set,
+    which :func:`train` makes in the run directory (nothing is made before the run exists)."""
 
-    train: coco.Detections
-    valid: coco.Detections
-    test: coco.Detections | None
-    made_in: Path | None = None
+    train: coco.Detections | None = None
+    valid: coco.Detections | None = None
+    test: coco.Detections | None = None
+
+
+def check_objects(data: coco.Detections, n_queries: int, where: str) -> None:
+    """A DataError for an image with more objects than the model has queries: DETR gives one box a query."""
+    counts = [len(t["labels"]) for t in data.targets]
+    if counts and max(counts) > n_queries:
+        worst = int(np.argmax(counts))
+        raise DataError(f"{where}: image {data.file_names[worst]} has {counts[worst]} objects, more than the "
+                        f"{n_queries} object queries (--set model.n_queries={counts[worst]} or more)")
 
 
 def read_data(config: DetectConfig) -> DetectData:
     d = config.data
     if not d.coco:
-        made_in = Path(tempfile.mkdtemp(prefix="seqlab-detect-"))
-        try:
-            folders = write_digits_detection(made_in, n_train=d.digits_train, n_valid=d.digits_valid,
-                                             n_test=d.digits_test, seed=d.digits_seed, size=d.image_size)
-            parts = [coco.read_coco(folders[name], image_size=d.image_size, grey=True)
-                     for name in ("train", "valid", "test")]
-        except BaseException:
-            shutil.rmtree(made_in, ignore_errors=True)
-            raise
-        return DetectData(*parts, made_in=made_in)
+        return DetectData()
     everything = coco.read_coco(d.coco, image_size=d.image_size, grey=d.grey)
     if len(everything.images) < 2:
         raise DataError(f"{d.coco} has {len(everything.images)} image(s); training needs at least 2 "
                         f"(some are held out to choose the best checkpoint)")
+    check_objects(everything, config.model.n_queries, d.coco)
     order = np.random.default_rng(0).permutation(len(everything.images))
     n_valid = max(1, round(d.valid_fraction * len(order)))
     train, valid = everything.subset(order[n_valid:]), everything.subset(order[:n_valid])
@@ -151,6 +163,16 @@ def read_data(config: DetectConfig) -> DetectData:
     if d.test_coco:
         test = coco.read_coco(d.test_coco, image_size=d.image_size, grey=d.grey, categories=everything.categories)
     return DetectData(train, valid, test)
+
+
+def built_in(config: DetectConfig, run: Path) -> DetectData:
+    """The built-in set, made in ``run/data`` (each split made aside and renamed into place; a resumed
+    run reads the one it made, and refuses other data settings)."""
+    d = config.data
+    folders = write_digits_detection(run / DATA_DIR, n_train=d.digits_train, n_valid=d.digits_valid,
+                                     n_test=d.digits_test, seed=d.digits_seed, size=d.image_size)
+    return DetectData(*(coco.read_coco(folders[name], image_size=d.image_size, grey=True)
+                        for name in ("train", "valid", "test")))
 
 
 def build_detr(m: DetectModelConfig, data: DetectDataConfig, n_classes: int) -> DETR:
@@ -168,20 +190,21 @@ def criterion(m: DetectModelConfig, n_classes: int) -> SetCriterion:
 
 def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = False, log=print) -> dict[str, Any]:
     d, m, t, started = config.data, config.model, config.train, time.perf_counter()
-    categories = data.train.categories
-    if data.made_in is not None:  # the built-in set: kept in the run, where eval --coco finds it
-        if not (run / DATA_DIR).exists():
-            shutil.move(str(data.made_in), run / DATA_DIR)
-        else:  # resumed: the same images, made again from the same seed
-            shutil.rmtree(data.made_in, ignore_errors=True)
-        for part in (data.train, data.valid, data.test):
-            part.annotation_file = run / DATA_DIR / part.annotation_file.relative_to(data.made_in)
-    if not resume:
+    if not resume:  # first: a run stopped while it makes its data is still a run (--overwrite, --resume)
         runs.write_run(run, TASK, to_dict(config))
-        write_json(run / "categories.json", categories)
-        from .vision import png_data_url
+    if data.train is None:  # the built-in set: made in the run, where eval --coco finds it
+        try:
+            data = built_in(config, run)
+        except DataError:
+            if not resume:
+                raise
+            raise UserError(f"{run} was trained on the built-in images it keeps in {DATA_DIR}/, made with other "
+                            f"data settings; a resumed run keeps its data: leave out the --set data.… changes") from None
+    categories = data.train.categories
+    write_json(run / "categories.json", categories)  # again on resume: the same, or what a stopped start missed
+    from .vision import png_data_url
 
-        runs.write_example(run, {"image": png_data_url(data.valid.images[0]), "source": "the first validation image"})
+    runs.write_example(run, {"image": png_data_url(data.valid.images[0]), "source": "the first validation image"})
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_detr(m, d, len(categories))
     loss_of = criterion(m, len(categories))

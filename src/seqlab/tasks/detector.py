@@ -78,7 +78,7 @@ class Detector:
         was_training = self.model.training
         self.model.eval()
         try:
-            return coco.evaluate(data.annotation_file, self.results(data), image_ids=data.image_ids)
+            return coco.evaluate(data.ground_truth, self.results(data), image_ids=data.image_ids)
         finally:
             self.model.train(was_training)
 
@@ -171,7 +171,8 @@ class Detector:
         outputs = self.attention(x[:1])
         plot_decoder_attention(pictures[0], outputs, scores[0], labels[0], boxes[0], self.names, threshold,
                                run / "decoder_attention.png")
-        plot_encoder_attention(pictures[0], outputs, run / "encoder_attention.png")
+        found = [boxes[0][q, :2].tolist() for q in scores[0].argsort(descending=True).tolist() if scores[0][q] >= threshold]
+        plot_encoder_attention(pictures[0], outputs, run / "encoder_attention.png", found)  # from each object's centre
 
     def blank_image(self) -> str:
         from .vision import png_data_url

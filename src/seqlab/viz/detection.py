@@ -86,12 +86,15 @@ def plot_decoder_attention(picture: np.ndarray, outputs: dict[str, Any], scores,
     plt.close(fig)
 
 
-def plot_encoder_attention(picture: np.ndarray, outputs: dict[str, Any], path: Path) -> None:
-    """The last encoder layer's self-attention (heads averaged) from four reference points of the
-    feature map — where each point looks, over the image (the paper's Figure 3)."""
+def plot_encoder_attention(picture: np.ndarray, outputs: dict[str, Any], path: Path,
+                           centres: list[tuple[float, float]] = ()) -> None:
+    """The last encoder layer's self-attention (heads averaged) from up to four reference points of the
+    feature map — where each point looks, over the image (the paper's Figure 3): the cells under the
+    ``centres`` given (normalised (cx, cy), e.g. of detected objects), else four points spread evenly."""
     h, w = outputs["feature_size"]
     weights = outputs["encoder_attention"][-1][0].float().mean(0)  # (h·w, h·w)
-    points = [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]
+    points = [(min(int(cy * h), h - 1), min(int(cx * w), w - 1)) for cx, cy in centres][:4]
+    points = points or [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]
     side_y, side_x = picture.shape[:2]
     fig, axes = plt.subplots(1, len(points) + 1, figsize=(2.6 * (len(points) + 1), 2.9), squeeze=False)
     _show(axes[0][0], picture)
@@ -104,7 +107,7 @@ def plot_encoder_attention(picture: np.ndarray, outputs: dict[str, Any], path: P
         ax.plot(x, y, "o", color=PREDICTED, markersize=4)
         ax.axis("off")
         ax.set_title(f"from row {r}, column {c}", fontsize=8)
-    fig.suptitle("self-attention of the last encoder layer from four points (heads averaged)", fontsize=9)
+    fig.suptitle(f"self-attention of the last encoder layer from {len(points)} points (heads averaged)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -259,7 +259,7 @@ function overlayBoxes() {
     ctx.drawImage(image, 0, 0, W, H);
     const chosen = state.result.views[state.view];
     if (chosen && chosen.box) {
-      const heads = chosen.weights[state.layer][0];
+      const heads = chosen.weights[state.layer];  // (heads, rows, columns) of the feature map
       const shown = Number.isInteger(state.head) ? [heads[state.head]] : heads;
       const grid = shown[0].map((row, i) => row.map((_, j) => shown.reduce((sum, m) => sum + m[i][j], 0) / shown.length));
       const max = Math.max(...grid.flat()) || 1, ch = H / grid.length, cw = W / grid[0].length;
