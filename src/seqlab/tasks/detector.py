@@ -122,20 +122,23 @@ class Detector:
         if out is not None and Path(out).suffix.lower() != ".json":
             raise UserError(f"--out names a .json file for the COCO results; got {out}")
         results = []
-        for path in files:
-            x, (width, height) = self.prepare(path)
-            scores, labels, boxes = self.detect(x)
-            pixels = coco.to_pixel_boxes(boxes[0].numpy(), (width, height))
-            found = coco.to_coco_results([pixels], scores.numpy(), labels.numpy(), [0], self.categories)
-            for result in found:
-                del result["image_id"]
-                result["file_name"] = str(path)
-            results += found
-            for result in sorted(found, key=lambda r: -r["score"]):
-                if result["score"] >= threshold:
-                    name = self.names[self.category_index(result["category_id"])]
-                    x0, y0, w, h = result["bbox"]
-                    yield f"{path}\t{name}\t{result['score']:.3f}\t{x0:.1f} {y0:.1f} {w:.1f} {h:.1f}"
+        for start in range(0, len(files), BATCH):  # BATCH images a forward pass
+            chunk = files[start : start + BATCH]
+            prepared = [self.prepare(path) for path in chunk]
+            scores, labels, boxes = self.detect(torch.cat([x for x, _ in prepared]))
+            for i, (path, (_, size)) in enumerate(zip(chunk, prepared)):
+                pixels = coco.to_pixel_boxes(boxes[i].numpy(), size)
+                found = coco.to_coco_results([pixels], scores[i : i + 1].numpy(), labels[i : i + 1].numpy(), [0],
+                                             self.categories)
+                for result in found:
+                    del result["image_id"]
+                    result["file_name"] = str(path)
+                results += found
+                for result in sorted(found, key=lambda r: -r["score"]):
+                    if result["score"] >= threshold:
+                        name = self.names[self.category_index(result["category_id"])]
+                        x0, y0, w, h = result["bbox"]
+                        yield f"{path}\t{name}\t{result['score']:.3f}\t{x0:.1f} {y0:.1f} {w:.1f} {h:.1f}"
         if out is not None:
             coco.write_results(Path(out), results)
             if len(files) == 1:
