@@ -77,8 +77,8 @@ class DetectModelConfig:
     n_encoder_layers: int = 3
     n_decoder_layers: int = 3
     d_ff: int = 512
-    # Off by default: on a CPU, dropout's random masks cost ~20 % of a step (profiled: bernoulli_), and
-    # the built-in set is drawn fresh for every run.
+    # Off by default: on a CPU, dropout's random masks took 22 % of a step (profiled: bernoulli_), and the
+    # recipe met its targets on the built-in set without it (BENCHMARKS.md).
     dropout: float = 0.0
     n_queries: int = 20
     # The set loss (Carion et al. §3.1 and §A.2): matching cost and loss weights, the no-object class's weight.
