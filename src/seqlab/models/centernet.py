@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import pretrained
-from .detr import Backbone
+from .detr import Backbone, check_sizes
 
 HEATMAP_PRIOR_BIAS = -2.19  # -log((1 - 0.1) / 0.1): every heatmap cell starts at p ≈ 0.1 (§4, implementation)
 
@@ -45,14 +45,7 @@ class CenterNetConfig:
     head_width: int = 64  # the backbone's output channels and the hidden width of each head
 
     def __post_init__(self) -> None:
-        for name in ("n_classes", "channels", "image_size", "backbone_width", "head_width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        stride = self.backbone_stride
-        if stride < 2 or stride & (stride - 1):
-            raise ValueError(f"backbone_stride must be a power of two (4 or 8), got {stride}")
-        if self.image_size % stride:
-            raise ValueError(f"image_size ({self.image_size}) must be divisible by backbone_stride ({stride})")
+        check_sizes(self, ("n_classes", "channels", "image_size", "backbone_width", "head_width"))
 
 
 def _head(width: int, out: int) -> nn.Sequential:

@@ -29,6 +29,19 @@ from . import pretrained
 from .detr_layers import DETRDecoderLayer, DETREncoderLayer, grid_positions, sine_encoding
 
 
+def check_sizes(config: Any, positive: tuple[str, ...]) -> None:
+    """Shared by the detectors' configs: each field named in ``positive`` at least 1, and a backbone stride
+    that is a power of two dividing the image size."""
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    stride = config.backbone_stride
+    if stride < 2 or stride & (stride - 1):
+        raise ValueError(f"backbone_stride must be a power of two (4, 8 or 16), got {stride}")
+    if config.image_size % stride:
+        raise ValueError(f"image_size ({config.image_size}) must be divisible by backbone_stride ({stride})")
+
+
 @dataclass
 class DETRConfig:
     n_classes: int  # real classes; logits have n_classes + 1 columns, the last = "no object"
@@ -48,14 +61,7 @@ class DETRConfig:
     def __post_init__(self) -> None:
         positive = ("n_classes", "channels", "image_size", "backbone_width", "d_model", "n_heads",
                     "n_encoder_layers", "n_decoder_layers", "d_ff", "n_queries")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        stride = self.backbone_stride
-        if stride < 2 or stride & (stride - 1):
-            raise ValueError(f"backbone_stride must be a power of two (8 or 16), got {stride}")
-        if self.image_size % stride:
-            raise ValueError(f"image_size ({self.image_size}) must be divisible by backbone_stride ({stride})")
+        check_sizes(self, positive)
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.d_model % 4:  # half the features for y, half for x, each sin/cos pairs (and 4 box coordinates)
