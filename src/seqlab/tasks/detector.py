@@ -87,11 +87,15 @@ class Detector:
     def prepare(self, source) -> tuple[Tensor, tuple[int, int]]:
         """An image file (a path or a file-like object) -> (1, C, S, S) as the model was trained on, and
         the image's own (width, height)."""
+        import warnings
+
         from PIL import Image
 
         try:
-            with Image.open(source) as image:
-                size = image.size
+            with warnings.catch_warnings():  # a decompression-bomb warning: read_image below refuses it
+                warnings.simplefilter("ignore")
+                with Image.open(source) as image:
+                    size = image.size
         except Exception:  # read_image below names what is wrong
             size = None
         if hasattr(source, "seek"):
