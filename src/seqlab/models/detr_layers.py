@@ -13,9 +13,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..nn import MultiHeadAttention
+from ..nn import DecoderLayer, EncoderLayer
 
 
 def sine_encoding(coords: Tensor, n_features: int, temperature: float = 10000.0) -> Tensor:
@@ -47,18 +47,10 @@ def _with(x: Tensor, position: Tensor | None) -> Tensor:
     return x if position is None else x + position
 
 
-class DETREncoderLayer(nn.Module):
+class DETREncoderLayer(EncoderLayer):
     """Self-attention whose queries and keys see the spatial positions, then the feed-forward network,
-    each with post-LN Add & Norm. Composed from the parts it is given."""
-
-    def __init__(self, self_attn: MultiHeadAttention, ff: nn.Module, norm1: nn.Module, norm2: nn.Module,
-                 dropout: float = 0.1) -> None:
-        super().__init__()
-        self.self_attn = self_attn
-        self.ff = ff
-        self.norm1 = norm1
-        self.norm2 = norm2
-        self.dropout = nn.Dropout(dropout)
+    each with post-LN Add & Norm: :class:`seqlab.nn.EncoderLayer`'s parts, with the positions added in
+    ``forward``."""
 
     def forward(self, x: Tensor, position: Tensor | None = None,
                 need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -71,22 +63,11 @@ class DETREncoderLayer(nn.Module):
         return x, weights
 
 
-class DETRDecoderLayer(nn.Module):
+class DETRDecoderLayer(DecoderLayer):
     """Self-attention among the object queries, cross-attention from the queries to the image features,
-    then the feed-forward network, each with post-LN Add & Norm. The queries' positional part goes into
-    the queries and keys of the self-attention and the queries of the cross-attention; the image
-    positions into the cross-attention's keys."""
-
-    def __init__(self, self_attn: MultiHeadAttention, cross_attn: MultiHeadAttention, ff: nn.Module,
-                 norm1: nn.Module, norm2: nn.Module, norm3: nn.Module, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.self_attn = self_attn
-        self.cross_attn = cross_attn
-        self.ff = ff
-        self.norm1 = norm1
-        self.norm2 = norm2
-        self.norm3 = norm3
-        self.dropout = nn.Dropout(dropout)
+    then the feed-forward network, each with post-LN Add & Norm: :class:`seqlab.nn.DecoderLayer`'s
+    parts. The queries' positional part goes into the queries and keys of the self-attention and the
+    queries of the cross-attention; the image positions into the cross-attention's keys."""
 
     def forward(self, x: Tensor, memory: Tensor, query_position: Tensor | None = None,
                 memory_position: Tensor | None = None,
