@@ -160,8 +160,11 @@ class Detector:
     # --- pictures and the explorer -------------------------------------------------------------------
 
     @torch.no_grad()
-    def attention(self, x: Tensor) -> dict[str, Any]:
-        """One image's outputs with the attention weights of the same call."""
+    def attention(self, image) -> dict[str, Any]:
+        """One image's outputs (an image file, or (1, C, S, S) prepared) with the attention weights of the
+        same call: ``encoder_attention`` per layer (1, H, S, S), ``cross_attention`` per decoder layer
+        (1, H, Q, S), ``feature_size`` (h, w)."""
+        x = image if isinstance(image, Tensor) else self.prepare(image)[0]
         return self.model(x.to(self.device), need_weights=True)
 
     def draw(self, data: coco.Detections, indices, run: Path, threshold: float = 0.5) -> None:
