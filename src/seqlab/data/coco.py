@@ -125,15 +125,11 @@ def _image_path(images_dir: Path, path: Path, image_id: int, file_name: str) -> 
 
 
 def _read_image(file: Path, image_id: int, image_size: int, grey: bool) -> tuple[np.ndarray, tuple[int, int]]:
-    from PIL import Image
-
-    from .images import read_image
+    from .images import read_image_and_size
 
     if not file.is_file():
         raise DataError(f"image {image_id}: file {file} is missing")
-    array = read_image(file, image_size, grey)  # refuses decompression bombs and unreadable files
-    with Image.open(file) as image:  # the header only: the size before resizing
-        return array, image.size
+    return read_image_and_size(file, image_size, grey)  # refuses decompression bombs and unreadable files
 
 
 def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,

@@ -25,6 +25,12 @@ def load_digits() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 def read_image(path: Path, size: int, grey: bool) -> np.ndarray:
     """One image as (C, size, size) float32 in [0, 1]."""
+    return read_image_and_size(path, size, grey)[0]
+
+
+def read_image_and_size(path: Path, size: int, grey: bool) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as (C, size, size) float32 in [0, 1], and its own (width, height) before resizing (a
+    detector gives its boxes back in those pixels)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -33,6 +39,7 @@ def read_image(path: Path, size: int, grey: bool) -> np.ndarray:
             # before its pixels are decoded (a small file may declare 20,000 × 20,000: a decompression bomb).
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                own_size = image.size
                 image = image.convert("L" if grey else "RGB").resize((size, size))
                 array = np.asarray(image, dtype=np.float32) / 255.0
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -42,7 +49,7 @@ def read_image(path: Path, size: int, grey: bool) -> np.ndarray:
                         f"read (a decompression bomb?); shrink it") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
-    return array[None] if grey else array.transpose(2, 0, 1)
+    return (array[None] if grey else array.transpose(2, 0, 1)), own_size
 
 
 def image_files(root: str | Path, min_classes: int = 2) -> dict[str, list[Path]]:

@@ -87,21 +87,8 @@ class Detector:
     def prepare(self, source) -> tuple[Tensor, tuple[int, int]]:
         """An image file (a path or a file-like object) -> (1, C, S, S) as the model was trained on, and
         the image's own (width, height)."""
-        import warnings
-
-        from PIL import Image
-
-        try:
-            with warnings.catch_warnings():  # a decompression-bomb warning: read_image below refuses it
-                warnings.simplefilter("ignore")
-                with Image.open(source) as image:
-                    size = image.size
-        except Exception:  # read_image below names what is wrong
-            size = None
-        if hasattr(source, "seek"):
-            source.seek(0)
-        array = image_data.read_image(source, self.config.data.image_size, self.grey)
-        return torch.from_numpy(array)[None], size or (array.shape[-1], array.shape[-2])
+        array, size = image_data.read_image_and_size(source, self.config.data.image_size, self.grey)
+        return torch.from_numpy(array)[None], size
 
     def image_files(self, inputs: Iterable[str]) -> list[Path]:
         files = []
