@@ -35,7 +35,7 @@ def test_download_writes_every_file_and_refuses_to_overwrite(tmp_path, monkeypat
 
 def test_unknown_name_and_network_failure_are_one_line(tmp_path, monkeypatch, capsys):
     assert main(["data", "download", "imagenet", "--out", str(tmp_path)]) == 2
-    assert "available: etth1, mr, multi30k, tinyshakespeare" in capsys.readouterr().err
+    assert "available: etth1, etth2, exchange, mr, multi30k, tinyshakespeare" in capsys.readouterr().err
 
     def offline(url, timeout):
         raise urllib.error.URLError("no network")
@@ -81,3 +81,21 @@ def test_shipped_recipes_read_the_data_where_download_writes_it():
     for path in paths:
         _, name, file = path.split("/")
         assert path.startswith("data/") and file in download.DATASETS[name].files, path
+
+
+def test_exchange_comes_as_the_dated_table_long_horizon_papers_use(tmp_path, monkeypatch):
+    """The headerless eight-column gzip becomes date,0..6,OT with the file's 7th column as OT and its 8th
+    as 6 (the Autoformer layout), one day a row from 1990-01-01."""
+    import gzip
+
+    import pandas as pd
+
+    raw = b"0.7855,1.611,0.861698,0.634196,0.211242,0.006838,0.593,0.525486\n" \
+          b"0.7818,1.61,0.861104,0.633513,0.211242,0.006863,0.594,0.523972\n"
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(gzip.compress(raw)))
+    assert main(["data", "download", "exchange", "--out", str(tmp_path)]) == 0
+    frame = pd.read_csv(tmp_path / "exchange_rate.csv")
+    assert list(frame.columns) == ["date", "0", "1", "2", "3", "4", "5", "6", "OT"]
+    assert list(frame["date"]) == ["1990-01-01", "1990-01-02"]
+    assert frame.iloc[0, 1:].tolist() == [0.7855, 1.611, 0.861698, 0.634196, 0.211242, 0.006838, 0.525486, 0.593]
+    assert frame["OT"].tolist() == [0.593, 0.594]

@@ -28,6 +28,24 @@ def mr_table(folder: Path) -> None:
     atomic_write(folder / "mr.tsv", lambda path: path.write_text("\n".join(rows) + "\n", encoding="utf-8"))
 
 
+def exchange_table(folder: Path) -> None:
+    """exchange_rate.csv from the headerless gzip of eight daily rates: the layout long-horizon papers use
+    since Autoformer (Wu et al., 2021): a ``date`` column from 1990-01-01, one day a row, the rates as
+    columns 0–6 and ``OT`` (the file's seventh column; its eighth is named 6)."""
+    import gzip
+
+    import numpy as np
+    import pandas as pd
+
+    rates = np.loadtxt(gzip.open(folder / "exchange_rate.txt.gz", "rt"), delimiter=",", ndmin=2)
+    if rates.shape[1] != 8:
+        raise UserError(f"{folder / 'exchange_rate.txt.gz'} has {rates.shape[1]} columns; the exchange-rate "
+                        f"file has 8")
+    frame = pd.DataFrame(rates[:, [0, 1, 2, 3, 4, 5, 7, 6]], columns=[*map(str, range(7)), "OT"])
+    frame.insert(0, "date", pd.date_range("1990-01-01", periods=len(frame), freq="D"))
+    atomic_write(folder / "exchange_rate.csv", lambda path: frame.to_csv(path, index=False))
+
+
 @dataclass(frozen=True)
 class Dataset:
     files: dict[str, str]  # file name -> URL
@@ -48,6 +66,18 @@ DATASETS = {
         {"ETTh1.csv": f"{GITHUB}/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv"},
         "Electricity Transformer Temperature, hourly (zhouhaoyi/ETDataset); CC BY-ND 4.0, cite Zhou et al. 2021",
         next_step="seqlab train forecast --csv {out}/ETTh1.csv --target OT --input-len 336 --horizon 96 --model patch"),
+    "etth2": Dataset(
+        {"ETTh2.csv": f"{GITHUB}/zhouhaoyi/ETDataset/main/ETT-small/ETTh2.csv"},
+        "Electricity Transformer Temperature, hourly, second station (zhouhaoyi/ETDataset); CC BY-ND 4.0, "
+        "cite Zhou et al. 2021",
+        next_step="seqlab train forecast --csv {out}/ETTh2.csv --horizon 96"),
+    "exchange": Dataset(
+        {"exchange_rate.txt.gz": f"{GITHUB}/laiguokun/multivariate-time-series-data/master/exchange_rate/"
+                                 "exchange_rate.txt.gz"},
+        "daily exchange rates of eight countries, 1990-2010 (laiguokun/multivariate-time-series-data); "
+        "cite Lai et al., LSTNet, SIGIR 2018",
+        derive=exchange_table, derived=("exchange_rate.csv",),
+        next_step="seqlab train forecast --csv {out}/exchange_rate.csv --split 0.7,0.1,0.2 --horizon 96"),
     "multi30k": Dataset(
         {f"{split}.{lang}.gz": f"{MULTI30K}/{split}.{lang}.gz"
          for split in ("train", "val", "test_2016_flickr") for lang in ("de", "en")},
