@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import build, check_model, option, to_dict
-from ..data import timeseries as ts
+from ..data import panel as pn, timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
 from ..models.quantiles import central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors
@@ -33,7 +33,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
-from . import run_dir as runs, views
+from . import forecast_long as long_format, run_dir as runs, views
 from .task import Flag, Task, register
 
 TASK = "forecast"
@@ -49,6 +49,8 @@ class ForecastDataConfig:
     horizon: int = option(96, "H: future steps predicted (default 96)")
     split: str = option("ett", "'ett' (12/4/4 months of hours, the default) or fractions like 0.7,0.1,0.2")
     fill: Literal["error", "ffill", "interpolate"] = option("error", "what to do with empty cells (default error)")
+    id_col: str = option("", "a long-format CSV: the column naming each row's series; the series train one "
+                             "model together (default none: the file is one series)")
 
     def __post_init__(self) -> None:
         if self.input_len < 2 or self.horizon < 1:
@@ -133,9 +135,11 @@ def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, hori
     return fm.LinearForecaster(fm.LinearForecasterConfig(**shape, kernel_size=c.kernel_size, revin=c.revin))
 
 
-def read_series(data: ForecastDataConfig) -> ts.Series:
+def read_series(data: ForecastDataConfig) -> ts.Series | pn.Panel:
     if not data.csv:
         raise UserError("no data: give --csv FILE (or data.csv in a config)")
+    if data.id_col:  # many series, one long-format file
+        return long_format.read(data)
     return ts.read_series(data.csv, data.date_col, data.target, data.features, data.fill)
 
 
@@ -214,12 +218,16 @@ class Forecast:
     def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
         series = runs.read_json(Path(run) / "series.json")
-        return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
-                   series["columns"], series["targets"])
+        scaler = (pn.scalers_from_state(series["scaler"]) if "ids" in series  # a scaler per id
+                  else ts.scaler_from_state(series["scaler"]))
+        return cls(model, build(ForecastConfig, info["config"]), scaler, series["columns"], series["targets"])
 
     def read_csv(self, path: str | Path, min_rows: int, why: str) -> ts.Series:
         """The file's series, read as the training file was; its columns must be the model's."""
         d = self.config.data
+        if d.id_col:
+            raise UserError(f"this run forecasts the series of a long-format CSV (--id-col {d.id_col}); "
+                            f"seqlab predict and seqlab eval read such a file")
         series = ts.read_series(path, d.date_col, d.target, d.features, d.fill)
         if series.columns != self.columns:
             raise UserError(f"{path} has columns {', '.join(series.columns)}; the model was trained on "
@@ -229,8 +237,11 @@ class Forecast:
         return series
 
     def evaluate_csv(self, path: str | Path) -> dict[str, Any]:
-        """Errors over every window of the file (standardised with the training rows' scaler)."""
+        """Errors over every window of the file (standardised with the training rows' scaler); for a
+        long-format run, pooled over every id and per id (``by_id``)."""
         d = self.config.data
+        if d.id_col:
+            return long_format.evaluate(self, path)
         series = self.read_csv(path, d.input_len + d.horizon, f"a window needs input_len + horizon = "
                                                               f"{d.input_len + d.horizon}")
         windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon)
@@ -239,15 +250,24 @@ class Forecast:
 
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
-        quantile model gives the median under each column's name and each other level as ``OT_q0.1``."""
+        quantile model gives the median under each column's name and each other level as ``OT_q0.1``.
+        For a long-format run: the id column first, H rows for each id in the file."""
         d = self.config.data
+        if d.id_col:
+            return long_format.predict(self, path)
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
         with torch.no_grad():
             x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
             y = unscale(self.scaler, self.model(x).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
-        step = series.timestamps[-1] - series.timestamps[-2] if len(series.timestamps) > 1 else pd.Timedelta(hours=1)
-        stamps = pd.date_range(series.timestamps[-1] + step, periods=d.horizon, freq=step)
+        return self.frame(y, series.timestamps)
+
+    def frame(self, y: np.ndarray, timestamps: pd.DatetimeIndex) -> pd.DataFrame:
+        """The forecast ``y`` (H, C) or (H, C, Q), in the data's units, of the H steps after the last of
+        ``timestamps`` (one step apart as its last two are): their timestamps and the predicted columns."""
+        d = self.config.data
+        step = timestamps[-1] - timestamps[-2] if len(timestamps) > 1 else pd.Timedelta(hours=1)
+        stamps = pd.date_range(timestamps[-1] + step, periods=d.horizon, freq=step)
         columns = {}
         for i in self.targets:
             name = self.columns[i]
@@ -281,7 +301,7 @@ class Forecast:
         return [(w if hasattr(self.model, "patchify") else w[0]).float().cpu() for w in maps]
 
 
-def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = False,
+def train(config: ForecastConfig, run: Path, series: ts.Series | pn.Panel, resume: bool = False,
           log=print, *, parallel: SingleProcess | None = None,
           bounds: dict[str, tuple[int, int]] | None = None) -> tuple[Forecast, dict[str, Any]]:
     """Train with the shared engine, then score the validation and test windows. Under torchrun,
@@ -291,22 +311,29 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
-    bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
-    scaler = ts.fit_scaler(series.values, bounds["train"][1])
-    scaled = scaler.transform(series.values)
-    windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon) for name, (start, end) in bounds.items()}
+    panel = isinstance(series, pn.Panel)  # many series: a split, a scaler and windows per id, pooled
+    if panel:
+        bounds, scaler, windows, described = long_format.prepare(series, d)
+    else:
+        bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
+        scaler = ts.fit_scaler(series.values, bounds["train"][1])
+        scaled = scaler.transform(series.values)
+        windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon)
+                   for name, (start, end) in bounds.items()}
+        described = {"columns": series.columns, "targets": series.targets, "bounds": bounds,
+                     "scaler": ts.scaler_state(scaler)}
 
     def describe() -> None:
         if not resume:
             runs.write_run(run, TASK, to_dict(config))
-        (run / "series.json").write_text(json.dumps({"columns": series.columns, "targets": series.targets,
-                                                     "bounds": bounds, "scaler": ts.scaler_state(scaler)}, indent=2))
+        (run / "series.json").write_text(json.dumps(described, indent=2))
 
     parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_forecaster(config.model, len(series.columns), d.input_len, d.horizon)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels; windows: "
+    log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels"
+        + (f" of {len(series.ids)} series" if panel else "") + "; windows: "
         + ", ".join(f"{name} {len(w):,}" for name, w in windows.items()))
 
     targets = series.targets
@@ -337,14 +364,18 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
         for name in ("valid", "test"):
             prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"
-            metrics.update({f"{prefix}_{key}": value
-                            for key, value in window_errors(prediction, truth, targets, scaler, levels).items()})
+            scores = (long_format.pooled_errors(prediction, truth, windows[name], scaler, targets, levels) if panel
+                      else window_errors(prediction, truth, targets, scaler, levels))
+            metrics.update({f"{prefix}_{key}": value for key, value in scores.items()})
+            if name == "test" and panel:
+                metrics["test_by_id"] = long_format.errors_by_id(prediction, truth, windows[name], scaler,
+                                                                 targets, levels)
             if name == "test":
                 draw_pictures(model, run, windows["test"], prediction, truth, series, config)
         epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
         metrics.update({"scale": "test_mse / test_mae" + (" / test_quantile_loss" if levels else "")
-                                 + ": standardised by the training rows' mean and std; *_original: the data's "
-                                 "own units" + ("; MSE and MAE score the median" if levels else ""),
+                                 + ": standardised by the training rows' mean and std"
+                                 + (" (each id's own)" if panel else "") + "; *_original: the data's own units" + ("; MSE and MAE score the median" if levels else ""),
                         **({"quantiles": list(levels)} if levels else {}), "arch": config.model.arch,
                         "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
                         "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
@@ -405,9 +436,10 @@ class ForecastTask(Task):
         return read_series(config.data)
 
     def compare_data(self, config: ForecastConfig, options) -> ts.Series:
-        series = read_series(config.data)
+        series = read_series(config.data)  # a long-format file's ids are checked against the split as it is read
         d = config.data
-        ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)  # data errors before the directory is made
+        if not d.id_col:
+            ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)  # data errors before the directory is made
         return series
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
@@ -418,7 +450,8 @@ class ForecastTask(Task):
                            for key, value in m.items() if key.startswith("test_coverage_"))
         quantiles = (f"; quantile loss {m['test_quantile_loss']:.4f} (standardised){coverage}"
                      if "test_quantile_loss" in m else "")
-        return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "
+        ids = f" over {len(m['test_by_id'])} series (each id's MSE: metrics.json)" if "test_by_id" in m else ""
+        return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised){ids}; "
                 f"MSE {m['test_mse_original']:.4g} in the data's units{quantiles}")
 
     def load(self, run, device="cpu") -> Forecast:
@@ -442,6 +475,12 @@ class ForecastTask(Task):
 
     def input_limit(self, forecast: Forecast) -> int:
         return forecast.config.data.input_len
+
+    def explorable(self, forecast: Forecast, run):
+        if forecast.config.data.id_col:
+            raise UserError(f"the explorer shows a run on one series; {run} was trained on the series of a "
+                            f"long-format CSV (--id-col {forecast.config.data.id_col})")
+        return forecast.model
 
     def explore_example(self, forecast: Forecast, run) -> dict[str, Any]:
         """The last time step of the first validation window (from the run's series.json bounds), read
