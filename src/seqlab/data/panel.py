@@ -115,7 +115,8 @@ def split_panel(panel: Panel, split: str, input_len: int, horizon: int,
         n = len(series.values)
         if split == "ett" and n < sum(ts.ETT_HOURS):
             raise DataError(f"{path}: id {name!r} has {n:,} rows; the default ETT split needs {sum(ts.ETT_HOURS):,} "
-                            f"(hourly, 20 months) of each id: for other series give fractions, e.g. --split 0.7,0.1,0.2")
+                            f"(hourly, 20 months) of each id: for other series give fractions, e.g. "
+                            f"--split 0.7,0.1,0.2")
         try:
             bounds[name] = ts.split_bounds(n, split, input_len, horizon)
         except DataError as error:

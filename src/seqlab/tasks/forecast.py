@@ -4,6 +4,7 @@
     seqlab predict RUN_DIR --csv FILE [--out forecast.csv]
     seqlab eval RUN_DIR --csv FILE            # MSE and MAE over every window of another stretch of series
     seqlab eval RUN_DIR --csv FILE --backtest --folds K [--refit]   # rolling origin (forecast_backtest)
+    seqlab train forecast --csv LONG.csv --id-col ID ...   # many series, one model (forecast_long)
 
 Scores are on the standardised scale (fitted on the training rows), as published ETT results are, and
 on the original scale (``*_original``). With ``--quantiles 0.1,0.5,0.9`` the model predicts those
@@ -306,14 +307,15 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | pn.Panel, resum
           bounds: dict[str, tuple[int, int]] | None = None) -> tuple[Forecast, dict[str, Any]]:
     """Train with the shared engine, then score the validation and test windows. Under torchrun,
     ``parallel`` is this rank's part: every rank trains on its rows of each batch, the main rank alone
-    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit)."""
+    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit).
+    A ``Panel`` (many series, ``--id-col``) is split, scaled and windowed per id by ``forecast_long``."""
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     panel = isinstance(series, pn.Panel)  # many series: a split, a scaler and windows per id, pooled
     if panel:
-        bounds, scaler, windows, described = long_format.prepare(series, d)
+        scaler, windows, described = long_format.prepare(series, d)
     else:
         bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
         scaler = ts.fit_scaler(series.values, bounds["train"][1])
@@ -375,7 +377,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | pn.Panel, resum
         epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
         metrics.update({"scale": "test_mse / test_mae" + (" / test_quantile_loss" if levels else "")
                                  + ": standardised by the training rows' mean and std"
-                                 + (" (each id's own)" if panel else "") + "; *_original: the data's own units" + ("; MSE and MAE score the median" if levels else ""),
+                                 + (" (each id's own)" if panel else "") + "; *_original: the data's own units"
+                                 + ("; MSE and MAE score the median" if levels else ""),
                         **({"quantiles": list(levels)} if levels else {}), "arch": config.model.arch,
                         "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
                         "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
@@ -438,8 +441,8 @@ class ForecastTask(Task):
     def compare_data(self, config: ForecastConfig, options) -> ts.Series:
         series = read_series(config.data)  # a long-format file's ids are checked against the split as it is read
         d = config.data
-        if not d.id_col:
-            ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)  # data errors before the directory is made
+        if not d.id_col:  # data errors before the directory is made
+            ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
         return series
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:

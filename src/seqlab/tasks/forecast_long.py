@@ -33,9 +33,9 @@ def read(data) -> pn.Panel:
     return panel
 
 
-def prepare(panel: pn.Panel, data) -> tuple[dict, dict, dict[str, pn.PanelWindows], dict[str, Any]]:
-    """Per id its split and scaler; per split the pooled windows of every id; and what ``series.json``
-    keeps of them."""
+def prepare(panel: pn.Panel, data) -> tuple[dict, dict[str, pn.PanelWindows], dict[str, Any]]:
+    """Per id its scaler (fitted on its own training rows); per split the pooled windows of every id;
+    and what ``series.json`` keeps: the columns, the ids, and each id's split and scaler."""
     bounds = pn.split_panel(panel, data.split, data.input_len, data.horizon, data.csv)
     scalers = pn.fit_scalers(panel, bounds)
     scaled = {name: scalers[name].transform(series.values) for name, series in zip(panel.ids, panel.series)}
@@ -44,7 +44,7 @@ def prepare(panel: pn.Panel, data) -> tuple[dict, dict, dict[str, pn.PanelWindow
                for split in ("train", "valid", "test")}
     description = {"columns": panel.columns, "targets": panel.targets, "id_col": data.id_col, "ids": panel.ids,
                    "bounds": bounds, "scaler": pn.scalers_state(scalers)}
-    return bounds, scalers, windows, description
+    return scalers, windows, description
 
 
 def pooled_errors(prediction: np.ndarray, truth: np.ndarray, windows: pn.PanelWindows, scalers, targets,
@@ -102,6 +102,8 @@ def evaluate(forecast, path: str | Path) -> dict[str, Any]:
 def predict(forecast, path: str | Path) -> pd.DataFrame:
     """The next H values of the predicted columns after each id's last row: the id column, the
     timestamps and the columns ``Forecast.predict_csv`` gives, H rows per id, ids in sorted order."""
+    from .forecast import unscale
+
     d = forecast.config.data
     panel = read_for_run(forecast, path, d.input_len, f"the model reads the last {d.input_len}")
     x = np.stack([forecast.scaler[name].transform(series.values[-d.input_len:])
@@ -110,8 +112,6 @@ def predict(forecast, path: str | Path) -> pd.DataFrame:
         y = forecast.model(torch.as_tensor(x, dtype=torch.float32, device=forecast.device)).float().cpu().numpy()
     frames = []
     for k, (name, series) in enumerate(zip(panel.ids, panel.series)):
-        from .forecast import unscale
-
         own = unscale(forecast.scaler[name], y[k:k + 1])[0]  # (H, C) or (H, C, Q) in this id's units
         frame = forecast.frame(own, series.timestamps)
         frame.insert(0, d.id_col, name)
