@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import build, check_model, option, to_dict
-from ..data import panel as pn, timeseries as ts
+from ..data import timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
 from ..models.quantiles import central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors
@@ -44,14 +44,14 @@ TASK = "forecast"
 class ForecastDataConfig:
     csv: str = option("", "a CSV (or .tsv) with a timestamp column", path=True)
     date_col: str = option("date", "the timestamp column (default date)")
+    id_col: str = option("", "a long-format CSV: the column naming each row's series; the series train one "
+                             "model together (default none: the file is one series)")
     target: str = option("OT", "the column to predict (default OT)")
     features: Literal["M", "S", "MS"] = option("M", "all->all (M), target->target (S), all->target (MS)")
     input_len: int = option(336, "L: past steps read (default 336)")
     horizon: int = option(96, "H: future steps predicted (default 96)")
     split: str = option("ett", "'ett' (12/4/4 months of hours, the default) or fractions like 0.7,0.1,0.2")
     fill: Literal["error", "ffill", "interpolate"] = option("error", "what to do with empty cells (default error)")
-    id_col: str = option("", "a long-format CSV: the column naming each row's series; the series train one "
-                             "model together (default none: the file is one series)")
 
     def __post_init__(self) -> None:
         if self.input_len < 2 or self.horizon < 1:
@@ -136,7 +136,7 @@ def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, hori
     return fm.LinearForecaster(fm.LinearForecasterConfig(**shape, kernel_size=c.kernel_size, revin=c.revin))
 
 
-def read_series(data: ForecastDataConfig) -> ts.Series | pn.Panel:
+def read_series(data: ForecastDataConfig) -> ts.Series | long_format.Panel:
     if not data.csv:
         raise UserError("no data: give --csv FILE (or data.csv in a config)")
     if data.id_col:  # many series, one long-format file
@@ -218,17 +218,15 @@ class Forecast:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
+        if info["config"]["data"].get("id_col"):  # many series: a scaler per id
+            return long_format.load(cls, run, model, build(ForecastConfig, info["config"]))
         series = runs.read_json(Path(run) / "series.json")
-        scaler = (pn.scalers_from_state(series["scaler"]) if "ids" in series  # a scaler per id
-                  else ts.scaler_from_state(series["scaler"]))
-        return cls(model, build(ForecastConfig, info["config"]), scaler, series["columns"], series["targets"])
+        return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
+                   series["columns"], series["targets"])
 
     def read_csv(self, path: str | Path, min_rows: int, why: str) -> ts.Series:
         """The file's series, read as the training file was; its columns must be the model's."""
         d = self.config.data
-        if d.id_col:
-            raise UserError(f"this run forecasts the series of a long-format CSV (--id-col {d.id_col}); "
-                            f"seqlab predict and seqlab eval read such a file")
         series = ts.read_series(path, d.date_col, d.target, d.features, d.fill)
         if series.columns != self.columns:
             raise UserError(f"{path} has columns {', '.join(series.columns)}; the model was trained on "
@@ -253,9 +251,9 @@ class Forecast:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
         quantile model gives the median under each column's name and each other level as ``OT_q0.1``.
         For a long-format run: the id column first, H rows for each id in the file."""
-        d = self.config.data
-        if d.id_col:
+        if self.config.data.id_col:
             return long_format.predict(self, path)
+        d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
         with torch.no_grad():
@@ -293,6 +291,9 @@ class Forecast:
         ``patch``, which reads each input channel apart, (C, H, P, P) over each channel's P patches."""
         if not hasattr(self.model, "layers"):
             raise UserError(f"a {type(self.model).__name__} has no attention weights")
+        if self.config.data.id_col:
+            raise UserError(f"attention takes a run on one series; this one forecasts a long-format CSV's "
+                            f"(--id-col {self.config.data.id_col})")
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
@@ -302,20 +303,20 @@ class Forecast:
         return [(w if hasattr(self.model, "patchify") else w[0]).float().cpu() for w in maps]
 
 
-def train(config: ForecastConfig, run: Path, series: ts.Series | pn.Panel, resume: bool = False,
+def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Panel, resume: bool = False,
           log=print, *, parallel: SingleProcess | None = None,
           bounds: dict[str, tuple[int, int]] | None = None) -> tuple[Forecast, dict[str, Any]]:
     """Train with the shared engine, then score the validation and test windows. Under torchrun,
     ``parallel`` is this rank's part: every rank trains on its rows of each batch, the main rank alone
-    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit).
-    A ``Panel`` (many series, ``--id-col``) is split, scaled and windowed per id by ``forecast_long``."""
+    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit)."""
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
-    panel = isinstance(series, pn.Panel)  # many series: a split, a scaler and windows per id, pooled
+    panel = isinstance(series, long_format.Panel)  # many series (--id-col): a split, a scaler, windows per id
     if panel:
         scaler, windows, described = long_format.prepare(series, d)
+        log(f"{len(series.ids)} series trained together ({long_format.named(series.ids)})")
     else:
         bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
         scaler = ts.fit_scaler(series.values, bounds["train"][1])
@@ -334,8 +335,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | pn.Panel, resum
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_forecaster(config.model, len(series.columns), d.input_len, d.horizon)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels"
-        + (f" of {len(series.ids)} series" if panel else "") + "; windows: "
+    log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels; windows: "
         + ", ".join(f"{name} {len(w):,}" for name, w in windows.items()))
 
     targets = series.targets
@@ -453,8 +453,7 @@ class ForecastTask(Task):
                            for key, value in m.items() if key.startswith("test_coverage_"))
         quantiles = (f"; quantile loss {m['test_quantile_loss']:.4f} (standardised){coverage}"
                      if "test_quantile_loss" in m else "")
-        ids = f" over {len(m['test_by_id'])} series (each id's MSE: metrics.json)" if "test_by_id" in m else ""
-        return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised){ids}; "
+        return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "
                 f"MSE {m['test_mse_original']:.4g} in the data's units{quantiles}")
 
     def load(self, run, device="cpu") -> Forecast:

@@ -23,6 +23,9 @@ import torch
 
 from ..data import panel as pn
 from ..errors import UserError
+from . import run_dir as runs
+
+Panel = pn.Panel  # what ``read`` gives; ``forecast.train`` tells it from one series by its type
 
 
 def read(data) -> pn.Panel:
@@ -31,6 +34,18 @@ def read(data) -> pn.Panel:
     panel = pn.read_panel(data.csv, data.id_col, data.date_col, data.target, data.features, data.fill)
     pn.split_panel(panel, data.split, data.input_len, data.horizon, data.csv)
     return panel
+
+
+def load(cls, run: str | Path, model, config):
+    """A trained long-format run as a ``Forecast`` (``cls``) whose ``scaler`` maps each id to its own."""
+    series = runs.read_json(Path(run) / "series.json")
+    return cls(model, config, pn.scalers_from_state(series["scaler"]), series["columns"], series["targets"])
+
+
+def named(ids: list[str], shown: int = 5) -> str:
+    """The first ``shown`` ids, quoted, and how many more there are."""
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(map(repr, ids[:shown])) + more
 
 
 def prepare(panel: pn.Panel, data) -> tuple[dict, dict[str, pn.PanelWindows], dict[str, Any]]:
@@ -76,8 +91,7 @@ def read_for_run(forecast, path: str | Path, min_rows: int, why: str) -> pn.Pane
                         f"{', '.join(forecast.columns)}")
     unknown = [name for name in panel.ids if name not in forecast.scaler]
     if unknown:
-        shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise UserError(f"{path}: the run was not trained on id{'s' if len(unknown) > 1 else ''} {shown}; it "
+        raise UserError(f"{path}: the run was not trained on id{'s' if len(unknown) > 1 else ''} {named(unknown)}; it "
                         f"standardises each series by its own training rows, so it forecasts only its ids")
     for name, series in zip(panel.ids, panel.series):
         if len(series.values) < min_rows:
