@@ -184,6 +184,13 @@ def unscale(scaler, a: np.ndarray) -> np.ndarray:
     return scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape)
 
 
+def next_timestamps(timestamps: pd.DatetimeIndex, horizon: int) -> pd.DatetimeIndex:
+    """The ``horizon`` timestamps after the last of ``timestamps``, one step apart as its last two are
+    (an hour apart after a single row)."""
+    step = timestamps[-1] - timestamps[-2] if len(timestamps) > 1 else pd.Timedelta(hours=1)
+    return pd.date_range(timestamps[-1] + step, periods=horizon, freq=step)
+
+
 def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int], scaler,
                   levels: tuple[float, ...] = ()) -> dict[str, float]:
     """MSE and MAE of the target channels, standardised (``mse``, ``mae``) and in the data's units
@@ -207,7 +214,8 @@ def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int],
 # --- a trained run -----------------------------------------------------------------------------------
 
 class Forecast:
-    """A trained run: the model, the scaler fitted on its training rows, and its data settings."""
+    """A trained run: the model, the scaler fitted on its training rows (for a long-format run, a dict
+    of each id's own), and its data settings."""
 
     def __init__(self, model, config: ForecastConfig, scaler, columns: list[str], targets: list[int]) -> None:
         self.model, self.config, self.scaler = model, config, scaler
@@ -259,14 +267,12 @@ class Forecast:
         with torch.no_grad():
             x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
             y = unscale(self.scaler, self.model(x).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
-        return self.frame(y, series.timestamps)
+        return self.frame(y, next_timestamps(series.timestamps, d.horizon))
 
-    def frame(self, y: np.ndarray, timestamps: pd.DatetimeIndex) -> pd.DataFrame:
-        """The forecast ``y`` (H, C) or (H, C, Q), in the data's units, of the H steps after the last of
-        ``timestamps`` (one step apart as its last two are): their timestamps and the predicted columns."""
+    def frame(self, y: np.ndarray, stamps: pd.DatetimeIndex) -> pd.DataFrame:
+        """The forecast ``y`` (H, C) or (H, C, Q) in the data's units, made for the H ``stamps``: the
+        timestamps, then the predicted columns."""
         d = self.config.data
-        step = timestamps[-1] - timestamps[-2] if len(timestamps) > 1 else pd.Timedelta(hours=1)
-        stamps = pd.date_range(timestamps[-1] + step, periods=d.horizon, freq=step)
         columns = {}
         for i in self.targets:
             name = self.columns[i]

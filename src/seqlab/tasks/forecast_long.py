@@ -116,7 +116,7 @@ def evaluate(forecast, path: str | Path) -> dict[str, Any]:
 def predict(forecast, path: str | Path) -> pd.DataFrame:
     """The next H values of the predicted columns after each id's last row: the id column, the
     timestamps and the columns ``Forecast.predict_csv`` gives, H rows per id, ids in sorted order."""
-    from .forecast import unscale
+    from .forecast import next_timestamps, unscale
 
     d = forecast.config.data
     panel = read_for_run(forecast, path, d.input_len, f"the model reads the last {d.input_len}")
@@ -127,7 +127,7 @@ def predict(forecast, path: str | Path) -> pd.DataFrame:
     frames = []
     for k, (name, series) in enumerate(zip(panel.ids, panel.series)):
         own = unscale(forecast.scaler[name], y[k:k + 1])[0]  # (H, C) or (H, C, Q) in this id's units
-        frame = forecast.frame(own, series.timestamps)
+        frame = forecast.frame(own, next_timestamps(series.timestamps, d.horizon))
         frame.insert(0, d.id_col, name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
