@@ -4,8 +4,9 @@ checks name the id."""
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from seqlab.data import panel as pn
+from seqlab.data import panel as pn, timeseries as ts
 from seqlab.errors import DataError
 
 
@@ -133,3 +134,19 @@ def test_an_id_too_short_for_the_split_is_named(tmp_path):
         pn.split_panel(panel, "0.6,0.2,0.2", 6, 2, path)
     with pytest.raises(DataError, match=r"id 's0' has 40 rows; the default ETT split needs 14,400"):
         pn.split_panel(panel, "ett", 6, 2, path)
+
+
+def test_shuffled_training_batches_stay_within_ids_and_resume_exactly():
+    parts = [1000 * k + np.arange(n, dtype=float)[:, None] for k, n in enumerate((20, 9, 14))]  # id k, row r: 1000k + r
+    windows = pn.PanelWindows(parts, ["a", "b", "c"], input_len=4, horizon=2)
+    first = ts.window_batches(windows, batch_size=5, seed=3)
+    seen = [next(first) for _ in range(7)]  # past the end of the first epoch (31 windows)
+    for batch in seen:
+        rows = torch.cat([batch["x"], batch["y"]], dim=1)[..., 0]  # (B, L + H): consecutive rows of one id
+        assert torch.equal(rows - rows[:, :1], torch.arange(6.0).expand_as(rows))
+    state = first.state_dict()
+    again = ts.window_batches(windows, batch_size=5, seed=3)
+    again.load_state_dict(state)
+    for _ in range(4):
+        a, b = next(first), next(again)
+        assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
