@@ -140,6 +140,13 @@ def test_predict_writes_the_next_horizon_of_every_id(tmp_path, trained, capsys):
     assert scores["by_id"].keys() == m["test_by_id"].keys()
     for name, own in scores["by_id"].items():
         assert own["mse"] == pytest.approx(m["test_by_id"][name]["mse"], rel=1e-5)
+    test_rows[test_rows["store"] == "b"].to_csv(rows, index=False)  # one id alone: its windows are surely its own
+    code, out, err = run_cli("eval", run, "--csv", rows, capsys=capsys)
+    assert code == 0, err
+    alone = json.loads(out)
+    assert list(alone["by_id"]) == ["b"] and alone["windows"] == m["test_by_id"]["b"]["windows"]
+    for key in ("mse", "mae", "mse_original"):
+        assert alone[key] == pytest.approx(m["test_by_id"]["b"][key], rel=1e-5), key
 
 
 def test_one_id_of_a_quantile_run(tmp_path, capsys):
