@@ -298,8 +298,8 @@ class Forecast:
         if not hasattr(self.model, "layers"):
             raise UserError(f"a {type(self.model).__name__} has no attention weights")
         if self.config.data.id_col:
-            raise UserError(f"attention takes a run on one series; this one forecasts a long-format CSV's "
-                            f"(--id-col {self.config.data.id_col})")
+            raise UserError(f"attention takes a run on one series; this one forecasts the series of a "
+                            f"long-format CSV (--id-col {self.config.data.id_col})")
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
