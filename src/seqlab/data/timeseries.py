@@ -44,20 +44,7 @@ class Series:
 
 def read_series(path: str | Path, date_col: str, target: str, features: str, fill: str = "error") -> Series:
     path = Path(path)
-    if not path.is_file():
-        from .download import file_not_found
-
-        raise file_not_found(path)
-    try:
-        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
-    except UnicodeDecodeError:
-        raise DataError(f"{path} is not valid UTF-8; convert it to UTF-8") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
-        raise DataError(f"{path} is not a readable CSV file: {str(error).splitlines()[0]}") from None
-    if frame.empty:
-        raise DataError(f"{path} has a header but no rows")
-    if twice := duplicate_header(path, sep="\t" if path.suffix == ".tsv" else ","):
-        raise DataError(f"{path} names the column {twice!r} twice in its header; give each column its own name")
+    frame = read_table(path)
     for column in (date_col, target):
         if column not in frame.columns:
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
@@ -78,19 +65,7 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
         row = int(np.argmax(order < 0)) + 2
         raise DataError(f"{path}: timestamps are not in increasing order (row {row + 1} comes before row {row})")
 
-    data = frame.drop(columns=[date_col])
-    for column in data.columns:
-        numeric = pd.to_numeric(data[column], errors="coerce")
-        bad = numeric.isna() & data[column].notna()
-        if bad.any():
-            row = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 from 0-based
-            raise DataError(f"{path}: column {column!r} row {row} is not a number: {data[column].iloc[row - 2]!r}")
-        infinite = np.isinf(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
-        if infinite.any():  # "inf", "-inf", or a number beyond float64's range such as 1e999
-            row = int(np.argmax(infinite)) + 2
-            raise DataError(f"{path}: column {column!r} row {row} is not a finite number: {numeric.iloc[row - 2]} "
-                            f"(infinite, or too large for a 64-bit float)")
-        data[column] = numeric
+    data = numeric_values(frame.drop(columns=[date_col]), path)
     if data.isna().any().any():
         column = data.columns[data.isna().any()][0]
         row = int(np.argmax(data[column].isna().to_numpy())) + 2
@@ -104,6 +79,44 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
     inputs = list(range(len(columns)))
     targets = [columns.index(target)] if features in ("S", "MS") else inputs
     return Series(data.to_numpy(dtype=np.float64), timestamps, columns, inputs, targets)
+
+
+def read_table(path: Path, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The CSV (tab-separated for .tsv) as read by pandas, with one line for a missing, unreadable or
+    empty file or a header that names a column twice."""
+    if not path.is_file():
+        from .download import file_not_found
+
+        raise file_not_found(path)
+    try:
+        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=dtype)
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not valid UTF-8; convert it to UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
+        raise DataError(f"{path} is not a readable CSV file: {str(error).splitlines()[0]}") from None
+    if frame.empty:
+        raise DataError(f"{path} has a header but no rows")
+    if twice := duplicate_header(path, sep="\t" if path.suffix == ".tsv" else ","):
+        raise DataError(f"{path} names the column {twice!r} twice in its header; give each column its own name")
+    return frame
+
+
+def numeric_values(data: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``data`` with every column as numbers (empty cells stay NaN); a DataError naming the first cell,
+    by its row in the file, that is not a finite number."""
+    for column in data.columns:
+        numeric = pd.to_numeric(data[column], errors="coerce")
+        bad = numeric.isna() & data[column].notna()
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy())) + 2  # +1 header, +1 from 0-based
+            raise DataError(f"{path}: column {column!r} row {row} is not a number: {data[column].iloc[row - 2]!r}")
+        infinite = np.isinf(numeric.to_numpy(dtype=np.float64, na_value=np.nan))
+        if infinite.any():  # "inf", "-inf", or a number beyond float64's range such as 1e999
+            row = int(np.argmax(infinite)) + 2
+            raise DataError(f"{path}: column {column!r} row {row} is not a finite number: {numeric.iloc[row - 2]} "
+                            f"(infinite, or too large for a 64-bit float)")
+        data[column] = numeric
+    return data
 
 
 def not_a_date(path: Path, column: pd.Series, error: Exception) -> str:

@@ -4,6 +4,7 @@
     seqlab predict RUN_DIR --csv FILE [--out forecast.csv]
     seqlab eval RUN_DIR --csv FILE            # MSE and MAE over every window of another stretch of series
     seqlab eval RUN_DIR --csv FILE --backtest --folds K [--refit]   # rolling origin (forecast_backtest)
+    seqlab train forecast --csv LONG.csv --id-col ID ...   # many series, one model (forecast_long)
 
 Scores are on the standardised scale (fitted on the training rows), as published ETT results are, and
 on the original scale (``*_original``). With ``--quantiles 0.1,0.5,0.9`` the model predicts those
@@ -33,7 +34,7 @@ from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
-from . import run_dir as runs, views
+from . import forecast_long as long_format, run_dir as runs, views
 from .task import Flag, Task, register
 
 TASK = "forecast"
@@ -43,6 +44,8 @@ TASK = "forecast"
 class ForecastDataConfig:
     csv: str = option("", "a CSV (or .tsv) with a timestamp column", path=True)
     date_col: str = option("date", "the timestamp column (default date)")
+    id_col: str = option("", "a long-format CSV: the column naming each row's series; the series train one "
+                             "model together (default none: the file is one series)")
     target: str = option("OT", "the column to predict (default OT)")
     features: Literal["M", "S", "MS"] = option("M", "all->all (M), target->target (S), all->target (MS)")
     input_len: int = option(336, "L: past steps read (default 336)")
@@ -133,9 +136,11 @@ def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, hori
     return fm.LinearForecaster(fm.LinearForecasterConfig(**shape, kernel_size=c.kernel_size, revin=c.revin))
 
 
-def read_series(data: ForecastDataConfig) -> ts.Series:
+def read_series(data: ForecastDataConfig) -> ts.Series | long_format.Panel:
     if not data.csv:
         raise UserError("no data: give --csv FILE (or data.csv in a config)")
+    if data.id_col:  # many series, one long-format file
+        return long_format.read(data)
     return ts.read_series(data.csv, data.date_col, data.target, data.features, data.fill)
 
 
@@ -179,6 +184,13 @@ def unscale(scaler, a: np.ndarray) -> np.ndarray:
     return scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape)
 
 
+def next_timestamps(timestamps: pd.DatetimeIndex, horizon: int) -> pd.DatetimeIndex:
+    """The ``horizon`` timestamps after the last of ``timestamps``, one step apart as its last two are
+    (an hour apart after a single row)."""
+    step = timestamps[-1] - timestamps[-2] if len(timestamps) > 1 else pd.Timedelta(hours=1)
+    return pd.date_range(timestamps[-1] + step, periods=horizon, freq=step)
+
+
 def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int], scaler,
                   levels: tuple[float, ...] = ()) -> dict[str, float]:
     """MSE and MAE of the target channels, standardised (``mse``, ``mae``) and in the data's units
@@ -202,7 +214,8 @@ def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int],
 # --- a trained run -----------------------------------------------------------------------------------
 
 class Forecast:
-    """A trained run: the model, the scaler fitted on its training rows, and its data settings."""
+    """A trained run: the model, the scaler fitted on its training rows (for a long-format run, a dict
+    of each id's own), and its data settings."""
 
     def __init__(self, model, config: ForecastConfig, scaler, columns: list[str], targets: list[int]) -> None:
         self.model, self.config, self.scaler = model, config, scaler
@@ -213,6 +226,8 @@ class Forecast:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
+        if info["config"]["data"].get("id_col"):  # many series: a scaler per id
+            return long_format.load(cls, run, model, build(ForecastConfig, info["config"]))
         series = runs.read_json(Path(run) / "series.json")
         return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
                    series["columns"], series["targets"])
@@ -229,8 +244,11 @@ class Forecast:
         return series
 
     def evaluate_csv(self, path: str | Path) -> dict[str, Any]:
-        """Errors over every window of the file (standardised with the training rows' scaler)."""
+        """Errors over every window of the file (standardised with the training rows' scaler); for a
+        long-format run, pooled over every id and per id (``by_id``)."""
         d = self.config.data
+        if d.id_col:
+            return long_format.evaluate(self, path)
         series = self.read_csv(path, d.input_len + d.horizon, f"a window needs input_len + horizon = "
                                                               f"{d.input_len + d.horizon}")
         windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon)
@@ -239,15 +257,22 @@ class Forecast:
 
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
-        quantile model gives the median under each column's name and each other level as ``OT_q0.1``."""
+        quantile model gives the median under each column's name and each other level as ``OT_q0.1``.
+        For a long-format run: the id column first, H rows for each id in the file."""
+        if self.config.data.id_col:
+            return long_format.predict(self, path)
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
         with torch.no_grad():
             x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
             y = unscale(self.scaler, self.model(x).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
-        step = series.timestamps[-1] - series.timestamps[-2] if len(series.timestamps) > 1 else pd.Timedelta(hours=1)
-        stamps = pd.date_range(series.timestamps[-1] + step, periods=d.horizon, freq=step)
+        return self.frame(y, next_timestamps(series.timestamps, d.horizon))
+
+    def frame(self, y: np.ndarray, stamps: pd.DatetimeIndex) -> pd.DataFrame:
+        """The forecast ``y`` (H, C) or (H, C, Q) in the data's units, made for the H ``stamps``: the
+        timestamps, then the predicted columns."""
+        d = self.config.data
         columns = {}
         for i in self.targets:
             name = self.columns[i]
@@ -272,6 +297,9 @@ class Forecast:
         ``patch``, which reads each input channel apart, (C, H, P, P) over each channel's P patches."""
         if not hasattr(self.model, "layers"):
             raise UserError(f"a {type(self.model).__name__} has no attention weights")
+        if self.config.data.id_col:
+            raise UserError(f"attention takes a run on one series; this one forecasts the series of a "
+                            f"long-format CSV (--id-col {self.config.data.id_col})")
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
         window = self.scaler.transform(series.values[-d.input_len:])
@@ -281,7 +309,7 @@ class Forecast:
         return [(w if hasattr(self.model, "patchify") else w[0]).float().cpu() for w in maps]
 
 
-def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = False,
+def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Panel, resume: bool = False,
           log=print, *, parallel: SingleProcess | None = None,
           bounds: dict[str, tuple[int, int]] | None = None) -> tuple[Forecast, dict[str, Any]]:
     """Train with the shared engine, then score the validation and test windows. Under torchrun,
@@ -291,16 +319,23 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
-    bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
-    scaler = ts.fit_scaler(series.values, bounds["train"][1])
-    scaled = scaler.transform(series.values)
-    windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon) for name, (start, end) in bounds.items()}
+    panel = isinstance(series, long_format.Panel)  # many series (--id-col): a split, a scaler, windows per id
+    if panel:
+        scaler, windows, described = long_format.prepare(series, d)
+        log(f"{len(series.ids)} series trained together ({long_format.named(series.ids)})")
+    else:
+        bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
+        scaler = ts.fit_scaler(series.values, bounds["train"][1])
+        scaled = scaler.transform(series.values)
+        windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon)
+                   for name, (start, end) in bounds.items()}
+        described = {"columns": series.columns, "targets": series.targets, "bounds": bounds,
+                     "scaler": ts.scaler_state(scaler)}
 
     def describe() -> None:
         if not resume:
             runs.write_run(run, TASK, to_dict(config))
-        (run / "series.json").write_text(json.dumps({"columns": series.columns, "targets": series.targets,
-                                                     "bounds": bounds, "scaler": ts.scaler_state(scaler)}, indent=2))
+        (run / "series.json").write_text(json.dumps(described, indent=2))
 
     parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
@@ -337,14 +372,19 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
         for name in ("valid", "test"):
             prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"
-            metrics.update({f"{prefix}_{key}": value
-                            for key, value in window_errors(prediction, truth, targets, scaler, levels).items()})
+            scores = (long_format.pooled_errors(prediction, truth, windows[name], scaler, targets, levels) if panel
+                      else window_errors(prediction, truth, targets, scaler, levels))
+            metrics.update({f"{prefix}_{key}": value for key, value in scores.items()})
+            if name == "test" and panel:
+                metrics["test_by_id"] = long_format.errors_by_id(prediction, truth, windows[name], scaler,
+                                                                 targets, levels)
             if name == "test":
                 draw_pictures(model, run, windows["test"], prediction, truth, series, config)
         epochs = progress.step * t.batch_size / max(len(windows["train"]), 1)
         metrics.update({"scale": "test_mse / test_mae" + (" / test_quantile_loss" if levels else "")
-                                 + ": standardised by the training rows' mean and std; *_original: the data's "
-                                 "own units" + ("; MSE and MAE score the median" if levels else ""),
+                                 + ": standardised by the training rows' mean and std"
+                                 + (" (each id's own)" if panel else "") + "; *_original: the data's own units"
+                                 + ("; MSE and MAE score the median" if levels else ""),
                         **({"quantiles": list(levels)} if levels else {}), "arch": config.model.arch,
                         "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
                         "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
@@ -405,9 +445,10 @@ class ForecastTask(Task):
         return read_series(config.data)
 
     def compare_data(self, config: ForecastConfig, options) -> ts.Series:
-        series = read_series(config.data)
+        series = read_series(config.data)  # a long-format file's ids are checked against the split as it is read
         d = config.data
-        ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)  # data errors before the directory is made
+        if not d.id_col:  # data errors before the directory is made
+            ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
         return series
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
@@ -442,6 +483,12 @@ class ForecastTask(Task):
 
     def input_limit(self, forecast: Forecast) -> int:
         return forecast.config.data.input_len
+
+    def explorable(self, forecast: Forecast, run):
+        if forecast.config.data.id_col:
+            raise UserError(f"the explorer shows a run on one series; {run} was trained on the series of a "
+                            f"long-format CSV (--id-col {forecast.config.data.id_col})")
+        return forecast.model
 
     def explore_example(self, forecast: Forecast, run) -> dict[str, Any]:
         """The last time step of the first validation window (from the run's series.json bounds), read

@@ -189,6 +189,10 @@ def evaluate(forecast, options: dict[str, Any]) -> dict[str, Any]:
         if given:
             raise UserError(f"{', '.join(given)} only {'goes' if len(given) == 1 else 'go'} with --backtest")
         return forecast.evaluate_csv(options["csv"])
+    if forecast.config.data.id_col:
+        raise UserError(f"--backtest scores a run on one series; this one was trained on a long-format CSV "
+                        f"(--id-col {forecast.config.data.id_col}): seqlab eval RUN --csv FILE scores every id's "
+                        f"windows")
     if options.get("folds") is None:
         raise UserError("--backtest needs --folds K: how many windows, each one horizon long, end at the file's last row")
     plot = options.get("plot")
