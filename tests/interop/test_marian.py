@@ -1,5 +1,6 @@
 """seqlab export --format hf / seqlab import hf for translation: a post-LN, sinusoidal translation run
-loads in ``transformers`` as MarianMTModel and computes seqlab's logits and greedy translations; a tiny
+loads in ``transformers`` as MarianMTModel, a pre-LN one as PegasusForConditionalGeneration, and each
+computes seqlab's logits and greedy translations; a tiny
 random MarianMTModel (Marian's own vocabulary layout: </s> = 0, <unk> = 1, <pad> last and the decoder's
 start) imports as a translate run computing transformers' logits and greedy output; what Marian has no
 equivalent for, and broken directories, are one line and exit 2. Nothing is downloaded."""
@@ -26,7 +27,7 @@ QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "-
          "--set", "train.eval_every=10", "--set", "train.precision='fp32'", "--max-steps", "2"]
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2", "--set", "model.d_ff=32",
         "--set", "data.tokenizer='char'", "--set", "data.max_len=24", "--set", "train.batch_size=8",
-        "--set", "decode.max_output_len=12", *QUICK]
+        "--set", "decode.max_output_len=12", "--set", "decode.beam_size=1", *QUICK]
 WORDS = ["abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zebra"]
 SENTENCES = ["hello cat", "moon", "zebra tree dog"]
 
@@ -231,15 +232,84 @@ def test_an_untied_separate_vocabulary_marian_imports(tmp_path):
     assert_close_relative(ours[..., ours_id], theirs)
 
 
+@pytest.mark.parametrize("tied", [True, False])
+def test_an_imported_marian_exported_again_computes_its_logits(tmp_path, tied):
+    """Shared embeddings, tied or not: imported, then exported (seqlab's vocabulary order, its <bos> row)."""
+    hf, tokenizer = tiny_marian(tmp_path / "hf", tie_word_embeddings=tied)
+    assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run")]) == 0
+    assert main(["export", str(tmp_path / "run"), "--format", "hf", "--out", str(tmp_path / "again")]) == 0
+    again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "again").eval()
+    # transformers 5 shares a Marian's embeddings only when it ties them to the output layer too
+    assert again.config.share_encoder_decoder_embeddings == tied and again.config.tie_word_embeddings == tied
+    again_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "again")
+    again_id = torch.tensor([again_tokenizer.convert_tokens_to_ids(t) for t in MARIAN_WORDS])
+    batch = tokenizer(MARIAN_SENTENCES, return_tensors="pt", padding=True)
+    again_batch = again_tokenizer(MARIAN_SENTENCES, return_tensors="pt", padding=True)
+    assert again_batch.input_ids.tolist() == again_id[batch.input_ids].tolist()
+    start = hf.config.decoder_start_token_id
+    theirs_tgt = torch.tensor([[start, 4, 5, 6], [start, 8, 0, 4], [start, 9, 3, 2]])
+    again_tgt = again_id[theirs_tgt]
+    again_tgt[:, 0] = again.config.decoder_start_token_id
+    with torch.no_grad():
+        expected = hf(**batch, decoder_input_ids=theirs_tgt).logits
+        got = again(**again_batch, decoder_input_ids=again_tgt).logits
+    assert_close_relative(got[..., again_id], expected)
+
+
+# --- pre-LN: Pegasus ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module", params=[True, False], ids=["tied", "untied"])
+def pegasus(root, request):
+    """A pre-LN run (translate's default), its weights random, exported: as Pegasus."""
+    run, out = root / f"pre-ln-{request.param}", root / f"hf-pre-ln-{request.param}"
+    assert main(["train", "translate", "--src", str(root / "a.txt"), "--tgt", str(root / "b.txt"), *TINY,
+                 "--set", f"model.tie_output={str(request.param).lower()}", "--out", str(run)]) == 0
+    best = run / "checkpoints" / "best"
+    model = from_pretrained(best)
+    randomize(model)
+    model.save_pretrained(best)
+    assert main(["export", str(run), "--format", "hf", "--out", str(out)]) == 0
+    return run, out
+
+
+def test_a_pre_ln_run_is_pegasus_computing_seqlabs_logits_and_translations(pegasus):
+    run, out = pegasus
+    translator = Translator.load(run)
+    hf = AutoModelForSeq2SeqLM.from_pretrained(out).eval()
+    assert type(hf) is transformers.PegasusForConditionalGeneration
+    c = translator.model.config
+    assert c.norm_first and hf.config.vocab_size == c.tgt_vocab_size + c.src_vocab_size
+    batch = AutoTokenizer.from_pretrained(out)(SENTENCES, return_tensors="pt", padding=True)
+    ours_src = padded(translator.encode_sources(SENTENCES))
+    # the source's ids follow the target's in Pegasus's one vocabulary; <pad> is the shared 0
+    assert batch.input_ids.tolist() == torch.where(ours_src == PAD_ID, 0, ours_src + c.tgt_vocab_size).tolist()
+    tgt = padded([[BOS_ID, 7, 5, 9, 6, 8], [BOS_ID, 5], [BOS_ID, 6, 6, 4]])
+    with torch.no_grad():
+        ours = translator.model(ours_src, tgt)
+        theirs = hf(**batch, decoder_input_ids=tgt).logits
+    keep = tgt != PAD_ID
+    keep[:, 0] = True
+    assert_close_relative(ours[keep], theirs[keep][:, :c.tgt_vocab_size])
+    assert theirs[..., c.tgt_vocab_size:].max() < theirs[..., :c.tgt_vocab_size].min()  # never a source token
+    steps = translator.config.decode.max_output_len
+    with torch.no_grad():
+        expected = greedy_decode(translator.model, ours_src, steps)
+        generated = hf.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=steps)
+    assert generated[:, 1:].tolist() == expected.tolist()
+    target_tokenizer = AutoTokenizer.from_pretrained(out / "target_tokenizer")
+    assert ([target_tokenizer.decode(row, skip_special_tokens=True) for row in generated[:, 1:].tolist()]
+            == translator.translate(SENTENCES, beam_size=1))
+
+
 # --- refusals -------------------------------------------------------------------------------------
 
-def test_a_pre_ln_relative_run_is_refused_naming_both(root, capsys):
-    run = root / "pre-ln"
+def test_relative_positions_are_refused(root, capsys):
+    run = root / "relative"
     assert main(["train", "translate", "--src", str(root / "a.txt"), "--tgt", str(root / "b.txt"), *TINY,
                  "--set", "model.positional='relative'", "--out", str(run)]) == 0
     code, _, err = cli("export", run, "--format", "hf", "--out", root / "refused", capsys=capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "model.norm_first=true" in err and "model.positional=relative" in err
+    assert "model.positional=relative" in err and "Marian" in err and "Pegasus" in err
     assert not (root / "refused").exists()
 
 

@@ -89,35 +89,45 @@ def moved(tensor: Tensor, kind: str, kind_of_tensor: str, order: Tensor) -> Tens
     return tensor[order]  # WRITES: the output rows and the bias; NORM: gain and bias
 
 
+def layer_tensors(model: Transformer) -> dict[str, Tensor]:
+    """The encoder's and decoder's layers (and a pre-LN stack's final LayerNorms: Pegasus's
+    ``layer_norm``) under MarianMTModel's names, which Pegasus shares, in its dimension order."""
+    c = model.config
+    s = {name: t.detach().float() for name, t in model.state_dict().items()}
+    names = layer_names(c.n_layers, c.n_decoder_layers or c.n_layers)
+    if c.norm_first:
+        names |= {"encoder.norm": ("model.encoder.layer_norm", NORM), "decoder.norm": ("model.decoder.layer_norm", NORM)}
+    order = marian_order(c.d_model)
+    return {f"{theirs}.{part}": moved(s[f"{ours}.{part}"], kind, part, order)
+            for ours, (theirs, kind) in names.items() for part in ("weight", "bias")}
+
+
 def to_marian_tensors(model: Transformer) -> dict[str, Tensor]:
     """The Transformer's weights under MarianMTModel's names and in its dimension order."""
     c = model.config
-    s = {name: t.detach().float() for name, t in model.state_dict().items()}
     order = marian_order(c.d_model)
-    out = {}
-    for ours, (theirs, kind) in layer_names(c.n_layers, c.n_decoder_layers or c.n_layers).items():
-        for part in ("weight", "bias"):
-            out[f"{theirs}.{part}"] = moved(s[f"{ours}.{part}"], kind, part, order)
-    source, target = s["src_embed.embedding.weight"][:, order], s["tgt_embed.embedding.weight"][:, order]
-    if c.share_embeddings:
-        out["model.shared.weight"] = source
+    out = layer_tensors(model)
+    source, target = model.src_embed.embedding.weight.detach()[:, order], model.tgt_embed.embedding.weight.detach()[:, order]
+    if c.share_embeddings:  # under each name: with tie_word_embeddings=false transformers ties none of them
+        for name in ("shared", "encoder.embed_tokens", "decoder.embed_tokens"):
+            out[f"model.{name}.weight"] = source
     else:
         out["model.encoder.embed_tokens.weight"], out["model.decoder.embed_tokens.weight"] = source, target
     if not c.tie_output:
-        out["lm_head.weight"] = s["generator.weight"][:, order]
-    out["final_logits_bias"] = s["generator.bias"].unsqueeze(0)  # (1, V)
-    return {name: t.contiguous().clone() for name, t in out.items()}
+        out["lm_head.weight"] = model.generator.weight.detach()[:, order]
+    out["final_logits_bias"] = model.generator.bias.detach().unsqueeze(0)  # (1, V)
+    return {name: t.float().contiguous().clone() for name, t in out.items()}
 
 
 # --- export ---------------------------------------------------------------------------------------
 
-def unlike_marian(c: TransformerConfig) -> list[str]:
-    """The settings of a translation Transformer that Marian has no equivalent for, as "name=value"."""
+def unlike_hf(c: TransformerConfig) -> list[str]:
+    """The settings of a translation Transformer that neither Marian (post-LN) nor Pegasus (pre-LN) has an
+    equivalent for, as "name=value (why)"."""
     problems = []
-    if c.norm_first:
-        problems.append("model.norm_first=true (pre-LN; Marian's layers are post-LN)")
     if c.positional != "sinusoidal":
-        problems.append(f"model.positional={c.positional} (Marian adds the sinusoidal table)")
+        problems.append(f"model.positional={c.positional} (Marian and Pegasus add the sinusoidal table; "
+                        f"mBART's learned positions come with a LayerNorm over the embeddings that seqlab has not)")
     if c.activation not in ACTIVATIONS:
         problems.append(f"model.activation={c.activation}")
     if not c.src_embedding_scale or c.src_embedding_norm:
@@ -126,16 +136,17 @@ def unlike_marian(c: TransformerConfig) -> list[str]:
     return problems
 
 
-def marian_config(c: TransformerConfig, dropout: dict[str, float]) -> dict[str, Any]:
-    """MarianConfig's config.json for a Transformer of config ``c``."""
+def hf_config(model_type: str, c: TransformerConfig) -> dict[str, Any]:
+    """MarianConfig's or PegasusConfig's config.json (their keys are the same but for the vocabulary's)."""
+    architecture = {"marian": "MarianMTModel", "pegasus": "PegasusForConditionalGeneration"}[model_type]
     return {
-        "architectures": ["MarianMTModel"], "model_type": "marian",
-        "vocab_size": c.src_vocab_size, "decoder_vocab_size": c.tgt_vocab_size,
-        "share_encoder_decoder_embeddings": c.share_embeddings, "tie_word_embeddings": c.tie_output,
+        "architectures": [architecture], "model_type": model_type, "tie_word_embeddings": c.tie_output,
         "d_model": c.d_model, "encoder_layers": c.n_layers, "decoder_layers": c.n_decoder_layers or c.n_layers,
         "encoder_attention_heads": c.n_heads, "decoder_attention_heads": c.n_heads,
         "encoder_ffn_dim": c.d_ff, "decoder_ffn_dim": c.d_ff, "activation_function": c.activation,
-        "max_position_embeddings": c.max_len, "scale_embedding": True, **dropout,
+        "max_position_embeddings": c.max_len, "scale_embedding": True, "dropout": c.dropout,
+        "attention_dropout": c.dropout if c.attention_dropout is None else c.attention_dropout,
+        "activation_dropout": c.dropout if c.ff_dropout is None else c.ff_dropout,
         "encoder_layerdrop": 0.0, "decoder_layerdrop": 0.0, "init_std": 0.02, "is_encoder_decoder": True,
         "use_cache": True, "dtype": "float32",
         # seqlab's decoder starts from <bos>, ends at <eos>, and is never made to end at its length limit
@@ -151,33 +162,42 @@ def tokenizer_roles(tokenizer: Tokenizer, with_bos: bool) -> dict[str, str]:
 
 
 @exporter("hf", "translate")
-def export_marian(run: Path, out: Path) -> str:
-    """A post-LN, sinusoidal translation Transformer -> a MarianMTModel directory with its tokenizers."""
+def export_translation(run: Path, out: Path) -> str:
+    """A sinusoidal translation Transformer -> a MarianMTModel directory (post-LN) or a
+    PegasusForConditionalGeneration one (pre-LN), with the source tokenizer and the target's."""
     info, model = runs.load_trained(run, "translate", "a translation run")
     if not isinstance(model, Transformer):
         arch = info["config"].get("model", {}).get("arch", "transformer")
-        raise UserError(f"{run} cannot be written as Marian: model.arch={arch} is not a Transformer")
+        raise UserError(f"{run} cannot be written for transformers: model.arch={arch} is not a Transformer")
     c = model.config
-    if problems := unlike_marian(c):
-        raise UserError(f"{run} cannot be written as Marian: {'; '.join(problems)} has no Marian equivalent "
-                        f"(train with --set model.norm_first=false, sinusoidal positions)")
-    dropout = {"dropout": c.dropout, "attention_dropout": c.dropout if c.attention_dropout is None else c.attention_dropout,
-               "activation_dropout": c.dropout if c.ff_dropout is None else c.ff_dropout}
-    config = marian_config(c, dropout)
-    decode = info["config"].get("decode", {})  # max_length counts the decoder's start token
+    if problems := unlike_hf(c):
+        raise UserError(f"{run} cannot be written for transformers: {'; '.join(problems)} has no equivalent in "
+                        f"Marian (post-LN) or Pegasus (pre-LN)")
+    source, target = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
+    roles = tokenizer_roles(source, with_bos=False)  # by name: Pegasus's layout moves the source's ids
+    if c.norm_first:
+        from .pegasus import pegasus_layout
+
+        config, tensors, source, vocabulary = pegasus_layout(model, source)
+        what = f"PegasusForConditionalGeneration (one vocabulary of {vocabulary}: the target's, then the source's)"
+    else:
+        config = hf_config("marian", c) | {"vocab_size": c.src_vocab_size, "decoder_vocab_size": c.tgt_vocab_size,
+                                           "share_encoder_decoder_embeddings": c.share_embeddings}
+        tensors = to_marian_tensors(model)
+        what = f"MarianMTModel (vocabularies {c.src_vocab_size} -> {c.tgt_vocab_size})"
     write_json(out / "config.json", config, indent=2)
-    save_file(to_marian_tensors(model), str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    decode = info["config"].get("decode", {})  # max_length counts the decoder's start token
     write_json(out / "generation_config.json", {
         "decoder_start_token_id": BOS_ID, "bos_token_id": BOS_ID, "eos_token_id": EOS_ID, "pad_token_id": PAD_ID,
         "forced_eos_token_id": None, "max_length": min(decode.get("max_output_len", c.max_len), c.max_len) + 1,
         "num_beams": decode.get("beam_size", 1)}, indent=2)
-    source, target = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
-    write_hf_tokenizer(source, out, c.max_len, tokenizer_roles(source, with_bos=False))
+    write_hf_tokenizer(source, out, c.max_len, roles)
     (out / TARGET_TOKENIZER).mkdir()
     write_hf_tokenizer(target, out / TARGET_TOKENIZER, c.max_len, tokenizer_roles(target, with_bos=True))
-    return (f"MarianMTModel ({c.n_layers}+{c.n_decoder_layers or c.n_layers} layers, d_model {c.d_model}, "
-            f"{c.n_heads} heads, vocabularies {c.src_vocab_size} -> {c.tgt_vocab_size}) with the source tokenizer "
-            f"and the target's in {TARGET_TOKENIZER}/, for AutoModelForSeq2SeqLM and AutoTokenizer")
+    return (f"{what}, {c.n_layers}+{c.n_decoder_layers or c.n_layers} layers, d_model {c.d_model}, {c.n_heads} "
+            f"heads, with the source tokenizer and the target's in {TARGET_TOKENIZER}/, for AutoModelForSeq2SeqLM "
+            f"and AutoTokenizer")
 
 
 # --- import ---------------------------------------------------------------------------------------
@@ -262,7 +282,11 @@ def import_marian(source: Path, run: Path) -> str:
     hf = read_marian_config(source)
     tensors = read_weights(source)
     src_tokenizer, tgt_tokenizer = read_tokenizers(source, hf)
-    shared = bool(hf["share_encoder_decoder_embeddings"])
+    # transformers 5 ties a "shared" Marian's embeddings only together with its output layer
+    # (tie_word_embeddings): what the checkpoint holds says whether the two sides read one matrix
+    sides = [tensors.get(f"model.{side}.embed_tokens.weight", tensors.get(f"{side}.embed_tokens.weight"))
+             for side in ("encoder", "decoder")]
+    shared = bool(hf["share_encoder_decoder_embeddings"]) and (None in sides or torch.equal(*sides))
     start = hf["decoder_start_token_id"]
     target = seqlab_order(hf["decoder_vocab_size"], hf["pad_token_id"], start, hf["eos_token_id"],
                           unknown_id(tgt_tokenizer))
@@ -293,8 +317,9 @@ def import_marian(source: Path, run: Path) -> str:
         raise UserError(f"{source}: {error}") from None
     except (IndexError, RuntimeError) as error:  # shapes that config.json does not give
         raise UserError(f"{source}: the weights do not fit config.json: {str(error).splitlines()[-1].strip()}") from None
-    src_tokenizer = renumbered(src_tokenizer, src_numbering)  # a source's </s>, where its tokenizer appends one, kept
-    tgt_tokenizer = renumbered(tgt_tokenizer, target, keep_post_processor=False)  # seqlab appends <eos> itself
+    # a source's </s>, where its tokenizer appends one, is kept; seqlab appends a target's <eos> itself
+    src_tokenizer = renumbered(src_tokenizer, src_numbering.new_id(), src_numbering.added)
+    tgt_tokenizer = renumbered(tgt_tokenizer, target.new_id(), target.added, keep_post_processor=False)
     write_translate_run(run, model, src_tokenizer, tgt_tokenizer, source, decode_config(source))
     return (f"a seqlab translation run from the Marian in {source} ({n_layers}+{n_decoder} layers, d_model "
             f"{config.d_model}, vocabularies {config.src_vocab_size} -> {config.tgt_vocab_size})")

@@ -60,13 +60,14 @@ def seqlab_order(size: int, pad: int, start: int | None, eos: int, unk: int | No
     return Renumbering(order, added)
 
 
-def renumbered(tokenizer: Tokenizer, numbering: Renumbering, keep_post_processor: bool = True) -> Tokenizer:
-    """``tokenizer`` with its ids renumbered (model vocabulary, added tokens, post-processor's special
-    ids) and ``numbering.added`` as new special tokens; no padding or truncation (seqlab batches itself);
-    without ``keep_post_processor`` no post-processor either (seqlab adds a target's ``<eos>`` itself)."""
+def renumbered(tokenizer: Tokenizer, new_id: dict[int, int], added: dict[int, str] | None = None,
+               keep_post_processor: bool = True) -> Tokenizer:
+    """``tokenizer`` with each id ``i`` made ``new_id[i]`` (model vocabulary, added tokens, post-processor's
+    special ids) and ``added`` (new id -> name) as new special tokens; no padding or truncation (seqlab
+    batches itself); without ``keep_post_processor`` no post-processor either (seqlab adds a target's
+    ``<eos>`` itself). A Renumbering gives ``new_id`` and ``added``."""
     state = json.loads(tokenizer.to_str())
-    new_id = numbering.new_id()
-    names = dict(numbering.added)
+    names = dict(added or {})
     taken = set(tokenizer.get_vocab())
     for new, name in names.items():
         while name in taken:  # the checkpoint already spells a token so: a name of our own
@@ -75,12 +76,14 @@ def renumbered(tokenizer: Tokenizer, numbering: Renumbering, keep_post_processor
     model = state["model"]
     if model["type"] in ("WordLevel", "WordPiece", "BPE"):
         model["vocab"] = {token: new_id[i] for token, i in model["vocab"].items()} | {n: i for i, n in names.items()}
-    elif model["type"] == "Unigram":
+    elif model["type"] == "Unigram":  # a list: the id is the place
         pieces = model["vocab"]
         lowest = min((score for _, score in pieces), default=0.0)
-        ordered = [[names[new], lowest - 10.0] if new in names else pieces[old]
-                   for new, old in enumerate(numbering.order)]
-        model["vocab"] = ordered
+        placed = {new_id[old]: piece for old, piece in enumerate(pieces)} | {
+            i: [n, lowest - 10.0] for i, n in names.items()}
+        if sorted(placed) != list(range(len(placed))):
+            raise UserError("a Unigram tokenizer's ids cannot have gaps")
+        model["vocab"] = [placed[i] for i in range(len(placed))]
         if model.get("unk_id") is not None:
             model["unk_id"] = new_id[model["unk_id"]]
     else:
