@@ -18,9 +18,11 @@ layout, both exact to convert:
   (:mod:`.vocabulary`).
 
 seqlab trains a tokenizer per side, so an export writes two embeddings (``share_encoder_decoder_embeddings
-= false``, ``decoder_vocab_size``): the source tokenizer is the directory's own (``AutoTokenizer``), the
-target's is in ``target_tokenizer/``. Only the files are written and read; ``transformers`` is needed
-only to use them.
+= false``, ``decoder_vocab_size``; one where the run shares one, as an imported Marian may): the source
+tokenizer is the directory's own (``AutoTokenizer``), the target's is in ``target_tokenizer/``. A pre-LN
+run is written as Pegasus instead (:mod:`.pegasus`). Only the files are written and read; ``transformers``
+is needed only to use them. An import reads ``tokenizer.json`` (and ``target_tokenizer/``), not Marian's
+SentencePiece models.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def layer_tensors(model: Transformer) -> dict[str, Tensor]:
     s = {name: t.detach().float() for name, t in model.state_dict().items()}
     names = layer_names(c.n_layers, c.n_decoder_layers or c.n_layers)
     if c.norm_first:
-        names |= {"encoder.norm": ("model.encoder.layer_norm", NORM), "decoder.norm": ("model.decoder.layer_norm", NORM)}
+        names |= {f"{stack}.norm": (f"model.{stack}.layer_norm", NORM) for stack in ("encoder", "decoder")}
     order = marian_order(c.d_model)
     return {f"{theirs}.{part}": moved(s[f"{ours}.{part}"], kind, part, order)
             for ours, (theirs, kind) in names.items() for part in ("weight", "bias")}
@@ -107,7 +109,8 @@ def to_marian_tensors(model: Transformer) -> dict[str, Tensor]:
     c = model.config
     order = marian_order(c.d_model)
     out = layer_tensors(model)
-    source, target = model.src_embed.embedding.weight.detach()[:, order], model.tgt_embed.embedding.weight.detach()[:, order]
+    source = model.src_embed.embedding.weight.detach()[:, order]  # (V_src, D)
+    target = model.tgt_embed.embedding.weight.detach()[:, order]  # (V_tgt, D)
     if c.share_embeddings:  # under each name: with tie_word_embeddings=false transformers ties none of them
         for name in ("shared", "encoder.embed_tokens", "decoder.embed_tokens"):
             out[f"model.{name}.weight"] = source
@@ -157,7 +160,9 @@ def hf_config(model_type: str, c: TransformerConfig) -> dict[str, Any]:
 
 def tokenizer_roles(tokenizer: Tokenizer, with_bos: bool) -> dict[str, str]:
     """HF's pad/bos/eos/unk_token: the tokens at seqlab's ids for them (whatever their names)."""
-    roles = {"pad_token": PAD_ID, "eos_token": EOS_ID, "unk_token": UNK_ID} | ({"bos_token": BOS_ID} if with_bos else {})
+    roles = {"pad_token": PAD_ID, "eos_token": EOS_ID, "unk_token": UNK_ID}
+    if with_bos:
+        roles["bos_token"] = BOS_ID
     return {role: tokenizer.id_to_token(i) for role, i in roles.items() if tokenizer.id_to_token(i) is not None}
 
 
@@ -252,11 +257,12 @@ def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokeni
     src = load_tokenizer(path)
     tgt = load_tokenizer(source / TARGET_TOKENIZER / "tokenizer.json") if (
         source / TARGET_TOKENIZER / "tokenizer.json").is_file() else src
-    for tokenizer, rows, side in ((src, hf["vocab_size"], "vocab_size"), (tgt, hf["decoder_vocab_size"], "decoder_vocab_size")):
+    for tokenizer, side in ((src, "vocab_size"), (tgt, "decoder_vocab_size")):
         largest = max(tokenizer.get_vocab().values(), default=-1)
-        if largest >= rows:
-            raise UserError(f"{source}: the tokenizer has ids up to {largest}, past the model's {side} {rows}"
-                            + ("" if tgt is not src else f" (a separate target vocabulary needs {TARGET_TOKENIZER}/tokenizer.json)"))
+        if largest >= hf[side]:
+            hint = f" (a separate target vocabulary needs {TARGET_TOKENIZER}/tokenizer.json)" if tgt is src else ""
+            raise UserError(f"{source}: the tokenizer has ids up to {largest}, past the model's {side} "
+                            f"{hf[side]}{hint}")
     return src, tgt
 
 
@@ -316,7 +322,8 @@ def import_marian(source: Path, run: Path) -> str:
     except UserError as error:
         raise UserError(f"{source}: {error}") from None
     except (IndexError, RuntimeError) as error:  # shapes that config.json does not give
-        raise UserError(f"{source}: the weights do not fit config.json: {str(error).splitlines()[-1].strip()}") from None
+        said = str(error).splitlines()[-1].strip()
+        raise UserError(f"{source}: the weights do not fit config.json: {said}") from None
     # a source's </s>, where its tokenizer appends one, is kept; seqlab appends a target's <eos> itself
     src_tokenizer = renumbered(src_tokenizer, src_numbering.new_id(), src_numbering.added)
     tgt_tokenizer = renumbered(tgt_tokenizer, target.new_id(), target.added, keep_post_processor=False)

@@ -94,7 +94,8 @@ def renumbered(tokenizer: Tokenizer, new_id: dict[int, int], added: dict[int, st
     state["added_tokens"] = (state.get("added_tokens") or []) + [
         {"id": i, "content": n, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
          "special": True} for i, n in names.items()]
-    state["post_processor"] = _renumbered_processor(state.get("post_processor"), new_id) if keep_post_processor else None
+    state["post_processor"] = (_renumbered_processor(state.get("post_processor"), new_id) if keep_post_processor
+                               else None)
     state["padding"] = state["truncation"] = None
     return Tokenizer.from_str(json.dumps(state))
 
