@@ -201,17 +201,25 @@ def test_imported_marian_translates_as_transformers_greedily(marian, capsys):
     finished = (generated == 0).cumsum(1) - (generated == 0).long() > 0  # transformers pads after </s>
     expected = ours_id[generated].masked_fill(finished, PAD_ID)
     assert ours[:, :expected.size(1)].tolist() == expected.tolist()
-    code, out, err = cli("translate", run, MARIAN_SENTENCES[0], "--beam", 1, capsys=capsys)
-    assert code == 0, err
-    assert out.strip() == tokenizer.decode(generated[0], skip_special_tokens=True)
+    for command in ("translate", "predict"):
+        code, out, err = cli(command, run, MARIAN_SENTENCES[0], "--beam", 1, capsys=capsys)
+        assert code == 0, err
+        assert out.strip() == tokenizer.decode(generated[0], skip_special_tokens=True)
 
 
-def test_imported_marian_is_evaluated(marian, tmp_path, capsys):
+def test_imported_marian_is_evaluated_and_explored(marian, tmp_path, capsys):
     _, _, _, run = marian
     (tmp_path / "src.txt").write_text("\n".join(MARIAN_SENTENCES) + "\n")
     (tmp_path / "ref.txt").write_text("the cat\na tree\nmy dog\n")
     code, out, err = cli("eval", run, "--src", tmp_path / "src.txt", "--ref", tmp_path / "ref.txt", capsys=capsys)
     assert code == 0 and "bleu" in out, err
+    from fastapi.testclient import TestClient
+
+    from seqlab.explore.app import create_app
+
+    client = TestClient(create_app(run))
+    assert client.get("/api/run").status_code == 200, "explore opens the run"
+    assert client.post("/api/infer", json={"text": MARIAN_SENTENCES[0]}).status_code == 200
 
 
 def test_an_untied_separate_vocabulary_marian_imports(tmp_path):
