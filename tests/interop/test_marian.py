@@ -345,6 +345,7 @@ def breakages():
         ("unscaled", edit_config(scale_embedding=False), "scale_embedding=false"),
         ("no tokenizer", lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json"),
         ("bigger", edit_config(d_model=32), "do not fit config.json"),
+        ("pad is eos", edit_config(pad_token_id=0), "padding (0) and end (0) must be two ids"),
         ("cut weights", lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:500]),
          "model.safetensors"),
     ]

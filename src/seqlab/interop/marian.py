@@ -294,10 +294,13 @@ def import_marian(source: Path, run: Path) -> str:
              for side in ("encoder", "decoder")]
     shared = bool(hf["share_encoder_decoder_embeddings"]) and (None in sides or torch.equal(*sides))
     start = hf["decoder_start_token_id"]
-    target = seqlab_order(hf["decoder_vocab_size"], hf["pad_token_id"], start, hf["eos_token_id"],
-                          unknown_id(tgt_tokenizer))
-    src_numbering = target if shared else seqlab_order(hf["vocab_size"], hf["pad_token_id"], start,
-                                                       hf["eos_token_id"], unknown_id(src_tokenizer))
+    try:
+        target = seqlab_order(hf["decoder_vocab_size"], hf["pad_token_id"], start, hf["eos_token_id"],
+                              unknown_id(tgt_tokenizer))
+        src_numbering = target if shared else seqlab_order(hf["vocab_size"], hf["pad_token_id"], start,
+                                                           hf["eos_token_id"], unknown_id(src_tokenizer))
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from None
     n_layers, n_decoder = hf["encoder_layers"], hf["decoder_layers"]
     config = TransformerConfig(
         len(src_numbering.order), len(target.order), d_model=hf["d_model"], n_heads=hf["encoder_attention_heads"],
