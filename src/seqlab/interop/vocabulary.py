@@ -74,13 +74,19 @@ def renumbered(tokenizer: Tokenizer, new_id: dict[int, int], added: dict[int, st
             name = f"<{name.strip('<>')}_>"
         names[new] = name
     model = state["model"]
+    for token in state.get("added_tokens") or []:
+        token["id"] = new_id[token["id"]]
+    # added tokens are written into the model's vocabulary too: one the model lacks (a <pad> added on top)
+    # would otherwise leave its new id, which may now be among the model's, to no token
+    extra = {token["id"]: token["content"] for token in state.get("added_tokens") or []} | names
     if model["type"] in ("WordLevel", "WordPiece", "BPE"):
-        model["vocab"] = {token: new_id[i] for token, i in model["vocab"].items()} | {n: i for i, n in names.items()}
+        vocab = {token: new_id[i] for token, i in model["vocab"].items()}
+        model["vocab"] = vocab | {n: i for i, n in extra.items() if n not in vocab}
     elif model["type"] == "Unigram":  # a list: the id is the place
         pieces = model["vocab"]
         lowest = min((score for _, score in pieces), default=0.0)
-        placed = {new_id[old]: piece for old, piece in enumerate(pieces)} | {
-            i: [n, lowest - 10.0] for i, n in names.items()}
+        placed = {new_id[old]: piece for old, piece in enumerate(pieces)}
+        placed |= {i: [n, lowest - 10.0] for i, n in extra.items() if i not in placed}
         if sorted(placed) != list(range(len(placed))):
             raise UserError("a Unigram tokenizer's ids cannot have gaps")
         model["vocab"] = [placed[i] for i in range(len(placed))]
@@ -89,8 +95,6 @@ def renumbered(tokenizer: Tokenizer, new_id: dict[int, int], added: dict[int, st
     else:
         raise UserError(f"a {model['type']} tokenizer cannot be renumbered (seqlab reads WordLevel, WordPiece, "
                         f"BPE and Unigram)")
-    for token in state.get("added_tokens") or []:
-        token["id"] = new_id[token["id"]]
     state["added_tokens"] = (state.get("added_tokens") or []) + [
         {"id": i, "content": n, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
          "special": True} for i, n in names.items()]
