@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 transformers = pytest.importorskip("transformers")
 from tokenizers import Tokenizer, models, pre_tokenizers  # noqa: E402
@@ -47,11 +48,13 @@ def assert_close_relative(ours: torch.Tensor, theirs: torch.Tensor) -> None:
 
 
 def randomize(model: torch.nn.Module, std: float = 0.3) -> None:
-    """Every weight, bias and LayerNorm gain random, so that a mapping that mixes any two up shows."""
+    """Every weight, bias and LayerNorm gain random, so that a mapping that mixes any two up shows (not
+    transformers' frozen sinusoidal tables)."""
     torch.manual_seed(1)
     with torch.no_grad():
         for parameter in model.parameters():
-            parameter.normal_(0.0, std)
+            if parameter.requires_grad:
+                parameter.normal_(0.0, std)
 
 
 @pytest.fixture(scope="module")
@@ -309,6 +312,60 @@ def test_a_pre_ln_run_is_pegasus_computing_seqlabs_logits_and_translations(pegas
             == translator.translate(SENTENCES, beam_size=1))
 
 
+def test_a_pegasus_export_imported_again_is_the_same_translator(pegasus, tmp_path, capsys):
+    run, out = pegasus
+    code, _, err = cli("import", "hf", out, "--out", tmp_path / "again", capsys=capsys)
+    assert code == 0, err
+    original, again = Translator.load(run), Translator.load(tmp_path / "again")
+    assert again.model.config.norm_first and again.model.config.share_embeddings  # Pegasus's one vocabulary
+    src = padded(original.encode_sources(SENTENCES))
+    again_src = padded(again.encode_sources(SENTENCES))
+    tgt = padded([[BOS_ID, 7, 5, 9], [BOS_ID, 5, 4, 4], [BOS_ID, 8]])
+    V = original.model.config.tgt_vocab_size
+    with torch.no_grad():
+        assert_close_relative(again.model(again_src, tgt)[..., :V], original.model(src, tgt))
+    assert again.translate(SENTENCES, beam_size=1) == original.translate(SENTENCES, beam_size=1)
+
+
+def test_a_random_pegasus_imports_computing_transformers_logits(tmp_path):
+    """A tiny PegasusForConditionalGeneration in Pegasus's own layout (<pad> = 0 also the decoder's start,
+    </s> = 1, <unk> = 2), a word-level tokenizer appending </s>."""
+    words = ["<pad>", "</s>", "<unk>", *"the a cat dog sees likes tree river house my friend".split()]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    config = transformers.PegasusConfig(
+        vocab_size=len(words), d_model=16, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, max_position_embeddings=20,
+        activation_function="relu", scale_embedding=True, forced_eos_token_id=None)
+    torch.manual_seed(0)
+    model = transformers.PegasusForConditionalGeneration(config).eval()
+    randomize(model)
+    with torch.no_grad():
+        model.final_logits_bias.normal_(0.0, 0.3)
+    model.save_pretrained(tmp_path / "hf")
+    hf = transformers.PegasusForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
+    hf_tokenizer = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="</s>", unk_token="<unk>",
+                                           pad_token="<pad>")
+    hf_tokenizer.save_pretrained(tmp_path / "hf")
+    assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run")]) == 0
+    translator = Translator.load(tmp_path / "run")
+    assert translator.model.config.norm_first
+    ours_id = torch.tensor([translator.tgt_tokenizer.token_to_id(w) for w in words])
+    batch = hf_tokenizer(MARIAN_SENTENCES, return_tensors="pt", padding=True)
+    theirs_tgt = torch.tensor([[0, 4, 5, 6, 7], [0, 8, 1, 4, 4], [0, 9, 3, 2, 0]])
+    ours_tgt = ours_id[theirs_tgt]
+    ours_tgt[:, 0] = BOS_ID
+    with torch.no_grad():
+        theirs = hf(**batch, decoder_input_ids=theirs_tgt).logits
+        ours = translator.model(padded(translator.encode_sources(MARIAN_SENTENCES)), ours_tgt)
+        generated = hf.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=20)[:, 1:]
+        decoded = greedy_decode(translator.model, padded(translator.encode_sources(MARIAN_SENTENCES)), 20)
+    assert_close_relative(ours[..., ours_id], theirs)
+    finished = (generated == 1).cumsum(1) - (generated == 1).long() > 0  # transformers pads after </s>
+    assert decoded[:, :generated.size(1)].tolist() == ours_id[generated].masked_fill(finished, PAD_ID).tolist()
+
+
 # --- refusals -------------------------------------------------------------------------------------
 
 def test_relative_positions_are_refused(root, capsys):
@@ -346,6 +403,9 @@ def breakages():
         ("no tokenizer", lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json"),
         ("bigger", edit_config(d_model=32), "do not fit config.json"),
         ("pad is eos", edit_config(pad_token_id=0), "padding (0) and end (0) must be two ids"),
+        ("positions", lambda d: save_file({**load_file(d / "model.safetensors"), "model.encoder.embed_positions.weight":
+                                           torch.randn(20, 16)}, d / "model.safetensors"),
+         "encoder.embed_positions.weight is not the sinusoidal table"),
         ("cut weights", lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:500]),
          "model.safetensors"),
     ]

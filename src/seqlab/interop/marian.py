@@ -41,6 +41,7 @@ from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, load_tokenizer, sav
 from ..errors import UserError
 from ..io import write_json
 from ..models import Transformer, TransformerConfig
+from ..nn.positional import sinusoidal_table
 from ..tasks import run_dir as runs
 from ..tasks.translate import DataConfig, DecodeConfig, TranslateConfig
 from ..tasks.translation_models import ModelConfig
@@ -82,6 +83,11 @@ def layer_names(n_layers: int, n_decoder_layers: int) -> dict[str, tuple[str, st
 def marian_order(d_model: int) -> Tensor:
     """Marian's dimension k is seqlab's ``order[k]``: seqlab's sines (even dimensions), then its cosines."""
     return torch.cat([torch.arange(0, d_model, 2), torch.arange(1, d_model, 2)])
+
+
+def marian_table(n_positions: int, d_model: int) -> Tensor:
+    """Marian's (and Pegasus's) sinusoidal table, (n_positions, d_model): §3.5's in Marian's order."""
+    return sinusoidal_table(n_positions, d_model)[:, marian_order(d_model)]
 
 
 def moved(tensor: Tensor, kind: str, kind_of_tensor: str, order: Tensor) -> Tensor:
@@ -219,17 +225,18 @@ SIZES = ("vocab_size", "decoder_vocab_size", "max_position_embeddings", "encoder
          "encoder_ffn_dim", "encoder_attention_heads", "d_model")
 
 
-def read_marian_config(source: Path) -> dict[str, Any]:
-    """config.json with MarianConfig's defaults filled in; a UserError naming every setting seqlab's
-    Transformer cannot compute."""
-    values = {**MARIAN_DEFAULTS, **json.loads((source / "config.json").read_text(encoding="utf-8"))}
+def read_marian_config(source: Path, defaults: dict[str, Any] = MARIAN_DEFAULTS, what: str = "Marian"
+                       ) -> dict[str, Any]:
+    """config.json with MarianConfig's ``defaults`` (or PegasusConfig's) filled in; a UserError naming
+    every setting seqlab's Transformer cannot compute."""
+    values = {**defaults, **json.loads((source / "config.json").read_text(encoding="utf-8"))}
     values["decoder_vocab_size"] = values["decoder_vocab_size"] or values["vocab_size"]
     if isinstance(values["eos_token_id"], list):
         values["eos_token_id"] = values["eos_token_id"][0] if values["eos_token_id"] else None
     if not all(isinstance(values[k], int) and values[k] > 0 for k in SIZES) or not all(
             isinstance(values[k], int) for k in ("pad_token_id", "eos_token_id")):
         raise UserError(f"{source / 'config.json'}: {', '.join(SIZES)} must be positive integers and "
-                        f"pad_token_id, eos_token_id integers: it is not a Marian config")
+                        f"pad_token_id, eos_token_id integers: it is not a {what} config")
     problems = [
         (values["activation_function"] not in ACTIVATIONS,
          f"activation_function={values['activation_function']!r} (seqlab has {', '.join(ACTIVATIONS)})"),
@@ -285,7 +292,12 @@ def marian_tensor(tensors: dict[str, Tensor], *names: str) -> Tensor:
 @importer("marian")
 def import_marian(source: Path, run: Path) -> str:
     """A MarianMTModel checkpoint directory -> a seqlab translate run computing the same logits."""
-    hf = read_marian_config(source)
+    return import_translation(source, run, read_marian_config(source), "Marian", pre_ln=False)
+
+
+def import_translation(source: Path, run: Path, hf: dict[str, Any], what: str, pre_ln: bool) -> str:
+    """A Marian (post-LN) or Pegasus (``pre_ln``, with the final LayerNorms) checkpoint, its config.json
+    read as ``hf`` -> a seqlab translate run computing the same logits."""
     tensors = read_weights(source)
     src_tokenizer, tgt_tokenizer = read_tokenizers(source, hf)
     # transformers 5 ties a "shared" Marian's embeddings only together with its output layer
@@ -305,13 +317,21 @@ def import_marian(source: Path, run: Path) -> str:
     config = TransformerConfig(
         len(src_numbering.order), len(target.order), d_model=hf["d_model"], n_heads=hf["encoder_attention_heads"],
         n_layers=n_layers, n_decoder_layers=None if n_decoder == n_layers else n_decoder, d_ff=hf["encoder_ffn_dim"],
-        dropout=float(hf["dropout"]), max_len=hf["max_position_embeddings"], norm_first=False, positional="sinusoidal",
+        dropout=float(hf["dropout"]), max_len=hf["max_position_embeddings"], norm_first=pre_ln, positional="sinusoidal",
         activation=hf["activation_function"], share_embeddings=shared, tie_output=bool(hf["tie_word_embeddings"]),
         pad_id=PAD_ID, attention_dropout=float(hf["attention_dropout"]), ff_dropout=float(hf["activation_dropout"]))
     back = torch.argsort(marian_order(config.d_model))  # seqlab's dimension j is Marian's back[j]
+    for stack in ("encoder", "decoder"):  # Pegasus saves its table, which must be the one seqlab computes
+        table = tensors.get(f"model.{stack}.embed_positions.weight", tensors.get(f"{stack}.embed_positions.weight"))
+        if table is not None and not torch.allclose(table.float(), marian_table(*table.shape), atol=1e-4):
+            raise UserError(f"{source}: {stack}.embed_positions.weight is not the sinusoidal table (seqlab computes "
+                            f"its own)")
+    names = layer_names(n_layers, n_decoder)
+    if pre_ln:
+        names |= {f"{stack}.norm": (f"model.{stack}.layer_norm", NORM) for stack in ("encoder", "decoder")}
     try:
         state = {f"{ours}.{part}": moved(marian_tensor(tensors, f"{theirs}.{part}"), kind, part, back)
-                 for ours, (theirs, kind) in layer_names(n_layers, n_decoder).items() for part in ("weight", "bias")}
+                 for ours, (theirs, kind) in names.items() for part in ("weight", "bias")}
         src_rows = marian_tensor(tensors, "model.encoder.embed_tokens.weight", "model.shared.weight")
         tgt_rows = marian_tensor(tensors, "model.decoder.embed_tokens.weight", "model.shared.weight")
         output = tgt_rows if config.tie_output else marian_tensor(tensors, "lm_head.weight")
@@ -330,8 +350,9 @@ def import_marian(source: Path, run: Path) -> str:
     # a source's </s>, where its tokenizer appends one, is kept; seqlab appends a target's <eos> itself
     src_tokenizer = renumbered(src_tokenizer, src_numbering.new_id(), src_numbering.added)
     tgt_tokenizer = renumbered(tgt_tokenizer, target.new_id(), target.added, keep_post_processor=False)
-    write_translate_run(run, model, src_tokenizer, tgt_tokenizer, source, decode_config(source))
-    return (f"a seqlab translation run from the Marian in {source} ({n_layers}+{n_decoder} layers, d_model "
+    write_translate_run(run, model, src_tokenizer, tgt_tokenizer, f"Hugging Face {what} {source.resolve()}",
+                        decode_config(source))
+    return (f"a seqlab translation run from the {what} in {source} ({n_layers}+{n_decoder} layers, d_model "
             f"{config.d_model}, vocabularies {config.src_vocab_size} -> {config.tgt_vocab_size})")
 
 
@@ -349,7 +370,7 @@ def decode_config(source: Path) -> DecodeConfig:
 
 
 def write_translate_run(run: Path, model: Transformer, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
-                        source: Path, decode: DecodeConfig) -> None:
+                        imported_from: str, decode: DecodeConfig) -> None:
     """``run`` as ``seqlab train translate`` lays one out, its best checkpoint ``model`` (no optimizer state:
     it can be used, not resumed)."""
     c = model.config
@@ -358,10 +379,10 @@ def write_translate_run(run: Path, model: Transformer, src_tokenizer: Tokenizer,
         data=DataConfig(tokenizer=kind, vocab_size=max(c.tgt_vocab_size, 8), max_len=c.max_len),
         model=ModelConfig(arch="transformer", d_model=c.d_model, n_heads=c.n_heads, n_layers=c.n_layers,
                           n_decoder_layers=c.n_decoder_layers, d_ff=c.d_ff, dropout=c.dropout,
-                          attention_dropout=c.attention_dropout, ff_dropout=c.ff_dropout, norm_first=False,
+                          attention_dropout=c.attention_dropout, ff_dropout=c.ff_dropout, norm_first=c.norm_first,
                           positional="sinusoidal", activation=c.activation, tie_output=c.tie_output),
         decode=decode)
     runs.write_run(run, "translate", to_dict(config))
     save_tokenizer(src_tokenizer, run / "src_tokenizer.json")
     save_tokenizer(tgt_tokenizer, run / "tgt_tokenizer.json")
-    save_checkpoint(run / "checkpoints" / "best", model, {"imported_from": f"Hugging Face Marian {source.resolve()}"})
+    save_checkpoint(run / "checkpoints" / "best", model, {"imported_from": imported_from})

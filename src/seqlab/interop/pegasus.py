@@ -1,4 +1,4 @@
-"""seqlab's pre-LN translation Transformer as Hugging Face Pegasus (Zhang et al., 2020), for export.
+"""seqlab's pre-LN translation Transformer as Hugging Face Pegasus (Zhang et al., 2020), both ways.
 
 ``PegasusForConditionalGeneration`` is Marian's model (:mod:`.marian`: the same names, the same
 ``[sin … | cos …]`` sinusoidal table, embeddings scaled by √d_model) with pre-LN layers and a final
@@ -12,11 +12,14 @@ rows V_tgt … V_tgt + V_src - 1 the source's (the source tokenizer's id i writt
 ``<pad>`` as the shared 0: a padded position is never attended to, so its embedding does not matter).
 The output layer, tied to that matrix, also scores the source's rows; their output bias is
 :data:`~.vocabulary.NEVER`, so they take no probability and are never chosen: the target's logits, and
-greedy decoding, are seqlab's.
+greedy decoding, are seqlab's. An import reads such a directory back (and any Pegasus checkpoint with a
+``tokenizer.json``) as Marian's import does (:func:`.marian.import_translation`): one vocabulary, renumbered
+to seqlab's specials, read by both sides.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,7 +28,9 @@ from torch import Tensor
 
 from ..data.tokenizer import PAD_ID
 from ..models import Transformer
-from .marian import hf_config, layer_tensors, marian_order
+from . import importer
+from .marian import (MARIAN_DEFAULTS, hf_config, import_translation, layer_tensors, marian_order, marian_table,
+                     read_marian_config)
 from .vocabulary import NEVER, renumbered
 
 SHARED = ("shared", "encoder.embed_tokens", "decoder.embed_tokens")  # the one matrix's names
@@ -51,8 +56,22 @@ def pegasus_layout(model: Transformer, source: Tokenizer
         source = renumbered(source, {i: PAD_ID if i == PAD_ID else offset + i for i in range(c.src_vocab_size)})
     # each embedding under its own name too: with tie_word_embeddings=false transformers ties none of them
     tensors = layer_tensors(model) | {f"model.{name}.weight": shared for name in SHARED} | {
-        "final_logits_bias": bias.unsqueeze(0)}
+        "final_logits_bias": bias.unsqueeze(0)} | {  # Pegasus saves its table (Marian does not)
+        f"model.{stack}.embed_positions.weight": marian_table(c.max_len, c.d_model) for stack in ("encoder", "decoder")}
     if not c.tie_output:
         tensors["lm_head.weight"] = generator
     config = hf_config("pegasus", c) | {"vocab_size": shared.size(0)}
     return config, {name: t.contiguous().clone() for name, t in tensors.items()}, source, shared.size(0)
+
+
+# PegasusConfig's defaults where they differ from MarianConfig's: one vocabulary, always shared.
+PEGASUS_DEFAULTS = MARIAN_DEFAULTS | {"vocab_size": 50265, "decoder_start_token_id": 0, "pad_token_id": 0,
+                                      "eos_token_id": 1, "share_encoder_decoder_embeddings": True}
+
+
+@importer("pegasus")
+def import_pegasus(source: Path, run: Path) -> str:
+    """A PegasusForConditionalGeneration checkpoint directory -> a seqlab translate run (pre-LN)."""
+    hf = read_marian_config(source, PEGASUS_DEFAULTS, "Pegasus")
+    hf |= {"decoder_vocab_size": hf["vocab_size"], "share_encoder_decoder_embeddings": True}
+    return import_translation(source, run, hf, "Pegasus", pre_ln=True)
