@@ -45,19 +45,20 @@ def pegasus_layout(model: Transformer, source: Tokenizer
     target = model.tgt_embed.embedding.weight.detach().float()[:, order]  # (V_tgt, D)
     generator = model.generator.weight.detach().float()[:, order]
     bias = model.generator.bias.detach().float()
-    if c.share_embeddings:
-        shared, offset = target, 0
-    else:
-        offset = c.tgt_vocab_size
+    shared = target
+    if not c.share_embeddings:  # the source's rows after the target's, never output
         own = model.src_embed.embedding.weight.detach().float()[:, order]  # (V_src, D)
-        shared = torch.cat([target, own])
+        shared = torch.cat([target, own])  # (V_tgt + V_src, D)
         generator = torch.cat([generator, torch.zeros_like(own)])
         bias = torch.cat([bias, torch.full((c.src_vocab_size,), NEVER)])
-        source = renumbered(source, {i: PAD_ID if i == PAD_ID else offset + i for i in range(c.src_vocab_size)})
+        moved_up = {i: PAD_ID if i == PAD_ID else c.tgt_vocab_size + i for i in range(c.src_vocab_size)}
+        source = renumbered(source, moved_up)
+    tensors = layer_tensors(model)
     # each embedding under its own name too: with tie_word_embeddings=false transformers ties none of them
-    tensors = layer_tensors(model) | {f"model.{name}.weight": shared for name in SHARED} | {
-        "final_logits_bias": bias.unsqueeze(0)} | {  # Pegasus saves its table (Marian does not)
-        f"model.{stack}.embed_positions.weight": marian_table(c.max_len, c.d_model) for stack in ("encoder", "decoder")}
+    tensors |= {f"model.{name}.weight": shared for name in SHARED}
+    tensors |= {f"model.{stack}.embed_positions.weight": marian_table(c.max_len, c.d_model)  # Pegasus saves it
+                for stack in ("encoder", "decoder")}
+    tensors["final_logits_bias"] = bias.unsqueeze(0)  # (1, V)
     if not c.tie_output:
         tensors["lm_head.weight"] = generator
     config = hf_config("pegasus", c) | {"vocab_size": shared.size(0)}
