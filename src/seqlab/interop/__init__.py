@@ -27,7 +27,7 @@ from ..tasks import run_dir as runs
 
 # The modules that register converters, imported when a conversion is asked for (they import
 # transformers or onnx, which ``import seqlab`` should not pay for).
-MODULES = ("gpt2", "bert", "onnx_export")
+MODULES = ("gpt2", "bert", "marian", "pegasus", "onnx_export")
 FORMATS = ("hf", "onnx")
 EXPORT_MARK = "seqlab-export.json"  # written beside an export: the run it came from
 
