@@ -54,9 +54,9 @@ def forecast_run(tmp_path_factory):
     frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
                           "OT": np.sin(np.arange(n) * 2 * np.pi / 24)})
     frame.to_csv(root / "series.csv", index=False)
-    run = root / "fc"  # 120 steps a window: a heat map of 14-px cells would be 1,750 px wide
+    run = root / "fc"  # 120 steps a window: a heat map of 14-px cells would be 1,750 px wide; intervals shaded
     assert main(["train", "forecast", "--csv", str(root / "series.csv"), "--model", "transformer", "--input-len", "120",
-                 "--horizon", "24", "--split", "0.7,0.1,0.2", "--out", str(run), "--set", "model.d_model=16",
+                 "--horizon", "24", "--quantiles", "0.1,0.25,0.75,0.9", "--split", "0.7,0.1,0.2", "--out", str(run), "--set", "model.d_model=16",
                  "--set", "model.n_heads=2", "--set", "model.n_layers=1", "--set", "model.d_ff=32", *QUICK]) == 0
     return run
 
@@ -492,6 +492,8 @@ def test_no_page_is_wider_than_the_window(translation_run, lm_run, forecast_run,
                         assert not last.endswith(": masked")  # the last query sees every key
                         _, first = first_cell((x, y) for y in range(0, h, 2))  # up the last key's column
                         assert first.endswith(": masked")  # the first query sees only itself
+                    if name == "forecast":  # the 50 % and 80 % intervals, shaded without a script error
+                        assert sorted(page.evaluate("Object.keys(state.result.series.bands)")) == ["50", "80"]
                     if name == "vision":
                         assert page.locator("#overlay").is_visible() and page.locator("#head-view canvas.lines").count() == 0
                     if name == "detect":  # the image with its boxes; a click on a box opens its query's attention

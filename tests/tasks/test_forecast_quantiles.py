@@ -98,8 +98,11 @@ def test_quantile_run_scores_predicts_evaluates_and_reloads(tmp_path, sine_csv, 
     pd.testing.assert_frame_equal(forecast.forecast(sine_csv), Forecast.load(run).forecast(sine_csv))
     np.testing.assert_allclose(forecast.forecast(sine_csv)["OT_q0.9"], frame["OT_q0.9"], rtol=1e-5)
     # The explorer shows the median: at the file's last row it is predict's OT column.
-    shown = views.forecast(forecast, pd.read_csv(sine_csv)["date"].iloc[-1])["series"]["forecast"]
-    np.testing.assert_allclose(shown, frame["OT"], rtol=1e-5)
+    shown = views.forecast(forecast, pd.read_csv(sine_csv)["date"].iloc[-1])["series"]
+    np.testing.assert_allclose(shown["forecast"], frame["OT"], rtol=1e-5)
+    # ... and shades the 80 % interval between predict's 0.1 and 0.9 columns.
+    assert list(shown["bands"]) == ["80"]
+    np.testing.assert_allclose(shown["bands"]["80"], [frame["OT_q0.1"], frame["OT_q0.9"]], rtol=1e-5)
 
     # eval on the test rows (with the input_len rows before them) gives the run's test scores.
     start, end = json.loads((run / "series.json").read_text())["bounds"]["test"]

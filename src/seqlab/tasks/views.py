@@ -12,6 +12,7 @@ import torch
 
 from ..data.tokenizer import EOS_ID, PAD_ID
 from ..errors import DataError, UserError
+from ..models.quantiles import central_intervals
 from ..nn import recording_scores
 
 
@@ -184,9 +185,13 @@ def forecast(run, when: str) -> dict[str, Any]:
     with torch.no_grad():
         y, maps = model(x, need_weights=True) if attends else (model(x), [])
     y = y[0].float().cpu().numpy()  # (H, C), or (H, C, Q) quantiles: the median is the forecast shown
+    quantiles = y if run.levels else None
     if run.levels:
         y = y[..., run.levels.index(0.5)]
     prediction = run.scaler.inverse_transform(y)[:, target]
+    bands = {}  # each central interval the levels span, as the shaded band under the forecast
+    for name, (low, high) in central_intervals(run.levels).items():
+        bands[name] = [run.scaler.inverse_transform(quantiles[..., k])[:, target].tolist() for k in (low, high)]
     truth = series.values[end : end + d.horizon, target]
     stamps = series.timestamps
     step = stamps[end - 1] - stamps[end - 2] if end > 1 else pd.Timedelta(hours=1)
@@ -196,7 +201,7 @@ def forecast(run, when: str) -> dict[str, Any]:
                   + (" …" if d.horizon > 12 else ""),
         "series": {"times": [str(t) for t in times],
                    "history": series.values[end - d.input_len : end, target].tolist(),
-                   "forecast": prediction.tolist(), "truth": truth.tolist()},
+                   "forecast": prediction.tolist(), "truth": truth.tolist(), "bands": bands},
         "views": {}}
     if attends:  # attention each past step (or patch) received, averaged over queries
         maps = [w.float().mean(dim=(0, 2), keepdim=True).squeeze(0).unsqueeze(0) for w in maps]  # per layer (1, H, 1, P)

@@ -194,7 +194,9 @@ function plotSeries(canvas, series) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const L = series.history.length, H = series.forecast.length;
-  const all = [...series.history, ...series.forecast, ...series.truth].filter(Number.isFinite);
+  const bands = Object.entries(series.bands || {}).sort((a, b) => Number(b[0]) - Number(a[0]));  // widest first
+  const all = [...series.history, ...series.forecast, ...series.truth,
+               ...bands.flatMap(([, [low, high]]) => [...low, ...high])].filter(Number.isFinite);
   const [lo, hi] = [Math.min(...all), Math.max(...all)];
   const left = 10, bottom = 40;
   const X = (i) => left + (canvas.width - 2 * left) * i / Math.max(L + H - 1, 1);
@@ -208,11 +210,18 @@ function plotSeries(canvas, series) {
   ctx.moveTo(left, canvas.height - bottom); ctx.lineTo(canvas.width - left, canvas.height - bottom);
   ctx.moveTo(X(L - 0.5), 16); ctx.lineTo(X(L - 0.5), canvas.height - bottom);
   ctx.stroke();
+  bands.forEach(([, [low, high]], k) => {  // each central interval, shaded under the lines
+    ctx.fillStyle = `rgba(228, 87, 46, ${0.12 + 0.1 * k})`; ctx.beginPath();
+    low.forEach((v, i) => (i ? ctx.lineTo(X(L + i), Y(v)) : ctx.moveTo(X(L + i), Y(v))));
+    for (let i = high.length - 1; i >= 0; i--) ctx.lineTo(X(L + i), Y(high[i]));
+    ctx.closePath(); ctx.fill();
+  });
   line(series.history, 0, "#667");
   line(series.truth, L, "#4a6cf7");
   line(series.forecast, L, "#e4572e");
   ctx.fillStyle = "#445"; ctx.font = "11px system-ui";
-  ctx.fillText("input (grey) · truth (blue) · forecast (red)", 14, 12);
+  const shaded = bands.length ? ` · ${bands.map(([name]) => name + " %").join(", ")} interval${bands.length > 1 ? "s" : ""} (shaded)` : "";
+  ctx.fillText("input (grey) · truth (blue) · forecast (red)" + shaded, 14, 12);
   const times = series.times || [], ticks = Math.max(2, Math.floor(canvas.width / 170));
   for (let k = 0; k < ticks && times.length; k++) {
     const i = Math.round(k * (times.length - 1) / (ticks - 1)), x = X(i);
