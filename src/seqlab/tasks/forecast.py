@@ -440,7 +440,9 @@ class ForecastTask(Task):
                   Flag("refit", "forecast: retrain before each backtest origin on the rows before it", type=bool),
                   Flag("plot", "forecast: draw the backtest into this new PNG file"))
     predict_flags = (Flag("csv", "forecast: the series to continue (its last input_len rows)"),
-                     Flag("out", "forecast: write the forecast CSV here (default standard output)"))
+                     Flag("out", "forecast: write the forecast CSV here (default standard output)"),
+                     Flag("plot", "forecast: draw the series' tail and the forecast (and intervals) into "
+                                  "this new PNG file"))
 
     def read_data(self, config: ForecastConfig) -> ts.Series:
         return read_series(config.data)
@@ -473,9 +475,15 @@ class ForecastTask(Task):
     def predict(self, forecast: Forecast, inputs, options):
         if not options.get("csv"):
             raise UserError("a forecasting run predicts from a series: give --csv FILE")
+        from .forecast_backtest import check_new_png, plot_prediction
+
         if options.get("out") and Path(options["out"]).exists():
             raise UserError(f"{options['out']} exists; give --out a new file name (nothing is overwritten)")
+        if options.get("plot") is not None:
+            check_new_png(options["plot"])
         frame = forecast.predict_csv(options["csv"])
+        if options.get("plot") is not None:
+            plot_prediction(forecast, options["csv"], frame, Path(options["plot"]))
         if options.get("out"):
             frame.to_csv(options["out"], index=False)
             return [f"{len(frame)} forecast rows written to {options['out']}"]

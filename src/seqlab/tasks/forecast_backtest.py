@@ -184,6 +184,30 @@ def plot_backtest(result: Backtest, forecast, path: Path) -> None:
          + (" (refit before each origin)" if result.refit else ""), bands)
 
 
+def check_new_png(plot: str) -> None:
+    """A UserError unless ``plot`` names a new .png file."""
+    if Path(plot).suffix.lower() != ".png":
+        raise UserError(f"--plot writes a PNG picture: give a file name ending in .png, not {plot}")
+    if Path(plot).exists():
+        raise UserError(f"{plot} exists; give --plot a new file name (nothing is overwritten)")
+
+
+def plot_prediction(forecast, csv: str | Path, frame, path: Path) -> None:
+    """``seqlab predict --plot``: the target's last input_len rows of ``csv`` in the data's units and
+    the forecast ``frame`` after them (with its central intervals for a quantile model)."""
+    from ..viz.forecast import plot_backtest as draw
+
+    d = forecast.config.data
+    series = forecast.read_csv(csv, d.input_len, f"the model reads the last {d.input_len}", ahead=bool(forecast.future))
+    target = forecast.columns.index(d.target)
+    names = {name: (f"{d.target}_q{forecast.levels[low]:g}", f"{d.target}_q{forecast.levels[high]:g}")
+             for name, (low, high) in central_intervals(forecast.levels).items()}
+    bands = {name: (frame[low].to_numpy()[None], frame[high].to_numpy()[None]) for name, (low, high) in names.items()}
+    draw(series.timestamps[-d.input_len:], series.values[-d.input_len:, target], [frame[d.date_col]],
+         frame[d.target].to_numpy()[None], path, d.target, f"{forecast.config.model.arch}: forecast after "
+         f"{series.timestamps[-1]}", bands, history="observed")
+
+
 def evaluate(forecast, options: dict[str, Any]) -> dict[str, Any]:
     """``seqlab eval RUN --csv FILE --backtest --folds K [--refit] [--plot FILE.png]``."""
     if not options.get("backtest"):
@@ -195,10 +219,7 @@ def evaluate(forecast, options: dict[str, Any]) -> dict[str, Any]:
         raise UserError("--backtest needs --folds K: how many windows, each one horizon long, end at the file's last row")
     plot = options.get("plot")
     if plot is not None:
-        if Path(plot).suffix.lower() != ".png":
-            raise UserError(f"--plot writes a PNG picture: give a file name ending in .png, not {plot}")
-        if Path(plot).exists():
-            raise UserError(f"{plot} exists; give --plot a new file name (nothing is overwritten)")
+        check_new_png(plot)
     result = backtest(forecast, options["csv"], options["folds"], bool(options.get("refit")))
     if plot is not None:
         plot_backtest(result, forecast, Path(plot))
