@@ -30,9 +30,9 @@ from . import timeseries as ts
 CYCLES = {
     "minute": lambda t: (t.minute + t.second / 60) / 60,  # within the hour
     "hour": lambda t: (t.hour + t.minute / 60 + t.second / 3600) / 24,  # within the day
-    "weekday": lambda t: t.dayofweek / 7,  # Monday 0 … Sunday 6/7
+    "weekday": lambda t: t.day_of_week / 7,  # Monday 0 … Sunday 6/7
     "month": lambda t: (t.month - 1) / 12,  # January 0 … December 11/12
-    "dayofyear": lambda t: (t.dayofyear - 1) / np.where(t.is_leap_year, 366, 365),  # 1 January 0
+    "dayofyear": lambda t: (t.day_of_year - 1) / np.where(t.is_leap_year, 366, 365),  # 1 January 0
 }
 
 
