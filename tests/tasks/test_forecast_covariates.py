@@ -1,6 +1,7 @@
 """Forecasting with covariates end to end: a series driven by a future covariate is learned far better
 with it than without; nothing after the forecast origin but the future covariates over the horizon
-changes a forecast (bitwise); predict reads the rows to forecast from the file (and draws them), and contradictory settings or missing future rows are one line with exit status 2."""
+changes a forecast (bitwise); predict reads the rows to forecast from the file (and draws them); and
+contradictory settings, missing rows to forecast and an ONNX export are one line with exit status 2."""
 
 import json
 

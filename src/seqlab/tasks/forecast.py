@@ -271,7 +271,9 @@ class Forecast:
 
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
-        quantile model gives the median under each column's name and each other level as ``OT_q0.1``."""
+        quantile model gives the median under each column's name and each other level as ``OT_q0.1``.
+        A model with future covariates forecasts the file's trailing rows whose target is empty (their
+        timestamps, their future covariates; :func:`seqlab.data.covariates.future_rows`)."""
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}", ahead=bool(self.future))
         window = self.scaler.transform(series.values[-d.input_len:])
@@ -345,7 +347,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series, resume: bool = F
     modelled = len(series.columns) - len(series.past) - len(series.future)
     model = with_covariates(build_forecaster(config.model, modelled, d.input_len, d.horizon), series, config.model)
     n_params = sum(p.numel() for p in model.parameters())
-    covariates = f" + {len(series.past)} past, {len(series.future)} future covariates" if modelled < len(series.columns) else ""
+    covariates = (f" + {len(series.past)} past, {len(series.future)} future covariates"
+                  if modelled < len(series.columns) else "")
     log(f"model: {config.model.arch}, {n_params:,} parameters; {modelled} channels{covariates}; windows: "
         + ", ".join(f"{name} {len(w):,}" for name, w in windows.items()))
 
