@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,16 +33,26 @@ ETT_HOURS = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)  # 8,640 / 2,880 / 2,880 ro
 @dataclass
 class Series:
     """The checked numeric table: ``values`` (N, C) float64 in ``columns`` order, their timestamps,
-    and which columns the model reads and predicts."""
+    and which columns the model reads and predicts. Covariate columns (:mod:`.covariates`) come last:
+    ``past`` ones are read up to the forecast origin only, ``future`` ones over the horizon too.
+    ``ahead`` holds the rows after the last observed target value (read with ``ahead=True``; NaN
+    where a cell is empty) and ``ahead_timestamps`` their times."""
 
     values: np.ndarray
     timestamps: pd.DatetimeIndex
     columns: list[str]
     inputs: list[int]  # column indices fed to the model
     targets: list[int]  # positions *within inputs* that are predicted and scored
+    past: list[int] = field(default_factory=list)  # past-covariate columns
+    future: list[int] = field(default_factory=list)  # future-covariate columns
+    ahead: np.ndarray | None = None  # (rows, C) after the last observed target value
+    ahead_timestamps: pd.DatetimeIndex | None = None
 
 
-def read_series(path: str | Path, date_col: str, target: str, features: str, fill: str = "error") -> Series:
+def read_series(path: str | Path, date_col: str, target: str, features: str, fill: str = "error",
+                ahead: bool = False) -> Series:
+    """The file's checked series. With ``ahead``, the trailing rows whose ``target`` cell is empty are
+    the rows to forecast: they are kept apart (``Series.ahead``), empty cells and all."""
     path = Path(path)
     frame = read_table(path)
     for column in (date_col, target):
@@ -66,6 +76,14 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
         raise DataError(f"{path}: timestamps are not in increasing order (row {row + 1} comes before row {row})")
 
     data = numeric_values(frame.drop(columns=[date_col]), path)
+    rest, rest_timestamps = None, None
+    if ahead:
+        known = data[target].notna().to_numpy()
+        observed = len(known) - int(np.argmax(known[::-1])) if known.any() else 0
+        if observed == 0:
+            raise DataError(f"{path}: column {target!r} has no value; the rows before the forecast need it")
+        rest, rest_timestamps = data.iloc[observed:], timestamps[observed:]
+        data, timestamps = data.iloc[:observed], timestamps[:observed]
     if data.isna().any().any():
         column = data.columns[data.isna().any()][0]
         row = int(np.argmax(data[column].isna().to_numpy())) + 2
@@ -76,9 +94,12 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
     columns = [str(c) for c in data.columns]
     if features == "S":
         columns, data = [target], data[[target]]
+        rest = rest[[target]] if rest is not None else None
     inputs = list(range(len(columns)))
     targets = [columns.index(target)] if features in ("S", "MS") else inputs
-    return Series(data.to_numpy(dtype=np.float64), timestamps, columns, inputs, targets)
+    return Series(data.to_numpy(dtype=np.float64), timestamps, columns, inputs, targets,
+                  ahead=rest.to_numpy(dtype=np.float64, na_value=np.nan) if rest is not None else None,
+                  ahead_timestamps=rest_timestamps)
 
 
 def read_table(path: Path, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
@@ -179,11 +200,14 @@ def scaler_from_state(state: dict[str, Any]) -> StandardScaler:
 
 
 class Windows:
-    """Every window of a (rows, C) array: x (L, C) and the next H rows y (H, C)."""
+    """Every window of a (rows, C) array: x (L, C) and the next H rows y (H, C). With ``future``
+    (future-covariate columns), also ``future`` (H, F): those columns over the horizon rows — the only
+    values from after the forecast origin a model may read."""
 
-    def __init__(self, values: np.ndarray, input_len: int, horizon: int) -> None:
+    def __init__(self, values: np.ndarray, input_len: int, horizon: int, future: list[int] | None = None) -> None:
         self.values = torch.as_tensor(values, dtype=torch.float32)
         self.input_len, self.horizon = input_len, horizon
+        self.future = list(future or [])
 
     def __len__(self) -> int:
         return len(self.values) - self.input_len - self.horizon + 1
@@ -193,6 +217,8 @@ class Windows:
         index = torch.as_tensor(np.asarray(starts))[:, None]
         x = self.values[index + torch.arange(L)]  # (B, L, C)
         y = self.values[index + L + torch.arange(H)]  # (B, H, C)
+        if self.future:
+            return {"x": x, "y": y, "future": y[..., self.future]}  # future (B, H, F)
         return {"x": x, "y": y}
 
     def in_order(self, batch_size: int) -> Iterator[dict[str, Tensor]]:

@@ -306,6 +306,9 @@ def export_forecast(run: Path, out: Path) -> str:
     model, d = forecast.model, forecast.config.data
     if not isinstance(model, nn.Module):
         raise UserError(f"{run} holds no PyTorch model; --format onnx exports the neural forecasters")
+    if forecast.past or forecast.future:
+        raise UserError(f"--format onnx does not export {run}: its forecaster reads covariates "
+                        f"(data.past_cols, data.future_cols, data.calendar); runs without them export")
     x = torch.randn(2, d.input_len, len(forecast.columns))
     levels = {"quantiles": list(forecast.levels)} if forecast.levels else {}
     return _export_single(run, out, "forecast", model, x, "x", "forecast", {0: _batch()}, ("series.json",),

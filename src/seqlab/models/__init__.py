@@ -9,6 +9,7 @@ from .centernet import CenterNet, CenterNetConfig
 from .classifiers import (ConvClassifier, ConvClassifierConfig, LSTMClassifier, LSTMClassifierConfig,
                           TransformerClassifier, TransformerClassifierConfig)
 from .conv_seq2seq import ConvSeq2Seq, ConvSeq2SeqConfig
+from .covariate_forecaster import CovariateForecaster, CovariateForecasterConfig
 from .detr import DETR, DETRConfig
 from .forecasters import (ConvForecaster, ConvForecasterConfig, LinearForecaster, LinearForecasterConfig,
                           PatchTransformer, PatchTransformerConfig, PeriodicLinearForecaster,
@@ -27,7 +28,8 @@ __all__ = ["Transformer", "TransformerConfig", "TransformerLM", "TransformerLMCo
            "ConvSeq2SeqConfig", "TimeStepTransformer", "TimeStepTransformerConfig", "PatchTransformer", "PatchTransformerConfig",
            "RecurrentForecaster", "RecurrentForecasterConfig", "ConvForecaster", "ConvForecasterConfig",
            "LinearForecaster", "LinearForecasterConfig", "PeriodicLinearForecaster",
-           "PeriodicLinearForecasterConfig", "TransformerClassifier", "TransformerClassifierConfig",
+           "PeriodicLinearForecasterConfig", "CovariateForecaster", "CovariateForecasterConfig",
+           "TransformerClassifier", "TransformerClassifierConfig",
            "LSTMClassifier", "LSTMClassifierConfig", "ConvClassifier", "ConvClassifierConfig",
            "VisionTransformer", "VisionTransformerConfig", "DETR", "DETRConfig", "CenterNet", "CenterNetConfig", "LinearTextClassifier", "generate", "stream",
            "from_pretrained", "save_pretrained", "MODEL_CLASSES"]

@@ -10,6 +10,8 @@ Scores are on the standardised scale (fitted on the training rows), as published
 on the original scale (``*_original``). With ``--quantiles 0.1,0.5,0.9`` the model predicts those
 quantiles (trained by the pinball loss), MSE and MAE score the median, and the scores add the mean
 pinball loss (``quantile_loss``) and the coverage of each central interval (``coverage_80``).
+With ``--past-cols``, ``--future-cols`` or ``--calendar`` the model reads covariates
+(:mod:`seqlab.data.covariates`, :mod:`seqlab.models.covariate_forecaster`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import build, check_model, option, to_dict
-from ..data import timeseries as ts
+from ..data import covariates as cov, timeseries as ts
 from ..errors import UserError
 from ..models import forecasters as fm
 from ..models.quantiles import central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors
@@ -52,10 +54,20 @@ class ForecastDataConfig:
     horizon: int = option(96, "H: future steps predicted (default 96)")
     split: str = option("ett", "'ett' (12/4/4 months of hours, the default) or fractions like 0.7,0.1,0.2")
     fill: Literal["error", "ffill", "interpolate"] = option("error", "what to do with empty cells (default error)")
+    past_cols: str = option("", "covariate columns observed only up to the forecast origin, like a,b (read, "
+                                "never predicted)")
+    future_cols: str = option("", "covariate columns known ahead over the horizon too, like a,b (predict: the "
+                                  "file's rows to forecast carry them, the target empty)")
+    calendar: str = option("", "calendar features from the timestamps (sin/cos, future covariates): auto or "
+                               "some of minute,hour,weekday,month,dayofyear")
 
     def __post_init__(self) -> None:
         if self.input_len < 2 or self.horizon < 1:
             raise ValueError("data.input_len must be at least 2 and data.horizon at least 1")
+        cov.check_roles(self.past_cols, self.future_cols, self.calendar, self.target)
+        if self.id_col and (self.past_cols or self.future_cols or self.calendar):
+            raise ValueError("covariates (--past-cols, --future-cols, --calendar) are not read from a long-format "
+                             "CSV yet; leave out --id-col or the covariates")
 
 
 @dataclass
@@ -136,12 +148,32 @@ def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, hori
     return fm.LinearForecaster(fm.LinearForecasterConfig(**shape, kernel_size=c.kernel_size, revin=c.revin))
 
 
-def read_series(data: ForecastDataConfig) -> ts.Series | long_format.Panel:
-    if not data.csv:
+def read_series(data: ForecastDataConfig, path: str | Path | None = None,
+                ahead: bool = False) -> ts.Series | long_format.Panel:
+    """The series of ``path`` (default ``data.csv``) as ``data`` says to read it; with covariates
+    arranged by :func:`seqlab.data.covariates.read_series` (``ahead``: keep the rows to forecast)."""
+    path = path or data.csv
+    if not path:
         raise UserError("no data: give --csv FILE (or data.csv in a config)")
     if data.id_col:  # many series, one long-format file
-        return long_format.read(data)
-    return ts.read_series(data.csv, data.date_col, data.target, data.features, data.fill)
+        return long_format.read(data)  # covariates with --id-col are refused by the config
+    if cov.has_covariates(data):
+        return cov.read_series(path, data, ahead)
+    return ts.read_series(path, data.date_col, data.target, data.features, data.fill)
+
+
+def with_covariates(model, series: ts.Series, c: ForecastModelConfig):
+    """``model`` wrapped to read the series' covariates (:class:`CovariateForecaster`); as it is without any."""
+    from ..models.covariate_forecaster import CovariateForecaster
+
+    if not (series.past or series.future):
+        return model
+    return CovariateForecaster.around(model, len(series.past), len(series.future), c.d_model, c.dropout)
+
+
+def forward(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The model's forecast of a batch of windows (with its future covariates when it has them)."""
+    return model(batch["x"], batch["future"]) if "future" in batch else model(batch["x"])
 
 
 # --- loss and scores -------------------------------------------------------------------------------
@@ -155,9 +187,9 @@ def forecast_loss(model, batch: dict[str, torch.Tensor], targets: list[int],
     over the ``levels`` for quantiles."""
     truth = batch["y"][..., targets]  # (B, H, C_out)
     if levels:
-        prediction = model(batch["x"])[:, :, targets]  # (B, H, C_out, Q)
+        prediction = forward(model, batch)[:, :, targets]  # (B, H, C_out, Q)
         return pinball_loss(prediction.float(), truth, levels), truth.size(0)
-    prediction = model(batch["x"])[..., targets]  # (B, H, C_out)
+    prediction = forward(model, batch)[..., targets]  # (B, H, C_out)
     return LOSSES[loss](prediction.float(), truth), truth.size(0)
 
 
@@ -168,7 +200,7 @@ def predict_windows(model, windows: ts.Windows, batch_size: int, device) -> tupl
     predictions, truths = [], []
     for batch in windows.in_order(batch_size):
         batch = move(batch, device)
-        predictions.append(model(batch["x"]).float().cpu())
+        predictions.append(forward(model, batch).float().cpu())
         truths.append(batch["y"].cpu())
     return torch.cat(predictions).numpy(), torch.cat(truths).numpy()
 
@@ -178,9 +210,12 @@ def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def unscale(scaler, a: np.ndarray) -> np.ndarray:
-    """(..., C) standardised values, or (..., C, Q) quantiles, in the data's units."""
+    """(..., C) standardised values, or (..., C, Q) quantiles, in the data's units. A forecast of a
+    model with covariates has fewer channels than the scaler: its first C (the modelled columns)."""
     if a.ndim == 4:
         return np.stack([unscale(scaler, a[..., k]) for k in range(a.shape[-1])], axis=-1)
+    if a.shape[-1] < len(scaler.scale_):
+        return (a * scaler.scale_[:a.shape[-1]] + scaler.mean_[:a.shape[-1]]).astype(a.dtype)
     return scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape)
 
 
@@ -217,9 +252,11 @@ class Forecast:
     """A trained run: the model, the scaler fitted on its training rows (for a long-format run, a dict
     of each id's own), and its data settings."""
 
-    def __init__(self, model, config: ForecastConfig, scaler, columns: list[str], targets: list[int]) -> None:
+    def __init__(self, model, config: ForecastConfig, scaler, columns: list[str], targets: list[int],
+                 past: list[int] | None = None, future: list[int] | None = None) -> None:
         self.model, self.config, self.scaler = model, config, scaler
         self.columns, self.targets = columns, targets
+        self.past, self.future = list(past or []), list(future or [])  # covariate columns
         self.levels = config.model.levels  # () for point forecasts
         self.device = next(model.parameters()).device
 
@@ -230,12 +267,11 @@ class Forecast:
             return long_format.load(cls, run, model, build(ForecastConfig, info["config"]))
         series = runs.read_json(Path(run) / "series.json")
         return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
-                   series["columns"], series["targets"])
+                   series["columns"], series["targets"], series.get("past"), series.get("future"))
 
-    def read_csv(self, path: str | Path, min_rows: int, why: str) -> ts.Series:
+    def read_csv(self, path: str | Path, min_rows: int, why: str, ahead: bool = False) -> ts.Series:
         """The file's series, read as the training file was; its columns must be the model's."""
-        d = self.config.data
-        series = ts.read_series(path, d.date_col, d.target, d.features, d.fill)
+        series = read_series(self.config.data, path, ahead)
         if series.columns != self.columns:
             raise UserError(f"{path} has columns {', '.join(series.columns)}; the model was trained on "
                             f"{', '.join(self.columns)}")
@@ -251,23 +287,30 @@ class Forecast:
             return long_format.evaluate(self, path)
         series = self.read_csv(path, d.input_len + d.horizon, f"a window needs input_len + horizon = "
                                                               f"{d.input_len + d.horizon}")
-        windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon)
+        windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon, self.future)
         prediction, truth = predict_windows(self.model, windows, 256, self.device)
         return {**window_errors(prediction, truth, self.targets, self.scaler, self.levels), "windows": len(windows)}
 
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
         quantile model gives the median under each column's name and each other level as ``OT_q0.1``.
+        A model with future covariates forecasts the file's trailing rows whose target is empty (their
+        timestamps, their future covariates; :func:`seqlab.data.covariates.future_rows`).
         For a long-format run: the id column first, H rows for each id in the file."""
         if self.config.data.id_col:
             return long_format.predict(self, path)
         d = self.config.data
-        series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}")
+        series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}", ahead=bool(self.future))
         window = self.scaler.transform(series.values[-d.input_len:])
+        batch = {"x": torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]}  # (1, L, C)
+        stamps = next_timestamps(series.timestamps, d.horizon)
+        if self.future:  # the future covariates over the horizon rows, standardised as in training
+            values, stamps = cov.future_rows(series, d.horizon, path, d)
+            scaled = (values - self.scaler.mean_[self.future]) / self.scaler.scale_[self.future]
+            batch["future"] = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)[None]  # (1, H, F)
         with torch.no_grad():
-            x = torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]
-            y = unscale(self.scaler, self.model(x).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
-        return self.frame(y, next_timestamps(series.timestamps, d.horizon))
+            y = unscale(self.scaler, forward(self.model, batch).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
+        return self.frame(y, stamps)
 
     def frame(self, y: np.ndarray, stamps: pd.DatetimeIndex) -> pd.DataFrame:
         """The forecast ``y`` (H, C) or (H, C, Q) in the data's units, made for the H ``stamps``: the
@@ -325,11 +368,12 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
         log(f"{len(series.ids)} series trained together ({long_format.named(series.ids)})")
     else:
         bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
-        scaler = ts.fit_scaler(series.values, bounds["train"][1])
+        scaler = cov.leave_unscaled(ts.fit_scaler(series.values, bounds["train"][1]), cov.calendar_columns(series, d))
         scaled = scaler.transform(series.values)
-        windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon)
+        windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon, series.future)
                    for name, (start, end) in bounds.items()}
-        described = {"columns": series.columns, "targets": series.targets, "bounds": bounds,
+        roles = {"past": series.past, "future": series.future} if series.past or series.future else {}
+        described = {"columns": series.columns, "targets": series.targets, **roles, "bounds": bounds,
                      "scaler": ts.scaler_state(scaler)}
 
     def describe() -> None:
@@ -339,9 +383,12 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
 
     parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
-    model = build_forecaster(config.model, len(series.columns), d.input_len, d.horizon)
+    modelled = len(series.columns) - len(series.past) - len(series.future)
+    model = with_covariates(build_forecaster(config.model, modelled, d.input_len, d.horizon), series, config.model)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {config.model.arch}, {n_params:,} parameters; {len(series.columns)} channels; windows: "
+    covariates = (f" + {len(series.past)} past, {len(series.future)} future covariates"
+                  if modelled < len(series.columns) else "")
+    log(f"model: {config.model.arch}, {n_params:,} parameters; {modelled} channels{covariates}; windows: "
         + ", ".join(f"{name} {len(w):,}" for name, w in windows.items()))
 
     targets = series.targets
@@ -395,7 +442,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
         return metrics
 
     metrics = parallel.on_main(score_and_write)
-    return Forecast(trainer.model.eval(), config, scaler, series.columns, targets), metrics
+    return (Forecast(trainer.model.eval(), config, scaler, series.columns, targets, series.past, series.future),
+            metrics)
 
 
 def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray, truth: np.ndarray,
@@ -439,7 +487,9 @@ class ForecastTask(Task):
                   Flag("refit", "forecast: retrain before each backtest origin on the rows before it", type=bool),
                   Flag("plot", "forecast: draw the backtest into this new PNG file"))
     predict_flags = (Flag("csv", "forecast: the series to continue (its last input_len rows)"),
-                     Flag("out", "forecast: write the forecast CSV here (default standard output)"))
+                     Flag("out", "forecast: write the forecast CSV here (default standard output)"),
+                     Flag("plot", "forecast: draw the series' tail and the forecast (and intervals) into "
+                                  "this new PNG file"))
 
     def read_data(self, config: ForecastConfig) -> ts.Series:
         return read_series(config.data)
@@ -473,9 +523,15 @@ class ForecastTask(Task):
     def predict(self, forecast: Forecast, inputs, options):
         if not options.get("csv"):
             raise UserError("a forecasting run predicts from a series: give --csv FILE")
+        from .forecast_backtest import check_new_png, plot_prediction
+
         if options.get("out") and Path(options["out"]).exists():
             raise UserError(f"{options['out']} exists; give --out a new file name (nothing is overwritten)")
+        if options.get("plot") is not None:
+            check_new_png(options["plot"])
         frame = forecast.predict_csv(options["csv"])
+        if options.get("plot") is not None:
+            plot_prediction(forecast, options["csv"], frame, Path(options["plot"]))
         if options.get("out"):
             frame.to_csv(options["out"], index=False)
             return [f"{len(frame)} forecast rows written to {options['out']}"]
@@ -494,7 +550,7 @@ class ForecastTask(Task):
         """The last time step of the first validation window (from the run's series.json bounds), read
         from the run's own CSV as each forecast the explorer shows is."""
         d = forecast.config.data
-        series = ts.read_series(d.csv, d.date_col, d.target, d.features, d.fill)
+        series = read_series(d)
         start = runs.read_json(Path(run) / "series.json").get("bounds", {}).get("valid", [0])[0]
         end = min(start + d.input_len, len(series.timestamps)) - 1
         return {"text": str(series.timestamps[end]), "source": "the end of the first validation window"}

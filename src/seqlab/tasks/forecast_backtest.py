@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ def backtest(forecast, path: str | Path, folds: int, refit: bool = False) -> Bac
         if refit:
             prediction, truth = refit_prediction(forecast, series, start, path)
         else:  # one window: the input_len rows before the fold, then its horizon
-            window = ts.Windows(scaled[start - L:start + H], L, H)
+            window = ts.Windows(scaled[start - L:start + H], L, H, forecast.future)
             prediction, truth = predict_windows(forecast.model, window, 1, forecast.device)
         predictions.append(prediction[0])
         truths.append(truth[0])
@@ -128,7 +128,7 @@ def backtest(forecast, path: str | Path, folds: int, refit: bool = False) -> Bac
 def refit_prediction(forecast, series: ts.Series, start: int, path) -> tuple[np.ndarray, np.ndarray]:
     """Train a copy of the run's config on rows [0, start) of ``series`` and forecast rows
     [start, start + H): (1, H, C[, Q]) and the truth (1, H, C), both on the run's standardised scale."""
-    from .forecast import train, unscale
+    from .forecast import forward, train, unscale
 
     config = copy.deepcopy(forecast.config)
     d, t = config.data, config.train
@@ -144,22 +144,24 @@ def refit_prediction(forecast, series: ts.Series, start: int, path) -> tuple[np.
                         f"{n_valid} validation rows; a window needs input_len + horizon = {L + H}")
     rows = {"train": (0, train_end), "valid": (train_end - L, start)}
     rows["test"] = rows["valid"]  # train() scores a test part: here the validation rows again
-    prefix = ts.Series(series.values[:start], series.timestamps[:start], series.columns, series.inputs,
-                       series.targets)
+    prefix = replace(series, values=series.values[:start], timestamps=series.timestamps[:start])
     with tempfile.TemporaryDirectory(prefix="seqlab-refit-") as folder:
         fitted, _ = train(config, Path(folder), prefix, log=lambda *args, **kwargs: None, bounds=rows)
-    window = fitted.scaler.transform(series.values[start - L:start])
-    with torch.no_grad():
-        x = torch.as_tensor(window, dtype=torch.float32, device=fitted.device)[None]  # (1, L, C)
-        own = fitted.model.eval()(x).float().cpu().numpy()  # (1, H, C) or (1, H, C, Q) on the fold's scale
+    window = ts.Windows(fitted.scaler.transform(series.values[start - L:start + H]), L, H, series.future).batch([0])
+    with torch.no_grad():  # x (1, L, C), future covariates (1, H, F) when the run has them
+        batch = {key: value.to(fitted.device) for key, value in window.items()}
+        own = forward(fitted.model.eval(), batch).float().cpu().numpy()  # (1, H, C) or (1, H, C, Q) on the fold's scale
     prediction = standardise(forecast.scaler, unscale(fitted.scaler, own))  # the run's scale
     truth = forecast.scaler.transform(series.values[start:start + H])[None]  # (1, H, C)
     return prediction, truth
 
 
 def standardise(scaler, a: np.ndarray) -> np.ndarray:
-    """(..., C) values, or (..., C, Q) quantiles, in the data's units -> standardised by ``scaler``."""
-    return (a - scaler.mean_[:, None]) / scaler.scale_[:, None] if a.ndim == 4 else (a - scaler.mean_) / scaler.scale_
+    """(..., C) values, or (..., C, Q) quantiles, in the data's units -> standardised by ``scaler`` (whose
+    first C columns they are: a model with covariates forecasts the modelled columns only)."""
+    channels = a.shape[-2] if a.ndim == 4 else a.shape[-1]
+    mean, scale = scaler.mean_[:channels], scaler.scale_[:channels]
+    return (a - mean[:, None]) / scale[:, None] if a.ndim == 4 else (a - mean) / scale
 
 
 def plot_backtest(result: Backtest, forecast, path: Path) -> None:
@@ -182,6 +184,30 @@ def plot_backtest(result: Backtest, forecast, path: Path) -> None:
          + (" (refit before each origin)" if result.refit else ""), bands)
 
 
+def check_new_png(plot: str) -> None:
+    """A UserError unless ``plot`` names a new .png file."""
+    if Path(plot).suffix.lower() != ".png":
+        raise UserError(f"--plot writes a PNG picture: give a file name ending in .png, not {plot}")
+    if Path(plot).exists():
+        raise UserError(f"{plot} exists; give --plot a new file name (nothing is overwritten)")
+
+
+def plot_prediction(forecast, csv: str | Path, frame, path: Path) -> None:
+    """``seqlab predict --plot``: the target's last input_len rows of ``csv`` in the data's units and
+    the forecast ``frame`` after them (with its central intervals for a quantile model)."""
+    from ..viz.forecast import plot_backtest as draw
+
+    d = forecast.config.data
+    series = forecast.read_csv(csv, d.input_len, f"the model reads the last {d.input_len}", ahead=bool(forecast.future))
+    target = forecast.columns.index(d.target)
+    names = {name: (f"{d.target}_q{forecast.levels[low]:g}", f"{d.target}_q{forecast.levels[high]:g}")
+             for name, (low, high) in central_intervals(forecast.levels).items()}
+    bands = {name: (frame[low].to_numpy()[None], frame[high].to_numpy()[None]) for name, (low, high) in names.items()}
+    draw(series.timestamps[-d.input_len:], series.values[-d.input_len:, target], [frame[d.date_col]],
+         frame[d.target].to_numpy()[None], path, d.target, f"{forecast.config.model.arch}: forecast after "
+         f"{series.timestamps[-1]}", bands, history="observed")
+
+
 def evaluate(forecast, options: dict[str, Any]) -> dict[str, Any]:
     """``seqlab eval RUN --csv FILE --backtest --folds K [--refit] [--plot FILE.png]``."""
     if not options.get("backtest"):
@@ -197,10 +223,7 @@ def evaluate(forecast, options: dict[str, Any]) -> dict[str, Any]:
         raise UserError("--backtest needs --folds K: how many windows, each one horizon long, end at the file's last row")
     plot = options.get("plot")
     if plot is not None:
-        if Path(plot).suffix.lower() != ".png":
-            raise UserError(f"--plot writes a PNG picture: give a file name ending in .png, not {plot}")
-        if Path(plot).exists():
-            raise UserError(f"{plot} exists; give --plot a new file name (nothing is overwritten)")
+        check_new_png(plot)
     result = backtest(forecast, options["csv"], options["folds"], bool(options.get("refit")))
     if plot is not None:
         plot_backtest(result, forecast, Path(plot))

@@ -167,10 +167,10 @@ def forecast(run, when: str) -> dict[str, Any]:
     where the file has it, and the attention over those past steps."""
     import pandas as pd
 
-    from ..data import timeseries as ts
+    from .forecast import read_series, unscale
 
     d, model = run.config.data, run.model
-    series = ts.read_series(d.csv, d.date_col, d.target, d.features, d.fill)
+    series = read_series(d)
     try:
         stamp = pd.Timestamp(when.strip())
     except ValueError:
@@ -182,16 +182,22 @@ def forecast(run, when: str) -> dict[str, Any]:
     x = torch.as_tensor(scaled[end - d.input_len : end], dtype=torch.float32, device=run.device)[None]
     target = series.columns.index(d.target)
     attends = hasattr(model, "layers")  # the Transformer forecasters
+    if run.future:  # a model with future covariates reads them over the horizon rows: the file must have them
+        if end + d.horizon > len(series.values):
+            raise UserError(f"{when} leaves {len(series.values) - end} rows after it; the model reads its "
+                            f"future covariates over the next {d.horizon}")
+    future = [torch.as_tensor(scaled[end : end + d.horizon, run.future], dtype=torch.float32,
+                              device=run.device)[None]] if run.future else []  # (1, H, F)
     with torch.no_grad():
-        y, maps = model(x, need_weights=True) if attends else (model(x), [])
+        y, maps = model(x, need_weights=True) if attends else (model(x, *future), [])
     y = y[0].float().cpu().numpy()  # (H, C), or (H, C, Q) quantiles: the median is the forecast shown
     quantiles = y if run.levels else None
     if run.levels:
         y = y[..., run.levels.index(0.5)]
-    prediction = run.scaler.inverse_transform(y)[:, target]
+    prediction = unscale(run.scaler, y)[:, target]
     bands = {}  # each central interval the levels span, as the shaded band under the forecast
     for name, (low, high) in central_intervals(run.levels).items():
-        bands[name] = [run.scaler.inverse_transform(quantiles[..., k])[:, target].tolist() for k in (low, high)]
+        bands[name] = [unscale(run.scaler, quantiles[..., k])[:, target].tolist() for k in (low, high)]
     truth = series.values[end : end + d.horizon, target]
     stamps = series.timestamps
     step = stamps[end - 1] - stamps[end - 2] if end > 1 else pd.Timedelta(hours=1)

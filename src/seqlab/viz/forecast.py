@@ -57,12 +57,12 @@ def plot_attention_over_time(weights: np.ndarray, path: Path, unit: str = "time 
 
 def plot_backtest(stamps, values: np.ndarray, fold_stamps: list, forecasts: np.ndarray, path: Path,
                   channel: str, title: str = "backtest",
-                  intervals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> None:
-    """One channel's tail, ``values`` (T,) at ``stamps``, with K folds' forecasts (K, H), fold k drawn
-    at ``fold_stamps[k]`` (H timestamps), a dashed line at each forecast's start; ``intervals`` as
-    for :func:`plot_forecasts` ((K, H) bounds each) -> PNG."""
+                  intervals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None, history: str = "truth") -> None:
+    """One channel's tail, ``values`` (T,) at ``stamps`` (labelled ``history``), with K folds' forecasts
+    (K, H), fold k drawn at ``fold_stamps[k]`` (H timestamps), a dashed line at each forecast's start;
+    ``intervals`` as for :func:`plot_forecasts` ((K, H) bounds each) -> PNG."""
     fig, ax = plt.subplots(figsize=(11, 3.6))
-    ax.plot(stamps, values, color="tab:blue", label="truth")
+    ax.plot(stamps, values, color="tab:blue", label=history)
     bands = sorted((intervals or {}).items(), key=lambda item: -float(item[0]))  # widest first, drawn under
     for k, when in enumerate(fold_stamps):
         for n, (name, (low, high)) in enumerate(bands):

@@ -1,0 +1,110 @@
+"""Covariate columns: calendar features against hand-computed sines and cosines, the arranged column
+order and targets under each --features, the rows to forecast kept apart, contradictions refused, and
+windows that carry nothing after the origin but the future covariates."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqlab.data import covariates as cov
+from seqlab.data import timeseries as ts
+from seqlab.errors import DataError
+from seqlab.tasks.forecast import ForecastDataConfig
+
+
+def test_calendar_features_equal_hand_computed_sines_and_cosines():
+    # Friday 15 March 2024 (a leap year), 06:45:30: minute phase (45 + 30/60)/60, hour (6 + 45.5/60)/24,
+    # weekday 4/7 (Monday 0), month 2/12, day of year (31 + 29 + 15 - 1)/366.
+    stamps = pd.DatetimeIndex(["2024-03-15 06:45:30", "2023-01-01 00:00:00"])
+    values, columns = cov.calendar_features(stamps, ["minute", "hour", "weekday", "month", "dayofyear"])
+    assert columns == ["minute_sin", "minute_cos", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos",
+                       "month_sin", "month_cos", "dayofyear_sin", "dayofyear_cos"]
+    phases = [45.5 / 60, (6 + 45.5 / 60) / 24, 4 / 7, 2 / 12, 74 / 366]
+    expected = [f(2 * math.pi * p) for p in phases for f in (math.sin, math.cos)]
+    np.testing.assert_allclose(values[0], expected, atol=1e-12)
+    # 1 January 2023 00:00 was a Sunday: every phase 0 but the weekday's 6/7.
+    expected = [0, 1, 0, 1, math.sin(2 * math.pi * 6 / 7), math.cos(2 * math.pi * 6 / 7), 0, 1, 0, 1]
+    np.testing.assert_allclose(values[1], expected, atol=1e-12)
+    assert cov.auto_cycles(pd.Timedelta(hours=1)) == ["hour", "weekday", "dayofyear"]
+    assert cov.auto_cycles(pd.Timedelta(days=1)) == ["weekday", "dayofyear"]
+
+
+@pytest.fixture
+def table(tmp_path):
+    """Hourly rows: load and OT (modelled), temp (a past covariate), plan (a future one); the last three
+    rows are to forecast (OT and load empty, plan filled, temp empty)."""
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=10, freq="h"),
+                          "load": np.arange(10.0), "temp": np.arange(10.0) + 100, "OT": np.arange(10.0) + 200,
+                          "plan": np.arange(10.0) + 300})
+    frame.loc[7:, ["load", "temp", "OT"]] = np.nan
+    path = tmp_path / "table.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def data(**settings):
+    return ForecastDataConfig(**{"target": "OT", "input_len": 2, "horizon": 3, **settings})
+
+
+@pytest.mark.parametrize("features, columns, targets", [
+    ("M", ["load", "OT", "temp", "plan", "hour_sin", "hour_cos"], [0, 1]),
+    ("MS", ["load", "OT", "temp", "plan", "hour_sin", "hour_cos"], [1]),
+    ("S", ["OT", "temp", "plan", "hour_sin", "hour_cos"], [0]),
+])
+def test_columns_are_modelled_then_past_then_future(table, features, columns, targets):
+    series = cov.read_series(table, data(features=features, past_cols="temp", future_cols="plan",
+                                         calendar="hour"), ahead=True)
+    assert series.columns == columns and series.targets == targets
+    n = len(columns)
+    assert series.past == [n - 4] and series.future == [n - 3, n - 2, n - 1]
+    assert len(series.values) == 7 and len(series.ahead) == 3  # the rows with OT empty are kept apart
+    np.testing.assert_array_equal(series.values[:, columns.index("temp")], np.arange(7.0) + 100)
+    np.testing.assert_array_equal(series.ahead[:, columns.index("plan")], [307, 308, 309])
+    np.testing.assert_allclose(series.ahead[:, -2], np.sin(2 * np.pi * np.array([7, 8, 9]) / 24), atol=1e-12)
+    values, stamps = cov.future_rows(series, 3, table, data(past_cols="temp", future_cols="plan", calendar="hour"))
+    assert values.shape == (3, 3) and list(stamps.hour) == [7, 8, 9]
+
+
+def test_without_the_rows_to_forecast_a_calendar_continues_the_timestamps(table):
+    d = data(calendar="hour")
+    series = cov.read_series(table, d, ahead=True)
+    values, stamps = cov.future_rows(ts.Series(series.values, series.timestamps, series.columns, series.inputs,
+                                               series.targets, future=series.future), 3, table, d)
+    assert list(stamps.hour) == [7, 8, 9]
+    np.testing.assert_allclose(values[:, 1], np.cos(2 * np.pi * np.array([7, 8, 9]) / 24), atol=1e-12)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(past_cols="OT"), "data.past_cols names the target 'OT'"),
+    (dict(future_cols="plan,OT"), "data.future_cols names the target 'OT'"),
+    (dict(past_cols="temp", future_cols="temp"), "'temp' is in both data.past_cols and data.future_cols"),
+    (dict(past_cols="temp,temp"), "names 'temp' twice"),
+    (dict(calendar="hour,season"), "unknown cycle 'season'"),
+])
+def test_contradictions_are_refused(settings, message):
+    with pytest.raises(ValueError, match=message):
+        data(**settings)
+
+
+def test_unknown_columns_and_missing_future_rows_are_one_line(table):
+    with pytest.raises(DataError, match=r"has no column 'humidity' \(--past-cols\)"):
+        cov.read_series(table, data(past_cols="humidity"), ahead=True)
+    d = data(future_cols="plan")
+    series = cov.read_series(table, d, ahead=True)
+    with pytest.raises(DataError, match="has 3 rows after the last value of 'OT'; the forecast needs 4"):
+        cov.future_rows(series, 4, table, d)
+    series.ahead[1, series.future[0]] = np.nan
+    with pytest.raises(DataError, match="future covariate 'plan' is empty in forecast row 2"):
+        cov.future_rows(series, 3, table, d)
+
+
+def test_a_window_reads_nothing_after_its_origin_but_the_future_covariates():
+    # Columns: target, past covariate, future covariate. Window 0 reads rows 0-3 and predicts 4-5.
+    values = np.arange(30.0).reshape(10, 3)
+    batch = ts.Windows(values, 4, 2, future=[2]).batch([0])
+    torch.testing.assert_close(batch["x"][0], torch.tensor(values[:4], dtype=torch.float32))
+    torch.testing.assert_close(batch["future"][0], torch.tensor(values[4:6, [2]], dtype=torch.float32))
+    assert "future" not in ts.Windows(values, 4, 2).batch([0])

@@ -1,0 +1,143 @@
+"""Forecasting with covariates end to end: a series driven by a future covariate is learned far better
+with it than without; nothing after the forecast origin but the future covariates over the horizon
+changes a forecast (bitwise); predict reads the rows to forecast from the file (and draws them); and
+contradictory settings, missing rows to forecast and an ONNX export are one line with exit status 2."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqlab.data import timeseries as ts
+from seqlab.tasks.forecast import Forecast, forward
+
+from test_forecast_task import FAST, run_cli  # pytest puts this directory on sys.path
+
+L, H = 48, 12
+COVARIATES = ["--features", "S", "--past-cols", "temp", "--future-cols", "plan", "--calendar", "hour"]
+
+
+@pytest.fixture(scope="module")
+def driven_csv(tmp_path_factory):
+    """load = 3·plan + a daily cycle + noise (σ 0.1), where plan switches on and off at random each
+    hour: known ahead, it explains most of the load; from the past alone it cannot be foreseen. temp
+    (a past covariate) is a random walk."""
+    rng = np.random.default_rng(0)
+    n, t = 1000, np.arange(1000)
+    plan = rng.integers(0, 2, n).astype(float)
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=n, freq="h"),
+                          "temp": rng.normal(0, 0.3, n).cumsum(), "plan": plan,
+                          "load": 3 * plan + np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, n)})
+    path = tmp_path_factory.mktemp("driven") / "driven.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def train(tmp_path, csv, capsys, *flags):
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "forecast", "--csv", csv, "--target", "load", "--model", "linear",
+                           "--out", run, "--max-steps", 100, "--set", "train.precision=fp32", *FAST, *flags,
+                           capsys=capsys)
+    assert code == 0, err
+    return run, json.loads((run / "metrics.json").read_text())
+
+
+def test_a_future_covariate_is_learned_and_lowers_the_error_far(tmp_path, driven_csv, capsys):
+    # Without plan the load's standardised variance is mostly unforeseeable (3·plan is ~95 % of it);
+    # with it the error falls to the daily cycle's and the noise's share.
+    _, without = train(tmp_path / "without", driven_csv, capsys, "--features", "S")
+    run, with_ = train(tmp_path / "with", driven_csv, capsys, *COVARIATES)
+    assert without["test_mse"] > 0.7, without
+    assert with_["test_mse"] < 0.1 * without["test_mse"], (with_, without)
+    series = json.loads((run / "series.json").read_text())
+    assert series["columns"] == ["load", "temp", "plan", "hour_sin", "hour_cos"]
+    assert series["targets"] == [0] and series["past"] == [1] and series["future"] == [2, 3, 4]
+    assert series["scaler"]["mean"][3:] == [0, 0] and series["scaler"]["scale"][3:] == [1, 1]  # sin/cos as they are
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, driven_csv):
+    from seqlab.cli.main import main
+
+    run = tmp_path_factory.mktemp("runs") / "quantiles"
+    assert main([str(a) for a in ["train", "forecast", "--csv", driven_csv, "--target", "load", "--model", "patch",
+                                  *COVARIATES, "--quantiles", "0.1,0.5,0.9", "--out", run, "--max-steps", 30,
+                                  "--set", "train.precision=fp32", *FAST]]) == 0
+    return run
+
+
+def test_nothing_after_the_origin_but_the_future_covariates_changes_a_forecast(trained, driven_csv):
+    forecast = Forecast.load(trained)
+    series = forecast.read_csv(driven_csv, L + H, "")
+    scaled = forecast.scaler.transform(series.values)
+    assert forecast.past == [1] and forecast.future == [2, 3, 4]
+    with torch.no_grad():
+        for origin in (L, 300, len(scaled) - H):
+            window = origin - L
+
+            def forecast_at(values):
+                return forward(forecast.model, ts.Windows(values, L, H, forecast.future).batch([window]))
+
+            before = forecast_at(scaled)
+            changed = scaled.copy()  # the target and the past covariate after the origin: never read
+            changed[origin:, :2] = np.random.default_rng(origin).normal(0, 100, (len(scaled) - origin, 2))
+            changed[origin + H:, 2] = 50.0  # the future covariate beyond the horizon: never read
+            assert torch.equal(forecast_at(changed), before)
+            changed[origin + 3, 2] += 1.0  # the future covariate in the horizon: read
+            assert not torch.equal(forecast_at(changed), before)
+
+
+def test_predict_reads_the_rows_to_forecast_and_reloads_the_same(trained, driven_csv, tmp_path, capsys):
+    frame = pd.read_csv(driven_csv)
+    ahead = frame.iloc[:900].copy()
+    ahead.loc[888:, ["load", "temp"]] = np.nan  # the last 12 rows: to forecast, plan known
+    path = tmp_path / "ahead.csv"
+    ahead.to_csv(path, index=False)
+    out, picture = tmp_path / "forecast.csv", tmp_path / "forecast.png"
+    code, _, err = run_cli("predict", trained, "--csv", path, "--out", out, "--plot", picture, capsys=capsys)
+    assert code == 0, err
+    result = pd.read_csv(out, parse_dates=["date"])
+    assert list(result.columns) == ["date", "load", "load_q0.1", "load_q0.9"]
+    assert list(result["date"]) == list(pd.to_datetime(frame["date"].iloc[888:900]))
+    assert (result["load_q0.1"] <= result["load"]).all() and (result["load"] <= result["load_q0.9"]).all()
+    assert picture.is_file()
+    forecast = Forecast.load(trained)
+    np.testing.assert_allclose(forecast.predict_csv(path).iloc[:, 1:].to_numpy(), result.iloc[:, 1:].to_numpy(),
+                               rtol=1e-6)  # the reloaded run's forecast is the one predict wrote
+    # A past covariate written into the rows to forecast is not read; a future covariate there is.
+    filled = ahead.assign(temp=ahead["temp"].fillna(1000.0))
+    filled.to_csv(tmp_path / "filled.csv", index=False)
+    pd.testing.assert_frame_equal(forecast.predict_csv(tmp_path / "filled.csv"), forecast.predict_csv(path),
+                                  check_exact=True)
+    flipped = ahead.assign(plan=np.where(ahead.index >= 888, 1 - ahead["plan"], ahead["plan"]))
+    flipped.to_csv(tmp_path / "flipped.csv", index=False)
+    moved = forecast.predict_csv(tmp_path / "flipped.csv")["load"] - forecast.predict_csv(path)["load"]
+    assert (moved.abs() > 0).all()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--past-cols", "humidity"], "has no column 'humidity' (--past-cols)"),
+    (["--future-cols", "load"], "data.future_cols names the target 'load'"),
+    (["--past-cols", "plan", "--future-cols", "plan"], "'plan' is in both data.past_cols and data.future_cols"),
+    (["--calendar", "hour,season"], "unknown cycle 'season'"),
+])
+def test_contradictory_covariates_are_one_line_and_exit_2(tmp_path, driven_csv, capsys, flags, message):
+    out_dir = tmp_path / "run"
+    code, _, err = run_cli("train", "forecast", "--csv", driven_csv, "--target", "load", "--out", out_dir, *FAST,
+                           *flags, capsys=capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not out_dir.exists()
+
+
+def test_missing_rows_to_forecast_and_onnx_export_are_one_line_and_exit_2(trained, driven_csv, tmp_path, capsys):
+    frame = pd.read_csv(driven_csv).iloc[:900]
+    frame.loc[895:, "load"] = np.nan  # 5 rows to forecast; the horizon is 12
+    frame.to_csv(tmp_path / "short.csv", index=False)
+    for path in (tmp_path / "short.csv", driven_csv):
+        code, _, err = run_cli("predict", trained, "--csv", path, capsys=capsys)
+        assert code == 2 and "after the last value of 'load'; the forecast needs 12" in err, err
+        assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("export", trained, "--format", "onnx", "--out", tmp_path / "onnx", capsys=capsys)
+    assert code == 2 and "reads covariates" in err and len(err.strip().splitlines()) == 1, err
