@@ -51,6 +51,14 @@ class Panel:
     def targets(self) -> list[int]:
         return self.series[0].targets
 
+    @property
+    def past(self) -> list[int]:  # no covariates in a long-format file (the config refuses them)
+        return []
+
+    @property
+    def future(self) -> list[int]:
+        return []
+
 
 def read_panel(path: str | Path, id_col: str, date_col: str, target: str, features: str,
                fill: str = "error") -> Panel:

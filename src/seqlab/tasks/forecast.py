@@ -214,7 +214,7 @@ def unscale(scaler, a: np.ndarray) -> np.ndarray:
     model with covariates has fewer channels than the scaler: its first C (the modelled columns)."""
     if a.ndim == 4:
         return np.stack([unscale(scaler, a[..., k]) for k in range(a.shape[-1])], axis=-1)
-    if a.shape[-1] < len(scaler.scale_):
+    if hasattr(scaler, "scale_") and a.shape[-1] < len(scaler.scale_):  # (a long-format run's has no covariates)
         return (a * scaler.scale_[:a.shape[-1]] + scaler.mean_[:a.shape[-1]]).astype(a.dtype)
     return scaler.inverse_transform(a.reshape(-1, a.shape[-1])).reshape(a.shape)
 
