@@ -166,8 +166,12 @@ def test_top_k_forecasts_the_mean_of_its_members(tmp_path, capsys):
     assert ensemble.config.model.arch == "auto"
     assert ensemble.config.data.input_len == max(row["input_len"] for row in ranked[:2])
     np.testing.assert_allclose(ensemble.predict_csv(csv).iloc[:, 1:].to_numpy(), mean.to_numpy(), rtol=1e-5)
+    capsys.readouterr()
     code = run_cli("train", "forecast", "--resume", tmp_path / "run", capsys=capsys)
     assert code == 2 and "does not resume" in capsys.readouterr().err
+    assert run_cli("eval", tmp_path / "run", "--csv", csv, "--backtest", "--folds", 2, capsys=capsys) == 0
+    code = run_cli("eval", tmp_path / "run", "--csv", csv, "--backtest", "--folds", 2, "--refit", capsys=capsys)
+    assert code == 2 and "without --refit" in capsys.readouterr().err
 
 
 def test_an_interrupted_search_leaves_an_empty_run_directory(tmp_path, capsys, monkeypatch):

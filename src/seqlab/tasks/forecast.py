@@ -45,7 +45,7 @@ class ForecastDataConfig:
     date_col: str = option("date", "the timestamp column (default date)")
     target: str = option("OT", "the column to predict (default OT)")
     features: Literal["M", "S", "MS"] = option("M", "all->all (M), target->target (S), all->target (MS)")
-    input_len: int = option(336, "L: past steps read (default 336)")
+    input_len: int = option(336, "L: past steps read (default 336; --model auto tries it among others)")
     horizon: int = option(96, "H: future steps predicted (default 96)")
     split: str = option("ett", "'ett' (12/4/4 months of hours, the default) or fractions like 0.7,0.1,0.2")
     fill: Literal["error", "ffill", "interpolate"] = option("error", "what to do with empty cells (default error)")
@@ -428,6 +428,8 @@ class ForecastTask(Task):
         if config.model.arch == "auto":
             from .forecast_auto import search
 
+            if parallel is not None and parallel.world > 1:
+                raise UserError("--model auto trains its candidates on one process; give a model to train on several")
             return search(config, run, data, resume=resume, log=log)
         return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]
 
