@@ -71,8 +71,8 @@ from . import forecast as fc, run_dir as runs
 DEFAULT_BUDGET = 300.0  # seconds, when train.max_time is 0
 LOOKBACKS, SHORT_LOOKBACKS = (96, 336, 720), (36, 104)
 
-_LINEAR = {"model.arch": "linear", "model.kernel_size": 25, "train.batch_size": 32, "train.lr": 5e-3,
-           "train.max_steps": 2560, "train.eval_every": 256, "train.patience": 3}
+_LINEAR = {"model.arch": "linear", "model.kernel_size": 25, "model.revin": False, "train.batch_size": 32,
+           "train.lr": 5e-3, "train.max_steps": 2560, "train.eval_every": 256, "train.patience": 3}
 RECIPES: dict[str, dict[str, Any]] = {  # name -> settings, in the order tried at each input length
     "linear": _LINEAR,
     "linear-lr1e-3": {**_LINEAR, "train.lr": 1e-3},
