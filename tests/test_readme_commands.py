@@ -77,7 +77,7 @@ BUDGETS: dict[str, dict] = {
                              "check": lambda out: json.loads(out)["windows"] == 500 - 432 + 1},
     "train forecast --csv ETTh1.csv --input-len 720": {"args": TRAIN},
     "train forecast --csv ETTh1.csv --target OT --horizon 96": {  # --model auto: 2 steps a candidate, one length
-        "args": [*TRAIN, "--set", "model.lookbacks='96'"],
+        "args": [*TRAIN, "--lookbacks", "96"],
         "check": lambda out: json.loads(Path("runs/ot-auto/auto.json").read_text())["choice"] != []},
     "train classify --csv reviews.csv": {"args": [*TRAIN, "--cv", "2"]},
     "compare classify --csv reviews.csv": {"args": [*TRAIN, *NET, "--cv", "2", "--set", "model.hidden_size=16",

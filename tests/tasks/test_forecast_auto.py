@@ -17,7 +17,7 @@ from seqlab.tasks import forecast_auto as auto
 from seqlab.tasks import task as registry
 
 N = 600  # split 0.7,0.1,0.2: train rows 0-419, validation 420-479, test 480-599
-AUTO = ["--threads", 1, "--horizon", 12, "--split", "0.7,0.1,0.2", "--max-steps", 40, "--set", "model.lookbacks='24,48'",
+AUTO = ["--threads", 1, "--horizon", 12, "--split", "0.7,0.1,0.2", "--max-steps", 40, "--lookbacks", "24,48",
         "--set", "train.progress=false", "--set", "train.tensorboard=false"]
 NAMES = ["linear-L24", "linear-lr1e-3-L24", "rlinear-L24", "periodic-L24", "linear-L48", "linear-lr1e-3-L48",
          "rlinear-L48", "periodic-L48", "patch-L24", "patch-L48"]  # by the module's order, written by hand
@@ -209,9 +209,9 @@ def test_a_short_weekly_series_gets_short_input_lengths():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--set", "model.lookbacks='x'"], "model.lookbacks must be input lengths"),
+    (["--lookbacks", "x"], "--lookbacks (model.lookbacks) must be input lengths"),
     (["--top-k", "0"], "model.top_k must be at least 1"),
-    (["--set", "model.lookbacks='500'"], "window needs"),
+    (["--lookbacks", "500"], "window needs"),
 ])
 def test_bad_auto_settings_are_one_line_and_exit_2(tmp_path, capsys, flags, message):
     csv = write_series(tmp_path / "series.csv")

@@ -74,7 +74,8 @@ class ForecastModelConfig:
     quantiles: str = option("", "quantile levels to predict, like 0.1,0.5,0.9 (0.5 is added; default none: "
                                 "point forecasts); trained by the pinball loss")
     top_k: int = option(1, "--model auto: average the forecasts of the best K candidates (default 1: the best)")
-    lookbacks: str = ""  # --model auto: the input lengths tried, like "96,336"; "" = forecast_auto's grid
+    lookbacks: str = option("", "--model auto: the input lengths to try, like 96,336 (default: 96, 336, 720 and "
+                                "--input-len; 36 and 104 too for a short series)")
 
     def __post_init__(self) -> None:
         if self.top_k < 1:

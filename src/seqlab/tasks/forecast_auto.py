@@ -13,14 +13,14 @@ grid (shortest first), then ``patch`` at every L. The recipes are the ETTh1 benc
 | ``linear-lr1e-3`` | the same | 32, 1e-3, 2,560, 256, 3 |
 | ``rlinear`` | DLinear with RevIN, MAE loss (with ``--quantiles``: the pinball loss) | 32, 5e-3, 2,560, 256, 3 |
 | ``periodic`` | SparseTSF, period from the timestamps' spacing (below) | 256, 2e-2, 960, 32, 5 |
-| ``patch`` | PatchTST, d_model 16, 4 heads, 3 layers, d_ff 128, dropout 0.3, patches 16 every 8 | 64, 1e-3, 3,200, 128, 5 |
+| ``patch`` | PatchTST: d_model 16, 4 heads, 3 layers, d_ff 128, dropout 0.3, patch 16, stride 8 | 64, 1e-3, 3,200, 128, 5 |
 
 ``train.max_steps`` (``--max-steps``, 1,500 by default) caps every recipe's steps. The other training
 settings (seed, optimizer, schedule, ``model.loss`` where the recipe sets none, ``--quantiles``) are
 the run's own. The recurrent, convolutional and time-step Transformer forecasters are not candidates:
 on ETTh1 they were slower and no better than these.
 
-Input lengths: ``model.lookbacks`` (like ``"96,336"``), or by default 96, 336 and 720 and
+Input lengths: ``--lookbacks 96,336`` (``model.lookbacks``), or by default 96, 336 and 720 and
 ``data.input_len`` (336 unless given) — and for a series whose training part cannot hold 720 + H
 rows, 36 and 104 too (weekly series such as ILI). A length the split cannot hold (``split_bounds``)
 is dropped; so is a recipe that does not fit a length (a period or a patch longer than L), listed
@@ -66,6 +66,7 @@ from ..io import write_json
 from ..models import forecasters as fm
 from ..train import checkpoint
 from ..train.device import resolve_device
+from ..train.loop import DEADLINE_PASSED
 from . import forecast as fc, run_dir as runs
 
 DEFAULT_BUDGET = 300.0  # seconds, when train.max_time is 0
@@ -84,8 +85,7 @@ RECIPES: dict[str, dict[str, Any]] = {  # name -> settings, in the order tried a
               "train.batch_size": 64, "train.lr": 1e-3, "train.max_steps": 3200, "train.eval_every": 128,
               "train.patience": 5},
 }
-LAST = ("patch",)
-STOPPED = "stopped by its caller's time budget"  # what the Trainer says when the search's deadline stops it  # the costly recipes: tried after every cheap one at every length
+LAST = ("patch",)  # the costly recipes: tried after every cheap one at every length
 
 
 @dataclass
@@ -123,7 +123,8 @@ def lookbacks(config: fc.ForecastConfig, n_rows: int) -> list[int]:
         except ValueError:
             grid = []
         if not grid or grid[0] < 2:
-            raise UserError(f"model.lookbacks must be input lengths of at least 2, like '96,336'; got {m.lookbacks!r}")
+            raise UserError(f"--lookbacks (model.lookbacks) must be input lengths of at least 2, like 96,336; "
+                            f"got {m.lookbacks!r}")
     else:
         grid = sorted({*LOOKBACKS, d.input_len})
         if not fits(n_rows, d.split, max(LOOKBACKS), d.horizon):
@@ -215,7 +216,7 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
             said: list[str] = []  # what train() would print: its model line, why it stopped
             _, metrics = fc.train(candidate.config, folder / candidate.name, series, log=said.append,
                                   score_test=False, deadline=deadline)
-            row = describe(candidate, metrics, time.perf_counter() - begun, cut=STOPPED in said)
+            row = describe(candidate, metrics, time.perf_counter() - begun, cut=DEADLINE_PASSED in said)
             table.append(row)
             log(f"auto {i + 1}/{len(candidates)} {candidate.name}: {select} {row[select]:.4f}, "
                 f"{row['steps']} steps, {row['seconds']:.1f} s" + (" (stopped by the budget)" if row["cut"] else ""))

@@ -59,6 +59,9 @@ def move(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+DEADLINE_PASSED = "stopped by its caller's time budget"  # Progress.stopped when the Trainer's deadline stopped it
+
+
 class Trainer:
     """Trains ``model`` in ``run_dir``. ``select`` names the metric of ``evaluate`` that picks the
     best checkpoint and drives early stopping (lower is better unless ``maximize``); ``select=None``
@@ -209,7 +212,7 @@ class Trainer:
                     p.train_seconds = max(p.train_seconds, c.max_time)  # spent: --resume asks for more
                     break
                 if self.deadline is not None and self.clock() >= self.deadline:
-                    p.stopped = "stopped by its caller's time budget"
+                    p.stopped = DEADLINE_PASSED
                     break
                 if stop_at and p.step >= stop_at:
                     p.stopped = f"paused at step {p.step} (train.stop_at_step); continue with --resume"
