@@ -12,6 +12,7 @@ import pytest
 from seqlab.cli.main import main
 from seqlab.config import build
 from seqlab.data import timeseries as ts
+from seqlab.errors import UserError
 from seqlab.tasks import forecast as fc
 from seqlab.tasks import forecast_auto as auto
 from seqlab.tasks import task as registry
@@ -187,6 +188,29 @@ def test_an_interrupted_search_leaves_an_empty_run_directory(tmp_path, capsys, m
     monkeypatch.setattr(fc, "train", interrupted)
     assert run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "run", *AUTO, capsys=capsys) == 130
     assert list((tmp_path / "run").iterdir()) == []  # --overwrite may reuse it
+
+
+def test_a_candidate_that_fails_is_skipped_and_if_all_fail_the_search_is_one_line(tmp_path, capsys, monkeypatch):
+    csv = write_series(tmp_path / "series.csv")
+    train = fc.train
+
+    def diverging(config, run, *args, **kwargs):
+        if config.model.arch == "periodic":
+            raise UserError("the training loss became nan at step 3")
+        return train(config, run, *args, **kwargs)
+
+    monkeypatch.setattr(fc, "train", diverging)
+    flags = [*AUTO, "--lookbacks", "48", "--max-steps", 10]
+    assert run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "run", *flags, capsys=capsys) == 0
+    r = report(tmp_path / "run")
+    assert r["skipped"] == [{"name": "periodic-L48", "skipped": "failed: the training loss became nan at step 3"}]
+    assert [row["name"] for row in r["candidates"]] == ["linear-L48", "linear-lr1e-3-L48", "rlinear-L48", "patch-L48"]
+    monkeypatch.setattr(fc, "train", lambda *a, **k: (_ for _ in ()).throw(UserError("the loss became nan")))
+    capsys.readouterr()
+    code = run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "every", *flags, capsys=capsys)
+    err = capsys.readouterr().err
+    assert code == 2 and "every candidate failed; patch-L48: the loss became nan" in err and err.count("\n") == 1
+    assert not (tmp_path / "every").exists()
 
 
 @pytest.mark.parametrize("spacing, period", [("h", 24), ("15min", 96), ("D", 7), ("W", 52), ("MS", 12), ("5h", None)])

@@ -214,14 +214,25 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
             begun = time.perf_counter()
             (folder / candidate.name).mkdir(parents=True)
             said: list[str] = []  # what train() would print: its model line, why it stopped
-            _, metrics = fc.train(candidate.config, folder / candidate.name, series, log=said.append,
-                                  score_test=False, deadline=deadline)
+            try:
+                _, metrics = fc.train(candidate.config, folder / candidate.name, series, log=said.append,
+                                      score_test=False, deadline=deadline)
+            except UserError as error:  # a loss that diverged at this recipe's rate: the others go on
+                shutil.rmtree(folder / candidate.name, ignore_errors=True)
+                skipped.append({"name": candidate.name, "skipped": f"failed: {error}"})
+                log(f"auto {i + 1}/{len(candidates)} {candidate.name}: failed: {error}")
+                continue
             row = describe(candidate, metrics, time.perf_counter() - begun, cut=DEADLINE_PASSED in said)
             table.append(row)
             log(f"auto {i + 1}/{len(candidates)} {candidate.name}: {select} {row[select]:.4f}, "
                 f"{row['steps']} steps, {row['seconds']:.1f} s" + (" (stopped by the budget)" if row["cut"] else ""))
+        if not table:
+            raise UserError(f"--model auto: every candidate failed; {skipped[-1]['name']}: "
+                            f"{skipped[-1]['skipped'].removeprefix('failed: ')}")
+        k = min(k, len(table))
         ranked = sorted(range(len(table)), key=lambda i: (table[i][select], i))[:k]
-        chosen = [candidates[i] for i in ranked]
+        by_name = {c.name: c for c in candidates}
+        chosen = [by_name[table[i]["name"]] for i in ranked]
         if k == 1:
             metrics = adopt(run, folder / chosen[0].name, config, series)
         else:
