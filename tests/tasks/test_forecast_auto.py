@@ -213,6 +213,19 @@ def test_a_candidate_that_fails_is_skipped_and_if_all_fail_the_search_is_one_lin
     assert not (tmp_path / "every").exists()
 
 
+def test_with_quantiles_the_choice_is_by_the_validation_quantile_loss(tmp_path):
+    csv = write_series(tmp_path / "series.csv")
+    flags = [*AUTO, "--lookbacks", "48", "--max-steps", 10, "--quantiles", "0.1,0.9"]
+    assert run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "run", *flags, capsys=None) == 0
+    r = report(tmp_path / "run")
+    assert r["selected_by"] == "val_quantile_loss"
+    assert r["choice"] == [min(r["candidates"], key=lambda row: row["val_quantile_loss"])["name"]]
+    rlinear = next(c for c in auto.plan(build(fc.ForecastConfig, r["chosen"][0]["config"]), fc.read_series(
+        build(fc.ForecastConfig, r["chosen"][0]["config"]).data))[0] if c.name.startswith("rlinear"))
+    assert rlinear.config.model.loss == "mse"  # the pinball loss, not the recipe's MAE
+    assert "test_coverage_80" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
 @pytest.mark.parametrize("spacing, period", [("h", 24), ("15min", 96), ("D", 7), ("W", 52), ("MS", 12), ("5h", None)])
 def test_the_season_follows_the_timestamps_spacing(spacing, period):
     assert auto.seasonal_period(pd.date_range("2020-01-01", periods=30, freq=spacing)) == period
