@@ -17,8 +17,9 @@ grid (shortest first), then ``patch`` at every L. The recipes are the ETTh1 benc
 
 ``train.max_steps`` (``--max-steps``, 1,500 by default) caps every recipe's steps. The other training
 settings (seed, optimizer, schedule, ``model.loss`` where the recipe sets none, ``--quantiles``) are
-the run's own. The recurrent, convolutional and time-step Transformer forecasters are not candidates:
-on ETTh1 they were slower and no better than these.
+the run's own. The recurrent, convolutional and time-step Transformer forecasters are not candidates
+(each costs more steps' time than the budget of a few minutes on two cores leaves); ``--model NAME``
+trains one of them.
 
 Input lengths: ``--lookbacks 96,336`` (``model.lookbacks``), or by default 96, 336 and 720 and
 ``data.input_len`` (336 unless given) — and for a series whose training part cannot hold 720 + H
@@ -41,9 +42,10 @@ then said on standard error and in ``auto.json``; only then does the choice depe
 
 The run directory is the chosen model's, as if it had been trained directly (``run.json`` names its
 model and settings; eval, predict, backtest and the explorer use it unchanged), plus ``auto.json``:
-every candidate's validation scores, steps and seconds, the choice and why, and what was skipped.
-``metrics.json`` adds ``auto_choice``. The candidates train in ``RUN/auto/``, removed at the end
-(and on any error or interruption). With ``--top-k`` K > 1 the run's ``model.arch`` stays ``auto``
+every candidate's validation scores, steps and seconds, the choice and why, and what was skipped (a
+candidate whose training fails, a diverged loss say, is skipped and the search goes on).
+``metrics.json`` adds ``auto_choice``, ``auto_seconds`` and ``auto_budget_spent``. The candidates
+train in ``RUN/auto/``, removed at the end (and on any error or interruption). With ``--top-k`` K > 1 the run's ``model.arch`` stays ``auto``
 and its checkpoint is the ensemble; such a run does not resume or refit.
 """
 
