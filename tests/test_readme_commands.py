@@ -76,6 +76,9 @@ BUDGETS: dict[str, dict] = {
     "eval runs/forecast-…": {"args": ["--threads", "1"],  # later.csv: 500 rows, windows of 336 + 96
                              "check": lambda out: json.loads(out)["windows"] == 500 - 432 + 1},
     "train forecast --csv ETTh1.csv --input-len 720": {"args": TRAIN},
+    "train forecast --csv ETTh1.csv --target OT --horizon 96": {  # --model auto: 2 steps a candidate, one length
+        "args": [*TRAIN, "--lookbacks", "96"],
+        "check": lambda out: json.loads(Path("runs/ot-auto/auto.json").read_text())["choice"] != []},
     "train classify --csv reviews.csv": {"args": [*TRAIN, "--cv", "2"]},
     "compare classify --csv reviews.csv": {"args": [*TRAIN, *NET, "--cv", "2", "--set", "model.hidden_size=16",
                                                     "--set", "model.n_filters=8"],

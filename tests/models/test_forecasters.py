@@ -1,5 +1,5 @@
 """Forecasters: shapes, patching, the moving average, instance normalisation, causality of the
-convolutions, the periodic model's phase alignment."""
+convolutions, the periodic model's phase alignment, the ensemble's mean over members of other lengths."""
 
 import pytest
 import torch
@@ -156,3 +156,26 @@ def test_quantiles_are_sorted_at_inference_only():
     trained = model.train()(x)
     torch.testing.assert_close(trained[..., 0] - trained[..., 2], torch.full((2, H, C), 2.0))
     torch.testing.assert_close(model.eval()(x), trained.flip(-1))
+
+
+def test_an_ensemble_forecasts_the_mean_of_its_members_each_on_its_own_last_steps(tmp_path):
+    short = fm.LinearForecaster(fm.LinearForecasterConfig(C, L // 2, H, kernel_size=5)).eval()
+    long = MODELS["periodic"]().eval()
+    ensemble = fm.ForecastEnsemble.of([short, long]).eval()
+    assert ensemble.config.input_len == L
+    x = torch.randn(4, L, C)
+    with torch.no_grad():
+        by_hand = (short(x[:, L // 2:]) + long(x)) / 2  # the short member reads the last L/2 steps only
+        torch.testing.assert_close(ensemble(x), by_hand)
+        ensemble.save_pretrained(tmp_path / "ensemble")
+        torch.testing.assert_close(from_pretrained(tmp_path / "ensemble").eval()(x), by_hand)
+    quantiles = [fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, quantiles=(0.1, 0.9))) for _ in range(2)]
+    with torch.no_grad():
+        y = fm.ForecastEnsemble.of(quantiles).eval()(x)
+    assert y.shape == (4, H, C, 3) and bool((y.diff(dim=-1) >= 0).all())
+
+
+def test_an_ensemble_refuses_members_of_another_horizon():
+    members = [MODELS["linear"](), fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H + 1))]
+    with pytest.raises(ValueError, match="not the ensemble's"):
+        fm.ForecastEnsemble.of(members)

@@ -63,6 +63,10 @@ CASES = {
     "CovariateForecaster": (lambda: m.CovariateForecaster.around(
                                 fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, quantiles=(0.1, 0.5))), 2, 1),
                             lambda: (torch.randn(B, L, C + 3), torch.randn(B, H, 1))),
+    "ForecastEnsemble": (lambda: fm.ForecastEnsemble.of([
+                             fm.LinearForecaster(fm.LinearForecasterConfig(C, L // 2, H, kernel_size=5)),
+                             fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, L, H, period=4))]),
+                         lambda: (torch.randn(B, L, C),)),
     "TransformerClassifier": (lambda: m.TransformerClassifier(m.TransformerClassifierConfig(
                                   30, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=12, pool="cls")),
                               lambda: (tokens(30, 10, pad_tail=4),)),

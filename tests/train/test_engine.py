@@ -10,7 +10,7 @@ from seqlab.models import Transformer, TransformerConfig
 from seqlab.tasks.translate import token_loss, validation_metrics
 from seqlab.train import checkpoint
 from seqlab.train.config import TrainConfig
-from seqlab.train.loop import Trainer, expected_steps
+from seqlab.train.loop import DEADLINE_PASSED, Trainer, expected_steps
 from seqlab.train.optim import build_schedule, noam_rate, warmup_cosine
 
 
@@ -320,6 +320,17 @@ def test_a_run_stopped_by_its_budget_ends_annealed(tmp_path):
     assert rates[5] == pytest.approx(5e-4)
     assert rates[10] == pytest.approx(0.0, abs=1e-12)
     assert all(rates[k] > rates[k + 1] for k in range(1, 10))
+
+
+def test_a_deadline_stops_the_run_and_leaves_its_schedule_to_the_steps(tmp_path):
+    clock = StepClock(seconds=1.0)
+    trainer = with_ticking_loss(make_trainer(tmp_path, clock=clock, max_steps=1000, warmup_steps=0, eval_every=1000,
+                                             log_every=1, lr=1e-3), clock)
+    trainer.deadline = 10.0  # a clock reading: after step 10 the next step does not start
+    progress = trainer.fit()
+    assert progress.step == 10 and progress.stopped == DEADLINE_PASSED
+    rates = logged(tmp_path, "lr")
+    assert rates[5] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 5 / 1000)))  # step 5 of 1,000, not half
 
 
 @pytest.mark.parametrize("step, seconds, max_steps, max_time, expected", [

@@ -11,10 +11,10 @@ from .classifiers import (ConvClassifier, ConvClassifierConfig, LSTMClassifier, 
 from .conv_seq2seq import ConvSeq2Seq, ConvSeq2SeqConfig
 from .covariate_forecaster import CovariateForecaster, CovariateForecasterConfig
 from .detr import DETR, DETRConfig
-from .forecasters import (ConvForecaster, ConvForecasterConfig, LinearForecaster, LinearForecasterConfig,
-                          PatchTransformer, PatchTransformerConfig, PeriodicLinearForecaster,
-                          PeriodicLinearForecasterConfig, RecurrentForecaster, RecurrentForecasterConfig,
-                          TimeStepTransformer, TimeStepTransformerConfig)
+from .forecasters import (ConvForecaster, ConvForecasterConfig, ForecastEnsemble, ForecastEnsembleConfig,
+                          LinearForecaster, LinearForecasterConfig, PatchTransformer, PatchTransformerConfig,
+                          PeriodicLinearForecaster, PeriodicLinearForecasterConfig, RecurrentForecaster,
+                          RecurrentForecasterConfig, TimeStepTransformer, TimeStepTransformerConfig)
 from .generation import generate, stream
 from .language_model import TransformerLM, TransformerLMConfig
 from .masked_lm import MaskedLM, MaskedLMConfig
@@ -27,6 +27,7 @@ __all__ = ["Transformer", "TransformerConfig", "TransformerLM", "TransformerLMCo
            "MaskedLMConfig", "RecurrentLM", "RecurrentLMConfig", "Seq2Seq", "Seq2SeqConfig", "ConvSeq2Seq",
            "ConvSeq2SeqConfig", "TimeStepTransformer", "TimeStepTransformerConfig", "PatchTransformer", "PatchTransformerConfig",
            "RecurrentForecaster", "RecurrentForecasterConfig", "ConvForecaster", "ConvForecasterConfig",
+           "ForecastEnsemble", "ForecastEnsembleConfig",
            "LinearForecaster", "LinearForecasterConfig", "PeriodicLinearForecaster",
            "PeriodicLinearForecasterConfig", "CovariateForecaster", "CovariateForecasterConfig",
            "TransformerClassifier", "TransformerClassifierConfig",

@@ -16,7 +16,7 @@ each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -395,6 +395,68 @@ class PeriodicLinearForecaster(Forecaster):
         else:
             y = y + (mean.unsqueeze(-1) if self.n_quantiles else mean)
         return _ordered(self, y)
+
+
+@dataclass
+class ForecastEnsembleConfig:
+    channels: int
+    input_len: int  # L: the longest of the members' input lengths
+    horizon: int
+    members: list[dict] = field(default_factory=list)  # each {"model_class": NAME, **its config's fields}
+    quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+
+    def __post_init__(self) -> None:
+        _levels(self)
+        if not self.members:
+            raise ValueError("a forecast ensemble needs at least one member")
+        for member in self.members:
+            name = member.get("model_class")
+            if name not in pretrained.MODEL_CLASSES or not issubclass(pretrained.MODEL_CLASSES[name], Forecaster):
+                raise ValueError(f"ensemble member {name!r} is not a registered forecaster")
+            shape = (member.get("channels"), member.get("horizon"), tuple(member.get("quantiles") or ()))
+            if shape != (self.channels, self.horizon, self.quantiles):
+                raise ValueError(f"ensemble member {name} forecasts (channels, horizon, quantiles) = {shape}, "
+                                 f"not the ensemble's {(self.channels, self.horizon, self.quantiles)}")
+            if not 1 <= member.get("input_len", 0) <= self.input_len:
+                raise ValueError(f"ensemble member {name} reads {member.get('input_len')} steps; the ensemble "
+                                 f"reads {self.input_len}")
+
+
+@pretrained.register
+class ForecastEnsemble(Forecaster):
+    """The mean of several trained forecasters' forecasts (a combination of forecasts, Bates & Granger,
+    1969): each member reads the last ``input_len`` of its own from the ensemble's window of the longest
+    one, so members of different look-backs combine. Quantile forecasts average level by level (the
+    mean of sorted vectors is sorted)."""
+
+    config_class = ForecastEnsembleConfig
+
+    def __init__(self, config: ForecastEnsembleConfig) -> None:
+        super().__init__()
+        self.config = config
+        built = []
+        for member in config.members:
+            values = {key: value for key, value in member.items() if key != "model_class"}
+            cls = pretrained.MODEL_CLASSES[member["model_class"]]
+            built.append(cls(pretrained.build_config(cls.config_class, values, "an ensemble member")))
+        self.members = nn.ModuleList(built)
+
+    @classmethod
+    def of(cls, members: list[nn.Module]) -> "ForecastEnsemble":
+        """An ensemble of trained forecasters, their weights copied in."""
+        first = members[0].config
+        ensemble = cls(ForecastEnsembleConfig(
+            first.channels, max(m.config.input_len for m in members), first.horizon,
+            [{"model_class": type(m).__name__, **pretrained.config_values(m.config)} for m in members],
+            first.quantiles))
+        for mine, theirs in zip(ensemble.members, members):
+            mine.load_state_dict(theirs.state_dict())
+        return ensemble
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, L, C) -> the members' mean forecast (B, H, C) (or (B, H, C, Q))."""
+        forecasts = [member(x[:, x.size(1) - member.config.input_len:]) for member in self.members]
+        return torch.stack(forecasts).mean(dim=0)
 
 
 ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic")

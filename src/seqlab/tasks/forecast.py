@@ -50,7 +50,7 @@ class ForecastDataConfig:
                              "model together (default none: the file is one series)")
     target: str = option("OT", "the column to predict (default OT)")
     features: Literal["M", "S", "MS"] = option("M", "all->all (M), target->target (S), all->target (MS)")
-    input_len: int = option(336, "L: past steps read (default 336)")
+    input_len: int = option(336, "L: past steps read (default 336; --model auto tries it among others)")
     horizon: int = option(96, "H: future steps predicted (default 96)")
     split: str = option("ett", "'ett' (12/4/4 months of hours, the default) or fractions like 0.7,0.1,0.2")
     fill: Literal["error", "ffill", "interpolate"] = option("error", "what to do with empty cells (default error)")
@@ -72,8 +72,9 @@ class ForecastDataConfig:
 
 @dataclass
 class ForecastModelConfig:
-    arch: Literal["transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"] = option(
-        "patch", "the forecaster (default patch)", flag="model")
+    arch: Literal["auto", "transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"] = option(
+        "auto", "the forecaster; auto (the default): train the candidates of forecast_auto within --max-time "
+                "and keep the best on the validation split", flag="model")
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2  # --config etth1-patch: 3, at twice the batch (minutes more on a laptop's CPU)
@@ -87,8 +88,14 @@ class ForecastModelConfig:
     loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
     quantiles: str = option("", "quantile levels to predict, like 0.1,0.5,0.9 (0.5 is added; default none: "
                                 "point forecasts); trained by the pinball loss")
+    top_k: int = option(1, "--model auto: average the forecasts of the best K candidates (default 1: the best)")
+    lookbacks: str = option("", "--model auto: the input lengths to try, like 96,336 (default: 96, 336, 720 and "
+                                "--input-len; 36 and 104 too for a short series)")
 
     def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise ValueError(f"model.top_k must be at least 1; got {self.top_k}")
+
         levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
         self.quantiles = ",".join(f"{q:g}" for q in levels)
         if levels and self.loss != "mse":
@@ -117,6 +124,9 @@ class ForecastConfig:
 
     def check_layout(self, world: int) -> None:
         """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
+        if self.model.arch == "auto" and world > 1:
+            raise UserError("--model auto trains its candidates on one process; give a model (--model patch, ...) "
+                            "to train on several")
         check_layout(self.parallel, world, self.train.batch_size)
 
     def __post_init__(self) -> None:
@@ -129,6 +139,8 @@ class ForecastConfig:
 
 
 def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, horizon: int):
+    if c.arch == "auto":
+        raise UserError("model.arch='auto' is a search over forecasters (seqlab.tasks.forecast_auto), not one")
     shape = dict(channels=channels, input_len=input_len, horizon=horizon, quantiles=c.levels)
     if c.arch == "transformer":
         return fm.TimeStepTransformer(fm.TimeStepTransformerConfig(
@@ -354,10 +366,13 @@ class Forecast:
 
 def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Panel, resume: bool = False,
           log=print, *, parallel: SingleProcess | None = None,
-          bounds: dict[str, tuple[int, int]] | None = None) -> tuple[Forecast, dict[str, Any]]:
+          bounds: dict[str, tuple[int, int]] | None = None, score_test: bool = True,
+          deadline: float | None = None) -> tuple[Forecast, dict[str, Any]]:
     """Train with the shared engine, then score the validation and test windows. Under torchrun,
     ``parallel`` is this rank's part: every rank trains on its rows of each batch, the main rank alone
-    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit)."""
+    writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit).
+    ``score_test=False`` leaves the test windows unread (a candidate of ``--model auto``); ``deadline``
+    (a ``time.perf_counter()`` reading) stops training at the next step after it, schedule untouched."""
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
@@ -407,7 +422,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
     trainer = Trainer(model, t, run, loss_fn=lambda m, b: forecast_loss(m, b, targets, config.model.loss, levels),
                       batches=ts.window_batches(windows["train"], t.batch_size, t.seed), evaluate=evaluate,
                       select="val_quantile_loss" if levels else "val_mse",  # quantiles: the best pinball loss
-                      d_model=config.model.d_model, parallel=parallel)
+                      d_model=config.model.d_model, parallel=parallel, deadline=deadline)
     progress = trainer.fit(resume=resume)
     if progress.stopped:
         log(progress.stopped)
@@ -416,7 +431,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
     def score_and_write() -> dict[str, Any]:
         model = whole.eval()
         metrics: dict[str, Any] = {}
-        for name in ("valid", "test"):
+        for name in ("valid", "test") if score_test else ("valid",):
             prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"
             scores = (long_format.pooled_errors(prediction, truth, windows[name], scaler, targets, levels) if panel
@@ -502,14 +517,26 @@ class ForecastTask(Task):
         return series
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
+        if config.model.arch == "auto":
+            from .forecast_auto import search
+
+            if parallel is not None and parallel.world > 1:
+                raise UserError("--model auto trains its candidates on one process; give a model to train on several")
+            return search(config, run, data, resume=resume, log=log)
         return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]
+
+    @property
+    def architectures(self) -> tuple[str, ...]:
+        """What ``compare`` trains: every forecaster, not the search over them."""
+        return tuple(arch for arch in super().architectures if arch != "auto")
 
     def summary(self, config, m) -> str:
         coverage = "".join(f", {key.removeprefix('test_coverage_')}% interval covers {value:.1%}"
                            for key, value in m.items() if key.startswith("test_coverage_"))
         quantiles = (f"; quantile loss {m['test_quantile_loss']:.4f} (standardised){coverage}"
                      if "test_quantile_loss" in m else "")
-        return (f"test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "
+        chose = f"auto chose {m['auto_choice']}; " if "auto_choice" in m else ""
+        return (f"{chose}test: MSE {m['test_mse']:.4f}, MAE {m['test_mae']:.4f} (standardised); "
                 f"MSE {m['test_mse_original']:.4g} in the data's units{quantiles}")
 
     def load(self, run, device="cpu") -> Forecast:

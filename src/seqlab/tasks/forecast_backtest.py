@@ -106,6 +106,9 @@ def backtest(forecast, path: str | Path, folds: int, refit: bool = False) -> Bac
     from .forecast import predict_windows, window_errors
 
     d = forecast.config.data
+    if refit and forecast.config.model.arch == "auto":
+        raise UserError("--refit retrains the run's model, and this run averages several (--model auto --top-k): "
+                        "backtest it without --refit")
     L, H = d.input_len, d.horizon
     series = forecast.read_csv(path, L + H, f"a window needs input_len + horizon = {L + H}")
     starts = fold_starts(len(series.values), d.split, L, H, folds, path)

@@ -59,6 +59,9 @@ def move(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+DEADLINE_PASSED = "stopped by its caller's time budget"  # Progress.stopped when the Trainer's deadline stopped it
+
+
 class Trainer:
     """Trains ``model`` in ``run_dir``. ``select`` names the metric of ``evaluate`` that picks the
     best checkpoint and drives early stopping (lower is better unless ``maximize``); ``select=None``
@@ -73,9 +76,12 @@ class Trainer:
     def __init__(self, model: nn.Module, config: TrainConfig, run_dir: Path, loss_fn: LossFn,
                  batches: Batches, evaluate: EvaluateFn, select: str | None = "val_loss",
                  maximize: bool = False, d_model: int = 512, parallel: SingleProcess | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, deadline: float | None = None) -> None:
         self.config, self.run_dir = config, Path(run_dir)
         self.clock = clock  # seconds; injectable so that tests can run a time budget without waiting
+        # A clock reading after which the run stops at the next step (one process). Unlike max_time it
+        # leaves the schedule alone: a run that ends before it trained exactly as without it.
+        self.deadline = deadline
         self._segment_start: float | None = None  # the clock when this process's training began, less earlier segments
         self._elapsed_at: tuple[int, float] = (-1, 0.0)
         self.parallel = parallel or SingleProcess()
@@ -204,6 +210,9 @@ class Trainer:
                 if c.max_time and self._out_of_time(segment_start):
                     p.stopped = f"time budget of {c.max_time:g} s reached"
                     p.train_seconds = max(p.train_seconds, c.max_time)  # spent: --resume asks for more
+                    break
+                if self.deadline is not None and self.clock() >= self.deadline:
+                    p.stopped = DEADLINE_PASSED
                     break
                 if stop_at and p.step >= stop_at:
                     p.stopped = f"paused at step {p.step} (train.stop_at_step); continue with --resume"
