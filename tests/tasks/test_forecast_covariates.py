@@ -141,3 +141,23 @@ def test_missing_rows_to_forecast_and_onnx_export_are_one_line_and_exit_2(traine
         assert len(err.strip().splitlines()) == 1
     code, _, err = run_cli("export", trained, "--format", "onnx", "--out", tmp_path / "onnx", capsys=capsys)
     assert code == 2 and "reads covariates" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_auto_searches_with_the_covariates_and_its_mean_of_two_reads_them(tmp_path, driven_csv, capsys):
+    """--model auto trains every candidate with the covariates; --top-k 2's ensemble passes the future
+    covariates to each member, and its run predicts from the rows to forecast."""
+    run = tmp_path / "auto"
+    code, out, err = run_cli("train", "forecast", "--csv", driven_csv, "--target", "load", *COVARIATES,
+                             "--model", "auto", "--lookbacks", "48", "--top-k", "2", "--out", run,
+                             "--max-steps", 60, *FAST, capsys=capsys)
+    assert code == 0, err
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["test_mse"] < 0.2, m  # without plan the load's error is above 0.7 (the test above)
+    rows = pd.read_csv(driven_csv)
+    rows.loc[len(rows) - H:, ["load", "temp"]] = np.nan  # the last H rows: the rows to forecast
+    ahead = tmp_path / "ahead.csv"
+    rows.to_csv(ahead, index=False)
+    code, out, err = run_cli("predict", run, "--csv", ahead, capsys=capsys)
+    assert code == 0, err
+    forecast = pd.read_csv(pd.io.common.StringIO(out))
+    assert len(forecast) == H and np.corrcoef(forecast["load"], rows["plan"].iloc[-H:])[0, 1] > 0.9

@@ -453,9 +453,10 @@ class ForecastEnsemble(Forecaster):
             mine.load_state_dict(theirs.state_dict())
         return ensemble
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (B, L, C) -> the members' mean forecast (B, H, C) (or (B, H, C, Q))."""
-        forecasts = [member(x[:, x.size(1) - member.config.input_len:]) for member in self.members]
+    def forward(self, x: Tensor, *future: Tensor) -> Tensor:
+        """x (B, L, C) -> the members' mean forecast (B, H, C) (or (B, H, C, Q)); members that read
+        future covariates (a CovariateForecaster each) take ``future`` (B, H, F) as well."""
+        forecasts = [member(x[:, x.size(1) - member.config.input_len:], *future) for member in self.members]
         return torch.stack(forecasts).mean(dim=0)
 
 

@@ -132,6 +132,9 @@ class ForecastConfig:
     def __post_init__(self) -> None:
         self.parallel.data_parallel_only("forecast")
         L, m = self.data.input_len, self.model
+        if m.arch == "auto" and self.data.id_col:
+            raise ValueError("--model auto searches over one series; with --id-col give the model that the series "
+                             "share (--model patch, linear, periodic, ...)")
         if m.arch == "patch" and m.patch_len > L:
             raise ValueError(f"model.patch_len ({m.patch_len}) must not exceed data.input_len ({L})")
         if m.arch == "periodic" and m.period > L:

@@ -320,7 +320,7 @@ def combine(run: Path, members: list[Path], config: fc.ForecastConfig, series: t
 def windows_of(forecast: fc.Forecast, series: ts.Series, rows: list[int]) -> ts.Windows:
     d = forecast.config.data
     start, end = rows
-    return ts.Windows(forecast.scaler.transform(series.values)[start:end], d.input_len, d.horizon)
+    return ts.Windows(forecast.scaler.transform(series.values)[start:end], d.input_len, d.horizon, forecast.future)
 
 
 def score_test(forecast: fc.Forecast, run: Path, series: ts.Series) -> dict[str, Any]:
