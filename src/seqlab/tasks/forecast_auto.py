@@ -35,8 +35,8 @@ Choice: the lowest validation MSE (validation quantile loss with ``--quantiles``
 earlier, cheaper candidate. ``--top-k K`` averages the forecasts of the best K (``ForecastEnsemble``).
 Nothing reads the test windows until the choice is made; then the chosen model is scored on them once.
 The same data, settings and seed give the same choice: precision ``auto`` is pinned to fp32 (timing
-bf16 against fp32 would make the choice depend on the machine), and no candidate stops by time —
-except that ``train.max_time`` (``--max-time``; 0, the default, means 300 s) guards the whole search:
+bf16 against fp32 would make the choice depend on the machine), and no candidate stops by time.
+``train.max_time`` (``--max-time SECONDS``; 0, the default, is none) can bound the whole search:
 when it is spent, the candidate under way stops at its next step and the rest are skipped, which is
 then said on standard error and in ``auto.json``; only then does the choice depend on the machine.
 
@@ -71,7 +71,6 @@ from ..train.device import resolve_device
 from ..train.loop import DEADLINE_PASSED
 from . import forecast as fc, run_dir as runs
 
-DEFAULT_BUDGET = 300.0  # seconds, when train.max_time is 0
 LOOKBACKS, SHORT_LOOKBACKS = (96, 336, 720), (36, 104)
 
 _LINEAR = {"model.arch": "linear", "model.kernel_size": 25, "model.revin": False, "train.batch_size": 32,
@@ -195,8 +194,8 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
     if resume:
         raise UserError(f"{run} averages several models (--model auto --top-k): it does not resume")
     started = time.perf_counter()
-    budget = config.train.max_time or DEFAULT_BUDGET
-    deadline = started + budget
+    budget = config.train.max_time  # 0: none, so that the choice never depends on the machine's speed
+    deadline = started + budget if budget else float("inf")
     candidates, left_out = plan(config, series)
     levels = config.model.levels
     select = "val_quantile_loss" if levels else "val_mse"
@@ -204,7 +203,8 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
     folder = run / "auto"
     table: list[dict[str, Any]] = []
     skipped = [dict(entry, skipped="does not fit") for entry in left_out]
-    log(f"auto: {len(candidates)} candidates, chosen by {select} on the validation split; budget {budget:g} s")
+    log(f"auto: {len(candidates)} candidates, chosen by {select} on the validation split; "
+        + (f"budget {budget:g} s" if budget else "no time budget (--max-time)"))
     try:
         for i, candidate in enumerate(candidates):
             if i and time.perf_counter() >= deadline:
