@@ -47,7 +47,7 @@ from ..tasks.translate import DataConfig, DecodeConfig, TranslateConfig
 from ..tasks.translation_models import ModelConfig
 from ..train.checkpoint import save_checkpoint
 from . import exporter, importer
-from .imported_run import read_weights, write_hf_tokenizer
+from .imported_run import read_checkpoint_tokenizer, read_weights, write_hf_tokenizer
 from .vocabulary import renumbered, seqlab_order
 
 ACTIVATIONS = ("relu", "gelu")  # the same names, and functions, in both libraries
@@ -277,8 +277,8 @@ def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokeni
             source / "source.spm").is_file() else ""
         raise UserError(f"{source} has no tokenizer.json{spm}")
     target_path = source / TARGET_TOKENIZER / "tokenizer.json"
-    src = read_tokenizer(path)
-    tgt = read_tokenizer(target_path) if target_path.is_file() else src
+    src = read_checkpoint_tokenizer(path)
+    tgt = read_checkpoint_tokenizer(target_path) if target_path.is_file() else src
     for tokenizer, side, where in ((src, "vocab_size", path),
                                    (tgt, "decoder_vocab_size", path if tgt is src else target_path)):
         largest = max(tokenizer.get_vocab().values(), default=-1)
@@ -293,15 +293,6 @@ def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokeni
                                 f"{'padding' if role == 'pad_token_id' else 'end'} token to it (as an added token)")
     return src, tgt
 
-
-def read_tokenizer(path: Path) -> Tokenizer:
-    """A checkpoint's tokenizers JSON; one that the tokenizers library cannot read is a UserError naming it."""
-    try:
-        return Tokenizer.from_file(str(path))
-    except Exception as error:  # the tokenizers library raises a bare Exception for every parse error
-        said = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-        raise UserError(f"{path} is not a tokenizers JSON file ({said}); save the checkpoint's tokenizer "
-                        f"again (a fast tokenizer's save_pretrained writes it)") from None
 
 
 def unknown_id(tokenizer: Tokenizer) -> int | None:
