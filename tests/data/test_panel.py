@@ -150,3 +150,49 @@ def test_shuffled_training_batches_stay_within_ids_and_resume_exactly():
     for _ in range(4):
         a, b = next(first), next(again)
         assert torch.equal(a["x"], b["x"]) and torch.equal(a["y"], b["y"])
+
+
+@pytest.mark.parametrize("fill", ["ffill", "interpolate"])
+def test_a_column_empty_in_every_row_of_one_id_is_refused_after_filling(tmp_path, fill):
+    frame = long_frame()
+    frame.loc[frame["id"] == "s1", "x"] = np.nan
+    frame.loc[5, "OT"] = np.nan  # a gap the fill does fill
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError) as error:
+        pn.read_panel(path, "id", "date", "OT", "M", fill=fill)
+    assert str(error.value) == f"{path}: id 's1': column 'x' is empty in every row; --fill has nothing to fill from"
+    panel = pn.read_panel(path, "id", "date", "OT", "S", fill=fill)  # x is not read
+    assert not any(np.isnan(s.values).any() for s in panel.series)
+
+
+@pytest.mark.parametrize("features", ["M", "S", "MS"])
+def test_the_date_column_as_target_is_refused_in_one_line(tmp_path, features):
+    path = tmp_path / "long.csv"
+    long_frame().to_csv(path, index=False)
+    with pytest.raises(DataError) as error:
+        pn.read_panel(path, "id", "date", "date", features)
+    assert "the target 'date' is the date column" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_ids_that_pandas_would_read_as_missing_are_names(tmp_path):
+    names = ["NA", "None", "null", "nan", "N/A", "007"]
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\n" + "".join(f"{n},2024-01-0{d},{k * 10 + d}\n"
+                                            for k, n in enumerate(names) for d in (1, 2)))
+    panel = pn.read_panel(path, "id", "date", "v", "M")
+    assert panel.ids == sorted(names)
+    assert panel.series[panel.ids.index("None")].values[:, 0].tolist() == [11, 12]
+    path.write_text("id,date,v\nNA,2024-01-01,1\n  ,2024-01-02,2\n")
+    with pytest.raises(DataError, match="column 'id' row 3 has no id"):  # only an empty (or blank) cell
+        pn.read_panel(path, "id", "date", "v", "M")
+
+
+def test_ids_differing_only_by_surrounding_spaces_are_refused(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\nc,2024-01-01,1\nc ,2024-01-02,2\nd,2024-01-01,3\n")
+    with pytest.raises(DataError) as error:
+        pn.read_panel(path, "id", "date", "v", "M")
+    assert "the ids 'c' and 'c ', which differ only by spaces around them" in str(error.value)
+    path.write_text("id,date,v\n c,2024-01-01,1\n c,2024-01-02,2\n")  # one way throughout: the id as written
+    assert pn.read_panel(path, "id", "date", "v", "M").ids == [" c"]

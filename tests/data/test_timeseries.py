@@ -96,3 +96,32 @@ def test_bad_csv_files_are_clear_errors(tmp_path):
     (tmp_path / "latin1.csv").write_bytes("date,OT\n2024-01-01,caf\xe9\n".encode("latin-1"))
     with pytest.raises(DataError, match="UTF-8"):
         ts.read_series(tmp_path / "latin1.csv", "date", "OT", "M")
+
+
+@pytest.mark.parametrize("fill", ["ffill", "interpolate"])
+def test_a_column_empty_in_every_row_is_refused_after_filling(tmp_path, fill):
+    path = write_csv(tmp_path / "s.csv", n=30, load=np.nan)
+    with pytest.raises(DataError) as error:
+        ts.read_series(path, "date", "OT", "M", fill=fill)
+    assert str(error.value) == f"{path}: column 'load' is empty in every row; --fill has nothing to fill from"
+    assert ts.read_series(path, "date", "OT", "S", fill=fill).columns == ["OT"]  # a column the model does not read
+
+
+def test_the_rows_to_forecast_may_stay_empty_but_not_a_whole_observed_column(tmp_path):
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=12, freq="h"),
+                          "f": np.arange(12.0), "OT": [1.0] * 9 + [np.nan] * 3})
+    frame.to_csv(tmp_path / "ahead.csv", index=False)
+    series = ts.read_series(tmp_path / "ahead.csv", "date", "OT", "M", fill="ffill", ahead=True)
+    assert series.values.shape == (9, 2) and np.isnan(series.ahead[:, 1]).all()
+    frame["f"] = np.nan
+    frame.to_csv(tmp_path / "empty.csv", index=False)
+    with pytest.raises(DataError, match="column 'f' is empty in every row"):
+        ts.read_series(tmp_path / "empty.csv", "date", "OT", "M", fill="ffill", ahead=True)
+
+
+@pytest.mark.parametrize("features", ["M", "S", "MS"])
+def test_the_date_column_as_target_is_refused_in_one_line(tmp_path, features):
+    path = write_csv(tmp_path / "s.csv", n=30)
+    with pytest.raises(DataError) as error:
+        ts.read_series(path, "date", "date", features)
+    assert "the target 'date' is the date column" in str(error.value) and "\n" not in str(error.value)

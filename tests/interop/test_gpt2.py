@@ -254,6 +254,8 @@ def test_import_refuses_broken_and_foreign_checkpoints(tmp_path, capsys):
 
     (hf / "tokenizer.json").rename(hf / "kept.json")
     refused("has no tokenizer")
+    (hf / "tokenizer.json").write_text("{not json")
+    refused("tokenizer.json is not a tokenizers JSON file")  # not "train the run again": it is no run's
     (hf / "kept.json").rename(hf / "tokenizer.json")
 
     (hf / "model.safetensors").write_bytes(b"\x00" * 5)

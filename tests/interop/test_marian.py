@@ -20,6 +20,7 @@ from transformers import PreTrainedTokenizerFast  # noqa: E402
 
 from seqlab.cli.main import main  # noqa: E402
 from seqlab.data.tokenizer import BOS_ID, PAD_ID  # noqa: E402
+from seqlab.interop.vocabulary import NEVER  # noqa: E402
 from seqlab.models import from_pretrained  # noqa: E402
 from seqlab.models.search import greedy_decode  # noqa: E402
 from seqlab.tasks.translate import Translator  # noqa: E402
@@ -45,6 +46,14 @@ def cli(*args, capsys):
 def assert_close_relative(ours: torch.Tensor, theirs: torch.Tensor) -> None:
     """Elementwise within 1e-5 of the reference's scale (fp32)."""
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * float(theirs.abs().max()))
+
+
+def assert_close_but_pad(ours: torch.Tensor, theirs: torch.Tensor, pad: int) -> None:
+    """``assert_close_relative`` over every token but ``pad`` (its id in both), whose output bias an import
+    makes NEVER: seqlab never outputs <pad> (as OPUS-MT's bad_words_ids [[pad]] rules it out in transformers)."""
+    others = torch.arange(theirs.size(-1)) != pad
+    assert_close_relative(ours[..., others], theirs[..., others])
+    assert (ours[..., pad] < NEVER / 2).all()
 
 
 def randomize(model: torch.nn.Module, std: float = 0.3) -> None:
@@ -126,7 +135,7 @@ def test_an_export_imported_again_is_the_same_translator(exported, root, capsys)
     src = padded(original.encode_sources(SENTENCES))
     tgt = padded([[BOS_ID, 7, 5, 9], [BOS_ID, 5, 4, 4], [BOS_ID, 8]])
     with torch.no_grad():
-        assert_close_relative(again.model(src, tgt), original.model(src, tgt))
+        assert_close_but_pad(again.model(src, tgt), original.model(src, tgt), PAD_ID)
     assert again.translate(SENTENCES, beam_size=1) == original.translate(SENTENCES, beam_size=1)
 
 
@@ -188,26 +197,65 @@ def test_imported_marian_computes_transformers_logits(marian):
     with torch.no_grad():
         theirs = hf(**batch, decoder_input_ids=theirs_tgt).logits
         ours = translator.model(src, ours_tgt)
-    assert_close_relative(ours[..., ours_id], theirs)
+    assert_close_but_pad(ours[..., ours_id], theirs, hf.config.pad_token_id)
     assert ours[..., BOS_ID].max() < theirs.min() - 100  # the start row, the padding token's copy: never chosen
 
 
-def test_imported_marian_translates_as_transformers_greedily(marian, capsys):
-    _, hf, tokenizer, run = marian
-    translator = Translator.load(run)
+def greedy_as_transformers(hf, tokenizer, translator) -> torch.Tensor:
+    """transformers' greedy output of a tiny Marian (in its ids), checked to be seqlab's (in seqlab's)."""
     ours_id = torch.tensor([translator.tgt_tokenizer.token_to_id(t) for t in MARIAN_WORDS])
     batch = tokenizer(MARIAN_SENTENCES, return_tensors="pt", padding=True)
     steps = hf.config.max_position_embeddings
     with torch.no_grad():
         generated = hf.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=steps)[:, 1:]
         ours = greedy_decode(translator.model, padded(translator.encode_sources(MARIAN_SENTENCES)), steps)
-    finished = (generated == 0).cumsum(1) - (generated == 0).long() > 0  # transformers pads after </s>
+    eos = hf.config.eos_token_id
+    finished = (generated == eos).cumsum(1) - (generated == eos).long() > 0  # transformers pads after </s>
     expected = ours_id[generated].masked_fill(finished, PAD_ID)
     assert ours[:, :expected.size(1)].tolist() == expected.tolist()
+    return generated
+
+
+def test_imported_marian_translates_as_transformers_greedily(marian, capsys):
+    _, hf, tokenizer, run = marian
+    translator = Translator.load(run)
+    generated = greedy_as_transformers(hf, tokenizer, translator)
     for command in ("translate", "predict"):
         code, out, err = cli(command, run, MARIAN_SENTENCES[0], "--beam", 1, capsys=capsys)
         assert code == 0, err
         assert out.strip() == tokenizer.decode(generated[0], skip_special_tokens=True)
+
+
+def test_pad_is_never_generated_as_opus_mts_bad_words_rule_out(tmp_path):
+    """OPUS-MT checkpoints ship bad_words_ids [[pad]]: transformers never generates <pad>, nor does seqlab."""
+    hf, tokenizer = tiny_marian(tmp_path / "hf")
+    pad = hf.config.pad_token_id
+    with torch.no_grad():
+        hf.final_logits_bias[0, pad] += 3.0  # <pad> the likeliest token by far
+    hf.generation_config.bad_words_ids = [[pad]]
+    hf.save_pretrained(tmp_path / "hf")
+    hf = MarianMTModel.from_pretrained(tmp_path / "hf").eval()
+    assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run")]) == 0
+    generated = greedy_as_transformers(hf, tokenizer, Translator.load(tmp_path / "run"))
+    assert generated.size(1) > 1 and not generated.eq(pad).all()
+
+
+@pytest.mark.parametrize("eos_bias", [0.0, 3.0])
+def test_a_decoder_starting_from_eos_stops_as_transformers_does(tmp_path, eos_bias):
+    """decoder_start_token_id = eos_token_id (as BART-style models have): <bos> reads </s>'s embedding but is
+    a row of its own that is never output, so </s> ends the translation as in transformers."""
+    hf, tokenizer = tiny_marian(tmp_path / "hf", decoder_start_token_id=0)
+    with torch.no_grad():
+        hf.final_logits_bias[0, 0] += eos_bias  # 3: </s> the likeliest token, transformers stops at once
+    hf.save_pretrained(tmp_path / "hf")
+    hf = MarianMTModel.from_pretrained(tmp_path / "hf").eval()
+    assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run")]) == 0
+    translator = Translator.load(tmp_path / "run")
+    assert translator.tgt_tokenizer.id_to_token(BOS_ID) == "<bos>"
+    generated = greedy_as_transformers(hf, tokenizer, translator)
+    if eos_bias:
+        assert generated.eq(0).all()  # </s> first: an empty translation
+        assert translator.translate(MARIAN_SENTENCES, beam_size=1) == ["", "", ""]
 
 
 def test_imported_marian_is_evaluated_and_explored(marian, tmp_path, capsys):
@@ -240,7 +288,7 @@ def test_an_untied_separate_vocabulary_marian_imports(tmp_path):
     with torch.no_grad():
         theirs = hf(**batch, decoder_input_ids=theirs_tgt).logits
         ours = translator.model(padded(translator.encode_sources(MARIAN_SENTENCES[:2])), ours_tgt)
-    assert_close_relative(ours[..., ours_id], theirs)
+    assert_close_but_pad(ours[..., ours_id], theirs, hf.config.pad_token_id)
 
 
 @pytest.mark.parametrize("tied", [True, False])
@@ -264,7 +312,7 @@ def test_an_imported_marian_exported_again_computes_its_logits(tmp_path, tied):
     with torch.no_grad():
         expected = hf(**batch, decoder_input_ids=theirs_tgt).logits
         got = again(**again_batch, decoder_input_ids=again_tgt).logits
-    assert_close_relative(got[..., again_id], expected)
+    assert_close_but_pad(got[..., again_id], expected, hf.config.pad_token_id)
 
 
 # --- pre-LN: Pegasus ------------------------------------------------------------------------------
@@ -323,7 +371,7 @@ def test_a_pegasus_export_imported_again_is_the_same_translator(pegasus, tmp_pat
     tgt = padded([[BOS_ID, 7, 5, 9], [BOS_ID, 5, 4, 4], [BOS_ID, 8]])
     V = original.model.config.tgt_vocab_size
     with torch.no_grad():
-        assert_close_relative(again.model(again_src, tgt)[..., :V], original.model(src, tgt))
+        assert_close_but_pad(again.model(again_src, tgt)[..., :V], original.model(src, tgt), PAD_ID)
     assert again.translate(SENTENCES, beam_size=1) == original.translate(SENTENCES, beam_size=1)
 
 
@@ -361,7 +409,7 @@ def test_a_random_pegasus_imports_computing_transformers_logits(tmp_path):
         ours = translator.model(padded(translator.encode_sources(MARIAN_SENTENCES)), ours_tgt)
         generated = hf.generate(**batch, num_beams=1, do_sample=False, max_new_tokens=20)[:, 1:]
         decoded = greedy_decode(translator.model, padded(translator.encode_sources(MARIAN_SENTENCES)), 20)
-    assert_close_relative(ours[..., ours_id], theirs)
+    assert_close_but_pad(ours[..., ours_id], theirs, 0)
     finished = (generated == 1).cumsum(1) - (generated == 1).long() > 0  # transformers pads after </s>
     assert decoded[:, :generated.size(1)].tolist() == ours_id[generated].masked_fill(finished, PAD_ID).tolist()
 
@@ -394,8 +442,32 @@ def breakages():
             (directory / "config.json").write_text(json.dumps({**config, **changes}))
         return edit
 
+    def drop_key(key):
+        def edit(directory):
+            config = json.loads((directory / "config.json").read_text())
+            del config[key]
+            (directory / "config.json").write_text(json.dumps(config))
+        return edit
+
+    def drop_pad_token(directory):  # the model's vocabulary keeps the row; the tokenizer has no token for it
+        state = json.loads((directory / "tokenizer.json").read_text())
+        state["added_tokens"] = [t for t in state["added_tokens"] if t["content"] != "<pad>"]
+        state["model"]["vocab"].pop("<pad>", None)
+        (directory / "tokenizer.json").write_text(json.dumps(state))
+
     return [
         ("no config", lambda d: (d / "config.json").unlink(), "no config.json"),
+        ("start -1", edit_config(decoder_start_token_id=-1), "the decoder's start (-1) must be an id of the 14-token"),
+        ("start past the end", edit_config(decoder_start_token_id=14), "the decoder's start (14) must be an id"),
+        ("layers true", edit_config(encoder_layers=True), "encoder_layers=True (a positive integer)"),
+        ("start text", edit_config(decoder_start_token_id="13"), "decoder_start_token_id='13' (an integer)"),
+        ("dropout text", edit_config(dropout="x"), "dropout='x' (a number)"),
+        ("no d_model", drop_key("d_model"), "config.json has no d_model"),
+        ("corrupt tokenizer", lambda d: (d / "tokenizer.json").write_text("{not json"),
+         "tokenizer.json is not a tokenizers JSON file (key must be a string"),
+        ("no pad token", drop_pad_token, "tokenizer.json has no token at pad_token_id 13; add the model's padding"),
+        ("generation config list", lambda d: (d / "generation_config.json").write_text("[1]"),
+         "generation_config.json is not a generation config"),
         ("no weights", lambda d: (d / "model.safetensors").unlink(), "has no model.safetensors"),
         ("model_type", edit_config(model_type="t5"), "holds a 't5' model"),
         ("swish", edit_config(activation_function="swish"), "activation_function='swish'"),

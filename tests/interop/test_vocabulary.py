@@ -54,9 +54,23 @@ def test_rows_and_bias_follow_the_numbering():
     assert numbering.order == [5, 5, 0, 5, 1, 2, 3, 4] and set(numbering.added) == {1, 3}
     rows = torch.arange(6.0).unsqueeze(1)
     assert numbering.rows(rows).squeeze(1).tolist() == [5, 5, 0, 5, 1, 2, 3, 4]
-    assert numbering.bias(torch.arange(6.0)).tolist() == [5, NEVER, 0, NEVER, 1, 2, 3, 4]
+    assert numbering.bias(torch.arange(6.0)).tolist() == [NEVER, NEVER, 0, NEVER, 1, 2, 3, 4]  # <pad> never either
+
+
+def test_a_start_that_is_the_end_token_is_a_row_of_its_own():
+    import torch
+
+    numbering = seqlab_order(6, pad=5, start=0, eos=0, unk=1)  # the decoder starts from </s>, as BART's does
+    assert numbering.order == [5, 0, 0, 1, 2, 3, 4] and numbering.added == {1: "<bos>"}
+    rows = torch.arange(6.0).unsqueeze(1)
+    assert numbering.rows(rows).squeeze(1).tolist() == [5, 0, 0, 1, 2, 3, 4]  # <bos> reads </s>'s embedding ...
+    assert numbering.bias(torch.arange(6.0)).tolist() == [NEVER, NEVER, 0, 1, 2, 3, 4]  # ... and is never output
+    assert numbering.new_id() == {5: 0, 0: 2, 1: 3, 2: 4, 3: 5, 4: 6}  # </s> is <eos> alone
 
 
 def test_clashing_specials_are_refused():
     with pytest.raises(UserError, match="padding"):
         seqlab_order(6, pad=0, start=0, eos=0, unk=1)
+    for start in (-1, 6):
+        with pytest.raises(UserError, match=rf"the decoder's start \({start}\) must be an id of the 6-token"):
+            seqlab_order(6, pad=5, start=start, eos=0, unk=1)

@@ -173,6 +173,9 @@ def test_one_id_of_a_quantile_run(tmp_path, capsys):
      "id 'a' has timestamp 2024-01-01 04:00:00 twice (rows 6 and 7)"),
     (lambda f: f, ["--id-col", "store", "--split", "ett"], "id 'a' has 200 rows; the default ETT split needs"),
     (lambda f: f, [], "timestamps are not in increasing order"),  # a long file read as one series
+    (lambda f: f.assign(load=f["load"].where(f["store"] != "b")), ["--id-col", "store", "--fill", "ffill"],
+     "id 'b': column 'load' is empty in every row; --fill has nothing to fill from"),  # not a "loss became nan"
+    (lambda f: f, ["--id-col", "store", "--target", "date"], "the target 'date' is the date column"),
 ])
 def test_bad_long_input_is_one_line_and_exit_2(tmp_path, capsys, edit, flags, message):
     path = tmp_path / "bad.csv"
@@ -201,3 +204,32 @@ def test_predict_and_eval_refuse_what_the_run_cannot_forecast(tmp_path, trained,
     forecast = Forecast.load(run)
     with pytest.raises(UserError, match="the explorer shows a run on one series"):
         registry.get("forecast").explorable(forecast, run)
+
+
+def test_predict_in_chunks_of_ids_gives_the_one_pass_forecast(tmp_path, trained, capsys, monkeypatch):
+    from seqlab.tasks import forecast_long
+
+    run, path, _ = trained
+    calls = []
+    model = Forecast.load(run).model
+    forward = type(model).forward
+
+    def counted(self, x, *args, **kwargs):  # how many ids each model call forecasts
+        calls.append(len(x))
+        return forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", counted)
+    code, one_pass, err = run_cli("predict", run, "--csv", path, capsys=capsys)
+    assert code == 0 and calls == [3], err
+    calls.clear()
+    monkeypatch.setattr(forecast_long, "PREDICT_CHUNK", 2)
+    code, chunked, err = run_cli("predict", run, "--csv", path, capsys=capsys)
+    assert code == 0 and calls == [2, 1], err
+    assert chunked == one_pass
+
+
+def test_onnx_export_refuses_a_long_format_run(tmp_path, trained, capsys):
+    run, _, _ = trained
+    code, _, err = run_cli("export", run, "--format", "onnx", "--out", tmp_path / "onnx", capsys=capsys)
+    assert code == 2 and "long-format CSV (--id-col store)" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "onnx").exists()

@@ -63,7 +63,7 @@ class Panel:
 def read_panel(path: str | Path, id_col: str, date_col: str, target: str, features: str,
                fill: str = "error") -> Panel:
     path = Path(path)
-    frame = ts.read_table(path, dtype={id_col: str})  # ids as written: "007" stays "007"
+    frame = ts.read_table(path, dtype={id_col: str}, verbatim=id_col)  # ids as written: "007", "NA" stay
     if id_col == date_col:
         raise DataError(f"--id-col and the date column are both {id_col!r}; the id column names each row's series")
     for column in (id_col, date_col, target):
@@ -71,9 +71,13 @@ def read_panel(path: str | Path, id_col: str, date_col: str, target: str, featur
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
     if target == id_col:
         raise DataError(f"{path}: the target {target!r} is the id column; the target is a column of numbers")
+    if target == date_col:
+        raise DataError(ts.target_is_date(path, target))
     ids = frame[id_col]
-    if ids.isna().any():
-        raise DataError(f"{path}: column {id_col!r} row {int(np.argmax(ids.isna().to_numpy())) + 2} has no id")
+    missing = ids.isna().to_numpy() | (ids.str.strip() == "").to_numpy()
+    if missing.any():
+        raise DataError(f"{path}: column {id_col!r} row {int(np.argmax(missing)) + 2} has no id")
+    check_spacing(ids, id_col, path)
     try:
         with warnings.catch_warnings():  # pandas' advice on formats would be a second line on stderr
             warnings.simplefilter("ignore", UserWarning)
@@ -110,8 +114,23 @@ def read_panel(path: str | Path, id_col: str, date_col: str, target: str, featur
         values = data.iloc[rows].reset_index(drop=True)
         if fill != "error":  # within the id: a gap never borrows another series' values
             values = values.ffill().bfill() if fill == "ffill" else values.interpolate(limit_direction="both")
+        if empty := ts.empty_column(values):
+            raise DataError(f"{path}: id {name!r}: column {empty!r} is empty in every row; --fill has nothing to "
+                            f"fill from")
         series.append(ts.Series(values.to_numpy(dtype=np.float64), own, columns, inputs, targets))
     return Panel(names, series)
+
+
+def check_spacing(ids: pd.Series, id_col: str, path: Path) -> None:
+    """A DataError naming two ids that differ only by spaces around them ("c" and "c "): read as
+    written, they would split one series in two."""
+    names = pd.Series(ids.unique())
+    stripped = names.str.strip()
+    clash = stripped.duplicated(keep=False)
+    if clash.any():
+        first, second = names[clash & (stripped == stripped[clash].iloc[0])].iloc[:2]
+        raise DataError(f"{path}: column {id_col!r} holds the ids {first!r} and {second!r}, which differ only by "
+                        f"spaces around them; write each id one way")
 
 
 def split_panel(panel: Panel, split: str, input_len: int, horizon: int,

@@ -58,6 +58,8 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
     for column in (date_col, target):
         if column not in frame.columns:
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
+    if target == date_col:
+        raise DataError(target_is_date(path, target))
     try:
         with warnings.catch_warnings():  # pandas' advice on formats would be a second line on stderr
             warnings.simplefilter("ignore", UserWarning)
@@ -95,6 +97,8 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
     if features == "S":
         columns, data = [target], data[[target]]
         rest = rest[[target]] if rest is not None else None
+    if empty := empty_column(data):  # (the rows to forecast, ``rest``, may stay empty)
+        raise DataError(f"{path}: column {empty!r} is empty in every row; --fill has nothing to fill from")
     inputs = list(range(len(columns)))
     targets = [columns.index(target)] if features in ("S", "MS") else inputs
     return Series(data.to_numpy(dtype=np.float64), timestamps, columns, inputs, targets,
@@ -102,22 +106,37 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
                   ahead_timestamps=rest_timestamps)
 
 
-def read_table(path: Path, dtype: dict[str, Any] | None = None) -> pd.DataFrame:
+def target_is_date(path: Path, target: str) -> str:
+    return f"{path}: the target {target!r} is the date column; the target is a column of numbers (--target)"
+
+
+def empty_column(data: pd.DataFrame) -> str | None:
+    """The first column of ``data`` with no value left (after ``--fill``: empty in every row), if any."""
+    empty = data.columns[data.isna().all()] if len(data) else data.columns[:0]
+    return str(empty[0]) if len(empty) else None
+
+
+def read_table(path: Path, dtype: dict[str, Any] | None = None, verbatim: str | None = None) -> pd.DataFrame:
     """The CSV (tab-separated for .tsv) as read by pandas, with one line for a missing, unreadable or
-    empty file or a header that names a column twice."""
+    empty file or a header that names a column twice. The column ``verbatim`` is read as text as written:
+    only an empty cell is missing (pandas' default NA strings, "NA", "None", "null", "nan" …, are names)."""
     if not path.is_file():
         from .download import file_not_found
 
         raise file_not_found(path)
+    sep = "\t" if path.suffix == ".tsv" else ","
     try:
-        frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=dtype)
+        frame = pd.read_csv(path, sep=sep, dtype=dtype)
+        if verbatim is not None and verbatim in frame.columns:
+            text = pd.read_csv(path, sep=sep, usecols=[verbatim], dtype=str, keep_default_na=False)[verbatim]
+            frame[verbatim] = text.where(text != "", np.nan)
     except UnicodeDecodeError:
         raise DataError(f"{path} is not valid UTF-8; convert it to UTF-8") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as error:
         raise DataError(f"{path} is not a readable CSV file: {str(error).splitlines()[0]}") from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows")
-    if twice := duplicate_header(path, sep="\t" if path.suffix == ".tsv" else ","):
+    if twice := duplicate_header(path, sep=sep):
         raise DataError(f"{path} names the column {twice!r} twice in its header; give each column its own name")
     return frame
 

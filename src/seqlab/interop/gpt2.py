@@ -33,7 +33,7 @@ from ..models import TransformerLM, TransformerLMConfig
 from ..tasks import language_model as lm
 from ..tasks import run_dir as runs
 from . import exporter, importer
-from .imported_run import ENDOFTEXT, read_weights, write_hf_tokenizer, write_imported_run
+from .imported_run import ENDOFTEXT, read_checkpoint_tokenizer, read_weights, write_hf_tokenizer, write_imported_run
 from .imported_run import special_tokens as hf_specials
 
 # seqlab activation -> GPT-2's activation_function on export. "gelu_new" is GPT-2's own tanh GELU.
@@ -199,7 +199,7 @@ def read_hf_tokenizer(source: Path) -> tuple[Tokenizer, str]:
     """tokenizer.json, or GPT-2's original vocab.json + merges.txt made into the same byte-level BPE;
     with the seqlab tokenizer kind it is ("bpe" or "char")."""
     if (source / "tokenizer.json").is_file():
-        tokenizer = load_tokenizer(source / "tokenizer.json")
+        tokenizer = read_checkpoint_tokenizer(source / "tokenizer.json")
     elif (source / "vocab.json").is_file() and (source / "merges.txt").is_file():
         tokenizer = Tokenizer(models.BPE.from_file(str(source / "vocab.json"), str(source / "merges.txt")))
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

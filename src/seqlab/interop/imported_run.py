@@ -51,6 +51,16 @@ def write_imported_run(run: Path, task: str, config: Any, model: nn.Module, toke
     save_checkpoint(run / "checkpoints" / "best", model, {"imported_from": source})
 
 
+def read_checkpoint_tokenizer(path: Path) -> Tokenizer:
+    """A checkpoint's tokenizers JSON; one that the tokenizers library cannot read is a UserError naming it."""
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as error:  # the tokenizers library raises a bare Exception for every parse error
+        said = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path} is not a tokenizers JSON file ({said}); save the checkpoint's tokenizer "
+                        f"again (a fast tokenizer's save_pretrained writes it)") from None
+
+
 def read_weights(source: Path) -> dict[str, Tensor]:
     """model.safetensors, or the shards that model.safetensors.index.json names. Pickled weights
     (pytorch_model.bin) are refused: loading a pickle can run any code it carries."""

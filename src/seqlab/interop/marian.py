@@ -47,7 +47,7 @@ from ..tasks.translate import DataConfig, DecodeConfig, TranslateConfig
 from ..tasks.translation_models import ModelConfig
 from ..train.checkpoint import save_checkpoint
 from . import exporter, importer
-from .imported_run import read_weights, write_hf_tokenizer
+from .imported_run import read_checkpoint_tokenizer, read_weights, write_hf_tokenizer
 from .vocabulary import renumbered, seqlab_order
 
 ACTIVATIONS = ("relu", "gelu")  # the same names, and functions, in both libraries
@@ -223,20 +223,35 @@ MARIAN_DEFAULTS: dict[str, Any] = {
 }
 SIZES = ("vocab_size", "decoder_vocab_size", "max_position_embeddings", "encoder_layers", "decoder_layers",
          "encoder_ffn_dim", "encoder_attention_heads", "d_model")
+# The shape of the model: transformers writes these model-specific keys into every config.json it saves
+# (only keys equal to PretrainedConfig's own defaults are left out), so a config without one is not whole.
+REQUIRED = ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
+            "decoder_attention_heads", "encoder_ffn_dim", "decoder_ffn_dim", "max_position_embeddings")
+
+
+def is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # json's true is no layer count
 
 
 def read_marian_config(source: Path, defaults: dict[str, Any] = MARIAN_DEFAULTS, what: str = "Marian"
                        ) -> dict[str, Any]:
     """config.json with MarianConfig's ``defaults`` (or PegasusConfig's) filled in; a UserError naming
     every setting seqlab's Transformer cannot compute."""
-    values = {**defaults, **json.loads((source / "config.json").read_text(encoding="utf-8"))}
+    given = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    if missing := [key for key in REQUIRED if key not in given]:
+        raise UserError(f"{source / 'config.json'} has no {', '.join(missing)}: a {what} config.json gives the "
+                        f"model's shape")
+    values = {**defaults, **given}
     values["decoder_vocab_size"] = values["decoder_vocab_size"] or values["vocab_size"]
     if isinstance(values["eos_token_id"], list):
         values["eos_token_id"] = values["eos_token_id"][0] if values["eos_token_id"] else None
-    if not all(isinstance(values[k], int) and values[k] > 0 for k in SIZES) or not all(
-            isinstance(values[k], int) for k in ("pad_token_id", "eos_token_id")):
-        raise UserError(f"{source / 'config.json'}: {', '.join(SIZES)} must be positive integers and "
-                        f"pad_token_id, eos_token_id integers: it is not a {what} config")
+    bad = ([f"{k}={values[k]!r} (a positive integer)" for k in SIZES if not (is_integer(values[k]) and values[k] > 0)]
+           + [f"{k}={values[k]!r} (an integer)" for k in ("pad_token_id", "eos_token_id", "decoder_start_token_id")
+              if not is_integer(values[k]) and not (k == "decoder_start_token_id" and values[k] is None)]
+           + [f"{k}={values[k]!r} (a number)" for k in ("dropout", "attention_dropout", "activation_dropout")
+              if isinstance(values[k], bool) or not isinstance(values[k], (int, float))])
+    if bad:
+        raise UserError(f"{source / 'config.json'}: {'; '.join(bad)}: it is not a {what} config")
     problems = [
         (values["activation_function"] not in ACTIVATIONS,
          f"activation_function={values['activation_function']!r} (seqlab has {', '.join(ACTIVATIONS)})"),
@@ -261,16 +276,23 @@ def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokeni
         spm = " (Marian's SentencePiece source.spm/target.spm are not read: save a tokenizers JSON)" if (
             source / "source.spm").is_file() else ""
         raise UserError(f"{source} has no tokenizer.json{spm}")
-    src = load_tokenizer(path)
-    tgt = load_tokenizer(source / TARGET_TOKENIZER / "tokenizer.json") if (
-        source / TARGET_TOKENIZER / "tokenizer.json").is_file() else src
-    for tokenizer, side in ((src, "vocab_size"), (tgt, "decoder_vocab_size")):
+    target_path = source / TARGET_TOKENIZER / "tokenizer.json"
+    src = read_checkpoint_tokenizer(path)
+    tgt = read_checkpoint_tokenizer(target_path) if target_path.is_file() else src
+    for tokenizer, side, where in ((src, "vocab_size", path),
+                                   (tgt, "decoder_vocab_size", path if tgt is src else target_path)):
         largest = max(tokenizer.get_vocab().values(), default=-1)
         if largest >= hf[side]:
             hint = f" (a separate target vocabulary needs {TARGET_TOKENIZER}/tokenizer.json)" if tgt is src else ""
             raise UserError(f"{source}: the tokenizer has ids up to {largest}, past the model's {side} "
                             f"{hf[side]}{hint}")
+        # seqlab pads either side with id 0 and ends a target with id 2; an export names the tokens there
+        for role in ("pad_token_id", "eos_token_id") if tokenizer is tgt else ("pad_token_id",):
+            if tokenizer.id_to_token(hf[role]) is None:
+                raise UserError(f"{where} has no token at {role} {hf[role]}; add the model's "
+                                f"{'padding' if role == 'pad_token_id' else 'end'} token to it (as an added token)")
     return src, tgt
+
 
 
 def unknown_id(tokenizer: Tokenizer) -> int | None:
@@ -363,6 +385,8 @@ def decode_config(source: Path) -> DecodeConfig:
         generation = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{path} is not JSON") from None
+    if not isinstance(generation, dict):
+        raise UserError(f"{path} is not a generation config (a JSON object)")
     beams, length = generation.get("num_beams"), generation.get("max_length")
     return DecodeConfig(beam_size=beams if isinstance(beams, int) and beams >= 1 else default.beam_size,
                         alpha=default.alpha,

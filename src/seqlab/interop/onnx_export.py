@@ -309,6 +309,9 @@ def export_forecast(run: Path, out: Path) -> str:
     if forecast.past or forecast.future:
         raise UserError(f"--format onnx does not export {run}: its forecaster reads covariates "
                         f"(data.past_cols, data.future_cols, data.calendar); runs without them export")
+    if d.id_col:  # onnx.json describes one scaler; series.json holds one per id
+        raise UserError(f"--format onnx does not export {run}: it was trained on a long-format CSV (--id-col "
+                        f"{d.id_col}) and standardises each id by its own scaler; one-series runs export")
     x = torch.randn(2, d.input_len, len(forecast.columns))
     levels = {"quantiles": list(forecast.levels)} if forecast.levels else {}
     return _export_single(run, out, "forecast", model, x, "x", "forecast", {0: _batch()}, ("series.json",),

@@ -5,9 +5,12 @@ from ``<pad>``).
 
 Renumbering a vocabulary is exact: the same permutation applied to the tokenizer's ids and to the rows of
 every matrix indexed by token (embeddings, output layer, output bias) leaves every logit where its token
-is. A role the checkpoint has no token of its own for (the decoder's start when it is the padding token,
-an unknown token a byte-level vocabulary lacks) gets a new row, a copy of the padding token's, that the
-output layer never picks (:data:`NEVER`).
+is. A role the checkpoint has no token of its own for gets a new row that the output layer never picks
+(:data:`NEVER`): the decoder's start when it is the padding or the end token (a copy of that token's row,
+so the decoder's first input is what the checkpoint's was; were it the end token's live row, ``<bos>``
+would be as likely as ``<eos>`` at every step), and an unknown token a byte-level vocabulary lacks (a copy
+of the padding token's). ``<pad>`` is never picked either, as OPUS-MT's ``bad_words_ids`` [[pad]] rules
+out in transformers (seqlab's decoding drops it anyway).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from ..data.tokenizer import SPECIALS
+from ..data.tokenizer import BOS_ID, PAD_ID, SPECIALS
 from ..errors import UserError
 
 NEVER = -1e4  # the output bias of an added row: exp(-1e4) is 0 in fp32 and fp16, and no loss turns it into inf
@@ -37,8 +40,9 @@ class Renumbering:
         return matrix[self.order]
 
     def bias(self, bias: Tensor) -> Tensor:
+        """The output bias in seqlab's order; ``<pad>`` and the added rows never picked."""
         out = bias[self.order].clone()
-        out[list(self.added)] = NEVER
+        out[[PAD_ID, *self.added]] = NEVER
         return out
 
     def new_id(self) -> dict[int, int]:
@@ -47,15 +51,19 @@ class Renumbering:
 
 
 def seqlab_order(size: int, pad: int, start: int | None, eos: int, unk: int | None) -> Renumbering:
-    """Ids 0 … 3 read the checkpoint's ``pad``, ``start`` (the decoder's first input), ``eos``, ``unk``
-    (None, or ``start`` = ``pad``: a new row); the other ids follow in the checkpoint's order."""
+    """Ids 0 … 3 read the checkpoint's ``pad``, ``start`` (the decoder's first input), ``eos``, ``unk``;
+    the other ids follow in the checkpoint's order. A new row where the checkpoint has no token of the
+    role's own: ``start`` None (a copy of ``pad``'s row), ``pad`` or ``eos`` (a copy of that row), ``unk``
+    None or one of the others (a copy of ``pad``'s)."""
     if len({pad, eos}) < 2 or not all(0 <= i < size for i in (pad, eos)):
         raise UserError(f"padding ({pad}) and end ({eos}) must be two ids of the {size}-token vocabulary")
-    start = None if start == pad else start
+    if start is not None and not 0 <= start < size:
+        raise UserError(f"the decoder's start ({start}) must be an id of the {size}-token vocabulary")
     unk = None if unk in (pad, eos, start) else unk
     slots = [pad, start, eos, unk]
-    added = {new: SPECIALS[new] for new, old in enumerate(slots) if old is None}
-    specials = [old for old in slots if old is not None]
+    added = {new: SPECIALS[new] for new, old in enumerate(slots)
+             if old is None or (new == BOS_ID and old in (pad, eos))}
+    specials = {old for old in slots if old is not None}
     order = [pad if old is None else old for old in slots] + [i for i in range(size) if i not in specials]
     return Renumbering(order, added)
 

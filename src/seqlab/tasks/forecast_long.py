@@ -26,6 +26,7 @@ from ..errors import UserError
 from . import run_dir as runs
 
 Panel = pn.Panel  # what ``read`` gives; ``forecast.train`` tells it from one series by its type
+PREDICT_CHUNK = 256  # ids forecast in one model call: a file of many ids never stacks them all at once
 
 
 def read(data) -> pn.Panel:
@@ -120,10 +121,15 @@ def predict(forecast, path: str | Path) -> pd.DataFrame:
 
     d = forecast.config.data
     panel = read_for_run(forecast, path, d.input_len, f"the model reads the last {d.input_len}")
-    x = np.stack([forecast.scaler[name].transform(series.values[-d.input_len:])
-                  for name, series in zip(panel.ids, panel.series)])  # (ids, L, C)
-    with torch.no_grad():
-        y = forecast.model(torch.as_tensor(x, dtype=torch.float32, device=forecast.device)).float().cpu().numpy()
+    parts = []
+    for first in range(0, len(panel.ids), PREDICT_CHUNK):
+        chunk = zip(panel.ids[first:first + PREDICT_CHUNK], panel.series[first:first + PREDICT_CHUNK])
+        x = np.stack([forecast.scaler[name].transform(series.values[-d.input_len:])
+                      for name, series in chunk])  # (chunk, L, C)
+        with torch.no_grad():
+            x = torch.as_tensor(x, dtype=torch.float32, device=forecast.device)
+            parts.append(forecast.model(x).float().cpu().numpy())  # (chunk, H, C) or (chunk, H, C, Q)
+    y = np.concatenate(parts)
     frames = []
     for k, (name, series) in enumerate(zip(panel.ids, panel.series)):
         own = unscale(forecast.scaler[name], y[k:k + 1])[0]  # (H, C) or (H, C, Q) in this id's units
