@@ -242,7 +242,12 @@ def test_a_short_weekly_series_gets_short_input_lengths():
     assert candidates[3].config.train.max_steps == 1500 and candidates[3].config.train.max_time == 0
     assert candidates[0].config.train.precision == "fp32"
     # the ETT-sized hourly series: 96, 336, 720 and nothing shorter
-    assert auto.lookbacks(build(fc.ForecastConfig, {"data": {"horizon": 96}}), 17420) == [96, 336, 720]
+    ett = build(fc.ForecastConfig, {"data": {"horizon": 96}})
+    assert auto.lookbacks(ett, 17420) == [96, 336, 720]
+    hourly = ts.Series(np.zeros((17420, 1)), pd.date_range("2016-07-01", periods=17420, freq="h"), ["OT"], [0], [0])
+    candidates, left_out = auto.plan(ett, hourly)
+    assert [c.name for c in candidates][-2:] == ["patch-L96", "patch-L336"]  # PatchTST up to its own 336
+    assert left_out == [{"name": "patch-L720", "reason": "patch is tried up to L = 336"}]
 
 
 @pytest.mark.parametrize("flags, message", [
