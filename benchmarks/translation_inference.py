@@ -25,6 +25,7 @@ the same inputs under the closest settings, and the number of identical outputs 
 from __future__ import annotations
 
 import argparse
+import gzip
 import statistics
 import tempfile
 import time
@@ -63,21 +64,28 @@ def parallel_text(n: int, seed: int) -> tuple[list[str], list[str]]:
     return sources, targets
 
 
-def make_run(root: Path, threads: int, steps: int, layout: str) -> Path:
+def make_run(root: Path, threads: int, steps: int, layout: str, multi30k: Path | None) -> Path:
+    """A translate run of the Multi30k recipe's shape, trained ``steps`` steps on ``multi30k``'s training
+    pairs (validation: its own), or on generated ones (validation: 5 % of them)."""
     from seqlab.cli.main import main
 
-    sources, targets = parallel_text(29_000, seed=0)  # Multi30k's training size
-    (root / "train.src").write_text("\n".join(sources) + "\n")
-    (root / "train.tgt").write_text("\n".join(targets) + "\n")
+    if multi30k is None:
+        sources, targets = parallel_text(29_000, seed=0)  # Multi30k's training size
+        (root / "train.src").write_text("\n".join(sources) + "\n")
+        (root / "train.tgt").write_text("\n".join(targets) + "\n")
+        data = {"data.src": root / "train.src", "data.tgt": root / "train.tgt", "data.valid_src": "",
+                "data.valid_tgt": ""}
+    else:
+        data = {f"data.{key}": multi30k / f"{name}.gz" for key, name in
+                (("src", "train.de"), ("tgt", "train.en"), ("valid_src", "val.de"), ("valid_tgt", "val.en"))}
     run = root / f"translate-{layout}"
-    settings = {"data.valid_src": "", "data.valid_tgt": "", "data.test_src": "", "data.test_tgt": "",
+    settings = {**data, "data.test_src": "", "data.test_tgt": "",
                 "model.norm_first": str(layout == "pre-ln").lower(), "train.progress": "false",
                 "train.tensorboard": "false", "train.curves": "false", "train.eval_every": str(max(steps, 1)),
                 "train.warmup_steps": str(min(800, max(steps // 4, 1)))}
     sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
-    assert main(["train", "translate", "--config", "multi30k-de-en", "--src", str(root / "train.src"),
-                 "--tgt", str(root / "train.tgt"), "--out", str(run), "--max-steps", str(steps), "--threads",
-                 str(threads), "--precision", "fp32", *sets]) == 0
+    assert main(["train", "translate", "--config", "multi30k-de-en", "--out", str(run), "--max-steps", str(steps),
+                 "--threads", str(threads), "--precision", "fp32", *sets]) == 0
     return run
 
 
@@ -106,6 +114,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1, help="training steps of the run (default 1)")
     parser.add_argument("--layout", choices=("post-ln", "pre-ln"), default="post-ln")
     parser.add_argument("--run", type=Path, help="an existing translate run instead of training one")
+    parser.add_argument("--multi30k", type=Path, help="Multi30k's directory (seqlab data download multi30k): train on "
+                        "train.de/en and translate the first --sentences of test_2016_flickr.de instead of "
+                        "generated text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -117,7 +128,7 @@ def main() -> None:
     from seqlab.tasks.translate import Translator
 
     root = Path(tempfile.mkdtemp(prefix="seqlab-translation-inference-"))
-    run = args.run or make_run(root, args.threads, args.steps, args.layout)
+    run = args.run or make_run(root, args.threads, args.steps, args.layout, args.multi30k)
     print(f"run: {run}")
     export(run, "hf", root / "hf")
     translator = Translator.load(run)
@@ -125,7 +136,12 @@ def main() -> None:
     theirs = AutoModelForSeq2SeqLM.from_pretrained(root / "hf").eval()
     decode = translator.config.decode
     steps = min(decode.max_output_len, ours.max_len)  # as seqlab.tasks.translate.translate_ids
-    sources = translator.encode_sources(parallel_text(args.sentences, seed=1)[0])
+    if args.multi30k is None:
+        lines = parallel_text(args.sentences, seed=1)[0]
+    else:
+        with gzip.open(args.multi30k / "test_2016_flickr.de.gz", "rt", encoding="utf-8") as file:
+            lines = [line.rstrip("\n") for line in file][: args.sentences]
+    sources = translator.encode_sources(lines)
     batches = [batch["src"] for batch in fixed_batches(sources, [[] for _ in sources], 128)]
     # Pegasus's one vocabulary puts the source's ids after the target's (<pad> stays 0)
     offset = ours.config.tgt_vocab_size if type(theirs).__name__.startswith("Pegasus") else 0
