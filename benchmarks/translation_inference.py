@@ -2,24 +2,33 @@
 runs it on a file: batches of 128 length-sorted sentences, beam and length limit from the run's config) and the
 same run exported with ``seqlab export --format hf`` and decoded by Hugging Face ``transformers``' ``generate``
 (``num_beams=4``), on the same batches of token ids, fp32, one after the other in one process. Sentences per
-second over ``--sentences`` generated source sentences, and how many outputs are identical.
+second (token ids in, token ids out: tokenising is the same ``tokenizers`` code for both), and how many of
+the outputs are identical.
 
     .venv/bin/python benchmarks/translation_inference.py [--threads 2] [--repeats 3] [--sentences 1000]
+        [--multi30k DIR --steps N] [--layout post-ln|pre-ln] [--run RUN_DIR]
 
 The model is the Multi30k recipe's shape (``--config multi30k-de-en``: 3 + 3 layers, d_model 256, 4 heads,
 d_ff 1,024, BPE vocabularies of up to 8,000 a side, beam 4, α = 0.6, at most 80 output tokens), trained for
-``--steps`` steps (default 1, so that it is a run) on generated parallel text: a word-for-word language pair
-over a Zipf-distributed lexicon, 9 to 16 words a sentence (about 12 to 20 BPE tokens). ``--layout post-ln``
-(the default) trains ``model.norm_first=false`` and exports it as Marian, whose output layer is the target
-vocabulary as seqlab's is; ``--layout pre-ln`` (translate's default) exports Pegasus, whose one vocabulary
-stacks the target's and the source's, so ``transformers`` computes twice the logits a step (the source's rows
-can never win).
+``--steps`` steps (default 1, so that it is a run; the recipe's bf16 training, fp32 weights) on generated
+parallel text (a word-for-word language pair over a Zipf-distributed lexicon, 9 to 16 words a sentence,
+about 12 to 20 BPE tokens), or with ``--multi30k`` on Multi30k's training pairs, translating the first
+``--sentences`` of test_2016_flickr.de. A model trained for one step ends almost every hypothesis at once
+(its outputs are empty), which measures the stopping rules more than the decoding: the column of mean
+output lengths shows it; train longer for outputs of a realistic length.
 
-The beam searches differ in their rules. seqlab keeps finished hypotheses in the beam, stops when all four
-of a sentence's are finished, and ranks them by GNMT's log P / ((5 + |Y|) / 6)^α (Wu et al., 2016);
-``transformers`` sets finished ones aside, stops a sentence once it has four (``early_stopping=True``, the
-closest to seqlab's) and ranks by log P / |Y|^``length_penalty`` (set to α). Speed is therefore compared on
-the same inputs under the closest settings, and the number of identical outputs is printed beside it.
+``--layout post-ln`` (the default) trains ``model.norm_first=false`` and exports it as Marian, whose output
+layer is the target vocabulary as seqlab's is; ``--layout pre-ln`` (translate's default) exports Pegasus,
+whose one vocabulary stacks the target's and the source's, so ``transformers`` computes twice the logits a
+step (the source's rows can never win).
+
+The beam searches differ in their rules. seqlab keeps finished hypotheses in the beam, stops once no
+sentence's result can change (seqlab.models.search.decided) and ranks them by GNMT's log P / ((5 + |Y|) /
+6)^α (Wu et al., 2016); ``transformers`` sets finished ones aside, stops a sentence once it has four
+(``early_stopping=True``; ``--early-stopping`` chooses) and ranks by log P / |Y|^``length_penalty`` (set to
+α). Speed is therefore compared on the same inputs under the closest settings, with the number of identical
+outputs beside it. ONNX Runtime is not in the table: the exported translation decoder has no key/value
+cache (it reads the whole target every step), so a beam-4 loop over it would measure that.
 """
 
 from __future__ import annotations
@@ -85,7 +94,7 @@ def make_run(root: Path, threads: int, steps: int, layout: str, multi30k: Path |
                 "train.warmup_steps": str(min(800, max(steps // 4, 1)))}
     sets = [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
     assert main(["train", "translate", "--config", "multi30k-de-en", "--out", str(run), "--max-steps", str(steps),
-                 "--threads", str(threads), "--precision", "fp32", *sets]) == 0
+                 "--threads", str(threads), *sets]) == 0
     return run
 
 
@@ -113,6 +122,9 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1, help="training steps of the run (default 1)")
     parser.add_argument("--layout", choices=("post-ln", "pre-ln"), default="post-ln")
+    parser.add_argument("--early-stopping", choices=("true", "false", "never"), default="true",
+                        help="transformers' early_stopping (default true: stop a sentence at num_beams finished "
+                             "hypotheses, the closest to seqlab's rule)")
     parser.add_argument("--run", type=Path, help="an existing translate run instead of training one")
     parser.add_argument("--multi30k", type=Path, help="Multi30k's directory (seqlab data download multi30k): train on "
                         "train.de/en and translate the first --sentences of test_2016_flickr.de instead of "
@@ -148,6 +160,8 @@ def main() -> None:
     hf_batches = [torch.where(src == 0, src, src + offset) for src in batches]
     lengths = [len(s) + 1 for s in sources]  # with <eos>
 
+    early_stopping = {"true": True, "false": False, "never": "never"}[args.early_stopping]
+
     def seqlab_all():
         with torch.no_grad():
             return [beam_search(ours, src, steps, decode.beam_size, decode.alpha) for src in batches]
@@ -155,14 +169,15 @@ def main() -> None:
     def hf_all():
         with torch.no_grad():
             return [theirs.generate(src, attention_mask=src != 0, num_beams=decode.beam_size, max_length=steps + 1,
-                                    length_penalty=decode.alpha, early_stopping=True, do_sample=False)
+                                    length_penalty=decode.alpha, early_stopping=early_stopping, do_sample=False)
                     for src in hf_batches]
 
     print(f"CPU threads {args.threads}; {type(theirs).__name__} from a {args.layout} run trained {args.steps} "
           f"step(s); {sum(p.numel() for p in ours.parameters()):,} parameters in seqlab, "
           f"{sum(p.numel() for p in theirs.parameters()):,} in transformers; {len(sources)} sentences of "
           f"{min(lengths)}–{max(lengths)} source tokens (mean {np.mean(lengths):.1f}); beam {decode.beam_size}, "
-          f"α {decode.alpha}, at most {steps} tokens, batches of 128; median of {args.repeats}")
+          f"α {decode.alpha}, at most {steps} tokens, batches of 128; transformers: length_penalty {decode.alpha}, "
+          f"early_stopping={args.early_stopping}; median of {args.repeats}")
     seqlab_s, seqlab_out = timed(seqlab_all, args.repeats)
     hf_s, hf_out = timed(hf_all, args.repeats)
     ours_ids = [until_eos(row) for out in seqlab_out for row in out.tolist()]

@@ -53,7 +53,7 @@ def decided(scores: Tensor, finished: Tensor, lengths: Tensor, alpha: float, ste
     ranked = scores / length_penalty(lengths, alpha)
     best, which = ranked.masked_fill(~finished, float("-inf")).max(-1)
     live = scores.masked_fill(finished, float("-inf")).max(-1).values  # -inf where all are finished
-    largest_lp = max(length_penalty(torch.tensor(step + 1), alpha), length_penalty(torch.tensor(max_len), alpha))
+    largest_lp = length_penalty(torch.tensor([step + 1, max_len], device=scores.device), alpha).max()
     return finished.any(-1) & (live < scores.gather(1, which.unsqueeze(1)).squeeze(1)) & (best > live / largest_lp)
 
 
