@@ -172,8 +172,9 @@ def main() -> None:
                                     length_penalty=decode.alpha, early_stopping=early_stopping, do_sample=False)
                     for src in hf_batches]
 
-    print(f"CPU threads {args.threads}; {type(theirs).__name__} from a {args.layout} run trained {args.steps} "
-          f"step(s); {sum(p.numel() for p in ours.parameters()):,} parameters in seqlab, "
+    trained = f"{args.steps} step(s) here" if args.run is None else str(args.run)
+    print(f"CPU threads {args.threads}; {type(theirs).__name__} from a {'pre' if ours.config.norm_first else 'post'}-LN "
+          f"run ({trained}); {sum(p.numel() for p in ours.parameters()):,} parameters in seqlab, "
           f"{sum(p.numel() for p in theirs.parameters()):,} in transformers; {len(sources)} sentences of "
           f"{min(lengths)}–{max(lengths)} source tokens (mean {np.mean(lengths):.1f}); beam {decode.beam_size}, "
           f"α {decode.alpha}, at most {steps} tokens, batches of 128; transformers: length_penalty {decode.alpha}, "
