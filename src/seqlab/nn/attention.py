@@ -121,7 +121,7 @@ class KVCache:
     Self-attention appends each step's new keys and values; cross-attention (``static=True``)
     projects the encoder memory once and reuses it for every step.
 
-    Appending writes in place into a buffer with room to spare, which doubles when full, so a step
+    Appending writes in place into a buffer with room to spare, which grows by half when full, so a step
     costs the new positions rather than a copy of all the cached ones (as ``torch.cat`` would); ``key``
     and ``value`` are views of its filled part. Where autograd or ``torch.export`` could see the
     buffer (tensors that need gradients, an export trace) the cache concatenates instead.
@@ -133,6 +133,7 @@ class KVCache:
         self._value: Tensor | None = None
         self._length = 0
         self._own = False  # whether the buffers are the cache's own, to write in place
+        self._spare: tuple[Tensor, Tensor] | None = None  # buffers of the same size that reorder writes into
 
     @property
     def key(self) -> Tensor | None:
@@ -141,7 +142,7 @@ class KVCache:
 
     @key.setter
     def key(self, key: Tensor | None) -> None:
-        self._key, self._length, self._own = key, 0 if key is None else key.size(2), False
+        self._key, self._length, self._own, self._spare = key, 0 if key is None else key.size(2), False, None
 
     @property
     def value(self) -> Tensor | None:
@@ -185,20 +186,22 @@ class KVCache:
         return not (is_exporting() or self._key.requires_grad or self._value.requires_grad)
 
     def _grow(self, needed: int) -> None:
-        """A buffer for at least ``needed`` positions (twice that), holding the cached ones; always a new
-        tensor, so a tensor given to the cache is never written to."""
-        capacity = 2 * needed
+        """A buffer for at least ``needed`` positions (half as many again, at least 16 more), holding the
+        cached ones; always a new tensor, so a tensor given to the cache is never written to."""
+        capacity = needed + max(needed // 2, 16)
         for name in ("_key", "_value"):
             old = getattr(self, name)
             B, H, _, d = old.shape
             new = old.new_empty(B, H, capacity, d)
             new.narrow(2, 0, self._length).copy_(old.narrow(2, 0, self._length))
             setattr(self, name, new)
-        self._own = True
+        self._own, self._spare = True, None
 
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows ``index`` (beam search re-ranks hypotheses between steps). Where few rows
-        change (hypotheses that keep their place, finished ones), only those are copied, in place."""
+        change (hypotheses that keep their place, finished ones), only those are copied, in place;
+        otherwise the filled positions are gathered into a second buffer kept for the purpose, and the
+        two swap: no step allocates (fresh memory costs more than the copy at beam search's sizes)."""
         if self._key is None:
             return
         if self._own and index.size(0) == self._key.size(0) and self._in_place():
@@ -208,9 +211,17 @@ class KVCache:
                 for buffer in (self._key, self._value):
                     buffer.index_copy_(0, moved, buffer.index_select(0, parents))
                 return
+            if self._spare is None:
+                self._spare = (torch.empty_like(self._key), torch.empty_like(self._value))
+            spare_key, spare_value = self._spare
+            for source, target in ((self._key, spare_key), (self._value, spare_value)):
+                torch.index_select(source.narrow(2, 0, self._length), 0, index, out=target.narrow(2, 0, self._length))
+            self._spare = (self._key, self._value)
+            self._key, self._value = spare_key, spare_value
+            return
         length = self._length
         self._key, self._value = self._key.index_select(0, index), self._value.index_select(0, index)
-        self._own = True
+        self._own, self._spare = True, None
         self._length = length
 
 
