@@ -197,3 +197,30 @@ def test_recording_scores_is_per_thread():
     for t in threads:
         t.join()
     assert got == {n: ({(1, 2, n, n)}, 20) for n in (3, 4, 5)}
+
+
+def test_cache_appends_and_reorders_as_cat_and_index_select_do():
+    torch.manual_seed(0)
+    cache, keys, values = KVCache(), torch.empty(6, 2, 0, 4), torch.empty(6, 2, 0, 4)
+    first_key = torch.randn(6, 2, 3, 4)
+    given = first_key.clone()
+    for step, new in enumerate([3, 1, 1, 2, 1, 1, 1]):
+        k, v = (first_key, first_key + 1) if step == 0 else (torch.randn(6, 2, new, 4), torch.randn(6, 2, new, 4))
+        keys, values = torch.cat([keys, k], 2), torch.cat([values, v], 2)
+        got_k, got_v = cache.update(k, v)
+        assert torch.equal(got_k, keys) and torch.equal(got_v, values) and len(cache) == keys.size(2)
+        # beam search's re-ranking: one row moved (in place), then most of them (a copy)
+        index = torch.tensor([0, 1, 1, 3, 4, 5]) if step % 2 else torch.tensor([5, 5, 4, 0, 1, 1])
+        cache.reorder(index)
+        keys, values = keys[index], values[index]
+        assert torch.equal(cache.key, keys) and torch.equal(cache.value, values)
+    assert torch.equal(first_key, given)  # what the cache was given is never written to
+
+
+def test_cache_concatenates_under_autograd():
+    cache = KVCache()
+    x = torch.randn(2, 1, 3, 4, requires_grad=True)
+    cache.update(x * 1, x * 2)
+    k, v = cache.update(x * 3, x * 4)
+    (k.sum() + v.sum()).backward()
+    assert torch.equal(x.grad, torch.full_like(x, 10.0))

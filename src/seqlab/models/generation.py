@@ -55,13 +55,16 @@ def stream(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, to
         raise ValueError("generation needs a prompt of at least one token")
     max_len = model.max_len
     cache = model.new_cache() if use_cache else None
-    context, new = ids, ids
+    new, generated = ids, []  # the positions the model has not read yet; the tokens made so far
+    context = None  # prompt and tokens, kept once the model reads the whole window every step
     finished = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
     for _ in range(max_new_tokens):
         if cache is not None and (max_len is None or cache.offset + new.size(1) <= max_len):
             logits = model(new, cache)[:, -1]
         else:
             cache = None  # past max_len: no cache from here on
+            if context is None:
+                context = torch.cat([ids, torch.stack(generated, dim=1)], dim=1) if generated else ids
             window = context if max_len is None else context[:, -max_len:]
             logits = model(window)[:, -1]
         if temperature == 0:
@@ -75,8 +78,10 @@ def stream(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, to
         yield token
         if eos_id is not None and bool(finished.all()):
             return
+        generated.append(token)
         new = token.unsqueeze(1)
-        context = torch.cat([context, new], dim=1)
+        if context is not None:
+            context = torch.cat([context, new], dim=1)
 
 
 def generate(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,

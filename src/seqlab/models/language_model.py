@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from ..nn.dropout import dropped
 from ..nn import (KVCache, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
                   causal_mask, encoder_layer, relative_positions)
 from . import generation, pretrained
@@ -119,7 +120,7 @@ class TransformerLM(pretrained.PretrainedModel):
             x = x * math.sqrt(self.config.d_model)
         if self.position is not None:
             x = self.position(x, offset)
-        x = self.dropout(x)
+        x = dropped(self.dropout, x)
         # Without a cache every position sees itself and those before it; one new position sees all
         # the cache; several new positions after a cache need the lower-right part of the mask.
         is_causal = cache is None and T > 1 and not need_weights

@@ -45,10 +45,26 @@ def length_penalty(length: Tensor, alpha: float) -> Tensor:
     return ((5.0 + length.float()) / 6.0) ** alpha
 
 
+def decided(scores: Tensor, finished: Tensor, lengths: Tensor, alpha: float, step: int, max_len: int) -> Tensor:
+    """Per sentence, whether its result can no longer change: its best finished hypothesis f (by log P /
+    lp) stays in the beam (every live one is less probable, and a prefix only loses probability as it
+    grows) and no live one can overtake it at the end, even reaching its most favourable length
+    (log P < 0 divided by the largest lp of the lengths still possible). scores, finished: (B, K) -> (B,)."""
+    ranked = scores / length_penalty(lengths, alpha)
+    best, which = ranked.masked_fill(~finished, float("-inf")).max(-1)
+    live = scores.masked_fill(finished, float("-inf")).max(-1).values  # -inf where all are finished
+    largest_lp = length_penalty(torch.tensor([step + 1, max_len], device=scores.device), alpha).max()
+    return finished.any(-1) & (live < scores.gather(1, which.unsqueeze(1)).squeeze(1)) & (best > live / largest_lp)
+
+
 @torch.no_grad()
 def beam_search(model, src: Tensor, max_len: int, beam_size: int = 4, alpha: float = 0.6) -> Tensor:
     """Keeps the ``beam_size`` most probable prefixes per sentence; finished ones are carried along
-    unchanged and compete at the end by log-probability / length penalty. -> (B, T) ids."""
+    unchanged and compete at the end by log-probability / length penalty. -> (B, T) ids.
+
+    The search stops as soon as no sentence's result can change any more (:func:`decided`), not only
+    when every hypothesis has finished: the same output, fewer steps. Each step's tokens are kept with
+    the hypothesis they extend, and the winners read back at the end."""
     B, K = src.size(0), beam_size
     memory, memory_mask = model.encode(src)
     memory, memory_mask = repeat_rows(memory, K), repeat_rows(memory_mask, K)  # (B·K, S, …)
@@ -57,30 +73,38 @@ def beam_search(model, src: Tensor, max_len: int, beam_size: int = 4, alpha: flo
 
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive so the first step doesn't repeat
-    tokens = torch.full((B * K, 0), PAD_ID, dtype=torch.long, device=device)
     lengths = torch.zeros(B * K, dtype=torch.long, device=device)
     finished = torch.zeros(B * K, dtype=torch.bool, device=device)
     last = torch.full((B * K, 1), BOS_ID, dtype=torch.long, device=device)
+    first_row = torch.arange(B, device=device).unsqueeze(1) * K  # (B, 1)
+    tokens, parents = [], []  # per step (B·K,): the new token, and the row of the hypothesis it extends
+    only_pad = None
 
-    for _ in range(max_len):
+    for step in range(max_len):
         log_probs = model.decode(last, memory, memory_mask, cache)[:, -1].float().log_softmax(-1)
         V = log_probs.size(-1)
+        if only_pad is None:
+            only_pad = torch.full((V,), float("-inf"), device=device)
+            only_pad[PAD_ID] = 0.0
         # A finished hypothesis may only continue with <pad>, at no cost.
-        log_probs[finished] = float("-inf")
-        log_probs[finished, PAD_ID] = 0.0
+        log_probs = torch.where(finished.unsqueeze(1), only_pad, log_probs)
         total = (scores.view(B * K, 1) + log_probs).view(B, K * V)
         scores, flat = total.topk(K, dim=-1)  # (B, K)
-        beam = flat // V + torch.arange(B, device=device).unsqueeze(1) * K
-        beam, token = beam.view(-1), (flat % V).view(-1)
+        beam, token = (flat // V + first_row).view(-1), (flat % V).view(-1)
         cache.reorder(beam)
-        tokens = torch.cat([tokens[beam], token.unsqueeze(1)], dim=1)
+        tokens.append(token)
+        parents.append(beam)
         finished = finished[beam]
         lengths = lengths[beam] + (~finished).long()
         finished = finished | (token == EOS_ID)
-        if finished.all():
+        if bool(decided(scores, finished.view(B, K), lengths.view(B, K), alpha, step, max_len).all()):
             break
         last = token.unsqueeze(1)
 
     ranked = scores.view(-1) / length_penalty(lengths, alpha)
-    best = ranked.view(B, K).argmax(-1) + torch.arange(B, device=device) * K
-    return tokens[best]
+    row = ranked.view(B, K).argmax(-1) + first_row.squeeze(1)  # (B,) the winners' rows at the last step
+    out = []
+    for token, parent in zip(reversed(tokens), reversed(parents)):
+        out.append(token[row])
+        row = parent[row]
+    return torch.stack(out[::-1], dim=1)

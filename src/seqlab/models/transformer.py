@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..nn import (Decoder, Encoder, LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding,
                   causal_mask, decoder_layer, encoder_layer, padding_mask, relative_positions)
+from ..nn.dropout import dropped
 from ..nn.layers import DecoderCache
 from . import pretrained
 
@@ -45,7 +46,7 @@ class TokenEmbedding(nn.Module):
             x = self.positional(x, offset)
         if self.norm is not None:
             x = self.norm(x)
-        return self.dropout(x)
+        return dropped(self.dropout, x)
 
 
 @dataclass

@@ -49,7 +49,7 @@ def recording_scores() -> Iterator[list[Tensor]]:
 def _fused_kernel_pays(q: Tensor, k: Tensor) -> bool:
     """torch's fused CPU kernel is slower than the plain composite in bf16 up to about 256 keys, and
     faster beyond (measured with benchmarks/attention.py; the figures are in BENCHMARKS.md)."""
-    return not (q.device.type == "cpu" and q.dtype == torch.bfloat16 and k.size(-2) <= 256)
+    return not (q.dtype == torch.bfloat16 and k.size(-2) <= 256 and q.device.type == "cpu")
 
 
 def scaled_dot_product_attention(
@@ -120,12 +120,42 @@ class KVCache:
 
     Self-attention appends each step's new keys and values; cross-attention (``static=True``)
     projects the encoder memory once and reuses it for every step.
+
+    Appending writes in place into a buffer with room to spare, which grows by half when full, so a step
+    costs the new positions rather than a copy of all the cached ones (as ``torch.cat`` would); ``key``
+    and ``value`` are views of its filled part. Where autograd or ``torch.export`` could see the
+    buffer (tensors that need gradients, an export trace) the cache concatenates instead.
     """
 
     def __init__(self, static: bool = False) -> None:
         self.static = static
-        self.key: Tensor | None = None  # (B, H, T_cached, d_head)
-        self.value: Tensor | None = None
+        self._key: Tensor | None = None  # (B, H, capacity, d_head); positions ≥ _length unused
+        self._value: Tensor | None = None
+        self._length = 0
+        self._own = False  # whether the buffers are the cache's own, to write in place
+        self._spare: tuple[Tensor, Tensor] | None = None  # buffers of the same size that reorder writes into
+
+    @property
+    def key(self) -> Tensor | None:
+        """(B, H, T_cached, d_head)."""
+        return self._filled(self._key)
+
+    @key.setter
+    def key(self, key: Tensor | None) -> None:
+        self._key, self._length, self._own, self._spare = key, 0 if key is None else key.size(2), False, None
+
+    @property
+    def value(self) -> Tensor | None:
+        return self._filled(self._value)
+
+    @value.setter
+    def value(self, value: Tensor | None) -> None:
+        self._value = value
+
+    def _filled(self, buffer: Tensor | None) -> Tensor | None:
+        if buffer is None or buffer.size(2) == self._length:
+            return buffer
+        return buffer.narrow(2, 0, self._length)
 
     def __len__(self) -> int:
         return int(self.length)
@@ -134,21 +164,65 @@ class KVCache:
     def length(self) -> int:
         """The positions cached; unlike ``len``, a symbolic size under ``torch.export`` (so an exported
         decoding step takes any number of past positions)."""
-        return 0 if self.key is None else self.key.size(2)
+        return 0 if self._key is None else self._length
 
     def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
-        if self.key is None or self.static:
+        """key, value: (B, H, T_new, d_head) -> all the keys and values, (B, H, T_cached + T_new, d_head)."""
+        if self._key is None or self.static:
             self.key, self.value = key, value
+        elif key.requires_grad or value.requires_grad or not self._in_place():
+            self.key, self.value = torch.cat([self.key, key], dim=2), torch.cat([self.value, value], dim=2)
         else:
-            self.key = torch.cat([self.key, key], dim=2)
-            self.value = torch.cat([self.value, value], dim=2)
+            start, new = self._length, key.size(2)
+            if start + new > self._key.size(2):
+                self._grow(start + new)
+            self._key.narrow(2, start, new).copy_(key)
+            self._value.narrow(2, start, new).copy_(value)
+            self._length = start + new
+            return self._key.narrow(2, 0, self._length), self._value.narrow(2, 0, self._length)
         return self.key, self.value
 
+    def _in_place(self) -> bool:
+        return not (is_exporting() or self._key.requires_grad or self._value.requires_grad)
+
+    def _grow(self, needed: int) -> None:
+        """A buffer for at least ``needed`` positions (half as many again, at least 16 more), holding the
+        cached ones; always a new tensor, so a tensor given to the cache is never written to."""
+        capacity = needed + max(needed // 2, 16)
+        for name in ("_key", "_value"):
+            old = getattr(self, name)
+            B, H, _, d = old.shape
+            new = old.new_empty(B, H, capacity, d)
+            new.narrow(2, 0, self._length).copy_(old.narrow(2, 0, self._length))
+            setattr(self, name, new)
+        self._own, self._spare = True, None
+
     def reorder(self, index: Tensor) -> None:
-        """Keep batch rows ``index`` (beam search re-ranks hypotheses between steps)."""
-        if self.key is not None:
-            self.key = self.key.index_select(0, index)
-            self.value = self.value.index_select(0, index)
+        """Keep batch rows ``index`` (beam search re-ranks hypotheses between steps). Where few rows
+        change (hypotheses that keep their place, finished ones), only those are copied, in place;
+        otherwise the filled positions are gathered into a second buffer kept for the purpose, and the
+        two swap: no step allocates (fresh memory costs more than the copy at beam search's sizes)."""
+        if self._key is None:
+            return
+        if self._own and index.size(0) == self._key.size(0) and self._in_place():
+            moved = (index != torch.arange(index.size(0), device=index.device)).nonzero().squeeze(1)
+            if 2 * moved.size(0) < index.size(0):  # else one copy of all rows is cheaper than two of the moved
+                parents = index.index_select(0, moved)
+                for buffer in (self._key, self._value):
+                    buffer.index_copy_(0, moved, buffer.index_select(0, parents))
+                return
+            if self._spare is None:
+                self._spare = (torch.empty_like(self._key), torch.empty_like(self._value))
+            spare_key, spare_value = self._spare
+            for source, target in ((self._key, spare_key), (self._value, spare_value)):
+                torch.index_select(source.narrow(2, 0, self._length), 0, index, out=target.narrow(2, 0, self._length))
+            self._spare = (self._key, self._value)
+            self._key, self._value = spare_key, spare_value
+            return
+        length = self._length
+        self._key, self._value = self._key.index_select(0, index), self._value.index_select(0, index)
+        self._own, self._spare = True, None
+        self._length = length
 
 
 class MultiHeadAttention(nn.Module):

@@ -12,6 +12,8 @@ from functools import partial
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .dropout import dropped
+
 ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh")}
 
 
@@ -27,4 +29,4 @@ class PositionwiseFeedForward(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, T, d_model) -> (B, T, d_model)."""
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+        return self.linear2(dropped(self.dropout, self.activation(self.linear1(x))))

@@ -19,6 +19,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from .attention import KVCache, MultiHeadAttention
+from .dropout import dropped
 from .feedforward import PositionwiseFeedForward
 from .relative import RelativePositions
 
@@ -30,8 +31,8 @@ def _or(rate: float | None, default: float) -> float:
 def _add_and_norm(x: Tensor, sublayer: Callable[[Tensor], Tensor], norm: nn.LayerNorm,
                   dropout: nn.Dropout, norm_first: bool) -> Tensor:
     if norm_first:
-        return x + dropout(sublayer(norm(x)))
-    return norm(x + dropout(sublayer(x)))
+        return x + dropped(dropout, sublayer(norm(x)))
+    return norm(x + dropped(dropout, sublayer(x)))
 
 
 class EncoderLayer(nn.Module):

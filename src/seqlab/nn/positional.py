@@ -53,8 +53,7 @@ class LearnedPositionalEmbedding(nn.Module):
         end = offset + x.size(1)
         if end > self.max_len:
             raise ValueError(f"sequence of length {end} is longer than max_len={self.max_len}")
-        positions = torch.arange(offset, end, device=x.device)
-        return x + self.embedding(positions)
+        return x + self.embedding.weight[offset:end]  # the rows embedding(arange(offset, end)) looks up
 
 
 class RotaryEmbedding(nn.Module):
