@@ -100,6 +100,15 @@ def cycles_of(data, timestamps: pd.DatetimeIndex) -> list[str]:
     return calendar_cycles(data.calendar)
 
 
+def resolved(data, timestamps: pd.DatetimeIndex):
+    """The ForecastDataConfig ``data`` with ``calendar = "auto"`` replaced by the cycles it resolves to
+    on these (the training file's) timestamps, e.g. "hour,weekday,dayofyear": what a run stores, so that
+    eval and predict read every file with the training's cycles."""
+    if data.calendar.strip() != "auto":
+        return data
+    return replace(data, calendar=",".join(cycles_of(data, timestamps)))
+
+
 def check_training_rows(series: ts.Series, data, end: int) -> None:
     """A DataError in one line for a past or future covariate holding one value over the training rows
     (rows ``[0, end)``): constant there, or empty there and filled by ``--fill`` from later rows (the

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
     writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit).
     ``score_test=False`` leaves the test windows unread (a candidate of ``--model auto``); ``deadline``
     (a ``time.perf_counter()`` reading) stops training at the next step after it, schedule untouched."""
+    if not isinstance(series, long_format.Panel):  # --calendar auto: decided once, here, and stored in the run
+        config = replace(config, data=cov.resolved(config.data, series.timestamps))
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:

@@ -58,14 +58,14 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..config import build, to_dict
-from ..data import timeseries as ts
+from ..data import covariates as cov, timeseries as ts
 from ..errors import DataError, UserError
 from ..io import write_json
 from ..models import forecasters as fm
@@ -201,6 +201,8 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
     if resume:
         raise UserError(f"{run} averages several models (--model auto --top-k): it does not resume")
     started = time.perf_counter()
+    if config.data.calendar.strip() == "auto":  # decided once, on the training file, and stored in the run
+        config = replace(config, data=cov.resolved(config.data, series.timestamps))
     budget = config.train.max_time  # 0: none, so that the choice never depends on the machine's speed
     deadline = started + budget if budget else float("inf")
     candidates, left_out = plan(config, series)
