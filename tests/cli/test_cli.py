@@ -178,16 +178,18 @@ def test_an_interrupted_run_says_how_to_resume_it(tmp_path, corpus, capsys, monk
     src, tgt = corpus
 
     def interrupted(self, config, run, data, **options):
-        if checkpointed:
-            (run / "checkpoints").mkdir()
+        if saved:
+            (run / saved).mkdir()
         raise KeyboardInterrupt
 
     monkeypatch.setattr("seqlab.tasks.translate.TranslateTask.train", interrupted)
-    for checkpointed, expected in ((True, f"seqlab train translate --resume {tmp_path / 'a'}"),
-                                   (False, "before the first checkpoint")):
+    for name, saved, expected in (("a", "checkpoints", f"seqlab train translate --resume {tmp_path / 'a'}"),
+                                  ("b", "logs", "before the first checkpoint"),
+                                  ("c", None, "before anything was saved")):
         code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out",
-                               tmp_path / ("a" if checkpointed else "b"), *TINY, capsys=capsys)
+                               tmp_path / name, *TINY, capsys=capsys)
         assert code == 130 and expected in err, err
+        assert (tmp_path / name).exists() == bool(saved)  # a directory left empty is removed
 
 
 def test_every_recipe_an_example_names_is_shipped():

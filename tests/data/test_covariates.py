@@ -108,3 +108,35 @@ def test_a_window_reads_nothing_after_its_origin_but_the_future_covariates():
     torch.testing.assert_close(batch["x"][0], torch.tensor(values[:4], dtype=torch.float32))
     torch.testing.assert_close(batch["future"][0], torch.tensor(values[4:6, [2]], dtype=torch.float32))
     assert "future" not in ts.Windows(values, 4, 2).batch([0])
+
+
+def hourly(path, n=40, first_gap=None, **columns):
+    """n hourly rows of a varying OT and the given columns; ``first_gap`` moves every row after the
+    first that much later (an irregular first step)."""
+    stamps = pd.date_range("2024-01-01", periods=n, freq="h")
+    if first_gap is not None:
+        stamps = stamps[:1].append(stamps[1:] + first_gap)
+    pd.DataFrame({"date": stamps, "OT": np.sin(np.arange(n)), **columns}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("fill", ["ffill", "interpolate"])
+def test_a_covariate_empty_or_constant_over_the_training_rows_is_refused(tmp_path, fill):
+    temp = np.cos(np.arange(40.0))
+    empty = np.where(np.arange(40) < 30, np.nan, temp)  # empty in the 28 training rows, values after
+    for column, values in (("temp", empty), ("temp", np.where(np.arange(40) < 28, 5.0, temp))):
+        d = data(past_cols="temp", fill=fill, features="S")
+        series = cov.read_series(hourly(tmp_path / "t.csv", temp=values), d)
+        with pytest.raises(DataError, match=r"covariate 'temp' \(--past-cols\) has one value .* every training "
+                                            r"row \(the first 28\)"):
+            cov.check_training_rows(series, d, 28)
+    d = data(future_cols="plan", fill=fill, features="S")  # varying in the training rows: accepted
+    cov.check_training_rows(cov.read_series(hourly(tmp_path / "t.csv", plan=temp), d), d, 28)
+
+
+def test_auto_calendar_follows_the_median_step_not_the_first(tmp_path):
+    path = hourly(tmp_path / "gap.csv", first_gap=pd.Timedelta(days=8))  # first step 8 days 1 hour
+    d = data(calendar="auto", features="S")
+    assert cov.cycles_of(d, cov.read_series(path, d).timestamps) == ["hour", "weekday", "dayofyear"]
+    assert cov.resolved(d, cov.read_series(path, d).timestamps).calendar == "hour,weekday,dayofyear"
+    assert cov.resolved(data(calendar="hour"), None).calendar == "hour"  # given cycles stay as they are

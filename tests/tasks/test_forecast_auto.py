@@ -175,7 +175,7 @@ def test_top_k_forecasts_the_mean_of_its_members(tmp_path, capsys):
     assert code == 2 and "without --refit" in capsys.readouterr().err
 
 
-def test_an_interrupted_search_leaves_an_empty_run_directory(tmp_path, capsys, monkeypatch):
+def test_an_interrupted_search_leaves_no_run_directory_and_says_so(tmp_path, capsys, monkeypatch):
     csv = write_series(tmp_path / "series.csv")
     train, calls = fc.train, []
 
@@ -187,7 +187,20 @@ def test_an_interrupted_search_leaves_an_empty_run_directory(tmp_path, capsys, m
 
     monkeypatch.setattr(fc, "train", interrupted)
     assert run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "run", *AUTO, capsys=capsys) == 130
-    assert list((tmp_path / "run").iterdir()) == []  # --overwrite may reuse it
+    assert not (tmp_path / "run").exists()  # it held nothing but the candidates' folder
+    err = capsys.readouterr().err
+    assert "interrupted before anything was saved" in err and "removed" in err and "checkpoint" not in err, err
+
+
+def test_a_top_k_over_the_candidates_is_said_once_and_recorded(tmp_path, capsys):
+    csv = write_series(tmp_path / "series.csv")
+    code = run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "run", *AUTO, "--lookbacks", 24,
+                   "--top-k", 7, capsys=capsys)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("--top-k 7: only 5 candidates trained") == 1, err
+    r = report(tmp_path / "run")
+    assert r["top_k"] == 7 and r["top_k_used"] == 5 and len(r["choice"]) == 5
 
 
 def test_a_candidate_that_fails_is_skipped_and_if_all_fail_the_search_is_one_line(tmp_path, capsys, monkeypatch):

@@ -161,3 +161,57 @@ def test_auto_searches_with_the_covariates_and_its_mean_of_two_reads_them(tmp_pa
     assert code == 0, err
     forecast = pd.read_csv(pd.io.common.StringIO(out))
     assert len(forecast) == H and np.corrcoef(forecast["load"], rows["plan"].iloc[-H:])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("plan, fill, says", [
+    ("empty", "ffill", "has one value"), ("empty", "interpolate", "has one value"), ("constant", "error", "(1)")])
+def test_a_covariate_without_values_over_the_training_rows_is_one_line_and_exit_2(tmp_path, driven_csv, capsys,
+                                                                                  plan, fill, says):
+    frame = pd.read_csv(driven_csv)  # split 0.7: the training rows are the first 700
+    frame.loc[:699, "plan"] = np.nan if plan == "empty" else 1.0
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    code, _, err = run_cli("train", "forecast", "--csv", tmp_path / "f.csv", "--target", "load", "--model", "linear",
+                           "--features", "S", "--future-cols", "plan", "--fill", fill, "--out", tmp_path / "run",
+                           *FAST, capsys=capsys)
+    assert code == 2 and "covariate 'plan' (--future-cols)" in err and says in err, err
+    assert "every training row (the first 700)" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("covariates", [["--past-cols", "temp"], []])
+def test_predict_without_future_covariates_forecasts_from_the_last_observed_row(tmp_path, driven_csv, capsys,
+                                                                               covariates):
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "forecast", "--csv", driven_csv, "--target", "load", "--model", "linear",
+                           "--features", "S", *covariates, "--out", run, "--max-steps", 5, *FAST, capsys=capsys)
+    assert code == 0, err
+    frame = pd.read_csv(driven_csv).iloc[:900]
+    trailing = frame.copy()
+    trailing.loc[895:, ["load", "temp"]] = np.nan  # five rows to forecast, under the default --fill error
+    trailing.to_csv(tmp_path / "trailing.csv", index=False)
+    forecast = Forecast.load(run)
+    frame.iloc[:895].to_csv(tmp_path / "upto.csv", index=False)  # the same file without the rows to forecast
+    expected = forecast.predict_csv(tmp_path / "upto.csv")
+    code, out, err = run_cli("predict", run, "--csv", tmp_path / "trailing.csv", capsys=capsys)
+    assert code == 0, err
+    got = pd.read_csv(pd.io.common.StringIO(out), parse_dates=["date"])
+    assert got["date"].iloc[0] == pd.Timestamp(frame["date"].iloc[895])  # right after the last observed row
+    np.testing.assert_allclose(got["load"].to_numpy(), expected["load"].to_numpy(), rtol=1e-5)
+
+
+def test_calendar_auto_is_decided_once_from_the_median_step(tmp_path, driven_csv, capsys):
+    frame = pd.read_csv(driven_csv, parse_dates=["date"])
+    frame.loc[1:, "date"] += pd.Timedelta(days=3)  # the first step is 3 days 1 hour, the rest an hour
+    frame.to_csv(tmp_path / "gap.csv", index=False)
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "forecast", "--csv", tmp_path / "gap.csv", "--target", "load", "--model",
+                           "linear", "--features", "S", "--calendar", "auto", "--out", run, "--max-steps", 5, *FAST,
+                           capsys=capsys)
+    assert code == 0, err
+    assert json.loads((run / "run.json").read_text())["config"]["data"]["calendar"] == "hour,weekday,dayofyear"
+    assert json.loads((run / "series.json").read_text())["columns"][1:3] == ["hour_sin", "hour_cos"]
+    later = frame.iloc[500:700].copy()
+    later.loc[later.index[0], "date"] -= pd.Timedelta(days=30)  # a file whose first step is a month
+    later.to_csv(tmp_path / "later.csv", index=False)
+    code, out, err = run_cli("predict", run, "--csv", tmp_path / "later.csv", capsys=capsys)
+    assert code == 0 and len(out.strip().splitlines()) == 13, err

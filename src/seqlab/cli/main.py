@@ -65,6 +65,12 @@ def command_train(args: argparse.Namespace) -> None:
         if not args.resume and parallel.is_main and not (Path(run) / "checkpoints").is_dir():
             shutil.rmtree(run, ignore_errors=True)
         raise
+    except KeyboardInterrupt:  # a run interrupted with nothing in it yet (an auto search removes its
+        # candidates): remove the directory this command made, so no empty run is left behind
+        if not args.resume and parallel.is_main and Path(run).is_dir() and not any(Path(run).iterdir()):
+            Path(run).rmdir()
+            args.run_removed = True
+        raise
     finally:
         parallel.close()
     if parallel.is_main:
@@ -273,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
-        if run and not (Path(run) / "checkpoints").is_dir():
+        if getattr(args, "run_removed", False):
+            sys.stderr.write(f"\ninterrupted before anything was saved; {run} removed: start again\n")
+        elif run and not (Path(run) / "checkpoints").is_dir():
             sys.stderr.write("\ninterrupted before the first checkpoint (a one-process run saves one when "
                              "interrupted after its first step; several processes at each evaluation); "
                              "start again with --overwrite\n")

@@ -91,10 +91,36 @@ def has_covariates(data) -> bool:
 
 
 def cycles_of(data, timestamps: pd.DatetimeIndex) -> list[str]:
+    """The calendar's cycles; "auto" resolved against the series' median step (a first gap or a missing
+    row does not change it). Training writes the resolved cycles into the run's config, so a run's later
+    reads never resolve "auto" again."""
     if data.calendar.strip() == "auto":
-        step = timestamps[1] - timestamps[0] if len(timestamps) > 1 else pd.Timedelta(hours=1)
+        step = pd.Series(timestamps).diff().median() if len(timestamps) > 1 else pd.Timedelta(hours=1)
         return auto_cycles(step)
     return calendar_cycles(data.calendar)
+
+
+def resolved(data, timestamps: pd.DatetimeIndex):
+    """The ForecastDataConfig ``data`` with ``calendar = "auto"`` replaced by the cycles it resolves to
+    on these (the training file's) timestamps, e.g. "hour,weekday,dayofyear": what a run stores, so that
+    eval and predict read every file with the training's cycles."""
+    if data.calendar.strip() != "auto":
+        return data
+    return replace(data, calendar=",".join(cycles_of(data, timestamps)))
+
+
+def check_training_rows(series: ts.Series, data, end: int) -> None:
+    """A DataError in one line for a past or future covariate holding one value over the training rows
+    (rows ``[0, end)``): constant there, or empty there and filled by ``--fill`` from later rows (the
+    validation and test rows' values leaking into training). The model cannot learn from it, and its
+    scale would be fitted on nothing."""
+    for column in series.past + series.future[:len(names(data.future_cols))]:
+        values = series.values[:end, column]
+        if np.all(values == values[0]):
+            flag = "--past-cols" if column in series.past else "--future-cols"
+            raise DataError(f"covariate {series.columns[column]!r} ({flag}) has one value ({values[0]:g}) in every "
+                            f"training row (the first {end}): constant, or empty there and filled by --fill "
+                            f"from later rows; the model cannot learn from it: give it values or leave it out")
 
 
 def read_series(path: str | Path, data, ahead: bool = False) -> ts.Series:

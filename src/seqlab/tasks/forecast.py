@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def read_series(data: ForecastDataConfig, path: str | Path | None = None,
         return long_format.read(data)  # covariates with --id-col are refused by the config
     if cov.has_covariates(data):
         return cov.read_series(path, data, ahead)
-    return ts.read_series(path, data.date_col, data.target, data.features, data.fill)
+    return ts.read_series(path, data.date_col, data.target, data.features, data.fill, ahead=ahead)
 
 
 def with_covariates(model, series: ts.Series, c: ForecastModelConfig):
@@ -208,13 +209,15 @@ class Forecast:
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
         quantile model gives the median under each column's name and each other level as ``OT_q0.1``.
-        A model with future covariates forecasts the file's trailing rows whose target is empty (their
-        timestamps, their future covariates; :func:`seqlab.data.covariates.future_rows`).
+        The file's trailing rows whose target is empty are rows to forecast, never input: a model with
+        future covariates forecasts them (their timestamps, their future covariates;
+        :func:`seqlab.data.covariates.future_rows`); any other forecasts from the last row with a target
+        value, its timestamps continuing from that row.
         For a long-format run: the id column first, H rows for each id in the file."""
         if self.config.data.id_col:
             return long_format.predict(self, path)
         d = self.config.data
-        series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}", ahead=bool(self.future))
+        series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}", ahead=True)
         window = self.scaler.transform(series.values[-d.input_len:])
         batch = {"x": torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]}  # (1, L, C)
         stamps = next_timestamps(series.timestamps, d.horizon)
@@ -275,6 +278,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
     writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit).
     ``score_test=False`` leaves the test windows unread (a candidate of ``--model auto``); ``deadline``
     (a ``time.perf_counter()`` reading) stops training at the next step after it, schedule untouched."""
+    if not isinstance(series, long_format.Panel):  # --calendar auto: decided once, here, and stored in the run
+        config = replace(config, data=cov.resolved(config.data, series.timestamps))
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
@@ -285,6 +290,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
         log(f"{len(series.ids)} series trained together ({long_format.named(series.ids)})")
     else:
         bounds = bounds or ts.split_bounds(len(series.values), d.split, d.input_len, d.horizon)
+        cov.check_training_rows(series, d, bounds["train"][1])
         scaler = cov.leave_unscaled(ts.fit_scaler(series.values, bounds["train"][1]), cov.calendar_columns(series, d))
         scaled = scaler.transform(series.values)
         windows = {name: ts.Windows(scaled[start:end], d.input_len, d.horizon, series.future)

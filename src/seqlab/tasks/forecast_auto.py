@@ -46,7 +46,9 @@ model and settings; eval, predict, backtest and the explorer use it unchanged), 
 every candidate's validation scores, steps and seconds, the choice and why, and what was skipped (a
 candidate whose training fails, a diverged loss say, is skipped and the search goes on).
 ``metrics.json`` adds ``auto_choice``, ``auto_seconds`` and ``auto_budget_spent``. The candidates
-train in ``RUN/auto/``, removed at the end (and on any error or interruption). With ``--top-k`` K > 1 the run's ``model.arch`` stays ``auto``
+train in ``RUN/auto/``, removed at the end (and on any error or interruption; a run directory left
+empty by that is removed too). ``auto.json``'s ``top_k`` is what was asked, ``top_k_used`` how many
+were averaged (fewer when fewer candidates fit or trained, said once on standard error). With ``--top-k`` K > 1 the run's ``model.arch`` stays ``auto``
 and its checkpoint is the ensemble; such a run does not resume or refit.
 """
 
@@ -56,14 +58,14 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..config import build, to_dict
-from ..data import timeseries as ts
+from ..data import covariates as cov, timeseries as ts
 from ..errors import DataError, UserError
 from ..io import write_json
 from ..models import forecasters as fm
@@ -199,6 +201,8 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
     if resume:
         raise UserError(f"{run} averages several models (--model auto --top-k): it does not resume")
     started = time.perf_counter()
+    if config.data.calendar.strip() == "auto":  # decided once, on the training file, and stored in the run
+        config = replace(config, data=cov.resolved(config.data, series.timestamps))
     budget = config.train.max_time  # 0: none, so that the choice never depends on the machine's speed
     deadline = started + budget if budget else float("inf")
     candidates, left_out = plan(config, series)
@@ -237,6 +241,9 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
             raise UserError(f"--model auto: every candidate failed; {skipped[-1]['name']}: "
                             f"{skipped[-1]['skipped'].removeprefix('failed: ')}")
         k = min(k, len(table))
+        if k < config.model.top_k:  # fewer candidates fit or trained than asked for: said once
+            sys.stderr.write(f"warning: --top-k {config.model.top_k}: only {len(table)} candidates trained; "
+                             f"the forecast averages {k}\n")
         ranked = sorted(range(len(table)), key=lambda i: (table[i][select], i))[:k]
         by_name = {c.name: c for c in candidates}
         chosen = [by_name[table[i]["name"]] for i in ranked]
@@ -253,7 +260,7 @@ def search(config: fc.ForecastConfig, run: Path, series: ts.Series, *, resume: b
     report = {"choice": [c.name for c in chosen],
               "reason": (f"the lowest {select} on the validation split" if k == 1 else
                          f"the {k} lowest {select} on the validation split, their forecasts averaged"),
-              "selected_by": select, "top_k": k, "budget_seconds": budget,
+              "selected_by": select, "top_k": config.model.top_k, "top_k_used": k, "budget_seconds": budget,
               "budget_spent": budget_cut, "seconds": round(time.perf_counter() - started, 2),
               "chosen": [{"name": c.name, "config": to_dict(c.config)} for c in chosen],
               "candidates": table, "skipped": skipped}

@@ -201,7 +201,7 @@ def plot_prediction(forecast, csv: str | Path, frame, path: Path) -> None:
     from ..viz.forecast import plot_backtest as draw
 
     d = forecast.config.data
-    series = forecast.read_csv(csv, d.input_len, f"the model reads the last {d.input_len}", ahead=bool(forecast.future))
+    series = forecast.read_csv(csv, d.input_len, f"the model reads the last {d.input_len}", ahead=True)
     target = forecast.columns.index(d.target)
     names = {name: (f"{d.target}_q{forecast.levels[low]:g}", f"{d.target}_q{forecast.levels[high]:g}")
              for name, (low, high) in central_intervals(forecast.levels).items()}

@@ -46,8 +46,8 @@ class ForecastDataConfig:
 @dataclass
 class ForecastModelConfig:
     arch: Literal["auto", "transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"] = option(
-        "auto", "the forecaster; auto (the default): train the candidates of forecast_auto within --max-time "
-                "and keep the best on the validation split", flag="model")
+        "auto", "the forecaster; auto (the default): train the candidates of forecast_auto (no time bound "
+                "unless --max-time is given) and keep the best on the validation split", flag="model")
     d_model: int = 64
     n_heads: int = 4
     n_layers: int = 2  # --config etth1-patch: 3, at twice the batch (minutes more on a laptop's CPU)
