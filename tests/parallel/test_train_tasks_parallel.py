@@ -134,7 +134,12 @@ def test_tasks_other_than_lm_take_data_parallel_only(task):
     config_class = task_jobs.MODULES[task][1]
     with pytest.raises(ConfigError, match="data parallel only"):
         load_config(config_class, None, ["parallel.tp=2"])
-    config = load_config(config_class, None, ["train.batch_size=15"])
+    one_model = []
+    if task == "forecast":  # its default, --model auto, trains its candidates on one process
+        with pytest.raises(UserError, match="one process"):
+            load_config(config_class, None, []).check_layout(2)
+        one_model = ["model.arch='patch'"]
+    config = load_config(config_class, None, ["train.batch_size=15", *one_model])
     with pytest.raises(UserError, match="must split evenly over 2 data-parallel"):
         config.check_layout(2)
     config.check_layout(1)
