@@ -25,6 +25,8 @@ from seqlab.models import from_pretrained  # noqa: E402
 from seqlab.models.search import greedy_decode  # noqa: E402
 from seqlab.tasks.translate import Translator  # noqa: E402
 
+from test_gpt2 import assert_close_relative, run_cli as cli  # noqa: E402 (pytest puts this directory on sys.path)
+
 QUICK = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.curves=false",
          "--set", "train.eval_every=10", "--set", "train.precision='fp32'", "--max-steps", "2"]
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2", "--set", "model.d_ff=32",
@@ -34,18 +36,6 @@ WORDS = ["abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zeb
 SENTENCES = ["hello cat", "moon", "zebra tree dog"]
 
 
-def cli(*args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_close_relative(ours: torch.Tensor, theirs: torch.Tensor) -> None:
-    """Elementwise within 1e-5 of the reference's scale (fp32)."""
-    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5 * float(theirs.abs().max()))
 
 
 def assert_close_but_pad(ours: torch.Tensor, theirs: torch.Tensor, pad: int) -> None:

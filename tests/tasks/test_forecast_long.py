@@ -14,6 +14,8 @@ from seqlab.errors import UserError
 from seqlab.tasks import task as registry
 from seqlab.tasks.forecast import Forecast
 
+from test_forecast_task import run_cli  # pytest puts this directory on sys.path
+
 FAST = ["--input-len", "24", "--horizon", "6", "--split", "0.7,0.1,0.2", "--model", "linear",
         "--max-steps", "40", "--set", "train.progress=false", "--set", "train.tensorboard=false",
         "--set", "train.batch_size=16", "--set", "train.eval_every=20", "--set", "train.lr=0.01",
@@ -33,15 +35,6 @@ def stores(sizes=(200, 160, 180)) -> pd.DataFrame:
             "load": level + (1 + k) * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.1, n),
             "OT": level / 2 + np.cos(2 * np.pi * t / 24) + rng.normal(0, 0.1, n)}))
     return pd.concat(parts, ignore_index=True)
-
-
-def run_cli(*args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def weights(run):
