@@ -278,13 +278,13 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
     writes the files and scores the result. ``bounds`` replaces the split's row ranges (a backtest's refit).
     ``score_test=False`` leaves the test windows unread (a candidate of ``--model auto``); ``deadline``
     (a ``time.perf_counter()`` reading) stops training at the next step after it, schedule untouched."""
-    if not isinstance(series, long_format.Panel):  # --calendar auto: decided once, here, and stored in the run
+    panel = isinstance(series, long_format.Panel)  # many series (--id-col): a split, a scaler, windows per id
+    if not panel:  # --calendar auto: decided once, here, and stored in the run
         config = replace(config, data=cov.resolved(config.data, series.timestamps))
     d, t, started = config.data, config.train, time.perf_counter()
     parallel = parallel or SingleProcess()
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
-    panel = isinstance(series, long_format.Panel)  # many series (--id-col): a split, a scaler, windows per id
     if panel:
         scaler, windows, described = long_format.prepare(series, d)
         log(f"{len(series.ids)} series trained together ({long_format.named(series.ids)})")
