@@ -41,12 +41,14 @@ MUTATE         ?= src/seqlab/nn/* src/seqlab/models/* src/seqlab/train/* src/seq
 MUTATION_TESTS ?= tests/nn tests/models tests/train tests/data
 MUTATION_JOBS  ?= $(shell nproc)
 
+MUTATION_DIR   ?= build/mutation
+
 mutation: $(STAMP)
 	@$(PY) -c 'import mutmut' 2>/dev/null || $(PY) -m pip install --quiet 'mutmut==3.8.1'
-	rm -rf build/mutation && mkdir -p build/mutation && cp -r src tests pyproject.toml build/mutation/
-	$(PY) tests/mutation.py config '$(MUTATE)' '$(MUTATION_TESTS)' >> build/mutation/pyproject.toml
-	cd build/mutation && OMP_NUM_THREADS=1 $(abspath $(PY)) -m mutmut run --max-children $(MUTATION_JOBS); \
-	  $(abspath $(PY)) -m mutmut export-cicd-stats >/dev/null && $(abspath $(PY)) ../../tests/mutation.py score
+	rm -rf $(MUTATION_DIR) && mkdir -p $(MUTATION_DIR) && cp -r src tests pyproject.toml $(MUTATION_DIR)/
+	$(PY) tests/mutation.py config '$(MUTATE)' '$(MUTATION_TESTS)' >> $(MUTATION_DIR)/pyproject.toml
+	cd $(MUTATION_DIR) && OMP_NUM_THREADS=1 $(abspath $(PY)) -m mutmut run --max-children $(MUTATION_JOBS) \
+	  && $(abspath $(PY)) $(abspath tests/mutation.py) score
 
 clean:
 	rm -rf runs build *.egg-info src/*.egg-info
