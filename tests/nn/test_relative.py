@@ -1,13 +1,14 @@
 """Relative position representations (Shaw et al., 2018): equal to the paper's equations written out
 pair by pair, outputs and gradients; dependent on offsets only; usable with a key/value cache."""
 
+import contextlib
 import math
 
 import pytest
 import torch
 
 from seqlab.nn import (KVCache, MultiHeadAttention, RelativePositions, SinusoidalPositionalEncoding, encoder_layer,
-                       scaled_dot_product_attention)
+                       relative_positions, scaled_dot_product_attention)
 
 
 def reference_attention(q, k, v, a_key, a_value, max_distance, offset=0, mask=None):
@@ -126,3 +127,72 @@ def test_cached_self_attention_equals_attention_over_the_whole_sequence():
     torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=1e-5)
     # is_causal (no mask tensor) gives the same as the explicit mask
     torch.testing.assert_close(attention(x, x, x, is_causal=True)[0], full)
+
+
+def shaw_index(i, j, k):
+    """The row of the tables for query position i and key position j: clip(j - i, -k, k) shifted by k."""
+    return min(max(j - i, -k), k) + k
+
+
+def test_each_layer_gets_its_tables_only_for_relative_positions():
+    tables = relative_positions("relative", 6, 3)
+    assert isinstance(tables, RelativePositions)
+    assert (tables.d_head, tables.max_distance) == (6, 3)
+    assert tables.key.weight.shape == tables.value.weight.shape == (7, 6)  # 2k + 1 rows of width d_head
+    for positional in ("sinusoidal", "learned", "rotary", "Relative"):
+        assert relative_positions(positional, 6, 3) is None
+
+
+def test_clipping_distance_one_and_the_default_of_sixteen():
+    smallest = RelativePositions(4, max_distance=1)  # k = 1 is allowed: offsets -1, 0, 1
+    assert smallest.offsets(4, 4).tolist() == [[shaw_index(i, j, 1) for j in range(4)] for i in range(4)]
+    assert RelativePositions(4).max_distance == 16 and RelativePositions(4).key.num_embeddings == 33
+
+
+def test_tables_start_small():
+    torch.manual_seed(0)
+    tables = RelativePositions(64, 16)  # 33 × 64 draws from N(0, 0.02²) each
+    for weight in (tables.key.weight, tables.value.weight):
+        assert 0.018 < weight.std() < 0.022 and abs(weight.mean()) < 0.002
+
+
+@pytest.mark.parametrize("default_device", [None, "meta"])
+def test_logits_and_values_without_an_offset_equal_the_paper_pair_by_pair(default_device):
+    """No offset given: queries at 0 … T_q - 1. Eq. 4's q_i · a^K_ij / √d and eq. 3's Σ_j α_ij a^V_ij,
+    written out per pair; the tables kept in float32 while q and α are float64 (as under autocast the
+    tables and the activations differ): the result follows the activations' dtype. Under another default
+    device (`with torch.device(...)`, meta standing in for an accelerator) the indices still follow q's."""
+    torch.manual_seed(0)
+    k, d, T_q, T_k = 2, 3, 4, 7
+    tables = RelativePositions(d, k)
+    with torch.no_grad():
+        tables.key.weight.normal_()
+        tables.value.weight.normal_()
+    q = torch.randn(2, 2, T_q, d, dtype=torch.float64)
+    alpha = torch.softmax(torch.randn(2, 2, T_q, T_k, dtype=torch.float64), -1)
+    a_key, a_value = tables.key.weight.detach().double(), tables.value.weight.detach().double()
+    with torch.device(default_device) if default_device else contextlib.nullcontext():
+        logits, values = tables.logits(q, T_k), tables.values(alpha)
+    assert logits.device == values.device == q.device
+    assert tables.offsets(T_q, T_k).tolist() == [[shaw_index(i, j, k) for j in range(T_k)] for i in range(T_q)]
+    assert logits.dtype == values.dtype == torch.float64
+    for b in range(2):
+        for h in range(2):
+            for i in range(T_q):
+                z = torch.zeros(d, dtype=torch.float64)
+                for j in range(T_k):
+                    r = shaw_index(i, j, k)
+                    torch.testing.assert_close(logits[b, h, i, j], q[b, h, i] @ a_key[r] / math.sqrt(d))
+                    z = z + alpha[b, h, i, j] * a_value[r]
+                torch.testing.assert_close(values[b, h, i], z)
+
+
+def test_indices_are_built_on_the_tables_device():
+    # Meta tensors (shapes and devices, no data) stand in for an accelerator.
+    tables = RelativePositions(4, 2).to("meta")
+    assert tables.offsets(3, 5, offset=2, device=torch.device("meta")).device.type == "meta"
+    q = torch.randn(1, 2, 3, 4, device="meta")
+    logits = tables.logits(q, 5, offset=2)
+    values = tables.values(torch.randn(1, 2, 3, 5, device="meta"), offset=2)
+    assert logits.device.type == values.device.type == "meta"
+    assert logits.shape == (1, 2, 3, 5) and values.shape == (1, 2, 3, 4)

@@ -53,6 +53,8 @@ def gru_step(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_h
 # --- cells ------------------------------------------------------------------------------------
 
 class _Cell(nn.Module):
+    """One step of a recurrent layer; an unbatched x (I,) with state (H,) works as in torch's cells."""
+
     def __init__(self, input_size: int, hidden_size: int, gates: int) -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
@@ -65,7 +67,8 @@ class _Cell(nn.Module):
             nn.init.uniform_(weight, -bound, bound)
 
     def _zeros(self, x: Tensor) -> Tensor:
-        return x.new_zeros(x.size(0), self.hidden_size)
+        """The initial state: zeros (B, H), or (H,) for an unbatched x (I,) as torch's cells take."""
+        return x.new_zeros(*x.shape[:-1], self.hidden_size)
 
 
 class RNNCell(_Cell):

@@ -30,7 +30,7 @@ def relative_positions(positional: str, d_head: int, max_distance: int) -> "Rela
 
 
 class RelativePositions(nn.Module):
-    """The tables a^K and a^V, (2k + 1, d_head) each, of one attention layer; ``max_distance`` is k.
+    """The tables a^K and a^V, (2k + 1, d_head) each, of one attention layer; ``max_distance`` is k (16 unless given).
 
     Queries are at positions offset … offset + T_q - 1 (``offset``: positions already cached in
     incremental decoding) and keys at 0 … T_k - 1."""
