@@ -392,7 +392,8 @@ def test_cached_decoding_equals_torchs_full_decoding(norm_first, need_weights):
         if need_weights:
             step, (self_maps, cross_maps) = step
             for i in range(2):
-                torch.testing.assert_close(self_maps[i], expected_self[i][:, :, t : t + 1, : t + 1], atol=1e-6, rtol=1e-5)
+                seen = expected_self[i][:, :, t : t + 1, : t + 1]  # the step's row, over the positions so far
+                torch.testing.assert_close(self_maps[i], seen, atol=1e-6, rtol=1e-5)
                 torch.testing.assert_close(cross_maps[i], expected_cross[i][:, :, t : t + 1], atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(step, expected[:, t : t + 1], atol=1e-5, rtol=1e-5)
         assert cache.offset == t + 1

@@ -74,7 +74,7 @@ def test_learned_positions_add_the_embedding_rows_at_the_offset():
 
 
 def test_learned_positions_start_small():
-    # GPT-2's initialisation, N(0, 0.02²) (Radford et al. 2019), as BERT's truncated one.
+    # N(0, 0.02²), the initialisation of GPT (Radford et al. 2018 §4.1) that GPT-2 and BERT kept.
     weight = LearnedPositionalEmbedding(1024, 64).embedding.weight
     assert abs(weight.mean().item()) < 0.002
     assert 0.019 < weight.std().item() < 0.021
@@ -142,7 +142,10 @@ def test_rotary_scores_depend_only_on_the_distance():
     rope = RotaryEmbedding(8, max_len=32)
     q, k = torch.randn(1, 1, 1, 8, dtype=torch.float64), torch.randn(1, 1, 1, 8, dtype=torch.float64)
     for distance in (-3, 0, 5):
-        expected = (q * reference_rotary(k, distance)).sum() if distance >= 0 else (reference_rotary(q, -distance) * k).sum()
+        if distance >= 0:
+            expected = (q * reference_rotary(k, distance)).sum()  # q·R_{n-m} k
+        else:
+            expected = (reference_rotary(q, -distance) * k).sum()  # (R_{m-n} q)·k
         for m in (4, 20, 31, 500):
             score = (rope(q, m) * rope(k, m + distance)).sum()
             torch.testing.assert_close(score, expected, atol=1e-5, rtol=0, msg=f"m={m}, n-m={distance}")
