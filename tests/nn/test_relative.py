@@ -126,3 +126,15 @@ def test_cached_self_attention_equals_attention_over_the_whole_sequence():
     torch.testing.assert_close(torch.cat(pieces, 1), full, atol=1e-5, rtol=1e-5)
     # is_causal (no mask tensor) gives the same as the explicit mask
     torch.testing.assert_close(attention(x, x, x, is_causal=True)[0], full)
+
+
+def test_queries_start_at_position_zero_unless_told():
+    torch.manual_seed(0)
+    relative = RelativePositions(3, 2).double()
+    with torch.no_grad():
+        relative.key.weight.normal_()
+        relative.value.weight.normal_()
+    q, k, v = (torch.randn(1, 2, 5, 3, dtype=torch.float64) for _ in range(3))
+    out, _ = scaled_dot_product_attention(q, k, v, relative=relative)
+    expected = reference_attention(q, k, v, relative.key.weight.detach(), relative.value.weight.detach(), 2, offset=0)
+    torch.testing.assert_close(out, expected)
