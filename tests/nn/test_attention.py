@@ -224,3 +224,214 @@ def test_cache_concatenates_under_autograd():
     k, v = cache.update(x * 3, x * 4)
     (k.sum() + v.sum()).backward()
     assert torch.equal(x.grad, torch.full_like(x, 10.0))
+
+
+# --- which path runs, and what torch says about export ----------------------------------------------------------
+
+
+def test_is_exporting_asks_torch_and_says_no_where_torch_cannot_tell(monkeypatch):
+    from seqlab.nn.attention import is_exporting
+
+    assert is_exporting() is False  # no export trace here
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    assert is_exporting() is True
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: 0)
+    assert is_exporting() is False
+    monkeypatch.delattr(torch.compiler, "is_exporting")  # torch before 2.7
+    assert is_exporting() is False
+
+
+def test_fused_kernel_pays_except_for_short_bf16_on_cpu():
+    """The rule its docstring states: not in bf16 with at most 256 keys (axis -2 of k) on the CPU."""
+    from seqlab.nn.attention import _fused_kernel_pays
+
+    def pays(dtype, keys, device="cpu"):
+        q = torch.empty(1, 2, 3, 8, dtype=dtype, device=device)
+        return _fused_kernel_pays(q, torch.empty(1, 2, keys, 8, dtype=dtype, device=device))
+
+    assert not pays(torch.bfloat16, 1) and not pays(torch.bfloat16, 256)
+    assert pays(torch.bfloat16, 257) and pays(torch.bfloat16, 1000)
+    assert pays(torch.float32, 1) and pays(torch.float32, 256) and pays(torch.float16, 16)
+    assert pays(torch.bfloat16, 16, device="meta")  # not the CPU
+    # keys counted on axis -2 whatever the leading axes: (B, Tk, d) with 300 keys and 8 channels
+    assert _fused_kernel_pays(torch.empty(2, 3, 8, dtype=torch.bfloat16), torch.empty(2, 300, 8, dtype=torch.bfloat16))
+
+
+def reference_attention(q, k, v, allowed):
+    """softmax(Q Kᵀ/√d) V over the allowed keys, written out; a row allowed nowhere gives zeros."""
+    scores = (q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))).masked_fill(~allowed, float("-inf"))
+    weights = torch.nan_to_num(scores.softmax(-1), nan=0.0)
+    return weights @ v, weights
+
+
+def test_fused_kernel_runs_unless_weights_relative_positions_or_short_bf16(monkeypatch):
+    import torch.nn.functional as F
+
+    from seqlab.nn import RelativePositions
+
+    calls, real = [], F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 2, 5, 8), torch.randn(2, 2, 6, 8), torch.randn(2, 2, 6, 8)
+    expected, expected_w = reference_attention(q, k, v, torch.ones(5, 6, dtype=torch.bool))
+    out, w = scaled_dot_product_attention(q, k, v)
+    assert len(calls) == 1 and w is None  # float32: the fused kernel
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    out, w = scaled_dot_product_attention(q, k, v, need_weights=True)
+    assert len(calls) == 1
+    torch.testing.assert_close(w, expected_w, atol=1e-6, rtol=1e-5)
+    out, w = scaled_dot_product_attention(q, k, v, relative=RelativePositions(8, 2))
+    assert len(calls) == 1 and w is None  # the composite, but no weights asked for
+    out, w = scaled_dot_product_attention(q.bfloat16(), k.bfloat16(), v.bfloat16())
+    assert len(calls) == 1 and w is None and out.dtype == torch.bfloat16  # bf16, 6 keys: the composite
+    torch.testing.assert_close(out.float(), expected, atol=3e-2, rtol=3e-2)
+    long_k, long_v = torch.randn(2, 2, 300, 8), torch.randn(2, 2, 300, 8)
+    out, _ = scaled_dot_product_attention(q.bfloat16(), long_k.bfloat16(), long_v.bfloat16())
+    assert len(calls) == 2  # bf16, 300 keys: the fused kernel
+    expected, _ = reference_attention(q, long_k, long_v, torch.ones(5, 300, dtype=torch.bool))
+    torch.testing.assert_close(out.float(), expected, atol=3e-2, rtol=3e-2)
+
+
+def test_mask_and_is_causal_together_are_refused():
+    q = torch.randn(1, 1, 3, 4)
+    with pytest.raises(ValueError, match=r"^give either a mask or is_causal=True, not both$"):
+        scaled_dot_product_attention(q, q, q, causal_mask(3), is_causal=True)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_a_row_allowed_nowhere_leaves_the_other_rows_masked(need_weights):
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 4, 8), torch.randn(2, 3, 6, 8), torch.randn(2, 3, 6, 8)
+    mask = torch.rand(2, 1, 4, 6) > 0.4
+    mask[..., 0] = True
+    mask[1, :, 2] = False  # one query of the second sequence may attend nowhere
+    expected, expected_w = reference_attention(q, k, v, mask)
+    out, w = scaled_dot_product_attention(q, k, v, mask, need_weights=need_weights)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    assert (out[1, :, 2] == 0).all()
+    if need_weights:
+        torch.testing.assert_close(w, expected_w)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_is_causal_equals_a_lower_triangular_mask(need_weights):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, requires_grad=True) for _ in range(3))
+    out, w = scaled_dot_product_attention(q, k, v, need_weights=need_weights, is_causal=True)
+    expected, expected_w = reference_attention(q, k, v, torch.ones(5, 5, dtype=torch.bool).tril())
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    if need_weights:
+        torch.testing.assert_close(w, expected_w)
+    upstream = torch.randn_like(out)
+    got = torch.autograd.grad((out * upstream).sum(), (q, k, v))
+    want = torch.autograd.grad((expected * upstream).sum(), (q, k, v))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+def test_any_leading_axes_as_torchs_attention_takes_them(need_weights):
+    """One head, (B, T, d): the keys are axis -2 everywhere, as for F.scaled_dot_product_attention."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 5, 3), torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    for is_causal in (False, True):
+        out, _ = scaled_dot_product_attention(q, k, v, need_weights=need_weights, is_causal=is_causal)
+        torch.testing.assert_close(out, torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=is_causal),
+                                   atol=1e-5, rtol=1e-5)
+    # keys and values shared by every sequence of the batch broadcast, relative positions included
+    from seqlab.nn import RelativePositions
+
+    relative = RelativePositions(3, 2)
+    q4, shared_k, shared_v = torch.randn(2, 2, 4, 3), torch.randn(2, 6, 3), torch.randn(2, 6, 3)
+    out, _ = scaled_dot_product_attention(q4, shared_k, shared_v, need_weights=need_weights, relative=relative)
+    full, _ = scaled_dot_product_attention(q4, shared_k.expand(2, 2, 6, 3), shared_v.expand(2, 2, 6, 3),
+                                           need_weights=need_weights, relative=relative)
+    torch.testing.assert_close(out, full)
+
+
+def test_causal_mask_is_built_on_the_device_of_the_queries():
+    q = torch.empty(1, 2, 4, 8, device="meta")
+    out, w = scaled_dot_product_attention(q, q, q, need_weights=True, is_causal=True)
+    assert out.device.type == "meta" and w.shape == (1, 2, 4, 4)
+
+
+def test_attention_dropout_drops_weights_of_both_paths():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 2, 5, 8), torch.randn(2, 2, 6, 8), torch.randn(2, 2, 6, 8)
+    mask = torch.rand(2, 1, 5, 6) > 0.3
+    mask[..., 0] = True
+    plain, weights = reference_attention(q, k, v, mask)
+    torch.manual_seed(1)
+    out, w = scaled_dot_product_attention(q, k, v, mask, dropout_p=0.3, need_weights=True)
+    torch.manual_seed(1)
+    expected = F.dropout(weights, 0.3) @ v  # the same draws: the weights dropped, the rest scaled by 1/0.7
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w, weights)  # the weights returned are those before dropout
+    assert not torch.allclose(out, plain, atol=1e-3)
+    fused, _ = scaled_dot_product_attention(q, k, v, mask, dropout_p=0.5)  # the fused kernel drops its own
+    assert not torch.allclose(fused, plain, atol=1e-3)
+    fused_causal, _ = scaled_dot_product_attention(q, q, v[:, :, :5], dropout_p=0.5, is_causal=True)
+    assert not torch.allclose(fused_causal, reference_attention(q, q, v[:, :, :5], torch.ones(5, 5).tril().bool())[0],
+                              atol=1e-3)
+
+
+# --- the module: bias, dropout, rotary positions -----------------------------------------------------------------
+
+
+def test_mha_without_bias_equals_torch_without_bias():
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(8, 2, bias=False).eval()
+    assert all(layer.bias is None for layer in (ours.w_q, ours.w_k, ours.w_v, ours.w_o))
+    ref = nn.MultiheadAttention(8, 2, bias=False, batch_first=True).eval()
+    with torch.no_grad():
+        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
+        ref.out_proj.weight.copy_(ours.w_o.weight)
+    x, memory = torch.randn(2, 4, 8), torch.randn(2, 5, 8)
+    torch.testing.assert_close(ours(x, memory, memory)[0], ref(x, memory, memory)[0], atol=1e-5, rtol=1e-5)
+
+
+def test_mha_dropout_only_in_training():
+    torch.manual_seed(0)
+    ours = MultiHeadAttention(8, 2, dropout=0.5)
+    ref = copy_into_torch_mha(ours).eval()
+    x = torch.randn(2, 6, 8)
+    ours.eval()
+    for need_weights in (False, True):
+        torch.testing.assert_close(ours(x, x, x, need_weights=need_weights)[0], ref(x, x, x)[0], atol=1e-5, rtol=1e-5)
+    ours.train()
+    for need_weights in (False, True):
+        assert not torch.allclose(ours(x, x, x, need_weights=need_weights)[0], ref(x, x, x)[0], atol=1e-3)
+
+
+def rope(x, offset):
+    """RoPE (Su et al., 2021) written out: channels (i, i + d/2) at position p rotated by p·10000^(-2i/d)."""
+    d, T = x.size(-1), x.size(-2)
+    theta = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
+    angle = torch.arange(offset, offset + T, dtype=torch.float64).unsqueeze(1) * theta  # (T, d/2)
+    cos, sin = angle.cos().float(), angle.sin().float()
+    x1, x2 = x[..., : d // 2], x[..., d // 2 :]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def test_mha_rotates_queries_and_keys_by_their_positions_cached_or_not():
+    from seqlab.nn import RotaryEmbedding
+
+    torch.manual_seed(0)
+    B, T, D, H = 2, 6, 16, 2
+    mha = MultiHeadAttention(D, H, rotary=RotaryEmbedding(D // H)).eval()
+    x = torch.randn(B, T, D)
+
+    def heads(linear):
+        return linear(x).view(B, T, H, D // H).transpose(1, 2)
+
+    q, k, v = rope(heads(mha.w_q), 0), rope(heads(mha.w_k), 0), heads(mha.w_v)
+    attended, _ = reference_attention(q, k, v, torch.ones(T, T, dtype=torch.bool).tril())
+    expected = mha.w_o(attended.transpose(1, 2).reshape(B, T, D))
+    full, _ = mha(x, x, x, causal_mask(T))
+    torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
+    cache = KVCache()
+    first, _ = mha(x[:, :2], x[:, :2], x[:, :2], causal_mask(2), cache=cache)
+    steps = [mha(x[:, t : t + 1], x[:, t : t + 1], x[:, t : t + 1], cache=cache)[0] for t in range(2, T)]
+    torch.testing.assert_close(torch.cat([first, *steps], 1), expected, atol=1e-5, rtol=1e-5)

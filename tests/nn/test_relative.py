@@ -196,3 +196,15 @@ def test_indices_are_built_on_the_tables_device():
     values = tables.values(torch.randn(1, 2, 3, 5, device="meta"), offset=2)
     assert logits.device.type == values.device.type == "meta"
     assert logits.shape == (1, 2, 3, 5) and values.shape == (1, 2, 3, 4)
+
+
+def test_queries_start_at_position_zero_unless_told():
+    torch.manual_seed(0)
+    relative = RelativePositions(3, 2).double()
+    with torch.no_grad():
+        relative.key.weight.normal_()
+        relative.value.weight.normal_()
+    q, k, v = (torch.randn(1, 2, 5, 3, dtype=torch.float64) for _ in range(3))
+    out, _ = scaled_dot_product_attention(q, k, v, relative=relative)
+    expected = reference_attention(q, k, v, relative.key.weight.detach(), relative.value.weight.detach(), 2, offset=0)
+    torch.testing.assert_close(out, expected)

@@ -65,8 +65,8 @@ def scaled_dot_product_attention(
 ) -> tuple[Tensor, Tensor | None]:
     """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V  (eq. 1).
 
-    q: (B, H, Tq, d), k and v: (B, H, Tk, d); mask: bool broadcastable to (B, H, Tq, Tk),
-    True = may attend. ``is_causal`` (with Tq = Tk and no mask) lets query t see keys ≤ t without
+    q: (B, H, Tq, d), k and v: (B, H, Tk, d) (other leading axes work too, broadcasting as in torch's
+    own F.scaled_dot_product_attention); mask: bool broadcastable to (B, H, Tq, Tk), True = may attend. ``is_causal`` (with Tq = Tk and no mask) lets query t see keys ≤ t without
     building a mask, so the fused kernel can skip the masked blocks. Returns out (B, H, Tq, d) and,
     when ``need_weights``, the attention weights (B, H, Tq, Tk). A query row that may attend to no
     key gives zeros (never NaN).
