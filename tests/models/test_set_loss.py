@@ -43,9 +43,12 @@ def test_default_matching_cost_and_assignment():
     generator = torch.Generator().manual_seed(0)
     Q, n = 5, 3
     logits = torch.randn(Q, 4, generator=generator) * 2
-    boxes = torch.cat([torch.rand(Q, 2, generator=generator) * 0.6 + 0.2, torch.rand(Q, 2, generator=generator) * 0.3 + 0.05], 1)
-    target = {"labels": torch.tensor([2, 0, 2]),
-              "boxes": torch.cat([torch.rand(n, 2, generator=generator) * 0.6 + 0.2, torch.rand(n, 2, generator=generator) * 0.3 + 0.05], 1)}
+    def random_boxes(count):  # centres in [.2, .8], sides in [.05, .35]
+        return torch.cat([torch.rand(count, 2, generator=generator) * 0.6 + 0.2,
+                          torch.rand(count, 2, generator=generator) * 0.3 + 0.05], 1)
+
+    boxes = random_boxes(Q)
+    target = {"labels": torch.tensor([2, 0, 2]), "boxes": random_boxes(n)}
     expected = np.zeros((Q, n))
     for q in range(Q):
         p = softmax(logits[q].tolist())
