@@ -4,7 +4,7 @@ import torch
 
 from seqlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from seqlab.models import Transformer, TransformerConfig
-from seqlab.models.search import beam_search, greedy_decode
+from seqlab.models.search import beam_search, decided, greedy_decode, length_penalty
 
 V, STEPS = 6, 3
 
@@ -119,3 +119,53 @@ def test_stopping_early_changes_no_output_and_saves_steps():
                     expected = [exhaustive_beam_search(m, src[i : i + 1], steps, 3, alpha) for i in range(3)]
                 assert [truncate(row) for row in found.tolist()] == expected
     assert stopped_early >= 9  # of 18 searches
+
+
+def test_length_penalty_is_gnmts():
+    lengths = torch.tensor([1, 7, 13])
+    torch.testing.assert_close(length_penalty(lengths, 1.0), torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(length_penalty(lengths, 0.5), torch.tensor([1.0, 2.0, 3.0]).sqrt())
+    assert length_penalty(lengths, 0.0).tolist() == [1.0, 1.0, 1.0]
+
+
+def decided_by_rule(scores, finished, lengths, alpha, step, max_len):
+    """decided()'s docstring in plain Python, every final length from step + 1 to max_len tried."""
+    lp = lambda n: ((5 + n) / 6) ** alpha  # noqa: E731
+    out = []
+    for s_row, f_row, n_row in zip(scores.tolist(), finished.tolist(), lengths.tolist()):
+        done = [(s / lp(n), s) for s, f, n in zip(s_row, f_row, n_row) if f]
+        live = [s for s, f in zip(s_row, f_row) if not f]
+        if not done:
+            out.append(False)
+            continue
+        best_ranked, best_score = max(done)
+        out.append(all(s < best_score for s in live)
+                   and all(best_ranked > s / lp(n) for s in live for n in range(step + 1, max_len + 1)))
+    return out
+
+
+def test_decided_follows_its_rule():
+    # Edge cases by hand, one a row: (scores, finished, lengths, alpha, step, max_len, decided).
+    cases = [
+        ([-1.0, -2.0], [True, False], [1, 1], 1.0, 0, 7, False),  # -1/lp(1) = -2/lp(7) = -1: no overtaking, no stop
+        ([-1.0, -2.1], [True, False], [1, 7], 1.0, 6, 7, True),  # the last step: the live one can be 7 long, not 8
+        ([-0.8, -1.0], [True, False], [3, 3], -1.0, 2, 5, True),  # alpha < 0: lp is largest at the live length 3
+        ([-1.0, -1.0], [True, False], [1, 3], -1.0, 2, 5, False),  # a live one as probable as f: not decided
+        ([-3.0, -1.0], [True, False], [2, 2], 0.0, 1, 4, False),  # a live one more probable
+        ([-1.0, -2.0], [False, False], [2, 2], 0.6, 1, 4, False),  # none finished
+        ([-1.0, -2.0], [True, True], [2, 4], 0.6, 3, 4, True),  # all finished
+        ([-1.2, -1.5], [True, True], [1, 5], 1.0, 4, 5, True),  # f by score / lp: -1.5/(10/6) = -0.9 wins
+    ]
+    for scores, finished, lengths, alpha, step, max_len, expected in cases:
+        args = (torch.tensor([scores]), torch.tensor([finished]), torch.tensor([lengths]), alpha, step, max_len)
+        assert decided(*args).tolist() == [expected] == decided_by_rule(*args), (scores, finished, lengths, alpha)
+    generator = torch.Generator().manual_seed(0)
+    for alpha in (0.0, 0.6, 1.5, -1.0):
+        for step in (0, 2, 5):
+            scores = -torch.rand(40, 3, generator=generator) * 4 * (step + 1)
+            finished = torch.rand(40, 3, generator=generator) < 0.5
+            lengths = torch.where(finished, torch.randint(1, step + 2, (40, 3), generator=generator), step + 1)
+            args = (scores, finished, lengths, alpha, step, 6)
+            got = decided(*args).tolist()
+            assert got == decided_by_rule(*args)
+            assert 0 < sum(got) < 40  # both kinds of row occur

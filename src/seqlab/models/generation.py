@@ -16,10 +16,10 @@ from torch import Tensor
 
 def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
                   top_p: float | None = None) -> Tensor:
-    """logits: (B, V) -> (B, V) with the tokens that may not be drawn set to -inf."""
+    """logits: (…, V) -> (…, V) with the tokens that may not be drawn set to -inf."""
     logits = logits.float() / temperature
     if top_k is not None and top_k < logits.size(-1):
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p is not None and top_p < 1.0:
         # Nucleus sampling (Holtzman et al., 2020): the smallest set of most probable tokens whose

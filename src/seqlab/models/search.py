@@ -51,10 +51,11 @@ def decided(scores: Tensor, finished: Tensor, lengths: Tensor, alpha: float, ste
     grows) and no live one can overtake it at the end, even reaching its most favourable length
     (log P < 0 divided by the largest lp of the lengths still possible). scores, finished: (B, K) -> (B,)."""
     ranked = scores / length_penalty(lengths, alpha)
-    best, which = ranked.masked_fill(~finished, float("-inf")).max(-1)
+    best, which = ranked.masked_fill(~finished, float("-inf")).max(-1)  # -inf where none has finished
     live = scores.masked_fill(finished, float("-inf")).max(-1).values  # -inf where all are finished
     largest_lp = length_penalty(torch.tensor([step + 1, max_len], device=scores.device), alpha).max()
-    return finished.any(-1) & (live < scores.gather(1, which.unsqueeze(1)).squeeze(1)) & (best > live / largest_lp)
+    # Where none has finished, best is -inf and no live score divided by an lp lies below it.
+    return (live < scores.gather(1, which.unsqueeze(1)).squeeze(1)) & (best > live / largest_lp)
 
 
 @torch.no_grad()

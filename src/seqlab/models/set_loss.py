@@ -88,26 +88,26 @@ class SetCriterion(nn.Module):
         super().__init__()
         self.n_classes, self.matcher = n_classes, matcher
         self.class_weight, self.l1_weight, self.giou_weight = class_weight, l1_weight, giou_weight
-        class_weights = torch.ones(n_classes + 1)
-        class_weights[-1] = no_object_weight
-        self.register_buffer("class_weights", class_weights, persistent=False)
+        self.no_object_weight = no_object_weight
 
     def layer_losses(self, logits: Tensor, boxes: Tensor, targets: list[dict[str, Tensor]],
                      n_boxes: float) -> dict[str, Tensor]:
         """One decoder layer's predictions: logits (B, Q, K + 1), boxes (B, Q, 4) -> class, l1, giou."""
         matches = self.matcher(logits, boxes, targets)
-        target_classes = torch.full(logits.shape[:2], self.n_classes, dtype=torch.int64, device=logits.device)
+        target_classes = logits.new_full(logits.shape[:2], self.n_classes, dtype=torch.int64)  # (B, Q)
         matched_boxes, wanted_boxes = [], []
         for b, ((queries, objects), target) in enumerate(zip(matches, targets)):
             target_classes[b, queries] = target["labels"][objects]
             matched_boxes.append(boxes[b, queries])
             wanted_boxes.append(target["boxes"][objects])
         # The weighted mean divides by the summed weights of the targets, as the paper's code does.
-        class_loss = F.cross_entropy(logits.float().transpose(1, 2), target_classes,
-                                     weight=self.class_weights.to(logits.device))
+        scores = logits.float().transpose(1, 2)  # (B, K + 1, Q)
+        class_weights = scores.new_ones(scores.size(1))  # (K + 1,), where the scores are
+        class_weights[-1] = self.no_object_weight
+        class_loss = F.cross_entropy(scores, target_classes, weight=class_weights)
         predicted, wanted = torch.cat(matched_boxes).float(), torch.cat(wanted_boxes).float()
         l1 = (predicted - wanted).abs().sum() / n_boxes
-        giou = generalized_box_iou(_xyxy(predicted), _xyxy(wanted)).diagonal() if len(predicted) else predicted.new_zeros(0)
+        giou = generalized_box_iou(_xyxy(predicted), _xyxy(wanted)).diagonal()  # (n,); n may be 0
         return {"class": class_loss, "l1": l1, "giou": (1 - giou).sum() / n_boxes}
 
     def forward(self, outputs: dict[str, Any], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
