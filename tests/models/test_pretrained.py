@@ -3,9 +3,10 @@ process (which has imported nothing but seqlab.models) and computes exactly the 
 
 import json
 import os
+import re
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,7 @@ def as_tensor(out):
 # Runs in a fresh interpreter: import seqlab.models only, load every saved case, run it on its inputs.
 LOAD_AND_RUN = """
 import json, sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -223,3 +224,82 @@ def test_from_pretrained_of_one_class_refuses_another(tmp_path):
     saved_lm(tmp_path)
     with pytest.raises(ValueError, match="holds a TransformerLM, not a RecurrentLM"):
         m.RecurrentLM.from_pretrained(tmp_path)
+
+
+def test_register_takes_a_class_whose_config_class_is_a_dataclass_and_refuses_others(tmp_path):
+    @dataclass
+    class TinyConfig:
+        width: int = 2
+
+    class Tiny(m.pretrained.PretrainedModel):
+        config_class = TinyConfig
+
+        def __init__(self, config: TinyConfig) -> None:
+            super().__init__()
+            self.config = config
+            self.linear = torch.nn.Linear(config.width, 1)
+
+    try:
+        assert m.pretrained.register(Tiny) is Tiny and m.MODEL_CLASSES["Tiny"] is Tiny
+        model = Tiny(TinyConfig(3))
+        model.save_pretrained(tmp_path)
+        loaded = m.from_pretrained(tmp_path)
+        assert type(loaded) is Tiny and loaded.config == TinyConfig(3)
+        assert torch.equal(loaded.linear.weight, model.linear.weight)
+    finally:
+        m.MODEL_CLASSES.pop("Tiny", None)
+    for config_class in (None, dict, TinyConfig()):  # none; a class, not a dataclass; a dataclass instance
+        bad = type("Bad", (torch.nn.Module,), {"config_class": config_class})
+        with pytest.raises(TypeError, match=r"^Bad\.config_class must be a dataclass$"):
+            m.pretrained.register(bad)
+        assert "Bad" not in m.MODEL_CLASSES
+
+
+@pytest.mark.parametrize("config", [{"vocab_size": 17}, {"model_class": 3}, [1, 2]])
+def test_a_config_without_a_model_class_is_refused_naming_the_file(tmp_path, config):
+    saved_lm(tmp_path)
+    rewrite(tmp_path, config)
+    path = tmp_path / "config.json"
+    with pytest.raises(UserError, match=rf"^{re.escape(str(path))} is damaged \(not an object with a model_class\);") \
+            as error:
+        m.from_pretrained(tmp_path)
+    assert error.value.path == path
+
+
+def test_a_run_directory_loads_its_best_checkpoint(tmp_path):
+    """A run writes run.json beside checkpoints/best, a save_pretrained directory."""
+    torch.manual_seed(0)
+    best = m.TransformerLM(m.TransformerLMConfig(17, d_model=16, n_heads=2, n_layers=1, max_len=8))
+    best.save_pretrained(tmp_path / "checkpoints" / "best")
+    (tmp_path / "run.json").write_text("{}")
+    loaded = m.from_pretrained(tmp_path)
+    assert loaded.config == best.config
+    assert loaded.state_dict().keys() == best.state_dict().keys()
+    assert all(torch.equal(t, loaded.state_dict()[name]) for name, t in best.state_dict().items())
+    # A directory with a config.json of its own is a save_pretrained directory, run.json or not.
+    saved_lm(tmp_path)
+    m.RecurrentLM(m.RecurrentLMConfig(17, d_model=8)).save_pretrained(tmp_path / "checkpoints" / "best")
+    assert type(m.from_pretrained(tmp_path)) is m.TransformerLM
+
+
+def test_a_directory_without_a_config_is_refused_naming_its_config_file(tmp_path):
+    with pytest.raises(UserError, match=rf"^{re.escape(str(tmp_path / 'config.json'))} is missing"):
+        m.from_pretrained(tmp_path)
+
+
+def test_unknown_model_class_error_lists_the_known_ones(tmp_path):
+    rewrite(tmp_path, {**saved_lm(tmp_path), "model_class": "GPT5"})
+    known = r"\(known: .*\bConvClassifier, ConvForecaster, ConvSeq2Seq, CovariateForecaster"
+    with pytest.raises(UserError, match=known):
+        m.from_pretrained(tmp_path)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_naming_the_weights_file(tmp_path):
+    saved_lm(tmp_path)
+    other = m.TransformerLM(m.TransformerLMConfig(17, d_model=8, n_heads=2, n_layers=1, max_len=8))
+    save_model(other, str(tmp_path / "model.safetensors"))
+    weights = tmp_path / "model.safetensors"
+    with pytest.raises(UserError, match=rf"^{re.escape(str(weights))} is damaged \(its tensors do not match "
+                                        r"config\.json: ") as error:
+        m.from_pretrained(tmp_path)
+    assert error.value.path == weights
