@@ -179,3 +179,100 @@ def test_an_ensemble_refuses_members_of_another_horizon():
     members = [MODELS["linear"](), fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H + 1))]
     with pytest.raises(ValueError, match="not the ensemble's"):
         fm.ForecastEnsemble.of(members)
+
+
+def moving_average_by_hand(row: list[float], k: int) -> list[float]:
+    """DLinear's moving average: the mean of k values centred on each step ((k - 1) // 2 before, k // 2
+    after), the series' first and last values repeated beyond its ends."""
+    n = len(row)
+    return [sum(row[min(max(t + j, 0), n - 1)] for j in range(-((k - 1) // 2), k // 2 + 1)) / k for t in range(n)]
+
+
+def test_linear_forecaster_is_dlinear_written_out():
+    # trend = moving average; seasonal = the rest; forecast = W_t·trend + b_t + W_s·seasonal + b_s, per channel
+    length, horizon, channels, k = 8, 3, 2, 3
+    model = fm.LinearForecaster(fm.LinearForecasterConfig(channels, length, horizon, kernel_size=k)).eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, length, channels)
+    y = model(x)
+    wt, bt = model.trend.weight.tolist(), model.trend.bias.tolist()
+    ws, bs = model.seasonal.weight.tolist(), model.seasonal.bias.tolist()
+    want = torch.zeros(2, horizon, channels)
+    for b in range(2):
+        for c in range(channels):
+            row = x[b, :, c].tolist()
+            trend = moving_average_by_hand(row, k)
+            seasonal = [v - m for v, m in zip(row, trend)]
+            for h in range(horizon):
+                want[b, h, c] = (sum(w * v for w, v in zip(wt[h], trend)) + bt[h]
+                                 + sum(w * v for w, v in zip(ws[h], seasonal)) + bs[h])
+    torch.testing.assert_close(y, want)
+
+
+def test_periodic_forecaster_is_sparsetsf_written_out():
+    # per channel: the last whole days, less their mean; plus their zero-padded convolution with the period-wide
+    # kernel; day d of phase p -> Σ_d' W[d', d] · s[d'·w + p]; plus the mean back
+    length, horizon, w, channels = 14, 5, 4, 2  # 3 days read (the oldest 2 steps not), 2 days forecast
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(channels, length, horizon, period=w))
+    with torch.no_grad():
+        model.smooth.weight.copy_(torch.tensor([[[0.5, -1.0, 2.0, 0.25, -0.75]]]))
+    kernel = model.smooth.weight.view(-1).tolist()
+    W = model.across_days.weight.tolist()  # (2 days out, 3 days in)
+    torch.manual_seed(1)
+    x = torch.randn(2, length, channels) + torch.tensor([5.0, -3.0])  # channels at other levels
+    y = model.eval()(x)
+    want = torch.zeros(2, horizon, channels)
+    for b in range(2):
+        for c in range(channels):
+            row = x[b, 2:, c].tolist()
+            mean = sum(row) / len(row)
+            s = [v - mean for v in row]
+            smooth = [s[t] + sum(kernel[j] * s[t + j - 2] for j in range(5) if 0 <= t + j - 2 < len(s))
+                      for t in range(len(s))]
+            for h in range(horizon):
+                day, phase = divmod(h, w)
+                want[b, h, c] = sum(W[day][d] * smooth[d * w + phase] for d in range(3)) + mean
+    torch.testing.assert_close(y, want)
+
+
+def ensemble_member(**values) -> dict:
+    return {"model_class": "LinearForecaster", "channels": C, "horizon": H, "input_len": L, **values}
+
+
+def test_an_ensemble_config_names_what_is_wrong_with_a_member():
+    with pytest.raises(ValueError, match="^a forecast ensemble needs at least one member$"):
+        fm.ForecastEnsembleConfig(C, L, H, [])
+    with pytest.raises(ValueError, match="^ensemble member 'TransformerLM' is not a registered forecaster$"):
+        fm.ForecastEnsembleConfig(C, L, H, [ensemble_member(model_class="TransformerLM")])
+    with pytest.raises(ValueError, match="^ensemble member 'NoSuchModel' is not a registered forecaster$"):
+        fm.ForecastEnsembleConfig(C, L, H, [ensemble_member(model_class="NoSuchModel")])
+    with pytest.raises(ValueError, match=f"^ensemble member LinearForecaster reads {L + 1} steps; the ensemble "
+                                         f"reads {L}$"):
+        fm.ForecastEnsembleConfig(C, L, H, [ensemble_member(input_len=L + 1)])
+    with pytest.raises(ValueError, match=f"^ensemble member LinearForecaster reads 0 steps; the ensemble reads {L}$"):
+        fm.ForecastEnsembleConfig(C, L, H, [ensemble_member(input_len=0)])
+    no_length = ensemble_member()
+    del no_length["input_len"]
+    with pytest.raises(ValueError, match=f"^ensemble member LinearForecaster reads None steps; the ensemble "
+                                         f"reads {L}$"):
+        fm.ForecastEnsembleConfig(C, L, H, [no_length])
+    # a member reading a single step is allowed
+    assert fm.ForecastEnsembleConfig(C, L, H, [ensemble_member(input_len=1)]).members[0]["input_len"] == 1
+    # a key its own config does not have: named when the ensemble is built
+    config = fm.ForecastEnsembleConfig(C, L, H, [ensemble_member(kernal_size=5)])
+    with pytest.raises(ValueError, match="^an ensemble member: unknown key 'kernal_size' for LinearForecasterConfig"):
+        fm.ForecastEnsemble(config)
+
+
+def test_an_ensemble_of_one_covariate_forecaster_passes_it_the_future():
+    from seqlab.models import CovariateForecaster
+    torch.manual_seed(0)
+    base = fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, kernel_size=5))
+    member = CovariateForecaster.around(base, 0, 2, d_hidden=4, dropout=0.0)
+    for layer in (member.linear, member.mlp[-1]):  # non-zero, as if trained
+        torch.nn.init.normal_(layer.weight)
+    member.eval()
+    ensemble = fm.ForecastEnsemble.of([member]).eval()
+    x, future = torch.randn(2, L, C + 2), torch.randn(2, H, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(ensemble(x, future), member(x, future))

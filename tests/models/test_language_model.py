@@ -106,6 +106,33 @@ def test_recurrent_lm_state_carries_the_past():
                            generate(model, ids[:, :3], 10, temperature=0, use_cache=False))
 
 
+def test_recurrent_state_counts_the_positions_fed():
+    model = RecurrentLM(RecurrentLMConfig(40, d_model=8, n_layers=1, cell="gru")).eval()
+    cache = model.new_cache()
+    assert cache.offset == 0 and cache.state is None
+    ids = torch.randint(0, 40, (2, 7))
+    model(ids[:, :4], cache)
+    assert cache.offset == 4
+    model(ids[:, 4:], cache)
+    assert cache.offset == 7
+
+
+def test_parameter_counts():
+    # the unique parameters' sizes; the tied output layer is the embedding, counted once
+    lm = tiny_lm("learned", max_len=32)
+    total = sum(p.numel() for p in lm.parameters())
+    assert lm.num_parameters() == total
+    assert lm.num_parameters(embedding=False) == total - 32 * 32  # less the 32 × d_model position table
+    untied = tiny_lm("learned", max_len=32, tie_weights=False)
+    assert untied.num_parameters() == total + 40 * 32 + sum(p.numel() for n, p in untied.lm_head.named_parameters()
+                                                             if n == "bias")
+    sinusoidal = tiny_lm("sinusoidal", max_len=32)  # a fixed table: nothing to leave out
+    assert sinusoidal.num_parameters(embedding=False) == sinusoidal.num_parameters() == total - 32 * 32
+    rnn = RecurrentLM(RecurrentLMConfig(40, d_model=8, n_layers=1, cell="gru", tie_weights=False))
+    # embedding 40·8, one GRU layer 3·(8·8 + 8·8 + 8 + 8), output 8·40 + 40
+    assert rnn.num_parameters() == 40 * 8 + 3 * (64 + 64 + 16) + 8 * 40 + 40
+
+
 def test_save_and_load_pretrained(tmp_path):
     model = tiny_lm("rotary", tie_weights=True)
     model.save_pretrained(tmp_path / "lm")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from seqlab.models.quantiles import central_intervals, check_quantiles, pinball_loss, quantile_errors, rearrange
+from seqlab.models.quantiles import (central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors,
+                                     rearrange)
 
 
 def test_pinball_loss_matches_a_hand_computed_example():
@@ -40,6 +41,34 @@ def test_central_intervals_pair_each_level_with_its_mirror():
     assert central_intervals((0.1, 0.5, 0.9)) == {"80": (0, 2)}
     assert central_intervals((0.025, 0.1, 0.5, 0.9, 0.975)) == {"95": (0, 4), "80": (1, 3)}
     assert central_intervals((0.2, 0.5, 0.9)) == {}  # 0.2 has no 0.8
+    assert central_intervals((0.0125, 0.5, 0.9875)) == {"97.5": (0, 2)}  # not rounded to a whole percent
+    # a mirror within 1e-9 (absolute) counts, whatever the level's size
+    assert central_intervals((0.4, 0.5, 0.6 + 8e-10)) == {"20": (0, 2)}
+    assert central_intervals((0.4, 0.5, 0.6 + 2e-9)) == {}
+    # names keep 6 decimals: an interval 0.01234567 % wide is called 0.012346
+    low = 0.5 - 0.01234567 / 200
+    assert central_intervals((low, 0.5, 1 - low)) == {"0.012346": (0, 2)}
+
+
+def test_median_index_is_where_the_median_level_is():
+    assert median_index((0.1, 0.5, 0.9)) == 1
+    assert median_index((0.5, 0.75)) == 0
+    assert median_index((0.01, 0.02, 0.5)) == 2
+
+
+def test_pinball_loss_in_float64_uses_the_levels_exactly():
+    # τ = 0.1 and 0.7 as float64 (a float32 τ is off by ~1e-9): y - ŷ = 3 and -2
+    prediction = torch.tensor([[-2.0, 3.0]], dtype=torch.float64)
+    truth = torch.tensor([1.0], dtype=torch.float64)
+    loss = pinball_loss(prediction, truth, (0.1, 0.7))
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx((0.1 * 3 + 0.3 * 2) / 2, rel=1e-14)
+
+
+def test_pinball_loss_stays_on_the_device_of_the_prediction():
+    # the meta device stands in for an accelerator: mixing it with CPU tensors raises
+    prediction, truth = torch.zeros(4, 3, device="meta"), torch.zeros(4, device="meta")
+    assert pinball_loss(prediction, truth, (0.1, 0.5, 0.9)).device.type == "meta"
 
 
 def test_rearranged_quantiles_never_cross_and_never_lose_pinball():
@@ -58,6 +87,7 @@ def test_quantile_errors_count_the_truths_inside_each_interval():
     truth = np.array([-0.5, 0.0, 1.5, 2.5])  # inside: 0.0 (the bound counts) and 1.5
     scores = quantile_errors(prediction, truth, levels)
     assert scores["coverage_80"] == 0.5
+    assert quantile_errors(prediction, np.array([2.0, 2.0, 0.0, 3.0]), levels)["coverage_80"] == 0.75  # both bounds
     # by hand, per truth (levels 0.1, 0.5, 0.9): y=-0.5: 0.9·0.5 + 0.5·1.5 + 0.1·2.5; y=0: 0 + 0.5 + 0.1·2;
     # y=1.5: 0.1·1.5 + 0.5·0.5 + 0.1·0.5; y=2.5: 0.1·2.5 + 0.5·1.5 + 0.9·0.5
     expected = (0.45 + 0.75 + 0.25 + 0.0 + 0.5 + 0.2 + 0.15 + 0.25 + 0.05 + 0.25 + 0.75 + 0.45) / 12

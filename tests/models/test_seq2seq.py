@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from seqlab.models import Seq2Seq, Seq2SeqConfig, from_pretrained
 from seqlab.models.search import beam_search, greedy_decode
-from seqlab.models.seq2seq import teacher_forcing_ratio
+from seqlab.models.seq2seq import RecurrentCache, teacher_forcing_ratio
 
 VARIANTS = [dict(kind="simple"), dict(kind="context", cell="gru"), dict(kind="attention"),
             dict(kind="attention", score="dot", bidirectional=False), dict(kind="attention", score="general", cell="gru"),
@@ -67,6 +69,45 @@ def test_scheduled_sampling_feeds_own_predictions():
     assert teacher_forcing_ratio(0, "linear", 1.0, 0.5, 100) == 1.0
     assert teacher_forcing_ratio(50, "linear", 1.0, 0.5, 100) == pytest.approx(0.75)
     assert teacher_forcing_ratio(10**6, "inverse_sigmoid", 1.0, 0.5, 100) == 0.5
+
+
+def test_teacher_forcing_schedules_by_hand():
+    # defaults: constant 1.0; linear from 1.0 to 0.5 over 10 000 steps
+    assert teacher_forcing_ratio(123) == 1.0
+    assert teacher_forcing_ratio(123, "constant", 0.8, 0.1, 7) == 0.8
+    assert teacher_forcing_ratio(5_000, "linear") == pytest.approx(0.75, rel=1e-12)
+    assert teacher_forcing_ratio(2_000, "linear", 0.9) == pytest.approx(0.9 - 0.4 * 0.2, rel=1e-12)
+    # past the end of the ramp: the end value, not beyond
+    assert teacher_forcing_ratio(150, "linear", 1.0, 0.5, 100) == 0.5
+    assert teacher_forcing_ratio(1, "linear", 1.0, 0.5, 1) == 0.5
+    # inverse sigmoid (Bengio et al., 2015): start · k / (k + exp(step / k)), k = steps / 10, at least end
+    assert teacher_forcing_ratio(10, "inverse_sigmoid", 1.0, 0.0, 100) == pytest.approx(10 / (10 + math.e), rel=1e-6)
+    assert teacher_forcing_ratio(20, "inverse_sigmoid", 0.8, 0.0, 100) == pytest.approx(
+        0.8 * 10 / (10 + math.exp(2)), rel=1e-6)
+    assert teacher_forcing_ratio(0, "inverse_sigmoid", 1.0, 0.0, 10) == pytest.approx(0.5)  # k = 1
+    assert teacher_forcing_ratio(0, "inverse_sigmoid", 1.0, 0.0, 5) == pytest.approx(0.5)  # k at least 1
+    assert teacher_forcing_ratio(50, "inverse_sigmoid", 1.0, 0.3, 100) == 0.3  # 10 / (10 + e^5) < 0.3
+    with pytest.raises(ValueError, match="^teacher forcing schedule must be constant, linear or inverse_sigmoid; "
+                                         "got 'cosine'$"):
+        teacher_forcing_ratio(0, "cosine")
+
+
+def test_recurrent_cache_reorders_every_layers_state():
+    cache = RecurrentCache()
+    assert cache.h is None and cache.c is None
+    cache.reorder(torch.tensor([0]))  # nothing cached yet: nothing to do
+    assert cache.h is None and cache.c is None
+    h = [torch.arange(6.0).view(3, 2), 10 + torch.arange(6.0).view(3, 2)]  # two layers, 3 beams
+    index = torch.tensor([2, 0, 0])
+    cache.h = list(h)
+    cache.reorder(index)  # a GRU's cache: no cell state
+    assert cache.c is None
+    assert all(torch.equal(mine, layer[[2, 0, 0]]) for mine, layer in zip(cache.h, h))
+    lstm = RecurrentCache()
+    lstm.h, lstm.c = list(h), [-layer for layer in h]
+    lstm.reorder(index)
+    assert all(torch.equal(mine, layer[[2, 0, 0]]) for mine, layer in zip(lstm.h, h))
+    assert all(torch.equal(mine, -layer[[2, 0, 0]]) for mine, layer in zip(lstm.c, h))
 
 
 def test_bad_options_are_refused():
