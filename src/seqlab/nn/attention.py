@@ -66,10 +66,10 @@ def scaled_dot_product_attention(
     """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k) V  (eq. 1).
 
     q: (B, H, Tq, d), k and v: (B, H, Tk, d) (other leading axes work too, broadcasting as in torch's
-    own F.scaled_dot_product_attention); mask: bool broadcastable to (B, H, Tq, Tk), True = may attend. ``is_causal`` (with Tq = Tk and no mask) lets query t see keys ≤ t without
-    building a mask, so the fused kernel can skip the masked blocks. Returns out (B, H, Tq, d) and,
-    when ``need_weights``, the attention weights (B, H, Tq, Tk). A query row that may attend to no
-    key gives zeros (never NaN).
+    own F.scaled_dot_product_attention); mask: bool broadcastable to (B, H, Tq, Tk), True = may attend.
+    ``is_causal`` (with Tq = Tk and no mask) lets query t see keys ≤ t without building a mask, so the
+    fused kernel can skip the masked blocks. Returns out (B, H, Tq, d) and, when ``need_weights``, the
+    attention weights (B, H, Tq, Tk). A query row that may attend to no key gives zeros (never NaN).
 
     ``relative``: relative position representations (Shaw et al., 2018, eqs. 3-4) add q_i · a^K_ij / √d_k
     to the logits and Σ_j α_ij a^V_ij to the output, queries at positions offset … offset + Tq - 1 and
