@@ -188,3 +188,27 @@ def test_freeze_stops_the_embeddings_and_the_first_layers():
     assert trainable(model) == {name for name in everything if not name.startswith(frozen + ("layers.1.",))}
     with pytest.raises(ValueError, match="cannot freeze 3 layers of 2"):
         model.freeze(3)
+
+
+def test_mean_pooling_averages_the_real_tokens_final_states():
+    # pool="mean": the head reads the average of the final states over the real (non-pad) tokens only.
+    torch.manual_seed(0)
+    model = c.TransformerClassifier(c.TransformerClassifierConfig(20, 3, d_model=16, n_heads=2, n_layers=1, d_ff=32,
+                                                                  dropout=0.0, max_len=8, pool="mean")).eval()
+    states = []
+    model.norm.register_forward_hook(lambda module, args, out: states.append(out))
+    ids = torch.tensor([[5, 6, 7, 0, 0], [1, 2, 3, 4, 9]])
+    logits = model(ids)
+    h = states[0]  # (B, T, D)
+    pooled = torch.stack([h[0, :3].mean(0), h[1].mean(0)])
+    torch.testing.assert_close(logits, pooled @ model.head.weight.T + model.head.bias)
+
+
+def test_conv_classifier_embeds_pad_as_zeros_and_other_tokens_not():
+    torch.manual_seed(0)
+    model = c.ConvClassifier(c.ConvClassifierConfig(20, 3, d_model=8, widths=(2, 3), n_filters=4, pad_id=2)).eval()
+    weight = model.embedding.weight
+    assert torch.count_nonzero(weight[2]) == 0
+    assert torch.count_nonzero(torch.cat([weight[:2], weight[3:]])) == weight.numel() - 8
+    assert model.embedding.padding_idx == 2  # the pad row gets no gradient
+    assert not torch.allclose(model(torch.tensor([[5, 6, 7, 8]])), model(torch.tensor([[9, 10, 11, 12]])))

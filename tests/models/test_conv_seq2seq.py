@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from seqlab.models import ConvSeq2Seq, ConvSeq2SeqConfig, from_pretrained
@@ -71,3 +72,75 @@ def test_cache_reorder_follows_the_beams():
     cache.reorder(index)
     step = m.decode(tgt[index, 4:], memory, mask, cache)
     torch.testing.assert_close(step, m(src, tgt[index])[:, 4:], atol=1e-5, rtol=1e-5)
+
+
+def _glu_conv(layer, x, causal):
+    """Gehring et al. 2017 §3.2 written out: a 1-D convolution over time (torch's F.conv1d), zero padded so
+    the output keeps the input's length (causal: all k − 1 zeros on the left), then GLU: A ⊙ σ(B)."""
+    k = layer.kernel_size
+    left = k - 1 if causal else (k - 1) // 2
+    padded = torch.nn.functional.pad(x.transpose(1, 2), (left, k - 1 - left))  # (B, C, T + k − 1)
+    out = torch.nn.functional.conv1d(padded, layer.conv.weight, layer.conv.bias).transpose(1, 2)  # (B, T, 2C)
+    a, b = out.chunk(2, dim=-1)
+    return a * torch.sigmoid(b)
+
+
+def _reference_logits(m, src, tgt):
+    """ConvS2S forward written independently (Gehring et al. 2017 §3): residual blocks scaled by √0.5,
+    attention whose values are the encoder output plus the source embedding, scores scaled by 1/√E."""
+    half, E = 0.5 ** 0.5, m.config.embed_dim
+    real = (src != m.pad_id).float().unsqueeze(-1)  # (B, S, 1)
+    e = (m.src_embed.weight[src] + m.src_position.weight[torch.arange(src.size(1))]) * real
+    x = (e @ m.encoder_in.weight.T + m.encoder_in.bias) * real
+    for layer in m.encoder_layers:
+        x = (_glu_conv(layer, x, causal=False) + x) * half * real
+    z = (x @ m.encoder_out.weight.T + m.encoder_out.bias) * real
+    values = (z + e) * half
+    g = m.tgt_embed.weight[tgt] + m.tgt_position.weight[torch.arange(tgt.size(1))]
+    h = g @ m.decoder_in.weight.T + m.decoder_in.bias
+    for layer, lin_in, lin_out in zip(m.decoder_layers, m.attention_in, m.attention_out):
+        c = _glu_conv(layer, h, causal=True)
+        d = (c @ lin_in.weight.T + lin_in.bias + g) * half
+        scores = d @ z.transpose(1, 2) / E ** 0.5
+        scores = scores + torch.where(src != m.pad_id, 0.0, -1e9).unsqueeze(1)
+        ctx = scores.softmax(-1) @ values @ lin_out.weight.T + lin_out.bias
+        h = ((c + ctx) * half + h) * half
+    out = h @ m.decoder_out.weight.T + m.decoder_out.bias
+    return out @ m.generator.weight.T + m.generator.bias
+
+
+def test_forward_equals_the_paper_written_out():
+    torch.manual_seed(1)
+    m = ConvSeq2Seq(ConvSeq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, n_layers=2, kernel_size=3, dropout=0.0,
+                                      max_len=16)).eval()
+    with torch.no_grad():  # weights large enough that every term (scaling, residuals) shows in the logits
+        for p in m.parameters():
+            p.normal_(0, 0.5)
+    src = torch.tensor([[3, 4, 5, 6, 7, 0, 0], [2, 9, 8, 1, 4, 5, 10]])
+    tgt = torch.randint(1, 13, (2, 5))
+    with torch.no_grad():
+        torch.testing.assert_close(m(src, tgt), _reference_logits(m, src, tgt), atol=1e-4, rtol=1e-4)
+        # an encoder position sees its right neighbour (not causal): changing the last source token changes
+        # the attention keys at the position before it
+        changed = src.clone()
+        changed[1, -1] = 3
+        (z, _), _ = m.encode(src)
+        (z2, _), _ = m.encode(changed)
+        assert not torch.allclose(z[1, -2], z2[1, -2])
+
+
+def test_length_and_config_errors_name_the_numbers():
+    m = model()  # max_len=16
+    src = torch.randint(1, 11, (1, 4))
+    m(src, torch.randint(1, 13, (1, 16)))  # exactly max_len is fine
+    with pytest.raises(ValueError, match=r"sequence of length 17 is longer than max_len=16"):
+        m(torch.randint(1, 11, (1, 17)), torch.randint(1, 13, (1, 3)))
+    memory, mask = m.encode(src)
+    cache = m.new_cache()
+    m.decode(torch.randint(1, 13, (1, 10)), memory, mask, cache)
+    with pytest.raises(ValueError, match=r"sequence of length 17 is longer than max_len=16"):
+        m.decode(torch.randint(1, 13, (1, 7)), memory, mask, cache)
+    ConvSeq2SeqConfig(3, 3, kernel_size=2, n_layers=1)  # the smallest allowed
+    for bad in ({"kernel_size": 1}, {"n_layers": 0}):
+        with pytest.raises(ValueError, match=r"^kernel_size must be at least 2 and n_layers at least 1$"):
+            ConvSeq2SeqConfig(3, 3, **bad)

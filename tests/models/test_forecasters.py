@@ -276,3 +276,90 @@ def test_an_ensemble_of_one_covariate_forecaster_passes_it_the_future():
     x, future = torch.randn(2, L, C + 2), torch.randn(2, H, 2)
     with torch.no_grad():
         torch.testing.assert_close(ensemble(x, future), member(x, future))
+
+
+def torch_twin(layer, d_model, n_heads, d_ff):
+    """torch's own pre-norm GELU encoder layer with ``layer``'s weights copied in."""
+    ref = torch.nn.TransformerEncoderLayer(d_model, n_heads, d_ff, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True).eval()
+    a = layer.self_attn
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(torch.cat([a.w_q.weight, a.w_k.weight, a.w_v.weight]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([a.w_q.bias, a.w_k.bias, a.w_v.bias]))
+        ref.self_attn.out_proj.load_state_dict(a.w_o.state_dict())
+        ref.linear1.load_state_dict(layer.ff.linear1.state_dict())
+        ref.linear2.load_state_dict(layer.ff.linear2.state_dict())
+        for name in ("norm1", "norm2"):
+            torch.nn.init.normal_(getattr(layer, name).weight)  # non-trivial norms
+            getattr(ref, name).load_state_dict(getattr(layer, name).state_dict())
+    return ref
+
+
+@pytest.mark.parametrize("name", ["transformer", "patch"])
+def test_transformer_forecasters_use_pre_norm_gelu_layers_with_the_configured_dropout(name):
+    # Both are pre-norm ("norm_first") with GELU, as PatchTST (Nie et al., 2023) and our seed model are:
+    # each encoder layer must equal torch's TransformerEncoderLayer(norm_first=True, activation="gelu").
+    torch.manual_seed(0)
+    model = MODELS[name]().eval()
+    x = torch.randn(2, 5, 16)
+    for layer in model.layers:
+        ref = torch_twin(layer, 16, 2, 32)
+        torch.testing.assert_close(layer(x), ref(x), atol=1e-5, rtol=1e-5)
+    config = type(model.config)(**{**vars(model.config), "dropout": 0.37, "quantiles": ()})
+    rates = {m.p for m in type(model)(config).layers.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.37}
+
+
+def test_patch_config_limits_and_message():
+    fm.PatchTransformerConfig(C, 16, H, patch_len=16, stride=1)  # a single patch the length of the window is fine
+    for bad in ({"patch_len": 17}, {"patch_len": 8, "stride": 0}):
+        with pytest.raises(ValueError, match=r"model\.patch_len \(\d+\) must fit in input_len \(16\); stride ≥ 1"):
+            fm.PatchTransformerConfig(C, 16, H, **bad)
+
+
+def test_periodic_config_limits_and_message():
+    fm.PeriodicLinearForecasterConfig(C, 16, H, period=1)
+    fm.PeriodicLinearForecasterConfig(C, 16, H, period=16)
+    for period in (0, 17):
+        with pytest.raises(ValueError, match=rf"^model\.period must be between 1 and input_len \(16\); got {period}$"):
+            fm.PeriodicLinearForecasterConfig(C, 16, H, period=period)
+
+
+@pytest.mark.parametrize("quantiles", [(), (0.5,)])
+def test_periodic_forecaster_weight_count_is_the_documented_one(quantiles):
+    # SparseTSF's (L/w)·⌈H/w⌉ + 2·⌊w/2⌋ + 1 weights; with quantiles a bias per future day and level too.
+    w, length, horizon = 8, 48, 12
+    model = fm.PeriodicLinearForecaster(fm.PeriodicLinearForecasterConfig(C, length, horizon, period=w,
+                                                                          quantiles=quantiles))
+    days_in, days_out, q = 6, 2, len(quantiles)
+    expected = days_in * days_out * max(q, 1) + 2 * (w // 2) + 1 + (days_out * q if q else 0)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_conv_forecaster_features_are_dilated_causal_residual_convolutions_written_out():
+    # Features after the conv stack, computed by hand with torch's conv1d: layer i dilated 2**i, padded
+    # on the left only, GELU, added to its input.
+    torch.manual_seed(0)
+    model = fm.ConvForecaster(fm.ConvForecasterConfig(C, L, H, d_model=8, n_layers=3, kernel_size=3)).eval()
+    seen = []
+    model.head.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x = torch.randn(2, L, C)
+    model(x)
+    normed = (x - x.mean(1, keepdim=True)) / (x.var(1, keepdim=True, unbiased=False) + 1e-5).sqrt()
+    h = torch.nn.functional.conv1d(normed.transpose(1, 2), model.embed.weight, model.embed.bias)
+    for i in range(3):
+        dilation = 2 ** i
+        padded = torch.nn.functional.pad(h, (2 * dilation, 0))
+        h = h + torch.nn.functional.gelu(torch.nn.functional.conv1d(padded, model.convs[i].weight, model.convs[i].bias,
+                                                                    dilation=dilation))
+    torch.testing.assert_close(seen[0], h.transpose(1, 2), atol=1e-5, rtol=1e-5)
+
+
+def test_linear_forecaster_without_revin_is_affine_in_the_window():
+    # DLinear (no RevIN) is an affine map of the window: f(x + y) − f(0) = (f(x) − f(0)) + (f(y) − f(0)).
+    # RevIN's division by each window's spread would break this.
+    torch.manual_seed(0)
+    model = fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, kernel_size=5)).eval()
+    x, y, zero = torch.randn(2, L, C), 3 * torch.randn(2, L, C) + 1, torch.zeros(2, L, C)
+    f0 = model(zero)
+    torch.testing.assert_close(model(x + y) - f0, (model(x) - f0) + (model(y) - f0), atol=1e-4, rtol=1e-4)
