@@ -56,7 +56,7 @@ def score(codes: dict[str, int | None], listed: dict[str, str]) -> list[str]:
     counts = collections.defaultdict(collections.Counter)
     for name, code in codes.items():
         package = ".".join(name.split(".")[:2])  # seqlab.nn
-        kind = ("killed" if code in KILLED else "equivalent" if code in SURVIVED and name in listed
+        kind = ("killed" if code in KILLED else "equivalent" if code in SURVIVED | NO_TESTS and name in listed
                 else "survived" if code in SURVIVED else "no test" if code in NO_TESTS else "other")
         counts[package][kind] += 1
     lines = []
@@ -65,9 +65,9 @@ def score(codes: dict[str, int | None], listed: dict[str, str]) -> list[str]:
         lines.append(f"{package}: {c['killed']}/{tried} killed ({100 * c['killed'] / max(tried, 1):.1f} %); "
                      f"{c['survived']} survived, {c['no test']} reached by no test, "
                      f"{c['equivalent']} equivalent (left out), {c['other']} not run or suspicious")
-    stale = sorted(n for n in listed if n in codes and codes[n] not in SURVIVED)
+    stale = sorted(n for n in listed if codes.get(n) in KILLED)
     if stale:
-        lines.append(f"listed as equivalent but not surviving (remove them): {', '.join(stale)}")
+        lines.append(f"listed as equivalent but killed (remove them): {', '.join(stale)}")
     lines.append("Survivors: cd build/mutation && mutmut results; one of them: mutmut show NAME")
     return lines
 
