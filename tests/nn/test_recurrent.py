@@ -84,12 +84,17 @@ def test_gradients_equal_torch(kind, fused, layers, bidirectional, padded):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=name)
 
 
+def cells_with_torchs_weights(kind):
+    """Our cell of ``kind`` (input 5, hidden 6) holding the weights of a fresh torch cell, and that cell."""
+    _, _, ours_cls, ref_cls = OURS[kind]
+    ref, ours = ref_cls(5, 6), ours_cls(5, 6)
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
 @pytest.mark.parametrize("kind", sorted(OURS))
 def test_cells_equal_torch_cells(kind):
-    _, _, ours_cls, ref_cls = OURS[kind]
-    ref = ref_cls(5, 6)
-    ours = ours_cls(5, 6)
-    ours.load_state_dict(ref.state_dict())
+    ours, ref = cells_with_torchs_weights(kind)
     x, h = torch.randn(3, 5), torch.randn(3, 6)
     if kind == "lstm":
         c = torch.randn(3, 6)
@@ -130,10 +135,7 @@ def test_seed_004_initialisation():
 
 @pytest.mark.parametrize("kind", sorted(OURS))
 def test_cells_start_from_zeros_and_take_unbatched_input_like_torch(kind):
-    _, _, ours_cls, ref_cls = OURS[kind]
-    ref = ref_cls(5, 6)
-    ours = ours_cls(5, 6)
-    ours.load_state_dict(ref.state_dict())
+    ours, ref = cells_with_torchs_weights(kind)
     x = torch.randn(3, 5)  # batch 3 ≠ input width 5
     for a, b in zip(as_list(ours(x)), as_list(ref(x))):  # no state given: torch starts from zeros
         assert a.shape == (3, 6)
@@ -148,10 +150,7 @@ def test_cells_start_from_zeros_and_take_unbatched_input_like_torch(kind):
 
 @pytest.mark.parametrize("kind", sorted(OURS))
 def test_cells_take_an_unbatched_input_without_a_state_like_torch(kind):
-    _, _, ours_cls, ref_cls = OURS[kind]
-    ref = ref_cls(5, 6)
-    ours = ours_cls(5, 6)
-    ours.load_state_dict(ref.state_dict())
+    ours, ref = cells_with_torchs_weights(kind)
     x = torch.randn(5)
     for a, b in zip(as_list(ours(x)), as_list(ref(x)), strict=True):
         assert a.shape == (6,)
