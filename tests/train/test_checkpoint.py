@@ -1,0 +1,137 @@
+"""Reading a checkpoint back: every damaged file named, with what is wrong with it."""
+
+import json
+import pickle
+import re
+import warnings
+
+import pytest
+import torch
+import torch.distributed.checkpoint as dcp
+
+from seqlab.errors import DamagedFileError, UserError
+from seqlab.models import Transformer, TransformerConfig
+from seqlab.train import checkpoint
+
+
+def small_model(**overrides):
+    settings = dict(d_model=8, n_heads=2, n_layers=1, d_ff=16)
+    settings.update(overrides)
+    return Transformer(TransformerConfig(8, 8, **settings))
+
+
+def save_sharded(directory, state):
+    """``state`` written by torch.distributed.checkpoint, as a multi-process run writes its training
+    state (here from one process, which DCP allows with a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(state, checkpoint_id=str(directory))
+
+
+def sharded_state():
+    # Each tensor is one item of the .distcp file, 10 float32s + a header: together well over 1,000 bytes.
+    return {"a": torch.arange(10.0), "b": torch.ones(10)}
+
+
+def distcp_end(directory):
+    """The .distcp file and the byte its last item ends at, read from the files, not from the checker."""
+    (data,) = [p for p in directory.iterdir() if p.suffix == ".distcp"]
+    return data, data.stat().st_size
+
+
+def test_an_intact_sharded_training_state_passes(tmp_path):
+    save_sharded(tmp_path, sharded_state())
+    checkpoint.check_training_state(tmp_path)
+    checkpoint.check_training_state(str(tmp_path))  # a str is a path too
+
+
+def test_a_truncated_distcp_file_is_named_with_its_sizes(tmp_path):
+    save_sharded(tmp_path, sharded_state())
+    data, size = distcp_end(tmp_path)
+    data.write_bytes(data.read_bytes()[:-1])  # one byte short: only the last item is cut
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.check_training_state(tmp_path)
+    assert caught.value.path == data
+    assert caught.value.reason == f"truncated: {size - 1:,} of {size:,} bytes"
+    assert size >= 1000 and "," in caught.value.reason
+
+
+def test_the_furthest_item_counts_whatever_order_the_metadata_lists_them_in(tmp_path):
+    """Metadata merged from several ranks need not list a file's items by offset: the file must reach
+    the end of the furthest one, not of the one listed last."""
+    save_sharded(tmp_path, sharded_state())
+    meta_path = tmp_path / ".metadata"
+    metadata = pickle.loads(meta_path.read_bytes())
+    items = sorted(metadata.storage_data.items(), key=lambda kv: kv[1].offset, reverse=True)
+    metadata.storage_data = dict(items)
+    meta_path.write_bytes(pickle.dumps(metadata))
+    first_end = items[-1][1].offset + items[-1][1].length
+    data, size = distcp_end(tmp_path)
+    assert first_end < size
+    checkpoint.check_training_state(tmp_path)  # still intact after the reordering
+    data.write_bytes(data.read_bytes()[:first_end + 1])
+    with pytest.raises(DamagedFileError, match=re.escape(f"truncated: {first_end + 1:,} of {size:,} bytes")):
+        checkpoint.check_training_state(tmp_path)
+
+
+def test_a_missing_distcp_file_is_named(tmp_path):
+    save_sharded(tmp_path, sharded_state())
+    data, _ = distcp_end(tmp_path)
+    data.unlink()
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.check_training_state(tmp_path)
+    assert caught.value.path == data and caught.value.reason == "missing"
+
+
+@pytest.mark.parametrize("cut, error", [(100, "UnpicklingError"), (0, "EOFError")])
+def test_a_damaged_metadata_file_is_named_with_the_error(tmp_path, cut, error):
+    save_sharded(tmp_path, sharded_state())
+    meta_path = tmp_path / ".metadata"
+    meta_path.write_bytes(meta_path.read_bytes()[:cut])
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.check_training_state(tmp_path)
+    assert caught.value.path == meta_path
+    assert caught.value.reason.startswith(f"{error}: ")
+
+
+def whole_checkpoint(directory, sharded=False):
+    checkpoint.save_checkpoint(directory, small_model(), {"step": 3})
+    if sharded:
+        save_sharded(directory / checkpoint.TRAINING_STATE, sharded_state())
+    return directory
+
+
+def test_check_checkpoint_reads_a_sharded_training_state(tmp_path):
+    directory = whole_checkpoint(tmp_path / "last", sharded=True)
+    checkpoint.check_checkpoint(directory)
+    data, _ = distcp_end(directory / checkpoint.TRAINING_STATE)
+    data.write_bytes(data.read_bytes()[:10])
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.check_checkpoint(directory)
+    assert caught.value.path == data and caught.value.reason.startswith("truncated: 10 of ")
+
+
+@pytest.mark.parametrize("config", [{"d_model": 8}, [1, 2], "model_class"])
+def test_a_config_without_a_model_class_is_named(tmp_path, config):
+    directory = whole_checkpoint(tmp_path / "last")
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.check_checkpoint(directory)
+    assert caught.value.path == directory / "config.json" and caught.value.reason == "no model_class"
+
+
+def test_a_setting_the_model_no_longer_has_is_a_difference(tmp_path):
+    directory = whole_checkpoint(tmp_path / "last")
+    config = json.loads((directory / "config.json").read_text())
+    config["retired_setting"] = 5
+    (directory / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match=re.escape("(retired_setting: checkpoint 5 vs now None)")):
+        checkpoint.check_compatible(directory, small_model())
+
+
+def test_every_difference_is_shown_with_both_values(tmp_path):
+    directory = whole_checkpoint(tmp_path / "last")
+    expected = "(d_ff: checkpoint 16 vs now 32, d_model: checkpoint 8 vs now 16)"
+    with pytest.raises(UserError, match=re.escape(expected)):
+        checkpoint.check_compatible(directory, small_model(d_model=16, d_ff=32))
+    checkpoint.check_compatible(directory, small_model())  # the same config: no error
