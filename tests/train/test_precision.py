@@ -1,3 +1,4 @@
+import contextlib
 import json
 import math
 
@@ -5,7 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqlab.train.precision import choose_precision, holds_accuracy
+from seqlab.train.precision import (candidates, choose_precision, describe, holds_accuracy, peek_batches, report,
+                                    time_precisions)
 
 from test_engine import losses, make_trainer  # pytest puts this directory on sys.path
 
@@ -133,3 +135,103 @@ def test_a_resumed_auto_run_keeps_its_choice(tmp_path):
     resumed = auto_trainer(tmp_path, clock).fit(resume=True)
     assert resumed.precision == "bf16" and clock.steps_in == {False: 0, True: 6}
     assert not (tmp_path / "precision.json").exists()
+
+
+def test_holds_accuracy_defaults_are_5_percent_plus_0_02():
+    assert holds_accuracy([1.069], [1.0]) and holds_accuracy([0.931], [1.0])
+    assert not holds_accuracy([1.08], [1.0]) and not holds_accuracy([0.92], [1.0])
+
+
+def test_holds_accuracy_bound_is_inclusive_and_relative_to_the_reference():
+    assert holds_accuracy([1.5], [1.0], rtol=0.5, atol=0.0)  # exactly on the bound (exact in binary)
+    assert holds_accuracy([2.9], [2.0], rtol=0.5, atol=0.0)  # 0.5·2.0 = 1.0 allowed
+    assert not holds_accuracy([3.1], [2.0], rtol=0.5, atol=0.0)
+
+
+def test_candidates_by_device(monkeypatch):
+    assert candidates(torch.device("cpu")) == ["fp32", "bf16"]
+    assert candidates(torch.device("mps")) == ["fp32"]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert candidates(torch.device("cuda")) == ["fp32"]
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert candidates(torch.device("cuda")) == ["fp32", "bf16"]
+
+
+def test_precisions_are_tried_fastest_first_not_by_name():
+    same = [2.5, 2.4]
+    seconds = {"fp32": [0.10], "bf16": [0.08], "fp16": [0.05]}
+    assert choose_precision(seconds, {"fp32": same, "bf16": same, "fp16": same})[0] == "fp16"
+
+
+def test_exactly_margin_faster_is_fast_enough():
+    same = {"fp32": [2.5], "bf16": [2.5]}
+    assert choose_precision({"fp32": [1.0], "bf16": [0.75]}, same, margin=0.25)[0] == "bf16"
+
+
+def test_choose_precision_passes_its_tolerances_on():
+    seconds = {"fp32": SLOW, "bf16": FAST}
+    off_by_half = {"fp32": [10.0], "bf16": [10.5]}
+    assert choose_precision(seconds, off_by_half, rtol=0.0, atol=0.1)[0] == "fp32"
+    assert choose_precision(seconds, off_by_half, rtol=0.0, atol=1.0)[0] == "bf16"
+
+
+def test_a_rejected_precision_does_not_stop_the_search_and_reasons_say_why():
+    seconds = {"fp32": [0.10], "bf16": [0.08], "fp16": [0.05]}
+    choice, reason = choose_precision(seconds, {"fp32": [2.5], "bf16": [2.5], "fp16": [math.nan]})
+    assert choice == "bf16" and reason == "1.25x the steps a second of fp32, losses within tolerance"
+    choice, reason = choose_precision(seconds, {"fp32": [2.5], "bf16": [9.0], "fp16": [math.nan]})
+    assert choice == "fp32" and reason == "fp16, bf16 faster but its loss was off (or not finite)"
+
+
+def test_report_rounds_to_microseconds_and_describe_lists_the_medians():
+    seconds = {"fp32": [0.0012345678, 0.0020004, 0.0030001], "bf16": [0.0010002]}
+    result = report("fp32", "why", seconds, {"fp32": [2.5], "bf16": [2.6]})
+    assert result == {"precision": "fp32", "reason": "why",
+                      "median_step_ms": {"fp32": 2.0, "bf16": 1.0},
+                      "step_ms": {"fp32": [1.235, 2.0, 3.0], "bf16": [1.0]},
+                      "trial_losses": {"fp32": [2.5], "bf16": [2.6]}}
+    assert report("fp32", "", {"fp32": [0.0012345678]}, {})["median_step_ms"] == {"fp32": 1.235}
+    assert describe(result) == "precision auto: fp32 (median step fp32 2.0 ms, bf16 1.0 ms; why)"
+
+
+class InPlaceBatches:
+    """An endless iterator whose ``state_dict`` hands out its own list, which ``next`` then changes in
+    place (as a module's ``state_dict`` hands out its own tensors)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __next__(self):
+        self.seen.append(len(self.seen))
+        return {"n": len(self.seen)}
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = list(state["seen"])
+
+
+def test_peek_batches_leaves_the_position_even_when_the_state_is_shared():
+    batches = InPlaceBatches()
+    next(batches)
+    taken = peek_batches(batches, 3)
+    assert [b["n"] for b in taken] == [2, 3, 4]
+    assert next(batches) == {"n": 2}
+
+
+def test_the_timing_trial_drops_gradients_before_each_step_and_at_the_end():
+    model = torch.nn.Linear(3, 1)
+    grads_before = []
+
+    def forward_backward(batch):
+        grads_before.append([p.grad for p in model.parameters()])
+        loss = model(batch["x"]).square().mean()
+        loss.backward()
+        return loss.item()
+
+    batches = [{"x": torch.ones(2, 3)}, {"x": torch.zeros(2, 3)}]
+    time_precisions(model, model, forward_backward, batches, ["fp32"], lambda name: contextlib.nullcontext(),
+                    repeats=1)
+    assert len(grads_before) == 4 and all(g is None for step in grads_before for g in step)
+    assert all(p.grad is None for p in model.parameters())
