@@ -52,3 +52,37 @@ def test_warn_if_busy_prints_one_line_on_stderr(monkeypatch, capsys):
     threads.warn_if_busy()
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1 and "busy" in captured.err
+
+
+def test_without_affinity_the_cpu_count_counts_and_none_means_one(monkeypatch):
+    monkeypatch.delattr(threads.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 6)
+    assert threads.available_cores() == 6
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: None)  # undeterminable
+    assert threads.available_cores() == 1
+
+
+def test_busy_warning_uses_the_cores_given_else_the_available_ones(monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 1000)
+    assert "on 2 cores" in threads.busy_warning(cores=2, load=2.0)
+    assert threads.busy_warning(load=2.0) is None
+    assert "on 1000 cores" in threads.busy_warning(load=1000.0)
+
+
+def test_set_threads_sizes_the_inter_op_pool_and_blas_and_defaults_to_default_threads(monkeypatch, restore_threads):
+    interop = []
+    monkeypatch.setattr(threads.torch, "set_num_interop_threads", interop.append)
+    monkeypatch.setattr(threads, "default_threads", lambda: 2)
+    assert threads.set_threads() == 2
+    assert interop == [2] and torch.get_num_threads() == 2
+    assert all(pool["num_threads"] == 2 for pool in threadpool_info())
+    assert threads.set_threads(1) == 1
+    assert interop == [2, 1] and all(pool["num_threads"] == 1 for pool in threadpool_info())
+
+
+def test_an_inter_op_pool_already_started_keeps_its_size(monkeypatch, restore_threads):
+    def started(n):
+        raise RuntimeError("Error: cannot set number of interop threads after parallel work has started")
+
+    monkeypatch.setattr(threads.torch, "set_num_interop_threads", started)
+    assert threads.set_threads(1) == 1 and torch.get_num_threads() == 1
