@@ -1,6 +1,7 @@
 """ProgressDisplay writes to the file it is given: a bar on a terminal, lines elsewhere."""
 
 import io
+import os
 
 from seqlab.train.progress import ProgressDisplay
 
@@ -46,3 +47,63 @@ def test_on_a_terminal_a_bar_and_no_lines(capsys):
     assert "| 0/3 [" in shown and "\r" in shown  # tqdm's bar, drawn on the given file
     assert "ETA" not in shown and "s/step" not in shown  # and no lines
     assert capsys.readouterr().err == ""
+
+
+class Writer:
+    """A file with no ``isatty`` at all (a logging stream, a wrapper): not a terminal."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_file_without_isatty_gets_lines():
+    file = Writer()
+    display = show_steps(file, steps=1)
+    assert display.lines and display.bar.disable
+    display.close()
+    assert file.text == "step 1/1  loss 2  30 s/step  ETA 00:00\n"
+
+
+def test_turned_off_on_a_terminal_shows_nothing():
+    file = Terminal()
+    display = ProgressDisplay(total=3, initial=0, enabled=False, clock=Clock(), file=file)
+    display.update(1, 3, loss_sum=2.0, tokens=1)
+    display.close()
+    assert not display.lines and display.bar.disable
+    assert file.getvalue() == ""
+
+
+def test_the_bar_counts_steps_from_the_resumed_one_and_is_cleared_at_the_end():
+    file = Terminal()
+    display = ProgressDisplay(total=5, initial=2, enabled=True, clock=Clock(), file=file)
+    shown = file.getvalue()
+    assert "| 2/5 [" in shown and "?step/s]" in shown  # tqdm's count and rate, in steps
+    display.close()
+    assert "\n" not in file.getvalue()  # not left on the screen: cleared by a carriage return
+    assert file.getvalue().endswith("\r")
+
+
+class ResizableTerminal(Terminal):
+    def fileno(self) -> int:
+        return 2
+
+
+def test_the_bar_follows_the_terminals_width(monkeypatch):
+    width = {"columns": 41}
+    monkeypatch.setattr("os.get_terminal_size", lambda fd=None: os.terminal_size((width["columns"], 20)))
+    file = ResizableTerminal()
+    display = ProgressDisplay(total=3, initial=0, enabled=True, clock=Clock(), file=file)
+    first = file.getvalue().split("\r")[-1]
+    width["columns"] = 61  # the window is resized
+    display.update(1, 3, loss_sum=2.0, tokens=1)
+    display.bar.refresh()
+    second = file.getvalue().split("\r")[-1]
+    display.close()
+    assert len(first) == 40 and len(second) == 60  # tqdm keeps the last column free
