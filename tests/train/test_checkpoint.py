@@ -135,3 +135,102 @@ def test_every_difference_is_shown_with_both_values(tmp_path):
     with pytest.raises(UserError, match=re.escape(expected)):
         checkpoint.check_compatible(directory, small_model(d_model=16, d_ff=32))
     checkpoint.check_compatible(directory, small_model())  # the same config: no error
+
+
+def test_a_damaged_training_state_is_named(tmp_path):
+    directory = whole_checkpoint(tmp_path / "last")
+    checkpoint.save_state(directory, {"weight": torch.ones(4)}, checkpoint.TRAINING_STATE)
+    checkpoint.check_checkpoint(directory)
+    data = directory / "training_state.safetensors"
+    data.write_bytes(data.read_bytes()[:20])
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.check_checkpoint(directory)
+    assert caught.value.path == data
+
+
+@pytest.mark.parametrize("name", ["state", "training_state"])
+def test_a_reference_to_a_tensor_the_file_lacks_is_named(tmp_path, name):
+    checkpoint.save_state(tmp_path, {"a": torch.ones(2)}, name)
+    (tmp_path / f"{name}.json").write_text(json.dumps({"a": {"__tensor__": "t7"}}))
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.load_state(tmp_path, name)
+    assert caught.value.path == tmp_path / f"{name}.json"
+    assert caught.value.reason.startswith(f"it names a tensor that {name}.safetensors lacks: ")
+
+
+def test_tensors_inside_lists_and_tuples_come_back(tmp_path):
+    a, b = torch.arange(3.0), torch.ones(2, 2)
+    checkpoint.save_state(tmp_path, {"xs": [a, (b, 5)], "n": [1, [2]]})
+    state = checkpoint.load_state(tmp_path)
+    (got_a, (got_b, five)) = state["xs"]
+    assert torch.equal(got_a, a) and torch.equal(got_b, b) and five == 5 and state["n"] == [1, [2]]
+
+
+# --- which checkpoint a run resumes from --------------------------------------------------------
+
+CANDIDATES = ["last", ".last.old", "best", ".best.old"]
+
+
+def no_model_class(directory):
+    (directory / "config.json").write_text(json.dumps({"d_model": 8}))
+
+
+@pytest.mark.parametrize("name", CANDIDATES)
+def test_the_only_checkpoint_is_resumed_from(tmp_path, name):
+    whole_checkpoint(tmp_path / name)
+    assert checkpoint.resumable_checkpoint(tmp_path) == (tmp_path / name, [])
+
+
+def test_the_newest_intact_one_wins(tmp_path):
+    for name in CANDIDATES[1:]:
+        whole_checkpoint(tmp_path / name)
+    assert checkpoint.resumable_checkpoint(str(tmp_path)) == (tmp_path / ".last.old", [])
+
+
+def test_damaged_ones_are_passed_over_with_why(tmp_path):
+    for name in CANDIDATES:
+        whole_checkpoint(tmp_path / name)
+    no_model_class(tmp_path / "last")
+    (tmp_path / ".last.old" / "config.json").unlink()
+    assert checkpoint.resumable_checkpoint(tmp_path) == (tmp_path / "best", [
+        f"{tmp_path / 'last' / 'config.json'} is damaged (no model_class)",
+        f"{tmp_path / '.last.old' / 'config.json'} is missing; the checkpoint is incomplete: train the run again"])
+
+
+@pytest.mark.parametrize("newest", ["last", "best"])
+def test_when_all_are_damaged_the_newests_error_is_raised(tmp_path, newest):
+    whole_checkpoint(tmp_path / newest)
+    whole_checkpoint(tmp_path / ".best.old")
+    no_model_class(tmp_path / newest)
+    (tmp_path / ".best.old" / "config.json").unlink()
+    with pytest.raises(DamagedFileError) as caught:
+        checkpoint.resumable_checkpoint(tmp_path)
+    assert caught.value.path == tmp_path / newest / "config.json"
+
+
+def test_without_checkpoints_there_is_nothing_to_resume(tmp_path):
+    assert checkpoint.resumable_checkpoint(tmp_path) == (None, [])
+    assert checkpoint.resumable_checkpoint(tmp_path / "never made") == (None, [])
+
+
+# --- random number generators -------------------------------------------------------------------
+
+@pytest.fixture
+def cuda_generators(monkeypatch):
+    """What set_rng_state hands torch's CUDA generators, recorded instead of set."""
+    handed = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", handed.append)
+    return handed
+
+
+@pytest.mark.parametrize("available", [True, False])
+@pytest.mark.parametrize("saved", [True, False])
+def test_the_cuda_generators_are_set_only_when_saved_and_present(monkeypatch, cuda_generators, available, saved):
+    state = checkpoint.rng_state()
+    state.pop("cuda", None)
+    cuda_states = [torch.arange(4, dtype=torch.uint8)]
+    if saved:
+        state["cuda"] = cuda_states
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+    checkpoint.set_rng_state(state)
+    assert cuda_generators == ([cuda_states] if saved and available else [])
