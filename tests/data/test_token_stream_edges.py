@@ -143,3 +143,23 @@ def test_an_unreadable_file_is_a_data_error_with_the_systems_reason(tmp_path, mo
     with pytest.raises(DataError) as error:
         token_stream.count_characters(path)
     assert str(error.value) == f"cannot read {path}: Permission denied"
+
+
+def test_text_is_read_as_utf_8_whatever_the_locale(tmp_path):
+    """Under a plain ASCII locale (no UTF-8 mode, no locale coercion) the text and the default corpus still
+    read as UTF-8: the encoding is named, never left to the locale."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.py").write_text("ü = 1\n", encoding="utf-8")
+    _write(tmp_path, "über\n")
+    script = ("import sys, sysconfig; from seqlab.data import token_stream as t; "
+              "sysconfig.get_paths = lambda: {'stdlib': sys.argv[2]}; "
+              "print(sys.getfilesystemencoding(), t.count_characters(sys.argv[1]), list(t.python_stdlib_corpus(9)))")
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONIOENCODING="utf-8")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "text.txt"), str(tmp_path / "lib")],
+                         env=env, capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(" ", 1)[1].strip() == "5 ['ü = 1\\n']"
