@@ -163,3 +163,20 @@ def test_text_is_read_as_utf_8_whatever_the_locale(tmp_path):
                          env=env, capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(" ", 1)[1].strip() == "5 ['ü = 1\\n']"
+
+
+def test_an_unreadable_subfolder_is_a_data_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    _write(tmp_path, "text")
+    walk = os.walk
+
+    def walk_that_meets_a_locked_folder(top, onerror=None, **kwargs):
+        if onerror is not None:
+            onerror(PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "locked")))
+        yield from walk(top, **kwargs)
+
+    monkeypatch.setattr(token_stream.os, "walk", walk_that_meets_a_locked_folder)
+    with pytest.raises(DataError, match=f"^cannot read {tmp_path / 'locked'}: Permission denied$"):
+        token_stream.text_files(tmp_path)

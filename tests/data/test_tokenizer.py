@@ -79,3 +79,22 @@ def test_a_saved_tokenizer_loads_back_and_bad_files_name_themselves(tmp_path):
     with pytest.raises(DamagedFileError, match=r"damaged\.json is damaged \(not a tokenizer file: ") as error:
         load_tokenizer(damaged)
     assert error.value.path == damaged
+
+
+def test_char_tokenizer_limits_and_its_lookup():
+    from tokenizers import Regex, pre_tokenizers
+
+    from seqlab.data.tokenizer import SPECIALS, char_lookup
+
+    chars = train_tokenizer(["aab"], "char", 500)  # vocabulary: the specials, then a (2), b (1)
+    assert chars.encode("abz").ids == [4, 5, UNK_ID]  # an unseen character is <unk>
+    assert train_tokenizer(["aab"], "char", vocab_size=4).get_vocab_size() == 4  # the specials alone
+    lookup = char_lookup(chars)
+    assert lookup("abc").tolist() == chars.encode("abc").ids == [4, 5, UNK_ID]  # c: the code point after b's
+
+    only_specials = Tokenizer(models.WordLevel({t: i for i, t in enumerate(SPECIALS)}, unk_token="<unk>"))
+    only_specials.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    assert char_lookup(only_specials)("ab").tolist() == only_specials.encode("ab").ids == [UNK_ID, UNK_ID]
+    words = Tokenizer(models.WordLevel({t: i for i, t in enumerate(SPECIALS)}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|\W"), behavior="isolated")  # a Split, not per character
+    assert char_lookup(words) is None
