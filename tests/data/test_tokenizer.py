@@ -98,3 +98,8 @@ def test_char_tokenizer_limits_and_its_lookup():
     words = Tokenizer(models.WordLevel({t: i for i, t in enumerate(SPECIALS)}, unk_token="<unk>"))
     words.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|\W"), behavior="isolated")  # a Split, not per character
     assert char_lookup(words) is None
+
+
+def test_a_char_tokenizer_of_nul_characters_holds_only_that_character():
+    tokenizer = train_tokenizer(["\0\0"], "char", 500)
+    assert tokenizer.get_vocab_size() == 5 and tokenizer.encode("\0").ids == [4]  # U+0001 never seen
