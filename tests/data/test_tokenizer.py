@@ -103,3 +103,9 @@ def test_char_tokenizer_limits_and_its_lookup():
 def test_a_char_tokenizer_of_nul_characters_holds_only_that_character():
     tokenizer = train_tokenizer(["\0\0"], "char", 500)
     assert tokenizer.get_vocab_size() == 5 and tokenizer.encode("\0").ids == [4]  # U+0001 never seen
+
+
+def test_byte_level_bpe_honours_vocab_size_and_min_frequency():
+    # 256 bytes and the 4 specials come first; then one merge a token
+    assert train_tokenizer(["the cat sat on the mat"] * 5, "bytebpe", vocab_size=265).get_vocab_size() == 265
+    assert train_tokenizer(["ab ab"], "bytebpe", 1000, min_frequency=3).get_vocab_size() == 260  # "ab" twice: no merge
