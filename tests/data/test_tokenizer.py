@@ -1,0 +1,111 @@
+"""Tokenisers: the defaults the docstrings name, BERT's WordPiece conventions (lowercasing, ``##``
+pieces that decode back to words, [CLS] … [SEP]), decoding without specials, unknown pieces and their
+note, and the saved file's round trip and errors."""
+
+import itertools
+import json
+
+import pytest
+from tokenizers import Tokenizer, models
+
+from seqlab.data.tokenizer import (
+    EOS_ID, UNK_ID, decode, encode_all, load_tokenizer, save_tokenizer, train_tokenizer, train_wordpiece,
+    unknown_note, unknown_pieces, with_cls_sep)
+from seqlab.errors import DamagedFileError, UserError
+
+THREE_LETTER_WORDS = " ".join("".join(w) for w in itertools.product("abcdefghijklmnopqrstuvwxyz", repeat=3))
+
+
+def test_default_kind_is_bpe_over_metaspace():
+    tokenizer = train_tokenizer(["a small text to learn from"] * 3, vocab_size=60)
+    saved = json.loads(tokenizer.to_str())
+    assert saved["model"]["type"] == "BPE"
+    assert saved["pre_tokenizer"]["type"] == "Metaspace"
+
+
+def test_default_vocabulary_is_8000_tokens():
+    cjk = "".join(chr(0x4E00 + i) for i in range(8100))  # 8,100 distinct characters
+    assert train_tokenizer([cjk], "char").get_vocab_size() == 8000
+    assert train_wordpiece([THREE_LETTER_WORDS]).get_vocab_size() == 8000  # 17,576 words: merges to spare
+
+
+def test_wordpiece_follows_bert():
+    texts = ["The unbelievable Café sees the believable cafés"] * 20
+    tokenizer = train_wordpiece(texts, vocab_size=60)
+    assert tokenizer.get_vocab_size() <= 60
+    encoding = tokenizer.encode("THE UNBELIEVABLE CAFÉ SEEABLE")
+    assert encoding.ids == tokenizer.encode("the unbelievable cafe seeable").ids  # lowercased, accents stripped
+    assert encoding.tokens[-1] == "##able"  # an unseen word: pieces, the later ones marked ##
+    assert tokenizer.decode(encoding.ids) == "the unbelievable cafe seeable"  # ## pieces joined back into words
+    cased = train_wordpiece(texts, vocab_size=60, lowercase=False)
+    assert cased.encode("The").tokens != cased.encode("the").tokens
+
+
+def test_with_cls_sep_wraps_a_text_as_bert_reads_one_segment():
+    plain = train_wordpiece(["the cat sees a tree"] * 5, vocab_size=40)
+    wrapped = with_cls_sep(plain)
+    inner = plain.encode("the cat").ids
+    assert wrapped.encode("the cat").ids == [2, *inner, 3]  # [CLS]=2 … [SEP]=3
+    assert wrapped.encode("the cat").tokens[0] == "[CLS]" and wrapped.encode("the cat").tokens[-1] == "[SEP]"
+    assert plain.encode("the cat").ids == inner  # the original is left as it was
+    assert encode_all(wrapped, ["the cat", "a tree"]) == [wrapped.encode("the cat").ids, wrapped.encode("a tree").ids]
+
+
+def test_decode_drops_the_first_four_ids_even_when_not_marked_special():
+    vocab = {"<pad>": 0, "<bos>": 1, "<eos>": 2, "<unk>": 3, "a": 4, "b": 5}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))  # no token registered as special
+    assert tokenizer.decode([4, UNK_ID, 5]) == "a <unk> b"  # the library's own decode keeps it
+    assert decode(tokenizer, [1, 4, UNK_ID, 0, 5, EOS_ID, 4]) == "a b"
+
+
+def test_unknown_pieces_of_several_texts_and_the_note():
+    words = train_tokenizer(["the cat sees a tree"] * 5, "word", 40)
+    assert unknown_pieces(words, ["the zebra", "a cat", "a yak sees a zebra"]) == ["zebra", "yak", "zebra"]
+    assert unknown_pieces(Tokenizer(models.Unigram()), ["anything"]) == []  # a model with no unknown token
+    assert unknown_note(["zebra", "yak", "zebra"], "test set") == (
+        "note: the vocabulary lacks 3 piece(s) of the test set ('zebra', 'yak'); the model reads each as unknown")
+
+
+def test_a_saved_tokenizer_loads_back_and_bad_files_name_themselves(tmp_path):
+    tokenizer = train_tokenizer(["the cat sees a tree"] * 5, "word", 40)
+    path = tmp_path / "tokenizer.json"
+    save_tokenizer(tokenizer, path)
+    assert json.loads(path.read_text())["model"]["vocab"] == tokenizer.get_vocab()
+    assert load_tokenizer(str(path)).encode("the cat").ids == tokenizer.encode("the cat").ids
+    with pytest.raises(UserError, match=r"nothing\.json is missing; the run directory is incomplete"):
+        load_tokenizer(tmp_path / "nothing.json")
+    damaged = tmp_path / "damaged.json"
+    damaged.write_text(path.read_text()[:50])
+    with pytest.raises(DamagedFileError, match=r"damaged\.json is damaged \(not a tokenizer file: ") as error:
+        load_tokenizer(damaged)
+    assert error.value.path == damaged
+
+
+def test_char_tokenizer_limits_and_its_lookup():
+    from tokenizers import Regex, pre_tokenizers
+
+    from seqlab.data.tokenizer import SPECIALS, char_lookup
+
+    chars = train_tokenizer(["aab"], "char", 500)  # vocabulary: the specials, then a (2), b (1)
+    assert chars.encode("abz").ids == [4, 5, UNK_ID]  # an unseen character is <unk>
+    assert train_tokenizer(["aab"], "char", vocab_size=4).get_vocab_size() == 4  # the specials alone
+    lookup = char_lookup(chars)
+    assert lookup("abc").tolist() == chars.encode("abc").ids == [4, 5, UNK_ID]  # c: the code point after b's
+
+    only_specials = Tokenizer(models.WordLevel({t: i for i, t in enumerate(SPECIALS)}, unk_token="<unk>"))
+    only_specials.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    assert char_lookup(only_specials)("ab").tolist() == only_specials.encode("ab").ids == [UNK_ID, UNK_ID]
+    words = Tokenizer(models.WordLevel({t: i for i, t in enumerate(SPECIALS)}, unk_token="<unk>"))
+    words.pre_tokenizer = pre_tokenizers.Split(Regex(r"\w+|\W"), behavior="isolated")  # a Split, not per character
+    assert char_lookup(words) is None
+
+
+def test_a_char_tokenizer_of_nul_characters_holds_only_that_character():
+    tokenizer = train_tokenizer(["\0\0"], "char", 500)
+    assert tokenizer.get_vocab_size() == 5 and tokenizer.encode("\0").ids == [4]  # U+0001 never seen
+
+
+def test_byte_level_bpe_honours_vocab_size_and_min_frequency():
+    # 256 bytes and the 4 specials come first; then one merge a token
+    assert train_tokenizer(["the cat sat on the mat"] * 5, "bytebpe", vocab_size=265).get_vocab_size() == 265
+    assert train_tokenizer(["ab ab"], "bytebpe", 1000, min_frequency=3).get_vocab_size() == 260  # "ab" twice: no merge
