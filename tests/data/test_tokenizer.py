@@ -105,6 +105,12 @@ def test_a_char_tokenizer_of_nul_characters_holds_only_that_character():
     assert tokenizer.get_vocab_size() == 5 and tokenizer.encode("\0").ids == [4]  # U+0001 never seen
 
 
+def test_a_char_tokenizer_of_texts_without_characters_holds_only_the_specials():
+    # what WordLevelTrainer gives for texts with nothing in them: the four specials, every character unknown
+    tokenizer = train_tokenizer(["", ""], "char", 500)
+    assert tokenizer.get_vocab_size() == 4 and tokenizer.encode("a").ids == [UNK_ID]
+
+
 def test_byte_level_bpe_honours_vocab_size_and_min_frequency():
     # 256 bytes and the 4 specials come first; then one merge a token
     assert train_tokenizer(["the cat sat on the mat"] * 5, "bytebpe", vocab_size=265).get_vocab_size() == 265

@@ -65,7 +65,7 @@ def _char_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int) -
 
     def count(pieces: list[str]) -> None:  # one bincount for many short texts (a sentence each, say)
         codes = np.frombuffer("".join(pieces).encode("utf-32-le"), dtype=np.uint32)
-        counts[: codes.max(initial=0) + 1] += np.bincount(codes)
+        counts[: codes.max(initial=0) + 1] += np.bincount(codes, minlength=1)  # no characters: one 0
 
     pending, size = [], 0
     for text in texts:
