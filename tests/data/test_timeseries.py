@@ -1,6 +1,9 @@
 """Time-series data: split bounds, scaling fitted on training rows only, window alignment, and the
 checks on the CSV."""
 
+import warnings
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,6 +54,7 @@ def test_scaler_sees_training_rows_only_and_round_trips():
     np.testing.assert_allclose(a.mean_, values[:70].mean(axis=0))
     restored = ts.scaler_from_state(ts.scaler_state(a))
     np.testing.assert_allclose(restored.inverse_transform(a.transform(values)), values, atol=1e-12)
+    np.testing.assert_allclose(restored.var_, values[:70].var(axis=0), rtol=1e-12)  # the variance, scale²
 
 
 def test_feature_modes_choose_inputs_and_targets(tmp_path):
@@ -125,3 +129,69 @@ def test_the_date_column_as_target_is_refused_in_one_line(tmp_path, features):
     with pytest.raises(DataError) as error:
         ts.read_series(path, "date", "date", features)
     assert "the target 'date' is the date column" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_cell_that_is_no_date_is_named_by_its_row_in_the_files_numbering(tmp_path):
+    path = Path("s.csv")
+    column = pd.Series(["2024-01-01", "2024-01-02", "yesterday", "2024-01-04"], name="date")
+    assert ts.not_a_date(path, column, ValueError("advice")) == (
+        "s.csv: column 'date' row 4 is not a date in the form of the first row's '2024-01-01': 'yesterday'")
+    first = pd.Series(["yesterday", "2024-01-02"], name="when")  # the first row itself: no form to name
+    assert ts.not_a_date(path, first, ValueError("advice")) == "s.csv: column 'when' row 2 is not a date: 'yesterday'"
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=5, freq="D").astype(str), "OT": np.arange(5.0)})
+    frame.loc[2, "date"] = "yesterday"
+    frame.to_csv(tmp_path / "word.csv", index=False)
+    with pytest.raises(DataError) as error:
+        ts.read_series(tmp_path / "word.csv", "date", "OT", "S")
+    assert str(error.value) == (f"{tmp_path / 'word.csv'}: column 'date' row 4 is not a date in the form of the first "
+                                f"row's '2024-01-01': 'yesterday'")
+
+
+@pytest.mark.parametrize("error, shown", [
+    (ValueError("Out of bounds: 1e30. You might want to pass a format\nmore advice"), "Out of bounds: 1e30"),
+    (ValueError(""), "ValueError"),  # no message: the error's kind
+    (OverflowError(" \n "), "OverflowError"),
+])
+def test_dates_pandas_refuses_as_a_whole_show_the_first_line_of_its_error(error, shown):
+    column = pd.Series(["2024-01-01", "2024-01-02"], name="date")  # every cell alone is a date
+    assert ts.not_a_date(Path("s.csv"), column, error) == f"s.csv: column 'date' holds values that are not dates ({shown})"
+
+
+def test_a_column_pandas_cannot_even_coerce_shows_the_first_error(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise TypeError("mixed types")
+    monkeypatch.setattr(pd, "to_datetime", refuse)
+    column = pd.Series(["x", "y"], name="date")
+    assert ts.not_a_date(Path("s.csv"), column, ValueError("no dates")) == (
+        "s.csv: column 'date' holds values that are not dates (no dates)")
+
+
+def test_naming_a_bad_date_hides_pandas_format_advice_and_nothing_else(monkeypatch):
+    real = pd.to_datetime
+
+    def noisy(*args, **kwargs):
+        warnings.warn("could not infer format", UserWarning)
+        warnings.warn("something else", RuntimeWarning)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(pd, "to_datetime", noisy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        message = ts.not_a_date(Path("s.csv"), pd.Series(["2024-01-01", "soon"], name="date"), ValueError("x"))
+    assert [w.category for w in caught] == [RuntimeWarning]
+    assert message.endswith("row 3 is not a date in the form of the first row's '2024-01-01': 'soon'")
+
+
+def test_split_bounds_at_their_edges():
+    ett = ts.split_bounds(14400, "ett", input_len=336, horizon=96)  # exactly 20 months of 30 days: enough
+    assert ett["test"] == (11520 - 336, 14400)
+    assert ts.split_bounds(100, "0.3,0.4,0.3", input_len=20, horizon=10) == {  # train exactly L + H rows
+        "train": (0, 30), "valid": (10, 70), "test": (50, 100)}
+    for bad in ("a,b,c", "0.5,0.5", "0.7,0,0.3", "0.8,0.1,0.2", "0.6,0.1,0.2"):  # sums 1.1 and 0.9
+        with pytest.raises(DataError, match=r"^--split must be 'ett' or three positive fractions summing to 1"):
+            ts.split_bounds(1000, bad, 20, 10)
+    with pytest.raises(DataError) as error:  # 42 / 6 / 12 rows; valid reads rows 22 … 47
+        ts.split_bounds(60, "0.7,0.1,0.2", input_len=20, horizon=10)
+    assert str(error.value) == ("the valid split has 26 rows; a window needs input_len + horizon = 30 "
+                                "(shorten them or give a longer series)")
+    with pytest.raises(DataError, match="^the train split has 0 rows; a window needs input_len \\+ horizon = 3 "):
+        ts.split_bounds(5, "0.1,0.1,0.8", input_len=2, horizon=1)  # int(0.5) = 0 training rows
