@@ -59,7 +59,7 @@ def test_columns_are_modelled_then_past_then_future(table, features, columns, ta
                                          calendar="hour"), ahead=True)
     assert series.columns == columns and series.targets == targets
     n = len(columns)
-    assert series.past == [n - 4] and series.future == [n - 3, n - 2, n - 1]
+    assert series.past == [n - 4] and series.future == [n - 3, n - 2, n - 1] and series.inputs == list(range(n))
     assert len(series.values) == 7 and len(series.ahead) == 3  # the rows with OT empty are kept apart
     np.testing.assert_array_equal(series.values[:, columns.index("temp")], np.arange(7.0) + 100)
     np.testing.assert_array_equal(series.ahead[:, columns.index("plan")], [307, 308, 309])
@@ -82,7 +82,9 @@ def test_without_the_rows_to_forecast_a_calendar_continues_the_timestamps(table)
     (dict(future_cols="plan,OT"), "data.future_cols names the target 'OT'"),
     (dict(past_cols="temp", future_cols="temp"), "'temp' is in both data.past_cols and data.future_cols"),
     (dict(past_cols="temp,temp"), "names 'temp' twice"),
-    (dict(calendar="hour,season"), "unknown cycle 'season'"),
+    (dict(calendar="hour,season"), "unknown cycle 'season'; give 'auto' or some of minute, hour, weekday, month, "
+                                   "dayofyear, like hour,weekday$"),
+    (dict(past_cols="a,b,a,b"), "data.past_cols names 'a' twice$"),
 ])
 def test_contradictions_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -222,3 +224,15 @@ def test_by_default_every_row_is_read_and_gaps_are_errors(table):
     with pytest.raises(DataError) as error:
         cov.read_series(table, data(past_cols="temp", future_cols="humidity"), ahead=True)
     assert str(error.value) == f"{table} has no column 'humidity' (--future-cols); its columns are date, load, temp, OT, plan"
+
+
+def test_no_cycles_no_calendar_columns_and_a_file_column_of_a_calendar_name_is_refused(table, tmp_path):
+    values, columns = cov.calendar_features(pd.DatetimeIndex(["2024-01-01", "2024-01-02"]), [])
+    assert values.shape == (2, 0) and columns == []
+    frame = pd.read_csv(table)
+    frame["hour_cos"] = 1.0
+    frame.to_csv(tmp_path / "clash.csv", index=False)
+    with pytest.raises(DataError) as error:
+        cov.read_series(tmp_path / "clash.csv", data(calendar="hour"), ahead=True)
+    assert str(error.value) == (f"{tmp_path / 'clash.csv'} has a column 'hour_cos', the name of a --calendar "
+                                f"feature; rename it")

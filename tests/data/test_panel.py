@@ -42,6 +42,7 @@ def test_windows_never_cross_from_one_id_into_the_next(tmp_path):
     assert batch["x"][..., 0].tolist() == [[1, 2], [2, 3], [3, 4], [11, 12], [12, 13]]
     assert batch["y"][..., 0].tolist() == [[3], [4], [5], [13], [14]]
     assert windows.batch([4, 0])["y"][..., 0].tolist() == [[14], [3]]  # any order, as training draws them
+    assert windows.batch([])["x"].shape == (0, 2, 1)  # no window: an empty batch
     in_order = list(windows.in_order(2))
     assert [b["y"][..., 0].tolist() for b in in_order] == [[[3], [4]], [[5], [13]], [[14]]]
     assert windows.owners().tolist() == [0, 0, 0, 1, 1]

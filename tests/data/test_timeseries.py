@@ -195,3 +195,42 @@ def test_split_bounds_at_their_edges():
                                 "(shorten them or give a longer series)")
     with pytest.raises(DataError, match="^the train split has 0 rows; a window needs input_len \\+ horizon = 3 "):
         ts.split_bounds(5, "0.1,0.1,0.8", input_len=2, horizon=1)  # int(0.5) = 0 training rows
+
+
+def test_reading_dates_hides_pandas_format_advice_and_nothing_else(tmp_path, monkeypatch):
+    path = tmp_path / "pm.csv"  # no format pandas can infer: it parses cell by cell and says so (a UserWarning)
+    path.write_text("date,OT\nJan-01-2024 10:00 PM,1\nJan-02-2024 10:00 PM,2\nJan-03-2024 10:00 PM,3\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        series = ts.read_series(path, "date", "OT", "S")
+    assert caught == [] and list(series.timestamps) == list(pd.date_range("2024-01-01 22:00", periods=3, freq="D"))
+    real = pd.to_datetime
+
+    def noisy(*args, **kwargs):
+        warnings.warn("something else", RuntimeWarning)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(pd, "to_datetime", noisy)
+    with pytest.warns(RuntimeWarning, match="something else"):
+        ts.read_series(path, "date", "OT", "S")
+
+
+def test_dates_in_mixed_time_zones_are_refused_with_pandas_first_line(tmp_path):
+    path = tmp_path / "zones.csv"  # each cell a date, the column not: pandas refuses the mix as a whole
+    path.write_text("date,OT\n2024-01-01 00:00+01:00,1\n2024-01-01 01:00+02:00,2\n")
+    with pytest.raises(DataError) as error:
+        ts.read_series(path, "date", "OT", "S")
+    assert str(error.value).startswith(f"{path}: column 'date' holds values that are not dates (Mixed timezones detected")
+
+
+def test_by_default_every_row_is_read_and_messages_name_the_file(tmp_path):
+    frame = pd.DataFrame({"date": pd.date_range("2024-01-01", periods=6, freq="h"), "OT": [1.0, 2, 3, 4, np.nan, np.nan]})
+    frame.to_csv(tmp_path / "tail.csv", index=False)
+    series = ts.read_series(tmp_path / "tail.csv", "date", "OT", "S", fill="ffill")  # no rows kept apart
+    assert series.values[:, 0].tolist() == [1, 2, 3, 4, 4, 4] and series.ahead is None
+    path = write_csv(tmp_path / "s.csv", n=5)
+    with pytest.raises(DataError) as error:
+        ts.read_series(path, "date", "load", "M")
+    assert str(error.value) == f"{path} has no column 'load'; its columns are date, a, OT"
+    with pytest.raises(DataError) as error:
+        ts.read_series(path, "date", "date", "M")
+    assert str(error.value) == ts.target_is_date(path, "date") and str(error.value).startswith(f"{path}: the target")
