@@ -234,3 +234,32 @@ def test_by_default_every_row_is_read_and_messages_name_the_file(tmp_path):
     with pytest.raises(DataError) as error:
         ts.read_series(path, "date", "date", "M")
     assert str(error.value) == ts.target_is_date(path, "date") and str(error.value).startswith(f"{path}: the target")
+
+
+def test_each_bad_row_is_named_by_its_line_in_the_file(tmp_path):
+    def refused(name, dates, ot=("1", "2", "3", "4", "5")):
+        path = tmp_path / name
+        path.write_text("date,OT\n" + "".join(f"{d},{v}\n" for d, v in zip(dates, ot)))
+        with pytest.raises(DataError) as error:
+            ts.read_series(path, "date", "OT", "S", ahead=True)
+        return str(error.value).removeprefix(f"{path}: ")
+    hours = [f"2024-01-01 0{h}:00" for h in range(5)]
+    assert refused("gap.csv", hours[:2] + [""] + hours[3:]) == "column 'date' row 4 has no date"
+    twice = hours[:3] + hours[2:3] + hours[4:]  # the third timestamp again on the fourth row (line 5)
+    assert refused("twice.csv", twice) == "timestamp 2024-01-01 02:00:00 appears twice (rows 4 and 5)"
+    swapped = hours[:2] + [hours[3], hours[2]] + hours[4:]
+    assert refused("swapped.csv", swapped) == "timestamps are not in increasing order (row 5 comes before row 4)"
+    assert refused("word.csv", hours, ot=("1", "2", "x", "4", "5")) == "column 'OT' row 4 is not a number: 'x'"
+    assert refused("no_value.csv", hours, ot=[""] * 5) == "column 'OT' has no value; the rows before the forecast need it"
+
+
+def test_integer_files_are_read_as_float64_and_the_rows_to_forecast_kept_per_feature_mode(tmp_path):
+    path = tmp_path / "ints.csv"
+    path.write_text("date,a,OT\n" + "".join(f"2024-01-0{d},{d},{10 * d}\n" for d in range(1, 6)))
+    series = ts.read_series(path, "date", "OT", "M", ahead=True)  # every target cell filled: nothing to forecast
+    assert series.values.dtype == np.float64 and series.ahead.dtype == np.float64 and series.ahead.shape == (0, 2)
+    assert series.inputs == [0, 1] and series.targets == [0, 1]
+    path.write_text("date,a,OT\n" + "".join(f"2024-01-0{d},{d},{10 * d if d < 4 else ''}\n" for d in range(1, 6)))
+    single = ts.read_series(path, "date", "OT", "S", ahead=True)
+    assert single.values.tolist() == [[10.0], [20.0], [30.0]] and single.ahead.shape == (2, 1)
+    assert np.isnan(single.ahead).all() and list(single.ahead_timestamps.day) == [4, 5]
