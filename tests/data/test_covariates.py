@@ -59,7 +59,7 @@ def test_columns_are_modelled_then_past_then_future(table, features, columns, ta
                                          calendar="hour"), ahead=True)
     assert series.columns == columns and series.targets == targets
     n = len(columns)
-    assert series.past == [n - 4] and series.future == [n - 3, n - 2, n - 1]
+    assert series.past == [n - 4] and series.future == [n - 3, n - 2, n - 1] and series.inputs == list(range(n))
     assert len(series.values) == 7 and len(series.ahead) == 3  # the rows with OT empty are kept apart
     np.testing.assert_array_equal(series.values[:, columns.index("temp")], np.arange(7.0) + 100)
     np.testing.assert_array_equal(series.ahead[:, columns.index("plan")], [307, 308, 309])
@@ -82,7 +82,9 @@ def test_without_the_rows_to_forecast_a_calendar_continues_the_timestamps(table)
     (dict(future_cols="plan,OT"), "data.future_cols names the target 'OT'"),
     (dict(past_cols="temp", future_cols="temp"), "'temp' is in both data.past_cols and data.future_cols"),
     (dict(past_cols="temp,temp"), "names 'temp' twice"),
-    (dict(calendar="hour,season"), "unknown cycle 'season'"),
+    (dict(calendar="hour,season"), "unknown cycle 'season'; give 'auto' or some of minute, hour, weekday, month, "
+                                   "dayofyear, like hour,weekday$"),
+    (dict(past_cols="a,b,a,b"), "data.past_cols names 'a' twice$"),
 ])
 def test_contradictions_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -140,3 +142,97 @@ def test_auto_calendar_follows_the_median_step_not_the_first(tmp_path):
     assert cov.cycles_of(d, cov.read_series(path, d).timestamps) == ["hour", "weekday", "dayofyear"]
     assert cov.resolved(d, cov.read_series(path, d).timestamps).calendar == "hour,weekday,dayofyear"
     assert cov.resolved(data(calendar="hour"), None).calendar == "hour"  # given cycles stay as they are
+    one = pd.DatetimeIndex(["2024-01-01 05:00"])  # no step to measure: taken as hourly
+    assert cov.cycles_of(d, one) == ["hour", "weekday", "dayofyear"]
+
+
+def test_a_step_of_exactly_a_week_leaves_the_weekday_out():
+    assert cov.auto_cycles(pd.Timedelta(days=7)) == ["dayofyear"]  # every row on the same weekday
+    assert cov.auto_cycles(pd.Timedelta(days=6)) == ["weekday", "dayofyear"]
+
+
+def bare(stamps):
+    """A series of no columns at these timestamps, with no rows to forecast."""
+    return ts.Series(np.zeros((len(stamps), 0)), pd.DatetimeIndex(stamps), [], [], [])
+
+
+def test_without_rows_to_forecast_the_times_continue_the_last_step_or_an_hour():
+    daily = bare(["2024-01-01 05:00", "2024-01-02 05:00"])
+    values, times = cov.future_rows(daily, 2, "s.csv", data(calendar="weekday"))
+    assert list(times) == [pd.Timestamp("2024-01-03 05:00"), pd.Timestamp("2024-01-04 05:00")]
+    phases = np.array([2 / 7, 3 / 7])  # 3 January 2024 was a Wednesday, the 4th a Thursday
+    np.testing.assert_allclose(values, np.stack([np.sin(2 * np.pi * phases), np.cos(2 * np.pi * phases)], 1),
+                               atol=1e-12)
+    values, times = cov.future_rows(bare(["2024-01-01 05:00"]), 2, "s.csv", data(calendar="hour"))
+    assert list(times) == [pd.Timestamp("2024-01-01 06:00"), pd.Timestamp("2024-01-01 07:00")]  # one row: hourly
+    np.testing.assert_allclose(values[:, 1], np.cos(2 * np.pi * np.array([6, 7]) / 24), atol=1e-12)
+    values, _ = cov.future_rows(daily, 2, "s.csv", data(calendar="auto"))  # resolved on the daily timestamps
+    assert values.shape == (2, 4)  # weekday and day of year, no hour
+    np.testing.assert_allclose(values[:, 0], np.sin(2 * np.pi * phases), atol=1e-12)
+
+
+def test_too_few_rows_to_forecast_say_what_the_forecast_needs(table):
+    d = data(calendar="hour")  # the calendar only: give the rows or none
+    series = cov.read_series(table, d, ahead=True)
+    with pytest.raises(DataError, match=r"has 3 rows after the last value of 'OT'; give the 4 rows to forecast "
+                                        r"\(their timestamps, 'OT' empty\) or none$"):
+        cov.future_rows(series, 4, table, d)
+    d = data(future_cols="plan,temp")
+    with pytest.raises(DataError, match=r"the forecast needs 4: their 'OT' cells empty, their future covariates "
+                                        r"\(plan, temp\) filled$"):
+        cov.future_rows(cov.read_series(table, d, ahead=True), 4, table, d)
+
+
+def test_a_constant_future_covariate_or_a_single_training_row_is_one_value(tmp_path):
+    plan = np.where(np.arange(40) < 28, 7.0, np.cos(np.arange(40.0)))
+    d = data(future_cols="plan", features="S")
+    series = cov.read_series(hourly(tmp_path / "t.csv", plan=plan), d)
+    with pytest.raises(DataError, match=r"covariate 'plan' \(--future-cols\) has one value \(7\) in every training "
+                                        r"row \(the first 28\)"):
+        cov.check_training_rows(series, d, 28)
+    varying = np.cos(np.arange(40.0))
+    series = cov.read_series(hourly(tmp_path / "t.csv", plan=varying), d)
+    with pytest.raises(DataError, match=r"covariate 'plan' \(--future-cols\) has one value \(1\) .*\(the first 1\)"):
+        cov.check_training_rows(series, d, 1)  # cos 0 = 1
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(), False), (dict(past_cols="temp"), True), (dict(future_cols="plan"), True),
+    (dict(calendar="hour"), True), (dict(past_cols=" , "), False),
+])
+def test_has_covariates_when_any_column_or_cycle_is_named(settings, expected):
+    assert cov.has_covariates(data(**settings)) is expected
+
+
+def test_leave_unscaled_passes_the_calendar_columns_through():
+    from sklearn.preprocessing import StandardScaler
+
+    values = np.array([[1.0, 0.5, 10.0], [3.0, -0.5, 30.0]])
+    scaler = cov.leave_unscaled(StandardScaler().fit(values), [1])
+    np.testing.assert_array_equal(scaler.mean_, [2.0, 0.0, 20.0])
+    np.testing.assert_array_equal(scaler.scale_, [1.0, 1.0, 10.0])
+    np.testing.assert_array_equal(scaler.var_, [1.0, 1.0, 100.0])
+    np.testing.assert_array_equal(scaler.transform(values), [[-1.0, 0.5, -1.0], [1.0, -0.5, 1.0]])
+
+
+def test_by_default_every_row_is_read_and_gaps_are_errors(table):
+    series = cov.read_series(table, data(fill="ffill"))  # the empty trailing rows are filled, not kept apart
+    assert len(series.values) == 10 and series.ahead is None
+    np.testing.assert_array_equal(series.values[7:, series.columns.index("OT")], [206.0] * 3)
+    with pytest.raises(DataError, match=r"column 'load' row 9 is empty; fill the gaps"):
+        cov.read_series(table, data())  # --fill error
+    with pytest.raises(DataError) as error:
+        cov.read_series(table, data(past_cols="temp", future_cols="humidity"), ahead=True)
+    assert str(error.value) == f"{table} has no column 'humidity' (--future-cols); its columns are date, load, temp, OT, plan"
+
+
+def test_no_cycles_no_calendar_columns_and_a_file_column_of_a_calendar_name_is_refused(table, tmp_path):
+    values, columns = cov.calendar_features(pd.DatetimeIndex(["2024-01-01", "2024-01-02"]), [])
+    assert values.shape == (2, 0) and columns == []
+    frame = pd.read_csv(table)
+    frame["hour_cos"] = 1.0
+    frame.to_csv(tmp_path / "clash.csv", index=False)
+    with pytest.raises(DataError) as error:
+        cov.read_series(tmp_path / "clash.csv", data(calendar="hour"), ahead=True)
+    assert str(error.value) == (f"{tmp_path / 'clash.csv'} has a column 'hour_cos', the name of a --calendar "
+                                f"feature; rename it")

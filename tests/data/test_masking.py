@@ -87,6 +87,8 @@ def test_a_wordpiece_tokenizers_masking_knows_its_specials_and_pieces():
     for i in range(tokenizer.get_vocab_size()):
         assert masking.continuation[i] == tokenizer.id_to_token(i).startswith("##")
     assert masking.continuation.any()
+    plain = Masking.for_tokenizer(tokenizer, BERT_SPECIALS, probability=0.3)  # whole words off by default
+    assert plain.continuation is None and plain.probability == 0.3
 
 
 def test_batch_n_is_a_pure_function_of_seed_and_n():

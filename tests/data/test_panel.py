@@ -42,6 +42,7 @@ def test_windows_never_cross_from_one_id_into_the_next(tmp_path):
     assert batch["x"][..., 0].tolist() == [[1, 2], [2, 3], [3, 4], [11, 12], [12, 13]]
     assert batch["y"][..., 0].tolist() == [[3], [4], [5], [13], [14]]
     assert windows.batch([4, 0])["y"][..., 0].tolist() == [[14], [3]]  # any order, as training draws them
+    assert windows.batch([])["x"].shape == (0, 2, 1)  # no window: an empty batch
     in_order = list(windows.in_order(2))
     assert [b["y"][..., 0].tolist() for b in in_order] == [[[3], [4]], [[5], [13]], [[14]]]
     assert windows.owners().tolist() == [0, 0, 0, 1, 1]
@@ -97,6 +98,18 @@ def test_pooled_scaler_unscales_each_window_with_its_own_ids_scaler(tmp_path):
         for j in range(windows.counts[k]):  # window j of this id predicts rows j+4, j+5 of the id
             np.testing.assert_allclose(back[first + j], own[j + 4:j + 6], rtol=1e-5, atol=1e-4)
         first += windows.counts[k]
+
+
+def test_pooled_scaler_takes_whole_windows_only_even_a_single_one():
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit([[0.0], [2.0]])  # mean 1, scale 1
+    one = pn.PanelWindows([np.zeros((3, 1))], ["a"], input_len=2, horizon=1)  # a single window
+    assert one.counts == [1]
+    np.testing.assert_array_equal(pn.PooledScaler({"a": scaler}, one).inverse_transform(np.array([[5.0]])), [[6.0]])
+    two = pn.PanelWindows([np.zeros((5, 1)), np.zeros((4, 1))], ["a", "b"], input_len=2, horizon=1)  # 3 + 2
+    with pytest.raises(ValueError, match="^7 rows are not whole windows of 5$"):
+        pn.PooledScaler({"a": scaler, "b": scaler}, two).inverse_transform(np.zeros((7, 1)))
 
 
 def test_gaps_are_filled_within_their_own_id(tmp_path):
@@ -196,3 +209,14 @@ def test_ids_differing_only_by_surrounding_spaces_are_refused(tmp_path):
     assert "the ids 'c' and 'c ', which differ only by spaces around them" in str(error.value)
     path.write_text("id,date,v\n c,2024-01-01,1\n c,2024-01-02,2\n")  # one way throughout: the id as written
     assert pn.read_panel(path, "id", "date", "v", "M").ids == [" c"]
+
+
+def test_the_ett_split_takes_an_id_of_exactly_twenty_months():
+    rows = sum(ts.ETT_HOURS)
+    stamps = pd.date_range("2024-01-01", periods=rows, freq="h")
+    one = ts.Series(np.zeros((rows, 1)), stamps, ["v"], [0], [0])
+    short = ts.Series(np.zeros((rows - 1, 1)), stamps[:-1], ["v"], [0], [0])
+    bounds = pn.split_panel(pn.Panel(["a"], [one]), "ett", 336, 96, "p.csv")
+    assert bounds["a"]["test"] == (11520 - 336, 14400)
+    with pytest.raises(DataError, match="id 'b' has 14,399 rows; the default ETT split needs 14,400"):
+        pn.split_panel(pn.Panel(["a", "b"], [one, short]), "ett", 336, 96, "p.csv")
