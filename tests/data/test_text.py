@@ -98,6 +98,8 @@ def test_read_parallel(tmp_path):
 def test_read_tsv_pairs(tmp_path):
     path = write(tmp_path / "p.tsv", '"hi" she said\t"hallo" sagte sie\nNA\t007\n')
     assert read_tsv_pairs(path) == (['"hi" she said', "NA"], ['"hallo" sagte sie', "007"])
+    numbers = write(tmp_path / "n.tsv", "1\t007\n2\t3.50\n")  # kept as written, not parsed as numbers
+    assert read_tsv_pairs(numbers) == (["1", "2"], ["007", "3.50"])
 
 
 @pytest.mark.parametrize("text, message", [
