@@ -22,6 +22,8 @@ def test_tsv_is_tab_separated_and_quotes_are_plain_characters(tmp_path):
     assert read_labelled(path, "text", "label") == (['"great" she said, twice', 'it, was "bad'], ["pos", "neg"])
     header_quoted = write(tmp_path / "quoted.tsv", '"text"\ttext\tlabel\na\tb\tpos\nc\td\tneg\n')
     assert read_labelled(header_quoted, "text", "label") == (["b", "d"], ["pos", "neg"])
+    commas = write(tmp_path / "commas.tsv", "text,raw\tlabel,text\na\tpos\nb\tneg\n")  # commas inside two names
+    assert read_labelled(commas, "text,raw", "label,text") == (["a", "b"], ["pos", "neg"])
 
 
 def test_other_encodings(tmp_path):
