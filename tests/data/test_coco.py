@@ -197,3 +197,48 @@ def test_an_annotation_id_given_twice_is_refused(tmp_path):
                                                          {"id": 4, "image_id": 8, "category_id": 1, "bbox": [2, 2, 5, 5]}])
     with pytest.raises(DataError, match="annotation id 4 appears twice"):
         read_coco(folder, image_size=8)
+
+
+def test_subset_keeps_the_rows_asked_for_in_their_order(tmp_path):
+    data = read_coco(make_folder(tmp_path / "coco"), image_size=8)
+    part = data.subset(np.array([1, 0]))
+    assert part.image_ids == [8, 7] and part.file_names == ["b.png", "a.png"] and part.sizes == [(40, 30)] * 2
+    np.testing.assert_array_equal(part.images, data.images[::-1])
+    assert part.targets[0]["boxes"].shape == (0, 4) and part.targets[1]["labels"].tolist() == [1, 0]
+    assert part.categories == CATEGORIES and part.annotation_file == tmp_path / "coco" / "instances.json"
+    assert part.ground_truth is data.ground_truth
+    one = data.subset([1.0])  # a float index from a split computed in floats is taken as the row it names
+    assert one.image_ids == [8] and one.images.shape == (1, 1, 8, 8)
+
+
+def test_to_pixel_boxes_by_hand():
+    # (cx, cy, w, h) = (0.5, 0.25, 0.2, 0.1) of a 200×100 image: centre (100, 25), size 40×10.
+    np.testing.assert_allclose(to_pixel_boxes([0.5, 0.25, 0.2, 0.1], (200, 100)), [[80, 20, 40, 10]])
+    assert to_pixel_boxes(np.zeros((0, 4)), (5, 5)).shape == (0, 4)
+    wide = to_pixel_boxes(np.asarray([[0.5, 0.5, 0.5, 0.25]], dtype=np.longdouble), (8, 8))
+    assert wide.dtype == np.float64 and wide.tolist() == [[2.0, 3.0, 4.0, 2.0]]
+
+
+def test_to_coco_results_rounds_and_flattens_by_hand():
+    categories = [{"id": 1, "name": "cat"}, {"id": 3, "name": "dog"}]
+    results = to_coco_results([np.asarray([[12.34567, 1.00049, 2.5, 3.0], [0, 0, 1, 1]])],
+                              [np.asarray([[0.1234567, 0.5]])], [np.asarray([[1, 0]])], [np.int64(9)], categories)
+    assert results == [{"image_id": 9, "category_id": 3, "bbox": [12.346, 1.0, 2.5, 3.0], "score": 0.12346},
+                       {"image_id": 9, "category_id": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "score": 0.5}]
+    assert type(results[0]["bbox"][1]) is float and type(results[0]["score"]) is float
+    assert to_coco_results([np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0, int)], [4], categories) == []
+
+
+@pytest.mark.parametrize("lengths", [(2, 1, 1), (1, 2, 1), (1, 1, 2)])
+def test_to_coco_results_refuses_an_image_with_unequal_boxes_scores_labels(lengths):
+    n_boxes, n_scores, n_labels = lengths
+    with pytest.raises(ValueError):
+        to_coco_results([np.ones((n_boxes, 4))], [np.ones(n_scores)], [np.zeros(n_labels, int)], [1], CATEGORIES)
+
+
+@pytest.mark.parametrize("lists", [(2, 1, 1, 1), (1, 2, 1, 1), (1, 1, 2, 1), (1, 1, 1, 2)])
+def test_to_coco_results_refuses_per_image_lists_of_unequal_lengths(lists):
+    n_boxes, n_scores, n_labels, n_ids = lists
+    with pytest.raises(ValueError):
+        to_coco_results([np.ones((1, 4))] * n_boxes, [np.ones(1)] * n_scores, [np.zeros(1, int)] * n_labels,
+                        [1] * n_ids, CATEGORIES)
