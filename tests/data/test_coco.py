@@ -1,3 +1,4 @@
+import copy
 import json
 import shutil
 
@@ -130,7 +131,11 @@ def bad(case, root):
         "unknown category": ({"annotations": [dict(note, category_id=2)]}, "annotation 5: category_id 2"),
         "zero width": ({"annotations": [dict(note, bbox=[1, 1, 0, 5])]}, r"annotation 5: bbox .* width or height"),
         "negative height": ({"annotations": [dict(note, bbox=[1, 1, 5, -2])]}, r"annotation 5: bbox .* width or"),
+        "zero height": ({"annotations": [dict(note, bbox=[1, 1, 5, 0])]}, r"annotation 5: bbox .* width or height"),
         "outside": ({"annotations": [dict(note, bbox=[30, 1, 11.5, 5])]}, r"annotation 5: bbox .* outside its 40×30"),
+        "below": ({"annotations": [dict(note, bbox=[1, 25, 5, 7])]}, r"annotation 5: bbox .* outside its 40×30"),
+        "on the right edge": ({"annotations": [dict(note, bbox=[40, 5, 0.5, 5])]}, r"annotation 5: bbox .* outside"),
+        "on the bottom edge": ({"annotations": [dict(note, bbox=[5, 30, 5, 0.5])]}, r"annotation 5: bbox .* outside"),
         "left of": ({"annotations": [dict(note, bbox=[-1.5, 1, 5, 5])]}, r"annotation 5: bbox .* outside"),
         "bbox not numbers": ({"annotations": [dict(note, bbox=[1, 1, "5", 5])]}, "annotation 5: bbox"),
         "missing file": ({"images": [{"id": 7, "file_name": "gone.png"}]}, r"image 7: file .*gone.png is missing"),
@@ -150,7 +155,8 @@ def bad(case, root):
 
 
 CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", "not coco", "unknown image",
-         "unknown category", "zero width", "negative height", "outside", "left of", "bbox not numbers",
+         "unknown category", "zero width", "negative height", "zero height", "outside", "below", "on the right edge",
+         "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id", "wrong size",
          "twice"]
 
@@ -242,3 +248,48 @@ def test_to_coco_results_refuses_per_image_lists_of_unequal_lengths(lists):
     with pytest.raises(ValueError):
         to_coco_results([np.ones((1, 4))] * n_boxes, [np.ones(1)] * n_scores, [np.zeros(1, int)] * n_labels,
                         [1] * n_ids, CATEGORIES)
+
+
+def two_image_truth(tmp_path):
+    """make_folder's two images, one dog box on each."""
+    notes = [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
+             {"id": 2, "image_id": 8, "category_id": 3, "bbox": [4, 6, 12, 8]}]
+    folder = make_folder(tmp_path / "coco", annotations=notes)
+    return read_coco(folder, image_size=8)
+
+
+def test_evaluate_over_some_images_and_boxes_as_tuples(tmp_path):
+    data = two_image_truth(tmp_path)
+    found = [{"image_id": 7, "category_id": 3, "bbox": (10, 5, 20, 10), "score": 0.9}]  # image 8's box is missed
+    before = copy.deepcopy(data.ground_truth)
+    assert evaluate(data.ground_truth, found, image_ids=[np.int64(7)])["map"] == pytest.approx(1.0)
+    # Over both images, recall reaches 1/2 at precision 1: COCO's 101-point AP is 51/101.
+    assert evaluate(data.ground_truth, found)["map"] == pytest.approx(51 / 101)
+    assert data.ground_truth == before  # COCOeval marks the annotations it is given: it gets a copy
+    assert evaluate(data.ground_truth, found, image_ids=[8])["map"] == 0.0
+
+
+def test_evaluate_over_no_images_has_nothing_to_average(tmp_path):
+    data = two_image_truth(tmp_path)
+    assert set(evaluate(data.ground_truth, [], image_ids=[]).values()) == {-1.0}
+    assert set(evaluate(data.ground_truth, [], image_ids=[7]).values()) == {0.0, -1.0}
+
+
+def test_unknown_images_are_named_with_their_source(tmp_path):
+    data = two_image_truth(tmp_path)
+    unknown = [{"image_id": i, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 1.0} for i in range(100, 106)]
+    with pytest.raises(DataError, match=r"^results name images \[100, 101, 102, 103, 104\] that the ground truth "
+                                        r"does not list$"):
+        evaluate(data.ground_truth, unknown)
+    with pytest.raises(DataError) as caught:
+        evaluate(data.annotation_file, unknown[:1])
+    assert str(caught.value) == f"results name images [100] that {data.annotation_file} does not list"
+
+
+def test_boxes_at_the_border_tolerance_and_under_a_pixel_are_kept(tmp_path):
+    # Overhanging every side by exactly BORDER_TOLERANCE (1 pixel) is allowed, and clipped to the 40×30 image.
+    notes = [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [-1, -1, 42, 32]},
+             {"id": 2, "image_id": 7, "category_id": 1, "bbox": [2, 3, 0.5, 0.25]}]
+    folder = make_folder(tmp_path / "coco", annotations=notes)
+    truth = read_coco(folder, image_size=8).ground_truth["annotations"]
+    assert [a["bbox"] for a in truth] == [[0.0, 0.0, 40.0, 30.0], [2.0, 3.0, 0.5, 0.25]]

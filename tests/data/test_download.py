@@ -130,7 +130,8 @@ def test_exchange_table_of_one_day_and_old_mac_line_ends(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no deprecated pandas alias either
         download.exchange_table(tmp_path)
-    assert (tmp_path / "exchange_rate.csv").read_text() == "date,0,1,2,3,4,5,6,OT\n1990-01-01,1.0,2.0,3.0,4.0,5.0,6.0,8.0,7.0\n"
+    assert (tmp_path / "exchange_rate.csv").read_text() == ("date,0,1,2,3,4,5,6,OT\n"
+                                                           "1990-01-01,1.0,2.0,3.0,4.0,5.0,6.0,8.0,7.0\n")
     write_exchange(tmp_path, b"1,2,3,4,5,6,7,8\r1,2,3,4,5,6,7,9\r1,2,3,4,5,6,7,10\r")
     download.exchange_table(tmp_path)
     frame = pd.read_csv(tmp_path / "exchange_rate.csv")
