@@ -144,6 +144,9 @@ def bad(case, root):
         "absolute": ({"images": [{"id": 7, "file_name": "/etc/hosts"}]}, r"image 7 file_name '/etc/hosts' must stay"),
         "no images": ({"images": [], "annotations": []}, "lists no images"),
         "image without id": ({"images": [{"file_name": "a.png"}]}, r"image #0 has no valid 'id'"),
+        "image without file_name": ({"images": [{"id": 7}]}, r"image 7 has no valid 'file_name' \(got None\)"),
+        "image not an object": ({"images": [5]}, r"instances.json: image #0 is not a JSON object"),
+        "escapes by backslash": ({"images": [{"id": 7, "file_name": "..\\a.png"}]}, r"image 7 file_name .* must stay"),
         "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
     }
@@ -157,7 +160,8 @@ def bad(case, root):
 CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", "not coco", "unknown image",
          "unknown category", "zero width", "negative height", "zero height", "outside", "below", "on the right edge",
          "on the bottom edge", "left of", "bbox not numbers",
-         "missing file", "unreadable", "escapes", "absolute", "no images", "image without id", "wrong size",
+         "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
+         "image without file_name", "image not an object", "escapes by backslash", "wrong size",
          "twice"]
 
 
@@ -293,3 +297,14 @@ def test_boxes_at_the_border_tolerance_and_under_a_pixel_are_kept(tmp_path):
     folder = make_folder(tmp_path / "coco", annotations=notes)
     truth = read_coco(folder, image_size=8).ground_truth["annotations"]
     assert [a["bbox"] for a in truth] == [[0.0, 0.0, 40.0, 30.0], [2.0, 3.0, 0.5, 0.25]]
+
+
+def test_a_file_name_with_backslashes_names_a_subfolder(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "images" / "sub").mkdir()
+    (folder / "images" / "a.png").rename(folder / "images" / "sub" / "a.png")
+    coco = json.loads((folder / "instances.json").read_text())
+    coco["images"][0]["file_name"] = "sub\\a.png"
+    (folder / "instances.json").write_text(json.dumps(coco))
+    data = read_coco(folder, image_size=8)
+    assert data.file_names == ["sub\\a.png", "b.png"] and data.images.shape == (2, 1, 8, 8)
