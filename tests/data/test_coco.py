@@ -308,3 +308,71 @@ def test_a_file_name_with_backslashes_names_a_subfolder(tmp_path):
     (folder / "instances.json").write_text(json.dumps(coco))
     data = read_coco(folder, image_size=8)
     assert data.file_names == ["sub\\a.png", "b.png"] and data.images.shape == (2, 1, 8, 8)
+
+
+def test_crowd_regions_given_and_fresh_ids_and_areas(tmp_path):
+    notes = [{"id": 10, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10], "area": 150, "iscrowd": 1},
+             {"image_id": 7, "category_id": 1, "bbox": [0, 0, 8, 6]},
+             {"image_id": 8, "category_id": 3, "bbox": [1, 1, 2, 2], "iscrowd": 0, "area": 3.5}]
+    data = read_coco(make_folder(tmp_path / "coco", annotations=notes), image_size=8)
+    truth = data.ground_truth["annotations"]
+    assert [a["id"] for a in truth] == [10, 11, 12] and [a["iscrowd"] for a in truth] == [1, 0, 0]
+    assert [a["area"] for a in truth] == [150.0, 48.0, 3.5] and [a["image_id"] for a in truth] == [7, 7, 8]
+    assert [a["category_id"] for a in truth] == [3, 1, 3] and truth[2]["bbox"] == [1.0, 1.0, 2.0, 2.0]
+    # The crowd region is no target; the 8×6 box at the corner of 40×30 is centred at (4, 3).
+    assert data.targets[0]["labels"].tolist() == [0] and data.targets[1]["labels"].tolist() == [1]
+    np.testing.assert_allclose(data.targets[0]["boxes"], [[0.1, 0.1, 0.2, 0.2]], rtol=1e-6)
+    np.testing.assert_allclose(data.targets[1]["boxes"], [[2 / 40, 2 / 30, 2 / 40, 2 / 30]], rtol=1e-6)
+    assert data.ground_truth["images"] == [{"id": 7, "file_name": "a.png", "width": 40, "height": 30},
+                                           {"id": 8, "file_name": "b.png", "width": 40, "height": 30}]
+    assert data.ground_truth["categories"] == CATEGORIES
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"id": "4"}, r"annotation 4: id '4' is not a whole number"),
+    ({"id": True}, r"annotation True: id True is not a whole number"),
+    ({"area": -1}, r"annotation 5: area -1 is not a number of pixels"),
+    ({"area": True}, r"annotation 5: area True is not a number of pixels"),
+    ({"area": "big"}, r"annotation 5: area 'big' is not a number of pixels"),
+    ({"area": float("inf")}, r"annotation 5: area inf is not a number of pixels"),
+    ({"bbox": [1, 1, 5]}, r"annotation 5: bbox \[1, 1, 5\] is not four numbers"),
+    ({"bbox": [1, 1, True, 5]}, r"annotation 5: bbox .* is not four numbers"),
+    ({"image_id": "7"}, r"annotation 5 has no valid 'image_id'"),
+])
+def test_bad_annotations_are_named(tmp_path, change, message):
+    note = {"id": 5, "image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5]} | change
+    folder = make_folder(tmp_path / "coco", annotations=[note])
+    with pytest.raises(DataError, match=message):
+        read_coco(folder, image_size=8)
+
+
+def test_categories_are_sorted_by_id_and_each_id_is_one(tmp_path):
+    folder = make_folder(tmp_path / "coco", categories=[{"id": 3, "name": "dog"}, {"id": 1, "name": "cat"}])
+    data = read_coco(folder, image_size=8)
+    assert data.categories == CATEGORIES and data.targets[0]["labels"].tolist() == [1, 0]
+    assert data.ground_truth["categories"] == [{"id": 3, "name": "dog"}, {"id": 1, "name": "cat"}]
+    folder = make_folder(tmp_path / "twice", categories=[{"id": 1, "name": "cat"}, {"id": 1, "name": "dog"}])
+    with pytest.raises(DataError, match="category id 1 appears twice"):
+        read_coco(folder, image_size=8)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[]", "instances.json is not a COCO instances file: a JSON object is expected"),
+    ('{"images": []}', r"instances.json is not a COCO instances file: no list 'annotations', 'categories'$"),
+    ('{"images": {}, "annotations": [], "categories": []}', r"no list 'images'$"),
+])
+def test_a_json_that_is_not_coco_is_refused(tmp_path, text, message):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "instances.json").write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_coco(folder, image_size=8)
+
+
+def test_a_latin1_json_is_not_valid_and_instances_json_comes_first(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "instances_other.json").write_text("{}")
+    assert read_coco(folder, image_size=8).annotation_file.name == "instances.json"
+    (folder / "instances.json").rename(folder / "annotations.json")
+    (folder / "instances_other.json").write_bytes('{"images": ["caf\xe9"]}'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"instances_other.json is not valid JSON: 'utf-8' codec"):
+        read_coco(folder, image_size=8)
