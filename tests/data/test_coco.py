@@ -148,6 +148,7 @@ def bad(case, root):
         "image not an object": ({"images": [5]}, r"instances.json: image #0 is not a JSON object"),
         "escapes by backslash": ({"images": [{"id": 7, "file_name": "..\\a.png"}]}, r"image 7 file_name .* must stay"),
         "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
+        "wrong height": ({"images": [dict(image, height=31)]}, r"image 7 is None×31 in the JSON but .*a.png is 40×30"),
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
     }
     (folder / "images" / "junk.png").write_bytes(b"not a png at all")
@@ -161,7 +162,7 @@ CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", 
          "unknown category", "zero width", "negative height", "zero height", "outside", "below", "on the right edge",
          "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
-         "image without file_name", "image not an object", "escapes by backslash", "wrong size",
+         "image without file_name", "image not an object", "escapes by backslash", "wrong size", "wrong height",
          "twice"]
 
 
@@ -376,3 +377,61 @@ def test_a_latin1_json_is_not_valid_and_instances_json_comes_first(tmp_path):
     (folder / "instances_other.json").write_bytes('{"images": ["caf\xe9"]}'.encode("latin-1"))
     with pytest.raises(DataError, match=r"instances_other.json is not valid JSON: 'utf-8' codec"):
         read_coco(folder, image_size=8)
+
+
+def test_messages_name_the_file_and_the_record_in_full(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    path = folder / "instances.json"
+
+    def message(**fields):
+        coco = {"images": [{"id": 7, "file_name": "a.png"}], "annotations": [], "categories": CATEGORIES} | fields
+        path.write_text(json.dumps(coco))
+        with pytest.raises(DataError) as caught:
+            read_coco(folder, image_size=8)
+        return str(caught.value)
+
+    assert message(categories=[{"id": 1}]) == f"{path}: category 1 has no valid 'name' (got None)"
+    assert message(categories=[{"name": "cat"}]) == f"{path}: category #0 has no valid 'id' (got None)"
+    assert message(images=[{"id": "7", "file_name": "a.png"}]) == f"{path}: image 7 has no valid 'id' (got '7')"
+    assert message(images=[{"id": 7, "file_name": "/a.png"}]) == \
+        f"{path}: image 7 file_name '/a.png' must stay inside {folder / 'images'}"
+    path.write_text("")
+    with pytest.raises(DataError) as caught:
+        read_coco(folder, image_size=8)
+    assert str(caught.value) == f"{path} is not valid JSON: Expecting value: line 1 column 1 (char 0)"
+    make_folder(tmp_path / "other")
+    with pytest.raises(DataError) as caught:
+        read_coco(tmp_path / "other", image_size=8, categories=[{"id": 1, "name": "cat"}, {"id": 3, "name": "wolf"}])
+    assert str(caught.value) == (f"{tmp_path / 'other' / 'instances.json'}: category 3 ('dog') is not among the "
+                                 f"model's categories (1=cat, 3=wolf)")
+
+
+def test_two_instances_files_are_both_listed(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "instances.json").rename(folder / "instances_a.json")
+    (folder / "annotations").mkdir()
+    (folder / "annotations" / "instances_b.json").write_text("{}")
+    with pytest.raises(DataError) as caught:
+        read_coco(folder, image_size=8)
+    assert str(caught.value) == (f"{folder} has 2 instances JSON files, keep one: "
+                                 f"{folder / 'annotations' / 'instances_b.json'}, {folder / 'instances_a.json'}")
+
+
+def test_the_json_is_read_as_utf8_whatever_the_locale(tmp_path):
+    import contextlib
+    import locale
+
+    @contextlib.contextmanager
+    def ascii_locale():
+        saved = locale.setlocale(locale.LC_CTYPE)
+        locale.setlocale(locale.LC_CTYPE, "C")
+        try:
+            yield
+        finally:
+            locale.setlocale(locale.LC_CTYPE, saved)
+
+    folder = make_folder(tmp_path / "coco", categories=[{"id": 1, "name": "café"}, {"id": 3, "name": "chien"}])
+    coco = json.loads((folder / "instances.json").read_text())
+    (folder / "instances.json").write_bytes(json.dumps(coco, ensure_ascii=False).encode("utf-8"))  # é: 2 bytes
+    with ascii_locale():
+        assert read_coco(folder, image_size=8).categories[0]["name"] == "café"
