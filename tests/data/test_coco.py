@@ -435,3 +435,29 @@ def test_the_json_is_read_as_utf8_whatever_the_locale(tmp_path):
     (folder / "instances.json").write_bytes(json.dumps(coco, ensure_ascii=False).encode("utf-8"))  # é: 2 bytes
     with ascii_locale():
         assert read_coco(folder, image_size=8).categories[0]["name"] == "café"
+
+
+def test_annotation_messages_in_full_and_an_area_of_zero(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    path = folder / "instances.json"
+
+    def message(annotations):
+        path.write_text(json.dumps({"images": [{"id": 7, "file_name": "a.png"}], "annotations": annotations,
+                                    "categories": CATEGORIES}))
+        with pytest.raises(DataError) as caught:
+            read_coco(folder, image_size=8)
+        return str(caught.value)
+
+    note = {"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    assert message([5]) == f"{path}: annotation #0 is not a JSON object"
+    assert message([dict(note, image_id="7")]) == f"{path}: annotation #0 has no valid 'image_id' (got '7')"
+    assert message([dict(note, image_id=9)]) == f"{path}: annotation #0: image_id 9 is not among the images"
+    path.write_text(json.dumps({"images": [{"id": 7, "file_name": "a.png"}], "categories": CATEGORIES,
+                                "annotations": [dict(note, area=0), dict(note, area=0.5)]}))
+    data = read_coco(folder, image_size=8)
+    assert [a["area"] for a in data.ground_truth["annotations"]] == [0.0, 0.5]
+
+
+def test_an_image_without_boxes_has_int64_labels(tmp_path):
+    data = read_coco(make_folder(tmp_path / "coco"), image_size=8)
+    assert data.targets[1]["labels"].dtype == np.int64 and data.targets[1]["boxes"].dtype == np.float32
