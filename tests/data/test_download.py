@@ -143,3 +143,53 @@ def test_an_exchange_file_with_other_columns_is_refused(tmp_path):
     with pytest.raises(UserError) as caught:
         download.exchange_table(tmp_path)
     assert str(caught.value) == f"{tmp_path / 'exchange_rate.txt.gz'} has 7 columns; the exchange-rate file has 8"
+
+
+def test_fetch_asks_with_a_timeout_and_names_the_reason(monkeypatch):
+    asked = []
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: asked.append((url, timeout))
+                        or FakeResponse(b"abc"))
+    assert download.fetch("https://example.org/x") == b"abc" and asked == [("https://example.org/x", 60.0)]
+    assert download.fetch("https://example.org/y", timeout=2.5) == b"abc" and asked[-1][1] == 2.5
+
+    def slow(url, timeout):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", slow)
+    with pytest.raises(UserError) as caught:
+        download.fetch("https://example.org/x")
+    assert str(caught.value) == "cannot download https://example.org/x: timed out"
+
+
+def test_download_logs_each_file_its_source_and_the_next_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"x" * 1234))
+    lines = []
+    written = download.download("tinyshakespeare", tmp_path / "out", log=lines.append)
+    out = tmp_path / "out"
+    assert written == [out / "tinyshakespeare.txt"] and (out / "tinyshakespeare.txt").read_bytes() == b"x" * 1234
+    assert lines == [f"{out / 'tinyshakespeare.txt'}  (1,234 bytes)", download.DATASETS["tinyshakespeare"].about,
+                     f"next: seqlab train lm --text {out}/tinyshakespeare.txt --config shakespeare-char-77s"]
+    written = download.download("tinyshakespeare", out, overwrite=True, log=lines.append)
+    assert written == [out / "tinyshakespeare.txt"]
+
+
+def test_download_of_a_set_with_a_derived_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"good\n"))
+    lines = []
+    written = download.download("mr", tmp_path, log=lines.append)
+    assert written == [tmp_path / "rt-polarity.pos", tmp_path / "rt-polarity.neg", tmp_path / "mr.tsv"]
+    assert lines[:3] == [f"{tmp_path / 'rt-polarity.pos'}  (5 bytes)", f"{tmp_path / 'rt-polarity.neg'}  (5 bytes)",
+                         f"{tmp_path / 'mr.tsv'}  (made from the files above)"]
+    assert (tmp_path / "mr.tsv").read_text(encoding="utf-8") == "text\tlabel\ngood\tpos\ngood\tneg\n"
+    for name in ("rt-polarity.pos", "rt-polarity.neg"):
+        (tmp_path / name).unlink()
+    with pytest.raises(UserError, match=r"mr.tsv already exists; pass --overwrite to replace it"):
+        download.download("mr", tmp_path, log=lines.append)
+
+
+def test_an_empty_answer_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b""))
+    url = download.DATASETS["etth1"].files["ETTh1.csv"]
+    with pytest.raises(UserError) as caught:
+        download.download("etth1", tmp_path, log=lambda line: None)
+    assert str(caught.value) == f"{url} returned no data" and not (tmp_path / "ETTh1.csv").exists()
