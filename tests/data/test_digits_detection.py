@@ -165,3 +165,24 @@ def test_a_cached_split_is_read_as_utf8_whatever_the_locale(tmp_path):
 
     with ascii_locale():
         assert write_digits_detection(tmp_path, n_train=1, n_valid=1, n_test=1, size=32) == folders
+
+
+def test_the_json_records_by_hand(generated):
+    root, folders, coco = generated
+    counts, sides = set(), set()
+    for split, n_images in zip(SPLITS, (20, 6, 8)):
+        data = coco[split]
+        assert data["info"] == {"description": digits_detection.GENERATOR, "split": split, "images": n_images,
+                                "seed": 3, "size": SIZE}
+        assert (folders[split] / "instances.json").read_text(encoding="utf-8").endswith("}\n")
+        assert data["images"] == [{"id": i, "file_name": f"{i:06d}.png", "width": SIZE, "height": SIZE}
+                                  for i in range(1, n_images + 1)]
+        assert [a["id"] for a in data["annotations"]] == list(range(1, len(data["annotations"]) + 1))
+        for a in data["annotations"]:
+            assert set(a) == {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "source_index"}
+            assert a["area"] == a["bbox"][2] * a["bbox"][3] and a["iscrowd"] == 0
+            sides.add(a["bbox"][2])
+        counts |= {sum(a["image_id"] == i["id"] for a in data["annotations"]) for i in data["images"]}
+        brightest = max(np.asarray(Image.open(folders[split] / "images" / i["file_name"])).max() for i in data["images"])
+        assert brightest == 255  # a full-ink stroke plus noise, clipped at 1.0
+    assert {1, 5} <= counts and {16, 32} <= sides

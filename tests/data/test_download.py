@@ -160,6 +160,14 @@ def test_fetch_asks_with_a_timeout_and_names_the_reason(monkeypatch):
         download.fetch("https://example.org/x")
     assert str(caught.value) == "cannot download https://example.org/x: timed out"
 
+    def offline(url, timeout):
+        raise urllib.error.URLError("no route")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    with pytest.raises(UserError) as caught:
+        download.fetch("https://example.org/x")
+    assert str(caught.value) == "cannot download https://example.org/x: no route"
+
 
 def test_download_logs_each_file_its_source_and_the_next_step(tmp_path, monkeypatch):
     monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"x" * 1234))
