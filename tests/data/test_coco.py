@@ -1,3 +1,4 @@
+import copy
 import json
 import shutil
 
@@ -130,7 +131,11 @@ def bad(case, root):
         "unknown category": ({"annotations": [dict(note, category_id=2)]}, "annotation 5: category_id 2"),
         "zero width": ({"annotations": [dict(note, bbox=[1, 1, 0, 5])]}, r"annotation 5: bbox .* width or height"),
         "negative height": ({"annotations": [dict(note, bbox=[1, 1, 5, -2])]}, r"annotation 5: bbox .* width or"),
+        "zero height": ({"annotations": [dict(note, bbox=[1, 1, 5, 0])]}, r"annotation 5: bbox .* width or height"),
         "outside": ({"annotations": [dict(note, bbox=[30, 1, 11.5, 5])]}, r"annotation 5: bbox .* outside its 40×30"),
+        "below": ({"annotations": [dict(note, bbox=[1, 25, 5, 7])]}, r"annotation 5: bbox .* outside its 40×30"),
+        "on the right edge": ({"annotations": [dict(note, bbox=[40, 5, 0.5, 5])]}, r"annotation 5: bbox .* outside"),
+        "on the bottom edge": ({"annotations": [dict(note, bbox=[5, 30, 5, 0.5])]}, r"annotation 5: bbox .* outside"),
         "left of": ({"annotations": [dict(note, bbox=[-1.5, 1, 5, 5])]}, r"annotation 5: bbox .* outside"),
         "bbox not numbers": ({"annotations": [dict(note, bbox=[1, 1, "5", 5])]}, "annotation 5: bbox"),
         "missing file": ({"images": [{"id": 7, "file_name": "gone.png"}]}, r"image 7: file .*gone.png is missing"),
@@ -139,7 +144,11 @@ def bad(case, root):
         "absolute": ({"images": [{"id": 7, "file_name": "/etc/hosts"}]}, r"image 7 file_name '/etc/hosts' must stay"),
         "no images": ({"images": [], "annotations": []}, "lists no images"),
         "image without id": ({"images": [{"file_name": "a.png"}]}, r"image #0 has no valid 'id'"),
+        "image without file_name": ({"images": [{"id": 7}]}, r"image 7 has no valid 'file_name' \(got None\)"),
+        "image not an object": ({"images": [5]}, r"instances.json: image #0 is not a JSON object"),
+        "escapes by backslash": ({"images": [{"id": 7, "file_name": "..\\a.png"}]}, r"image 7 file_name .* must stay"),
         "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
+        "wrong height": ({"images": [dict(image, height=31)]}, r"image 7 is None×31 in the JSON but .*a.png is 40×30"),
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
     }
     (folder / "images" / "junk.png").write_bytes(b"not a png at all")
@@ -150,8 +159,10 @@ def bad(case, root):
 
 
 CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", "not coco", "unknown image",
-         "unknown category", "zero width", "negative height", "outside", "left of", "bbox not numbers",
-         "missing file", "unreadable", "escapes", "absolute", "no images", "image without id", "wrong size",
+         "unknown category", "zero width", "negative height", "zero height", "outside", "below", "on the right edge",
+         "on the bottom edge", "left of", "bbox not numbers",
+         "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
+         "image without file_name", "image not an object", "escapes by backslash", "wrong size", "wrong height",
          "twice"]
 
 
@@ -197,3 +208,256 @@ def test_an_annotation_id_given_twice_is_refused(tmp_path):
                                                          {"id": 4, "image_id": 8, "category_id": 1, "bbox": [2, 2, 5, 5]}])
     with pytest.raises(DataError, match="annotation id 4 appears twice"):
         read_coco(folder, image_size=8)
+
+
+def test_subset_keeps_the_rows_asked_for_in_their_order(tmp_path):
+    data = read_coco(make_folder(tmp_path / "coco"), image_size=8)
+    part = data.subset(np.array([1, 0]))
+    assert part.image_ids == [8, 7] and part.file_names == ["b.png", "a.png"] and part.sizes == [(40, 30)] * 2
+    np.testing.assert_array_equal(part.images, data.images[::-1])
+    assert part.targets[0]["boxes"].shape == (0, 4) and part.targets[1]["labels"].tolist() == [1, 0]
+    assert part.categories == CATEGORIES and part.annotation_file == tmp_path / "coco" / "instances.json"
+    assert part.ground_truth is data.ground_truth
+    one = data.subset([1.0])  # a float index from a split computed in floats is taken as the row it names
+    assert one.image_ids == [8] and one.images.shape == (1, 1, 8, 8)
+
+
+def test_to_pixel_boxes_by_hand():
+    # (cx, cy, w, h) = (0.5, 0.25, 0.2, 0.1) of a 200×100 image: centre (100, 25), size 40×10.
+    np.testing.assert_allclose(to_pixel_boxes([0.5, 0.25, 0.2, 0.1], (200, 100)), [[80, 20, 40, 10]])
+    assert to_pixel_boxes(np.zeros((0, 4)), (5, 5)).shape == (0, 4)
+    wide = to_pixel_boxes(np.asarray([[0.5, 0.5, 0.5, 0.25]], dtype=np.longdouble), (8, 8))
+    assert wide.dtype == np.float64 and wide.tolist() == [[2.0, 3.0, 4.0, 2.0]]
+
+
+def test_to_coco_results_rounds_and_flattens_by_hand():
+    categories = [{"id": 1, "name": "cat"}, {"id": 3, "name": "dog"}]
+    results = to_coco_results([np.asarray([[12.34567, 1.00049, 2.5, 3.0], [0, 0, 1, 1]])],
+                              [np.asarray([[0.1234567, 0.5]])], [np.asarray([[1, 0]])], [np.int64(9)], categories)
+    assert results == [{"image_id": 9, "category_id": 3, "bbox": [12.346, 1.0, 2.5, 3.0], "score": 0.12346},
+                       {"image_id": 9, "category_id": 1, "bbox": [0.0, 0.0, 1.0, 1.0], "score": 0.5}]
+    assert type(results[0]["bbox"][1]) is float and type(results[0]["score"]) is float
+    assert to_coco_results([np.zeros((0, 4))], [np.zeros(0)], [np.zeros(0, int)], [4], categories) == []
+
+
+@pytest.mark.parametrize("lengths", [(2, 1, 1), (1, 2, 1), (1, 1, 2)])
+def test_to_coco_results_refuses_an_image_with_unequal_boxes_scores_labels(lengths):
+    n_boxes, n_scores, n_labels = lengths
+    with pytest.raises(ValueError):
+        to_coco_results([np.ones((n_boxes, 4))], [np.ones(n_scores)], [np.zeros(n_labels, int)], [1], CATEGORIES)
+
+
+@pytest.mark.parametrize("lists", [(2, 1, 1, 1), (1, 2, 1, 1), (1, 1, 2, 1), (1, 1, 1, 2)])
+def test_to_coco_results_refuses_per_image_lists_of_unequal_lengths(lists):
+    n_boxes, n_scores, n_labels, n_ids = lists
+    with pytest.raises(ValueError):
+        to_coco_results([np.ones((1, 4))] * n_boxes, [np.ones(1)] * n_scores, [np.zeros(1, int)] * n_labels,
+                        [1] * n_ids, CATEGORIES)
+
+
+def two_image_truth(tmp_path):
+    """make_folder's two images, one dog box on each."""
+    notes = [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10]},
+             {"id": 2, "image_id": 8, "category_id": 3, "bbox": [4, 6, 12, 8]}]
+    folder = make_folder(tmp_path / "coco", annotations=notes)
+    return read_coco(folder, image_size=8)
+
+
+def test_evaluate_over_some_images_and_boxes_as_tuples(tmp_path):
+    data = two_image_truth(tmp_path)
+    found = [{"image_id": 7, "category_id": 3, "bbox": (10, 5, 20, 10), "score": 0.9}]  # image 8's box is missed
+    before = copy.deepcopy(data.ground_truth)
+    assert evaluate(data.ground_truth, found, image_ids=[np.int64(7)])["map"] == pytest.approx(1.0)
+    # Over both images, recall reaches 1/2 at precision 1: COCO's 101-point AP is 51/101.
+    assert evaluate(data.ground_truth, found)["map"] == pytest.approx(51 / 101)
+    assert data.ground_truth == before  # COCOeval marks the annotations it is given: it gets a copy
+    assert evaluate(data.ground_truth, found, image_ids=[8])["map"] == 0.0
+
+
+def test_evaluate_over_no_images_has_nothing_to_average(tmp_path):
+    data = two_image_truth(tmp_path)
+    assert set(evaluate(data.ground_truth, [], image_ids=[]).values()) == {-1.0}
+    assert set(evaluate(data.ground_truth, [], image_ids=[7]).values()) == {0.0, -1.0}
+
+
+def test_unknown_images_are_named_with_their_source(tmp_path):
+    data = two_image_truth(tmp_path)
+    unknown = [{"image_id": i, "category_id": 3, "bbox": [0, 0, 5, 5], "score": 1.0} for i in range(100, 106)]
+    with pytest.raises(DataError, match=r"^results name images \[100, 101, 102, 103, 104\] that the ground truth "
+                                        r"does not list$"):
+        evaluate(data.ground_truth, unknown)
+    with pytest.raises(DataError) as caught:
+        evaluate(data.annotation_file, unknown[:1])
+    assert str(caught.value) == f"results name images [100] that {data.annotation_file} does not list"
+
+
+def test_boxes_at_the_border_tolerance_and_under_a_pixel_are_kept(tmp_path):
+    # Overhanging every side by exactly BORDER_TOLERANCE (1 pixel) is allowed, and clipped to the 40×30 image.
+    notes = [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [-1, -1, 42, 32]},
+             {"id": 2, "image_id": 7, "category_id": 1, "bbox": [2, 3, 0.5, 0.25]}]
+    folder = make_folder(tmp_path / "coco", annotations=notes)
+    truth = read_coco(folder, image_size=8).ground_truth["annotations"]
+    assert [a["bbox"] for a in truth] == [[0.0, 0.0, 40.0, 30.0], [2.0, 3.0, 0.5, 0.25]]
+
+
+def test_a_file_name_with_backslashes_names_a_subfolder(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "images" / "sub").mkdir()
+    (folder / "images" / "a.png").rename(folder / "images" / "sub" / "a.png")
+    coco = json.loads((folder / "instances.json").read_text())
+    coco["images"][0]["file_name"] = "sub\\a.png"
+    (folder / "instances.json").write_text(json.dumps(coco))
+    data = read_coco(folder, image_size=8)
+    assert data.file_names == ["sub\\a.png", "b.png"] and data.images.shape == (2, 1, 8, 8)
+
+
+def test_crowd_regions_given_and_fresh_ids_and_areas(tmp_path):
+    notes = [{"id": 10, "image_id": 7, "category_id": 3, "bbox": [10, 5, 20, 10], "area": 150, "iscrowd": 1},
+             {"image_id": 7, "category_id": 1, "bbox": [0, 0, 8, 6]},
+             {"image_id": 8, "category_id": 3, "bbox": [1, 1, 2, 2], "iscrowd": 0, "area": 3.5}]
+    data = read_coco(make_folder(tmp_path / "coco", annotations=notes), image_size=8)
+    truth = data.ground_truth["annotations"]
+    assert [a["id"] for a in truth] == [10, 11, 12] and [a["iscrowd"] for a in truth] == [1, 0, 0]
+    assert [a["area"] for a in truth] == [150.0, 48.0, 3.5] and [a["image_id"] for a in truth] == [7, 7, 8]
+    assert [a["category_id"] for a in truth] == [3, 1, 3] and truth[2]["bbox"] == [1.0, 1.0, 2.0, 2.0]
+    # The crowd region is no target; the 8×6 box at the corner of 40×30 is centred at (4, 3).
+    assert data.targets[0]["labels"].tolist() == [0] and data.targets[1]["labels"].tolist() == [1]
+    np.testing.assert_allclose(data.targets[0]["boxes"], [[0.1, 0.1, 0.2, 0.2]], rtol=1e-6)
+    np.testing.assert_allclose(data.targets[1]["boxes"], [[2 / 40, 2 / 30, 2 / 40, 2 / 30]], rtol=1e-6)
+    assert data.ground_truth["images"] == [{"id": 7, "file_name": "a.png", "width": 40, "height": 30},
+                                           {"id": 8, "file_name": "b.png", "width": 40, "height": 30}]
+    assert data.ground_truth["categories"] == CATEGORIES
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"id": "4"}, r"annotation 4: id '4' is not a whole number"),
+    ({"id": True}, r"annotation True: id True is not a whole number"),
+    ({"area": -1}, r"annotation 5: area -1 is not a number of pixels"),
+    ({"area": True}, r"annotation 5: area True is not a number of pixels"),
+    ({"area": "big"}, r"annotation 5: area 'big' is not a number of pixels"),
+    ({"area": float("inf")}, r"annotation 5: area inf is not a number of pixels"),
+    ({"bbox": [1, 1, 5]}, r"annotation 5: bbox \[1, 1, 5\] is not four numbers"),
+    ({"bbox": [1, 1, True, 5]}, r"annotation 5: bbox .* is not four numbers"),
+    ({"image_id": "7"}, r"annotation 5 has no valid 'image_id'"),
+])
+def test_bad_annotations_are_named(tmp_path, change, message):
+    note = {"id": 5, "image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5]} | change
+    folder = make_folder(tmp_path / "coco", annotations=[note])
+    with pytest.raises(DataError, match=message):
+        read_coco(folder, image_size=8)
+
+
+def test_categories_are_sorted_by_id_and_each_id_is_one(tmp_path):
+    folder = make_folder(tmp_path / "coco", categories=[{"id": 3, "name": "dog"}, {"id": 1, "name": "cat"}])
+    data = read_coco(folder, image_size=8)
+    assert data.categories == CATEGORIES and data.targets[0]["labels"].tolist() == [1, 0]
+    assert data.ground_truth["categories"] == [{"id": 3, "name": "dog"}, {"id": 1, "name": "cat"}]
+    folder = make_folder(tmp_path / "twice", categories=[{"id": 1, "name": "cat"}, {"id": 1, "name": "dog"}])
+    with pytest.raises(DataError, match="category id 1 appears twice"):
+        read_coco(folder, image_size=8)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[]", "instances.json is not a COCO instances file: a JSON object is expected"),
+    ('{"images": []}', r"instances.json is not a COCO instances file: no list 'annotations', 'categories'$"),
+    ('{"images": {}, "annotations": [], "categories": []}', r"no list 'images'$"),
+])
+def test_a_json_that_is_not_coco_is_refused(tmp_path, text, message):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "instances.json").write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_coco(folder, image_size=8)
+
+
+def test_a_latin1_json_is_not_valid_and_instances_json_comes_first(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "instances_other.json").write_text("{}")
+    assert read_coco(folder, image_size=8).annotation_file.name == "instances.json"
+    (folder / "instances.json").rename(folder / "annotations.json")
+    (folder / "instances_other.json").write_bytes('{"images": ["caf\xe9"]}'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"instances_other.json is not valid JSON: 'utf-8' codec"):
+        read_coco(folder, image_size=8)
+
+
+def test_messages_name_the_file_and_the_record_in_full(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    path = folder / "instances.json"
+
+    def message(**fields):
+        coco = {"images": [{"id": 7, "file_name": "a.png"}], "annotations": [], "categories": CATEGORIES} | fields
+        path.write_text(json.dumps(coco))
+        with pytest.raises(DataError) as caught:
+            read_coco(folder, image_size=8)
+        return str(caught.value)
+
+    assert message(categories=[{"id": 1}]) == f"{path}: category 1 has no valid 'name' (got None)"
+    assert message(categories=[{"name": "cat"}]) == f"{path}: category #0 has no valid 'id' (got None)"
+    assert message(images=[{"id": "7", "file_name": "a.png"}]) == f"{path}: image 7 has no valid 'id' (got '7')"
+    assert message(images=[{"id": 7, "file_name": "/a.png"}]) == \
+        f"{path}: image 7 file_name '/a.png' must stay inside {folder / 'images'}"
+    path.write_text("")
+    with pytest.raises(DataError) as caught:
+        read_coco(folder, image_size=8)
+    assert str(caught.value) == f"{path} is not valid JSON: Expecting value: line 1 column 1 (char 0)"
+    make_folder(tmp_path / "other")
+    with pytest.raises(DataError) as caught:
+        read_coco(tmp_path / "other", image_size=8, categories=[{"id": 1, "name": "cat"}, {"id": 3, "name": "wolf"}])
+    assert str(caught.value) == (f"{tmp_path / 'other' / 'instances.json'}: category 3 ('dog') is not among the "
+                                 f"model's categories (1=cat, 3=wolf)")
+
+
+def test_two_instances_files_are_both_listed(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    (folder / "instances.json").rename(folder / "instances_a.json")
+    (folder / "annotations").mkdir()
+    (folder / "annotations" / "instances_b.json").write_text("{}")
+    with pytest.raises(DataError) as caught:
+        read_coco(folder, image_size=8)
+    assert str(caught.value) == (f"{folder} has 2 instances JSON files, keep one: "
+                                 f"{folder / 'annotations' / 'instances_b.json'}, {folder / 'instances_a.json'}")
+
+
+def test_the_json_is_read_as_utf8_whatever_the_locale(tmp_path):
+    import contextlib
+    import locale
+
+    @contextlib.contextmanager
+    def ascii_locale():
+        saved = locale.setlocale(locale.LC_CTYPE)
+        locale.setlocale(locale.LC_CTYPE, "C")
+        try:
+            yield
+        finally:
+            locale.setlocale(locale.LC_CTYPE, saved)
+
+    folder = make_folder(tmp_path / "coco", categories=[{"id": 1, "name": "café"}, {"id": 3, "name": "chien"}])
+    coco = json.loads((folder / "instances.json").read_text())
+    (folder / "instances.json").write_bytes(json.dumps(coco, ensure_ascii=False).encode("utf-8"))  # é: 2 bytes
+    with ascii_locale():
+        assert read_coco(folder, image_size=8).categories[0]["name"] == "café"
+
+
+def test_annotation_messages_in_full_and_an_area_of_zero(tmp_path):
+    folder = make_folder(tmp_path / "coco")
+    path = folder / "instances.json"
+
+    def message(annotations):
+        path.write_text(json.dumps({"images": [{"id": 7, "file_name": "a.png"}], "annotations": annotations,
+                                    "categories": CATEGORIES}))
+        with pytest.raises(DataError) as caught:
+            read_coco(folder, image_size=8)
+        return str(caught.value)
+
+    note = {"image_id": 7, "category_id": 1, "bbox": [1, 1, 5, 5]}
+    assert message([5]) == f"{path}: annotation #0 is not a JSON object"
+    assert message([dict(note, image_id="7")]) == f"{path}: annotation #0 has no valid 'image_id' (got '7')"
+    assert message([dict(note, image_id=9)]) == f"{path}: annotation #0: image_id 9 is not among the images"
+    path.write_text(json.dumps({"images": [{"id": 7, "file_name": "a.png"}], "categories": CATEGORIES,
+                                "annotations": [dict(note, area=0), dict(note, area=0.5)]}))
+    data = read_coco(folder, image_size=8)
+    assert [a["area"] for a in data.ground_truth["annotations"]] == [0.0, 0.5]
+
+
+def test_an_image_without_boxes_has_int64_labels(tmp_path):
+    data = read_coco(make_folder(tmp_path / "coco"), image_size=8)
+    assert data.targets[1]["labels"].dtype == np.int64 and data.targets[1]["boxes"].dtype == np.float32

@@ -140,3 +140,49 @@ def test_an_interrupted_generation_leaves_nothing_half_made(tmp_path, monkeypatc
 def test_a_canvas_too_small_is_refused(tmp_path):
     with pytest.raises(DataError, match="at least 32 pixels"):
         write_digits_detection(tmp_path, size=20)
+
+
+def test_a_cached_split_is_read_as_utf8_whatever_the_locale(tmp_path):
+    """A split whose instances.json someone re-saved with non-ASCII text (its info untouched) is still
+    this generator's: the file is read as UTF-8 even where the locale's encoding is ASCII."""
+    import contextlib
+    import locale
+
+    folders = write_digits_detection(tmp_path, n_train=1, n_valid=1, n_test=1, size=32)
+    path = folders["train"] / "instances.json"
+    coco = json.loads(path.read_text(encoding="utf-8"))
+    coco["categories"][0]["name"] = "zéro"
+    path.write_bytes(json.dumps(coco, ensure_ascii=False).encode("utf-8"))
+
+    @contextlib.contextmanager
+    def ascii_locale():
+        saved = locale.setlocale(locale.LC_CTYPE)
+        locale.setlocale(locale.LC_CTYPE, "C")
+        try:
+            yield
+        finally:
+            locale.setlocale(locale.LC_CTYPE, saved)
+
+    with ascii_locale():
+        assert write_digits_detection(tmp_path, n_train=1, n_valid=1, n_test=1, size=32) == folders
+
+
+def test_the_json_records_by_hand(generated):
+    root, folders, coco = generated
+    counts, sides = set(), set()
+    for split, n_images in zip(SPLITS, (20, 6, 8)):
+        data = coco[split]
+        assert data["info"] == {"description": digits_detection.GENERATOR, "split": split, "images": n_images,
+                                "seed": 3, "size": SIZE}
+        assert (folders[split] / "instances.json").read_text(encoding="utf-8").endswith("}\n")
+        assert data["images"] == [{"id": i, "file_name": f"{i:06d}.png", "width": SIZE, "height": SIZE}
+                                  for i in range(1, n_images + 1)]
+        assert [a["id"] for a in data["annotations"]] == list(range(1, len(data["annotations"]) + 1))
+        for a in data["annotations"]:
+            assert set(a) == {"id", "image_id", "category_id", "bbox", "area", "iscrowd", "source_index"}
+            assert a["area"] == a["bbox"][2] * a["bbox"][3] and a["iscrowd"] == 0
+            sides.add(a["bbox"][2])
+        counts |= {sum(a["image_id"] == i["id"] for a in data["annotations"]) for i in data["images"]}
+        brightest = max(np.asarray(Image.open(folders[split] / "images" / i["file_name"])).max() for i in data["images"])
+        assert brightest == 255  # a full-ink stroke plus noise, clipped at 1.0
+    assert {1, 5} <= counts and {16, 32} <= sides

@@ -4,6 +4,7 @@ import pytest
 
 from seqlab.cli.main import main
 from seqlab.data import download
+from seqlab.errors import UserError
 
 
 class FakeResponse:
@@ -99,3 +100,104 @@ def test_exchange_comes_as_the_dated_table_long_horizon_papers_use(tmp_path, mon
     assert list(frame["date"]) == ["1990-01-01", "1990-01-02"]
     assert frame.iloc[0, 1:].tolist() == [0.7855, 1.611, 0.861698, 0.634196, 0.211242, 0.006838, 0.525486, 0.593]
     assert frame["OT"].tolist() == [0.593, 0.594]
+
+
+@pytest.mark.parametrize("path, hint", [("data/mr/mr.tsv", "mr"), ("runs/data/multi30k/train.de.gz", "multi30k"),
+                                        ("data/exchange/sub/x.csv", "exchange")])
+def test_a_missing_file_of_a_downloadable_set_names_the_command(path, hint):
+    message = str(download.file_not_found(path))
+    assert message == f"file not found: {path}; seqlab data download {hint} fetches it"
+
+
+@pytest.mark.parametrize("path", ["data/mr", "data/imagenet/x.csv", "mr/data/x.tsv", "other/mr/mr.tsv", "mr.tsv",
+                                  "data/x/mr/y.tsv"])
+def test_a_missing_file_elsewhere_is_only_named(path):
+    assert str(download.file_not_found(path)) == f"file not found: {path}"
+
+
+def write_exchange(folder, raw: bytes):
+    import gzip
+
+    (folder / "exchange_rate.txt.gz").write_bytes(gzip.compress(raw))
+
+
+def test_exchange_table_of_one_day_and_old_mac_line_ends(tmp_path):
+    import warnings
+
+    import pandas as pd
+
+    write_exchange(tmp_path, b"1,2,3,4,5,6,7,8\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no deprecated pandas alias either
+        download.exchange_table(tmp_path)
+    assert (tmp_path / "exchange_rate.csv").read_text() == ("date,0,1,2,3,4,5,6,OT\n"
+                                                           "1990-01-01,1.0,2.0,3.0,4.0,5.0,6.0,8.0,7.0\n")
+    write_exchange(tmp_path, b"1,2,3,4,5,6,7,8\r1,2,3,4,5,6,7,9\r1,2,3,4,5,6,7,10\r")
+    download.exchange_table(tmp_path)
+    frame = pd.read_csv(tmp_path / "exchange_rate.csv")
+    assert frame["date"].tolist() == ["1990-01-01", "1990-01-02", "1990-01-03"] and frame["6"].tolist() == [8, 9, 10]
+
+
+def test_an_exchange_file_with_other_columns_is_refused(tmp_path):
+    write_exchange(tmp_path, b"1,2,3,4,5,6,7\n1,2,3,4,5,6,7\n")
+    with pytest.raises(UserError) as caught:
+        download.exchange_table(tmp_path)
+    assert str(caught.value) == f"{tmp_path / 'exchange_rate.txt.gz'} has 7 columns; the exchange-rate file has 8"
+
+
+def test_fetch_asks_with_a_timeout_and_names_the_reason(monkeypatch):
+    asked = []
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: asked.append((url, timeout))
+                        or FakeResponse(b"abc"))
+    assert download.fetch("https://example.org/x") == b"abc" and asked == [("https://example.org/x", 60.0)]
+    assert download.fetch("https://example.org/y", timeout=2.5) == b"abc" and asked[-1][1] == 2.5
+
+    def slow(url, timeout):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", slow)
+    with pytest.raises(UserError) as caught:
+        download.fetch("https://example.org/x")
+    assert str(caught.value) == "cannot download https://example.org/x: timed out"
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("no route")
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
+    with pytest.raises(UserError) as caught:
+        download.fetch("https://example.org/x")
+    assert str(caught.value) == "cannot download https://example.org/x: no route"
+
+
+def test_download_logs_each_file_its_source_and_the_next_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"x" * 1234))
+    lines = []
+    written = download.download("tinyshakespeare", tmp_path / "out", log=lines.append)
+    out = tmp_path / "out"
+    assert written == [out / "tinyshakespeare.txt"] and (out / "tinyshakespeare.txt").read_bytes() == b"x" * 1234
+    assert lines == [f"{out / 'tinyshakespeare.txt'}  (1,234 bytes)", download.DATASETS["tinyshakespeare"].about,
+                     f"next: seqlab train lm --text {out}/tinyshakespeare.txt --config shakespeare-char-77s"]
+    written = download.download("tinyshakespeare", out, overwrite=True, log=lines.append)
+    assert written == [out / "tinyshakespeare.txt"]
+
+
+def test_download_of_a_set_with_a_derived_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"good\n"))
+    lines = []
+    written = download.download("mr", tmp_path, log=lines.append)
+    assert written == [tmp_path / "rt-polarity.pos", tmp_path / "rt-polarity.neg", tmp_path / "mr.tsv"]
+    assert lines[:3] == [f"{tmp_path / 'rt-polarity.pos'}  (5 bytes)", f"{tmp_path / 'rt-polarity.neg'}  (5 bytes)",
+                         f"{tmp_path / 'mr.tsv'}  (made from the files above)"]
+    assert (tmp_path / "mr.tsv").read_text(encoding="utf-8") == "text\tlabel\ngood\tpos\ngood\tneg\n"
+    for name in ("rt-polarity.pos", "rt-polarity.neg"):
+        (tmp_path / name).unlink()
+    with pytest.raises(UserError, match=r"mr.tsv already exists; pass --overwrite to replace it"):
+        download.download("mr", tmp_path, log=lines.append)
+
+
+def test_an_empty_answer_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b""))
+    url = download.DATASETS["etth1"].files["ETTh1.csv"]
+    with pytest.raises(UserError) as caught:
+        download.download("etth1", tmp_path, log=lambda line: None)
+    assert str(caught.value) == f"{url} returned no data" and not (tmp_path / "ETTh1.csv").exists()

@@ -292,9 +292,8 @@ def evaluate(annotation_file: str | Path | dict, results: list[dict],
                 raise DataError(f"results name images {unknown[:5]} that {source} does not list")
             detections = truth.loadRes([dict(r, bbox=list(r["bbox"])) for r in results])  # it adds keys
         else:
-            detections = COCO()
-            detections.dataset = {"images": truth.dataset["images"], "categories": truth.dataset["categories"],
-                                  "annotations": []}
+            detections = COCO()  # COCOeval asks the detections for their annotations only
+            detections.dataset = {"annotations": []}
             detections.createIndex()
         evaluation = COCOeval(truth, detections, "bbox")
         if image_ids is not None:
@@ -302,4 +301,4 @@ def evaluate(annotation_file: str | Path | dict, results: list[dict],
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
-    return {name: float(value) for name, value in zip(METRICS, evaluation.stats[:6])}
+    return {name: float(value) for name, value in zip(METRICS, evaluation.stats)}  # zip stops after METRICS: stats[0:6]
