@@ -62,13 +62,13 @@ def score(codes: dict[str, int | None], listed: dict[str, str]) -> list[str]:
     lines = []
     for package, c in sorted(counts.items()):
         tried = c["killed"] + c["survived"] + c["no test"]
-        lines.append(f"{package}: {c['killed']}/{tried} killed ({100 * c['killed'] / max(tried, 1):.1f} %); "
+        lines.append(f"{package}: {c['killed']}/{tried} killed ({1000 * c['killed'] // max(tried, 1) / 10:.1f} %); "  # rounded down
                      f"{c['survived']} survived, {c['no test']} reached by no test, "
                      f"{c['equivalent']} equivalent (left out), {c['other']} not run or suspicious")
     stale = sorted(n for n in listed if codes.get(n) in KILLED)
     if stale:
         lines.append(f"listed as equivalent but killed (remove them): {', '.join(stale)}")
-    lines.append("Survivors: cd build/mutation && mutmut results; one of them: mutmut show NAME")
+    lines.append("Survivors, in this folder: mutmut results; one of them: mutmut show NAME")
     return lines
 
 
