@@ -254,3 +254,14 @@ def test_a_digit_with_no_free_place_is_skipped_not_the_rest(tmp_path, monkeypatc
     digits_detection._generate(tmp_path / "x", np.arange(1797), 10, np.random.default_rng(1), 96, {})
     coco = json.loads((tmp_path / "x" / "instances.json").read_text())
     assert len(coco["annotations"]) > 0
+
+
+def test_place_accepts_an_iou_of_exactly_the_limit():
+    class Fixed:
+        def integers(self, low, high, size):
+            assert (low, high, size) == (0, 20 - 11 + 1, 2)
+            return np.array([9, 0])
+
+    # [9, 0, 11, 11] against [0, 0, 11, 11]: intersection 2 * 11 = 22, union 121 + 121 - 22 = 220, IoU 0.1
+    assert digits_detection._place(Fixed(), [[0, 0, 11, 11]], 11, 20) == [9, 0, 11, 11]
+    assert digits_detection._place(Fixed(), [[0, 0, 12, 11]], 11, 20) is None  # 33 / 220 > 0.1
