@@ -186,3 +186,82 @@ def test_the_json_records_by_hand(generated):
         brightest = max(np.asarray(Image.open(folders[split] / "images" / i["file_name"])).max() for i in data["images"])
         assert brightest == 255  # a full-ink stroke plus noise, clipped at 1.0
     assert {1, 5} <= counts and {16, 32} <= sides
+
+
+def test_upscale_is_bilinear_as_torch_computes_it():
+    digit = load_digits().images[0] / 16.0
+    reference = torch.nn.functional.interpolate(torch.tensor(digit)[None, None], size=(24, 24), mode="bilinear")
+    assert np.allclose(digits_detection.upscale(digit, 24), reference[0, 0].numpy(), atol=1e-5)
+
+
+def test_defaults_and_missing_parents(tmp_path, monkeypatch):
+    made = []
+
+    def record(folder, sources, n_images, rng, size, info):
+        folder.mkdir(parents=True)
+        made.append(info)
+
+    monkeypatch.setattr(digits_detection, "_generate", record)
+    write_digits_detection(tmp_path / "a" / "b")
+    assert [(i["images"], i["seed"], i["size"]) for i in made] == [(2000, 0, 96), (300, 0, 96), (500, 0, 96)]
+    assert sorted(p.name for p in (tmp_path / "a" / "b").iterdir()) == sorted(SPLITS)
+    assert np.array_equal(source_indices()["test"], source_indices(0)["test"])
+
+
+def test_a_stale_temporary_folder_is_cleared_first(tmp_path):
+    import os
+
+    stale = tmp_path / f".train.tmp-{os.getpid()}"
+    (stale / "images").mkdir(parents=True)
+    (stale / "junk").write_text("x")
+    folders = write_digits_detection(tmp_path, n_train=1, n_valid=1, n_test=1, size=32)
+    assert not (folders["train"] / "junk").exists() and not stale.exists()
+
+
+class ConstantNoise:
+    """A generator whose noise is a constant +0.02: a background pixel is then round(0.02 * 255) = 5."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def integers(self, *args, **kwargs):
+        return self.rng.integers(*args, **kwargs)
+
+    def choice(self, *args, **kwargs):
+        return self.rng.choice(*args, **kwargs)
+
+    def normal(self, loc, scale, shape):
+        return np.full(shape, 0.02)
+
+
+def test_noise_is_added_to_the_canvas(tmp_path):
+    digits_detection._generate(tmp_path / "x", np.arange(10), 1, ConstantNoise(0), 64, {})
+    pixels = np.asarray(Image.open(tmp_path / "x" / "images" / "000001.png"))
+    assert pixels.min() == 5  # an unlit pixel (background or a digit's zero) plus the noise, not minus it
+
+
+def test_a_digit_with_no_free_place_is_skipped_not_the_rest(tmp_path, monkeypatch):
+    real = digits_detection._place
+    refused = []
+
+    def refuse_first(rng, boxes, side, size):
+        if not any(b is boxes for b in refused):
+            refused.append(boxes)
+            return None
+        return real(rng, boxes, side, size)
+
+    monkeypatch.setattr(digits_detection, "_place", refuse_first)
+    digits_detection._generate(tmp_path / "x", np.arange(1797), 10, np.random.default_rng(1), 96, {})
+    coco = json.loads((tmp_path / "x" / "instances.json").read_text())
+    assert len(coco["annotations"]) > 0
+
+
+def test_place_accepts_an_iou_of_exactly_the_limit():
+    class Fixed:
+        def integers(self, low, high, size):
+            assert (low, high, size) == (0, 20 - 11 + 1, 2)
+            return np.array([9, 0])
+
+    # [9, 0, 11, 11] against [0, 0, 11, 11]: intersection 2 * 11 = 22, union 121 + 121 - 22 = 220, IoU 0.1
+    assert digits_detection._place(Fixed(), [[0, 0, 11, 11]], 11, 20) == [9, 0, 11, 11]
+    assert digits_detection._place(Fixed(), [[0, 0, 12, 11]], 11, 20) is None  # 33 / 220 > 0.1

@@ -201,3 +201,31 @@ def test_an_empty_answer_is_refused(tmp_path, monkeypatch):
     with pytest.raises(UserError) as caught:
         download.download("etth1", tmp_path, log=lambda line: None)
     assert str(caught.value) == f"{url} returned no data" and not (tmp_path / "ETTh1.csv").exists()
+
+
+def test_mr_table_blanks_carriage_returns_and_writes_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    import contextlib
+    import locale
+
+    (tmp_path / "rt-polarity.pos").write_bytes("caf\xe9\rbar\n".encode("latin-1"))
+    (tmp_path / "rt-polarity.neg").write_bytes(b"dull\n")
+
+    @contextlib.contextmanager
+    def ascii_locale():
+        saved = locale.setlocale(locale.LC_CTYPE)
+        locale.setlocale(locale.LC_CTYPE, "C")
+        try:
+            yield
+        finally:
+            locale.setlocale(locale.LC_CTYPE, saved)
+
+    with ascii_locale():
+        download.mr_table(tmp_path)
+    assert (tmp_path / "mr.tsv").read_bytes() == "text\tlabel\ncaf\xe9 bar\tpos\ndull\tneg\n".encode("utf-8")
+
+
+def test_download_makes_missing_parent_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(download.urllib.request, "urlopen", lambda url, timeout: FakeResponse(b"abc"))
+    out = tmp_path / "a" / "b"
+    assert download.download("etth1", out, log=lambda line: None) == [out / "ETTh1.csv"]
+    assert (out / "ETTh1.csv").read_bytes() == b"abc"
