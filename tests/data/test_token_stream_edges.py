@@ -1,6 +1,7 @@
 """Language-model data at its edges, against hand-worked values: where pieces are cut, the split-length
 check and its messages, block and evaluation offsets at their limits, the id dtype's threshold, the
-memory-mapped file, and the default corpus's skipped folders (on a made-up standard library), and UTF-8 reading under an ASCII locale."""
+memory-mapped file, the default corpus's skipped folders (on a made-up standard library), and files read
+as UTF-8 under an ASCII locale."""
 
 import os
 import subprocess
