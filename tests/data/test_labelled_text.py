@@ -81,3 +81,15 @@ def test_duplicate_header_reads_the_header_only_as_text(tmp_path):
     assert duplicate_header(write(tmp_path / "d.csv", "1,01,1.0,NA,nan,\n")) is None  # no number or NA parsing
     assert duplicate_header(write(tmp_path / "e.csv", "x,y,x\n1,2,3,4\n")) == "x"  # rows below are not read
     assert duplicate_header(write(tmp_path / "f.tsv", "x\ty\ty\n"), sep="\t") == "y"
+
+
+def test_duplicate_header_reads_names_as_written_with_the_file_options(tmp_path):
+    na = tmp_path / "na.csv"
+    na.write_text("NA,nan\n1,2,3\n")  # pandas' NA strings are names; only the header line is read
+    assert duplicate_header(na) is None
+    nas = tmp_path / "nas.csv"
+    nas.write_text("NA,NA\n1,2\n")
+    assert duplicate_header(nas) == "NA"
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("a\ta\n1\t2\n")
+    assert duplicate_header(tsv, sep="\t") == "a"

@@ -263,3 +263,51 @@ def test_integer_files_are_read_as_float64_and_the_rows_to_forecast_kept_per_fea
     single = ts.read_series(path, "date", "OT", "S", ahead=True)
     assert single.values.tolist() == [[10.0], [20.0], [30.0]] and single.ahead.shape == (2, 1)
     assert np.isnan(single.ahead).all() and list(single.ahead_timestamps.day) == [4, 5]
+
+
+def test_read_table_splits_a_tsv_on_tabs_and_reads_dtype_and_verbatim_columns(tmp_path):
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("id\tname\tv\n007\tNA\t1\n008\t\t2\n")
+    frame = ts.read_table(tsv, dtype={"id": str}, verbatim="name")
+    assert list(frame.columns) == ["id", "name", "v"] and list(frame["id"]) == ["007", "008"]
+    assert frame["name"].iloc[0] == "NA" and pd.isna(frame["name"].iloc[1])  # only an empty cell is missing
+    assert list(frame["v"]) == [1, 2]
+    one = tmp_path / "one.csv"
+    one.write_text("name\nNA\nnull\n")
+    assert list(ts.read_table(one, verbatim="name")["name"]) == ["NA", "null"]
+    num = tmp_path / "num.csv"
+    num.write_text("name,v\n007,1\n010,2\n")  # digits stay text as written
+    assert list(ts.read_table(num, verbatim="name")["name"]) == ["007", "010"]
+
+
+def test_read_table_names_its_errors(tmp_path):
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n")
+    with pytest.raises(DataError, match=r"ragged.csv is not a readable CSV file: Error tokenizing data"):
+        ts.read_table(ragged)
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("a,b\n")
+    with pytest.raises(DataError, match=r"h.csv has a header but no rows"):
+        ts.read_table(header_only)
+    twice = tmp_path / "twice.tsv"
+    twice.write_text("a\ta\n1\t2\n")
+    with pytest.raises(DataError, match=r"twice.tsv names the column 'a' twice"):
+        ts.read_table(twice)
+
+
+def test_numeric_values_names_the_row_and_value_of_an_infinite_cell():
+    data = pd.DataFrame({"a": ["1", "2", "5", "-inf"]})
+    with pytest.raises(DataError, match=r"^p.csv: column 'a' row 5 is not a finite number: -inf \(infinite"):
+        ts.numeric_values(data, Path("p.csv"))
+
+
+def test_empty_column_of_a_frame_without_rows_is_none():
+    assert ts.empty_column(pd.DataFrame({"a": []})) is None
+    assert ts.empty_column(pd.DataFrame({"a": [1.0], "b": [np.nan]})) == "b"
+
+
+def test_windows_batch_with_future_columns_gives_x_y_and_future():
+    windows = ts.Windows(np.arange(10, dtype=np.float32).reshape(5, 2), input_len=2, horizon=1, future=[1])
+    batch = windows.batch([1])
+    assert batch["x"].tolist() == [[[2, 3], [4, 5]]] and batch["y"].tolist() == [[[6, 7]]]
+    assert batch["future"].tolist() == [[[7]]]

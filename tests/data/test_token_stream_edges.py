@@ -1,7 +1,11 @@
 """Language-model data at its edges, against hand-worked values: where pieces are cut, the split-length
 check and its messages, block and evaluation offsets at their limits, the id dtype's threshold, the
-memory-mapped file, and the default corpus's skipped folders (on a made-up standard library)."""
+memory-mapped file, the default corpus's skipped folders (on a made-up standard library), and files read
+as UTF-8 under an ASCII locale."""
 
+import os
+import subprocess
+import sys
 import sysconfig
 
 import numpy as np
@@ -180,3 +184,18 @@ def test_an_unreadable_subfolder_is_a_data_error(tmp_path, monkeypatch):
     monkeypatch.setattr(token_stream.os, "walk", walk_that_meets_a_locked_folder)
     with pytest.raises(DataError, match=f"^cannot read {tmp_path / 'locked'}: Permission denied$"):
         token_stream.text_files(tmp_path)
+
+
+def test_files_are_read_as_utf8_under_an_ascii_locale(tmp_path):
+    # a C locale without Python's UTF-8 mode makes ASCII the locale's encoding: the reader must not use it
+    (tmp_path / "text.txt").write_text("café naïve\n", encoding="utf-8")
+    (tmp_path / "mod.py").write_text("x = 'é'\n", encoding="utf-8")
+    code = ("import locale, sys, sysconfig; from pathlib import Path; from seqlab.data import token_stream\n"
+            "root = Path(sys.argv[1]); sysconfig.get_paths = lambda: {'stdlib': str(root)}\n"
+            "print(locale.getencoding())\n"
+            "print(ascii(''.join(token_stream._read(root / 'text.txt', 4))))\n"
+            "print(ascii(list(token_stream.python_stdlib_corpus(100))))")
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[1:] == [ascii("café naïve\n"), ascii(["x = 'é'\n"])]

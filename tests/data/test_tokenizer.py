@@ -115,3 +115,20 @@ def test_byte_level_bpe_honours_vocab_size_and_min_frequency():
     # 256 bytes and the 4 specials come first; then one merge a token
     assert train_tokenizer(["the cat sat on the mat"] * 5, "bytebpe", vocab_size=265).get_vocab_size() == 265
     assert train_tokenizer(["ab ab"], "bytebpe", 1000, min_frequency=3).get_vocab_size() == 260  # "ab" twice: no merge
+
+
+def test_word_level_honours_vocab_size_min_frequency_and_unknown_words():
+    # "b" twice, "a" and "c" once: the 4 specials, then "b", then one word of the tie
+    tokenizer = train_tokenizer(["b a b c"], "word", vocab_size=6)
+    assert tokenizer.get_vocab_size() == 6 and tokenizer.token_to_id("b") == 4
+    assert train_tokenizer(["b a b c"], "word", 100, min_frequency=2).get_vocab_size() == 5  # "b" alone
+    assert train_tokenizer(["b a b c"], "word", 100).encode("b zz").ids == [4, UNK_ID]
+
+
+def test_bpe_honours_vocab_size_min_frequency_and_unknown_characters():
+    # 4 specials + 27 characters ("▁" and a…z) + merges up to the size asked
+    assert train_tokenizer([THREE_LETTER_WORDS], "bpe", vocab_size=40).get_vocab_size() == 40
+    # "▁ab" once: no pair reaches 2, so no merge: the specials, "▁", "a", "b"
+    assert train_tokenizer(["ab"], "bpe", 100, min_frequency=2).get_vocab_size() == 7
+    tokenizer = train_tokenizer(["ab"], "bpe", 100, min_frequency=2)
+    assert tokenizer.encode("az").ids == [tokenizer.token_to_id("▁"), tokenizer.token_to_id("a"), UNK_ID]
