@@ -266,3 +266,11 @@ def test_each_fill_fills_as_pandas_does(tmp_path, fill, expected):
     path.write_text("id,date,v\n" + "".join(f"a,2024-01-0{d},{v}\n" for d, v in zip(range(1, 6), ["", 2, "", 6, ""])))
     panel = pn.read_panel(path, "id", "date", "v", "M", fill=fill)
     assert panel.series[0].values[:, 0].tolist() == expected  # both ends filled too
+
+
+def test_dates_pandas_refuses_as_a_whole_name_pandas_reason(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\na,2024-01-01 00:00+01:00,1\na,2024-01-02 00:00+02:00,2\n")  # two offsets
+    with pytest.raises(DataError) as error:
+        pn.read_panel(path, "id", "date", "v", "M")
+    assert str(error.value).startswith(f"{path}: column 'date' holds values that are not dates (Mixed timezones")
