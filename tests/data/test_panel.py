@@ -1,6 +1,8 @@
 """Many series in one long-format CSV: each id read, split, standardised and windowed on its own; the
 checks name the id."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -274,3 +276,12 @@ def test_dates_pandas_refuses_as_a_whole_name_pandas_reason(tmp_path):
     with pytest.raises(DataError) as error:
         pn.read_panel(path, "id", "date", "v", "M")
     assert str(error.value).startswith(f"{path}: column 'date' holds values that are not dates (Mixed timezones")
+
+
+def test_a_long_file_of_numeric_looking_ids_reads_without_a_pandas_warning(tmp_path):
+    path = tmp_path / "long.csv"  # ids 0 … 999 then "x": pandas would guess the column's type chunk by chunk
+    path.write_text("id,date,v\n" + "".join(f"{i % 1000},2024-01-01,1\n" for i in range(300_000)) + "x,2024-01-01,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a DtypeWarning would be a second line on stderr
+        with pytest.raises(DataError, match="has no column 'nope'"):
+            pn.read_panel(path, "id", "date", "nope", "M")
