@@ -285,3 +285,12 @@ def test_a_long_file_of_numeric_looking_ids_reads_without_a_pandas_warning(tmp_p
         warnings.simplefilter("error")  # a DtypeWarning would be a second line on stderr
         with pytest.raises(DataError, match="has no column 'nope'"):
             pn.read_panel(path, "id", "date", "nope", "M")
+
+
+def test_dates_pandas_reads_one_by_one_are_read_without_its_advice(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\na,1/2/24,1\na,1/3/24,2\n")  # pandas infers no format: it warns, then parses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        panel = pn.read_panel(path, "id", "date", "v", "M")
+    assert [str(t) for t in panel.series[0].timestamps] == ["2024-01-02 00:00:00", "2024-01-03 00:00:00"]
