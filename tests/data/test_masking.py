@@ -119,3 +119,27 @@ def test_evaluation_masking_does_not_depend_on_the_batch_size():
     assert (x1 == x2).all() and (y1 == y2).all() and (y1 != IGNORE).any()
     untouched = y1[:, 1:-1] == IGNORE  # the blocks themselves, between [CLS] and [SEP]
     assert (x1[:, 1:-1][untouched] == np.stack([ids[s : s + 30] for s in starts])[untouched]).all()
+
+
+@pytest.mark.parametrize("probability", [0.0, 1.0, 1.5, -0.1])
+def test_a_probability_outside_zero_one_is_refused(probability):
+    with pytest.raises(ValueError, match=r"masking probability must be in \(0, 1\)"):
+        vocabulary(probability=probability)
+
+
+def test_any_integer_ids_come_back_as_int64():
+    ids = sample(rows=4, length=10).astype(np.uint16)  # as the token stream stores them
+    inputs, labels = vocabulary(probability=0.5)(ids, np.random.default_rng(0))
+    assert inputs.dtype == np.int64 and labels.dtype == np.int64
+    assert (labels[labels != IGNORE] == ids[labels != IGNORE]).all()
+    ends = with_ends(np.array([[5, 6]], dtype=np.uint64), CLS_ID, SEP_ID)
+    assert ends.dtype == np.int64 and ends.tolist() == [[CLS_ID, 5, 6, SEP_ID]]
+
+
+def test_a_piece_cut_off_at_the_start_of_a_row_is_a_word_of_its_own():
+    ids = np.tile([40, 10, 11], (4000, 1))  # a ## piece with no start before it, then two words
+    _, labels = vocabulary(whole_word=True, probability=0.5)(ids, np.random.default_rng(0))
+    chosen = labels != IGNORE
+    assert chosen[:, 0].mean() == pytest.approx(0.5, abs=0.03)
+    # independent of the word after it: chosen alone about half the time (never, if it shared its draw)
+    assert (chosen[:, 0] != chosen[:, 1]).mean() == pytest.approx(0.5, abs=0.03)

@@ -1,6 +1,8 @@
 """Many series in one long-format CSV: each id read, split, standardised and windowed on its own; the
 checks name the id."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,3 +222,75 @@ def test_the_ett_split_takes_an_id_of_exactly_twenty_months():
     assert bounds["a"]["test"] == (11520 - 336, 14400)
     with pytest.raises(DataError, match="id 'b' has 14,399 rows; the default ETT split needs 14,400"):
         pn.split_panel(pn.Panel(["a", "b"], [one, short]), "ett", 336, 96, "p.csv")
+
+
+@pytest.mark.parametrize("text, target, message", [
+    ("id,date,v\na,2024-01-01,1\na,2024-01-02,2\nb,2024-01-01,5\na,2024-01-02,3\n", "v",
+     "id 'a' has timestamp 2024-01-02 00:00:00 twice (rows 3 and 5)"),  # not a's first step
+    ("id,date,v\na,2024-01-01,1\na,2024-01-03,2\nb,2024-01-01,5\na,2024-01-02,3\n", "v",
+     "id 'a''s timestamps are not in increasing order (row 5 comes before row 3)"),
+    ("id,date,v\na,2024-01-01,1\na,,2\n", "v", "column 'date' row 3 has no date"),
+    ("id,date,v\na,2024-01-01,1\na,someday,2\n", "v",
+     "column 'date' row 3 is not a date in the form of the first row's '2024-01-01': 'someday'"),
+    ("id,date,v\na,2024-01-01,1\na,2024-01-02,x\n", "v", "column 'v' row 3 is not a number: 'x'"),
+    ("id,date,v\na,2024-01-01,1\n", "id", "the target 'id' is the id column; the target is a column of numbers"),
+    ("id,date,v\na,2024-01-01,1\n", "date",
+     "the target 'date' is the date column; the target is a column of numbers (--target)"),
+    ("id,date,v\nc,2024-01-01,1\nd,2024-01-01,2\nd ,2024-01-02,3\nc ,2024-01-02,4\n", "v",
+     "column 'id' holds the ids 'c' and 'c ', which differ only by spaces around them; write each id one way"),
+    ("id,date,v\nc,2024-01-01,1\nc ,2024-01-02,2\n c,2024-01-03,3\n", "v",
+     "column 'id' holds the ids 'c' and 'c ', which differ only by spaces around them; write each id one way"),
+])
+def test_bad_long_files_get_their_exact_message(tmp_path, text, target, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(DataError) as error:
+        pn.read_panel(path, "id", "date", target, "M")
+    assert str(error.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize("features, columns, targets", [("M", ["x", "OT"], [0, 1]), ("MS", ["x", "OT"], [1]),
+                                                        ("S", ["OT"], [0])])
+def test_every_ids_series_carries_the_columns_inputs_and_targets(tmp_path, features, columns, targets):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,x,OT\na,2024-01-01,1,2\na,2024-01-02,3,4\nb,2024-01-01,5,6\n")  # integers
+    panel = pn.read_panel(path, "id", "date", "OT", features)
+    assert panel.columns == columns and panel.inputs == list(range(len(columns))) and panel.targets == targets
+    for series in panel.series:
+        assert series.columns == columns and series.inputs == list(range(len(columns)))
+        assert series.targets == targets and series.values.dtype == np.float64
+    assert panel.series[0].values.tolist() == ([[1, 2], [3, 4]] if features != "S" else [[2], [4]])
+
+
+@pytest.mark.parametrize("fill, expected", [("ffill", [2, 2, 2, 6, 6]), ("interpolate", [2, 2, 4, 6, 6])])
+def test_each_fill_fills_as_pandas_does(tmp_path, fill, expected):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\n" + "".join(f"a,2024-01-0{d},{v}\n" for d, v in zip(range(1, 6), ["", 2, "", 6, ""])))
+    panel = pn.read_panel(path, "id", "date", "v", "M", fill=fill)
+    assert panel.series[0].values[:, 0].tolist() == expected  # both ends filled too
+
+
+def test_dates_pandas_refuses_as_a_whole_name_pandas_reason(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\na,2024-01-01 00:00+01:00,1\na,2024-01-02 00:00+02:00,2\n")  # two offsets
+    with pytest.raises(DataError) as error:
+        pn.read_panel(path, "id", "date", "v", "M")
+    assert str(error.value).startswith(f"{path}: column 'date' holds values that are not dates (Mixed timezones")
+
+
+def test_a_long_file_of_numeric_looking_ids_reads_without_a_pandas_warning(tmp_path):
+    path = tmp_path / "long.csv"  # ids 0 … 999 then "x": pandas would guess the column's type chunk by chunk
+    path.write_text("id,date,v\n" + "".join(f"{i % 1000},2024-01-01,1\n" for i in range(300_000)) + "x,2024-01-01,1\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a DtypeWarning would be a second line on stderr
+        with pytest.raises(DataError, match="has no column 'nope'"):
+            pn.read_panel(path, "id", "date", "nope", "M")
+
+
+def test_dates_pandas_reads_one_by_one_are_read_without_its_advice(tmp_path):
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,v\na,1/2/24,1\na,1/3/24,2\n")  # pandas infers no format: it warns, then parses
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        panel = pn.read_panel(path, "id", "date", "v", "M")
+    assert [str(t) for t in panel.series[0].timestamps] == ["2024-01-02 00:00:00", "2024-01-03 00:00:00"]
