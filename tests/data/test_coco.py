@@ -417,19 +417,7 @@ def test_two_instances_files_are_both_listed(tmp_path):
                                  f"{folder / 'annotations' / 'instances_b.json'}, {folder / 'instances_a.json'}")
 
 
-def test_the_json_is_read_as_utf8_whatever_the_locale(tmp_path):
-    import contextlib
-    import locale
-
-    @contextlib.contextmanager
-    def ascii_locale():
-        saved = locale.setlocale(locale.LC_CTYPE)
-        locale.setlocale(locale.LC_CTYPE, "C")
-        try:
-            yield
-        finally:
-            locale.setlocale(locale.LC_CTYPE, saved)
-
+def test_the_json_is_read_as_utf8_whatever_the_locale(tmp_path, ascii_locale):
     folder = make_folder(tmp_path / "coco", categories=[{"id": 1, "name": "café"}, {"id": 3, "name": "chien"}])
     coco = json.loads((folder / "instances.json").read_text())
     (folder / "instances.json").write_bytes(json.dumps(coco, ensure_ascii=False).encode("utf-8"))  # é: 2 bytes

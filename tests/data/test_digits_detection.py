@@ -142,26 +142,15 @@ def test_a_canvas_too_small_is_refused(tmp_path):
         write_digits_detection(tmp_path, size=20)
 
 
-def test_a_cached_split_is_read_as_utf8_whatever_the_locale(tmp_path):
+def test_a_cached_split_is_read_as_utf8_whatever_the_locale(tmp_path, ascii_locale):
     """A split whose instances.json someone re-saved with non-ASCII text (its info untouched) is still
     this generator's: the file is read as UTF-8 even where the locale's encoding is ASCII."""
-    import contextlib
-    import locale
 
     folders = write_digits_detection(tmp_path, n_train=1, n_valid=1, n_test=1, size=32)
     path = folders["train"] / "instances.json"
     coco = json.loads(path.read_text(encoding="utf-8"))
     coco["categories"][0]["name"] = "zéro"
     path.write_bytes(json.dumps(coco, ensure_ascii=False).encode("utf-8"))
-
-    @contextlib.contextmanager
-    def ascii_locale():
-        saved = locale.setlocale(locale.LC_CTYPE)
-        locale.setlocale(locale.LC_CTYPE, "C")
-        try:
-            yield
-        finally:
-            locale.setlocale(locale.LC_CTYPE, saved)
 
     with ascii_locale():
         assert write_digits_detection(tmp_path, n_train=1, n_valid=1, n_test=1, size=32) == folders

@@ -203,21 +203,9 @@ def test_an_empty_answer_is_refused(tmp_path, monkeypatch):
     assert str(caught.value) == f"{url} returned no data" and not (tmp_path / "ETTh1.csv").exists()
 
 
-def test_mr_table_blanks_carriage_returns_and_writes_utf8_whatever_the_locale(tmp_path, monkeypatch):
-    import contextlib
-    import locale
-
+def test_mr_table_blanks_carriage_returns_and_writes_utf8_whatever_the_locale(tmp_path, ascii_locale):
     (tmp_path / "rt-polarity.pos").write_bytes("caf\xe9\rbar\n".encode("latin-1"))
     (tmp_path / "rt-polarity.neg").write_bytes(b"dull\n")
-
-    @contextlib.contextmanager
-    def ascii_locale():
-        saved = locale.setlocale(locale.LC_CTYPE)
-        locale.setlocale(locale.LC_CTYPE, "C")
-        try:
-            yield
-        finally:
-            locale.setlocale(locale.LC_CTYPE, saved)
 
     with ascii_locale():
         download.mr_table(tmp_path)

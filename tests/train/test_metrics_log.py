@@ -1,21 +1,6 @@
 """keep_rows_until: a resumed run's ``metrics.jsonl`` keeps the rows up to its checkpoint's step."""
 
-import contextlib
-import locale
-
 from seqlab.train.loop import keep_rows_until
-
-
-@contextlib.contextmanager
-def ascii_locale():
-    """The C locale, whose encoding is ASCII: a file opened without an encoding would be read as ASCII
-    (unless Python runs in UTF-8 mode)."""
-    saved = locale.setlocale(locale.LC_CTYPE)
-    locale.setlocale(locale.LC_CTYPE, "C")
-    try:
-        yield
-    finally:
-        locale.setlocale(locale.LC_CTYPE, saved)
 
 
 def test_rows_after_the_step_and_broken_lines_go_wherever_they_are(tmp_path):
@@ -32,7 +17,7 @@ def test_rows_after_the_step_and_broken_lines_go_wherever_they_are(tmp_path):
     assert path.read_text(encoding="utf-8") == '{"step": 1, "train_loss": 2.5}\n{"step": 3, "val_loss": 2.0}\n'
 
 
-def test_the_file_is_read_and_written_as_utf8_whatever_the_locale(tmp_path):
+def test_the_file_is_read_and_written_as_utf8_whatever_the_locale(tmp_path, ascii_locale):
     path = tmp_path / "metrics.jsonl"
     rows = '{"step": 1, "note": "précis"}\n{"step": 2, "note": "naïve"}\n'
     path.write_bytes(rows.encode("utf-8"))
