@@ -1,0 +1,40 @@
+"""The Trainer's evaluation: a larger value is better for a maximised metric and a smaller one for a
+minimised one (a tie is neither), the evaluation runs on the model itself in the run's precision, and it
+prints its figures only when progress is on."""
+
+import torch
+
+from test_engine import make_trainer  # pytest puts this directory on sys.path
+
+
+def test_a_maximised_metric_improves_when_larger_a_minimised_one_when_smaller_a_tie_never(tmp_path):
+    t = make_trainer(tmp_path)
+    t.select, t.maximize = "accuracy", True
+    t.progress.best = 0.5
+    assert t._improved(0.6) and not t._improved(0.4) and not t._improved(0.5)
+    t.maximize = False
+    assert t._improved(0.4) and not t._improved(0.6) and not t._improved(0.5)
+
+
+def test_evaluation_runs_on_the_model_in_the_runs_precision_and_prints_nothing_without_progress(tmp_path, capsys):
+    t = make_trainer(tmp_path, precision="bf16")
+    given, autocast = [], []
+    parallel, evaluate = t.parallel, t.evaluate
+
+    class Recording:  # the run's own parallel, noting what before_eval is given
+        def __getattr__(self, name):
+            return getattr(parallel, name)
+
+        def before_eval(self, model):
+            given.append(model)
+            return parallel.before_eval(model)
+
+    def noting_precision(model):
+        autocast.append(torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu"))
+        return evaluate(model)
+
+    t.parallel, t.evaluate = Recording(), noting_precision
+    t._evaluate(lambda row: None)
+    assert given == [t.model]
+    assert autocast == [torch.bfloat16]
+    assert capsys.readouterr().out == ""  # progress is off in make_trainer
