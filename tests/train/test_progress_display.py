@@ -5,18 +5,12 @@ import os
 
 from seqlab.train.progress import ProgressDisplay
 
+from test_trainer_clock import Clock  # pytest puts this directory on sys.path
+
 
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def show_steps(file, steps=3):

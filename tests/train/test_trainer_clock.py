@@ -7,9 +7,9 @@ from test_engine import make_trainer  # pytest puts this directory on sys.path
 
 
 class Clock:
-    """Moves by ``step`` seconds at every reading."""
+    """Moves by ``step`` seconds at every reading (by none unless told: set ``now`` to move it by hand)."""
 
-    def __init__(self, start: float, step: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, step: float = 0.0) -> None:
         self.now, self.step = start, step
 
     def __call__(self) -> float:
