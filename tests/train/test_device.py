@@ -1,6 +1,8 @@
 """``--device auto`` (the default): cuda if available, then mps, then cpu; a device the machine lacks or
 torch does not know is one line."""
 
+import types
+
 import pytest
 import torch
 
@@ -54,6 +56,22 @@ def test_a_device_this_machine_lacks_or_torch_does_not_know_is_refused(monkeypat
     with pytest.raises(UserError) as error:
         device.resolve_device(name)
     assert says in str(error.value) and "\n" not in str(error.value)
+
+
+def test_mps_is_refused_in_one_whole_line(monkeypatch):
+    machine(monkeypatch, cuda=True, mps=False)
+    with pytest.raises(UserError, match=r"^--device mps: Apple's Metal \(MPS\) is not available on this machine$"):
+        device.resolve_device("mps")
+
+
+def test_a_torch_without_an_mps_backend_has_no_mps(monkeypatch):
+    monkeypatch.setattr(torch, "backends", types.SimpleNamespace())  # torch before 1.12: no torch.backends.mps
+    assert device.mps_available() is False
+
+
+def test_auto_device_defaults_to_one_process(monkeypatch):
+    machine(monkeypatch, cuda=False, mps=True)
+    assert device.auto_device() == torch.device("mps")  # a job of several processes would get the cpu
 
 
 def test_a_cuda_index_past_the_machines_gpus_is_refused(monkeypatch):
