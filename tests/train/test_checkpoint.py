@@ -2,12 +2,15 @@
 
 import json
 import pickle
+import random
 import re
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed.checkpoint as dcp
+from safetensors.torch import load_file
 
 from seqlab.errors import DamagedFileError, UserError
 from seqlab.models import Transformer, TransformerConfig
@@ -234,3 +237,127 @@ def test_the_cuda_generators_are_set_only_when_saved_and_present(monkeypatch, cu
     monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
     checkpoint.set_rng_state(state)
     assert cuda_generators == ([cuda_states] if saved and available else [])
+
+
+def test_rng_state_saves_the_cuda_generators_when_there_are_some(monkeypatch):
+    cuda_states = [torch.arange(4, dtype=torch.uint8)]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: cuda_states)
+    assert checkpoint.rng_state()["cuda"] is cuda_states
+
+
+def draws():
+    return random.random(), float(np.random.rand()), torch.rand(3)
+
+
+def test_rng_state_set_back_repeats_every_generators_draws():
+    saved = checkpoint.rng_state()
+    first = draws()
+    checkpoint.set_rng_state(saved)
+    second = draws()
+    assert first[:2] == second[:2] and torch.equal(first[2], second[2])
+
+
+@pytest.mark.parametrize("seed", [7, 2**32 + 7])
+def test_seed_everything_seeds_python_numpy_and_torch(seed):
+    """As each library seeds its own generator; NumPy's takes seeds below 2^32, so modulo that."""
+    checkpoint.seed_everything(seed)
+    got = draws()
+    assert got[0] == random.Random(seed).random()
+    assert got[1] == float(np.random.RandomState(seed % 2**32).rand())
+    assert torch.equal(got[2], torch.rand(3, generator=torch.Generator().manual_seed(seed)))
+
+
+# --- nested state <-> (JSON, tensors) -------------------------------------------------------------
+
+def test_a_tensor_met_twice_anywhere_is_stored_once():
+    """A tied weight in a dict, a list, a tuple and an int-keyed dict: one tensor, four references."""
+    shared, other = torch.arange(4.0), torch.ones(2)
+    tensors = {}
+    tree = checkpoint.flatten_state({"d": {"w": shared}, "l": [shared], "t": (shared, other), "i": {0: shared}},
+                                    tensors)
+    assert list(tensors) == ["t0", "t1"] and torch.equal(tensors["t0"], shared) and torch.equal(tensors["t1"], other)
+    assert tree == {"d": {"w": {"__tensor__": "t0"}}, "l": [{"__tensor__": "t0"}],
+                    "t": {"__tuple__": [{"__tensor__": "t0"}, {"__tensor__": "t1"}]},
+                    "i": {"__items__": [[0, {"__tensor__": "t0"}]]}}
+    json.dumps(tree)  # the rest is JSON
+
+
+def test_views_of_one_storage_are_told_apart():
+    base = torch.arange(6.0)
+    tensors = {}
+    checkpoint.flatten_state([base[:3], base[3:], base[:3].view(3, 1)], tensors)
+    assert [t.tolist() for t in tensors.values()] == [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [[0.0], [1.0], [2.0]]]
+
+
+def test_every_kind_of_value_comes_back_from_the_files(tmp_path):
+    state = {"none": None, "flag": True, "n": 3, "x": 0.5, "s": "text", "np_float": np.float32(1.5),
+             "array": np.arange(3, dtype=np.int64), "by_int": {1: "a", 2: [torch.ones(2)]}, "pair": (1, "b")}
+    checkpoint.save_state(tmp_path, state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.safetensors"]
+    got = checkpoint.load_state(tmp_path)
+    assert isinstance(got["array"], np.ndarray) and got["array"].tolist() == [0, 1, 2]
+    assert got["np_float"] == 1.5 and type(got["np_float"]) is float
+    assert torch.equal(got["by_int"][2][0], torch.ones(2)) and list(got["by_int"]) == [1, 2]
+    assert got["pair"] == (1, "b") and isinstance(got["pair"], tuple)
+    assert {k: got[k] for k in ("none", "flag", "n", "x", "s")} == {"none": None, "flag": True, "n": 3, "x": 0.5,
+                                                                    "s": "text"}
+
+
+def test_a_value_that_is_no_json_is_refused_with_its_type():
+    with pytest.raises(TypeError, match="^cannot checkpoint a value of type set$"):
+        checkpoint.flatten_state({"a": {1, 2}}, {})
+
+
+# --- whole checkpoints: staging, swapping in, falling back ---------------------------------------
+
+def test_staging_is_a_fresh_empty_directory_beside_the_checkpoint(tmp_path):
+    directory = tmp_path / "runs" / "last"  # its parent not made yet
+    staging = checkpoint.staging_dir(str(directory))
+    assert staging == tmp_path / "runs" / ".last.staging" and staging.is_dir()
+    (staging / "leftover").write_text("from a crashed save")
+    assert checkpoint.staging_dir(directory) == staging and list(staging.iterdir()) == []
+
+
+def test_swap_in_replaces_the_directory_and_leaves_nothing_behind(tmp_path):
+    directory = tmp_path / "last"
+    for name, text in (("last", "old"), (".last.old", "older"), (".last.staging", "new")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(text)
+    checkpoint.swap_in(tmp_path / ".last.staging", str(directory))
+    assert (directory / "f").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_swap_in_with_no_directory_yet(tmp_path):
+    (tmp_path / ".last.staging").mkdir()
+    checkpoint.swap_in(tmp_path / ".last.staging", tmp_path / "last")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_save_checkpoint_writes_the_weights_config_and_state(tmp_path):
+    model = small_model()
+    checkpoint.save_checkpoint(tmp_path / "last", model, {"step": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+    assert checkpoint.load_state(tmp_path / "last") == {"step": 3}
+    assert json.loads((tmp_path / "last" / "config.json").read_text())["model_class"] == "Transformer"
+    weights = load_file(str(tmp_path / "last" / "model.safetensors"))
+    assert all(torch.equal(weights[name], p) for name, p in model.state_dict().items() if name in weights)
+    assert len(weights) > 0
+
+
+def test_existing_checkpoint_falls_back_to_the_previous_version(tmp_path):
+    directory = tmp_path / "last"
+    assert checkpoint.existing_checkpoint(directory) is None
+    whole_checkpoint(tmp_path / ".last.old")
+    assert checkpoint.existing_checkpoint(str(directory)) == tmp_path / ".last.old"
+    whole_checkpoint(directory)
+    assert checkpoint.existing_checkpoint(directory) == directory
+
+
+@pytest.mark.parametrize("keep", ["model.safetensors", "state.json"])
+def test_a_checkpoint_missing_its_weights_or_state_does_not_exist(tmp_path, keep):
+    directory = whole_checkpoint(tmp_path / "last")
+    for name in ("model.safetensors", "state.json"):
+        if name != keep:
+            (directory / name).unlink()
+    assert checkpoint.existing_checkpoint(directory) is None

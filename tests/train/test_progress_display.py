@@ -101,3 +101,47 @@ def test_the_bar_follows_the_terminals_width(monkeypatch):
     second = file.getvalue().split("\r")[-1]
     display.close()
     assert len(first) == 40 and len(second) == 60  # tqdm keeps the last column free
+
+
+def lines_for(moves, every, total, loss_sum=2.0, tokens=1):
+    """The lines written when the clock moves by ``moves[i]`` seconds before step i + 1."""
+    clock, file = Clock(), io.StringIO()
+    display = ProgressDisplay(total=total, initial=0, enabled=True, clock=clock, file=file, every=every)
+    for step, move in enumerate(moves, start=1):
+        clock.now += move
+        display.update(step, total, loss_sum=loss_sum, tokens=tokens)
+    display.close()
+    return file.getvalue().splitlines()
+
+
+def test_a_line_gives_the_mean_loss_per_item_over_its_window():
+    """Two steps of 3 items summing to 6.0 and 9.0: (6 + 9) / 6 = 2.5 a item, at step 2 (20 s + 20 s)."""
+    clock, file = Clock(), io.StringIO()
+    display = ProgressDisplay(total=4, initial=0, enabled=True, clock=clock, file=file, every=30.0)
+    for step, loss_sum in ((1, 6.0), (2, 9.0)):
+        clock.now += 20.0
+        display.update(step, 4, loss_sum=loss_sum, tokens=3)
+    display.close()
+    assert file.getvalue().splitlines() == ["step 2/4  loss 2.5  20 s/step  ETA 00:40"]
+
+
+def test_one_step_a_second_or_more_is_shown_as_steps_a_second():
+    assert lines_for([1.0], every=1.0, total=3) == ["step 1/3  loss 2  1 steps/s  ETA 00:02"]
+    # 2 steps in 1.6 s: 1.25 steps/s; 2 steps left take 1.6 s, which tqdm shows as 00:01
+    assert lines_for([0.8, 0.8], every=1.0, total=4) == ["step 2/4  loss 2  1.25 steps/s  ETA 00:01"]
+
+
+def test_a_total_moved_by_a_time_budget_reaches_the_bar_and_the_lines():
+    file = Terminal()
+    display = ProgressDisplay(total=10, initial=0, enabled=True, clock=Clock(), file=file)
+    display.update(1, 6, loss_sum=2.0, tokens=1)
+    assert display.bar.total == 6
+    display.bar.refresh()
+    assert file.getvalue().split("\r")[-1].lstrip().startswith("17%") and "| 1/6 [" in file.getvalue()
+    display.close()
+    clock, file = Clock(), io.StringIO()
+    display = ProgressDisplay(total=10, initial=0, enabled=True, clock=clock, file=file, every=30.0)
+    clock.now = 30.0
+    display.update(1, 2, loss_sum=2.0, tokens=1)
+    assert display.bar.total == 2
+    assert file.getvalue() == "step 1/2  loss 2  30 s/step  ETA 00:30\n"

@@ -14,6 +14,7 @@ def test_by_default_both_signals_are_noted_and_the_old_handlers_come_back():
     try:
         for number in (signal.SIGINT, signal.SIGTERM):
             assert signal.getsignal(number) == stops._note
+        assert stops.requested is False  # a bool, False until a signal comes
         signal.raise_signal(signal.SIGTERM)
         assert stops.requested
         with pytest.raises(KeyboardInterrupt):
@@ -26,5 +27,5 @@ def test_by_default_both_signals_are_noted_and_the_old_handlers_come_back():
 def test_disabled_changes_nothing():
     before = signal.getsignal(signal.SIGINT)
     stops = StopRequests(enabled=False)
-    assert signal.getsignal(signal.SIGINT) is before and not stops.requested
+    assert signal.getsignal(signal.SIGINT) is before and stops.requested is False
     stops.close()
