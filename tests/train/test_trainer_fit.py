@@ -1,0 +1,131 @@
+"""Trainer.fit's own choices: a fit without ``resume`` starts afresh even where checkpoints exist, a resumed
+run that finishes reports no stop reason, a finished run is not refused for a time budget it no longer
+needs, ``train.tensorboard`` writes the run's event files, only the main rank logs, the progress bar's
+total is where a time budget will stop the run, and a one-process run takes Ctrl-C and SIGTERM itself."""
+
+import json
+import os
+import signal
+
+import pytest
+
+from seqlab.parallel.runtime import SingleProcess
+from seqlab.train import loop
+from seqlab.train.loop import Trainer
+from seqlab.train.progress import ProgressDisplay
+
+from test_engine import make_trainer  # pytest puts this directory on sys.path
+from test_trainer_clock import Clock
+
+
+@pytest.fixture
+def count_steps(monkeypatch):
+    calls = {"n": 0}
+    real_step = Trainer._step
+
+    def counted(self):
+        calls["n"] += 1
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "_step", counted)
+    return calls
+
+
+def test_fit_without_resume_starts_from_step_0_in_a_directory_with_checkpoints(tmp_path, count_steps):
+    make_trainer(tmp_path, max_steps=4, eval_every=4).fit()
+    assert (tmp_path / "checkpoints" / "last").is_dir() and count_steps["n"] == 4
+    progress = make_trainer(tmp_path, max_steps=6, eval_every=3).fit()
+    assert progress.step == 6 and count_steps["n"] == 4 + 6  # all six steps again, not the two after step 4
+
+
+def test_a_resumed_run_that_finishes_has_no_stop_reason(tmp_path):
+    paused = make_trainer(tmp_path, max_steps=4, eval_every=2, stop_at_step=2).fit()
+    assert paused.step == 2 and paused.stopped.startswith("paused at step 2")
+    finished = make_trainer(tmp_path, max_steps=4, eval_every=2, stop_at_step=2).fit(resume=True)
+    assert finished.step == 4
+    assert finished.stopped == ""  # a str, as Progress declares: "" is "ran to max_steps"
+
+
+def test_resuming_a_finished_run_under_a_spent_time_budget_is_not_refused(tmp_path, count_steps):
+    """The budget question is only asked of a run with steps left: one at max_steps has nothing to continue."""
+    make_trainer(tmp_path, max_steps=4, eval_every=4).fit()
+    progress = make_trainer(tmp_path, max_steps=4, eval_every=4, max_time=1e-6).fit(resume=True)
+    assert progress.step == 4 and count_steps["n"] == 4  # no step taken, no refusal
+
+
+def test_tensorboard_setting_writes_the_runs_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    make_trainer(tmp_path, max_steps=4, eval_every=2, log_every=2, tensorboard=True).fit()
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("train_loss")] == [2, 4]
+    assert [e.step for e in events.Scalars("val_loss")] == [2, 4]
+
+
+class SecondRank(SingleProcess):
+    """Rank 1 of 2, as far as the Trainer's bookkeeping goes (the main rank's answers are its own here)."""
+
+    rank, world, is_main = 1, 2, False
+
+
+def test_a_rank_other_than_the_main_one_writes_no_metrics_and_no_curves(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=4, eval_every=2, log_every=2, curves=True)
+    trainer.parallel = SecondRank()
+    assert trainer.fit().step == 4
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / "curves.png").exists()
+    main = tmp_path / "main"
+    main.mkdir()
+    make_trainer(main, max_steps=4, eval_every=2, log_every=2, curves=True).fit()  # the same run on the main rank
+    assert (main / "metrics.jsonl").read_text() and (main / "curves.png").is_file()
+
+
+def test_a_resumed_runs_progress_bar_starts_with_where_its_time_budget_will_stop_it(tmp_path, monkeypatch):
+    """Two steps took S seconds; with a budget of 2·S the run will stop near step 2 · 2S / S = 4 of 8."""
+    first = make_trainer(tmp_path, clock=Clock(step=0.25), max_steps=8, eval_every=2, stop_at_step=2, max_time=1e4)
+    first.fit()
+    seconds = json.loads((tmp_path / "checkpoints" / "last" / "state.json").read_text())["progress"]["train_seconds"]
+    assert seconds > 0
+    totals = []
+
+    class Recorded(ProgressDisplay):
+        def __init__(self, total, *args, **kwargs):
+            totals.append(total)
+            super().__init__(total, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "ProgressDisplay", Recorded)
+    resumed = make_trainer(tmp_path, clock=Clock(100.0, step=0.25), max_steps=8, eval_every=2, stop_at_step=2,
+                           max_time=2 * seconds)
+    resumed.fit(resume=True)
+    assert totals == [4]
+
+
+@pytest.fixture
+def handlers_from_before_the_run():
+    """SIGINT and SIGTERM handlers of the calling program that fail the test if the run leaves a signal to
+    them: a one-process run must take both itself while it trains."""
+
+    def not_the_runs(signum, frame):
+        raise AssertionError(f"signal {signum} reached the handler installed before the run")
+
+    previous = {s: signal.signal(s, not_the_runs) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield not_the_runs
+    for s, handler in previous.items():
+        signal.signal(s, handler)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_one_process_run_takes_the_signal_itself_and_gives_the_handlers_back(
+        tmp_path, monkeypatch, handlers_from_before_the_run, signal_name):
+    real_step = Trainer._step
+
+    def step_then_signal(self):
+        result = real_step(self)
+        if self.progress.step == 1:
+            os.kill(os.getpid(), getattr(signal, signal_name))
+        return result
+
+    monkeypatch.setattr(Trainer, "_step", step_then_signal)
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path, max_steps=4, eval_every=4).fit()
+    assert signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGTERM) is handlers_from_before_the_run
