@@ -463,7 +463,7 @@ def test_progress_off_writes_no_lines(tmp_path, capsys):
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_an_interrupt_before_the_first_evaluation_keeps_a_checkpoint_resume_continues_from(
-        tmp_path, monkeypatch, signal_name):
+        tmp_path, monkeypatch, signal_name, handlers_from_before_the_run):
     import os
     import signal
 

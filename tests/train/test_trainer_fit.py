@@ -100,20 +100,6 @@ def test_a_resumed_runs_progress_bar_starts_with_where_its_time_budget_will_stop
     assert totals == [4]
 
 
-@pytest.fixture
-def handlers_from_before_the_run():
-    """SIGINT and SIGTERM handlers of the calling program that fail the test if the run leaves a signal to
-    them: a one-process run must take both itself while it trains."""
-
-    def not_the_runs(signum, frame):
-        raise AssertionError(f"signal {signum} reached the handler installed before the run")
-
-    previous = {s: signal.signal(s, not_the_runs) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield not_the_runs
-    for s, handler in previous.items():
-        signal.signal(s, handler)
-
-
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_a_one_process_run_takes_the_signal_itself_and_gives_the_handlers_back(
         tmp_path, monkeypatch, handlers_from_before_the_run, signal_name):
