@@ -1,13 +1,16 @@
 """Trainer.fit's own choices: a fit without ``resume`` starts afresh even where checkpoints exist, a resumed
 run that finishes reports no stop reason, a finished run is not refused for a time budget it no longer
 needs, ``train.tensorboard`` writes the run's event files, only the main rank logs, the progress bar's
-total is where a time budget will stop the run, and a one-process run takes Ctrl-C and SIGTERM itself."""
+total is where a time budget will stop the run, a one-process run takes Ctrl-C and SIGTERM itself, and the
+model ends with the best evaluation's weights."""
 
 import json
 import os
 import signal
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from seqlab.parallel.runtime import SingleProcess
 from seqlab.train import loop
@@ -115,3 +118,14 @@ def test_a_one_process_run_takes_the_signal_itself_and_gives_the_handlers_back(
     with pytest.raises(KeyboardInterrupt):
         make_trainer(tmp_path, max_steps=4, eval_every=4).fit()
     assert signal.getsignal(signal.SIGINT) is signal.getsignal(signal.SIGTERM) is handlers_from_before_the_run
+
+
+def test_after_fit_the_model_holds_the_best_evaluations_weights_not_the_last_steps(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=6, eval_every=2)
+    scores = iter([3.0, 1.0, 2.0])  # validation at steps 2, 4, 6: step 4 is the best
+    trainer.evaluate = lambda model: {"val_loss": next(scores)}
+    assert trainer.fit().best_step == 4
+    best, last = (load_file(str(tmp_path / "checkpoints" / name / "model.safetensors")) for name in ("best", "last"))
+    state = trainer.model.state_dict()
+    assert all(torch.equal(state[k], best[k]) for k in best)
+    assert not all(torch.equal(state[k], last[k]) for k in last)  # training moved on after step 4
