@@ -1,6 +1,6 @@
 """The Trainer's evaluation: a larger value is better for a maximised metric and a smaller one for a
 minimised one (a tie is neither), the evaluation runs on the model itself in the run's precision, and it
-prints its figures only when progress is on."""
+prints its figures (one line) only when progress is on."""
 
 import torch
 
@@ -38,3 +38,11 @@ def test_evaluation_runs_on_the_model_in_the_runs_precision_and_prints_nothing_w
     assert given == [t.model]
     assert autocast == [torch.bfloat16]
     assert capsys.readouterr().out == ""  # progress is off in make_trainer
+
+
+def test_with_progress_on_an_evaluation_prints_its_figures_on_one_line(tmp_path, capsys):
+    t = make_trainer(tmp_path, progress=True, max_steps=8)
+    t.evaluate = lambda model: {"val_loss": 1.23456, "accuracy": 0.5}
+    t.progress.step = 4
+    t._evaluate(lambda row: None)
+    assert "step 4/8  val_loss 1.235  accuracy 0.5\n" in capsys.readouterr().out  # tqdm.write: 4 significant digits
