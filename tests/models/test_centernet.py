@@ -218,3 +218,37 @@ def test_a_tiny_model_learns_a_few_images_and_decode_recovers_their_boxes():
             assert len(mine) == 1, f"class {label}: {got}"
             iou, _ = box_iou(_xyxy(mine), _xyxy(box[None]))
             assert iou.item() > 0.7  # about 0.9 with seeds 0 and 1
+
+
+@pytest.mark.parametrize("name", ["n_classes", "channels", "image_size", "backbone_width", "head_width"])
+def test_config_refuses_a_size_below_one_naming_it(name):
+    with pytest.raises(ValueError, match=rf"^{name} must be at least 1, got 0$"):
+        CenterNetConfig(**{"n_classes": 2, name: 0})
+
+
+def test_forward_is_the_backbone_then_three_heads_of_3x3_conv_relu_1x1_conv():
+    """§4: each head is "a separate 3×3 convolution, ReLU and another 1×1 convolution" on the backbone's
+    map, written out here with F.conv2d on the model's own weights; the backbone is DETR's."""
+    from seqlab.models.detr import Backbone
+
+    torch.manual_seed(0)
+    config = CenterNetConfig(3, channels=2, image_size=16, backbone_width=4, backbone_stride=4, head_width=6)
+    model = CenterNet(config).eval()
+    with torch.no_grad():  # move every weight off its initial value
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    backbone = Backbone(2, 4, 4, 6).eval()
+    backbone.load_state_dict(model.backbone.state_dict())  # the same layers, weight for weight
+    images = torch.rand(2, 2, 16, 16)
+    with torch.no_grad():
+        out = model(images)
+        features = backbone(images)
+    assert features.shape == (2, 6, 4, 4)
+    for key, head, n_out in [("heatmap", model.heatmap_head, 3), ("size", model.size_head, 2),
+                             ("offset", model.offset_head, 2)]:
+        conv3, conv1 = head[0], head[-1]
+        assert conv3.weight.shape == (6, 6, 3, 3) and conv1.weight.shape == (n_out, 6, 1, 1)
+        hidden = torch.nn.functional.conv2d(features, conv3.weight, conv3.bias, padding=1).clamp(min=0)
+        want = torch.nn.functional.conv2d(hidden, conv1.weight, conv1.bias)
+        torch.testing.assert_close(out[key], want, rtol=1e-5, atol=1e-6)
+    assert set(out) == {"heatmap", "size", "offset"}

@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pytest
@@ -161,6 +161,14 @@ def saved_lm(directory: Path) -> dict:
     return json.loads((directory / "config.json").read_text())
 
 
+def test_config_json_is_written_one_key_a_line_indented_by_two_spaces(tmp_path):
+    # a config.json is read and diffed by people: json.dumps(indent=2) of the same values, key order kept
+    config = saved_lm(tmp_path)
+    text = (tmp_path / "config.json").read_text()
+    assert text == json.dumps(config, indent=2)
+    assert text.startswith('{\n  "model_class": "TransformerLM",\n  "vocab_size": 17,\n')
+
+
 def rewrite(directory: Path, config: dict) -> None:
     (directory / "config.json").write_text(json.dumps(config))
 
@@ -180,6 +188,15 @@ def test_unknown_and_missing_keys_are_refused_naming_the_file_and_the_key(tmp_pa
     del config["vocab_size"]  # a key without a default
     rewrite(tmp_path, config)
     with pytest.raises(UserError, match=r"config\.json is damaged \(missing key 'vocab_size' for TransformerLMConfig"):
+        m.from_pretrained(tmp_path)
+
+
+def test_an_unknown_key_error_lists_the_config_fields_comma_separated(tmp_path):
+    config = saved_lm(tmp_path)
+    rewrite(tmp_path, {**config, "d_modle": 16})
+    keys = ", ".join(f.name for f in fields(m.TransformerLMConfig)[:5])  # the message is cut after ~200 characters
+    assert keys == "vocab_size, d_model, n_heads, n_layers, d_ff"
+    with pytest.raises(UserError, match=re.escape(f"(its keys: {keys}, ")):
         m.from_pretrained(tmp_path)
 
 

@@ -37,6 +37,18 @@ def test_levels_outside_zero_one_are_refused(levels, message):
         check_quantiles(levels)
 
 
+@pytest.mark.parametrize("levels", [[1.0], "0.5,1", [0.0], [float("inf")]])
+def test_levels_zero_and_one_themselves_are_refused(levels):
+    # a quantile level is a probability strictly inside (0, 1): τ = 0 or 1 is an infinite bound
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        check_quantiles(levels)
+
+
+def test_every_bad_level_is_named_in_the_message_separated_by_commas():
+    with pytest.raises(ValueError, match=r"; got 0, 1\.5, -2$"):
+        check_quantiles("0,0.5,1.5,-2")
+
+
 def test_central_intervals_pair_each_level_with_its_mirror():
     assert central_intervals((0.1, 0.5, 0.9)) == {"80": (0, 2)}
     assert central_intervals((0.025, 0.1, 0.5, 0.9, 0.975)) == {"95": (0, 4), "80": (1, 3)}

@@ -125,3 +125,71 @@ def test_save_and_load(tmp_path):
     loaded = from_pretrained(tmp_path).eval()
     src, tgt = torch.randint(1, 11, (2, 5)), torch.randint(1, 13, (2, 4))
     torch.testing.assert_close(loaded(src, tgt), m(src, tgt))
+
+
+@pytest.mark.parametrize("pad_id", [0, 3])
+def test_the_target_padding_token_embeds_to_zeros_and_gets_no_gradient(pad_id):
+    # nn.Embedding's padding_idx: the pad row starts at zero and is never updated
+    torch.manual_seed(0)
+    m = Seq2Seq(Seq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, dropout=0.0, pad_id=pad_id))
+    for table in (m.src_embed, m.tgt_embed):
+        assert torch.equal(table.weight[pad_id], torch.zeros(8))
+        assert table.weight[(pad_id + 1) % 11].abs().sum() > 0
+    src = torch.tensor([[1, 2, 4, 5]])
+    tgt = torch.tensor([[1, pad_id, 2, pad_id]])
+    m(src, tgt).sum().backward()
+    assert torch.equal(m.tgt_embed.weight.grad[pad_id], torch.zeros(8))
+    assert m.tgt_embed.weight.grad[2].abs().sum() > 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_deep_encoder_drops_out_between_its_layers_in_training(cell):
+    # config.dropout is the encoder's inter-layer dropout when it has two layers or more (as nn.LSTM's
+    # dropout=): in training two passes over the same input differ, in eval they agree; without dropout
+    # they agree in training too
+    x, lengths = torch.randn(2, 5, 8), torch.tensor([5, 5])
+    for dropout, differ in [(0.5, True), (0.0, False)]:
+        torch.manual_seed(0)
+        encoder = Seq2Seq(Seq2SeqConfig(11, 13, cell=cell, embed_dim=8, hidden_size=12, num_layers=2,
+                                        dropout=dropout)).encoder
+        first, second = encoder.train()(x, lengths)[0], encoder(x, lengths)[0]
+        assert (not torch.equal(first, second)) == differ
+        encoder.eval()
+        torch.testing.assert_close(encoder(x, lengths)[0], encoder(x, lengths)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_decoder_starts_from_the_bridged_final_encoder_states_of_torchs_rnn(cell):
+    # torch's own nn.LSTM / nn.GRU with the encoder's weights; per layer both directions' final states
+    # concatenated, h0 = tanh(W_b [h→; h←] + b_b), and for an LSTM c0 = W_c [c→; c←] + b_c (no tanh)
+    torch.manual_seed(0)
+    m = Seq2Seq(Seq2SeqConfig(11, 13, cell=cell, embed_dim=8, hidden_size=12, num_layers=2, dropout=0.0)).eval()
+    reference = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(8, 12, 2, batch_first=True, bidirectional=True)
+    reference.load_state_dict(m.encoder.state_dict())
+    src = torch.randint(1, 11, (3, 5))  # no padding: every row runs its full length
+    with torch.no_grad():
+        (outputs, _, h0, c0), _ = m.encode(src)
+        want_outputs, state = reference(m.src_embed(src))
+    h_n, c_n = state if cell == "lstm" else (state, None)  # (layers·2, B, H)
+    torch.testing.assert_close(outputs, want_outputs, atol=1e-5, rtol=1e-5)
+    for layer in range(2):
+        h_cat = torch.cat([h_n[2 * layer], h_n[2 * layer + 1]], -1)  # (B, 2H)
+        torch.testing.assert_close(h0[:, layer], torch.tanh(h_cat @ m.bridge.weight.T + m.bridge.bias),
+                                   atol=1e-5, rtol=1e-5)
+        if cell == "lstm":
+            c_cat = torch.cat([c_n[2 * layer], c_n[2 * layer + 1]], -1)
+            torch.testing.assert_close(c0[:, layer], c_cat @ m.bridge_cell.weight.T + m.bridge_cell.bias,
+                                       atol=1e-5, rtol=1e-5)
+    if cell == "gru":
+        assert m.bridge_cell is None and torch.equal(c0, torch.zeros_like(h0))
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_every_parameter_takes_part_in_the_loss(variant):
+    # an unused parameter (a bridge for a cell state a GRU does not have) would get no gradient, and
+    # DistributedDataParallel refuses such models
+    m = model(**variant).train()
+    src, tgt = torch.randint(1, 11, (2, 6)), torch.randint(1, 13, (2, 5))
+    m(src, tgt).sum().backward()
+    unused = [name for name, p in m.named_parameters() if p.grad is None]
+    assert unused == []
