@@ -235,3 +235,13 @@ def test_the_timing_trial_drops_gradients_before_each_step_and_at_the_end():
                     repeats=1)
     assert len(grads_before) == 4 and all(g is None for step in grads_before for g in step)
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # no CUDA here: the context is only built
+def test_bf16_asks_autocast_for_bfloat16_on_every_device_not_the_devices_default():
+    """CUDA's autocast defaults to float16, CPU's to bfloat16: the run names its dtype either way."""
+    from seqlab.train.loop import autocast
+
+    assert autocast(torch.device("cuda"), "bf16").fast_dtype == torch.bfloat16
+    assert autocast(torch.device("cpu"), "bf16").fast_dtype == torch.bfloat16
+    assert not isinstance(autocast(torch.device("cpu"), "fp32"), torch.autocast)
