@@ -47,3 +47,45 @@ def test_odd_feature_counts_are_refused():
         sine_encoding(torch.zeros(2, 2), 5)
     with pytest.raises(ValueError, match="^n_features must be even, got 3$"):  # d_model / 2 per coordinate
         grid_positions(2, 2, 6)
+
+
+def test_positions_may_be_left_out_and_weights_come_back_only_when_asked():
+    from torch import nn
+
+    from seqlab.models.detr_layers import DETRDecoderLayer, DETREncoderLayer
+    from seqlab.nn import MultiHeadAttention, PositionwiseFeedForward
+
+    torch.manual_seed(0)
+    D, H = 8, 2
+    encoder = DETREncoderLayer(MultiHeadAttention(D, H), PositionwiseFeedForward(D, 16), nn.LayerNorm(D),
+                               nn.LayerNorm(D), dropout=0.0)
+    decoder = DETRDecoderLayer(MultiHeadAttention(D, H), MultiHeadAttention(D, H), PositionwiseFeedForward(D, 16),
+                               nn.LayerNorm(D), nn.LayerNorm(D), nn.LayerNorm(D), dropout=0.0)
+    theirs_enc = nn.TransformerEncoderLayer(D, H, 16, dropout=0.0, batch_first=True).eval()
+    theirs_dec = nn.TransformerDecoderLayer(D, H, 16, dropout=0.0, batch_first=True).eval()
+    with torch.no_grad():
+        for ours, theirs, pairs in ((encoder, theirs_enc, [("self_attn", "self_attn")]),
+                                    (decoder, theirs_dec, [("self_attn", "self_attn"), ("cross_attn", "multihead_attn")])):
+            for mine, torchs in pairs:
+                a, b = getattr(ours, mine), getattr(theirs, torchs)
+                b.in_proj_weight.copy_(torch.cat([a.w_q.weight, a.w_k.weight, a.w_v.weight]))
+                b.in_proj_bias.copy_(torch.cat([a.w_q.bias, a.w_k.bias, a.w_v.bias]))
+                b.out_proj.load_state_dict(a.w_o.state_dict())
+            theirs.linear1.load_state_dict(ours.ff.linear1.state_dict())
+            theirs.linear2.load_state_dict(ours.ff.linear2.state_dict())
+            for name in ("norm1", "norm2", "norm3"):
+                if hasattr(theirs, name):
+                    getattr(theirs, name).load_state_dict(getattr(ours, name).state_dict())
+    x, memory = torch.randn(2, 5, D), torch.randn(2, 6, D)
+    out, weights = encoder(x)  # no positions: the plain post-LN layer
+    assert weights is None
+    torch.testing.assert_close(out, theirs_enc(x))
+    out, weights = decoder(x, memory)
+    assert weights is None
+    torch.testing.assert_close(out, theirs_dec(x, memory))
+
+
+def test_encodings_are_made_on_the_device_of_their_input():
+    # the meta device stands for an accelerator: a table made on the CPU could not meet a meta tensor
+    assert grid_positions(2, 3, 8, device=torch.device("meta")).device.type == "meta"
+    assert sine_encoding(torch.zeros(3, 2, device="meta"), 4).device.type == "meta"
