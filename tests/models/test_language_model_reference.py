@@ -15,6 +15,9 @@ IDS = torch.tensor([[3, 1, 4, 1, 5, 9, 2], [6, 5, 3, 5, 8, 9, 7]])
 
 
 def copy_layer(ours, theirs):
+    for projection in (ours.self_attn.w_q, ours.self_attn.w_k, ours.self_attn.w_v, ours.self_attn.w_o):
+        nn.init.normal_(projection.weight, std=0.3)  # GPT-2's small start makes attention all but uniform
+        nn.init.normal_(projection.bias, std=0.3)
     theirs.self_attn.in_proj_weight.copy_(torch.cat([ours.self_attn.w_q.weight, ours.self_attn.w_k.weight,
                                                      ours.self_attn.w_v.weight]))
     theirs.self_attn.in_proj_bias.copy_(torch.cat([ours.self_attn.w_q.bias, ours.self_attn.w_k.bias,
@@ -86,8 +89,11 @@ def test_post_ln_relu_with_the_scaled_sinusoidal_table_is_torchs_encoder_under_a
     embedded = model.embedding.weight[IDS] * math.sqrt(D) + table.flatten(1)  # §3.4, §3.5
     expected = reference(model, stack, embedded)
     torch.testing.assert_close(model(IDS), expected, atol=1e-5, rtol=1e-4)
+    assert model.position.table.shape == (model.config.max_len, D)  # the fixed table holds max_len positions
     logits, maps = model(IDS, need_weights=True)
     torch.testing.assert_close(logits, expected, atol=1e-5, rtol=1e-4)
+    two, _ = model(IDS[:, :2], need_weights=True)  # two positions: the first must not see the second
+    torch.testing.assert_close(two, expected[:, :2], atol=1e-5, rtol=1e-4)
     # one position at a time with a cache
     cache = model.new_cache()
     steps = torch.cat([model(IDS[:, t:t + 1], cache) for t in range(7)], 1)
