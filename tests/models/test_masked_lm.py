@@ -4,6 +4,7 @@ with identical outputs."""
 
 import pytest
 import torch
+from torch import nn
 
 from seqlab.models import MaskedLM, MaskedLMConfig, from_pretrained
 from seqlab.nn import LearnedPositionalEmbedding, RelativePositions, SinusoidalPositionalEncoding
@@ -77,3 +78,20 @@ def test_save_and_load_round_trip(tmp_path, positional):
         assert type(loaded) is MaskedLM and loaded.config == model.config
         assert torch.equal(loaded.eval()(ids), model(ids))
         assert loaded.lm_head.weight is loaded.embedding.weight  # still tied after loading
+
+
+def test_position_module_adds_the_position_of_each_kind():
+    from seqlab.models.masked_lm import position_module
+    x = torch.randn(2, 5, 8)
+    sinusoidal = position_module("sinusoidal", 8, 20)
+    assert sinusoidal.table.shape == (20, 8)  # max_len rows of the fixed table, not its default
+    position = torch.arange(5.0)[:, None]
+    i = torch.arange(0, 8, 2)
+    expected = torch.stack([torch.sin(position / 10000 ** (i / 8)), torch.cos(position / 10000 ** (i / 8))], -1)
+    torch.testing.assert_close(sinusoidal(x), x + expected.flatten(1))  # §3.5
+    learned = position_module("learned", 8, 20)
+    assert learned.embedding.weight.shape == (20, 8)
+    torch.testing.assert_close(learned(x), x + learned.embedding.weight[:5])
+    for positional in ("rotary", "relative"):  # positions enter the attention instead
+        assert isinstance(position_module(positional, 8, 20), nn.Identity)
+        assert torch.equal(position_module(positional, 8, 20)(x), x)
