@@ -15,6 +15,8 @@ from seqlab.models.detr_layers import DETRDecoderLayer, DETREncoderLayer, grid_p
 from seqlab.models.set_loss import HungarianMatcher, SetCriterion, box_iou
 from seqlab.nn import MultiHeadAttention, PositionwiseFeedForward
 
+from torch_reference import copy_attention  # tests/ is on sys.path (its conftest)
+
 
 def giou_by_hand(b, g):
     """GIoU of two (cx, cy, w, h) boxes, step by step as Rezatofighi et al. (2019) define it."""
@@ -133,13 +135,6 @@ def test_loss_values_by_hand():
     assert got["l1"] == 0 and got["giou"] == 0
     torch.testing.assert_close(got["class"], -log_softmax[:, 2].mean())
 
-
-def copy_attention(ours: MultiHeadAttention, theirs: nn.MultiheadAttention):
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-        theirs.out_proj.weight.copy_(ours.w_o.weight)
-        theirs.out_proj.bias.copy_(ours.w_o.bias)
 
 
 def copy_common(ours, theirs, norms):

@@ -8,6 +8,8 @@ import torch
 
 from seqlab.models.detr_layers import grid_positions, sine_encoding
 
+from torch_reference import copy_attention  # tests/ is on sys.path (its conftest)
+
 
 def papers_sine(h: int, w: int, n: int, temperature: float = 10000.0) -> torch.Tensor:
     """DETR's models/position_encoding.py for one unpadded h×w map, float64: y and x cumulative indices
@@ -68,9 +70,7 @@ def test_positions_may_be_left_out_and_weights_come_back_only_when_asked():
                                     (decoder, theirs_dec, [("self_attn", "self_attn"), ("cross_attn", "multihead_attn")])):
             for mine, torchs in pairs:
                 a, b = getattr(ours, mine), getattr(theirs, torchs)
-                b.in_proj_weight.copy_(torch.cat([a.w_q.weight, a.w_k.weight, a.w_v.weight]))
-                b.in_proj_bias.copy_(torch.cat([a.w_q.bias, a.w_k.bias, a.w_v.bias]))
-                b.out_proj.load_state_dict(a.w_o.state_dict())
+                copy_attention(a, b)
             theirs.linear1.load_state_dict(ours.ff.linear1.state_dict())
             theirs.linear2.load_state_dict(ours.ff.linear2.state_dict())
             for name in ("norm1", "norm2", "norm3"):

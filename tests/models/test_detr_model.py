@@ -15,6 +15,8 @@ from seqlab.models import DETR, DETRConfig
 from seqlab.models.detr import Backbone, BasicBlock, BoxHead, check_sizes
 from seqlab.models.detr_layers import DETRDecoderLayer, DETREncoderLayer
 
+from torch_reference import torch_attention  # tests/ is on sys.path (its conftest)
+
 
 # --- the config's checks -------------------------------------------------------------------------------
 
@@ -219,16 +221,6 @@ def image_positions(h, w, D):
     return torch.cat([sine(yx[:, :1], D // 2), sine(yx[:, 1:], D // 2)], dim=-1)
 
 
-def torch_attention(ours, n_heads):
-    D = ours.w_q.in_features
-    theirs = nn.MultiheadAttention(D, n_heads, batch_first=True)
-    with torch.no_grad():
-        theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-        theirs.out_proj.weight.copy_(ours.w_o.weight)
-        theirs.out_proj.bias.copy_(ours.w_o.bias)
-    return theirs.eval()
-
 
 def layer_norm(x, norm):
     return F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, eps=1e-5)
@@ -251,7 +243,7 @@ def reference_forward(model, images):
     encoder_maps = []
     for layer in model.encoder:  # q = k = memory + pos, value = memory; post-LN
         q = memory + pos
-        attended, weights = torch_attention(layer.self_attn, H)(q, q, memory, average_attn_weights=False)
+        attended, weights = torch_attention(layer.self_attn, H).eval()(q, q, memory, average_attn_weights=False)
         encoder_maps.append(weights)
         memory = layer_norm(memory + attended, layer.norm1)
         memory = layer_norm(memory + two_layer(memory, layer.ff.linear1, layer.ff.linear2), layer.norm2)
@@ -267,8 +259,8 @@ def reference_forward(model, images):
             projection = model.anchor_projection
             query_pos = two_layer(sine(anchors, D // 2), projection[0], projection[2])
         q = x + query_pos
-        x = layer_norm(x + torch_attention(layer.self_attn, H)(q, q, x)[0], layer.norm1)
-        attended, weights = torch_attention(layer.cross_attn, H)(x + query_pos, memory + pos, memory,
+        x = layer_norm(x + torch_attention(layer.self_attn, H).eval()(q, q, x)[0], layer.norm1)
+        attended, weights = torch_attention(layer.cross_attn, H).eval()(x + query_pos, memory + pos, memory,
                                                                 average_attn_weights=False)
         cross_maps.append(weights)
         x = layer_norm(x + attended, layer.norm2)

@@ -11,6 +11,8 @@ from seqlab.models import Transformer, TransformerConfig
 from seqlab.models.transformer import TokenEmbedding
 from seqlab.nn import RelativePositions
 
+from torch_reference import copy_attention  # tests/ is on sys.path (its conftest)
+
 D, H, F = 16, 2, 32
 SRC = torch.tensor([[3, 4, 5, 6, 7, 8], [9, 10, 2, 0, 0, 0]])  # the second sentence padded (pad_id 0)
 TGT = torch.tensor([[1, 5, 7, 12, 3], [1, 2, 11, 4, 4]])
@@ -25,12 +27,6 @@ def paper_table(n: int, d: int, offset: int = 0) -> torch.Tensor:
             table[pos - offset, i + 1] = math.cos(pos / 10000 ** (i / d))
     return table
 
-
-def copy_attention(ours, theirs: nn.MultiheadAttention):
-    theirs.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-    theirs.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-    theirs.out_proj.weight.copy_(ours.w_o.weight)
-    theirs.out_proj.bias.copy_(ours.w_o.bias)
 
 
 def copy_layer(ours, theirs, cross: bool):

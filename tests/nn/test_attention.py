@@ -6,15 +6,8 @@ from torch import nn
 
 from seqlab.nn import KVCache, MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
 
+from torch_reference import copy_attention, torch_attention  # tests/ is on sys.path (its conftest)
 
-def copy_into_torch_mha(ours: MultiHeadAttention) -> nn.MultiheadAttention:
-    ref = nn.MultiheadAttention(ours.d_model, ours.n_heads, batch_first=True)
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        ref.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-        ref.out_proj.weight.copy_(ours.w_o.weight)
-        ref.out_proj.bias.copy_(ours.w_o.bias)
-    return ref
 
 
 def test_masks():
@@ -63,7 +56,7 @@ def test_gradcheck_float64():
 def test_mha_equals_torch_multihead_attention(kind):
     B, T, S, D, H = 3, 6, 5, 16, 4
     ours = MultiHeadAttention(D, H).eval()
-    ref = copy_into_torch_mha(ours).eval()
+    ref = torch_attention(ours, ours.n_heads).eval()
     x = torch.randn(B, T, D)
     if kind == "self_padding":
         tokens = torch.tensor([[1] * 6, [1] * 4 + [0] * 2, [1] * 2 + [0] * 4])
@@ -96,7 +89,7 @@ def mha_gradients(ours: MultiHeadAttention) -> dict[str, torch.Tensor]:
 def test_mha_gradients_equal_torch(kind, need_weights):
     B, T, S, D, H = 3, 5, 4, 8, 2
     ours = MultiHeadAttention(D, H)
-    ref = copy_into_torch_mha(ours)
+    ref = torch_attention(ours, ours.n_heads)
     query = torch.randn(B, T, D, requires_grad=True)
     if kind == "causal":  # self-attention: one input
         key = value = query
@@ -384,10 +377,7 @@ def test_mha_without_bias_equals_torch_without_bias():
     torch.manual_seed(0)
     ours = MultiHeadAttention(8, 2, bias=False).eval()
     assert all(layer.bias is None for layer in (ours.w_q, ours.w_k, ours.w_v, ours.w_o))
-    ref = nn.MultiheadAttention(8, 2, bias=False, batch_first=True).eval()
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        ref.out_proj.weight.copy_(ours.w_o.weight)
+    ref = copy_attention(ours, nn.MultiheadAttention(8, 2, bias=False, batch_first=True).eval())
     x, memory = torch.randn(2, 4, 8), torch.randn(2, 5, 8)
     torch.testing.assert_close(ours(x, memory, memory)[0], ref(x, memory, memory)[0], atol=1e-5, rtol=1e-5)
 
@@ -395,7 +385,7 @@ def test_mha_without_bias_equals_torch_without_bias():
 def test_mha_dropout_only_in_training():
     torch.manual_seed(0)
     ours = MultiHeadAttention(8, 2, dropout=0.5)
-    ref = copy_into_torch_mha(ours).eval()
+    ref = torch_attention(ours, ours.n_heads).eval()
     x = torch.randn(2, 6, 8)
     ours.eval()
     for need_weights in (False, True):

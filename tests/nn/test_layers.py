@@ -6,13 +6,8 @@ from seqlab.nn import (Decoder, DecoderLayer, Encoder, EncoderLayer, KVCache, Le
                        MultiHeadAttention, PositionwiseFeedForward, RelativePositions, RotaryEmbedding,
                        SinusoidalPositionalEncoding, causal_mask, decoder_layer, encoder_layer, padding_mask)
 
+from torch_reference import copy_attention  # tests/ is on sys.path (its conftest)
 
-def copy_attention(ours, ref: nn.MultiheadAttention):
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([ours.w_q.weight, ours.w_k.weight, ours.w_v.weight]))
-        ref.in_proj_bias.copy_(torch.cat([ours.w_q.bias, ours.w_k.bias, ours.w_v.bias]))
-        ref.out_proj.weight.copy_(ours.w_o.weight)
-        ref.out_proj.bias.copy_(ours.w_o.bias)
 
 
 def copy_common(ours, ref):
