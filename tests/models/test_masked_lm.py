@@ -95,3 +95,25 @@ def test_position_module_adds_the_position_of_each_kind():
     for positional in ("rotary", "relative"):  # positions enter the attention instead
         assert isinstance(position_module(positional, 8, 20), nn.Identity)
         assert torch.equal(position_module(positional, 8, 20)(x), x)
+
+
+def test_the_head_on_chosen_positions_gives_those_positions_logits_and_gradients():
+    """``chosen`` sends only the masked positions through the head: the same logits (rows in row-major
+    order) and the same gradients as the full (B, T, V) output indexed afterwards."""
+    torch.manual_seed(0)
+    model = tiny().eval()
+    ids = torch.randint(5, 40, (2, 9))
+    ids[1, 6:] = 0  # padding
+    chosen = torch.zeros(2, 9, dtype=torch.bool)
+    chosen[0, [1, 4]], chosen[1, [0, 5]] = True, True
+    full = model(ids)  # (B, T, V)
+    full_grads = torch.autograd.grad(full[chosen].logsumexp(-1).sum(), list(model.parameters()))
+    part = model(ids, chosen=chosen)  # (N, V)
+    assert part.shape == (4, full.size(-1))
+    torch.testing.assert_close(part, full[chosen], rtol=1e-5, atol=1e-6)
+    part_grads = torch.autograd.grad(part.logsumexp(-1).sum(), list(model.parameters()))
+    for a, b in zip(part_grads, full_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    logits, maps = model(ids, need_weights=True, chosen=chosen)
+    torch.testing.assert_close(logits, part)
+    assert len(maps) == len(model.layers)

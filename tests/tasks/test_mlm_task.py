@@ -163,8 +163,11 @@ def test_the_loss_is_the_mean_over_the_chosen_positions_only():
     logits = torch.randn(2, 5, 7)
     labels = torch.full((2, 5), -100)
     labels[0, 1], labels[1, 4], labels[1, 0] = 3, 6, 0
-    loss, n = masked_lm.mlm_loss(lambda x: logits, {"x": torch.zeros(2, 5, dtype=torch.long), "labels": labels})
+    def model(x, chosen):  # the head's output at the chosen positions only, as MaskedLM gives it
+        return logits[chosen]
+
+    loss, n = masked_lm.mlm_loss(model, {"x": torch.zeros(2, 5, dtype=torch.long), "labels": labels})
     picked = [logits[0, 1].log_softmax(-1)[3], logits[1, 4].log_softmax(-1)[6], logits[1, 0].log_softmax(-1)[0]]
     assert n == 3 and loss.item() == pytest.approx(-sum(p.item() for p in picked) / 3, rel=1e-5)
-    loss, n = masked_lm.mlm_loss(lambda x: logits, {"x": labels, "labels": torch.full((2, 5), -100)})
+    loss, n = masked_lm.mlm_loss(model, {"x": labels, "labels": torch.full((2, 5), -100)})
     assert n == 0 and loss.item() == 0.0  # a batch with nothing chosen: no NaN, weight 0

@@ -134,10 +134,10 @@ def prepare_data(config: MLMDataConfig, run: Path) -> dict[str, Any]:
 def mlm_loss(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean cross-entropy over the chosen positions only (labels other than IGNORE), and their count;
     a batch with none chosen contributes a loss of 0 with weight 0."""
-    labels = batch["labels"]
-    n = int((labels != IGNORE).sum())
-    loss = F.cross_entropy(model(batch["x"]).flatten(0, 1), labels.flatten(), ignore_index=IGNORE, reduction="sum")
-    return loss / max(n, 1), n
+    chosen = batch["labels"] != IGNORE  # (B, T)
+    labels = batch["labels"][chosen]  # (N,)
+    loss = F.cross_entropy(model(batch["x"], chosen=chosen), labels, reduction="sum")  # the head on N positions only
+    return loss / max(labels.numel(), 1), labels.numel()
 
 
 @torch.no_grad()
@@ -149,7 +149,7 @@ def evaluate_mlm(model, batches: Iterable[dict[str, torch.Tensor]], device: torc
     for batch in batches:
         batch = move(batch, device)
         chosen = batch["labels"] != IGNORE  # (B, T)
-        logits, labels = model(batch["x"]).float()[chosen], batch["labels"][chosen]  # (N, V), (N,)
+        logits, labels = model(batch["x"], chosen=chosen).float(), batch["labels"][chosen]  # (N, V), (N,)
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += int((logits.argmax(-1) == labels).sum())
         n += labels.numel()
