@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from seqlab.parallel.runtime import SingleProcess
 from seqlab.train import loop
 from seqlab.train.loop import Trainer
+from seqlab.train.optim import build_optimizer, build_schedule
 from seqlab.train.progress import ProgressDisplay
 
 from test_engine import make_trainer  # pytest puts this directory on sys.path
@@ -129,3 +130,106 @@ def test_after_fit_the_model_holds_the_best_evaluations_weights_not_the_last_ste
     state = trainer.model.state_dict()
     assert all(torch.equal(state[k], best[k]) for k in best)
     assert not all(torch.equal(state[k], last[k]) for k in last)  # training moved on after step 4
+
+
+class Shown:
+    """Stands in for ProgressDisplay: records what fit shows."""
+
+    def __init__(self, total, initial, enabled, clock) -> None:
+        self.calls = [("start", total, initial)]
+        shown.append(self)
+
+    def update(self, *args):
+        self.calls.append(("update", *args))
+
+    def set_postfix(self, **values):
+        self.calls.append(("postfix", values))
+
+    def close(self):
+        self.calls.append(("close",))
+
+
+shown: list[Shown] = []
+
+
+def counted_run(tmp_path, monkeypatch, **overrides):
+    """A tiny run whose clock moves 1 s per batch; -> (trainer, [(mean loss, items) of each batch])."""
+
+    from seqlab.train.optim import scale_lr
+    from test_trainer_step import data, mse, tiny
+
+    clock, seen = Clock(100.0), []
+
+    def loss_fn(model, batch):
+        loss, n = mse(model, batch)
+        seen.append((loss.item(), n))
+        clock.now += 1.0
+        return loss, n
+
+    batches = []
+    for n in (2, 3, 4, 5, 6):
+        x, y = data(n, seed=n)
+        batches.append({"x": x, "y": y})
+    scores = iter([3.0, 2.0, 1.0, 0.5])
+    shown.clear()
+    monkeypatch.setattr(loop, "ProgressDisplay", Shown)
+    t = tiny(tmp_path, batches, loss_fn=loss_fn, evaluate=lambda m: {"val_loss": next(scores)}, **overrides)
+    scale_lr([t.model.bias], 0.5)  # a second parameter group at half the rate: the logged rate is the first's
+    t.optimizer = build_optimizer(t.trained, t.config)
+    t.schedule = build_schedule(t.optimizer, t.config, 4, elapsed=t._elapsed)
+    t.clock = clock
+    return t, seen
+
+
+def test_the_logged_rows_and_the_progress_shown_are_the_windows_losses_by_hand(tmp_path, monkeypatch):
+    t, seen = counted_run(tmp_path, monkeypatch, max_steps=5, eval_every=2, log_every=2, max_time=100.0)
+    progress = t.fit()
+    assert len(seen) == 5 and [n for _, n in seen] == [2, 3, 4, 5, 6]
+    sums = [loss * n for loss, n in seen]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    first, second = (sums[0] + sums[1]) / 5, (sums[2] + sums[3]) / 9
+    assert rows == [{"step": 2, "train_loss": pytest.approx(first), "lr": pytest.approx(0.1), "tokens_per_s": 2.5},
+                    {"step": 2, "val_loss": 3.0},
+                    {"step": 4, "train_loss": pytest.approx(second), "lr": pytest.approx(0.1), "tokens_per_s": 4.5},
+                    {"step": 4, "val_loss": 2.0},
+                    {"step": 5, "val_loss": 1.0}]
+    assert (progress.step, progress.train_seconds, progress.best, progress.best_step) == (5, 5.0, 1.0, 5)
+    (bar,) = shown
+    assert bar.calls == [("start", 5, 0)] + [("update", s, 5, pytest.approx(sums[s - 1]), n)
+                                              for s, n in ((1, 2), (2, 3))] + [
+        ("postfix", {"loss": f"{first:.3f}", "lr": "1.00e-01", "tok_s": "2"})] + [
+        ("update", s, 5, pytest.approx(sums[s - 1]), n) for s, n in ((3, 4), (4, 5))] + [
+        ("postfix", {"loss": f"{second:.3f}", "lr": "1.00e-01", "tok_s": "4"}),
+        ("update", 5, 5, pytest.approx(sums[4]), 6), ("close",)]
+    assert not (tmp_path / "curves.png").exists() and not (tmp_path / "tb").exists()
+
+
+def test_a_run_paused_between_evaluations_evaluates_where_it_stops(tmp_path, monkeypatch):
+    t, seen = counted_run(tmp_path, monkeypatch, max_steps=5, eval_every=2, log_every=5, stop_at_step=3)
+    assert t.fit().step == 3 and len(seen) == 3
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 2, "val_loss": 3.0}, {"step": 3, "val_loss": 2.0}]
+
+
+def saved_step(tmp_path):
+    return json.loads((tmp_path / "checkpoints" / "last" / "state.json").read_text())["progress"]["step"]
+
+
+@pytest.mark.parametrize("signal_at, steps", [(3, 5), (5, 5)])
+def test_a_stop_signal_saves_the_step_under_way_unless_it_was_the_last(
+        tmp_path, monkeypatch, handlers_from_before_the_run, signal_at, steps):
+    t, seen = counted_run(tmp_path, monkeypatch, max_steps=steps, eval_every=2, log_every=5)
+    real = t.loss_fn
+
+    def loss_then_signal(model, batch):
+        if len(seen) == signal_at - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(model, batch)
+
+    t.loss_fn = loss_then_signal
+    if signal_at < steps:
+        with pytest.raises(KeyboardInterrupt):
+            t.fit()
+    else:  # the run has just ended: nothing to interrupt
+        assert t.fit().step == steps
+    assert len(seen) == signal_at and saved_step(tmp_path) == signal_at
