@@ -245,3 +245,22 @@ def test_bf16_asks_autocast_for_bfloat16_on_every_device_not_the_devices_default
     assert autocast(torch.device("cuda"), "bf16").fast_dtype == torch.bfloat16
     assert autocast(torch.device("cpu"), "bf16").fast_dtype == torch.bfloat16
     assert not isinstance(autocast(torch.device("cpu"), "fp32"), torch.autocast)
+
+
+def test_the_trial_compares_each_batchs_mean_loss_and_writes_precision_json_indented(tmp_path):
+    import copy
+
+    from test_trainer_step import data, mse, tiny
+
+    batches = [dict(zip(("x", "y"), data(n, seed=n))) for n in (1, 3)]  # sizes 1 and 3: a mean, not a sum
+    t = tiny(tmp_path, batches, precision="auto")
+    reference = copy.deepcopy(t.model)
+    with torch.no_grad():
+        expected = [mse(reference, batch)[0].item() for batch in batches]
+    chosen = t._choose_precision("")
+    text = (tmp_path / "precision.json").read_text(encoding="utf-8")
+    assert text == json.dumps(json.loads(text), indent=2) + "\n"
+    result = json.loads(text)
+    assert chosen == result["precision"] in ("fp32", "bf16")
+    assert result["trial_losses"]["fp32"] == pytest.approx(expected, rel=1e-6)
+    assert result["trial_losses"]["bf16"] == pytest.approx(expected, rel=0.05)

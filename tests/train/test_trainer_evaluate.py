@@ -46,3 +46,28 @@ def test_with_progress_on_an_evaluation_prints_its_figures_on_one_line(tmp_path,
     t.progress.step = 4
     t._evaluate(lambda row: None)
     assert "step 4/8  val_loss 1.235  accuracy 0.5\n" in capsys.readouterr().out  # tqdm.write: 4 significant digits
+
+
+def patient_run(tmp_path, patience, scores):
+    from test_trainer_step import data, fit, tiny
+
+    x, y = data(4)
+    values = iter(scores)
+    t = tiny(tmp_path, [{"x": x, "y": y}], evaluate=lambda m: {"val_loss": next(values)}, max_steps=len(scores),
+             eval_every=1, log_every=100, patience=patience)
+    return fit(t)
+
+
+def test_patience_stops_the_run_after_that_many_evaluations_without_improvement(tmp_path):
+    progress = patient_run(tmp_path, 2, [1.0, 2.0, 1.5, 0.5, 0.25, 0.1])
+    assert (progress.step, progress.best_step, progress.bad_evals) == (3, 1, 2)
+    assert progress.stopped == "early stopping: val_loss did not improve in 2 evaluations"
+    assert (tmp_path / "checkpoints" / "last").is_dir()
+
+
+def test_an_improvement_starts_the_count_again_and_patience_0_never_stops(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    progress = patient_run(tmp_path / "a", 2, [1.0, 2.0, 0.5, 0.75, 0.25, 0.3])
+    assert (progress.step, progress.best_step, progress.bad_evals, progress.stopped) == (6, 5, 1, "")
+    progress = patient_run(tmp_path / "b", 0, [1.0, 2.0, 3.0, 4.0])
+    assert (progress.step, progress.best_step, progress.bad_evals, progress.stopped) == (4, 1, 3, "")

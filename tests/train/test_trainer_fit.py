@@ -20,6 +20,7 @@ from seqlab.train.progress import ProgressDisplay
 
 from test_engine import make_trainer  # pytest puts this directory on sys.path
 from test_trainer_clock import Clock
+from test_trainer_step import fit
 
 
 @pytest.fixture
@@ -156,7 +157,7 @@ def counted_run(tmp_path, monkeypatch, **overrides):
     """A tiny run whose clock moves 1 s per batch; -> (trainer, [(mean loss, items) of each batch])."""
 
     from seqlab.train.optim import scale_lr
-    from test_trainer_step import data, mse, tiny
+    from test_trainer_step import data, fit, mse, tiny
 
     clock, seen = Clock(100.0), []
 
@@ -183,7 +184,7 @@ def counted_run(tmp_path, monkeypatch, **overrides):
 
 def test_the_logged_rows_and_the_progress_shown_are_the_windows_losses_by_hand(tmp_path, monkeypatch):
     t, seen = counted_run(tmp_path, monkeypatch, max_steps=5, eval_every=2, log_every=2, max_time=100.0)
-    progress = t.fit()
+    progress = fit(t)
     assert len(seen) == 5 and [n for _, n in seen] == [2, 3, 4, 5, 6]
     sums = [loss * n for loss, n in seen]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -206,7 +207,7 @@ def test_the_logged_rows_and_the_progress_shown_are_the_windows_losses_by_hand(t
 
 def test_a_run_paused_between_evaluations_evaluates_where_it_stops(tmp_path, monkeypatch):
     t, seen = counted_run(tmp_path, monkeypatch, max_steps=5, eval_every=2, log_every=5, stop_at_step=3)
-    assert t.fit().step == 3 and len(seen) == 3
+    assert fit(t).step == 3 and len(seen) == 3
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows == [{"step": 2, "val_loss": 3.0}, {"step": 3, "val_loss": 2.0}]
 
@@ -231,5 +232,39 @@ def test_a_stop_signal_saves_the_step_under_way_unless_it_was_the_last(
         with pytest.raises(KeyboardInterrupt):
             t.fit()
     else:  # the run has just ended: nothing to interrupt
-        assert t.fit().step == steps
+        assert fit(t).step == steps
     assert len(seen) == signal_at and saved_step(tmp_path) == signal_at
+
+
+def test_before_its_first_step_or_first_second_a_run_expects_max_steps():
+    """No rate to extrapolate yet: the bar's total is max_steps, whatever the time budget."""
+    from seqlab.train.loop import expected_steps
+    from test_trainer_step import settings
+
+    config = settings(max_steps=50, max_time=10.0)
+    assert expected_steps(0, 5.0, config) == expected_steps(4, 0.0, config) == 50
+    assert expected_steps(4, 5.0, config) == 8  # 4 steps in 5 s: 8 in the budget's 10
+    assert expected_steps(4, 1.0, config) == 40 and expected_steps(4, 0.5, config) == 50  # never past max_steps
+    assert expected_steps(4, 5.0, settings(max_steps=50)) == 50  # no budget: max_steps
+
+
+def test_a_window_of_one_item_logs_that_items_loss(tmp_path):
+    import copy
+
+    from test_trainer_step import data, fit, mse, tiny
+
+    x, y = data(1)
+    t = tiny(tmp_path, [{"x": x, "y": y}], max_steps=1, log_every=1, eval_every=1)
+    with torch.no_grad():
+        expected = mse(copy.deepcopy(t.model), {"x": x, "y": y})[0].item()
+    fit(t)
+    (row,) = [r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines()) if "train_loss" in r]
+    assert row["step"] == 1 and row["train_loss"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_resumed_run_counts_its_training_time_on_from_the_saved_seconds(tmp_path, monkeypatch):
+    paused, _ = counted_run(tmp_path, monkeypatch, max_steps=4, eval_every=2, log_every=5, stop_at_step=2)
+    assert fit(paused).train_seconds == 2.0  # two batches, a second each
+    resumed, seen = counted_run(tmp_path, monkeypatch, max_steps=4, eval_every=2, log_every=5, stop_at_step=2)
+    progress = fit(resumed, resume=True)
+    assert (progress.step, len(seen), progress.train_seconds) == (4, 2, 4.0)
