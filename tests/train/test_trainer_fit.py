@@ -268,3 +268,15 @@ def test_a_resumed_run_counts_its_training_time_on_from_the_saved_seconds(tmp_pa
     resumed, seen = counted_run(tmp_path, monkeypatch, max_steps=4, eval_every=2, log_every=5, stop_at_step=2)
     progress = fit(resumed, resume=True)
     assert (progress.step, len(seen), progress.train_seconds) == (4, 2, 4.0)
+
+
+def test_best_keeps_weights_and_state_only_last_also_the_optimizer(tmp_path):
+    """``best`` is what from_pretrained and eval read: no optimizer moments (for Adam, twice the weights'
+    size); ``last`` is what --resume reads: with them."""
+    from seqlab.train import checkpoint
+
+    make_trainer(tmp_path, max_steps=4, eval_every=2).fit()
+    best, last = tmp_path / "checkpoints" / "best", tmp_path / "checkpoints" / "last"
+    assert (best / "model.safetensors").is_file() and (best / "state.json").is_file()
+    assert not checkpoint.has_training_state(best)
+    assert checkpoint.has_training_state(last)
