@@ -49,16 +49,7 @@ def test_fixed_batches_map_rows_back():
     assert sorted(rows) == [0, 1, 2]
 
 
-def test_reading_errors(tmp_path):
-    with pytest.raises(DataError, match="file not found"):
-        read_lines(tmp_path / "missing.txt")
-    (tmp_path / "blank.txt").write_text("\n\n")
-    with pytest.raises(DataError, match="is empty"):
-        read_lines(tmp_path / "blank.txt")
-    (tmp_path / "latin.txt").write_bytes("ok\ncafé\n".encode("latin-1"))
-    with pytest.raises(DataError, match="line 2"):
-        read_lines(tmp_path / "latin.txt")
-    assert read_lines(tmp_path / "latin.txt", encoding="latin-1")[1] == "café"
+def test_parallel_and_tsv_reading_errors(tmp_path):  # read_lines' own errors: tests/data/test_text.py
     (tmp_path / "a.txt").write_text("x\n\nz\n")
     (tmp_path / "b.txt").write_text("x\ny\nz\n")
     with pytest.raises(DataError, match="line 2 is empty"):

@@ -35,13 +35,15 @@ def test_read_lines_gzip_and_encoding(tmp_path):
 def test_read_lines_errors(tmp_path):
     with pytest.raises(DataError, match="file not found: .*missing.txt"):
         read_lines(tmp_path / "missing.txt")
-    (tmp_path / "blank.txt").write_text(" \n\t\n")
-    with pytest.raises(DataError, match="blank.txt is empty"):
-        read_lines(tmp_path / "blank.txt")
+    for blank in (" \n\t\n", "\n\n"):
+        (tmp_path / "blank.txt").write_text(blank)
+        with pytest.raises(DataError, match="blank.txt is empty"):
+            read_lines(tmp_path / "blank.txt")
     (tmp_path / "latin.txt").write_bytes("ok\ncafé\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin.txt is not valid utf-8 \(line 2, byte 6\); convert it or pass its "
                                         "encoding$"):
         read_lines(tmp_path / "latin.txt")
+    assert read_lines(tmp_path / "latin.txt", encoding="latin-1") == ["ok", "café"]
     with pytest.raises(DataError, match="unknown encoding 'klingon'"):
         read_lines(tmp_path / "latin.txt", encoding="klingon")
     (tmp_path / "broken.gz").write_bytes(b"not gzip at all")
