@@ -103,3 +103,36 @@ def test_default_set_loss_with_auxiliary_layers_by_hand():
     for name, value in expected.items():
         assert float(got[name]) == pytest.approx(value, rel=1e-5), name
     assert len(criterion.state_dict()) == 0  # nothing learned, nothing saved
+
+
+def test_the_shares_of_a_batch_add_up_to_its_loss_and_gradient():
+    """Data parallel: each rank holds some images of the batch and passes ``whole`` = (images, objects)
+    of the batch. The shares' losses (each then divided by the whole batch's object count and summed
+    class weights) add up to the one-process loss of the whole batch, and so do their gradients; with
+    ``whole`` equal to the share itself the loss is bit for bit the loss without it."""
+    generator = torch.Generator().manual_seed(11)
+    counts = [2, 0, 3, 1, 1]  # objects per image; an image without any in the second share
+    targets = [{"labels": torch.randint(0, 3, (n,), generator=generator),
+                "boxes": torch.cat([0.2 + 0.6 * torch.rand(n, 2, generator=generator),
+                                    0.05 + 0.2 * torch.rand(n, 2, generator=generator)], dim=1)} for n in counts]
+    logits = torch.randn(3, 5, 4, 4, generator=generator, requires_grad=True)  # 3 layers, 5 images, 4 queries
+    boxes = torch.rand(3, 5, 4, 4, generator=generator).mul(0.5).add(0.25).requires_grad_()
+
+    def outputs(rows):
+        layers = [{"logits": logits[i, rows], "boxes": boxes[i, rows]} for i in range(3)]
+        return {**layers[0], "aux": layers[1:]}
+
+    criterion = SetCriterion(3, HungarianMatcher(), no_object_weight=0.1)
+    everything = slice(0, 5)
+    want = criterion(outputs(everything), targets)
+    want_grads = torch.autograd.grad(want["loss"], (logits, boxes))
+    whole = (5, sum(counts))
+    shares = [criterion(outputs(rows), targets[rows], whole) for rows in (slice(0, 2), slice(2, 5))]
+    for name in ("loss", "class", "l1", "giou"):
+        torch.testing.assert_close(shares[0][name] + shares[1][name], want[name], rtol=1e-6, atol=0, msg=name)
+    got_grads = torch.autograd.grad(shares[0]["loss"] + shares[1]["loss"], (logits, boxes))
+    for got, expected in zip(got_grads, want_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+    alone = criterion(outputs(everything), targets, whole)
+    for name in ("loss", "class", "l1", "giou"):
+        assert torch.equal(alone[name], want[name]), name

@@ -1,4 +1,4 @@
-"""Tiny training runs of translate, classify, forecast, vision and mlm, the same code for one process (called
+"""Tiny training runs of translate, classify, forecast, vision, mlm and detect, the same code for one process (called
 from a test) and for each rank of a torchrun job (``python -m torch.distributed.run ... task_jobs.py
 JOBS.json``, the jobs run one after another in the same ranks). Every run builds its task's config
 from the overrides below, asks :func:`seqlab.parallel.runtime.runtime_for_config` for its place in the
@@ -17,7 +17,7 @@ import torch
 
 from seqlab.config import load_config
 from seqlab.parallel.runtime import runtime_for_config
-from seqlab.tasks import classify, forecast, masked_lm, run_dir, translate, vision
+from seqlab.tasks import classify, detect, forecast, masked_lm, run_dir, translate, vision
 
 COMMON = ["train.progress=false", "train.tensorboard=false", "train.curves=false", "train.max_steps=12",
           "train.eval_every=6", "train.log_every=1", "train.batch_size=16", "train.warmup_steps=2", "train.lr=3e-3",
@@ -36,10 +36,17 @@ TINY = {
                "data.augment_shift=1"],
     "mlm": ["data.vocab_size=64", "data.block_size=14", "model.d_model=16", "model.n_heads=2", "model.n_layers=1",
             "model.d_ff=32"],
+    # 30 training images: the epoch's last batch of 14 splits 7 + 7; digits of 16-32 pixels on 48 × 48.
+    # Adam's eps 1e-3, not 1e-8: some of DETR's gradients are near 0 in the first steps, and Adam with a
+    # tiny eps turns their rounding noise into full-size steps (as with the key bias, see the test); a
+    # larger eps keeps the update in proportion to the gradient there, so the comparison stays sharp.
+    "detect": ["data.digits_train=30", "data.digits_valid=6", "data.digits_test=6", "data.image_size=48",
+               "model.backbone_width=4", "model.d_model=16", "model.n_heads=2", "model.n_encoder_layers=1",
+               "model.n_decoder_layers=2", "model.d_ff=32", "model.n_queries=6", "train.eps=1e-3"],
 }
 MODULES = {"translate": (translate, translate.TranslateConfig), "classify": (classify, classify.ClassifyConfig),
            "forecast": (forecast, forecast.ForecastConfig), "vision": (vision, vision.VisionConfig),
-           "mlm": (masked_lm, masked_lm.MLMConfig)}
+           "mlm": (masked_lm, masked_lm.MLMConfig), "detect": (detect, detect.DetectConfig)}
 WORDS = "red green blue cat dog sun moon tree".split()
 
 
@@ -93,6 +100,8 @@ def run(task: str, run: str | Path, data_dir: str | Path, overrides: list[str] =
         module.train(config, run, forecast.read_series(config.data), resume, parallel=parallel)
     elif task == "mlm":
         module.train(config, run, resume, parallel=parallel)
+    elif task == "detect":  # the built-in set, made in the run by the main rank
+        module.train(config, run, detect.DetectData(), resume, parallel=parallel)
     else:
         module.train(config, run, vision.load_images(config.data), resume, parallel=parallel)
     parallel.barrier()

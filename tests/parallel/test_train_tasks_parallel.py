@@ -1,8 +1,10 @@
-"""translate, classify, forecast, vision and mlm on 2 CPU ranks (torchrun, gloo): data parallel (DDP, and
-FSDP2 for forecast) follows the one-process run with the same global batch — the same training loss at
-every step, the same evaluations, the same final weights — and a run saved on one process count
+"""translate, classify, forecast, vision, mlm and detect on 2 CPU ranks (torchrun, gloo): data parallel (DDP,
+and FSDP2 for forecast) follows the one-process run with the same global batch — the same training loss
+at every step, the same evaluations, the same final weights — and a run saved on one process count
 resumes on another and ends where the uninterrupted run does (2 ranks -> 1 for translate and vision,
-1 -> 2 under FSDP2 for forecast). One torchrun launch runs every 2-rank job, one after another."""
+1 -> 2 under FSDP2 for forecast). detect has batch norm in its backbone and a set loss divided by the
+batch's object count: both over the whole batch, not each rank's rows. One torchrun launch runs every
+2-rank job, one after another."""
 
 import json
 import os
@@ -73,7 +75,7 @@ def assert_same_weights(run, reference, checkpoint="last"):
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision", "mlm"])
+@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision", "mlm", "detect"])
 def test_two_ranks_train_like_one_process(task, runs):
     two, one = runs / f"{task}-two", runs / f"{task}-one"
     assert_same_curves(two, one)
@@ -126,7 +128,7 @@ def test_linear_classifiers_refuse_several_processes_in_one_line(arch, tmp_path)
     assert not list(tmp_path.iterdir())  # refused before writing anything
 
 
-@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision", "mlm"])
+@pytest.mark.parametrize("task", ["translate", "classify", "forecast", "vision", "mlm", "detect"])
 def test_tasks_other_than_lm_take_data_parallel_only(task):
     from seqlab.config import load_config
     from seqlab.errors import ConfigError, UserError

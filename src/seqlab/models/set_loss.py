@@ -90,9 +90,15 @@ class SetCriterion(nn.Module):
         self.class_weight, self.l1_weight, self.giou_weight = class_weight, l1_weight, giou_weight
         self.no_object_weight = no_object_weight
 
+    def class_weight_sum(self, images: int, queries: int, matched: int) -> float:
+        """The sum of the class weights over a batch's queries, what the weighted cross-entropy divides
+        by: 1 for each query matched to an object, ``no_object_weight`` for each other."""
+        return matched + (images * queries - matched) * self.no_object_weight
+
     def layer_losses(self, logits: Tensor, boxes: Tensor, targets: list[dict[str, Tensor]],
-                     n_boxes: float) -> dict[str, Tensor]:
-        """One decoder layer's predictions: logits (B, Q, K + 1), boxes (B, Q, 4) -> class, l1, giou."""
+                     n_boxes: float, whole: tuple[int, int] | None = None) -> dict[str, Tensor]:
+        """One decoder layer's predictions: logits (B, Q, K + 1), boxes (B, Q, 4) -> class, l1, giou.
+        ``whole``: see :meth:`forward`."""
         matches = self.matcher(logits, boxes, targets)
         target_classes = logits.new_full(logits.shape[:2], self.n_classes, dtype=torch.int64)  # (B, Q)
         matched_boxes, wanted_boxes = [], []
@@ -105,18 +111,30 @@ class SetCriterion(nn.Module):
         class_weights = scores.new_ones(scores.size(1))  # (K + 1,), where the scores are
         class_weights[-1] = self.no_object_weight
         class_loss = F.cross_entropy(scores, target_classes, weight=class_weights)
+        if whole is not None:  # this share's weighted sum, over the whole batch's summed weights
+            B, Q = target_classes.shape
+            mine = self.class_weight_sum(B, Q, sum(len(queries) for queries, _ in matches))
+            class_loss = class_loss * (mine / self.class_weight_sum(whole[0], Q, whole[1]))
         predicted, wanted = torch.cat(matched_boxes).float(), torch.cat(wanted_boxes).float()
         l1 = (predicted - wanted).abs().sum() / n_boxes
         giou = generalized_box_iou(_xyxy(predicted), _xyxy(wanted)).diagonal()  # (n,); n may be 0
         return {"class": class_loss, "l1": l1, "giou": (1 - giou).sum() / n_boxes}
 
-    def forward(self, outputs: dict[str, Any], targets: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    def forward(self, outputs: dict[str, Any], targets: list[dict[str, Tensor]],
+                whole: tuple[int, int] | None = None) -> dict[str, Tensor]:
         """outputs: the model's {"logits", "boxes", "aux"} -> {"loss": the weighted total over the last and
-        the auxiliary layers, "class", "l1", "giou": each summed over those layers}."""
-        n_boxes = max(float(sum(len(t["labels"]) for t in targets)), 1.0)
+        the auxiliary layers, "class", "l1", "giou": each summed over those layers}.
+
+        ``whole`` = (images, objects) of the whole batch when ``targets`` are only some of its images (a
+        data-parallel rank's rows): the losses are then this share's part of the whole batch's loss —
+        divided by the whole batch's object count and class weights — so that the shares' losses add up
+        to the loss of the whole batch on one process. Every object is taken to be matched (DETR needs a
+        query for each)."""
+        objects = sum(len(t["labels"]) for t in targets) if whole is None else whole[1]
+        n_boxes = max(float(objects), 1.0)
         totals: dict[str, Tensor] = {}
         for layer in [outputs, *outputs.get("aux", [])]:
-            for name, value in self.layer_losses(layer["logits"], layer["boxes"], targets, n_boxes).items():
+            for name, value in self.layer_losses(layer["logits"], layer["boxes"], targets, n_boxes, whole).items():
                 totals[name] = totals[name] + value if name in totals else value
         loss = (self.class_weight * totals["class"] + self.l1_weight * totals["l1"]
                 + self.giou_weight * totals["giou"])

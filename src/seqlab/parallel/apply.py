@@ -1,6 +1,7 @@
 """Applying a parallel mode to a built model. The model is never edited for it: data parallel wraps it,
 tensor parallel swaps parameters for sharded DTensors by a plan, pipeline parallel builds each rank's
-stage from the model's pieces."""
+stage from the model's pieces. (Batch norm is the one swap: under data parallel its layers take the
+whole batch's statistics, ``seqlab.parallel.batch_norm``, with the same parameters and state dict.)"""
 
 from __future__ import annotations
 

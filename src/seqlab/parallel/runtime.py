@@ -188,6 +188,10 @@ class Distributed(SingleProcess):
         with torch.no_grad():  # one set of initial weights, whatever each rank's random state was
             for tensor in model.state_dict().values():
                 dist.broadcast(tensor, src=0)
+        if self.dp > 1:  # batch norm's statistics over the whole batch, as on one process
+            from .batch_norm import whole_batch_norm
+
+            whole_batch_norm(model, group=self.mesh["dp"].get_group(), counted=lambda: not self.empty_share)
         self.sharded = self.tp > 1 or (self.dp > 1 and self.config.dp_mode == "fsdp")
         try:
             if self.pp > 1:

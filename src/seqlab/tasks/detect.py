@@ -31,6 +31,8 @@ from ..errors import DataError, UserError
 from ..io import write_json
 from ..models.detr import DETR, DETRConfig
 from ..models.set_loss import HungarianMatcher, SetCriterion
+from ..parallel.config import ParallelConfig
+from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer
 from . import run_dir as runs
@@ -108,8 +110,10 @@ class DetectConfig:
     data: DetectDataConfig = field(default_factory=DetectDataConfig)
     model: DetectModelConfig = field(default_factory=DetectModelConfig)
     train: TrainConfig = field(default_factory=_detect_train_defaults)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # used when torchrun starts several ranks
 
     def __post_init__(self) -> None:
+        self.parallel.data_parallel_only(TASK)
         d, m = self.data, self.model
         if self.train.label_smoothing:
             raise ValueError("train.label_smoothing: the set loss of detect has none; leave it 0")
@@ -126,6 +130,10 @@ class DetectConfig:
                              f"digits an image); got {m.n_queries}")
         if d.test_coco and not d.coco:
             raise ValueError("--test-coco scores a run trained on --coco; the built-in set has its own test images")
+
+    def check_layout(self, world: int) -> None:
+        """A UserError unless the [parallel] layout fits ``world`` processes and the batch splits evenly."""
+        check_layout(self.parallel, world, self.train.batch_size)
 
 
 @dataclass
@@ -165,12 +173,13 @@ def read_data(config: DetectConfig) -> DetectData:
     return DetectData(train, valid, test)
 
 
-def built_in(config: DetectConfig, run: Path) -> DetectData:
-    """The built-in set, made in ``run/data`` (each split made aside and renamed into place; a resumed
-    run reads the one it made, and refuses other data settings)."""
+def built_in(config: DetectConfig, run: Path, parallel: SingleProcess | None = None) -> DetectData:
+    """The built-in set, made in ``run/data`` by the main rank (each split made aside and renamed into
+    place; a resumed run reads the one it made, and refuses other data settings), read by every rank."""
     d = config.data
-    folders = write_digits_detection(run / DATA_DIR, n_train=d.digits_train, n_valid=d.digits_valid,
-                                     n_test=d.digits_test, seed=d.digits_seed, size=d.image_size)
+    folders = (parallel or SingleProcess()).on_main(lambda: write_digits_detection(
+        run / DATA_DIR, n_train=d.digits_train, n_valid=d.digits_valid, n_test=d.digits_test, seed=d.digits_seed,
+        size=d.image_size))
     return DetectData(*(coco.read_coco(folders[name], image_size=d.image_size, grey=True)
                         for name in ("train", "valid", "test")))
 
@@ -188,23 +197,34 @@ def criterion(m: DetectModelConfig, n_classes: int) -> SetCriterion:
     return SetCriterion(n_classes, HungarianMatcher(**weights), no_object_weight=m.no_object_weight, **weights)
 
 
-def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = False, log=print) -> dict[str, Any]:
+def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = False, log=print, *,
+          parallel: SingleProcess | None = None) -> dict[str, Any]:
+    """Train, then score the test images. Under torchrun, ``parallel`` is this rank's part: the main rank
+    makes the built-in set and writes the files; every rank draws the whole batch and trains on its rows
+    of it, with the set loss divided by the whole batch's objects (``SetCriterion``'s ``whole``) and
+    batch norm over the whole batch, so that the ranks follow the one-process run."""
     d, m, t, started = config.data, config.model, config.train, time.perf_counter()
+    parallel = parallel or SingleProcess()
+    if not parallel.is_main:
+        log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     if not resume:  # first: a run stopped while it makes its data is still a run (--overwrite, --resume)
-        runs.write_run(run, TASK, to_dict(config))
+        parallel.on_main(lambda: runs.write_run(run, TASK, to_dict(config)))
     if data.train is None:  # the built-in set: made in the run, where eval --coco finds it
         try:
-            data = built_in(config, run)
-        except DataError:
+            data = built_in(config, run, parallel)
+        except UserError:  # under torchrun, the main rank's DataError reaches the others as a UserError
             if not resume:
                 raise
             raise UserError(f"{run} was trained on the built-in images it keeps in {DATA_DIR}/, made with other "
                             f"data settings; a resumed run keeps its data: leave out the --set data.… changes") from None
     categories = data.train.categories
-    write_json(run / "categories.json", categories)  # again on resume: the same, or what a stopped start missed
     from .vision import png_data_url
 
-    runs.write_example(run, {"image": png_data_url(data.valid.images[0]), "source": "the first validation image"})
+    def describe() -> None:
+        write_json(run / "categories.json", categories)  # again on resume: the same, or what a stopped start missed
+        runs.write_example(run, {"image": png_data_url(data.valid.images[0]), "source": "the first validation image"})
+
+    parallel.on_main(describe)
     torch.manual_seed(t.seed)  # the same initial weights in every run of this seed
     model = build_detr(m, d, len(categories))
     loss_of = criterion(m, len(categories))
@@ -217,11 +237,16 @@ def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = Fals
 
     def make_batch(rows: np.ndarray) -> dict[str, torch.Tensor]:
         index = torch.from_numpy(rows)
-        return {"images": images[index], "labels": labels[index], "boxes": boxes[index]}
+        whole = torch.tensor([len(rows), int((labels[index] >= 0).sum())])  # (images, objects) of the batch
+        return {"images": images[index], "labels": labels[index], "boxes": boxes[index],
+                "whole": whole.expand(len(rows), 2)}  # on every row: a rank's rows still know the whole batch
 
     def loss_fn(model, batch):
-        losses = loss_of(model(batch["images"]), unpad_targets(batch["labels"], batch["boxes"]))
-        return losses["loss"], len(batch["images"])
+        share, whole = len(batch["images"]), tuple(batch["whole"][0].tolist())
+        losses = loss_of(model(batch["images"]), unpad_targets(batch["labels"], batch["boxes"]), whole)
+        # The engine weights a rank's loss by its rows over the batch's: undo that, the share is already
+        # the share's part of the whole batch's loss (× 1.0 on one process).
+        return losses["loss"] * (whole[0] / share), share
 
     def validate(model) -> dict[str, float]:
         scores = Detector(model, categories, config).evaluate(data.valid)
@@ -229,22 +254,28 @@ def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = Fals
 
     trainer = Trainer(model, t, run, loss_fn=loss_fn,
                       batches=ShuffledBatches(len(images), t.batch_size, t.seed, make_batch),
-                      evaluate=validate, select="val_map", maximize=True, d_model=m.d_model)
+                      evaluate=validate, select="val_map", maximize=True, d_model=m.d_model, parallel=parallel)
     progress = trainer.fit(resume=resume)
-    model = trainer.model.eval()
-    detector = Detector(model, categories, config)
-    metrics: dict[str, Any] = {**validate(model)}
-    if data.test is not None:
-        metrics.update({f"test_{key}": value for key, value in detector.evaluate(data.test).items()})
-        metrics["test_images"] = len(data.test.images)
-    metrics.update({"steps": progress.step, "best_step": progress.best_step,
-                    "train_seconds": round(progress.train_seconds, 2),
-                    "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params,
-                    "data": d.coco or f"digits detection (built in, seed {d.digits_seed}), {DATA_DIR}/"})
-    runs.write_metrics(run, metrics)
-    shown = data.test if data.test is not None else data.valid
-    detector.draw(shown, range(min(8, len(shown.images))), run)
-    return metrics
+    whole_model = parallel.export(trainer.model)  # the best weights as one plain model, on the main rank
+
+    def score_and_write() -> dict[str, Any]:
+        model = whole_model.eval()
+        detector = Detector(model, categories, config)
+        metrics: dict[str, Any] = {**validate(model)}
+        if data.test is not None:
+            metrics.update({f"test_{key}": value for key, value in detector.evaluate(data.test).items()})
+            metrics["test_images"] = len(data.test.images)
+        metrics.update({"steps": progress.step, "best_step": progress.best_step,
+                        "train_seconds": round(progress.train_seconds, 2),
+                        "total_seconds": round(time.perf_counter() - started, 2), "parameters": n_params,
+                        "processes": parallel.world,
+                        "data": d.coco or f"digits detection (built in, seed {d.digits_seed}), {DATA_DIR}/"})
+        runs.write_metrics(run, metrics)
+        shown = data.test if data.test is not None else data.valid
+        detector.draw(shown, range(min(8, len(shown.images))), run)
+        return metrics
+
+    return parallel.on_main(score_and_write)
 
 
 # --- the registry entry --------------------------------------------------------------------------
@@ -263,7 +294,7 @@ class DetectTask(Task):
         return read_data(config)
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
-        return train(config, run, data, resume=resume, log=log)
+        return train(config, run, data, resume=resume, log=log, parallel=parallel)
 
     def summary(self, config, m) -> str:
         if "test_map" in m:
