@@ -317,12 +317,8 @@ def combine(run: Path, members: list[Path], config: fc.ForecastConfig, series: t
     checkpoint.save_checkpoint(run / "checkpoints" / "best", ensemble,
                                {"members": [m.name for m in members]})
     forecast = fc.Forecast.load(run, str(resolve_device(config.train.device)))
-    bounds = runs.read_json(run / "series.json")["bounds"]
-    valid = windows_of(forecast, series, bounds["valid"])
-    prediction, truth = fc.predict_windows(forecast.model, valid, 256, forecast.device)
-    scores = fc.window_errors(prediction, truth, forecast.targets, forecast.scaler, forecast.levels)
     m = [runs.read_json(member / "metrics.json") for member in members]
-    return {**{f"val_{key}": value for key, value in scores.items()}, **score_test(forecast, run, series),
+    return {**scores_on(forecast, run, series, "valid"), **score_test(forecast, run, series),
             "arch": "auto", "members": [member.name for member in members],
             "input_len": ensemble.config.input_len, "horizon": config.data.horizon,
             "features": config.data.features, "parameters": sum(x["parameters"] for x in m),
@@ -335,10 +331,18 @@ def windows_of(forecast: fc.Forecast, series: ts.Series, rows: list[int]) -> ts.
     return ts.Windows(forecast.scaler.transform(series.values)[start:end], d.input_len, d.horizon, forecast.future)
 
 
+def scores_on(forecast: fc.Forecast, run: Path, series: ts.Series, split: str, draw: bool = False) -> dict[str, Any]:
+    """The run's errors on the windows of one split (``valid`` or ``test``, the bounds in its
+    ``series.json``) as ``val_…`` / ``test_…``; ``draw``: forecast.png from those windows too."""
+    windows = windows_of(forecast, series, runs.read_json(run / "series.json")["bounds"][split])
+    prediction, truth = fc.predict_windows(forecast.model, windows, 256, forecast.device)
+    if draw:
+        fc.draw_pictures(forecast.model, run, windows, prediction, truth, series, forecast.config)
+    scores = fc.window_errors(prediction, truth, forecast.targets, forecast.scaler, forecast.levels)
+    prefix = "val" if split == "valid" else split
+    return {f"{prefix}_{key}": value for key, value in scores.items()}
+
+
 def score_test(forecast: fc.Forecast, run: Path, series: ts.Series) -> dict[str, Any]:
     """The one reading of the test windows: the chosen model's test scores, and forecast.png."""
-    windows = windows_of(forecast, series, runs.read_json(run / "series.json")["bounds"]["test"])
-    prediction, truth = fc.predict_windows(forecast.model, windows, 256, forecast.device)
-    fc.draw_pictures(forecast.model, run, windows, prediction, truth, series, forecast.config)
-    scores = fc.window_errors(prediction, truth, forecast.targets, forecast.scaler, forecast.levels)
-    return {f"test_{key}": value for key, value in scores.items()}
+    return scores_on(forecast, run, series, "test", draw=True)
