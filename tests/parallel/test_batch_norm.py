@@ -1,8 +1,9 @@
 """WholeBatchNorm2d on 2 gloo ranks, each holding some rows of a batch, against torch's nn.BatchNorm2d on
 the whole batch in one process: the same outputs, the same gradients (of the input rows, and of the
 weight and bias summed over the ranks, as data parallel sums them), the same running statistics — for
-an even split, an uneven one, a rank whose rows are a stand-in that must not count, and the cumulative
-average (momentum None). Outside a process group, and in evaluation, it is nn.BatchNorm2d."""
+an even split, an uneven one, a rank whose rows are a stand-in that must not count, the cumulative
+average (momentum None), and bf16 input (what autocast gives it), whose statistics are still summed in
+fp32. Outside a process group, and in evaluation, it is nn.BatchNorm2d."""
 
 import os
 import time
@@ -19,7 +20,13 @@ C = 3
 DEADLINE_S = 90
 # name: (rows of rank 0, rows of rank 1, whether rank 1's rows count, momentum)
 CASES = {"even": (4, 4, True, 0.1), "uneven": (5, 2, True, 0.1), "stand-in": (3, 1, False, 0.1),
-         "cumulative": (2, 3, True, None)}
+         "cumulative": (2, 3, True, None), "bf16": (3, 2, True, 1.0)}
+# bf16: 5 × 15 × 15 = 1,125 values a channel, a count bf16 cannot hold (it rounds to 1,120); momentum 1.0
+# makes the running mean and variance the batch's own, to compare at fp32's precision.
+
+
+def shape(case: str) -> tuple[int, int]:
+    return (15, 15) if case == "bf16" else (4, 5)
 
 
 def inputs(case: str):
@@ -27,7 +34,7 @@ def inputs(case: str):
     the loss's weights for each output, the starting parameters and buffers."""
     g = torch.Generator().manual_seed(len(case))
     first, second, _, _ = CASES[case]
-    x = 3.0 + 2.0 * torch.randn(first + second, C, 4, 5, generator=g, dtype=torch.float64)
+    x = 3.0 + 2.0 * torch.randn(first + second, C, *shape(case), generator=g, dtype=torch.float64)
     r = torch.randn(x.shape, generator=g, dtype=torch.float64)
     state = {"weight": 1 + torch.rand(C, generator=g, dtype=torch.float64),
              "bias": torch.randn(C, generator=g, dtype=torch.float64),
@@ -44,6 +51,8 @@ def torch_reference(case: str):
     rows = first + second if counts else first
     norm = nn.BatchNorm2d(C, momentum=momentum, dtype=torch.float64)
     norm.load_state_dict(state)
+    if case == "bf16":  # the reference: the same bf16 values, computed in fp64
+        x = x.to(torch.bfloat16).double()
     x = x[:rows].clone().requires_grad_()
     y = norm(x)
     (y * r[:rows]).sum().backward()
@@ -63,6 +72,9 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
                                  counted=lambda: counted)
         norm = model[0]
         norm.load_state_dict(state)
+        if case == "bf16":
+            norm.float()  # parameters in fp32, as under autocast
+            x = x.to(torch.bfloat16)
         x = x[mine].clone().requires_grad_()
         y = norm(x)
         ((y * r[mine]).sum() * (1.0 if counted else 0.0)).backward()  # a stand-in share has weight 0
@@ -100,6 +112,14 @@ def test_two_ranks_normalise_like_one_process_over_the_whole_batch(case, ranks):
     got = [ranks[0][case], ranks[1][case]]
     assert got[0]["type"] == "WholeBatchNorm2d"
     rows = [got[0]] + ([got[1]] if counts else [])
+    if case == "bf16":
+        assert got[0]["y"].dtype == torch.bfloat16
+        for key in ("running_mean", "running_var"):  # the batch's statistics: fp32's precision, not bf16's
+            for g in got:
+                torch.testing.assert_close(g[key].double(), want[key], rtol=1e-5, atol=1e-6, msg=key)
+        y = torch.cat([g["y"] for g in rows]).double()
+        torch.testing.assert_close(y, want["y"], rtol=1e-2, atol=1e-2)  # rounded to bf16
+        return
     for key in ("y", "x_grad"):
         torch.testing.assert_close(torch.cat([g[key] for g in rows]), want[key], rtol=1e-10, atol=1e-12, msg=key)
     for key in ("weight_grad", "bias_grad", "running_mean", "running_var", "num_batches_tracked"):

@@ -61,16 +61,19 @@ class WholeBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         share = 1.0 if self.counted() else 0.0
         dims = (0, 2, 3)
-        count = SumOverRanks.apply(x.new_tensor([share * x.numel() / x.size(1)]), self.group)  # rows × H × W
-        mean = SumOverRanks.apply(x.sum(dims) * share, self.group) / count  # (C,)
-        centred = x - mean[None, :, None, None]
+        # Sums in at least fp32: under bf16 autocast the input is bf16, whose 8 bits of mantissa can
+        # neither hold a count like 16 × 48 × 48 nor add up thousands of values.
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))
+        count = SumOverRanks.apply(wide.new_tensor([share * x.numel() / x.size(1)]), self.group)  # rows × H × W
+        mean = SumOverRanks.apply(wide.sum(dims) * share, self.group) / count  # (C,)
+        centred = wide - mean[None, :, None, None]
         variance = SumOverRanks.apply((centred * centred).sum(dims) * share, self.group) / count  # (C,), biased
         if self.track_running_stats:
             self._update_running_stats(mean.detach(), variance.detach(), count.item())
         y = centred * torch.rsqrt(variance + self.eps)[None, :, None, None]
         if self.affine:
             y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
-        return y
+        return y.to(x.dtype)
 
     @torch.no_grad()
     def _update_running_stats(self, mean: Tensor, variance: Tensor, count: float) -> None:
