@@ -6,15 +6,14 @@ average (momentum None), and bf16 input (what autocast gives it), whose statisti
 fp32. Outside a process group, and in evaluation, it is nn.BatchNorm2d."""
 
 import os
-import time
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 
 from seqlab.parallel.batch_norm import WholeBatchNorm2d, whole_batch_norm
+from two_ranks import run_two_ranks
 
 C = 3
 DEADLINE_S = 90
@@ -93,14 +92,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("batch_norm")
-    context = mp.start_processes(worker, args=(str(tmp / "init"), str(tmp)), nprocs=2, join=False,
-                                 start_method="spawn")
-    deadline = time.monotonic() + DEADLINE_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"2 gloo ranks did not finish in {DEADLINE_S} s (hang)")
+    run_two_ranks(worker, (str(tmp / "init"), str(tmp)), "WholeBatchNorm2d", DEADLINE_S)
     return [torch.load(tmp / f"rank{r}.pt") for r in range(2)]
 
 

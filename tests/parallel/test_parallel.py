@@ -4,15 +4,14 @@ Adam, so that a wrong gradient scale (pytorch#162338: gloo's AVG under FSDP2 rep
 hide behind Adam's scale invariance. Each run has a deadline, so a hang fails fast."""
 
 import os
-import time
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from seqlab.models import TransformerLM, TransformerLMConfig
+from two_ranks import run_two_ranks
 
 STEPS, GLOBAL_BATCH, T, VOCAB, LR = 3, 8, 16, 50, 0.05
 DEADLINE_S = 90
@@ -106,15 +105,8 @@ def worker(rank: int, mode: str, init_file: str, out_dir: str) -> None:
     os._exit(0)
 
 
-def run_two_ranks(mode: str, tmp_path):
-    context = mp.start_processes(worker, args=(mode, str(tmp_path / "init"), str(tmp_path)), nprocs=2,
-                                 join=False, start_method="spawn")
-    deadline = time.monotonic() + DEADLINE_S
-    while not context.join(timeout=1):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"{mode} on 2 gloo ranks did not finish in {DEADLINE_S} s (hang)")
+def run_ranks(mode: str, tmp_path):
+    run_two_ranks(worker, (mode, str(tmp_path / "init"), str(tmp_path)), mode, DEADLINE_S)
     return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
 
 
@@ -122,7 +114,7 @@ def run_two_ranks(mode: str, tmp_path):
 @pytest.mark.parametrize("mode", ["ddp", "fsdp", "tp", "pp-gpipe", "pp-1f1b"])
 def test_two_ranks_train_like_one_process(mode, tmp_path):
     expected_losses, expected_params = single_process()
-    ranks = run_two_ranks(mode, tmp_path)
+    ranks = run_ranks(mode, tmp_path)
     losses = ranks[1]["losses"] if mode.startswith("pp") else ranks[0]["losses"]
     assert losses == pytest.approx(expected_losses, rel=1e-5)
     params = {**ranks[0]["params"], **ranks[1]["params"]}
