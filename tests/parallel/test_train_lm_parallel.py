@@ -143,3 +143,15 @@ def test_a_linear_classifier_refuses_several_processes_before_starting_any(tmp_p
     assert main(["train", "classify", "--csv", str(csv), "--model", "nbsvm", "--out", str(out), "--nproc", "2"]) == 2
     err = capsys.readouterr().err
     assert "drop --nproc" in err and len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_precision_auto_on_two_ranks_agrees_and_finishes(corpus, tmp_path):
+    # Each rank times the precisions; the main rank's decisions (what to skip, when to give up) are
+    # every rank's, or one rank would wait in a collective the other never enters.
+    run = tmp_path / "auto"
+    code, err = seqlab("train", "lm", "--text", corpus, "--out", run, *TINY, "--set", "train.precision='auto'",
+                       nproc=2)
+    assert code == 0, err[-2000:]
+    chosen = json.loads((run / "precision.json").read_text())
+    assert chosen["precision"] in ("fp32", "bf16") and "fp32" in chosen["median_step_ms"]
+    assert curves(run)[-1][0] == 12

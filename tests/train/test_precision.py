@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seqlab.train.precision import (candidates, choose_precision, describe, holds_accuracy, peek_batches, report,
-                                    time_precisions)
+from seqlab.train.precision import (candidates, choose_precision, describe, holds_accuracy, matmul_seconds,
+                                    peek_batches, report, slow_at_matmul, time_precisions)
 
 from test_engine import losses, make_trainer  # pytest puts this directory on sys.path
 
@@ -254,6 +254,7 @@ def test_the_trial_compares_each_batchs_mean_loss_and_writes_precision_json_inde
 
     batches = [dict(zip(("x", "y"), data(n, seed=n))) for n in (1, 3)]  # sizes 1 and 3: a mean, not a sum
     t = tiny(tmp_path, batches, precision="auto")
+    t.clock = lambda: 0.0  # time stands still: bf16 is neither skipped nor given up on any machine
     reference = copy.deepcopy(t.model)
     with torch.no_grad():
         expected = [mse(reference, batch)[0].item() for batch in batches]
@@ -264,3 +265,86 @@ def test_the_trial_compares_each_batchs_mean_loss_and_writes_precision_json_inde
     assert chosen == result["precision"] in ("fp32", "bf16")
     assert result["trial_losses"]["fp32"] == pytest.approx(expected, rel=1e-6)
     assert result["trial_losses"]["bf16"] == pytest.approx(expected, rel=0.05)
+
+
+def test_a_precision_twice_as_slow_at_matmul_is_skipped_with_its_reason():
+    assert slow_at_matmul({"fp32": 1.0, "bf16": 2.0}) == {}  # the bound is inclusive
+    skipped = slow_at_matmul({"fp32": 1.0, "bf16": 2.01})
+    assert list(skipped) == ["bf16"] and "2.0x fp32's" in skipped["bf16"]
+    assert slow_at_matmul({"fp32": 1.0, "bf16": 0.2}) == {}
+    assert slow_at_matmul({"fp32": 1.0, "bf16": 1.4}, limit=1.3) != {}
+
+
+class DtypeClock:
+    """A clock that only the (patched) matrix product moves, by ``cost[dtype]`` times the count so far."""
+
+    def __init__(self, cost):
+        self.now, self.cost, self.products = 0.0, cost, []
+
+    def __call__(self):
+        return self.now
+
+
+def test_matmul_seconds_times_the_named_dtype_and_leaves_the_random_state(monkeypatch):
+    clock = DtypeClock({torch.float32: 1.0, torch.bfloat16: 5.0})
+    real = torch.Tensor.__matmul__
+
+    def counted(a, b):
+        clock.products.append(a.dtype)
+        clock.now += clock.cost[a.dtype] * (len(clock.products) + 1)  # later products slower: the best counts
+        return real(a, b)
+
+    monkeypatch.setattr(torch.Tensor, "__matmul__", counted)
+    state = torch.get_rng_state()
+    fp32 = matmul_seconds(torch.device("cpu"), "fp32", size=8, repeats=3, clock=clock)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert clock.products == [torch.float32] * 4 and fp32 == 1.0 * 3  # the first timed of 3 (after 1 untimed)
+    clock.products.clear()
+    assert matmul_seconds(torch.device("cpu"), "bf16", size=8, repeats=2, clock=clock) == 5.0 * 3
+    assert clock.products == [torch.bfloat16] * 3
+
+
+def test_a_much_slower_precision_is_given_up_after_one_step():
+    costs = {"fp32": 1.0, "bf16": 3.5}
+    now = [0.0]
+    current = ["fp32"]
+    steps = {"fp32": 0, "bf16": 0}
+
+    def forward_backward(batch):
+        now[0] += costs[current[0]]
+        steps[current[0]] += 1
+        return 2.0
+
+    def autocast(name):
+        current[0] = name
+        return contextlib.nullcontext()
+
+    model = torch.nn.Linear(2, 1)
+    seconds, losses = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
+                                      repeats=3, clock=lambda: now[0])
+    assert steps == {"fp32": 8, "bf16": 1} and seconds["bf16"] == [3.5] and losses["bf16"] == []
+    assert choose_precision(seconds, losses)[0] == "fp32"
+    costs["bf16"] = 3.0  # at the bound: tried in full
+    steps.update(fp32=0, bf16=0)
+    seconds, losses = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
+                                      repeats=3, clock=lambda: now[0])
+    assert steps == {"fp32": 8, "bf16": 8} and len(seconds["bf16"]) == 6 and len(losses["bf16"]) == 2
+    # Every rank follows the main rank's decision: told "not late", a slow precision is tried in full.
+    costs["bf16"] = 10.0
+    steps.update(fp32=0, bf16=0)
+    time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast, repeats=3,
+                    clock=lambda: now[0], agree=lambda late: False)
+    assert steps["bf16"] == 8
+
+
+def test_auto_skips_a_precision_slow_at_matmul_without_running_a_step_in_it(tmp_path, capsys, monkeypatch):
+    import seqlab.train.precision as precision
+
+    monkeypatch.setattr(precision, "matmul_seconds", lambda device, name, **kw: {"fp32": 1.0, "bf16": 40.0}[name])
+    clock = AutocastClock(fp32=2.0, bf16=1.0)  # its steps would be faster: only the probe keeps it out
+    progress = auto_trainer(tmp_path, clock).fit()
+    chosen = json.loads((tmp_path / "precision.json").read_text())
+    assert chosen["precision"] == progress.precision == "fp32"
+    assert clock.steps_in[True] == 0 and list(chosen["median_step_ms"]) == ["fp32"]
+    assert "40.0x fp32's" in chosen["skipped"]["bf16"]
+    assert "bf16 not tried: its 256" in capsys.readouterr().out

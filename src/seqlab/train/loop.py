@@ -267,11 +267,17 @@ class Trainer:
             return loss_sum / max(tokens, 1)
 
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        names = precision.candidates(self.device)
+        skipped = precision.slow_at_matmul(
+            {name: precision.matmul_seconds(self.device, name, clock=self.clock, synchronize=sync) for name in names})
+        skipped = p.on_main(lambda: skipped)  # every rank tries the same precisions
         seconds, losses = precision.time_precisions(
-            self.train_model, self.model, forward_backward, trial, precision.candidates(self.device),
-            lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync)
+            self.train_model, self.model, forward_backward, trial, [n for n in names if n not in skipped],
+            lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync,
+            agree=lambda late: p.on_main(lambda: late) if p.world > 1 else late)
         checkpoint.set_rng_state(rng)
-        result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses))
+        result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses,
+                                                    skipped))
         if p.is_main:
             write_json(self.run_dir / "precision.json", result, indent=2)
             tqdm.write(precision.describe(result))

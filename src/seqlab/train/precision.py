@@ -62,39 +62,94 @@ def choose_precision(step_seconds: dict[str, list[float]], losses: dict[str, lis
     return REFERENCE, f"nothing at least {margin:.0%} faster than fp32"
 
 
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+MATMUL_SIZE = 256
+
+
+def matmul_seconds(device: torch.device, name: str, size: int = MATMUL_SIZE, repeats: int = 3,
+                   clock: Callable[[], float] = time.perf_counter,
+                   synchronize: Callable[[], None] = lambda: None) -> float:
+    """The best of ``repeats`` timings of one ``size``³ matrix product in ``name``'s dtype on ``device``
+    (after one untimed product). Its numbers come from a generator of its own: the run's random state
+    is not touched."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    a, b = (torch.rand(size, size, generator=generator, device=device).to(DTYPES[name]) for _ in range(2))
+    best = math.inf
+    for timed in [False] + [True] * repeats:
+        synchronize()
+        start = clock()
+        a @ b
+        synchronize()
+        if timed:
+            best = min(best, clock() - start)
+    return best
+
+
+def slow_at_matmul(seconds: dict[str, float], limit: float = 2.0) -> dict[str, str]:
+    """The precisions whose matrix product takes more than ``limit`` times fp32's, each with why: a
+    model's step is mostly matrix products, so such a precision cannot be the faster, and one step of
+    it can take minutes (bf16 on a CPU without bf16 instructions: 35-104x slower than fp32, measured on
+    an AVX2-only AMD EPYC). The trial skips them."""
+    reference = seconds[REFERENCE]
+    return {name: f"its {MATMUL_SIZE}\u00b3 matrix product took {t / reference:.1f}x fp32's on this device"
+            for name, t in seconds.items() if name != REFERENCE and t > limit * reference}
+
+
 def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backward: Callable[[dict], float],
                     batches: list[dict], precisions: list[str], autocast: Callable[[str], Any],
                     repeats: int = 3, clock: Callable[[], float] = time.perf_counter,
-                    synchronize: Callable[[], None] = lambda: None) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Per precision: from the same random state, one untimed pass over ``batches`` (warm-up; its losses
-    are the ones compared), then ``repeats`` timed passes, one time per step. Gradients are dropped
-    and buffers (running statistics) put back after each pass; the random state after the last one is
-    the caller's to restore."""
+                    synchronize: Callable[[], None] = lambda: None,
+                    give_up: float = 3.0, agree: Callable[[bool], bool] = lambda late: late,
+                    ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per precision (fp32 first): from the same random state, one untimed pass over ``batches``
+    (warm-up; its losses are the ones compared), then ``repeats`` timed passes, one time per step.
+    Gradients are dropped and buffers (running statistics) put back after each pass; the random state
+    after the last one is the caller's to restore. A precision one of whose steps (warm-up included)
+    takes more than ``give_up`` times fp32's slowest step cannot win: its trial ends there, and that
+    step's time is all it records. ``agree`` makes that decision the same on every rank of a job
+    (the main rank's), since each step's collectives need every rank."""
     rng = checkpoint.rng_state()
     saved = [b.detach().clone() for b in buffers_of.buffers()]
     seconds: dict[str, list[float]] = {}
     losses: dict[str, list[float]] = {}
+    reference_steps: list[float] = []  # fp32's, warm-up included
+
+    def step(name: str, batch: dict) -> tuple[float, float]:
+        train_model.zero_grad(set_to_none=True)
+        synchronize()
+        start = clock()
+        with autocast(name):
+            loss = forward_backward(batch)  # a Python float: the device has finished
+        synchronize()
+        return clock() - start, loss
+
     for name in precisions:
         checkpoint.set_rng_state(rng)
         seconds[name], losses[name] = [], []
-        for timed in [False] + [True] * repeats:
-            for batch in batches:
-                train_model.zero_grad(set_to_none=True)
-                synchronize()
-                start = clock()
-                with autocast(name):
-                    loss = forward_backward(batch)  # a Python float: the device has finished
-                synchronize()
-                if timed:
-                    seconds[name].append(clock() - start)
-                else:
-                    losses[name].append(loss)
-            with torch.no_grad():
-                for buffer, value in zip(buffers_of.buffers(), saved):
-                    buffer.copy_(value)
+        passes = [(timed, batch) for timed in [False] + [True] * repeats for batch in batches]
+        for i, (timed, batch) in enumerate(passes):
+            took, loss = step(name, batch)
+            if name == REFERENCE:
+                reference_steps.append(took)
+            elif agree(bool(reference_steps) and took > give_up * max(reference_steps)):
+                seconds[name] = [took]
+                break
+            if timed:
+                seconds[name].append(took)
+            else:
+                losses[name].append(loss)
+            if (i + 1) % len(batches) == 0:  # the end of a pass
+                restore(buffers_of, saved)
+        restore(buffers_of, saved)
     train_model.zero_grad(set_to_none=True)
     checkpoint.set_rng_state(rng)
     return seconds, losses
+
+
+def restore(module: nn.Module, saved: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for buffer, value in zip(module.buffers(), saved):
+            buffer.copy_(value)
 
 
 def peek_batches(batches: Any, n: int) -> list[dict]:
@@ -105,15 +160,20 @@ def peek_batches(batches: Any, n: int) -> list[dict]:
     return taken
 
 
-def report(choice: str, reason: str, seconds: dict[str, list[float]], losses: dict[str, list[float]]) -> dict[str, Any]:
-    """What ``precision.json`` holds."""
-    return {"precision": choice, "reason": reason,
-            "median_step_ms": {k: round(statistics.median(v) * 1e3, 3) for k, v in seconds.items()},
-            "step_ms": {k: [round(s * 1e3, 3) for s in v] for k, v in seconds.items()},
-            "trial_losses": losses}
+def report(choice: str, reason: str, seconds: dict[str, list[float]], losses: dict[str, list[float]],
+           skipped: dict[str, str] | None = None) -> dict[str, Any]:
+    """What ``precision.json`` holds; ``skipped``: the precisions not tried, each with why."""
+    result = {"precision": choice, "reason": reason,
+              "median_step_ms": {k: round(statistics.median(v) * 1e3, 3) for k, v in seconds.items()},
+              "step_ms": {k: [round(s * 1e3, 3) for s in v] for k, v in seconds.items()},
+              "trial_losses": losses}
+    if skipped:
+        result["skipped"] = skipped
+    return result
 
 
 def describe(result: dict[str, Any]) -> str:
     """One log line."""
     times = ", ".join(f"{k} {v:.1f} ms" for k, v in result["median_step_ms"].items())
-    return f"precision auto: {result['precision']} (median step {times}; {result['reason']})"
+    skipped = "".join(f"; {name} not tried: {why}" for name, why in result.get("skipped", {}).items())
+    return f"precision auto: {result['precision']} (median step {times}; {result['reason']}{skipped})"
