@@ -3,7 +3,9 @@ one after the other, on the LM configs (a) and (b) of benchmarks/lm_throughput.p
 model. Prints each run's training time (the trial that "auto" makes comes before the training clock
 starts and is shown as the difference in whole-command time) and auto's ratio to the better of the two.
 With ``--repeats N`` each precision runs N times, interleaved, and the medians are shown (auto's choice:
-every precision it chose, its last trial's step times).
+every precision it chose, its last trial's step times). ``--hand fp32`` leaves out the hand-set bf16
+runs, for a CPU without bf16 instructions, where they would take 35-104x as long as fp32's (auto's
+own trial then shows why it skipped bf16).
 
     .venv/bin/python benchmarks/precision_auto.py --text tinyshakespeare.txt [--workloads a,b,demo]
 
@@ -56,14 +58,16 @@ def main() -> None:
     parser.add_argument("--workloads", default="a,b,demo")
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs of each precision, interleaved (fp32, bf16, auto, fp32, ...); medians shown")
+    parser.add_argument("--hand", default="fp32,bf16", help="the precisions set by hand that auto is compared with")
     args = parser.parse_args()
+    hand = args.hand.split(",")
     every = workloads(args.text.resolve())
     print("| workload | steps | fp32 training s | bf16 training s | auto: chose | auto training s | auto / better | "
           "whole command s (fp32, bf16, auto) |")
     print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.workloads.split(","):
-            runs: dict[str, list[dict]] = {"fp32": [], "bf16": [], "auto": []}
+            runs: dict[str, list[dict]] = {p: [] for p in [*hand, "auto"]}
             for _ in range(args.repeats):
                 for p in runs:
                     runs[p].append(run(every[name], p, Path(tmp) / f"{name}-{p}"))
@@ -72,11 +76,13 @@ def main() -> None:
             choices = {x["chosen"]["precision"] for x in runs["auto"]}
             chosen = r["auto"]["chosen"]
             trial = ", ".join(f"{k} {v:.1f}" for k, v in chosen["median_step_ms"].items())
-            better = min(r["fp32"]["train"], r["bf16"]["train"])
-            print(f"| {name} | {r['auto']['steps']} | {r['fp32']['train']:.2f} | {r['bf16']['train']:.2f} | "
+            trial += "".join(f"; {k} skipped: {why}" for k, why in chosen.get("skipped", {}).items())
+            better = min(r[p]["train"] for p in hand)
+            cell = {p: f"{r[p]['train']:.2f}" if p in r else "not run" for p in ("fp32", "bf16")}
+            walls = ", ".join(f"{r[p]['wall']:.1f}" if p in r else "—" for p in ("fp32", "bf16", "auto"))
+            print(f"| {name} | {r['auto']['steps']} | {cell['fp32']} | {cell['bf16']} | "
                   f"{'/'.join(sorted(choices))} (trial ms a step: {trial}) | {r['auto']['train']:.2f} | "
-                  f"{r['auto']['train'] / better:.3f} | {r['fp32']['wall']:.1f}, {r['bf16']['wall']:.1f}, "
-                  f"{r['auto']['wall']:.1f} |", flush=True)
+                  f"{r['auto']['train'] / better:.3f} | {walls} |", flush=True)
 
 
 if __name__ == "__main__":

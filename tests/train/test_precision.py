@@ -273,6 +273,8 @@ def test_a_precision_twice_as_slow_at_matmul_is_skipped_with_its_reason():
     assert list(skipped) == ["bf16"] and "2.0x fp32's" in skipped["bf16"]
     assert slow_at_matmul({"fp32": 1.0, "bf16": 0.2}) == {}
     assert slow_at_matmul({"fp32": 1.0, "bf16": 1.4}, limit=1.3) != {}
+    assert choose_precision({}, {}) == ("fp32", "no other precision left to time")
+    assert choose_precision({"fp32": [1.0]}, {"fp32": [2.0]}) == ("fp32", "no other precision left to time")
 
 
 class DtypeClock:
@@ -345,6 +347,8 @@ def test_auto_skips_a_precision_slow_at_matmul_without_running_a_step_in_it(tmp_
     progress = auto_trainer(tmp_path, clock).fit()
     chosen = json.loads((tmp_path / "precision.json").read_text())
     assert chosen["precision"] == progress.precision == "fp32"
-    assert clock.steps_in[True] == 0 and list(chosen["median_step_ms"]) == ["fp32"]
-    assert "40.0x fp32's" in chosen["skipped"]["bf16"]
-    assert "bf16 not tried: its 256" in capsys.readouterr().out
+    # fp32 alone left: nothing is timed, and the run is the one pinned to fp32 would be.
+    assert clock.steps_in == {False: 12, True: 0} and chosen["median_step_ms"] == {}
+    assert chosen["reason"] == "no other precision left to time" and "40.0x fp32's" in chosen["skipped"]["bf16"]
+    assert ("precision auto: fp32 (no other precision left to time; bf16 not tried: its 256³ matrix product took "
+            "40.0x fp32's on this device)") in capsys.readouterr().out

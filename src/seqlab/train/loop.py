@@ -258,24 +258,28 @@ class Trainer:
             return c.precision
         if resumed:
             return resumed
-        rng = checkpoint.rng_state()  # making a batch may draw random numbers too (augmentation)
-        trial = precision.peek_batches(self.batches, 2)
-
-        def forward_backward(batch: dict[str, Tensor]) -> float:
-            loss, n = p.forward_backward(self.train_model, self.loss_fn, move(p.local_batch(batch), self.device), 1.0)
-            loss_sum, tokens = p.reduce(loss.item() * n, n)  # the whole batch's loss, wherever it was computed
-            return loss_sum / max(tokens, 1)
-
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         names = precision.candidates(self.device)
         skipped = precision.slow_at_matmul(
             {name: precision.matmul_seconds(self.device, name, clock=self.clock, synchronize=sync) for name in names})
         skipped = p.on_main(lambda: skipped)  # every rank tries the same precisions
-        seconds, losses = precision.time_precisions(
-            self.train_model, self.model, forward_backward, trial, [n for n in names if n not in skipped],
-            lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync,
-            agree=lambda late: p.on_main(lambda: late) if p.world > 1 else late)
-        checkpoint.set_rng_state(rng)
+        tried = [name for name in names if name not in skipped]
+        seconds: dict[str, list[float]] = {}
+        losses: dict[str, list[float]] = {}
+        if len(tried) > 1:  # with fp32 alone left there is nothing to time
+            rng = checkpoint.rng_state()  # making a batch may draw random numbers too (augmentation)
+            trial = precision.peek_batches(self.batches, 2)
+
+            def forward_backward(batch: dict[str, Tensor]) -> float:
+                loss, n = p.forward_backward(self.train_model, self.loss_fn, move(p.local_batch(batch), self.device), 1.0)
+                loss_sum, tokens = p.reduce(loss.item() * n, n)  # the whole batch's loss, wherever it was computed
+                return loss_sum / max(tokens, 1)
+
+            seconds, losses = precision.time_precisions(
+                self.train_model, self.model, forward_backward, trial, tried,
+                lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync,
+                agree=lambda late: p.on_main(lambda: late) if p.world > 1 else late)
+            checkpoint.set_rng_state(rng)
         result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses,
                                                     skipped))
         if p.is_main:

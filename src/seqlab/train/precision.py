@@ -45,6 +45,8 @@ def choose_precision(step_seconds: dict[str, list[float]], losses: dict[str, lis
     each precision's timed steps (the median counts), ``losses`` its loss on each trial batch. A lower
     precision is kept only if its median step is at least ``margin`` (a fraction) faster than fp32's —
     so that timing noise does not flip the choice — and its losses hold (:func:`holds_accuracy`)."""
+    if len(step_seconds) < 2:
+        return REFERENCE, "no other precision left to time"
     median = {name: statistics.median(seconds) for name, seconds in step_seconds.items()}
     reference = losses[REFERENCE]
     rejected = []
@@ -175,5 +177,6 @@ def report(choice: str, reason: str, seconds: dict[str, list[float]], losses: di
 def describe(result: dict[str, Any]) -> str:
     """One log line."""
     times = ", ".join(f"{k} {v:.1f} ms" for k, v in result["median_step_ms"].items())
+    timed = f"median step {times}; " if times else ""
     skipped = "".join(f"; {name} not tried: {why}" for name, why in result.get("skipped", {}).items())
-    return f"precision auto: {result['precision']} (median step {times}; {result['reason']}{skipped})"
+    return f"precision auto: {result['precision']} ({timed}{result['reason']}{skipped})"
