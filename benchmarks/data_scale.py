@@ -129,6 +129,8 @@ def main() -> None:
     if bad := [k for k in kinds if k not in KINDS]:
         raise SystemExit(f"--kinds: {', '.join(bad)} unknown; choose from {', '.join(KINDS)}")
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     print(f"{'corpus':>8} {'files':>5} {'kind':>9} {'seconds':>8} {'MB/s':>7} {'peak MB':>8} {'base MB':>8} "
           f"{'tokens':>13} {'vocab':>6}  (generating took)", flush=True)
     for n_bytes in sizes:
