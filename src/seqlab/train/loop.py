@@ -271,7 +271,8 @@ class Trainer:
             trial = precision.peek_batches(self.batches, 2)
 
             def forward_backward(batch: dict[str, Tensor]) -> float:
-                loss, n = p.forward_backward(self.train_model, self.loss_fn, move(p.local_batch(batch), self.device), 1.0)
+                local = move(p.local_batch(batch), self.device)
+                loss, n = p.forward_backward(self.train_model, self.loss_fn, local, 1.0)
                 loss_sum, tokens = p.reduce(loss.item() * n, n)  # the whole batch's loss, wherever it was computed
                 return loss_sum / max(tokens, 1)
 
