@@ -4,7 +4,7 @@ model. Prints each run's training time (the trial that "auto" makes comes before
 starts and is shown as the difference in whole-command time) and auto's ratio to the better of the two.
 With ``--repeats N`` each precision runs N times, interleaved, and the medians are shown (auto's choice:
 every precision it chose, its last trial's step times). ``--hand fp32`` leaves out the hand-set bf16
-runs, for a CPU without bf16 instructions, where they would take 35-104x as long as fp32's (auto's
+runs, for a CPU without bf16 instructions, where a bf16 step took 12-15x an fp32 step (auto's
 own trial then shows why it skipped bf16).
 
     .venv/bin/python benchmarks/precision_auto.py --text tinyshakespeare.txt [--workloads a,b,demo]
