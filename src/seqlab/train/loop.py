@@ -260,9 +260,8 @@ class Trainer:
             return resumed
         sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
         names = precision.candidates(self.device)
-        skipped = precision.slow_at_matmul(
-            {name: precision.matmul_seconds(self.device, name, clock=self.clock, synchronize=sync) for name in names})
-        skipped = p.on_main(lambda: skipped)  # every rank tries the same precisions
+        skipped = p.on_main(lambda: precision.slow_at_matmul(  # timed once; every rank tries the same precisions
+            {name: precision.matmul_seconds(self.device, name, clock=self.clock, synchronize=sync) for name in names}))
         tried = [name for name in names if name not in skipped]
         seconds: dict[str, list[float]] = {}
         losses: dict[str, list[float]] = {}
