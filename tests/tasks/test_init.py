@@ -132,17 +132,23 @@ def test_bad_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_a_text_longer_than_the_pretrained_blocks_is_one_line_naming_the_init(mlm_run, tmp_path, capsys):
+@pytest.mark.parametrize("max_len", [None, 8])
+def test_a_text_longer_than_the_pretrained_blocks_is_one_line_naming_the_init(max_len, mlm_run, tmp_path, capsys):
     """The body reads 16 positions ([CLS] 14 [SEP]): raising data.max_len cannot help, so the line says
-    what can (the usual hint, "raise it with --set data.max_len", would lead to another refusal)."""
+    what can (the usual hint, "raise it with --set data.max_len", would lead to another refusal) — unless
+    data.max_len was set below the body's, where raising it is the answer."""
     rows = ["the cat sees a tree,animal", "the man sees a tree,person"] * 10 + [
         f"{'the cat sees a tree and ' * 4}a bird,animal"]
     data = tmp_path / "long.csv"
     data.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     out = tmp_path / "cls"
+    lowered = ["--set", f"data.max_len={max_len}"] if max_len else []
     assert main(["train", "classify", "--csv", str(data), "--out", str(out), "--max-steps", "2", *QUIET,
-                 "--init", str(mlm_run)]) == 2
+                 "--init", str(mlm_run), *lowered]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert "data.max_len is 16" in err and f"--init {mlm_run} was pre-trained on no more" in err, err
-    assert "raise it" not in err and not out.exists()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not out.exists(), err
+    if max_len:
+        assert "data.max_len is 8 (raise it with --set data.max_len=N)" in err, err
+    else:
+        assert "data.max_len is 16" in err and f"--init {mlm_run} was pre-trained on no more" in err, err
+        assert "raise it" not in err

@@ -100,14 +100,18 @@ def start_model(config: ClassifyConfig, vocab_size: int, n_classes: int,
 
 def encode(tokenizer, texts: list[str], max_len: int, training: bool = True, init: str = "") -> list[list[int]]:
     """Token ids of each text; a text over ``max_len`` tokens is a DataError whose hint fits the command
-    (a trained model cannot read longer texts: only training takes ``--set``; nor can a body pre-trained on
-    shorter blocks, ``init``: the run it came from)."""
+    (a trained model cannot read longer texts: only training takes ``--set``; nor can a body that was
+    pre-trained on ``max_len`` positions, ``init``: the run it came from)."""
     ids = encode_all(tokenizer, texts)
     for number, row in enumerate(ids, 1):
         if len(row) > max_len:
-            hint = ("this model reads no more: shorten the text, or train with a larger data.max_len" if not training
-                    else f"--init {init} was pre-trained on no more: shorten the text, or pre-train with a larger "
-                         f"data.block_size" if init else "raise it with --set data.max_len=N")
+            if not training:
+                hint = "this model reads no more: shorten the text, or train with a larger data.max_len"
+            elif init:
+                hint = (f"--init {init} was pre-trained on no more: shorten the text, or pre-train with a larger "
+                        f"data.block_size")
+            else:
+                hint = "raise it with --set data.max_len=N"
             raise DataError(f"text {number} has {len(row)} tokens; data.max_len is {max_len} ({hint})")
     return [row or [PAD_ID] for row in ids]
 
@@ -131,7 +135,8 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     tokenizer = pretrained.tokenizer if pretrained else train_tokenizer(texts, "word", d.vocab_size)
     parallel.on_main(lambda: save_tokenizer(tokenizer, run / "tokenizer.json"))
     tokenizer = load_tokenizer(run / "tokenizer.json")  # the main rank's, on every rank
-    ids = encode(tokenizer, texts, d.max_len, init=c.init)
+    init = c.init if pretrained and d.max_len >= pretrained.max_len else ""  # else data.max_len may still rise
+    ids = encode(tokenizer, texts, d.max_len, init=init)
     model = start_model(config, tokenizer.get_vocab_size(), n_classes, pretrained)
     if c.embeddings != "random":
         if c.embeddings in ("cbow", "skipgram"):
@@ -154,7 +159,7 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
         agree = (soft.argmax(-1) == train_y).mean()
         log(f"teacher ({c.teacher}, {c.teacher_folds}-fold cross-fitted): accuracy {agree:.4f} on training texts")
         if c.augment_copies:  # each copy keeps its text's label and gets the teacher's view of it
-            train_ids += encode(tokenizer, [v for row in variants for v in row], d.max_len, init=c.init)
+            train_ids += encode(tokenizer, [v for row in variants for v in row], d.max_len, init=init)
             train_y = np.concatenate([train_y, np.repeat(train_y, c.augment_copies)])
             soft = np.concatenate([soft, variant_soft.reshape(-1, n_classes)])
             log(f"{len(train_ids):,} training texts with {c.augment_copies} word-dropped copies of each")
@@ -187,7 +192,7 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     if whole is None:
         return None, n_parameters
     whole.eval()
-    return (lambda new: probabilities(whole, encode(tokenizer, new, d.max_len, init=c.init))), n_parameters
+    return (lambda new: probabilities(whole, encode(tokenizer, new, d.max_len, init=init))), n_parameters
 
 
 def fit(config: ClassifyConfig, run: Path, texts: list[str], labels: np.ndarray, n_classes: int, log=print,
