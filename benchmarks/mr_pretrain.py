@@ -43,8 +43,8 @@ MLM = ["data.block_size=94", *QUIET]
 LM = ["data.tokenizer='bpe'", "data.vocab_size=4096", "data.block_size=128", *QUIET]
 PRETRAIN = {"mlm": (masked_lm, masked_lm.MLMConfig, "mlm-tiny", MLM), "lm": (language_model, LMConfig, None, LM)}
 # Fine-tuning: the body's shape is the pre-trained one; one rate for head and body, small, as BERT
-# fine-tunes (Devlin et al. §4: a few epochs at a small rate with warm-up) — 1,000 steps of 50 are ~6 epochs with
-# all of a fold's labels (the checkpoint is picked on a tenth of them either way).
+# fine-tunes (Devlin et al. §4: a few epochs at a small rate with warm-up) — 1,000 steps of 50 are ~6
+# epochs with all of a fold's labels (the checkpoint is picked on a tenth of them either way).
 FINE_TUNE = [*COMMON, "model.arch='transformer'", "model.dropout=0.1", "train.lr=2e-4", "train.body_lr_scale=1.0",
              "train.warmup_steps=100", "train.batch_size=50", "train.max_steps=1000", "train.eval_every=100"]
 SCRATCH = [*COMMON, *SETTINGS["transformer"], "model.arch='transformer'"]
