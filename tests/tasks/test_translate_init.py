@@ -132,6 +132,26 @@ def test_bad_translate_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, c
     assert not out.exists()
 
 
+@pytest.mark.parametrize("side", ["src", "tgt"])
+def test_a_sentence_longer_than_the_pretrained_blocks_is_one_line_naming_the_init(side, mlm_run, texts, tmp_path,
+                                                                                 capsys):
+    """data.max_len is the encoder's 16 positions, which the decoder shares: raising it would be refused, so
+    the line says what helps (as train classify --init does)."""
+    data = tmp_path / "data"
+    shutil.copytree(texts, data)
+    long = {"src": "the cat sees the sun " * 4, "tgt": "le chat voit le soleil " * 4}
+    short = {"src": "the cat sees the sun", "tgt": "le chat voit le soleil"}
+    for name in ("src", "tgt"):
+        with open(data / f"train.{name}", "a", encoding="utf-8") as f:
+            f.write((long if name == side else short)[name].strip() + "\n")
+    out = tmp_path / "mt"
+    assert main(translate_args(data, out, "--init", mlm_run)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and not out.exists(), err
+    assert "data.max_len is 16" in err and f"--init {mlm_run} was pre-trained on no more" in err, err
+    assert "raise it" not in err
+
+
 def test_a_bad_init_with_overwrite_keeps_the_existing_run(mlm_run, texts, tmp_path, capsys):
     """--init is checked before the run directory is replaced: a typo costs nothing."""
     out = tmp_path / "mt"

@@ -49,6 +49,7 @@ from . import classify_init, run_dir as runs, views
 from .class_scores import class_indices, ranked_line, scores, scores_by_class
 from .classify_config import NEURAL, ClassifyConfig, ClassifyModelConfig, one_process_only
 from .distill import distillation_loss, drop_words, linear_model, teacher_probabilities
+from .init_run import too_long_hint
 from .task import Flag, Task, register
 
 TASK = "classify"
@@ -108,8 +109,7 @@ def encode(tokenizer, texts: list[str], max_len: int, training: bool = True, ini
             if not training:
                 hint = "this model reads no more: shorten the text, or train with a larger data.max_len"
             elif init:
-                hint = (f"--init {init} was pre-trained on no more: shorten the text, or pre-train with a larger "
-                        f"data.block_size")
+                hint = too_long_hint(init)
             else:
                 hint = "raise it with --set data.max_len=N"
             raise DataError(f"text {number} has {len(row)} tokens; data.max_len is {max_len} ({hint})")

@@ -34,6 +34,12 @@ def read_pretraining_run(path: str | Path, kinds: Mapping[str, str], part: str) 
     return run, info
 
 
+def too_long_hint(run: str | Path) -> str:
+    """The hint of a too-long input's DataError where ``data.max_len`` is the body's own (``with_body``):
+    raising it, the usual hint, would only be refused."""
+    return f"--init {run} was pre-trained on no more: shorten it, or pre-train with a larger data.block_size"
+
+
 def with_body(config: Config, body: Any, run: Path, part: str, reads: str) -> Config:
     """``config`` (a task config with ``model`` and ``data.max_len``) with the settings of ``body`` (the
     pre-trained model's config) in ``model`` and its ``max_len`` in ``data.max_len``. A model setting

@@ -34,6 +34,7 @@ from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, autocast, move
 from . import run_dir as runs, translate_init, views
+from .init_run import too_long_hint
 from .task import Flag, Task, register
 from .translation_models import ModelConfig, build_model, teacher_forcing_at
 
@@ -316,8 +317,11 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
 
         parallel.on_main(prepare)
     src_tok, tgt_tok = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
-    encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source"),
-                      encode_checked(tgt_tok, t, data.max_len, f"{name} target"))
+    hint = TRAINING_HINT  # where data.max_len is the pre-trained encoder's own, raising it would be refused
+    if encoder and data.max_len >= encoder.model.config.max_len:
+        hint = too_long_hint(config.model.init)
+    encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source", hint),
+                      encode_checked(tgt_tok, t, data.max_len, f"{name} target", hint))
                for name, (s, t) in splits.items()}
     torch.manual_seed(config.train.seed)  # the same initial weights in every run of this seed
     model = build_model(config, src_tok.get_vocab_size(), tgt_tok.get_vocab_size())
