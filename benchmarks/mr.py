@@ -77,11 +77,7 @@ def main() -> None:
                if m not in models and not (args.out / m / "cv_probabilities.npy").is_file()]
     if missing:
         parser.error(f"no cross-validated run of {', '.join(missing)} under {args.out}: add them to --models")
-    texts, labels = [], []
-    for name in ("pos", "neg"):
-        lines = read_lines(args.data / f"rt-polarity.{name}", encoding="latin-1")
-        texts += lines
-        labels += [name] * len(lines)
+    texts, labels = read_mr(args.data)
     print(f"MR: {len(texts):,} snippets; {args.folds}-fold cross-validation accuracy (same folds for every model)\n")
     print("| model | accuracy | ± std over folds | macro-F1 | seconds |\n|---|---|---|---|---|")
     for arch in models:
@@ -94,6 +90,16 @@ def main() -> None:
     seed = load_config(ClassifyConfig, None, [o for o in args.set if o.startswith("train.")]).train.seed
     for ensemble in filter(None, args.ensembles.split(",")):
         print(ensemble_row(ensemble, args.out, np.array([name == "pos" for name in labels]), args.folds, seed))
+
+
+def read_mr(folder: Path) -> tuple[list[str], list[str]]:
+    """MR's snippets, the positive ones first, and their labels ("pos", "neg")."""
+    texts, labels = [], []
+    for name in ("pos", "neg"):
+        lines = read_lines(folder / f"rt-polarity.{name}", encoding="latin-1")
+        texts += lines
+        labels += [name] * len(lines)
+    return texts, labels
 
 
 def ensemble_row(ensemble: str, out: Path, truth: np.ndarray, folds: int, seed: int) -> str:

@@ -27,9 +27,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from mr import COMMON, SETTINGS
+from mr import COMMON, SETTINGS, read_mr
 from seqlab.config import load_config
-from seqlab.data.text import read_lines
 from seqlab.tasks import classify_init, language_model, masked_lm, run_dir as runs
 from seqlab.tasks.classify import ClassifyConfig, fit
 from seqlab.tasks.language_model import LMConfig
@@ -66,12 +65,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="overrides for the fine-tuned classifier")
     args = parser.parse_args()
     fractions = [float(f) for f in args.fractions.split(",")]
-    texts, labels = [], []
-    for name in ("pos", "neg"):
-        lines = read_lines(args.data / f"rt-polarity.{name}", encoding="latin-1")
-        texts += lines
-        labels += [int(name == "pos")] * len(lines)
-    y = np.asarray(labels)
+    texts, labels = read_mr(args.data)
+    y = np.asarray([int(name == "pos") for name in labels])
     folds = list(StratifiedKFold(args.folds, shuffle=True, random_state=args.seed).split(texts, y))
     chosen = [int(k) for k in args.folds_run.split(",") if k] or list(range(1, args.folds + 1))
     seed = [f"train.seed={args.seed}"]
