@@ -3,19 +3,13 @@ and what it refuses."""
 
 import json
 
-from seqlab.cli.main import main
+from cli_run import run_cli
 
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
         "--set", "model.d_ff=32", "--set", "data.tokenizer='char'", "--set", "train.batch_size=8",
         "--set", "train.eval_every=5", "--set", "train.progress=false", "--set", "train.tensorboard=false",
         "--set", "train.curves=false", "--set", "decode.beam_size=1", "--set", "decode.max_output_len=8",
         "--max-steps", "10"]
-
-
-def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def corpus(directory):

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers 
 from seqlab.cli.main import main  # noqa: E402
 from seqlab.tasks.classify import TextClassifierRun  # noqa: E402
 from seqlab.tasks.masked_lm import MaskedLanguageModel  # noqa: E402
+from cli_run import run_cli as cli
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 WORDS = "the cat dog sees likes a tree river house my friend teacher".split()
@@ -29,12 +30,6 @@ TEXTS = ["the cat sees a tree", "my friend likes the river house", "a dog"]
 
 def relative_error(expected: torch.Tensor, got: torch.Tensor) -> float:
     return float((expected - got).abs().max() / expected.abs().max())
-
-
-def cli(*args, capsys):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # --- a tiny BERT made here, imported ---------------------------------------------------------------

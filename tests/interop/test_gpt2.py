@@ -20,21 +20,13 @@ from seqlab.cli.main import main  # noqa: E402
 from seqlab.tasks import views  # noqa: E402
 from seqlab.models import (RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig,  # noqa: E402
                            from_pretrained)
+from cli_run import run_cli  # noqa: E402
 
 TEXT = "".join(f"{random.Random(i).choice(['the cat', 'a dog', 'my friend'])} sees the sun {i}.\n" for i in range(300))
 TINY_LM = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=2",
            "--set", "data.block_size=16", "--set", "train.batch_size=4", "--set", "train.progress=false",
            "--set", "train.tensorboard=false", "--set", "train.eval_every=100", "--set", "train.precision=fp32",
            "--max-steps", "3"]
-
-
-def run_cli(*args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_close_relative(ours: torch.Tensor, theirs: torch.Tensor) -> None:

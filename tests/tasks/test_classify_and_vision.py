@@ -10,19 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from seqlab.cli.main import main
+from cli_run import run_cli
 
 NEURAL_FAST = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
                "--set", "model.d_ff=32", "--set", "model.hidden_size=16", "--set", "model.n_filters=8",
                "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.eval_every=20",
                "--set", "train.batch_size=32", "--set", "train.lr=3e-3", "--set", "train.warmup_steps=10",
                "--set", "model.dropout=0.1", "--max-steps", "120"]
-
-
-def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqlab.cli.main import main
+from cli_run import run_cli
 
 FAST = ["--input-len", "48", "--horizon", "12", "--split", "0.7,0.1,0.2", "--set", "train.progress=false",
         "--set", "train.tensorboard=false", "--set", "train.batch_size=32", "--set", "train.eval_every=50",
@@ -33,15 +33,6 @@ def seasonal_csv(tmp_path_factory):
     path = tmp_path_factory.mktemp("series") / "seasonal.csv"
     frame.to_csv(path, index=False)
     return path
-
-
-def run_cli(*args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:  # the parser's own refusals (a flag of another task, a bad choice)
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize("arch", ["transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic"])

@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from seqlab.cli.main import main
 from seqlab.config import load_config
 from seqlab.tasks import language_model as lm
+from cli_run import run_cli
 
 TINY = ["--set", "model.d_model=32", "--set", "model.n_heads=4", "--set", "model.n_layers=2",
         "--set", "data.block_size=32", "--set", "train.batch_size=16", "--set", "train.eval_every=20",
@@ -26,15 +26,6 @@ def corpus(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_text("".join(lines), encoding="utf-8")
     return path
-
-
-def run_cli(*args, capsys):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exit_:  # the parser's own refusals (a flag of another task, a bad choice)
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):

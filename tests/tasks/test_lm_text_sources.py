@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from seqlab.cli.main import main
 from seqlab.data.tokenizer import SPECIALS
 from seqlab.tasks.language_model import LMDataConfig, prepare_data
+from cli_run import run_cli
 
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.n_layers=1",
         "--set", "data.block_size=16", "--set", "train.batch_size=32", "--set", "train.eval_every=2",
@@ -18,12 +18,6 @@ TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model
 PARTS = {"part-2.txt": "the dog finds a tree.\n" * 10, "part-1.txt": "the cat sees the sun.\n" * 10,
          "sub/part-3.txt": "my friend likes the moon.\n" * 10}
 ORDER = ["part-1.txt", "part-2.txt", "sub/part-3.txt"]  # sorted by path
-
-
-def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture()
