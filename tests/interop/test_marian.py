@@ -281,15 +281,35 @@ def test_an_untied_separate_vocabulary_marian_imports(tmp_path):
     assert_close_but_pad(ours[..., ours_id], theirs, hf.config.pad_token_id)
 
 
-@pytest.mark.parametrize("tied", [True, False])
-def test_an_imported_marian_exported_again_computes_its_logits(tmp_path, tied):
-    """Shared embeddings, tied or not: imported, then exported (seqlab's vocabulary order, its <bos> row)."""
-    hf, tokenizer = tiny_marian(tmp_path / "hf", tie_word_embeddings=tied)
+def test_a_swish_marian_imports_computing_transformers_logits(tmp_path):
+    """OPUS-MT checkpoints use activation_function "swish", x·σ(x): seqlab's silu."""
+    hf, tokenizer = tiny_marian(tmp_path / "hf", activation_function="swish")
+    assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run")]) == 0
+    translator = Translator.load(tmp_path / "run")
+    assert translator.model.config.activation == "silu"
+    ours_id = torch.tensor([translator.tgt_tokenizer.token_to_id(t) for t in MARIAN_WORDS])
+    batch = tokenizer(MARIAN_SENTENCES, return_tensors="pt", padding=True)
+    start = hf.config.decoder_start_token_id
+    theirs_tgt = torch.tensor([[start, 4, 5, 6], [start, 8, 0, 4], [start, 9, 3, 2]])
+    ours_tgt = ours_id[theirs_tgt]
+    ours_tgt[:, 0] = BOS_ID
+    with torch.no_grad():
+        theirs = hf(**batch, decoder_input_ids=theirs_tgt).logits
+        ours = translator.model(padded(translator.encode_sources(MARIAN_SENTENCES)), ours_tgt)
+    assert_close_but_pad(ours[..., ours_id], theirs, hf.config.pad_token_id)
+
+
+@pytest.mark.parametrize("tied, activation", [(True, "relu"), (False, "relu"), (True, "swish")])
+def test_an_imported_marian_exported_again_computes_its_logits(tmp_path, tied, activation):
+    """Shared embeddings, tied or not: imported, then exported (seqlab's vocabulary order, its <bos> row);
+    OPUS-MT's swish leaves as swish."""
+    hf, tokenizer = tiny_marian(tmp_path / "hf", tie_word_embeddings=tied, activation_function=activation)
     assert main(["import", "hf", str(tmp_path / "hf"), "--out", str(tmp_path / "run")]) == 0
     assert main(["export", str(tmp_path / "run"), "--format", "hf", "--out", str(tmp_path / "again")]) == 0
     again = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "again").eval()
     # transformers 5 shares a Marian's embeddings only when it ties them to the output layer too
     assert again.config.share_encoder_decoder_embeddings == tied and again.config.tie_word_embeddings == tied
+    assert again.config.activation_function == activation
     again_tokenizer = AutoTokenizer.from_pretrained(tmp_path / "again")
     again_id = torch.tensor([again_tokenizer.convert_tokens_to_ids(t) for t in MARIAN_WORDS])
     batch = tokenizer(MARIAN_SENTENCES, return_tensors="pt", padding=True)
@@ -460,7 +480,7 @@ def breakages():
          "generation_config.json is not a generation config"),
         ("no weights", lambda d: (d / "model.safetensors").unlink(), "has no model.safetensors"),
         ("model_type", edit_config(model_type="t5"), "holds a 't5' model"),
-        ("swish", edit_config(activation_function="swish"), "activation_function='swish'"),
+        ("tanh", edit_config(activation_function="tanh"), "activation_function='tanh'"),
         ("unscaled", edit_config(scale_embedding=False), "scale_embedding=false"),
         ("no tokenizer", lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json"),
         ("bigger", edit_config(d_model=32), "do not fit config.json"),

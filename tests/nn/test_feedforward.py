@@ -14,11 +14,13 @@ def formula(name: str, x: torch.Tensor) -> torch.Tensor:
         return x.clamp(min=0)
     if name == "gelu":  # x·Φ(x), Hendrycks & Gimpel (2016)
         return x * 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+    if name == "silu":  # x·σ(x), Elfwing et al. (2018)
+        return x / (1 + torch.exp(-x))
     # their tanh approximation of Φ, as GPT-2 computes it
     return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
 
 
-@pytest.mark.parametrize("name", ["relu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("name", ["relu", "gelu", "gelu_tanh", "silu"])
 def test_activation_is_its_formula(name):
     torch.manual_seed(0)
     ff = PositionwiseFeedForward(4, 8, activation=name)
@@ -35,4 +37,4 @@ def test_gelu_tanh_differs_from_exact_gelu():
 
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="gelu_tanh"):
-        PositionwiseFeedForward(4, 8, activation="swish")
+        PositionwiseFeedForward(4, 8, activation="swish")  # seqlab's name for it is silu

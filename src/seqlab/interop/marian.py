@@ -50,7 +50,9 @@ from . import exporter, importer
 from .imported_run import read_checkpoint_tokenizer, read_weights, write_hf_tokenizer
 from .vocabulary import renumbered, seqlab_order
 
-ACTIVATIONS = ("relu", "gelu")  # the same names, and functions, in both libraries
+# seqlab activation -> transformers' activation_function on export; "swish" is the name OPUS-MT checkpoints use
+TO_HF_ACTIVATION = {"relu": "relu", "gelu": "gelu", "silu": "swish"}
+FROM_HF_ACTIVATION = {"relu": "relu", "gelu": "gelu", "swish": "silu", "silu": "silu"}  # on import
 TARGET_TOKENIZER = "target_tokenizer"  # the subdirectory of an export holding the target side's tokenizer
 
 # How a tensor meets the residual stream, which Marian orders differently (module docstring).
@@ -137,7 +139,7 @@ def unlike_hf(c: TransformerConfig) -> list[str]:
     if c.positional != "sinusoidal":
         problems.append(f"model.positional={c.positional} (Marian and Pegasus add the sinusoidal table; "
                         f"mBART's learned positions come with a LayerNorm over the embeddings that seqlab has not)")
-    if c.activation not in ACTIVATIONS:
+    if c.activation not in TO_HF_ACTIVATION:
         problems.append(f"model.activation={c.activation}")
     if not c.src_embedding_scale or c.src_embedding_norm:
         problems.append("model.init (a source side read as a masked LM reads it: embeddings not scaled by "
@@ -152,7 +154,7 @@ def hf_config(model_type: str, c: TransformerConfig) -> dict[str, Any]:
         "architectures": [architecture], "model_type": model_type, "tie_word_embeddings": c.tie_output,
         "d_model": c.d_model, "encoder_layers": c.n_layers, "decoder_layers": c.n_decoder_layers or c.n_layers,
         "encoder_attention_heads": c.n_heads, "decoder_attention_heads": c.n_heads,
-        "encoder_ffn_dim": c.d_ff, "decoder_ffn_dim": c.d_ff, "activation_function": c.activation,
+        "encoder_ffn_dim": c.d_ff, "decoder_ffn_dim": c.d_ff, "activation_function": TO_HF_ACTIVATION[c.activation],
         "max_position_embeddings": c.max_len, "scale_embedding": True, "dropout": c.dropout,
         "attention_dropout": c.dropout if c.attention_dropout is None else c.attention_dropout,
         "activation_dropout": c.dropout if c.ff_dropout is None else c.ff_dropout,
@@ -253,8 +255,8 @@ def read_marian_config(source: Path, defaults: dict[str, Any] = MARIAN_DEFAULTS,
     if bad:
         raise UserError(f"{source / 'config.json'}: {'; '.join(bad)}: it is not a {what} config")
     problems = [
-        (values["activation_function"] not in ACTIVATIONS,
-         f"activation_function={values['activation_function']!r} (seqlab has {', '.join(ACTIVATIONS)})"),
+        (values["activation_function"] not in FROM_HF_ACTIVATION,
+         f"activation_function={values['activation_function']!r} (seqlab reads {', '.join(FROM_HF_ACTIVATION)})"),
         (not values["scale_embedding"], "scale_embedding=false (seqlab scales embeddings by √d_model)"),
         (values["encoder_attention_heads"] != values["decoder_attention_heads"],
          "encoder_attention_heads ≠ decoder_attention_heads"),
@@ -340,7 +342,8 @@ def import_translation(source: Path, run: Path, hf: dict[str, Any], what: str, p
         len(src_numbering.order), len(target.order), d_model=hf["d_model"], n_heads=hf["encoder_attention_heads"],
         n_layers=n_layers, n_decoder_layers=None if n_decoder == n_layers else n_decoder, d_ff=hf["encoder_ffn_dim"],
         dropout=float(hf["dropout"]), max_len=hf["max_position_embeddings"], norm_first=pre_ln, positional="sinusoidal",
-        activation=hf["activation_function"], share_embeddings=shared, tie_output=bool(hf["tie_word_embeddings"]),
+        activation=FROM_HF_ACTIVATION[hf["activation_function"]], share_embeddings=shared,
+        tie_output=bool(hf["tie_word_embeddings"]),
         pad_id=PAD_ID, attention_dropout=float(hf["attention_dropout"]), ff_dropout=float(hf["activation_dropout"]))
     back = torch.argsort(marian_order(config.d_model))  # seqlab's dimension j is Marian's back[j]
     for stack in ("encoder", "decoder"):  # Pegasus saves its table, which must be the one seqlab computes

@@ -1,8 +1,10 @@
 """Position-wise feed-forward network (§3.3): FFN(x) = max(0, x W1 + b1) W2 + b2, applied to every
 position separately and identically.
 
-Activations: ``relu`` (the paper's), ``gelu`` (Hendrycks & Gimpel, 2016: x·Φ(x), exact) and ``gelu_tanh``,
-the same with Φ approximated through tanh (their §2), which GPT-2 and its checkpoints use.
+Activations: ``relu`` (the paper's), ``gelu`` (Hendrycks & Gimpel, 2016: x·Φ(x), exact), ``gelu_tanh``,
+the same with Φ approximated through tanh (their §2), which GPT-2 and its checkpoints use, and ``silu``,
+x·σ(x) (Elfwing, Uchibe & Doya, 2018; "swish" in Ramachandran et al., 2017), which the OPUS-MT
+translation models use.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import Tensor, nn
 
 from .dropout import dropped
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh")}
+ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": partial(F.gelu, approximate="tanh"), "silu": F.silu}
 
 
 class PositionwiseFeedForward(nn.Module):

@@ -57,7 +57,7 @@ class ModelConfig:
     norm_first: bool = True
     positional: Literal["sinusoidal", "learned", "relative"] = "sinusoidal"  # relative: Shaw et al. (2018)
     max_relative_position: int = 16  # positional="relative": offsets clipped to [-k, k], k = this
-    activation: Literal["relu", "gelu"] = "relu"
+    activation: Literal["relu", "gelu", "silu"] = "relu"
     tie_output: bool = True
     # A masked-LM run (seqlab train mlm) whose encoder and WordPiece tokenizer the Transformer's encoder and
     # source side start from (seqlab.tasks.translate_init): its model settings replace the ones above
