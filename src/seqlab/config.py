@@ -113,6 +113,18 @@ def absolute_paths(config: C) -> C:
     return dataclasses.replace(config, **changes)
 
 
+def input_paths(config) -> list[str]:
+    """The value of every non-empty field marked ``path=True`` (in any section): what a run reads."""
+    found = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            found += input_paths(value)
+        elif f.metadata.get("path") and isinstance(value, str) and value:
+            found.append(value)
+    return found
+
+
 def recipe_path(name_or_path: str) -> Path:
     """A TOML file path, or the name of a recipe shipped in ``seqlab/recipes``."""
     path = Path(name_or_path)

@@ -6,11 +6,12 @@ from seqlab.cli.main import main
 
 
 @pytest.mark.parametrize("args, message", [
-    (["export", "missing-run", "--format", "hf", "--out", "out"], "no such run directory"),
-    (["import", "hf", "not-a-checkpoint", "--out", "run"], "no config.json"),
+    (["export", "missing-run", "--format", "hf", "--out", "out", "--threads", "1"], "no such run directory"),
+    (["import", "hf", "not-a-checkpoint", "--out", "run", "--threads", "1"], "no config.json"),
     (["import", "hf", "weird", "--out", "run"], "holds a 'weird-model' model; seqlab imports"),
     (["import", "hf", "broken", "--out", "run"], "is not a JSON object"),
     (["export", "mine", "--format", "hf", "--out", "users-dir", "--overwrite"], "was not written by seqlab"),
+    (["import", "hf", "old-run/hf", "--out", "old-run", "--overwrite"], "--overwrite would delete old-run/hf"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)
@@ -23,8 +24,12 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, m
     (tmp_path / "mine" / "run.json").write_text('{"task": "lm"}')
     (tmp_path / "users-dir").mkdir()
     (tmp_path / "users-dir" / "notes.txt").write_text("keep me")
+    (tmp_path / "old-run" / "hf").mkdir(parents=True)  # a run holding the checkpoint to import
+    (tmp_path / "old-run" / "run.json").write_text('{"task": "lm"}')
+    (tmp_path / "old-run" / "hf" / "config.json").write_text('{"model_type": "weird-model"}')
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert (tmp_path / "users-dir" / "notes.txt").read_text() == "keep me"
     assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
+    assert (tmp_path / "old-run" / "hf" / "config.json").is_file()

@@ -132,6 +132,21 @@ def test_bad_init_is_one_line_exit_2(case, mlm_run, texts, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("reads", ["init", "csv"])
+def test_overwrite_never_deletes_what_the_run_reads(reads, mlm_run, texts, tmp_path, capsys):
+    """--out naming the --init run, or a run holding the training CSV, with --overwrite: refused before
+    anything is deleted (replacing the directory would delete the run's own input)."""
+    pretrained = tmp_path / "mlm"
+    shutil.copytree(mlm_run, pretrained)
+    shutil.copy(texts / "labelled.csv", pretrained / "labelled.csv")
+    before = sorted(p.relative_to(pretrained) for p in pretrained.rglob("*"))
+    args = classify_args(pretrained, pretrained, "--overwrite", *(["--init", pretrained] if reads == "init" else []))
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--overwrite would delete" in err and "which this run reads" in err, err
+    assert sorted(p.relative_to(pretrained) for p in pretrained.rglob("*")) == before
+
+
 @pytest.mark.parametrize("max_len", [None, 8])
 def test_a_text_longer_than_the_pretrained_blocks_is_one_line_naming_the_init(max_len, mlm_run, tmp_path, capsys):
     """The body reads 16 positions ([CLS] 14 [SEP]): raising data.max_len cannot help, so the line says

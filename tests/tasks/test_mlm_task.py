@@ -11,6 +11,7 @@ import pytest
 from seqlab.cli.main import main
 from seqlab.config import load_config
 from seqlab.tasks import masked_lm
+from cli_run import run_cli
 
 TINY = ["--set", "model.d_model=32", "--set", "model.n_heads=4", "--set", "model.n_layers=2",
         "--set", "model.dropout=0.0", "--set", "data.block_size=30", "--set", "data.vocab_size=150",
@@ -28,12 +29,6 @@ def corpus(tmp_path_factory):
     path = tmp_path_factory.mktemp("mlm") / "corpus.txt"
     path.write_text("".join(lines), encoding="utf-8")
     return path
-
-
-def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +85,7 @@ def test_predict_lists_the_likeliest_fillers_of_each_mask(trained, capsys):
 @pytest.mark.parametrize("text, message", [
     ("the cat sees the sun", "no [MASK] in 'the cat sees the sun'"),
     ("[MASK] " + "cat " * 40, "has 41 tokens; this model reads at most 30"),
+    ("   ", "nothing to predict: give the texts as arguments"),  # not a silent success
 ])
 def test_predict_refuses_bad_input_in_one_line(trained, capsys, text, message):
     code, out, err = run_cli("predict", trained, text, capsys=capsys)

@@ -12,6 +12,7 @@ from ..errors import UserError
 def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     """``--nproc N``: check what can be checked here, then start N ranks of this same command under
     torchrun (on one machine) and wait for them."""
+    from ..config import input_paths
     from ..tasks import run_dir as runs
 
     n = args.nproc
@@ -34,7 +35,7 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     del argv[i : i + (1 if "=" in argv[i] else 2)]
     if resume_run is None:
         out = args.out or runs.default_run_dir(args.task)
-        runs.check_run_dir(out, args.overwrite)
+        runs.check_run_dir(out, args.overwrite, input_paths(config))
         if args.out is None:
             argv += ["--out", str(out)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),

@@ -27,7 +27,7 @@ def positive(value: int | None, flag: str) -> None:
 
 
 def command_train(args: argparse.Namespace) -> None:
-    from ..config import absolute_paths, load_config
+    from ..config import absolute_paths, input_paths, load_config
     from ..parallel.runtime import launched_by_torchrun
     from ..tasks import run_dir as runs
     from .launch import launch_torchrun
@@ -56,7 +56,7 @@ def command_train(args: argparse.Namespace) -> None:
     parallel = task.runtime(config)
     if run is None:
         out = args.out or runs.default_run_dir(args.task)
-        run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite))
+        run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite, input_paths(config)))
     args.run_dir = run  # for the line an interruption prints
     try:
         metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
@@ -93,11 +93,15 @@ def command_generate(args: argparse.Namespace) -> None:
 
 
 def input_lines(args: argparse.Namespace) -> list[str]:
-    """The inputs given as arguments, or else standard input's lines; blank ones are left out."""
+    """The inputs given as arguments, or else standard input's lines; blank ones are left out, and
+    none left is a UserError (a silent success would look like an answer)."""
     from ..data.text import read_stdin_lines
 
-    lines = args.text or read_stdin_lines()
-    return [line for line in lines if line.strip()]
+    lines = [line for line in args.text or read_stdin_lines() if line.strip()]
+    if not lines:
+        raise UserError(f"nothing to {args.command}: give the texts as arguments, or one a line on standard "
+                        f"input (blank ones are left out)")
+    return lines
 
 
 def trained_task(run: Path, command: str) -> registry.Task:

@@ -207,11 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=["hf", "onnx"])
     export.add_argument("--out", type=Path, required=True, help="the directory to write")
     export.add_argument("--overwrite", action="store_true")
+    add_threads_flag(export)
     importing = subcommand(sub, "import", "read another library's checkpoint into a seqlab run")
     importing.add_argument("source", choices=["hf"])
     importing.add_argument("directory", type=Path, help="a Hugging Face checkpoint directory (config.json, weights)")
     importing.add_argument("--out", type=Path, required=True, help="the run directory to write")
     importing.add_argument("--overwrite", action="store_true")
+    add_threads_flag(importing)
 
     data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
     data.add_argument("action", choices=["download"])

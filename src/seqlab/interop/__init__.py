@@ -79,7 +79,7 @@ def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
     if not run.is_dir():
         raise UserError(f"{run}: no such run directory")
     out = out.resolve()  # "." has no name to put a temporary directory beside
-    _check_out(out, overwrite, EXPORT_MARK)
+    _check_out(out, overwrite, EXPORT_MARK, run)
     task = runs.read_run(run)["task"]
     convert = exporters().get((fmt, task))
     if convert is None:
@@ -104,7 +104,7 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
         model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         raise UserError(f"{config} is not a JSON object") from None
-    _check_out(out, overwrite, runs.RUN_FILE)
+    _check_out(out, overwrite, runs.RUN_FILE, source)
     convert = importers().get(model_type)
     if convert is None:
         raise UserError(f"{source} holds a {model_type!r} model; seqlab imports "
@@ -123,19 +123,21 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
     return _write_atomically(out, read)
 
 
-def _check_out(out: Path, overwrite: bool, mark: str) -> None:
-    """An existing ``out`` is replaced only with ``overwrite`` and only if it holds ``mark`` (what seqlab
-    wrote there before): never a directory of the user's own files."""
+def _check_out(out: Path, overwrite: bool, mark: str, source: Path) -> None:
+    """An existing ``out`` is replaced only with ``overwrite``, only if it holds ``mark`` (what seqlab
+    wrote there before): never a directory of the user's own files, and never one holding ``source``."""
     if out.exists():
         if not overwrite:
             raise UserError(f"{out} already exists; pass --overwrite to replace it")
         if not (out / mark).is_file() and any(out.iterdir()):
             raise UserError(f"{out} exists and was not written by seqlab; refusing to overwrite it")
+        runs.check_outside(out, [source])
 
 
 def _write_atomically(out: Path, write: Callable[[Path], str]) -> str:
     """``write`` into a temporary directory beside ``out`` (which ``_check_out`` has allowed), renamed to
     ``out`` when it returns."""
+    made = [folder for folder in [out.parent, *out.parent.parents] if not folder.exists()]  # removed on failure
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     umask = os.umask(0)
@@ -150,3 +152,6 @@ def _write_atomically(out: Path, write: Callable[[Path], str]) -> str:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+        for folder in made:  # deepest first: the folders made above, if the result is not in them
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .. import tables
-from ..config import load_config, to_dict
+from ..config import input_paths, load_config, to_dict
 from ..errors import UserError
 from ..viz.curves import plot_curves
 from . import run_dir as runs
@@ -88,7 +88,7 @@ def train_each(models: list[str], out: Path, train_one: Callable[[str, Path], di
 
 
 def open_compare_dir(out: Path, overwrite: bool, kind: str, models: list[str], config) -> Path:
-    out = runs.create_run_dir(out, overwrite)
+    out = runs.create_run_dir(out, overwrite, input_paths(config))
     runs.write_run(out, f"compare-{kind}", {"models": models, "config": to_dict(config)})
     return out
 

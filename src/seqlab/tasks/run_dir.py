@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import DamagedFileError, UserError
 from ..io import read_json_file, write_json
@@ -24,9 +24,10 @@ def default_run_dir(task: str) -> Path:
     return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_run_dir(path: Path, overwrite: bool) -> None:
+def check_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
     """A UserError unless ``path`` may become a fresh run directory: it does not exist, or it is a
-    seqlab run (never a directory of the user's own files) and ``overwrite`` was given."""
+    seqlab run (never a directory of the user's own files) and ``overwrite`` was given, and none of the
+    ``inputs`` (the files and runs the new run reads) lies in it, where replacing it would delete them."""
     path = Path(path)
     if path.exists():
         if not overwrite:
@@ -34,12 +35,22 @@ def check_run_dir(path: Path, overwrite: bool) -> None:
                             f"or --resume {path} to continue it")
         if not (path / RUN_FILE).is_file() and any(path.iterdir()):
             raise UserError(f"{path} exists and is not a seqlab run directory; refusing to overwrite it")
+        check_outside(path, inputs)
 
 
-def create_run_dir(path: Path, overwrite: bool) -> Path:
+def check_outside(path: Path, inputs: Iterable[str | Path]) -> None:
+    """A UserError if one of ``inputs`` is ``path`` or lies in it: replacing ``path`` would delete it."""
+    replaced = Path(path).resolve()
+    for source in map(Path, inputs):
+        if replaced == source.resolve() or replaced in source.resolve().parents:
+            raise UserError(f"--overwrite would delete {source}, which this command reads, with {path}; "
+                            f"choose another --out")
+
+
+def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
     """A fresh run directory; an existing one is replaced only as :func:`check_run_dir` allows."""
     path = Path(path)
-    check_run_dir(path, overwrite)
+    check_run_dir(path, overwrite, inputs)
     if path.exists():
         shutil.rmtree(path)
     try:
