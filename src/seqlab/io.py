@@ -31,6 +31,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             tmp.unlink()
 
 
+def check_new_file(path: str | Path, flag: str) -> None:
+    """A UserError unless ``path`` (given with ``flag``) can be written as a new file: nothing of the
+    user's is overwritten, and its folder exists (checked before any work, so that nothing is left
+    half-made by a write that fails at the end)."""
+    path = Path(path)
+    if path.exists():
+        raise UserError(f"{path} exists; give {flag} a new file name (nothing is overwritten)")
+    if not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
+
+
 def write_json(path: Path, value: Any, **dumps: Any) -> None:
     """``value`` as a JSON file (UTF-8, a final newline), written atomically (:func:`atomic_write`)."""
     text = json.dumps(value, **dumps) + "\n"

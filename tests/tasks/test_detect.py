@@ -10,6 +10,7 @@ import torch
 from seqlab.cli.main import main
 from seqlab.data import coco
 from seqlab.data.digits_detection import write_digits_detection
+from cli_run import run_cli
 
 TINY_MODEL = ["--set", "model.d_model=32", "--set", "model.n_heads=2", "--set", "model.n_encoder_layers=1",
               "--set", "model.n_decoder_layers=2", "--set", "model.d_ff=64", "--set", "model.n_queries=8",
@@ -17,12 +18,6 @@ TINY_MODEL = ["--set", "model.d_model=32", "--set", "model.n_heads=2", "--set", 
 QUIET = ["--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "train.precision=fp32"]
 TINY_DIGITS = ["--set", "data.digits_train=24", "--set", "data.digits_valid=6", "--set", "data.digits_test=6",
                "--set", "data.image_size=64"]
-
-
-def run_cli(*args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +171,25 @@ def test_bad_predict_and_eval_inputs(trained, tmp_path, capsys):
     not_image.write_text("not an image")
     code, _, err = run_cli("predict", trained, not_image, capsys=capsys)
     assert code == 2 and "bad.png" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("existing", ["mine.json", "mine.png"])
+def test_predict_never_overwrites_the_users_files(trained, tmp_path, capsys, existing):
+    """--out's results file, or for one image the picture drawn beside it, already there: refused, and
+    left as it was."""
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0]
+    (tmp_path / existing).write_text("the user's own")
+    code, _, err = run_cli("predict", trained, image, "--out", tmp_path / "mine.json", capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{existing} exists; give --out a new file name" in err
+    assert [p.name for p in tmp_path.iterdir()] == [existing] and (tmp_path / existing).read_text() == "the user's own"
+
+
+def test_predict_into_a_missing_folder_is_refused_before_anything_is_written(trained, tmp_path, capsys):
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0]
+    code, _, err = run_cli("predict", trained, image, "--out", tmp_path / "nowhere" / "mine.json", capsys=capsys)
+    assert code == 2 and "the folder" in err and "does not exist" in err and len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("flags, words", [

@@ -96,6 +96,10 @@ def test_predict_reads_the_rows_to_forecast_and_reloads_the_same(trained, driven
     path = tmp_path / "ahead.csv"
     ahead.to_csv(path, index=False)
     out, picture = tmp_path / "forecast.csv", tmp_path / "forecast.png"
+    # --out into a folder that does not exist: refused before the picture is drawn (nothing half-made)
+    code, _, err = run_cli("predict", trained, "--csv", path, "--out", tmp_path / "nowhere" / "forecast.csv",
+                           "--plot", picture, capsys=capsys)
+    assert code == 2 and "does not exist" in err and not picture.exists(), err
     code, _, err = run_cli("predict", trained, "--csv", path, "--out", out, "--plot", picture, capsys=capsys)
     assert code == 0, err
     result = pd.read_csv(out, parse_dates=["date"])

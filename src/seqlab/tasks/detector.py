@@ -19,6 +19,7 @@ from torch import Tensor
 from ..data import coco
 from ..data import images as image_data
 from ..errors import DataError, UserError
+from ..io import check_new_file
 
 BATCH = 64  # images a forward pass when scoring a folder
 
@@ -112,6 +113,10 @@ class Detector:
         files = self.image_files(inputs)
         if out is not None and Path(out).suffix.lower() != ".json":
             raise UserError(f"--out names a .json file for the COCO results; got {out}")
+        if out is not None:
+            check_new_file(out, "--out")
+            if len(files) == 1:  # its boxes are drawn beside the results
+                check_new_file(Path(out).with_suffix(".png"), "--out")
         results = []
         for start in range(0, len(files), BATCH):  # BATCH images a forward pass
             chunk = files[start : start + BATCH]

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ..config import build, to_dict
 from ..data import covariates as cov, timeseries as ts
 from ..errors import UserError
+from ..io import check_new_file
 from ..models import forecasters as fm
 from ..models.quantiles import central_intervals, median_index, pinball_loss, quantile_errors
 from ..parallel.runtime import SingleProcess
@@ -460,8 +461,8 @@ class ForecastTask(Task):
             raise UserError("a forecasting run predicts from a series: give --csv FILE")
         from .forecast_backtest import check_new_png, plot_prediction
 
-        if options.get("out") and Path(options["out"]).exists():
-            raise UserError(f"{options['out']} exists; give --out a new file name (nothing is overwritten)")
+        if options.get("out"):
+            check_new_file(options["out"], "--out")
         if options.get("plot") is not None:
             check_new_png(options["plot"])
         frame = forecast.predict_csv(options["csv"])

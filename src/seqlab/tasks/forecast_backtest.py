@@ -33,6 +33,7 @@ import torch
 
 from ..data import timeseries as ts
 from ..errors import DataError, UserError
+from ..io import check_new_file
 from ..models.quantiles import central_intervals, median_index
 
 
@@ -191,8 +192,7 @@ def check_new_png(plot: str) -> None:
     """A UserError unless ``plot`` names a new .png file."""
     if Path(plot).suffix.lower() != ".png":
         raise UserError(f"--plot writes a PNG picture: give a file name ending in .png, not {plot}")
-    if Path(plot).exists():
-        raise UserError(f"{plot} exists; give --plot a new file name (nothing is overwritten)")
+    check_new_file(plot, "--plot")
 
 
 def plot_prediction(forecast, csv: str | Path, frame, path: Path) -> None:
