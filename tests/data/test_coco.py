@@ -150,6 +150,8 @@ def bad(case, root):
         "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
         "wrong height": ({"images": [dict(image, height=31)]}, r"image 7 is None×31 in the JSON but .*a.png is 40×30"),
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
+        "no annotations": ({"annotations": []}, "no object is annotated"),
+        "crowds only": ({"annotations": [dict(note, iscrowd=1)]}, "no object is annotated"),
     }
     (folder / "images" / "junk.png").write_bytes(b"not a png at all")
     fields, message = spoilt[case]
@@ -163,7 +165,7 @@ CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", 
          "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
          "image without file_name", "image not an object", "escapes by backslash", "wrong size", "wrong height",
-         "twice"]
+         "twice", "no annotations", "crowds only"]
 
 
 @pytest.mark.parametrize("case", CASES)

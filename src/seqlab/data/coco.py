@@ -203,6 +203,9 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
             continue  # a crowd region is no object to find; COCOeval ignores detections on it
         boxes[record["image_id"]].append(box)
         labels[record["image_id"]].append(label_of[record["category_id"]])
+    if not any(boxes.values()):  # mAP would be -1 (undefined) and training would learn "no object" only
+        raise DataError(f"{path}: no object is annotated (crowd regions left out); a detector learns and is "
+                        f"scored on annotated boxes")
 
     targets = []
     for image_id, (width, height) in zip(records, sizes):
