@@ -219,7 +219,7 @@ def test_by_default_every_row_is_read_and_gaps_are_errors(table):
     series = cov.read_series(table, data(fill="ffill"))  # the empty trailing rows are filled, not kept apart
     assert len(series.values) == 10 and series.ahead is None
     np.testing.assert_array_equal(series.values[7:, series.columns.index("OT")], [206.0] * 3)
-    with pytest.raises(DataError, match=r"column 'load' row 9 is empty; fill the gaps"):
+    with pytest.raises(DataError, match=r"column 'load' row 9 is empty; fill the gaps, or train with --fill ffill"):
         cov.read_series(table, data())  # --fill error
     with pytest.raises(DataError) as error:
         cov.read_series(table, data(past_cols="temp", future_cols="humidity"), ahead=True)

@@ -90,8 +90,7 @@ def read_panel(path: str | Path, id_col: str, date_col: str, target: str, featur
     if fill == "error" and data.isna().any().any():
         column = data.columns[data.isna().any()][0]
         row = int(np.argmax(data[column].isna().to_numpy()))
-        raise DataError(f"{path}: column {column!r} row {row + 2} (id {ids.iloc[row]!r}) is empty; fill the gaps "
-                        f"or pass --fill ffill or --fill interpolate")
+        raise DataError(f"{path}: column {column!r} row {row + 2} (id {ids.iloc[row]!r}) is empty; {ts.FILL_HINT}")
     columns = [str(c) for c in data.columns]
     if features == "S":
         columns, data = [target], data[[target]]

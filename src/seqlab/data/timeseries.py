@@ -27,6 +27,8 @@ from .labelled_text import duplicate_header
 
 FEATURES = ("M", "S", "MS")  # multivariate -> multivariate, univariate, multivariate -> target
 FILLS = ("error", "ffill", "interpolate")
+# A gap's hint, right in training and after it (a trained run reads new files with its own data.fill)
+FILL_HINT = "fill the gaps, or train with --fill ffill or --fill interpolate"
 ETT_HOURS = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)  # 8,640 / 2,880 / 2,880 rows: 12/4/4 months
 
 
@@ -90,8 +92,7 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
         column = data.columns[data.isna().any()][0]
         row = int(np.argmax(data[column].isna().to_numpy())) + 2
         if fill == "error":
-            raise DataError(f"{path}: column {column!r} row {row} is empty; fill the gaps or pass "
-                            f"--fill ffill or --fill interpolate")
+            raise DataError(f"{path}: column {column!r} row {row} is empty; {FILL_HINT}")
         data = data.ffill().bfill() if fill == "ffill" else data.interpolate(limit_direction="both")
     columns = [str(c) for c in data.columns]
     if features == "S":
