@@ -488,6 +488,9 @@ def breakages():
         ("positions", lambda d: save_file({**load_file(d / "model.safetensors"), "model.encoder.embed_positions.weight":
                                            torch.randn(20, 16)}, d / "model.safetensors"),
          "encoder.embed_positions.weight is not the sinusoidal table"),
+        ("nan weights", lambda d: save_file({**load_file(d / "model.safetensors"), "model.encoder.layers.0.fc1.weight":
+                                             torch.full((32, 16), float("nan"))}, d / "model.safetensors"),
+         "model.encoder.layers.0.fc1.weight holds NaN or infinite values"),
         ("cut weights", lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:500]),
          "model.safetensors"),
     ]

@@ -82,9 +82,13 @@ def read_weights(source: Path) -> dict[str, Tensor]:
     tensors: dict[str, Tensor] = {}
     for name in files:
         try:
-            tensors.update(load_file(str(source / name)))
+            read = load_file(str(source / name))
         except (SafetensorError, OSError, ValueError) as error:
             raise DamagedFileError(source / name, str(error), "it cannot be read as safetensors") from None
+        if bad := next((key for key, t in read.items() if t.is_floating_point() and not t.isfinite().all()), None):
+            raise UserError(f"{source / name}: {bad} holds NaN or infinite values; a model with them computes "
+                            f"nothing usable")
+        tensors.update(read)
     return tensors
 
 
