@@ -12,6 +12,7 @@ from seqlab.cli.main import main
     (["import", "hf", "broken", "--out", "run"], "is not a JSON object"),
     (["export", "mine", "--format", "hf", "--out", "users-dir", "--overwrite"], "was not written by seqlab"),
     (["import", "hf", "old-run/hf", "--out", "old-run", "--overwrite"], "--overwrite would delete old-run/hf"),
+    (["export", "mine", "--format", "hf", "--out", "users-dir/notes.txt", "--overwrite"], "is a file, not a directory"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, message):
     monkeypatch.chdir(tmp_path)

@@ -129,6 +129,8 @@ def _check_out(out: Path, overwrite: bool, mark: str, source: Path) -> None:
     if out.exists():
         if not overwrite:
             raise UserError(f"{out} already exists; pass --overwrite to replace it")
+        if not out.is_dir():
+            raise UserError(f"{out} is a file, not a directory seqlab wrote; give --out a new directory")
         if not (out / mark).is_file() and any(out.iterdir()):
             raise UserError(f"{out} exists and was not written by seqlab; refusing to overwrite it")
         runs.check_outside(out, [source])
