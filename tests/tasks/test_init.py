@@ -138,12 +138,16 @@ def test_overwrite_never_deletes_what_the_run_reads(reads, mlm_run, texts, tmp_p
     anything is deleted (replacing the directory would delete the run's own input)."""
     pretrained = tmp_path / "mlm"
     shutil.copytree(mlm_run, pretrained)
-    shutil.copy(texts / "labelled.csv", pretrained / "labelled.csv")
+    if reads == "init":
+        args, deleted = classify_args(texts, pretrained, "--overwrite", "--init", pretrained), pretrained
+    else:
+        deleted = shutil.copy(texts / "labelled.csv", pretrained / "labelled.csv")
+        args = classify_args(pretrained, pretrained, "--overwrite")
     before = sorted(p.relative_to(pretrained) for p in pretrained.rglob("*"))
-    args = classify_args(pretrained, pretrained, "--overwrite", *(["--init", pretrained] if reads == "init" else []))
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--overwrite would delete" in err and "which this run reads" in err, err
+    assert len(err.splitlines()) == 1, err
+    assert f"--overwrite would delete {deleted}, which this command reads" in err, err
     assert sorted(p.relative_to(pretrained) for p in pretrained.rglob("*")) == before
 
 
