@@ -42,7 +42,7 @@ def check_outside(path: Path, inputs: Iterable[str | Path]) -> None:
     """A UserError if one of ``inputs`` is ``path`` or lies in it: replacing ``path`` would delete it."""
     replaced = Path(path).resolve()
     for source in map(Path, inputs):
-        if replaced == source.resolve() or replaced in source.resolve().parents:
+        if source.resolve().is_relative_to(replaced):
             raise UserError(f"--overwrite would delete {source}, which this command reads, with {path}; "
                             f"choose another --out")
 
