@@ -85,6 +85,7 @@ def test_without_the_rows_to_forecast_a_calendar_continues_the_timestamps(table)
     (dict(calendar="hour,season"), "unknown cycle 'season'; give 'auto' or some of minute, hour, weekday, month, "
                                    "dayofyear, like hour,weekday$"),
     (dict(past_cols="a,b,a,b"), "data.past_cols names 'a' twice$"),
+    (dict(calendar="hour, weekday,hour"), "data.calendar names 'hour' twice$"),
 ])
 def test_contradictions_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):

@@ -126,6 +126,7 @@ def test_predict_reads_the_rows_to_forecast_and_reloads_the_same(trained, driven
     (["--future-cols", "load"], "data.future_cols names the target 'load'"),
     (["--past-cols", "plan", "--future-cols", "plan"], "'plan' is in both data.past_cols and data.future_cols"),
     (["--calendar", "hour,season"], "unknown cycle 'season'"),
+    (["--calendar", "hour,hour"], "data.calendar names 'hour' twice"),
 ])
 def test_contradictory_covariates_are_one_line_and_exit_2(tmp_path, driven_csv, capsys, flags, message):
     out_dir = tmp_path / "run"

@@ -61,10 +61,14 @@ def check_roles(past_cols: str, future_cols: str, calendar: str, target: str) ->
     if both:
         raise ValueError(f"{both[0]!r} is in both data.past_cols and data.future_cols: a covariate is known "
                          f"ahead (future) or only up to the forecast origin (past), not both")
-    unknown = [name for name in calendar_cycles(calendar) if name not in CYCLES]
+    cycles = calendar_cycles(calendar)
+    unknown = [name for name in cycles if name not in CYCLES]
     if unknown:
         raise ValueError(f"data.calendar: unknown cycle {unknown[0]!r}; give 'auto' or some of "
                          f"{', '.join(CYCLES)}, like hour,weekday")
+    twice = [name for name in cycles if cycles.count(name) > 1]
+    if twice:
+        raise ValueError(f"data.calendar names {twice[0]!r} twice")
 
 
 def auto_cycles(step: pd.Timedelta) -> list[str]:
