@@ -100,6 +100,9 @@ def test_predict_reads_the_rows_to_forecast_and_reloads_the_same(trained, driven
     code, _, err = run_cli("predict", trained, "--csv", path, "--out", tmp_path / "nowhere" / "forecast.csv",
                            "--plot", picture, capsys=capsys)
     assert code == 2 and "does not exist" in err and not picture.exists(), err
+    # --out with a picture's name: CSV text would land in a .png; refused, pointing at --plot
+    code, _, err = run_cli("predict", trained, "--csv", path, "--out", picture, capsys=capsys)
+    assert code == 2 and f"--plot {picture} draws the forecast" in err and not picture.exists(), err
     code, _, err = run_cli("predict", trained, "--csv", path, "--out", out, "--plot", picture, capsys=capsys)
     assert code == 0, err
     result = pd.read_csv(out, parse_dates=["date"])

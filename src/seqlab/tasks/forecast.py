@@ -40,6 +40,7 @@ from .forecast_config import ForecastConfig, ForecastDataConfig, ForecastModelCo
 from .task import Flag, Task, register
 
 TASK = "forecast"
+PICTURES = (".png", ".jpg", ".jpeg", ".svg", ".pdf")  # what `predict --out` refuses: it writes CSV
 
 
 def build_forecaster(c: ForecastModelConfig, channels: int, input_len: int, horizon: int):
@@ -462,6 +463,9 @@ class ForecastTask(Task):
         from .forecast_backtest import check_new_png, plot_prediction
 
         if options.get("out"):
+            if Path(options["out"]).suffix.lower() in PICTURES:
+                raise UserError(f"--out writes the forecast as CSV text, not a picture: give it a .csv name "
+                                f"(--plot {options['out']} draws the forecast)")
             check_new_file(options["out"], "--out")
         if options.get("plot") is not None:
             check_new_png(options["plot"])
