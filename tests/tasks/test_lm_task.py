@@ -125,7 +125,7 @@ def test_generate_flags_are_checked(tmp_path, corpus, capsys):
 
 
 def test_shipped_recipes_load():
-    for name in ("shakespeare-char-77s", "shakespeare-char-60min", "lm-python-stdlib"):
+    for name in ("shakespeare-char-77s", "shakespeare-char-quick", "shakespeare-char-60min", "lm-python-stdlib"):
         config = load_config(lm.LMConfig, name)
         assert config.model.arch == "transformer" and config.train.label_smoothing == 0.0
 
