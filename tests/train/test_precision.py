@@ -82,8 +82,9 @@ def test_auto_picks_bf16_when_faster_logs_it_and_trains_in_it(tmp_path, capsys):
     assert chosen["median_step_ms"] == {"fp32": 2000.0, "bf16": 1000.0}
     assert len(chosen["trial_losses"]["bf16"]) == 2
     assert "precision auto: bf16" in capsys.readouterr().out
-    # The trial: 2 + 3·2 steps in each precision; then the run's 12 steps, all in bf16.
-    assert clock.steps_in == {False: 8, True: 8 + 12}
+    # The trial: 2 warm-up steps and one timed pass of 2 in each precision (its 2-second steps add up to
+    # the 2 s that are enough; 3 timed passes otherwise); then the run's 12 steps, all in bf16.
+    assert clock.steps_in == {False: 4, True: 4 + 12}
 
 
 def test_auto_refuses_a_faster_precision_whose_loss_is_not_finite(tmp_path):
@@ -91,7 +92,7 @@ def test_auto_refuses_a_faster_precision_whose_loss_is_not_finite(tmp_path):
     progress = auto_trainer(tmp_path, clock, poison_bf16=True).fit()
     chosen = json.loads((tmp_path / "precision.json").read_text())
     assert chosen["precision"] == progress.precision == "fp32"
-    assert clock.steps_in[True] == 8  # only the trial ran in bf16
+    assert clock.steps_in[True] == 4  # only the trial ran in bf16
 
 
 class DrawingBatches:
@@ -323,13 +324,13 @@ def test_a_much_slower_precision_is_given_up_after_one_step():
 
     model = torch.nn.Linear(2, 1)
     seconds, losses = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
-                                      repeats=3, clock=lambda: now[0])
+                                      repeats=3, clock=lambda: now[0], enough=math.inf)
     assert steps == {"fp32": 8, "bf16": 1} and seconds["bf16"] == [3.5] and losses["bf16"] == []
     assert choose_precision(seconds, losses)[0] == "fp32"
     costs["bf16"] = 3.0  # at the bound: tried in full
     steps.update(fp32=0, bf16=0)
     seconds, losses = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
-                                      repeats=3, clock=lambda: now[0])
+                                      repeats=3, clock=lambda: now[0], enough=math.inf)
     assert steps == {"fp32": 8, "bf16": 8} and len(seconds["bf16"]) == 6 and len(losses["bf16"]) == 2
     # Every rank follows the main rank's decision: told "not late", a slow precision is tried in full.
     costs["bf16"] = 10.0
@@ -337,6 +338,36 @@ def test_a_much_slower_precision_is_given_up_after_one_step():
     time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast, repeats=3,
                     clock=lambda: now[0], agree=lambda late: False)
     assert steps["bf16"] == 8
+
+
+def test_a_precision_is_timed_no_longer_than_enough_seconds_of_whole_passes():
+    now, costs, steps = [0.0], {"fp32": 0.75, "bf16": 0.5}, []
+
+    def forward_backward(batch):
+        now[0] += costs[torch.is_autocast_enabled("cpu") and "bf16" or "fp32"]
+        steps.append(torch.is_autocast_enabled("cpu"))
+        return 2.0
+
+    def autocast(name):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if name == "bf16" else contextlib.nullcontext()
+
+    def trial(**kw):
+        steps.clear()
+        model = torch.nn.Linear(2, 1)
+        return time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast, repeats=3,
+                               clock=lambda: now[0], **kw)
+
+    # fp32: passes of 1.5 s, two reach 2 s; bf16: passes of 1 s, the second reaches it (inclusive)
+    seconds, losses = trial(enough=2.0)
+    assert [len(seconds["fp32"]), len(seconds["bf16"])] == [4, 4] and steps == [False] * 6 + [True] * 6
+    assert losses == {"fp32": [2.0, 2.0], "bf16": [2.0, 2.0]}  # the warm-up's losses, as without the limit
+    seconds, _ = trial(enough=1.5)
+    assert [len(seconds["fp32"]), len(seconds["bf16"])] == [2, 4]
+    seconds, _ = trial(enough=0.0)  # at least one timed pass
+    assert [len(seconds["fp32"]), len(seconds["bf16"])] == [2, 2] and len(steps) == 8
+    asked = []
+    seconds, _ = trial(enough=0.0, agree=lambda late: asked.append(late) or False)  # the main rank says "go on"
+    assert [len(seconds["fp32"]), len(seconds["bf16"])] == [6, 6] and True in asked
 
 
 def test_auto_skips_a_precision_slow_at_matmul_without_running_a_step_in_it(tmp_path, capsys, monkeypatch):

@@ -101,15 +101,19 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
                     batches: list[dict], precisions: list[str], autocast: Callable[[str], Any],
                     repeats: int = 3, clock: Callable[[], float] = time.perf_counter,
                     synchronize: Callable[[], None] = lambda: None,
-                    give_up: float = 3.0, agree: Callable[[bool], bool] = lambda late: late,
+                    give_up: float = 3.0, enough: float = 2.0,
+                    agree: Callable[[bool], bool] = lambda late: late,
                     ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Per precision (fp32 first): from the same random state, one untimed pass over ``batches``
-    (warm-up; its losses are the ones compared), then ``repeats`` timed passes, one time per step.
-    Gradients are dropped and buffers (running statistics) put back after each pass; the random state
-    after the last one is the caller's to restore. A precision one of whose steps (warm-up included)
-    takes more than ``give_up`` times fp32's slowest step cannot win: its trial ends there, and that
-    step's time is all it records. ``agree`` makes that decision the same on every rank of a job
-    (the main rank's), since each step's collectives need every rank."""
+    (warm-up; its losses are the ones compared), then ``repeats`` timed passes, one time per step —
+    fewer once its timed steps add up to ``enough`` seconds at the end of a pass (a model whose step
+    takes seconds is timed well by one pass, and each further pass would cost a short run more than
+    it could gain: 8.5 s fp32 steps, measured). Gradients are dropped and buffers (running statistics)
+    put back after each pass; the random state after the last one is the caller's to restore. A
+    precision one of whose steps (warm-up included) takes more than ``give_up`` times fp32's slowest
+    step cannot win: its trial ends there, and that step's time is all it records. ``agree`` makes
+    both decisions the same on every rank of a job (the main rank's), since each step's collectives
+    need every rank."""
     rng = checkpoint.rng_state()
     saved = [b.detach().clone() for b in buffers_of.buffers()]
     seconds: dict[str, list[float]] = {}
@@ -142,6 +146,8 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
                 losses[name].append(loss)
             if (i + 1) % len(batches) == 0:  # the end of a pass
                 restore(buffers_of, saved)
+                if timed and agree(sum(seconds[name]) >= enough):
+                    break
         restore(buffers_of, saved)
     train_model.zero_grad(set_to_none=True)
     checkpoint.set_rng_state(rng)
