@@ -126,14 +126,8 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
 def _check_out(out: Path, overwrite: bool, mark: str, source: Path) -> None:
     """An existing ``out`` is replaced only with ``overwrite``, only if it holds ``mark`` (what seqlab
     wrote there before): never a directory of the user's own files, and never one holding ``source``."""
-    if out.exists():
-        if not overwrite:
-            raise UserError(f"{out} already exists; pass --overwrite to replace it")
-        if not out.is_dir():
-            raise UserError(f"{out} is a file, not a directory seqlab wrote; give --out a new directory")
-        if not (out / mark).is_file() and any(out.iterdir()):
-            raise UserError(f"{out} exists and was not written by seqlab; refusing to overwrite it")
-        runs.check_outside(out, [source])
+    runs.check_replaceable(out, overwrite, mark, [source], exists=f"{out} already exists; pass --overwrite to "
+                           f"replace it", not_ours="was not written by seqlab")
 
 
 def _write_atomically(out: Path, write: Callable[[Path], str]) -> str:

@@ -28,13 +28,25 @@ def check_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()
     """A UserError unless ``path`` may become a fresh run directory: it does not exist, or it is a
     seqlab run (never a directory of the user's own files) and ``overwrite`` was given, and none of the
     ``inputs`` (the files and runs the new run reads) lies in it, where replacing it would delete them."""
+    check_replaceable(path, overwrite, RUN_FILE, inputs,
+                      exists=f"run directory {path} already exists; pass --overwrite to replace it, "
+                             f"or --resume {path} to continue it", not_ours="is not a seqlab run directory")
+
+
+def check_replaceable(path: Path, overwrite: bool, mark: str, inputs: Iterable[str | Path], *,
+                      exists: str, not_ours: str) -> None:
+    """A UserError unless the directory ``path`` may be (re)written: it does not exist, or ``overwrite``
+    was given and it is a directory that is empty or holds ``mark`` (what seqlab wrote there before),
+    none of ``inputs`` in it. ``exists``: the message without ``overwrite``; ``not_ours``: how a folder
+    of the user's own files is described."""
     path = Path(path)
     if path.exists():
         if not overwrite:
-            raise UserError(f"run directory {path} already exists; pass --overwrite to replace it, "
-                            f"or --resume {path} to continue it")
-        if not (path / RUN_FILE).is_file() and any(path.iterdir()):
-            raise UserError(f"{path} exists and is not a seqlab run directory; refusing to overwrite it")
+            raise UserError(exists)
+        if not path.is_dir():
+            raise UserError(f"{path} is a file, not a directory seqlab wrote; give --out a new directory")
+        if not (path / mark).is_file() and any(path.iterdir()):
+            raise UserError(f"{path} exists and {not_ours}; refusing to overwrite it")
         check_outside(path, inputs)
 
 
