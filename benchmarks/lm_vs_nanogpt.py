@@ -123,8 +123,8 @@ def main() -> None:
         ratio = seconds / nano_seconds
         print(f"| seqlab `--text {text.name} {' '.join(flags)}` | {seconds:.1f} s (training "
               f"{metrics['train_seconds']:.1f} s) | {metrics['steps']} | {metrics['val_loss']:.4f} | | "
-              f"{math.floor(ratio * 1000) / 1000:.3f} (truncated): {'reached' if reached else 'did NOT reach'} nanoGPT's loss; target <= 1/3 "
-              f"{'met' if reached and ratio <= 1 / 3 else 'missed'} |")
+              f"{math.floor(ratio * 1000) / 1000:.3f} (truncated): {'reached' if reached else 'did NOT reach'} "
+              f"nanoGPT's loss; target <= 1/3 {'met' if reached and ratio <= 1 / 3 else 'missed'} |")
     assert math.isfinite(nano_loss)
 
 
