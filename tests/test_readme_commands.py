@@ -60,6 +60,8 @@ BUDGETS: dict[str, dict] = {
     "compare translate --dates": {"args": [*TRAIN, *NET, *RNN, *SHORT],
                                   "check": lambda out: compared("translate")},
     "train lm --text input.txt --config shakespeare-char-77s": {"args": [*TRAIN, *NET]},
+    "train lm --text input.txt --config shakespeare-char-quick": {"args": [*TRAIN, *NET],
+                                                                "check": lambda out: Path("runs/quick/run.json").is_file()},
     "generate runs/shakespeare": {"args": ["--threads", "1", "--max-new-tokens", "20"],
                                   "check": lambda out: out.startswith("ROMEO:") and len(out) > len("ROMEO:\n")},
     "export runs/shakespeare --format hf": {"check": lambda out: Path("hf/shakespeare/config.json").is_file()},
