@@ -101,8 +101,9 @@ def test_predict_reads_the_rows_to_forecast_and_reloads_the_same(trained, driven
                            "--plot", picture, capsys=capsys)
     assert code == 2 and "does not exist" in err and not picture.exists(), err
     # --out with a picture's name: CSV text would land in a .png; refused, pointing at --plot
-    code, _, err = run_cli("predict", trained, "--csv", path, "--out", picture, capsys=capsys)
-    assert code == 2 and f"--plot {picture} draws the forecast" in err and not picture.exists(), err
+    for name in ("forecast.png", "forecast.JPG"):  # the hint names a PNG, what --plot draws
+        code, _, err = run_cli("predict", trained, "--csv", path, "--out", tmp_path / name, capsys=capsys)
+        assert code == 2 and f"--plot {picture} draws the forecast" in err and not (tmp_path / name).exists(), err
     code, _, err = run_cli("predict", trained, "--csv", path, "--out", out, "--plot", picture, capsys=capsys)
     assert code == 0, err
     result = pd.read_csv(out, parse_dates=["date"])

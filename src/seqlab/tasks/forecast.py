@@ -465,7 +465,7 @@ class ForecastTask(Task):
         if options.get("out"):
             if Path(options["out"]).suffix.lower() in PICTURES:
                 raise UserError(f"--out writes the forecast as CSV text, not a picture: give it a .csv name "
-                                f"(--plot {options['out']} draws the forecast)")
+                                f"(--plot {Path(options['out']).with_suffix('.png')} draws the forecast)")
             check_new_file(options["out"], "--out")
         if options.get("plot") is not None:
             check_new_png(options["plot"])
