@@ -141,11 +141,13 @@ def test_existing_run_directory_is_not_overwritten(tmp_path, corpus, capsys):
                                *TINY, capsys=capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1
     assert (mine / "notes.txt").read_text() == "precious"
-    # --out naming a file: one clear line (it was the system's "[Errno 20] Not a directory"), the file kept
-    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", mine / "notes.txt",
-                           "--overwrite", *TINY, capsys=capsys)
-    assert code == 2 and err.strip().endswith("notes.txt is a file, not a directory seqlab wrote; give --out a "
-                                              "new directory"), err
+    # --out naming a file: one clear line (it was the system's "[Errno 20] Not a directory" with
+    # --overwrite, and advice to pass --overwrite without it), the file kept
+    for extra in ([], ["--overwrite"]):
+        code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", mine / "notes.txt",
+                               *extra, *TINY, capsys=capsys)
+        assert code == 2 and err.strip().endswith("notes.txt is a file, not a directory seqlab wrote; give --out "
+                                                  "a new directory"), err
     assert (mine / "notes.txt").read_text() == "precious"
 
 

@@ -35,16 +35,16 @@ def check_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()
 
 def check_replaceable(path: Path, overwrite: bool, mark: str, inputs: Iterable[str | Path], *,
                       exists: str, not_ours: str) -> None:
-    """A UserError unless the directory ``path`` may be (re)written: it does not exist, or ``overwrite``
-    was given and it is a directory that is empty or holds ``mark`` (what seqlab wrote there before),
+    """A UserError unless the directory ``path`` may be (re)written: it does not exist, or it is a
+    directory, ``overwrite`` was given, and it is empty or holds ``mark`` (what seqlab wrote there before),
     none of ``inputs`` in it. ``exists``: the message without ``overwrite``; ``not_ours``: how a folder
     of the user's own files is described."""
     path = Path(path)
     if path.exists():
-        if not overwrite:
-            raise UserError(exists)
         if not path.is_dir():
             raise UserError(f"{path} is a file, not a directory seqlab wrote; give --out a new directory")
+        if not overwrite:
+            raise UserError(exists)
         if not (path / mark).is_file() and any(path.iterdir()):
             raise UserError(f"{path} exists and {not_ours}; refusing to overwrite it")
         check_outside(path, inputs)
