@@ -105,7 +105,7 @@ def main() -> None:
         nano_loss = nanogpt_whole_text_loss(checkout, out_dir, data)
 
         rows = []
-        for i, spec in enumerate(args.seqlab.split(",")):
+        for i, spec in enumerate(filter(None, map(str.strip, args.seqlab.split(",")))):
             recipe, _, steps = spec.partition(":")
             flags = ["--config", recipe, *(["--max-steps", steps, "--max-time", "0"] if steps else [])]
             run = Path(tmp) / f"seqlab{i}"
@@ -113,18 +113,21 @@ def main() -> None:
                                 *flags, "--out", str(run)])
             rows.append((flags, seconds, json.loads((run / "metrics.json").read_text())))
 
+    def down(x: float, places: int) -> str:  # truncated, never rounded up
+        return f"{math.floor(x * 10 ** places) / 10 ** places:.{places}f}"
+
     print(f"nanoGPT: {' '.join(['python', 'train.py', *NANOGPT_CPU])}")
     print("| | wall time (whole command) | steps | val loss, whole text | nanoGPT's printed estimate | "
-          "wall time / nanoGPT's |")
+          "wall time / nanoGPT's (truncated) |")
     print("|---|---|---|---|---|---|")
-    print(f"| nanoGPT | {nano_seconds:.1f} s | {nano_step} | {nano_loss:.4f} | {float(nano_estimate):.4f} | 1 |")
+    print(f"| nanoGPT | {down(nano_seconds, 1)} s | {nano_step} | {down(nano_loss, 4)} | {nano_estimate} | 1 |")
     for flags, seconds, metrics in rows:
         reached = metrics["val_loss"] <= nano_loss
         ratio = seconds / nano_seconds
-        print(f"| seqlab `--text {text.name} {' '.join(flags)}` | {seconds:.1f} s (training "
-              f"{metrics['train_seconds']:.1f} s) | {metrics['steps']} | {metrics['val_loss']:.4f} | | "
-              f"{math.floor(ratio * 1000) / 1000:.3f} (truncated): {'reached' if reached else 'did NOT reach'} "
-              f"nanoGPT's loss; target <= 1/3 {'met' if reached and ratio <= 1 / 3 else 'missed'} |")
+        print(f"| seqlab `--text {text.name} {' '.join(flags)}` | {down(seconds, 1)} s (training "
+              f"{metrics['train_seconds']} s) | {metrics['steps']} | {down(metrics['val_loss'], 4)} | | "
+              f"{down(ratio, 3)}: {'reached' if reached else 'did NOT reach'} nanoGPT's loss; target <= 1/3 "
+              f"{'met' if reached and ratio <= 1 / 3 else 'missed'} |")
     assert math.isfinite(nano_loss)
 
 

@@ -82,8 +82,9 @@ def test_auto_picks_bf16_when_faster_logs_it_and_trains_in_it(tmp_path, capsys):
     assert chosen["median_step_ms"] == {"fp32": 2000.0, "bf16": 1000.0}
     assert len(chosen["trial_losses"]["bf16"]) == 2
     assert "precision auto: bf16" in capsys.readouterr().out
-    # The trial: 2 warm-up steps and one timed pass of 2 in each precision (its 2-second steps add up to
-    # the 2 s that are enough; 3 timed passes otherwise); then the run's 12 steps, all in bf16.
+    # The trial: 2 warm-up steps and one timed pass of 2 in each precision (fp32's two 2-second steps, and
+    # bf16's two of 1 s, reach the 2 s that are enough; 3 timed passes otherwise); then the run's 12 steps,
+    # all in bf16.
     assert clock.steps_in == {False: 4, True: 4 + 12}
 
 

@@ -108,7 +108,7 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
     (warm-up; its losses are the ones compared), then ``repeats`` timed passes, one time per step —
     fewer once its timed steps add up to ``enough`` seconds at the end of a pass (a model whose step
     takes seconds is timed well by one pass, and each further pass would cost a short run more than
-    it could gain: 8.5 s fp32 steps, measured). Gradients are dropped and buffers (running statistics)
+    it could gain: 8.4 s fp32 steps, measured). Gradients are dropped and buffers (running statistics)
     put back after each pass; the random state after the last one is the caller's to restore. A
     precision one of whose steps (warm-up included) takes more than ``give_up`` times fp32's slowest
     step cannot win: its trial ends there, and that step's time is all it records. ``agree`` makes
