@@ -17,6 +17,7 @@ MAE, the ratio to the best published fair-evaluation MSE in PUBLISHED (where one
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from pathlib import Path
@@ -76,12 +77,17 @@ def main() -> None:
             mses.append(m["test_mse"])
             coverage = m.get("test_coverage_80")
             choice = m.get("auto_choice", m.get("arch", ""))
-            print(f"| {name} | {horizon} | {choice} | {m['test_mse']:.4f} | {m['test_mae']:.4f} | "
-                  f"{published or '—'} | {f'{ratio:.3f}' if ratio else '—'} | "
-                  f"{f'{coverage:.1%}' if coverage is not None else '—'} | {wall:.0f} |", flush=True)
+            print(f"| {name} | {horizon} | {choice} | {down(m['test_mse'], 4)} | {down(m['test_mae'], 4)} | "
+                  f"{published or '—'} | {down(ratio, 3) if ratio else '—'} | "
+                  f"{f'{down(100 * coverage, 2)}%' if coverage is not None else '—'} | {down(wall, 0)} |", flush=True)
         if len(mses) == len(horizons) and "mean" in PUBLISHED.get(name, {}):
             mean, best = statistics.mean(mses), PUBLISHED[name]["mean"]
-            print(f"| {name} | mean | | {mean:.4f} | | {best} | {mean / best:.3f} | | |", flush=True)
+            print(f"| {name} | mean | | {down(mean, 4)} | | {best} | {down(mean / best, 3)} | | |", flush=True)
+
+
+def down(x: float, places: int) -> str:
+    """``x`` with ``places`` decimals, truncated: a figure is never rounded up."""
+    return f"{math.floor(x * 10 ** places) / 10 ** places:.{places}f}"
 
 
 if __name__ == "__main__":
