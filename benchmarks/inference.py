@@ -1,7 +1,10 @@
 """Generation speed side by side on the same weights: seqlab's ``TransformerLM.generate`` (its key/value
-cache), the same model exported to GPT-2 and run by Hugging Face ``transformers``' ``generate``, and ONNX Runtime
-stepping the graphs ``seqlab export --format onnx`` writes (prefill, then the cached decode step). Tokens per second of new tokens, batch 1 and 8, greedy and sampling (top-k 40), 256 new
-tokens after a 16-token prompt, fp32, one after the other in one process.
+cache), eager and with ``compile=True`` (the one-token step through ``torch.compile``); the same model
+exported to GPT-2 and run by Hugging Face ``transformers``' ``generate``, as it comes ("tf") and with its
+static cache and the forward through ``torch.compile`` ("tfc"); and ONNX Runtime stepping the graphs
+``seqlab export --format onnx`` writes (prefill, then the cached decode step). Tokens per second of new
+tokens, batch 1 and 8, greedy and sampling (top-k 40), 256 new tokens after a 16-token prompt, fp32, one
+after the other in one process, in rounds (each engine once a round); the first (compiling) run is left out.
 
     .venv/bin/python benchmarks/inference.py [--threads 2] [--repeats 3] [--new-tokens 256]
 
@@ -14,6 +17,7 @@ end-of-text stop).
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -70,16 +74,27 @@ def onnx_generator(directory: Path, threads: int):
     return generate
 
 
+def truncated(x: float, places: int = 2) -> str:
+    """x to ``places`` decimals, cut rather than rounded (a figure is never rounded up)."""
+    return f"{math.floor(x * 10 ** places) / 10 ** places:.{places}f}"
+
+
 @torch.no_grad()
-def timed(fn, repeats: int) -> float:
-    """The median wall time of ``fn()`` over ``repeats`` runs, after one untimed warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
+def timed(engines: dict, repeats: int) -> tuple[dict, dict]:
+    """The median wall time of each engine's ``fn()`` over ``repeats`` rounds, and the time of its first,
+    untimed warm-up run (a compiled engine's includes compiling). Each round runs every engine once, so
+    a machine that speeds up or slows down during the run moves all of them alike."""
+    first, times = {}, {name: [] for name in engines}
+    for name, fn in engines.items():
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        first[name] = time.perf_counter() - start
+    for _ in range(repeats):
+        for name, fn in engines.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}, first
 
 
 def main() -> None:
@@ -103,25 +118,38 @@ def main() -> None:
     ort_generate = onnx_generator(root / "onnx", args.threads)
     ours = from_pretrained(run).eval()
     theirs = GPT2LMHeadModel.from_pretrained(root / "hf").eval()
+    # transformers' own fast path, for comparison: a static cache and the forward through torch.compile.
+    theirs_compiled = GPT2LMHeadModel.from_pretrained(root / "hf").eval()
+    theirs_compiled.forward = torch.compile(theirs_compiled.forward, dynamic=False)
     n = args.new_tokens
     print(f"CPU threads {args.threads}; model {sum(p.numel() for p in ours.parameters()):,} parameters; "
-          f"prompt {args.prompt}, {n} new tokens; median of {args.repeats}")
-    print(f"{'batch':>5} {'mode':>7} {'seqlab tok/s':>13} {'transformers tok/s':>19} {'ratio':>6} "
-          f"{'onnxruntime tok/s':>18} {'ratio':>6}")
+          f"prompt {args.prompt}, {n} new tokens; median of {args.repeats} rounds; ratios truncated")
+    print(f"{'batch':>5} {'mode':>7} {'seqlab tok/s':>13} {'compiled tok/s':>15} {'transformers tok/s':>19} "
+          f"{'seqlab÷tf':>10} {'compiled÷tf':>12} {'tf static+compiled tok/s':>25} {'compiled÷tfc':>12} "
+          f"{'onnxruntime tok/s':>18} {'compiled÷ort':>13} {'first compiled run s':>21}")
     for batch in (1, 8):
         ids = torch.randint(0, ours.vocab_size, (batch, args.prompt), generator=torch.Generator().manual_seed(0))
         for mode in ("greedy", "sample"):
             sample = mode == "sample"
-            seqlab_s = timed(lambda: ours.generate(ids, n, temperature=1.0 if sample else 0, top_k=40 if sample else None),
-                             args.repeats)
-            hf_s = timed(lambda: theirs.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=sample,
-                                                 top_k=40 if sample else None, temperature=1.0 if sample else None,
-                                                 top_p=None, attention_mask=torch.ones_like(ids), pad_token_id=0),
-                         args.repeats)
-            ort_s = timed(lambda: ort_generate(ids.numpy(), n, sample), args.repeats)
-            ours_tps, theirs_tps, ort_tps = batch * n / seqlab_s, batch * n / hf_s, batch * n / ort_s
-            print(f"{batch:>5} {mode:>7} {ours_tps:>13.1f} {theirs_tps:>19.1f} {ours_tps / theirs_tps:>6.2f} "
-                  f"{ort_tps:>18.1f} {ours_tps / ort_tps:>6.2f}")
+            knobs = {"temperature": 1.0 if sample else 0, "top_k": 40 if sample else None}
+            hf_knobs = {"max_new_tokens": n, "min_new_tokens": n, "do_sample": sample, "top_k": 40 if sample else None,
+                        "temperature": 1.0 if sample else None, "top_p": None,
+                        "attention_mask": torch.ones_like(ids), "pad_token_id": 0}
+            seconds, first = timed({
+                "seqlab": lambda: ours.generate(ids, n, **knobs),
+                "compiled": lambda: ours.generate(ids, n, **knobs, compile=True),
+                "tf": lambda: theirs.generate(ids, **hf_knobs),
+                "tfc": lambda: theirs_compiled.generate(ids, **hf_knobs, cache_implementation="static"),
+                "ort": lambda: ort_generate(ids.numpy(), n, sample)}, args.repeats)
+            ours_tps, compiled_tps, theirs_tps, theirs_compiled_tps, ort_tps = (batch * n / s for s in seconds.values())
+            print(f"{batch:>5} {mode:>7} {ours_tps:>13.1f} {compiled_tps:>15.1f} {theirs_tps:>19.1f} "
+                  f"{truncated(ours_tps / theirs_tps):>10} {truncated(compiled_tps / theirs_tps):>12} "
+                  f"{theirs_compiled_tps:>25.1f} {truncated(compiled_tps / theirs_compiled_tps):>12} "
+                  f"{ort_tps:>18.1f} {truncated(compiled_tps / ort_tps):>13} {first['compiled']:>21.1f}")
+        if batch == 1:
+            greedy = {"temperature": 0}
+            same = torch.equal(ours.generate(ids, n, **greedy), ours.generate(ids, n, **greedy, compile=True))
+            print(f"batch 1 greedy: compiled tokens {'identical to' if same else 'DIFFERENT from'} eager's")
 
 
 if __name__ == "__main__":

@@ -55,6 +55,11 @@ def test_train_with_relative_positions_then_use_the_model(task, tmp_path, capsys
     code = main([str(a).replace("{run}", str(run)) for a in use])
     out, err = capsys.readouterr()
     assert code == 0 and out.endswith("\n"), err  # an answer (six steps in, an empty translation is fine)
+    if task == "lm":  # compiled decoding reads positions from a table: refused before anything is written
+        code = main([str(a).replace("{run}", str(run)) for a in use] + ["--compile"])
+        out, err = capsys.readouterr()
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (out, err)
+        assert "compiled decoding supports learned and sinusoidal positions" in err and "'relative'" in err
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+import torch
 
 from seqlab.config import load_config
 from seqlab.tasks import language_model as lm
@@ -28,6 +29,7 @@ def corpus(tmp_path):
     return path
 
 
+@pytest.mark.compiles
 def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):
     run = tmp_path / "run"
     code, out, err = run_cli("train", "lm", "--text", corpus, "--out", run, "--max-steps", 120, *TINY, capsys=capsys)
@@ -60,6 +62,9 @@ def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):
     code, again, _ = run_cli("generate", run, "--prompt", "the cat", "--max-new-tokens", 40, "--seed", 1,
                              "--top-k", 5, capsys=capsys)
     assert again == out  # --seed makes sampling repeatable
+    code, compiled, err = run_cli("generate", run, "--prompt", "the cat", "--max-new-tokens", 40, "--seed", 1,
+                                  "--top-k", 5, "--compile", capsys=capsys)
+    assert code == 0 and compiled == out, err  # the compiled step draws the same tokens
 
 
 # The masked language model streams its text the same way; its batches are masked as a function of
@@ -110,7 +115,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, m
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-def test_generate_flags_are_checked(tmp_path, corpus, capsys):
+def test_generate_flags_are_checked(tmp_path, corpus, capsys, monkeypatch):
     run = tmp_path / "run"
     assert run_cli("train", "lm", "--text", corpus, "--out", run, "--max-steps", 2, *TINY, capsys=capsys)[0] == 0
     for flags, message in [(["--top-p", "1.5"], "top_p"), (["--temperature", "-1"], "temperature"),
@@ -122,6 +127,15 @@ def test_generate_flags_are_checked(tmp_path, corpus, capsys):
     assert code == 0 and out.startswith("Z€ the") and "lacks 2 piece(s) of the prompt ('Z', '€')" in err
     code, _, err = run_cli("generate", tmp_path, capsys=capsys)
     assert code == 2 and "not a seqlab run" in err
+
+    def broken_compile(*args, **kwargs):  # torch.compile failing (no C++ compiler, say): one line
+        def fail(*args):
+            raise RuntimeError("no C++ compiler found\nthe details")
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    code, _, err = run_cli("generate", run, "--prompt", "the", "--compile", capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "could not build the decoding step" in err, err
 
 
 def test_shipped_recipes_load():

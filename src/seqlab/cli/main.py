@@ -82,7 +82,8 @@ def command_generate(args: argparse.Namespace) -> None:
     from ..tasks.language_model import LanguageModel
 
     lm = LanguageModel.load(args.run, args.device)
-    pieces = lm.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed)
+    pieces = lm.stream(args.prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.seed,
+                       args.compile)
     if unknown := unknown_pieces(lm.tokenizer, [args.prompt]):
         print(unknown_note(unknown, "prompt"), file=sys.stderr)
     sys.stdout.write(args.prompt)

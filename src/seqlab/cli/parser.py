@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--top-k", type=int)
     generate.add_argument("--top-p", type=float)
     generate.add_argument("--seed", type=int)
+    generate.add_argument("--compile", action="store_true",
+                          help="each token's step through torch.compile: faster once compiled (compiling takes "
+                               "seconds to a minute; logits equal to float rounding); Transformer LMs with learned or "
+                               "sinusoidal positions")
     generate.add_argument("--device", default="auto", help=DEVICE_HELP)
     add_threads_flag(generate)
 

@@ -43,24 +43,75 @@ def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, t
         raise ValueError(f"top_p must be in (0, 1]; got {top_p}")
 
 
+class CompileError(RuntimeError):
+    """torch.compile could not build the decoding step (on a CPU it needs a C++ compiler)."""
+
+
+def check_compile(model, use_cache: bool = True) -> None:
+    """A ValueError unless ``model`` can generate with ``compile=True``."""
+    if not (use_cache and hasattr(model, "decode_step")):
+        raise ValueError(f"compiled generation needs the key/value cache of a model with decode_step; "
+                         f"{type(model).__name__} {'has none' if use_cache else 'was asked for none'}")
+    model.check_static_decoding()
+
+
+def compiled_step(model):
+    """``model.decode_step`` through ``torch.compile``: one graph for every position (the step's shapes
+    never change), compiled at the first call for each batch size and cache capacity. The weights are
+    the graph's inputs, not constants, so a model trained further is decoded with its new weights."""
+    compiled = torch.compile(type(model).decode_step, fullgraph=True, dynamic=False)
+    first = True
+
+    def step(*args):
+        nonlocal first
+        if not first:
+            return compiled(*args)
+        try:
+            out = compiled(*args)
+        except Exception as error:  # the backend's own errors are of many kinds; say which, in one line
+            reason = str(error).strip().splitlines()
+            raise CompileError(f"torch.compile could not build the decoding step ({type(error).__name__}: "
+                               f"{reason[0] if reason else ''}); generate without compiling") from error
+        first = False
+        return out
+
+    return step
+
+
 @torch.no_grad()
 def stream(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
            top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True,
-           generator: torch.Generator | None = None) -> Iterator[Tensor]:
+           generator: torch.Generator | None = None, compile: bool = False) -> Iterator[Tensor]:
     """ids: (B, T) prompt -> yields each new token, (B,). Temperature 0 takes the most probable
     token. A model with ``max_len`` sees at most the last ``max_len`` positions: once the cache is
-    full, the window slides and is recomputed each step (as without a cache)."""
+    full, the window slides and is recomputed each step (as without a cache).
+
+    ``compile``: after the prompt, each token goes through ``model.decode_step`` compiled (a model
+    that has one: :class:`TransformerLM` with learned or sinusoidal positions) with a fixed-size
+    cache; the same arithmetic in fewer, fused kernels (compiling takes seconds, once per shape)."""
     check_sampling(max_new_tokens, temperature, top_k, top_p)
     if ids.size(1) == 0:
         raise ValueError("generation needs a prompt of at least one token")
+    if compile:
+        check_compile(model, use_cache)
     max_len = model.max_len
     cache = model.new_cache() if use_cache else None
+    step = None  # the compiled step, once the prompt is read
     new, generated = ids, []  # the positions the model has not read yet; the tokens made so far
     context = None  # prompt and tokens, kept once the model reads the whole window every step
     finished = torch.zeros(ids.size(0), dtype=torch.bool, device=ids.device)
-    for _ in range(max_new_tokens):
+    for i in range(max_new_tokens):
         if cache is not None and (max_len is None or cache.offset + new.size(1) <= max_len):
-            logits = model(new, cache)[:, -1]
+            if step is not None:
+                logits = step(model, new, cache)[:, -1]
+                cache.advance()
+            else:
+                logits = model(new, cache)[:, -1]
+            if compile and step is None and i + 1 < max_new_tokens:
+                # Room for every token still to be read (the last one made is never read), within max_len.
+                capacity = cache.offset + max_new_tokens - 1 - i
+                cache = model.static_cache(cache, capacity if max_len is None else min(capacity, max_len))
+                step = compiled_step(model)
         else:
             cache = None  # past max_len: no cache from here on
             if context is None:
@@ -86,8 +137,9 @@ def stream(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, to
 
 def generate(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, eos_id: int | None = None, use_cache: bool = True,
-             generator: torch.Generator | None = None) -> Tensor:
+             generator: torch.Generator | None = None, compile: bool = False) -> Tensor:
     """ids: (B, T) -> (B, T + new) prompt and continuation; rows that reached ``eos_id`` are padded
     with it."""
-    tokens = list(stream(model, ids, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator))
+    tokens = list(stream(model, ids, max_new_tokens, temperature, top_k, top_p, eos_id, use_cache, generator,
+                         compile))
     return torch.cat([ids, torch.stack(tokens, dim=1)], dim=1) if tokens else ids

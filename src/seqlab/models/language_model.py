@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor, nn
 
 from ..nn.dropout import dropped
 from ..nn import (KVCache, LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding,
-                  causal_mask, encoder_layer, relative_positions)
+                  StaticKVCache, causal_mask, encoder_layer, relative_positions)
 from . import generation, pretrained
 
 POSITIONAL = ("learned", "sinusoidal", "rotary", "relative")
@@ -29,6 +30,23 @@ class LMCache(list):
     @property
     def offset(self) -> int:
         return self[0].length if self else 0
+
+
+class StaticLMCache(list):
+    """Per layer, a :class:`StaticKVCache`; all share ``position``, the next position to write (a (1,)
+    tensor, for the compiled step), which ``offset`` mirrors as an int (for the loop around it)."""
+
+    def __init__(self, caches: list[StaticKVCache], offset: int) -> None:
+        super().__init__(caches)
+        self.position, self.offset = caches[0].position, offset
+
+    @property
+    def capacity(self) -> int:
+        return self[0].key.size(2)
+
+    def advance(self) -> None:
+        self.position += 1
+        self.offset += 1
 
 
 @dataclass
@@ -139,6 +157,46 @@ class TransformerLM(pretrained.PretrainedModel):
     # model.generate(ids, max_new_tokens, temperature, top_k, top_p, eos_id) and model.stream(...)
     generate = generation.generate
     stream = generation.stream
+
+    # Decoding through fixed-size buffers, one token a step: the shapes never change, so torch.compile
+    # makes one graph of the whole step (generate(..., compile=True)). Learned and sinusoidal positions.
+    STATIC_POSITIONAL = ("learned", "sinusoidal")
+
+    def check_static_decoding(self) -> None:
+        if self.config.positional not in self.STATIC_POSITIONAL:
+            raise ValueError(f"compiled decoding supports {' and '.join(self.STATIC_POSITIONAL)} positions; "
+                             f"this model's are {self.config.positional!r}")
+
+    def static_cache(self, cache: LMCache, capacity: int) -> StaticLMCache:
+        """The keys and values of ``cache`` (a prompt read by ``forward``) copied into buffers of
+        ``capacity`` positions, for :meth:`decode_step`."""
+        self.check_static_decoding()
+        if not cache.offset < capacity <= self.max_len:
+            raise ValueError(f"capacity must be in ({cache.offset}, {self.max_len}]; got {capacity}")
+        position = torch.tensor([cache.offset], device=cache[0].key.device)
+        layers = []
+        for layer in cache:
+            B, H, T, d_head = layer.key.shape
+            key, value = layer.key.new_zeros(B, H, capacity, d_head), layer.value.new_zeros(B, H, capacity, d_head)
+            key[:, :, :T], value[:, :, :T] = layer.key, layer.value
+            layers.append(StaticKVCache(key, value, position))
+        return StaticLMCache(layers, cache.offset)
+
+    def decode_step(self, ids: Tensor, cache: StaticLMCache) -> Tensor:
+        """ids: (B, 1), the tokens at position ``cache.position`` -> logits (B, 1, V); their keys and
+        values are written into the cache (which the caller then advances). The same arithmetic as
+        ``forward`` with a cache; each query sees the positions up to its own."""
+        position = cache.position  # (1,)
+        x = self.embedding(ids)  # (B, 1, D)
+        if self.config.embedding_scale:
+            x = x * math.sqrt(self.config.d_model)
+        rows = (self.position.embedding.weight if isinstance(self.position, LearnedPositionalEmbedding)
+                else self.position.table)
+        x = dropped(self.dropout, x + rows.index_select(0, position).to(x.dtype))
+        mask = (torch.arange(cache.capacity, device=ids.device) <= position).unsqueeze(0)  # (Tq = 1, Tk)
+        for layer, layer_cache in zip(self.layers, cache):
+            x = layer(x, mask, False, False, layer_cache)
+        return self.lm_head(self.norm(x))  # (B, 1, V)
 
     def new_cache(self) -> LMCache:
         return LMCache(KVCache() for _ in self.layers)

@@ -1,6 +1,6 @@
 """seqlab.nn — the building blocks of "Attention Is All You Need", written to read like the paper."""
 
-from .attention import KVCache, MultiHeadAttention, recording_scores, scaled_dot_product_attention
+from .attention import KVCache, MultiHeadAttention, StaticKVCache, recording_scores, scaled_dot_product_attention
 from .feedforward import PositionwiseFeedForward
 from .layers import Decoder, DecoderLayer, Encoder, EncoderLayer, decoder_layer, encoder_layer
 from .masks import causal_mask, padding_mask
@@ -10,7 +10,7 @@ from .positional import (LearnedPositionalEmbedding, RotaryEmbedding, Sinusoidal
                          sinusoidal_table)
 
 __all__ = [
-    "KVCache", "MultiHeadAttention", "recording_scores", "scaled_dot_product_attention", "PositionwiseFeedForward",
+    "KVCache", "MultiHeadAttention", "StaticKVCache", "recording_scores", "scaled_dot_product_attention", "PositionwiseFeedForward",
     "Decoder", "DecoderLayer", "Encoder", "EncoderLayer", "encoder_layer", "decoder_layer", "causal_mask",
     "padding_mask",
     "LearnedPositionalEmbedding", "RotaryEmbedding", "SinusoidalPositionalEncoding", "sinusoidal_table",

@@ -83,8 +83,8 @@ def scaled_dot_product_attention(
         # A softmax over an all -inf row is NaN, and NaN poisons gradients even where the output is
         # later zeroed. So let such rows attend everywhere (finite values), then zero them.
         allowed = mask.any(dim=-1, keepdim=True)
-        # An exported graph cannot branch on the data: it always takes the guarded path.
-        if is_exporting() or not bool(allowed.all()):
+        # An exported or compiled graph cannot branch on the data: it always takes the guarded path.
+        if is_exporting() or torch.compiler.is_compiling() or not bool(allowed.all()):
             empty_rows = ~allowed
             mask = mask | empty_rows
 
@@ -223,6 +223,31 @@ class KVCache:
         self._key, self._value = self._key.index_select(0, index), self._value.index_select(0, index)
         self._own, self._spare = True, None
         self._length = length
+
+
+class StaticKVCache:
+    """Keys and values in buffers of a fixed number of positions, each step's written in place at
+    ``position``, a (1,) tensor: a decoding step then has the same shapes at every position, which
+    ``torch.compile`` turns into one graph. The buffers are returned whole, so attention must mask the
+    positions not written yet (``TransformerLM.decode_step`` does)."""
+
+    static = False  # the decoder's own keys and values, not a projected encoder memory
+
+    def __init__(self, key: Tensor, value: Tensor, position: Tensor) -> None:
+        self.key, self.value = key, value  # (B, H, capacity, d_head)
+        self.position = position  # (1,) long; shared by every layer's cache
+
+    @property
+    def length(self) -> Tensor:
+        """The positions written so far, as a tensor (an offset rotary or relative positions would need
+        as an int; they are not decoded this way)."""
+        return self.position
+
+    def update(self, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """key, value: (B, H, 1, d_head) -> the buffers, (B, H, capacity, d_head), with them written at ``position``."""
+        self.key.index_copy_(2, self.position, key)
+        self.value.index_copy_(2, self.position, value)
+        return self.key, self.value
 
 
 class MultiHeadAttention(nn.Module):

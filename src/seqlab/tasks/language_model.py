@@ -31,7 +31,7 @@ from ..data.tokenizer import UNK, load_tokenizer, save_tokenizer, train_tokenize
 from ..errors import DataError, UserError
 from ..io import write_json
 from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
-from ..models.generation import check_sampling
+from ..models.generation import CompileError, check_compile, check_sampling
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout, next_token_loss
 from ..train.config import TrainConfig
@@ -228,11 +228,14 @@ class LanguageModel:
         return torch.tensor([ids], device=self.device)
 
     def stream(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-               top_p: float | None = None, seed: int | None = None) -> Iterator[str]:
+               top_p: float | None = None, seed: int | None = None, compile: bool = False) -> Iterator[str]:
         """The continuation's text piece by piece as it is sampled. Bad settings fail here, before
-        the first piece is asked for."""
+        the first piece is asked for. ``compile``: each token's step through torch.compile (see
+        ``generation.stream``)."""
         try:
             check_sampling(max_new_tokens, temperature, top_k, top_p)
+            if compile:
+                check_compile(self.model)
         except ValueError as error:
             raise UserError(str(error)) from None
         if seed is not None and not 0 <= seed < 2**63:
@@ -240,12 +243,13 @@ class LanguageModel:
         ids = self.encode_prompt(prompt)
         generator = torch.Generator(device=self.device)
         generator.manual_seed(seed if seed is not None else torch.seed())
-        return self._pieces(self.model.stream(ids, max_new_tokens, temperature, top_k, top_p, generator=generator))
+        return self._pieces(self.model.stream(ids, max_new_tokens, temperature, top_k, top_p, generator=generator,
+                                              compile=compile))
 
     def generate(self, prompt: str, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, seed: int | None = None) -> str:
+                 top_p: float | None = None, seed: int | None = None, compile: bool = False) -> str:
         """The continuation of ``prompt`` (without the prompt): ``stream``'s pieces joined."""
-        return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed))
+        return "".join(self.stream(prompt, max_new_tokens, temperature, top_k, top_p, seed, compile))
 
     def attention(self, text: str) -> list[torch.Tensor]:
         """Per layer the (H, T, T) causal self-attention over ``text``'s T tokens (row t: what token t
@@ -292,7 +296,7 @@ class LanguageModel:
     def _pieces(self, tokens: Iterator[torch.Tensor]) -> Iterator[str]:
         ids: list[int] = []
         shown = ""
-        for token in tokens:
+        for token in _compile_errors_told(tokens):
             ids.append(int(token))
             # Decode the whole continuation: a byte-level BPE character may span several tokens.
             text = self.tokenizer.decode(ids)
@@ -300,6 +304,14 @@ class LanguageModel:
                 continue
             yield text[len(shown):]
             shown = text
+
+
+def _compile_errors_told(tokens: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+    """``tokens``, with a decoding step that torch.compile could not build told as a user's error."""
+    try:
+        yield from tokens
+    except CompileError as error:
+        raise UserError(str(error)) from None
 
 
 def train(config: LMConfig, run: Path, resume: bool = False, log=print, *,
