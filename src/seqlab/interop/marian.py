@@ -21,13 +21,14 @@ seqlab trains a tokenizer per side, so an export writes two embeddings (``share_
 = false``, ``decoder_vocab_size``; one where the run shares one, as an imported Marian may): the source
 tokenizer is the directory's own (``AutoTokenizer``), the target's is in ``target_tokenizer/``. A pre-LN
 run is written as Pegasus instead (:mod:`.pegasus`). Only the files are written and read; ``transformers``
-is needed only to use them. An import reads ``tokenizer.json`` (and ``target_tokenizer/``), not Marian's
-SentencePiece models.
+is needed only to use them. An import reads ``tokenizer.json`` (and ``target_tokenizer/``), or, where there
+is none, as in the OPUS-MT checkpoints, Marian's SentencePiece models and vocabulary (:mod:`.spm`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from ..tasks.translation_models import ModelConfig
 from ..train.checkpoint import save_checkpoint
 from . import exporter, importer
 from .imported_run import read_checkpoint_tokenizer, read_weights, write_hf_tokenizer
+from .spm import is_marian_spm, marian_tokenizers
 from .vocabulary import renumbered, seqlab_order
 
 # seqlab activation -> transformers' activation_function on export; "swish" is the name OPUS-MT checkpoints use
@@ -270,17 +272,23 @@ def read_marian_config(source: Path, defaults: dict[str, Any] = MARIAN_DEFAULTS,
     return values
 
 
-def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokenizer]:
+def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokenizer, str]:
     """The source side's tokenizer (tokenizer.json) and the target side's (``target_tokenizer/``, as seqlab
-    exports it, else the same one), each checked against its embedding's rows."""
+    exports it, else the same one), or, without tokenizer.json, Marian's own SentencePiece files
+    (:mod:`.spm`); each checked against its embedding's rows; and a note for the user (or "")."""
     path = source / "tokenizer.json"
-    if not path.is_file():
-        spm = " (Marian's SentencePiece source.spm/target.spm are not read: save a tokenizers JSON)" if (
-            source / "source.spm").is_file() else ""
-        raise UserError(f"{source} has no tokenizer.json{spm}")
     target_path = source / TARGET_TOKENIZER / "tokenizer.json"
-    src = read_checkpoint_tokenizer(path)
-    tgt = read_checkpoint_tokenizer(target_path) if target_path.is_file() else src
+    note = ""
+    if path.is_file():
+        src = read_checkpoint_tokenizer(path)
+        tgt = read_checkpoint_tokenizer(target_path) if target_path.is_file() else src
+    elif is_marian_spm(source):
+        src, tgt, note = marian_tokenizers(source)
+        path = target_path = source / "vocab.json"
+        if (source / "target_vocab.json").is_file() and tgt.get_vocab_size() != src.get_vocab_size():
+            target_path = source / "target_vocab.json"
+    else:
+        raise UserError(f"{source} has no tokenizer.json (nor Marian's source.spm, target.spm and vocab.json)")
     for tokenizer, side, where in ((src, "vocab_size", path),
                                    (tgt, "decoder_vocab_size", path if tgt is src else target_path)):
         largest = max(tokenizer.get_vocab().values(), default=-1)
@@ -293,7 +301,7 @@ def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokeni
             if tokenizer.id_to_token(hf[role]) is None:
                 raise UserError(f"{where} has no token at {role} {hf[role]}; add the model's "
                                 f"{'padding' if role == 'pad_token_id' else 'end'} token to it (as an added token)")
-    return src, tgt
+    return src, tgt, note
 
 
 
@@ -323,7 +331,9 @@ def import_translation(source: Path, run: Path, hf: dict[str, Any], what: str, p
     """A Marian (post-LN) or Pegasus (``pre_ln``, with the final LayerNorms) checkpoint, its config.json
     read as ``hf`` -> a seqlab translate run computing the same logits."""
     tensors = read_weights(source)
-    src_tokenizer, tgt_tokenizer = read_tokenizers(source, hf)
+    src_tokenizer, tgt_tokenizer, note = read_tokenizers(source, hf)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     # transformers 5 ties a "shared" Marian's embeddings only together with its output layer
     # (tie_word_embeddings): what the checkpoint holds says whether the two sides read one matrix
     sides = [tensors.get(f"model.{side}.embed_tokens.weight", tensors.get(f"{side}.embed_tokens.weight"))
