@@ -201,6 +201,7 @@ BAD_SETTINGS = {
     "d_model beyond memory": (huge_memory_model(), "model.d_model=1048576 needs ~"),
     "rnn beyond memory": (["--set", "model.arch='attention'", "--set", "model.rnn.hidden_size=4000000"],
                           "model.rnn.hidden_size=4000000 needs ~"),
+    "empty --init": (["--init", ""], "--init is empty (an unset shell variable?)"),
 }
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..errors import UserError
 from ..tasks import task as registry
 from ..tasks.task import Flag
 
@@ -110,10 +111,15 @@ def union(flag_lists) -> list:
 
 
 def flag_overrides(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
-    """Explicit flags win over --set and the config file."""
+    """Explicit flags win over --set and the config file. An empty value is refused: where a setting's
+    empty default means "none" (``--init``), ``--init "$RUN"`` with RUN unset would otherwise quietly
+    train without it."""
     overrides = []
     for name, key in mapping.items():
         value = getattr(args, name, None)
+        if value == "":
+            raise UserError(f"--{name.replace('_', '-')} is empty (an unset shell variable?); give a value or "
+                            f"leave the flag out")
         if value is not None:
             overrides.append(f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}")
     return overrides
