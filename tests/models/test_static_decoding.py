@@ -85,6 +85,15 @@ def test_compile_is_refused_without_the_cache():
         generate(tiny_lm(), torch.zeros(1, 2, dtype=torch.long), 3, use_cache=False, compile=True)
 
 
+def test_a_prompt_that_fills_the_context_slides_without_compiling(monkeypatch):
+    """No room is left for a cache of fixed size: generation goes on as eager's, and compiles nothing."""
+    model = tiny_lm()
+    prompt = torch.randint(0, 23, (2, 24), generator=torch.Generator().manual_seed(5))  # max_len 24
+    eager = generate(model, prompt, 4, temperature=0)
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    assert torch.equal(generate(model, prompt, 4, temperature=0, compile=True), eager)
+
+
 @pytest.mark.compiles
 def test_compiled_generation_makes_eager_generations_tokens():
     """One compile (a small model: seconds); greedy and seeded top-k sampling share its graph. The

@@ -107,8 +107,9 @@ def stream(model, ids: Tensor, max_new_tokens: int, temperature: float = 1.0, to
                 cache.advance()
             else:
                 logits = model(new, cache)[:, -1]
-            if compile and step is None and i + 1 < max_new_tokens:
-                # Room for every token still to be read (the last one made is never read), within max_len.
+            if compile and step is None and i + 1 < max_new_tokens and (max_len is None or cache.offset < max_len):
+                # Room for every token still to be read (the last one made is never read), within max_len;
+                # a prompt that fills max_len leaves none: the window slides from the next token, uncompiled.
                 capacity = cache.offset + max_new_tokens - 1 - i
                 cache = model.static_cache(cache, capacity if max_len is None else min(capacity, max_len))
                 step = compiled_step(model)
