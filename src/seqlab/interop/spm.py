@@ -34,7 +34,7 @@ from tokenizers.processors import TemplateProcessing
 
 from ..errors import UserError
 
-NORMAL, UNKNOWN, CONTROL, USER_DEFINED, BYTE = 1, 2, 3, 4, 6  # SentencePiece's piece types
+NORMAL, USER_DEFINED = 1, 4  # two of SentencePiece's piece types (the others: unknown, control, unused, byte)
 UNIGRAM = 1  # its model types: 1 unigram, 2 BPE, 3 word, 4 char
 UNREACHABLE = -1e6  # below any segmentation's score (a piece scores -10 to -20)
 MARK = " (not in this side's SentencePiece model)"  # spells a piece that segmenting must not produce
@@ -62,7 +62,8 @@ def read_model(path: Path) -> Any:
         raise UserError(f"{path} is a SentencePiece model of type {proto.trainer_spec.model_type}; seqlab reads "
                         f"unigram models (type 1), as Marian's are")
     if proto.trainer_spec.byte_fallback:
-        raise UserError(f"{path} falls back to bytes, which Marian's tokenizer does not do; seqlab reads it no more")
+        raise UserError(f"{path} falls back to bytes for unknown characters, which seqlab's conversion does not "
+                        f"rebuild (Marian's models do not)")
     return proto
 
 
