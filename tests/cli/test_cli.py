@@ -203,12 +203,14 @@ def test_every_recipe_an_example_names_is_shipped():
         assert (Path(__file__).parents[2] / "src/seqlab/recipes" / f"{recipe}.toml").is_file(), recipe
 
 
-def test_help_shows_an_example_for_every_command():
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+def test_help_shows_an_example_for_every_command(capsys):
+    """In this process (a process a command costs seconds of imports); ``python -m seqlab`` itself is
+    run by the other tests here that start one."""
     for command in ("demo", "train", "eval", "predict", "translate", "data", "bench"):
-        out = subprocess.run([sys.executable, "-m", "seqlab", command, "--help"], capture_output=True,
-                             text=True, env=env, check=True).stdout
-        assert "example:" in out and "seqlab" in out
+        with pytest.raises(SystemExit) as stop:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert stop.value.code == 0 and "example:" in out and "seqlab" in out, command
 
 
 def test_sigterm_ends_training_like_ctrl_c_with_the_resume_line(tmp_path, corpus):
