@@ -2,7 +2,6 @@
 answered with one line on stderr and exit status 2."""
 
 import json
-import os
 import re
 import subprocess
 import sys
