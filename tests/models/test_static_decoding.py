@@ -98,13 +98,17 @@ def test_a_prompt_that_fills_the_context_slides_without_compiling(monkeypatch):
 def test_compiled_generation_makes_eager_generations_tokens():
     """One compile (a small model: seconds); greedy and seeded top-k sampling share its graph. The
     continuation runs past max_len, where both slide the window without a cache."""
+    from torch._dynamo.utils import counters
+
     model = tiny_lm(n_layers=1)
     prompt = torch.randint(0, 23, (3, 5), generator=torch.Generator().manual_seed(3))
+    counters.clear()
     for knobs in ({"temperature": 0}, {"temperature": 1.0, "top_k": 8}):
         eager, compiled = (generate(model, prompt, 24, **knobs, generator=torch.Generator().manual_seed(4),
                                     compile=c) for c in (False, True))
         assert compiled.shape == (3, 29)
         assert torch.equal(compiled, eager), knobs
+    assert counters["stats"]["unique_graphs"] >= 1  # the step did go through a compiled graph
 
 
 def broken_compile(*args, **kwargs):
