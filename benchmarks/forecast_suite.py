@@ -17,7 +17,6 @@ MAE, the ratio to the best published fair-evaluation MSE in PUBLISHED (where one
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from seqlab.config import load_config
 from seqlab.tasks import run_dir as runs
 from seqlab.tasks.forecast import ForecastConfig, read_series
 from seqlab.tasks.task import get
+
+from figures import down  # this folder's: figures truncated, never rounded up
 
 # name -> (file, split, horizons); the split and horizons are each series' published convention
 SUITE = {
@@ -85,9 +86,6 @@ def main() -> None:
             print(f"| {name} | mean | | {down(mean, 4)} | | {best} | {down(mean / best, 3)} | | |", flush=True)
 
 
-def down(x: float, places: int) -> str:
-    """``x`` with ``places`` decimals, truncated: a figure is never rounded up."""
-    return f"{math.floor(x * 10 ** places) / 10 ** places:.{places}f}"
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ end-of-text stop).
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from figures import down  # this folder's: figures truncated, never rounded up
 
 
 def make_run(root: Path, threads: int) -> Path:
@@ -72,11 +73,6 @@ def onnx_generator(directory: Path, threads: int):
             logits, *cache = decode.run(None, {"ids": token, **dict(zip(past, cache))})
 
     return generate
-
-
-def truncated(x: float, places: int = 2) -> str:
-    """x to ``places`` decimals, cut rather than rounded (a figure is never rounded up)."""
-    return f"{math.floor(x * 10 ** places) / 10 ** places:.{places}f}"
 
 
 @torch.no_grad()
@@ -143,9 +139,9 @@ def main() -> None:
                 "ort": lambda: ort_generate(ids.numpy(), n, sample)}, args.repeats)
             ours_tps, compiled_tps, theirs_tps, theirs_compiled_tps, ort_tps = (batch * n / s for s in seconds.values())
             print(f"{batch:>5} {mode:>7} {ours_tps:>13.1f} {compiled_tps:>15.1f} {theirs_tps:>19.1f} "
-                  f"{truncated(ours_tps / theirs_tps):>10} {truncated(compiled_tps / theirs_tps):>12} "
-                  f"{theirs_compiled_tps:>25.1f} {truncated(compiled_tps / theirs_compiled_tps):>12} "
-                  f"{ort_tps:>18.1f} {truncated(compiled_tps / ort_tps):>13} {first['compiled']:>21.1f}")
+                  f"{down(ours_tps / theirs_tps, 2):>10} {down(compiled_tps / theirs_tps, 2):>12} "
+                  f"{theirs_compiled_tps:>25.1f} {down(compiled_tps / theirs_compiled_tps, 2):>12} "
+                  f"{ort_tps:>18.1f} {down(compiled_tps / ort_tps, 2):>13} {first['compiled']:>21.1f}")
         if batch == 1:
             greedy = {"temperature": 0}
             same = torch.equal(ours.generate(ids, n, **greedy), ours.generate(ids, n, **greedy, compile=True))

@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import down  # this folder's: figures truncated, never rounded up
+
 NANOGPT_CPU = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False", "--eval_iters=20",
                "--log_interval=1", "--block_size=64", "--batch_size=12", "--n_layer=4", "--n_head=4",
                "--n_embd=128", "--max_iters=2000", "--lr_decay_iters=2000", "--dropout=0.0"]
@@ -112,9 +114,6 @@ def main() -> None:
             seconds, _ = timed([str(Path(sys.executable).with_name("seqlab")), "train", "lm", "--text", str(text),
                                 *flags, "--out", str(run)])
             rows.append((flags, seconds, json.loads((run / "metrics.json").read_text())))
-
-    def down(x: float, places: int) -> str:  # truncated, never rounded up
-        return f"{math.floor(x * 10 ** places) / 10 ** places:.{places}f}"
 
     print(f"nanoGPT: {' '.join(['python', 'train.py', *NANOGPT_CPU])}")
     print("| | wall time (whole command) | steps | val loss, whole text | nanoGPT's printed estimate | "

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from figures import down  # this folder's: figures truncated, never rounded up
 
 SEQLAB = str(Path(sys.executable).with_name("seqlab"))
 
@@ -83,7 +84,7 @@ def main() -> None:
             walls = ", ".join(f"{r[p]['wall']:.1f}" if p in r else "—" for p in ("fp32", "bf16", "auto"))
             print(f"| {name} | {r['auto']['steps']} | {cell['fp32']} | {cell['bf16']} | "
                   f"{'/'.join(sorted(choices))} (trial ms a step: {trial}) | {r['auto']['train']:.2f} | "
-                  f"{math.floor(r['auto']['train'] / better * 1000) / 1000:.3f} | {walls} |", flush=True)
+                  f"{down(r['auto']['train'] / better, 3)} | {walls} |", flush=True)
 
 
 if __name__ == "__main__":

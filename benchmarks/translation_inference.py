@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import math
 import statistics
 import tempfile
 import time
@@ -43,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from figures import down  # this folder's: figures truncated, never rounded up
 
 EOS_ID = 2  # seqlab's <eos> (seqlab.data.tokenizer)
 
@@ -189,8 +190,7 @@ def main() -> None:
     print(f"{'engine':>13} {'sentences/s':>12} {'mean output tokens':>19}")
     print(f"{'seqlab':>13} {n / seqlab_s:>12.1f} {np.mean([len(o) for o in ours_ids]):>19.1f}")
     print(f"{'transformers':>13} {n / hf_s:>12.1f} {np.mean([len(o) for o in theirs_ids]):>19.1f}")
-    ratio = math.floor(hf_s / seqlab_s * 100) / 100  # truncated: a figure is never rounded up
-    print(f"seqlab ÷ transformers: {ratio:.2f}; identical outputs: {same} of {n}")
+    print(f"seqlab ÷ transformers: {down(hf_s / seqlab_s, 2)}; identical outputs: {same} of {n}")
 
 
 if __name__ == "__main__":
