@@ -142,6 +142,10 @@ def test_pieces_the_vocabulary_lacks_are_counted_in_a_note(tmp_path, capsys):
     code, out, err = cli("import", "hf", tmp_path / "opus", "--out", tmp_path / "run", capsys=capsys)
     assert code == 0, err
     assert "note: 3 pieces of source.spm are not in its vocabulary" in err and err.count("\n") == 1
+    config = json.loads((tmp_path / "opus" / "config.json").read_text())  # refused later on: no note beside it
+    (tmp_path / "opus" / "config.json").write_text(json.dumps({**config, "d_model": 32}))
+    code, _, err = cli("import", "hf", tmp_path / "opus", "--out", tmp_path / "again", capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "do not fit config.json" in err, err
 
 
 @pytest.mark.parametrize("breaks, message", [
@@ -151,11 +155,11 @@ def test_pieces_the_vocabulary_lacks_are_counted_in_a_note(tmp_path, capsys):
     (lambda d: (d / "vocab.json").write_text('{"</s>": 0, "<unk>": 2}'), "the ids are not 0 … 1"),
     (lambda d: (d / "vocab.json").write_text("[1, 2]"), "is not a vocabulary"),
     (lambda d: (d / "tokenizer_config.json").write_text("{"), "tokenizer_config.json is not JSON"),
-], ids=["spm", "no target", "no unk", "gaps", "list", "config"])
+    (lambda d: (d / "tokenizer_config.json").write_text('{"separate_vocabs": true}'), "has no target_vocab.json"),
+], ids=["spm", "no target", "no unk", "gaps", "list", "config", "no target vocabulary"])
 def test_broken_sentencepiece_files_are_one_line(opus_mt, tmp_path, capsys, breaks, message):
-    source = next(p for p in opus_mt[3].parent.iterdir() if p.name == "opus-mt-tiny")
     directory = tmp_path / "broken"
-    shutil.copytree(source, directory)
+    shutil.copytree(opus_mt[3].parent / "opus-mt-tiny", directory)  # the fixture's checkpoint, beside its run
     breaks(directory)
     code, _, err = cli("import", "hf", directory, "--out", tmp_path / "run", capsys=capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err

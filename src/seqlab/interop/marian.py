@@ -332,8 +332,6 @@ def import_translation(source: Path, run: Path, hf: dict[str, Any], what: str, p
     read as ``hf`` -> a seqlab translate run computing the same logits."""
     tensors = read_weights(source)
     src_tokenizer, tgt_tokenizer, note = read_tokenizers(source, hf)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
     # transformers 5 ties a "shared" Marian's embeddings only together with its output layer
     # (tie_word_embeddings): what the checkpoint holds says whether the two sides read one matrix
     sides = [tensors.get(f"model.{side}.embed_tokens.weight", tensors.get(f"{side}.embed_tokens.weight"))
@@ -387,6 +385,8 @@ def import_translation(source: Path, run: Path, hf: dict[str, Any], what: str, p
     tgt_tokenizer = renumbered(tgt_tokenizer, target.new_id(), target.added, keep_post_processor=False)
     write_translate_run(run, model, src_tokenizer, tgt_tokenizer, f"Hugging Face {what} {source.resolve()}",
                         decode_config(source))
+    if note:  # once the run is made: a refusal after the tokenizers is still the one line it must be
+        print(f"note: {note}", file=sys.stderr)
     return (f"a seqlab translation run from the {what} in {source} ({n_layers}+{n_decoder} layers, d_model "
             f"{config.d_model}, vocabularies {config.src_vocab_size} -> {config.tgt_vocab_size})")
 

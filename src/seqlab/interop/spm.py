@@ -69,6 +69,8 @@ def read_model(path: Path) -> Any:
 
 def read_vocabulary(path: Path) -> dict[str, int]:
     """vocab.json: piece -> id, the ids 0 … V-1 each once."""
+    if not path.is_file():
+        raise UserError(f"{path.parent} has no {path.name}")
     try:
         vocab = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
