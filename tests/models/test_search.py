@@ -1,9 +1,10 @@
 import itertools
 
+import pytest
 import torch
 
 from seqlab.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from seqlab.models import Transformer, TransformerConfig
+from seqlab.models import ConvSeq2Seq, ConvSeq2SeqConfig, Seq2Seq, Seq2SeqConfig, Transformer, TransformerConfig
 from seqlab.models.search import beam_search, decided, greedy_decode, length_penalty
 
 V, STEPS = 6, 3
@@ -169,3 +170,62 @@ def test_decided_follows_its_rule():
             got = decided(*args).tolist()
             assert got == decided_by_rule(*args)
             assert 0 < sum(got) < 40  # both kinds of row occur
+
+
+def test_decided_sentences_leave_the_batch():
+    # Sentences whose search has ended are no longer decoded: later steps see fewer rows, and the
+    # outputs still equal the search without its early stop, one sentence at a time.
+    torch.manual_seed(3)
+    m = ending_more_likely_with_length(
+        Transformer(TransformerConfig(9, V, d_model=16, n_heads=2, n_layers=1, d_ff=16, dropout=0.0)).eval(), 0.6)
+    decode, rows = m.decode, []
+    m.decode = lambda tgt, *args: rows.append(tgt.size(0)) or decode(tgt, *args)
+    src = torch.randint(4, 9, (6, 5), generator=torch.Generator().manual_seed(0))
+    found = beam_search(m, src, 10, beam_size=3, alpha=0.6)
+    assert rows[0] == 18 and min(rows) < 18 and rows == sorted(rows, reverse=True), rows
+    assert found.size(1) == len(rows)  # one column per step run
+    with torch.no_grad():
+        expected = [exhaustive_beam_search(m, src[i : i + 1], 10, 3, 0.6) for i in range(6)]
+    assert [truncate(row) for row in found.tolist()] == expected
+
+
+def family(name, sharpen):
+    torch.manual_seed(0)
+    if name == "transformer":
+        m = Transformer(TransformerConfig(11, 13, d_model=16, n_heads=2, n_layers=2, d_ff=16, dropout=0.0))
+    elif name == "conv":
+        m = ConvSeq2Seq(ConvSeq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, n_layers=2, kernel_size=3,
+                                          dropout=0.0, max_len=16))
+    else:
+        m = Seq2Seq(Seq2SeqConfig(11, 13, embed_dim=8, hidden_size=12, dropout=0.0, cell=name))
+    with torch.no_grad():
+        (m.output if name in ("lstm", "gru") else m.generator).weight.mul_(sharpen)
+    return m.eval()
+
+
+# (family, output weights' scale, <eos> logit bonus): chosen so that the 8 sentences' searches end at
+# different steps, which the test asserts.
+FAMILIES = [("transformer", 1, 1.0), ("lstm", 16, 0.5), ("gru", 16, 0.5), ("conv", 16, 2.0)]
+
+
+@pytest.mark.parametrize("name,sharpen,eos_bonus", FAMILIES, ids=[f[0] for f in FAMILIES])
+def test_every_family_leaves_the_batch_and_equals_one_by_one(name, sharpen, eos_bonus):
+    # The rows that leave take their cache (self- and cross-attention, recurrent state, convolution
+    # history) and memory with them: the sentences left are decoded as if alone.
+    m = family(name, sharpen)
+    decode, rows = m.decode, []
+    bonus = torch.zeros(13)
+    bonus[EOS_ID] = eos_bonus
+
+    def wrapped(tgt, *args):
+        rows.append(tgt.size(0))
+        return decode(tgt, *args) + bonus
+
+    m.decode = wrapped
+    src = torch.randint(3, 11, (8, 6), generator=torch.Generator().manual_seed(1))
+    src[::3, 3:] = PAD_ID  # and the memory mask must leave with its rows
+    together = beam_search(m, src, 12, beam_size=3)
+    assert rows[0] == 24 and len(set(rows)) >= 3, rows  # sentences left the batch at two steps at least
+    for i in range(8):
+        alone = beam_search(m, src[i : i + 1], 12, beam_size=3)[0].tolist()
+        assert truncate(together[i].tolist()) == truncate(alone)

@@ -1,8 +1,9 @@
 """Decoding for encoder-decoder models: greedy and beam search, batched, using the key/value cache.
 
 Any model with ``encode(src) -> (memory, memory_mask)``, ``new_cache()`` (an object with
-``reorder(index)``) and ``decode(tgt, memory, memory_mask, cache) -> logits (B, T, V)`` can be decoded
-here. ``memory`` is a tensor or a tuple of tensors, batch first.
+``reorder(index)``: keep batch rows ``index``, which may be fewer than the batch's) and
+``decode(tgt, memory, memory_mask, cache) -> logits (B, T, V)`` can be decoded here. ``memory`` is a
+tensor or a tuple of tensors, batch first.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def repeat_rows(memory, times: int):
     return memory.repeat_interleave(times, dim=0)
 
 
+def select_rows(memory, rows: Tensor):
+    """The memory of batch rows ``rows`` only: (N, …) -> (len(rows), …)."""
+    if isinstance(memory, tuple):
+        return tuple(select_rows(m, rows) for m in memory)
+    return memory.index_select(0, rows)
+
+
 def length_penalty(length: Tensor, alpha: float) -> Tensor:
     """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al., 2016); α = 0 ranks by log-probability alone."""
     return ((5.0 + length.float()) / 6.0) ** alpha
@@ -61,51 +69,65 @@ def decided(scores: Tensor, finished: Tensor, lengths: Tensor, alpha: float, ste
 @torch.no_grad()
 def beam_search(model, src: Tensor, max_len: int, beam_size: int = 4, alpha: float = 0.6) -> Tensor:
     """Keeps the ``beam_size`` most probable prefixes per sentence; finished ones are carried along
-    unchanged and compete at the end by log-probability / length penalty. -> (B, T) ids.
+    unchanged and compete at the end by log-probability / length penalty. -> (B, T) ids, each row's
+    tokens ending at <eos> then <pad>.
 
-    The search stops as soon as no sentence's result can change any more (:func:`decided`), not only
-    when every hypothesis has finished: the same output, fewer steps. Each step's tokens are kept with
-    the hypothesis they extend, and the winners read back at the end."""
+    A sentence leaves the search as soon as its result can no longer change (:func:`decided`), not
+    only when all its hypotheses have finished: its winner is written out and its rows leave the batch
+    (the decoder's cache, the memory), so later steps compute only the sentences still undecided. The
+    search ends when none is left: the same output as running every sentence to the end, fewer rows
+    and fewer steps."""
     B, K = src.size(0), beam_size
+    device = src.device
     memory, memory_mask = model.encode(src)
     memory, memory_mask = repeat_rows(memory, K), repeat_rows(memory_mask, K)  # (B·K, S, …)
     cache = model.new_cache()
-    device = src.device
 
+    alive = torch.arange(B, device=device)  # the sentences still searched; sentence alive[i] has rows i·K … i·K + K − 1
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive so the first step doesn't repeat
     lengths = torch.zeros(B * K, dtype=torch.long, device=device)
     finished = torch.zeros(B * K, dtype=torch.bool, device=device)
+    history = torch.zeros(B * K, 0, dtype=torch.long, device=device)  # each hypothesis's tokens so far
     last = torch.full((B * K, 1), BOS_ID, dtype=torch.long, device=device)
-    first_row = torch.arange(B, device=device).unsqueeze(1) * K  # (B, 1)
-    tokens, parents = [], []  # per step (B·K,): the new token, and the row of the hypothesis it extends
+    out = torch.full((B, max_len), PAD_ID, dtype=torch.long, device=device)
     only_pad = None
+    steps = max_len
 
     for step in range(max_len):
-        log_probs = model.decode(last, memory, memory_mask, cache)[:, -1].float().log_softmax(-1)
+        b = alive.size(0)
+        log_probs = model.decode(last, memory, memory_mask, cache)[:, -1].float().log_softmax(-1)  # (b·K, V)
         V = log_probs.size(-1)
         if only_pad is None:
             only_pad = torch.full((V,), float("-inf"), device=device)
             only_pad[PAD_ID] = 0.0
         # A finished hypothesis may only continue with <pad>, at no cost.
         log_probs = torch.where(finished.unsqueeze(1), only_pad, log_probs)
-        total = (scores.view(B * K, 1) + log_probs).view(B, K * V)
-        scores, flat = total.topk(K, dim=-1)  # (B, K)
-        beam, token = (flat // V + first_row).view(-1), (flat % V).view(-1)
-        cache.reorder(beam)
-        tokens.append(token)
-        parents.append(beam)
+        total = (scores.view(b * K, 1) + log_probs).view(b, K * V)
+        scores, flat = total.topk(K, dim=-1)  # (b, K)
+        first_row = torch.arange(b, device=device).unsqueeze(1) * K  # (b, 1)
+        beam, token = (flat // V + first_row).view(-1), (flat % V).view(-1)  # (b·K,) parent rows, new tokens
+        history = torch.cat([history.index_select(0, beam), token.unsqueeze(1)], dim=1)
         finished = finished[beam]
         lengths = lengths[beam] + (~finished).long()
         finished = finished | (token == EOS_ID)
-        if bool(decided(scores, finished.view(B, K), lengths.view(B, K), alpha, step, max_len).all()):
-            break
+        done = decided(scores, finished.view(b, K), lengths.view(b, K), alpha, step, max_len)  # (b,)
+        if step == max_len - 1:
+            done = torch.ones_like(done)
+        if bool(done.any()):
+            ended = done.nonzero().squeeze(1)
+            ranked = (scores / length_penalty(lengths.view(b, K), alpha)).index_select(0, ended)
+            winners = ranked.argmax(-1) + ended * K  # (n_ended,) rows
+            out[alive.index_select(0, ended), : step + 1] = history.index_select(0, winners)
+            if ended.size(0) == b:
+                steps = step + 1
+                break
+            kept = (~done).nonzero().squeeze(1)
+            rows = (kept.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)  # (b'·K,)
+            alive, scores = alive.index_select(0, kept), scores.index_select(0, kept)
+            beam, token = beam.index_select(0, rows), token.index_select(0, rows)
+            history, finished, lengths = history[rows], finished[rows], lengths[rows]
+            memory, memory_mask = select_rows(memory, rows), select_rows(memory_mask, rows)
+        cache.reorder(beam)
         last = token.unsqueeze(1)
-
-    ranked = scores.view(-1) / length_penalty(lengths, alpha)
-    row = ranked.view(B, K).argmax(-1) + first_row.squeeze(1)  # (B,) the winners' rows at the last step
-    out = []
-    for token, parent in zip(reversed(tokens), reversed(parents)):
-        out.append(token[row])
-        row = parent[row]
-    return torch.stack(out[::-1], dim=1)
+    return out[:, :steps]

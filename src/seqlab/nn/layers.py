@@ -210,7 +210,10 @@ class DecoderCache(list):
         return len(self[0][0]) if self else 0
 
     def reorder(self, index: Tensor) -> None:
-        """Keep batch rows ``index`` (beam search); the cross-attention memory is the same for every
-        hypothesis of a sentence, so only the self-attention caches move."""
-        for self_cache, _ in self:
+        """Keep batch rows ``index`` (beam search). The cross-attention memory is the same for every
+        hypothesis of a sentence, so it moves only when rows leave the batch (a sentence whose search
+        has ended)."""
+        for self_cache, cross_cache in self:
             self_cache.reorder(index)
+            if cross_cache.key is not None and cross_cache.key.size(0) != index.size(0):
+                cross_cache.reorder(index)
