@@ -6,7 +6,7 @@ second (token ids in, token ids out: tokenising is the same ``tokenizers`` code 
 the outputs are identical.
 
     .venv/bin/python benchmarks/translation_inference.py [--threads 2] [--repeats 3] [--sentences 1000]
-        [--multi30k DIR --steps N] [--layout post-ln|pre-ln] [--run RUN_DIR]
+        [--multi30k DIR --steps N] [--layout post-ln|pre-ln] [--run RUN_DIR] [--onnx-sentences N]
 
 The model is the Multi30k recipe's shape (``--config multi30k-de-en``: 3 + 3 layers, d_model 256, 4 heads,
 d_ff 1,024, BPE vocabularies of up to 8,000 a side, beam 4, α = 0.6, at most 80 output tokens), trained for
@@ -27,8 +27,10 @@ sentence's result can change (seqlab.models.search.decided) and ranks them by GN
 6)^α (Wu et al., 2016); ``transformers`` sets finished ones aside, stops a sentence once it has four
 (``early_stopping=True``; ``--early-stopping`` chooses) and ranks by log P / |Y|^``length_penalty`` (set to
 α). Speed is therefore compared on the same inputs under the closest settings, with the number of identical
-outputs beside it. ONNX Runtime is not in the table: the exported translation decoder has no key/value
-cache (it reads the whole target every step), so a beam-4 loop over it would measure that.
+outputs beside it. ONNX Runtime runs the same beam search (seqlab.models.search.beam_search, the
+model's encode / decode behind ``seqlab export --format onnx``'s encoder.onnx and decoder.onnx) on the
+first ``--onnx-sentences`` sentences (default 128, one batch; 0 skips it), once: the exported translation
+decoder has no key/value cache, so every step feeds it the whole prefix, and its row measures that.
 """
 
 from __future__ import annotations
@@ -106,6 +108,39 @@ def until_eos(ids: list[int], skip_start: bool = False) -> tuple[int, ...]:
     return tuple(ids[: ids.index(EOS_ID)] if EOS_ID in ids else ids)
 
 
+class OnnxTranslator:
+    """encoder.onnx and decoder.onnx in ONNX Runtime behind the interface beam search decodes (encode,
+    new_cache, decode). The exported decoder has no key/value cache: the "cache" keeps each hypothesis's
+    tokens, and every step runs the decoder over all of them."""
+
+    def __init__(self, directory: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.encoder = ort.InferenceSession(str(directory / "encoder.onnx"), options)
+        self.decoder = ort.InferenceSession(str(directory / "decoder.onnx"), options)
+
+    def encode(self, src: torch.Tensor):
+        memory, memory_mask = self.encoder.run(None, {"src": src.numpy()})
+        return torch.from_numpy(memory), torch.from_numpy(memory_mask)
+
+    def new_cache(self) -> "Prefixes":
+        return Prefixes()
+
+    def decode(self, tgt, memory, memory_mask, cache: "Prefixes") -> torch.Tensor:
+        cache.tokens = tgt if cache.tokens is None else torch.cat([cache.tokens, tgt], dim=1)
+        feed = {"memory": memory.numpy(), "memory_mask": memory_mask.numpy(), "tgt": cache.tokens.numpy()}
+        return torch.from_numpy(self.decoder.run(None, feed)[0][:, -1:])  # (B, 1, V)
+
+
+class Prefixes:
+    tokens: torch.Tensor | None = None  # (B, T) each row's tokens so far, from <bos>
+
+    def reorder(self, index: torch.Tensor) -> None:
+        self.tokens = self.tokens.index_select(0, index)
+
+
 def timed(fn, repeats: int):
     """The median wall time of ``fn()`` over ``repeats`` runs after one untimed warm-up, and its result."""
     result = fn()
@@ -128,6 +163,8 @@ def main() -> None:
                         help="transformers' early_stopping (default true: stop a sentence at num_beams finished "
                              "hypotheses, the closest to seqlab's rule)")
     parser.add_argument("--run", type=Path, help="an existing translate run instead of training one")
+    parser.add_argument("--onnx-sentences", type=int, default=128,
+                        help="ONNX Runtime translates this many of the sentences, once (default 128; 0: not at all)")
     parser.add_argument("--multi30k", type=Path, help="Multi30k's directory (seqlab data download multi30k): train on "
                         "train.de/en and translate the first --sentences of test_2016_flickr.de instead of "
                         "generated text")
@@ -191,6 +228,21 @@ def main() -> None:
     print(f"{'seqlab':>13} {n / seqlab_s:>12.1f} {np.mean([len(o) for o in ours_ids]):>19.1f}")
     print(f"{'transformers':>13} {n / hf_s:>12.1f} {np.mean([len(o) for o in theirs_ids]):>19.1f}")
     print(f"seqlab ÷ transformers: {down(hf_s / seqlab_s, 2)}; identical outputs: {same} of {n}")
+    if args.onnx_sentences > 0:  # whole batches of 128 from the start, as many as hold that many sentences
+        export(run, "onnx", root / "onnx")
+        onnx = OnnxTranslator(root / "onnx", args.threads)
+        first = batches[: max(1, -(-args.onnx_sentences // 128))]
+        m = sum(src.size(0) for src in first)
+        with torch.no_grad():
+            start = time.perf_counter()  # once, no warm-up: it takes minutes
+            onnx_out = [beam_search(onnx, src, steps, decode.beam_size, decode.alpha) for src in first]
+            onnx_s = time.perf_counter() - start
+            ours_s, _ = timed(lambda: [beam_search(ours, src, steps, decode.beam_size, decode.alpha) for src in first], 1)
+        onnx_ids = [until_eos(row) for out in onnx_out for row in out.tolist()]
+        same = sum(a == b for a, b in zip(ours_ids, onnx_ids))
+        print(f"onnxruntime (the same beam search; decoder without a key/value cache), first {m} sentences, once: "
+              f"{m / onnx_s:.1f} sentences/s; seqlab on them {m / ours_s:.1f}; seqlab ÷ onnxruntime "
+              f"{down(onnx_s / ours_s, 2)}; identical outputs: {same} of {m}")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def beam_search(model, src: Tensor, max_len: int, beam_size: int = 4, alpha: flo
     memory, memory_mask = repeat_rows(memory, K), repeat_rows(memory_mask, K)  # (B·K, S, …)
     cache = model.new_cache()
 
-    alive = torch.arange(B, device=device)  # the sentences still searched; sentence alive[i] has rows i·K … i·K + K − 1
+    alive = torch.arange(B, device=device)  # the sentences still searched: alive[i]'s rows are i·K … i·K + K − 1
     scores = torch.full((B, K), float("-inf"), device=device)
     scores[:, 0] = 0.0  # all beams start identical: keep one alive so the first step doesn't repeat
     lengths = torch.zeros(B * K, dtype=torch.long, device=device)
