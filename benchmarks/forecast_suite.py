@@ -77,10 +77,14 @@ def main() -> None:
             ratio = m["test_mse"] / published if published else None
             mses.append(m["test_mse"])
             coverage = m.get("test_coverage_80")
+            if coverage is not None:  # and on validation: before the run's conformal calibration, and after
+                raw = m.get("val_coverage_80_uncalibrated")
+                coverage = (f"{down(100 * coverage, 2)}% (validation {down(100 * m['val_coverage_80'], 2)}%"
+                            + (f", {down(100 * raw, 2)}% before calibration)" if raw is not None else ")"))
             choice = m.get("auto_choice", m.get("arch", ""))
             print(f"| {name} | {horizon} | {choice} | {down(m['test_mse'], 4)} | {down(m['test_mae'], 4)} | "
-                  f"{published or '—'} | {down(ratio, 3) if ratio else '—'} | "
-                  f"{f'{down(100 * coverage, 2)}%' if coverage is not None else '—'} | {down(wall, 0)} |", flush=True)
+                  f"{published or '—'} | {down(ratio, 3) if ratio else '—'} | {coverage or '—'} | "
+                  f"{down(wall, 0)} |", flush=True)
         if len(mses) == len(horizons) and "mean" in PUBLISHED.get(name, {}):
             mean, best = statistics.mean(mses), PUBLISHED[name]["mean"]
             print(f"| {name} | mean | | {down(mean, 4)} | | {best} | {down(mean / best, 3)} | | |", flush=True)

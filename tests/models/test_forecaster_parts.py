@@ -73,8 +73,8 @@ def test_temporal_head_gives_point_forecasts_by_default():
     assert head(torch.randn(1, 6, 4)).shape == (1, 2, 3)
 
 
-def model(quantiles, training):
-    return SimpleNamespace(config=SimpleNamespace(quantiles=quantiles), training=training)
+def model(quantiles, training, calibration=()):
+    return SimpleNamespace(config=SimpleNamespace(quantiles=quantiles, calibration=list(calibration)), training=training)
 
 
 def test_quantiles_are_sorted_in_eval_mode_only_and_point_forecasts_never():
@@ -84,3 +84,11 @@ def test_quantiles_are_sorted_in_eval_mode_only_and_point_forecasts_never():
     # a point forecast's last axis is the channels: never reordered
     assert torch.equal(fm._ordered(model((), False), y), y)
     assert torch.equal(fm._ordered(model((), True), y), y)
+
+
+def test_calibration_offsets_are_added_in_eval_mode_then_sorted():
+    y = torch.tensor([[[1.0, 2.0, 3.0], [0.0, 1.0, 2.0]]])  # (H=1, C=2, Q=3)
+    offsets = [[-0.5, 0.0, 0.25], [3.0, 0.0, 0.0]]  # channel 1's lowest level pushed above its median
+    calibrated = fm._ordered(model((0.1, 0.5, 0.9), False, offsets), y)
+    assert calibrated.tolist() == [[[0.5, 2.0, 3.25], [1.0, 1.0, 2.0]]]  # never past the median
+    assert torch.equal(fm._ordered(model((0.1, 0.5, 0.9), True, offsets), y), y)  # training: raw outputs

@@ -1,11 +1,12 @@
-"""Quantile levels, the pinball loss (hand-computed values), interval names and the rearrangement."""
+"""Quantile levels, the pinball loss (hand-computed values), interval names, the rearrangement and the
+conformal calibration."""
 
 import numpy as np
 import pytest
 import torch
 
-from seqlab.models.quantiles import (central_intervals, check_quantiles, median_index, pinball_loss, quantile_errors,
-                                     rearrange)
+from seqlab.models.quantiles import (calibrated, central_intervals, check_calibration, check_quantiles,
+                                     conformal_offsets, median_index, pinball_loss, quantile_errors, rearrange)
 
 
 def test_pinball_loss_matches_a_hand_computed_example():
@@ -104,3 +105,48 @@ def test_quantile_errors_count_the_truths_inside_each_interval():
     # y=1.5: 0.1·1.5 + 0.5·0.5 + 0.1·0.5; y=2.5: 0.1·2.5 + 0.5·1.5 + 0.9·0.5
     expected = (0.45 + 0.75 + 0.25 + 0.0 + 0.5 + 0.2 + 0.15 + 0.25 + 0.05 + 0.25 + 0.75 + 0.45) / 12
     assert scores["quantile_loss"] == pytest.approx(expected)
+
+
+def test_conformal_offsets_take_the_finite_sample_rank_of_the_residuals():
+    # n = 9 residuals y − ŷ = 1 … 9 for every level: τ = 0.9 takes the ⌈10·0.9⌉ = 9th smallest (9),
+    # τ = 0.1 the ⌊10·0.1⌋ = 1st (1), τ = 0.25 the ⌊2.5⌋ = 2nd (2), τ = 0.75 the ⌈7.5⌉ = 8th (8);
+    # the median stays.
+    levels = (0.1, 0.25, 0.5, 0.75, 0.9)
+    truth = np.arange(1.0, 10.0).reshape(9, 1, 1)  # (N, H, C)
+    prediction = np.zeros((9, 1, 1, 5))
+    assert conformal_offsets(prediction, truth, levels).tolist() == [[1.0, 2.0, 0.0, 8.0, 9.0]]
+    # ranks past the ends are clipped: 3 residuals, τ = 0.9 asks for the ⌈3.6⌉ = 4th, gets the 3rd
+    assert conformal_offsets(np.zeros((3, 1, 1, 3)), np.array([5.0, 7.0, 6.0]).reshape(3, 1, 1),
+                             (0.1, 0.5, 0.9)).tolist() == [[5.0, 0.0, 7.0]]
+
+
+def test_conformal_offsets_bring_a_too_narrow_interval_to_its_coverage_on_new_data():
+    # Gaussian noise (σ = 1, two channels of different spread): a forecaster whose 0.1 and 0.9
+    # quantiles are ∓0.5σ covers P(|Z| < 0.5) ≈ 38 % of the values. Offsets from one draw make the
+    # interval cover 80 % ± 2 of another (the true quantiles are ∓1.2816σ).
+    rng = np.random.default_rng(0)
+    scale = np.array([1.0, 3.0])  # per channel
+    levels = (0.1, 0.5, 0.9)
+    narrow = np.stack([-0.5 * scale, 0 * scale, 0.5 * scale], axis=-1)  # (C, Q)
+
+    def draw(n):
+        truth = rng.normal(size=(n, 4, 2)) * scale  # (N, H, C)
+        return np.broadcast_to(narrow, (n, 4, 2, 3)).copy(), truth
+
+    prediction, truth = draw(2000)
+    offsets = conformal_offsets(prediction, truth, levels)  # (C, Q)
+    assert offsets[:, 1].tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(offsets[:, 2], (1.2816 - 0.5) * scale, rtol=0.08)
+    np.testing.assert_allclose(offsets[:, 0], -(1.2816 - 0.5) * scale, rtol=0.08)
+    prediction, truth = draw(2000)
+    assert quantile_errors(prediction, truth, levels)["coverage_80"] < 0.42
+    shifted = calibrated(torch.as_tensor(prediction), offsets.tolist(), levels).numpy()
+    assert abs(quantile_errors(shifted, truth, levels)["coverage_80"] - 0.80) < 0.02
+
+
+def test_calibration_must_be_channels_by_levels():
+    assert check_calibration([], 2, (0.1, 0.5, 0.9)) == []
+    assert check_calibration([[1, 0, 2]], 1, (0.1, 0.5, 0.9)) == [[1.0, 0.0, 2.0]]
+    for bad in ([[1.0, 0.0]], [[1.0, 0.0, 2.0]] * 2, [[float("nan"), 0.0, 1.0]]):
+        with pytest.raises(ValueError, match="calibration must hold 1 rows"):
+            check_calibration(bad, 1, (0.1, 0.5, 0.9))

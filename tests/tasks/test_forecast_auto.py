@@ -13,6 +13,7 @@ from seqlab.cli.main import main
 from seqlab.config import build
 from seqlab.data import timeseries as ts
 from seqlab.errors import UserError
+from seqlab.models import forecasters as fm
 from seqlab.tasks import forecast as fc
 from seqlab.tasks import forecast_auto as auto
 from seqlab.tasks import task as registry
@@ -237,6 +238,20 @@ def test_with_quantiles_the_choice_is_by_the_validation_quantile_loss(tmp_path):
         build(fc.ForecastConfig, r["chosen"][0]["config"]).data))[0] if c.name.startswith("rlinear"))
     assert rlinear.config.model.loss == "mse"  # the pinball loss, not the recipe's MAE
     assert "test_coverage_80" in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_a_quantile_ensemble_is_calibrated_as_a_whole(tmp_path):
+    # --top-k with quantiles: the members' own offsets are dropped, the mean forecast gets its own from
+    # the validation windows, and covers at least 80 % of them.
+    csv = write_series(tmp_path / "series.csv")
+    flags = [*AUTO, "--lookbacks", "48", "--max-steps", 10, "--quantiles", "0.1,0.9", "--top-k", 2]
+    assert run_cli("train", "forecast", "--csv", csv, "--out", tmp_path / "run", *flags, capsys=None) == 0
+    ensemble = fc.Forecast.load(tmp_path / "run").model
+    assert isinstance(ensemble, fm.ForecastEnsemble) and len(ensemble.members) == 2
+    assert np.array(ensemble.config.calibration).shape == (2, 3)
+    assert [member.config.calibration for member in ensemble.members] == [[], []]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["val_coverage_80"] >= 0.8 and 0.0 <= m["val_coverage_80_uncalibrated"] <= 1.0
 
 
 @pytest.mark.parametrize("spacing, period", [("h", 24), ("15min", 96), ("D", 7), ("W", 52), ("MS", 12), ("5h", None)])

@@ -145,3 +145,27 @@ def test_compare_forecast_with_quantiles_adds_their_columns(tmp_path, sine_csv, 
     for row in frame.itertuples():
         m = json.loads((out / row.model / "metrics.json").read_text())
         assert (row.test_quantile_loss, row.test_coverage_90) == (m["test_quantile_loss"], m["test_coverage_90"])
+
+
+def test_a_run_calibrates_its_quantiles_on_validation_and_keeps_the_offsets(tmp_path, sine_csv, capsys):
+    # Conformal offsets from the validation windows: stored in the checkpoint's config (channels ×
+    # levels, the median unmoved), applied wherever the run forecasts; the validation interval then
+    # covers at least its nominal 80 %. model.calibrate=false trains the same model and leaves them out.
+    args = ("train", "forecast", "--csv", sine_csv, "--model", "linear", "--quantiles", "0.1,0.9",
+            "--max-steps", 60, "--set", "train.precision=fp32", *FAST)  # fp32: the same raw model both times
+    assert run_cli(*args, "--out", tmp_path / "on", capsys=capsys)[0] == 0
+    assert run_cli(*args, "--out", tmp_path / "off", "--set", "model.calibrate=false", capsys=capsys)[0] == 0
+    on, off = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("on", "off"))
+    offsets = Forecast.load(tmp_path / "on").model.config.calibration
+    assert np.array(offsets).shape == (2, 3) and [row[1] for row in offsets] == [0.0, 0.0]
+    assert Forecast.load(tmp_path / "off").model.config.calibration == []
+    assert on["val_coverage_80"] >= 0.8 and "val_coverage_80_uncalibrated" not in off
+    assert on["val_coverage_80_uncalibrated"] == off["val_coverage_80"]  # the same raw model before
+    assert on["test_mse"] == off["test_mse"]  # the median is not moved
+    # the calibrated forecasts are the raw ones shifted by the offsets, never past the median
+    raw, shifted = (Forecast.load(tmp_path / name) for name in ("off", "on"))
+    windows = ts.Windows(np.random.default_rng(0).normal(size=(80, 2)).astype(np.float32), 48, 12)
+    low, median, high = np.moveaxis(predict_windows(raw.model, windows, 64, "cpu")[0], -1, 0)
+    (low_offset, _, high_offset), = [np.array(offsets, dtype=np.float32).T[:, None, None]]
+    expected = np.stack([np.minimum(low + low_offset, median), median, np.maximum(high + high_offset, median)], -1)
+    np.testing.assert_allclose(predict_windows(shifted.model, windows, 64, "cpu")[0], expected, rtol=1e-5, atol=1e-6)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from . import pretrained
 from .forecasters import Forecaster
-from .quantiles import check_quantiles, rearrange
+from .quantiles import calibrated, check_calibration, check_quantiles
 
 
 @dataclass
@@ -39,9 +39,11 @@ class CovariateForecasterConfig:
     dropout: float = 0.1
     quantiles: tuple[float, ...] = ()  # the base's levels
     base: dict[str, Any] = field(default_factory=dict)  # the base's config.json: {"model_class": …, **config}
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets; the base has none
 
     def __post_init__(self) -> None:
         self.quantiles = check_quantiles(self.quantiles)
+        self.calibration = check_calibration(self.calibration, self.channels, self.quantiles)
         if self.past + self.future < 1:
             raise ValueError("a CovariateForecaster needs at least one covariate (past + future >= 1)")
 
@@ -95,4 +97,4 @@ class CovariateForecaster(Forecaster):
         if self.n_quantiles:
             term = term.unflatten(-1, (c.channels, self.n_quantiles))  # (B, H, C, Q)
         y = y + term
-        return rearrange(y) if self.n_quantiles and not self.training else y
+        return calibrated(y, c.calibration, c.quantiles) if self.n_quantiles and not self.training else y

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..nn import GRU, LSTM, LearnedPositionalEmbedding, SinusoidalPositionalEncoding, encoder_layer
 from . import pretrained
-from .quantiles import check_quantiles, rearrange
+from .quantiles import calibrated, check_calibration, check_quantiles
 
 
 class InstanceNorm(nn.Module):
@@ -65,15 +65,19 @@ class TemporalHead(nn.Module):
 
 
 def _levels(config) -> None:
-    """Check a forecaster config's ``quantiles`` (sorted, 0.5 added: :func:`check_quantiles`)."""
+    """Check a forecaster config's ``quantiles`` (sorted, 0.5 added: :func:`check_quantiles`) and its
+    ``calibration`` (channels × levels, or empty)."""
     config.quantiles = check_quantiles(config.quantiles)
+    config.calibration = check_calibration(config.calibration, config.channels, config.quantiles)
 
 
 def _ordered(model: nn.Module, y: Tensor) -> Tensor:
     """The forecast as it leaves a forecaster: in eval mode quantiles sorted along their last axis (the
     rearrangement, applied after fitting: in training each output keeps its own level, or outputs whose
-    order changes from window to window would trade levels); a point forecast as is."""
-    return rearrange(y) if model.config.quantiles and not model.training else y
+    order changes from window to window would trade levels), then shifted by the config's conformal
+    ``calibration`` if it has one (:func:`.quantiles.calibrated`); a point forecast as is."""
+    c = model.config
+    return calibrated(y, c.calibration, c.quantiles) if c.quantiles and not model.training else y
 
 
 def _encode(layers: nn.ModuleList, h: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
@@ -104,6 +108,7 @@ class TimeStepTransformerConfig:
     d_ff: int = 128
     dropout: float = 0.1
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -153,6 +158,7 @@ class PatchTransformerConfig:
     patch_len: int = 16
     stride: int = 8
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -217,6 +223,7 @@ class RecurrentForecasterConfig:
     cell: str = "lstm"  # or "gru"
     dropout: float = 0.1
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -254,6 +261,7 @@ class ConvForecasterConfig:
     kernel_size: int = 3
     dropout: float = 0.1
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -294,6 +302,7 @@ class LinearForecasterConfig:
     kernel_size: int = 25  # the moving average's width
     revin: bool = False
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -342,6 +351,7 @@ class PeriodicLinearForecasterConfig:
     period: int = 24  # w, in rows
     revin: bool = False
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -404,6 +414,7 @@ class ForecastEnsembleConfig:
     horizon: int
     members: list[dict] = field(default_factory=list)  # each {"model_class": NAME, **its config's fields}
     quantiles: tuple[float, ...] = ()  # () = point forecasts; else the levels predicted (0.5 added)
+    calibration: list[list[float]] = field(default_factory=list)  # (C, Q) conformal offsets, added in eval mode
 
     def __post_init__(self) -> None:
         _levels(self)
@@ -447,7 +458,8 @@ class ForecastEnsemble(Forecaster):
         first = members[0].config
         ensemble = cls(ForecastEnsembleConfig(
             first.channels, max(m.config.input_len for m in members), first.horizon,
-            [{"model_class": type(m).__name__, **pretrained.config_values(m.config)} for m in members],
+            [{"model_class": type(m).__name__, **pretrained.config_values(m.config), "calibration": []}
+             for m in members],  # the ensemble is calibrated as a whole, not each member
             first.quantiles))
         for mine, theirs in zip(ensemble.members, members):
             mine.load_state_dict(theirs.state_dict())
@@ -457,7 +469,7 @@ class ForecastEnsemble(Forecaster):
         """x (B, L, C) -> the members' mean forecast (B, H, C) (or (B, H, C, Q)); members that read
         future covariates (a CovariateForecaster each) take ``future`` (B, H, F) as well."""
         forecasts = [member(x[:, x.size(1) - member.config.input_len:], *future) for member in self.members]
-        return torch.stack(forecasts).mean(dim=0)
+        return _ordered(self, torch.stack(forecasts).mean(dim=0))
 
 
 ARCHITECTURES = ("transformer", "patch", "lstm", "gru", "conv1d", "linear", "periodic")

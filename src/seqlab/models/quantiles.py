@@ -5,6 +5,12 @@ A forecaster with quantiles (τ_1 < … < τ_Q) returns (B, H, C, Q): per horizo
 value per level, trained by the pinball (quantile) loss of Koenker & Bassett (1978), averaged over the
 levels as MQ-RNN (Wen et al., 2017) and the Temporal Fusion Transformer (Lim et al., 2021 §4.3) do.
 The median (0.5) is always among the levels: it is the point forecast MSE and MAE are scored on.
+
+A model's quantiles fit its training windows; on new data they are often too narrow. Split conformal
+calibration corrects them on held-out windows: :func:`conformal_offsets` shifts each level by the
+empirical quantile of its residuals there (conformalized quantile regression, Romano, Patterson &
+Candès, 2019, with each tail calibrated on its own as in their asymmetric variant), which a forecaster
+then adds in eval mode (its config's ``calibration``).
 """
 
 from __future__ import annotations
@@ -80,3 +86,47 @@ def quantile_errors(prediction: np.ndarray, truth: np.ndarray, levels: tuple[flo
         inside = (prediction[..., low] <= truth) & (truth <= prediction[..., high])
         scores[f"coverage_{name}"] = float(inside.mean())
     return scores
+
+
+def conformal_offsets(prediction: np.ndarray, truth: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """Per channel and level, the shift δ that makes ŷ_τ + δ a τ-quantile of the held-out truths:
+    over the n residuals r = y − ŷ_τ of a channel (every window and horizon step), the k-th smallest with
+    k = ⌈(n + 1)·τ⌉ above the median and ⌊(n + 1)·τ⌋ below it (the finite-sample rank of split
+    conformal prediction; clipped to 1 … n), so that an interval between mirrored levels covers at
+    least its nominal share of exchangeable new values. The median is not moved (it is the point
+    forecast). prediction (N, H, C, Q), truth (N, H, C) -> (C, Q)."""
+    residual = (truth[..., None] - prediction).reshape(-1, *prediction.shape[2:])  # (n, C, Q)
+    residual = np.sort(residual, axis=0)
+    n = residual.shape[0]
+    offsets = np.zeros(residual.shape[1:])
+    for j, tau in enumerate(levels):
+        if tau == MEDIAN:
+            continue
+        k = math.ceil((n + 1) * tau) if tau > MEDIAN else math.floor((n + 1) * tau)
+        offsets[:, j] = residual[min(max(k, 1), n) - 1, :, j]
+    return offsets
+
+
+def check_calibration(calibration, channels: int, levels: tuple[float, ...]) -> list[list[float]]:
+    """A config's ``calibration``: [] (none) or channels × levels finite numbers, as lists of floats."""
+    rows = [[float(v) for v in row] for row in calibration or []]
+    if rows and (len(rows) != channels or any(len(row) != len(levels) for row in rows)
+                 or not all(math.isfinite(v) for row in rows for v in row)):
+        raise ValueError(f"calibration must hold {channels} rows (channels) of {len(levels)} finite offsets "
+                         f"(quantile levels), or be empty")
+    return rows
+
+
+def calibrated(prediction: Tensor, calibration: list[list[float]], levels: tuple[float, ...]) -> Tensor:
+    """(..., C, Q) quantiles sorted (:func:`rearrange`), then shifted by the offsets (C, Q), the levels
+    on each side of the median kept on their side and sorted again: a shift never moves the point
+    forecast, and never crosses it (which only widens an interval)."""
+    prediction = rearrange(prediction)
+    if not calibration:
+        return prediction
+    shifted = prediction + torch.tensor(calibration, dtype=prediction.dtype, device=prediction.device)
+    m = median_index(levels)
+    median = prediction[..., m : m + 1]
+    below = torch.minimum(shifted[..., :m], median).sort(dim=-1).values
+    above = torch.maximum(shifted[..., m + 1 :], median).sort(dim=-1).values
+    return torch.cat([below, median, above], dim=-1)

@@ -317,8 +317,14 @@ def combine(run: Path, members: list[Path], config: fc.ForecastConfig, series: t
     checkpoint.save_checkpoint(run / "checkpoints" / "best", ensemble,
                                {"members": [m.name for m in members]})
     forecast = fc.Forecast.load(run, str(resolve_device(config.train.device)))
+    uncalibrated = {}
+    if forecast.levels and config.model.calibrate:  # the mean forecast calibrated as a whole
+        valid = windows_of(forecast, series, runs.read_json(run / "series.json")["bounds"]["valid"])
+        uncalibrated = fc.calibrate(forecast.model, valid, forecast.device, forecast.levels, forecast.targets)
+        if forecast.model.config.calibration:
+            fc.recalibrate_checkpoint(run, forecast.model)
     m = [runs.read_json(member / "metrics.json") for member in members]
-    return {**scores_on(forecast, run, series, "valid"), **score_test(forecast, run, series),
+    return {**scores_on(forecast, run, series, "valid"), **uncalibrated, **score_test(forecast, run, series),
             "arch": "auto", "members": [member.name for member in members],
             "input_len": ensemble.config.input_len, "horizon": config.data.horizon,
             "features": config.data.features, "parameters": sum(x["parameters"] for x in m),

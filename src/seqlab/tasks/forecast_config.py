@@ -61,6 +61,7 @@ class ForecastModelConfig:
     loss: Literal["mse", "mae", "huber"] = "mse"  # the training objective; scores are MSE and MAE either way
     quantiles: str = option("", "quantile levels to predict, like 0.1,0.5,0.9 (0.5 is added; default none: "
                                 "point forecasts); trained by the pinball loss")
+    calibrate: bool = True  # quantiles: conformal offsets from the validation windows (seqlab.models.quantiles)
     top_k: int = option(1, "--model auto: average the forecasts of the best K candidates (default 1: the best)")
     lookbacks: str = option("", "--model auto: the input lengths to try, like 96,336 (default: 96, 336, 720 and "
                                 "--input-len; 36 and 104 too for a short series)")
