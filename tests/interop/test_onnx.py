@@ -182,6 +182,30 @@ def test_onnx_outputs_equal_pytorchs(root, name):
         assert meta["quantiles"] == [0.1, 0.5, 0.9] and got.shape[-1] == 3 and model.config.calibration
 
 
+def test_detection_outputs_equal_pytorchs(root):
+    # DETR on a few generated digit images: class logits and boxes of every query, for a batch of
+    # another size than the export traced.
+    run, out = train_and_export(root, "detect", "detect", "--max-steps", "2", "--set", "train.eval_every=10",
+                                "--set", "train.batch_size=4", "--set", "train.progress=false",
+                                "--set", "train.tensorboard=false", "--set", "model.d_model=16",
+                                "--set", "model.n_heads=2", "--set", "model.n_encoder_layers=1",
+                                "--set", "model.n_decoder_layers=2", "--set", "model.d_ff=32",
+                                "--set", "model.n_queries=5", "--set", "model.backbone_width=4",
+                                "--set", "data.digits_train=8", "--set", "data.digits_valid=4",
+                                "--set", "data.digits_test=4", "--set", "data.image_size=32")
+    meta = json.loads((out / "onnx.json").read_text())
+    assert meta["task"] == "detect" and meta["graphs"]["model"]["outputs"] == ["logits", "boxes"]
+    assert meta["image_shape"] == [1, 32, 32] and (out / "categories.json").is_file()
+    _, model = runs.load_trained(run, "detect", "")
+    images = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    logits, boxes = session(out / "model.onnx").run(None, {"images": images.numpy()})
+    with torch.no_grad():
+        expected = model(images)
+    assert logits.shape == (3, 5, 11) and boxes.shape == (3, 5, 4)
+    assert np.abs(logits - expected["logits"].numpy()).max() <= TOL
+    assert np.abs(boxes - expected["boxes"].numpy()).max() <= TOL
+
+
 @pytest.mark.parametrize("task, args, message", [
     ("lm", ["--set", "model.positional='relative'"], "model.positional='relative'"),
     ("lm", ["--set", "model.arch='gru'"], "exports Transformer language models"),

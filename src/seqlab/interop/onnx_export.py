@@ -9,6 +9,8 @@ seqlab (or PyTorch), with its tokenizer and an ``onnx.json`` naming every graph'
     classify    model.onnx    ids (B, T) -> logits (B, K)
     mlm         model.onnx    ids (B, T) -> logits (B, T, V)
     vision      model.onnx    images (B, C, H, W) -> logits (B, K)
+    detect      model.onnx    images (B, C, S, S) -> logits (B, Q, K + 1) (the last column "no object"),
+                              boxes (B, Q, 4) normalised (cx, cy, w, h)
     forecast    model.onnx    x (B, input_len, C), standardised -> forecast (B, horizon, C),
                               or (B, horizon, C, Q) for a run with quantiles (onnx.json's ``quantiles``)
 
@@ -89,6 +91,18 @@ class _LMDecode(nn.Module):
             cache.append(layer)
         logits = self.model(ids, cache)  # (B, 1, V)
         return (logits, *(c.key for c in cache), *(c.value for c in cache))
+
+
+class _Detection(nn.Module):
+    """A DETR's class logits and boxes (the last decoder layer's), without the auxiliary outputs."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(images)
+        return out["logits"], out["boxes"]
 
 
 class _Encoder(nn.Module):
@@ -296,6 +310,22 @@ def export_vision(run: Path, out: Path) -> str:
                           ("classes.json",), classes="classes.json",
                           image_shape=[c.channels, c.image_size, c.image_size],
                           usage="images: (B, C, H, W) floats as seqlab reads them; softmax(logits) follows classes.json")
+
+
+@exporter("onnx", "detect")
+def export_detect(run: Path, out: Path) -> str:
+    info, model = runs.load_trained(run, "detect", "a detection run")
+    c = model.config
+    images = torch.rand(2, c.channels, c.image_size, c.image_size)
+    graph = _export(_Detection(model), (images,), out / "model.onnx", ["images"], ["logits", "boxes"],
+                    ({0: _batch()},))
+    _copy(run, out, "categories.json")
+    _write_meta(out, "detect", {"model": graph}, categories="categories.json",
+                image_shape=[c.channels, c.image_size, c.image_size],
+                usage="images: (B, C, S, S) floats in [0, 1], each image resized to S as seqlab reads it; per query, "
+                      "softmax(logits) over categories.json's classes in order and a last 'no object' column, and "
+                      "its box (cx, cy, w, h) as fractions of the image")
+    return f"wrote model.onnx ({type(model).__name__}: images -> logits, boxes)"
 
 
 @exporter("onnx", "forecast")
