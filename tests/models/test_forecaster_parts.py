@@ -92,3 +92,8 @@ def test_calibration_offsets_are_added_in_eval_mode_then_sorted():
     calibrated = fm._ordered(model((0.1, 0.5, 0.9), False, offsets), y)
     assert calibrated.tolist() == [[[0.5, 2.0, 3.25], [1.0, 1.0, 2.0]]]  # never past the median
     assert torch.equal(fm._ordered(model((0.1, 0.5, 0.9), True, offsets), y), y)  # training: raw outputs
+    # two levels on one side: the 0.05 one shifted inside the 0.1 one is held at it (sorting would pull
+    # the 0.1 level in, narrowing the 80 % interval); the 0.95 one shifted inside stays at the 0.9 one
+    five = torch.tensor([[[0.0, 1.0, 2.0, 3.0, 4.0]]])  # (H=1, C=1, Q=5)
+    shifted = fm._ordered(model((0.05, 0.1, 0.5, 0.9, 0.95), False, [[1.5, -0.5, 0.0, 0.5, -1.0]]), five)
+    assert shifted.tolist() == [[[0.5, 0.5, 2.0, 3.5, 3.5]]]

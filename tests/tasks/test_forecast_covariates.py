@@ -224,3 +224,21 @@ def test_calendar_auto_is_decided_once_from_the_median_step(tmp_path, driven_csv
     later.to_csv(tmp_path / "later.csv", index=False)
     code, out, err = run_cli("predict", run, "--csv", tmp_path / "later.csv", capsys=capsys)
     assert code == 0 and len(out.strip().splitlines()) == 13, err
+
+
+def test_a_covariate_runs_offsets_come_from_its_target_alone(trained):
+    # The validation windows' truths hold the covariates' columns after the modelled one: the offsets
+    # are the conformal ones of the load's residuals only.
+    from seqlab.models.quantiles import conformal_offsets
+    from seqlab.tasks.forecast import predict_windows, read_series
+    from seqlab.tasks.forecast_auto import windows_of
+
+    forecast = Forecast.load(trained)
+    offsets = forecast.model.config.calibration
+    assert np.array(offsets).shape == (1, 3)
+    bounds = json.loads((trained / "series.json").read_text())["bounds"]["valid"]
+    windows = windows_of(forecast, read_series(forecast.config.data), bounds)
+    forecast.model.config.calibration = []  # the raw forecasts
+    prediction, truth = predict_windows(forecast.model, windows, 64, "cpu")
+    assert truth.shape[-1] == 5 and prediction.shape[2] == 1
+    np.testing.assert_allclose(offsets, conformal_offsets(prediction, truth[..., :1], (0.1, 0.5, 0.9)), rtol=1e-6)

@@ -140,6 +140,31 @@ def test_every_difference_is_shown_with_both_values(tmp_path):
     checkpoint.check_compatible(directory, small_model())  # the same config: no error
 
 
+def test_a_forecaster_resumes_with_or_without_its_calibration(tmp_path):
+    # A checkpoint saved before forecasters had a calibration (a field with a default factory), or a
+    # calibrated one, is the same model: its offsets hold no weight. Any other setting still differs.
+    from seqlab.models import forecasters as fm
+    from seqlab.models.covariate_forecaster import CovariateForecaster
+
+    def forecaster(calibration=(), d_model=8):
+        base = fm.PatchTransformer(fm.PatchTransformerConfig(2, 16, 4, d_model=d_model, n_heads=2, n_layers=1,
+                                                             d_ff=16, patch_len=4, stride=4, quantiles=(0.1, 0.9),
+                                                             calibration=list(calibration)))
+        return CovariateForecaster.around(base, 1, 0)
+
+    forecaster().save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["calibration"], config["base"]["calibration"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    checkpoint.check_compatible(tmp_path / "old", forecaster())
+    calibrated = forecaster()
+    calibrated.config.calibration = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0]]
+    calibrated.save_pretrained(tmp_path / "calibrated")
+    checkpoint.check_compatible(tmp_path / "calibrated", forecaster())
+    with pytest.raises(UserError, match="base: checkpoint"):
+        checkpoint.check_compatible(tmp_path / "old", forecaster(d_model=16))
+
+
 def test_a_damaged_training_state_is_named(tmp_path):
     directory = whole_checkpoint(tmp_path / "last")
     checkpoint.save_state(directory, {"weight": torch.ones(4)}, checkpoint.TRAINING_STATE)

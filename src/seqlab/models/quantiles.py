@@ -118,15 +118,22 @@ def check_calibration(calibration, channels: int, levels: tuple[float, ...]) -> 
 
 
 def calibrated(prediction: Tensor, calibration: list[list[float]], levels: tuple[float, ...]) -> Tensor:
-    """(..., C, Q) quantiles sorted (:func:`rearrange`), then shifted by the offsets (C, Q), the levels
-    on each side of the median kept on their side and sorted again: a shift never moves the point
-    forecast, and never crosses it (which only widens an interval)."""
+    """(..., C, Q) quantiles sorted (:func:`rearrange`), then shifted by the offsets (C, Q), each level
+    kept from crossing the one next to it towards the median (going outwards from the median, a level
+    is at most the one inside it below the median, at least above): a shift never moves the point
+    forecast, and a crossing only ever widens an interval."""
     prediction = rearrange(prediction)
     if not calibration:
         return prediction
     shifted = prediction + torch.tensor(calibration, dtype=prediction.dtype, device=prediction.device)
     m = median_index(levels)
     median = prediction[..., m : m + 1]
-    below = torch.minimum(shifted[..., :m], median).sort(dim=-1).values
-    above = torch.maximum(shifted[..., m + 1 :], median).sort(dim=-1).values
-    return torch.cat([below, median, above], dim=-1)
+    below, inner = [], median
+    for j in reversed(range(m)):  # a loop over the few levels (not cummin): it exports to ONNX
+        inner = torch.minimum(shifted[..., j : j + 1], inner)
+        below.insert(0, inner)
+    above, inner = [], median
+    for j in range(m + 1, len(levels)):
+        inner = torch.maximum(shifted[..., j : j + 1], inner)
+        above.append(inner)
+    return torch.cat([*below, median, *above], dim=-1)

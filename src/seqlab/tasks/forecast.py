@@ -127,12 +127,15 @@ def calibrate(model, windows, device, levels: tuple[float, ...], targets: list[i
     """Split conformal calibration of a quantile forecaster on held-out ``windows`` (the validation
     split, never the test): its config's ``calibration`` becomes the :func:`conformal_offsets` of its
     raw forecasts there, which it adds from then on. -> the coverage of each central interval before
-    (``val_coverage_80_uncalibrated``); {} when there are no windows (nothing changes)."""
+    (``val_coverage_80_uncalibrated``); {} when there are no windows or the residuals are not finite
+    (nothing changes). The validation scores measured after it are in-sample for the offsets."""
     model.config.calibration = []
     prediction, truth = predict_windows(model, windows, 256, device)
-    if len(prediction) == 0:
+    truth = truth[..., : prediction.shape[2]]  # the modelled columns come first; covariates after them
+    offsets = conformal_offsets(prediction, truth, levels) if len(prediction) else None
+    if offsets is None or not np.isfinite(offsets).all():
         return {}
-    model.config.calibration = conformal_offsets(prediction, truth, levels).tolist()
+    model.config.calibration = offsets.tolist()
     before = quantile_errors(prediction[:, :, targets], truth[..., targets], levels)
     return {f"val_{key}_uncalibrated": value for key, value in before.items() if key.startswith("coverage_")}
 
@@ -140,7 +143,8 @@ def calibrate(model, windows, device, levels: tuple[float, ...], targets: list[i
 def recalibrate_checkpoint(run: Path, model) -> None:
     """Write the best checkpoint again with ``model``'s calibrated config (its weights and state as they were)."""
     best = run / "checkpoints" / "best"
-    checkpoint.save_checkpoint(best, model, checkpoint.load_state(best))
+    found = checkpoint.existing_checkpoint(best)  # or its previous version, after a crash between two renames
+    checkpoint.save_checkpoint(best, model, checkpoint.load_state(found))
 
 
 def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:

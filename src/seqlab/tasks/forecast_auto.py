@@ -32,8 +32,9 @@ The period of ``periodic``: rows per day for data spaced under a day that divide
 15-minute 96), 7 for daily, 52 for weekly and 12 for monthly data; other spacings have no
 ``periodic`` candidate.
 
-Choice: the lowest validation MSE (validation quantile loss with ``--quantiles``); a tie goes to the
-earlier, cheaper candidate. ``--top-k K`` averages the forecasts of the best K (``ForecastEnsemble``).
+Choice: the lowest validation MSE (validation quantile loss with ``--quantiles``, after each candidate's
+conformal calibration on those same windows: in-sample for the offsets, alike for every candidate); a tie
+goes to the earlier, cheaper candidate. ``--top-k K`` averages the forecasts of the best K (``ForecastEnsemble``).
 Nothing reads the test windows until the choice is made; then the chosen model is scored on them once.
 The same data, settings and seed give the same choice: precision ``auto`` is pinned to fp32 (timing
 bf16 against fp32 would make the choice depend on the machine), and no candidate stops by time.

@@ -249,13 +249,29 @@ def resumable_checkpoint(checkpoints: Path) -> tuple[Path | None, list[str]]:
     return None, []
 
 
+# Settings a finished run adds to its model config that no weight depends on (a forecaster's conformal
+# offsets): a checkpoint with or without them resumes into the same model.
+NOT_COMPARED = ("calibration",)
+
+
+def _compared(value: Any) -> Any:
+    """``value`` without the NOT_COMPARED keys, at every depth (a wrapped or ensembled model's config)."""
+    if isinstance(value, dict):
+        return {k: _compared(v) for k, v in value.items() if k not in NOT_COMPARED}
+    if isinstance(value, list):
+        return [_compared(v) for v in value]
+    return value
+
+
 def check_compatible(directory: Path, model: torch.nn.Module) -> None:
     """A clear error, not a shape mismatch deep in torch, when a checkpoint is for another model."""
     saved, now = read_config(directory), config_values(model.config)
     saved.pop("model_class", None)
     for f in fields(model.config):  # a setting added since the checkpoint was saved: its default, as loading does
-        if f.name not in saved and f.default is not MISSING:
-            saved[f.name] = json.loads(json.dumps(f.default))
+        if f.name not in saved and (f.default is not MISSING or f.default_factory is not MISSING):
+            default = f.default if f.default is not MISSING else f.default_factory()
+            saved[f.name] = json.loads(json.dumps(default))
+    saved, now = _compared(saved), _compared(now)
     differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
     if differ:
         shown = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now.get(k)!r}" for k in differ)
