@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 
 from . import pretrained
-from .forecasters import Forecaster
-from .quantiles import calibrated, check_calibration, check_quantiles
+from .forecasters import Forecaster, _ordered
+from .quantiles import check_calibration, check_quantiles
 
 
 @dataclass
@@ -97,4 +97,4 @@ class CovariateForecaster(Forecaster):
         if self.n_quantiles:
             term = term.unflatten(-1, (c.channels, self.n_quantiles))  # (B, H, C, Q)
         y = y + term
-        return calibrated(y, c.calibration, c.quantiles) if self.n_quantiles and not self.training else y
+        return _ordered(self, y)

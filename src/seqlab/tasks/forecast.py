@@ -123,10 +123,11 @@ def predict_windows(model, windows: ts.Windows, batch_size: int, device) -> tupl
     return torch.cat(predictions).numpy(), torch.cat(truths).numpy()
 
 
-def calibrate(model, windows, device, levels: tuple[float, ...], targets: list[int]) -> dict[str, float]:
+def calibrate(run: Path, model, windows, device, levels: tuple[float, ...], targets: list[int]) -> dict[str, float]:
     """Split conformal calibration of a quantile forecaster on held-out ``windows`` (the validation
     split, never the test): its config's ``calibration`` becomes the :func:`conformal_offsets` of its
-    raw forecasts there, which it adds from then on. -> the coverage of each central interval before
+    raw forecasts there, which it adds from then on, and ``run``'s best checkpoint is written again with
+    that config (its weights and state as they were). -> the coverage of each central interval before
     (``val_coverage_80_uncalibrated``); {} when there are no windows or the residuals are not finite
     (nothing changes). The validation scores measured after it are in-sample for the offsets."""
     model.config.calibration = []
@@ -136,15 +137,11 @@ def calibrate(model, windows, device, levels: tuple[float, ...], targets: list[i
     if offsets is None or not np.isfinite(offsets).all():
         return {}
     model.config.calibration = offsets.tolist()
-    before = quantile_errors(prediction[:, :, targets], truth[..., targets], levels)
-    return {f"val_{key}_uncalibrated": value for key, value in before.items() if key.startswith("coverage_")}
-
-
-def recalibrate_checkpoint(run: Path, model) -> None:
-    """Write the best checkpoint again with ``model``'s calibrated config (its weights and state as they were)."""
     best = run / "checkpoints" / "best"
     found = checkpoint.existing_checkpoint(best)  # or its previous version, after a crash between two renames
     checkpoint.save_checkpoint(best, model, checkpoint.load_state(found))
+    before = quantile_errors(prediction[:, :, targets], truth[..., targets], levels)
+    return {f"val_{key}_uncalibrated": value for key, value in before.items() if key.startswith("coverage_")}
 
 
 def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -367,9 +364,7 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
         model = whole.eval()
         metrics: dict[str, Any] = {}
         if levels and config.model.calibrate:
-            metrics.update(calibrate(model, windows["valid"], trainer.device, levels, targets))
-            if model.config.calibration:
-                recalibrate_checkpoint(run, model)
+            metrics.update(calibrate(run, model, windows["valid"], trainer.device, levels, targets))
         for name in ("valid", "test") if score_test else ("valid",):
             prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"

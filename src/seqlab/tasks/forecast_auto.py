@@ -321,9 +321,7 @@ def combine(run: Path, members: list[Path], config: fc.ForecastConfig, series: t
     uncalibrated = {}
     if forecast.levels and config.model.calibrate:  # the mean forecast calibrated as a whole
         valid = windows_of(forecast, series, runs.read_json(run / "series.json")["bounds"]["valid"])
-        uncalibrated = fc.calibrate(forecast.model, valid, forecast.device, forecast.levels, forecast.targets)
-        if forecast.model.config.calibration:
-            fc.recalibrate_checkpoint(run, forecast.model)
+        uncalibrated = fc.calibrate(run, forecast.model, valid, forecast.device, forecast.levels, forecast.targets)
     m = [runs.read_json(member / "metrics.json") for member in members]
     return {**scores_on(forecast, run, series, "valid"), **uncalibrated, **score_test(forecast, run, series),
             "arch": "auto", "members": [member.name for member in members],
