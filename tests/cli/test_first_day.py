@@ -45,6 +45,23 @@ def test_per_task_help_shows_that_tasks_flags_only():
         assert translates not in out
 
 
+# Every command starts by building the parser, which reads every task's flags; scikit-learn and SciPy
+# (most of a second to import on these machines) and matplotlib are for the commands that use them.
+STARTUP = """
+import sys
+from seqlab.cli.parser import build_parser
+build_parser().parse_args(["train", "lm", "--text", "input.txt"])
+print(",".join(sorted({name.partition(".")[0] for name in sys.modules})))
+"""
+
+
+def test_the_command_lines_start_imports_no_library_it_does_not_need():
+    done = subprocess.run([sys.executable, "-c", STARTUP], capture_output=True, text=True, env=ENV, check=True)
+    loaded = set(done.stdout.strip().split(","))
+    assert {"torch", "seqlab"} <= loaded  # the probe sees what was imported
+    assert not loaded & {"sklearn", "scipy", "matplotlib", "gensim", "pycocotools", "transformers"}, loaded
+
+
 def test_a_busy_port_is_one_line_before_any_address(tmp_path, capsys):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", 0))

@@ -21,14 +21,16 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import StandardScaler
 
 from ..errors import DataError
 from . import timeseries as ts
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
 
 
 @dataclass

@@ -13,17 +13,19 @@ import csv
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from ..errors import DataError
 from .batching import ShuffledBatches
 from .labelled_text import duplicate_header
+
+if TYPE_CHECKING:  # scikit-learn is imported where a scaler is made: most commands never make one
+    from sklearn.preprocessing import StandardScaler
 
 FEATURES = ("M", "S", "MS")  # multivariate -> multivariate, univariate, multivariate -> target
 FILLS = ("error", "ffill", "interpolate")
@@ -205,6 +207,8 @@ def split_bounds(n_rows: int, split: str, input_len: int, horizon: int) -> dict[
 
 def fit_scaler(values: np.ndarray, train_end: int) -> StandardScaler:
     """Standardisation fitted on the training rows only: no statistic of validation or test leaks in."""
+    from sklearn.preprocessing import StandardScaler
+
     return StandardScaler().fit(values[:train_end])
 
 
@@ -213,6 +217,8 @@ def scaler_state(scaler: StandardScaler) -> dict[str, Any]:
 
 
 def scaler_from_state(state: dict[str, Any]) -> StandardScaler:
+    from sklearn.preprocessing import StandardScaler
+
     scaler = StandardScaler()
     scaler.mean_, scaler.scale_ = np.asarray(state["mean"]), np.asarray(state["scale"])
     scaler.var_, scaler.n_features_in_ = scaler.scale_**2, len(scaler.mean_)

@@ -21,10 +21,6 @@ from typing import Any
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
-from scipy.sparse import hstack
-from scipy.special import expit, softmax
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 
 from ..io import atomic_write
 
@@ -37,6 +33,10 @@ def ngram_vectorizers(arch: str, word_ngrams: int = 2, char_ngrams: int = 0,
                       vocabularies: list[list[str]] | None = None) -> list:
     """Word 1- to word_ngrams-grams and, unless char_ngrams is 0, character 2- to char_ngrams-grams
     inside words (they share stems: "gripping", "grip"): TF-IDF for tfidf, else present/absent."""
+    # scikit-learn and SciPy are imported where used in this module: importing them takes most of a
+    # second, which every seqlab command would pay at start-up (the task registry imports this module).
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
     if arch == "tfidf":
         kind, options = TfidfVectorizer, {"sublinear_tf": True}
     else:
@@ -76,9 +76,14 @@ class LinearTextClassifier:
     bias: np.ndarray | None = field(default=None, repr=False)  # (M,)
 
     def features(self, texts: list[str]):
+        from scipy.sparse import hstack
+
         return hstack([v.transform(texts) for v in self.vectorizers]).tocsr()  # (N, F), sparse
 
     def fit(self, texts: list[str], labels) -> LinearTextClassifier:
+        from scipy.sparse import hstack
+        from sklearn.linear_model import LogisticRegression
+
         labels = np.asarray(labels)
         self.classes = np.unique(labels).tolist()
         self.vectorizers = ngram_vectorizers(self.arch, self.word_ngrams, self.char_ngrams)
@@ -100,6 +105,8 @@ class LinearTextClassifier:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """(N, K) class probabilities, columns in the order of ``classes``."""
+        from scipy.special import expit, softmax
+
         z = np.asarray(self.features(texts) @ self.weights.T) + self.bias  # (N, M)
         if len(self.classes) == 2:
             p = expit(z)

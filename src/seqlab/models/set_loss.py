@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 
@@ -65,6 +64,8 @@ class HungarianMatcher:
     def __call__(self, logits: Tensor, boxes: Tensor, targets: list[dict[str, Tensor]]) -> list[tuple[Tensor, Tensor]]:
         """logits (B, Q, K + 1), boxes (B, Q, 4) -> per image (query indices, target indices), both int64
         of length min(Q, n), sorted by query index."""
+        from scipy.optimize import linear_sum_assignment  # here: importing SciPy would slow every start-up
+
         matches = []
         for image_logits, image_boxes, target in zip(logits, boxes, targets):
             if len(target["labels"]) == 0:

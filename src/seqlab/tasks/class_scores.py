@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 from ..errors import DataError
 
@@ -21,6 +20,8 @@ def class_indices(names: list[str], classes: list[str], source: str | Path) -> l
 
 
 def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import f1_score  # here, not at the top: it would slow every command's start-up
+
     return {"accuracy": float((truth == predicted).mean()),
             "macro_f1": float(f1_score(truth, predicted, average="macro"))}
 
@@ -28,6 +29,8 @@ def scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 def scores_by_class(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """``scores`` and, under ``per_class``, each class's precision, recall, F1 and support (how many of
     the scored examples are that class; a class with none scores 0)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     precision, recall, f1, support = precision_recall_fscore_support(truth, predicted, labels=range(len(classes)),
                                                                      zero_division=0)
     per_class = {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}

@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from ..config import build, to_dict
 from ..data import word_vectors
@@ -129,6 +127,8 @@ def fit_neural(config: ClassifyConfig, run: Path, texts: list[str], labels: np.n
     """Tokenizer and (optionally) word vectors from these texts only; a validation slice of them picks
     the best checkpoint. Returns (texts -> class probabilities, the model's parameter count); under
     torchrun the first is None except on the main rank."""
+    from sklearn.model_selection import train_test_split  # here: scikit-learn would slow every start-up
+
     d, c, t = config.data, config.model, config.train
     parallel = parallel or SingleProcess()
     pretrained = classify_init.load_pretrained(c.init) if c.init else None
@@ -221,6 +221,8 @@ def check_splits(label_names: list[str], config: ClassifyConfig) -> None:
     """Make the splits ``train`` makes (the test split or the folds, and a neural model's validation
     split of its training rows) on the labels alone: a DataError, before anything is written, when one
     of them cannot hold an example of every class."""
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
     d, seed = config.data, config.train.seed
     check_class_counts(label_names, d.cv)
     labels = np.asarray(label_names)
@@ -244,6 +246,9 @@ def train(config: ClassifyConfig, run: Path, texts: list[str], label_names: list
           parallel: SingleProcess | None = None) -> dict[str, Any]:
     """Fit (each fold, under ``--cv``) and score. Under torchrun, ``parallel`` is this rank's part of a
     neural model's data-parallel training; the main rank alone writes the files and scores."""
+    from sklearn.metrics import confusion_matrix
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
     d, started = config.data, time.perf_counter()
     parallel = parallel or SingleProcess()
     if parallel.world > 1 and config.model.arch not in NEURAL:

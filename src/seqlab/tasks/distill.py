@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.model_selection import StratifiedKFold
 
 from ..errors import DataError
 from ..models.linear_text import LinearTextClassifier
@@ -38,6 +37,8 @@ def teacher_probabilities(config: ClassifyConfig, texts: list[str], labels: np.n
     text would just echo its label, while these soft labels say how sure it is of texts it has not seen.
     Also (N, M, K) for ``variants``, M altered copies of each text (M = 0 without them), each from the
     same teacher as its text."""
+    from sklearn.model_selection import StratifiedKFold  # here: importing scikit-learn slows start-up
+
     m = config.model
     folds, seed = m.teacher_folds, config.train.seed
     if np.bincount(labels, minlength=n_classes).min() < folds:

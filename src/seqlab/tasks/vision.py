@@ -20,8 +20,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import confusion_matrix
-from sklearn.model_selection import train_test_split
 
 from ..config import build, check_model, option, to_dict
 from ..data import images as image_data
@@ -111,6 +109,8 @@ def load_images(data: VisionDataConfig) -> tuple[np.ndarray, np.ndarray, list[st
 
 def split(labels: np.ndarray, test_fraction: float, valid_fraction: float, seed: int = 0) -> dict[str, np.ndarray]:
     """Stratified train / valid / test indices, fixed by ``seed``."""
+    from sklearn.model_selection import train_test_split  # here: scikit-learn would slow every start-up
+
     counts = np.bincount(labels)
     if (counts[counts > 0] < 3).any():
         rare = int(np.flatnonzero((counts > 0) & (counts < 3))[0])
@@ -300,6 +300,8 @@ def train(config: VisionConfig, run: Path, data: tuple[np.ndarray, np.ndarray, l
 
 def draw_pictures(model, run: Path, sample: torch.Tensor, truth: np.ndarray, predicted: np.ndarray,
                   classes: list[str]) -> None:
+    from sklearn.metrics import confusion_matrix
+
     from ..viz.confusion import plot_confusion, plot_patch_attention
 
     matrix = confusion_matrix(truth, predicted, labels=range(len(classes)))
