@@ -8,6 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from ..data.download import DATASETS
 from ..errors import UserError
 from ..tasks import task as registry
 from ..tasks.task import Flag
@@ -227,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = subcommand(sub, "data", "fetch a benchmark data set from its canonical source")
     data.add_argument("action", choices=["download"])
-    data.add_argument("name", help="tinyshakespeare, etth1, multi30k or mr")
+    data.add_argument("name", help=f"one of: {', '.join(DATASETS)}")
     data.add_argument("--out", type=Path, help="directory (default data/NAME)")
     data.add_argument("--overwrite", action="store_true")
 

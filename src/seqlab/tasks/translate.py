@@ -388,7 +388,7 @@ class TranslateTask(Task):
     bigger_recipes = ("multi30k-de-en",)
     eval_flags = (Flag("src", "translate: source sentences, one a line", required=True),
                   Flag("ref", "translate: their reference translations, aligned with --src", required=True),
-                  Flag("beam", "translate: beam width (default greedy)", type=int))
+                  Flag("beam", "translate: beam width (default: the run's decode.beam_size)", type=int))
     predict_flags = (Flag("beam", "translate: beam width (default: the run's)", type=int),)
 
     def read_data(self, config: TranslateConfig) -> dict[str, Pairs]:
