@@ -1,5 +1,6 @@
 """CovariateForecaster's output written out: base(x_C) + linear(h) + W2·relu(W1·h + b1) + b2, with
-h = [past_time(covariates), future]; quantiles sorted in eval; its construction errors."""
+h = [past_time(covariates), future], with the base's levels as trained (unsorted) and the quantiles sorted
+once, after the sum, in eval; its construction errors."""
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ def wrapped(quantiles=()):
     torch.manual_seed(0)
     base = fm.LinearForecaster(fm.LinearForecasterConfig(C, L, H, quantiles=quantiles))
     model = CovariateForecaster.around(base, P, F, d_hidden=5, dropout=0.0)
-    for layer in (model.linear, model.mlp[-1]):
+    for layer in (model.linear, model.mlp[-1], base.trend, base.seasonal):  # random: the base's levels cross
         nn.init.normal_(layer.weight)
         nn.init.normal_(layer.bias)
     return model.eval()
@@ -37,7 +38,10 @@ def test_forward_is_the_written_out_formula(quantiles):
     x, future = torch.randn(4, L, C + P + F), torch.randn(4, H, F, dtype=torch.float64)
     with torch.no_grad():
         got = model(x, future)
-        y = model.base(x[..., :C])  # the base in eval mode, as the wrapper calls it
+        y = model.base.train()(x[..., :C])  # the base's levels as trained: unsorted (it has no dropout)
+        model.base.eval()
+        if quantiles:  # the case this test is for: levels that cross, to be sorted after the sum only
+            assert (y.diff(dim=-1) < 0).any()
         cov = x[..., C:].transpose(1, 2)  # (B, P + F, L)
         h = (cov @ model.past_time.weight.T + model.past_time.bias).transpose(1, 2)
         h = torch.cat([h, future.float()], dim=-1)

@@ -169,3 +169,10 @@ def test_a_run_calibrates_its_quantiles_on_validation_and_keeps_the_offsets(tmp_
     (low_offset, _, high_offset), = [np.array(offsets, dtype=np.float32).T[:, None, None]]
     expected = np.stack([np.minimum(low + low_offset, median), median, np.maximum(high + high_offset, median)], -1)
     np.testing.assert_allclose(predict_windows(shifted.model, windows, 64, "cpu")[0], expected, rtol=1e-5, atol=1e-6)
+    # resumed with calibrate=false (no step left to train: the best checkpoint stays the calibrated one's),
+    # the run's forecasts are raw again, as its metrics then say
+    assert run_cli("train", "forecast", "--resume", tmp_path / "on", "--set", "model.calibrate=false",
+                   capsys=capsys)[0] == 0
+    resumed = json.loads((tmp_path / "on" / "metrics.json").read_text())
+    assert "val_coverage_80_uncalibrated" not in resumed and resumed["val_coverage_80"] == off["val_coverage_80"]
+    assert Forecast.load(tmp_path / "on").model.config.calibration == []

@@ -62,6 +62,7 @@ class CovariateForecaster(Forecaster):
         if tuple(base.config.quantiles) != c.quantiles or base.config.channels != c.channels:
             raise ValueError("the base forecaster's channels and quantiles must be the wrapper's")
         self.base = base
+        base.orders_output = False  # its levels raw, as trained: this wrapper sorts and calibrates after its terms
         self.n_quantiles = len(c.quantiles)
         width = c.past + 2 * c.future
         out = c.channels * max(self.n_quantiles, 1)

@@ -75,9 +75,13 @@ def _ordered(model: nn.Module, y: Tensor) -> Tensor:
     """The forecast as it leaves a forecaster: in eval mode quantiles sorted along their last axis (the
     rearrangement, applied after fitting: in training each output keeps its own level, or outputs whose
     order changes from window to window would trade levels), then shifted by the config's conformal
-    ``calibration`` if it has one (:func:`.quantiles.calibrated`); a point forecast as is."""
+    ``calibration`` if it has one (:func:`.quantiles.calibrated`); a point forecast as is. A model inside
+    another (``orders_output`` off: a covariate wrapper's base) leaves that to the outer one, which adds
+    its own per-level terms to the levels as they were trained."""
     c = model.config
-    return calibrated(y, c.calibration, c.quantiles) if c.quantiles and not model.training else y
+    if not c.quantiles or model.training or not model.orders_output:
+        return y
+    return calibrated(y, c.calibration, c.quantiles)
 
 
 def _encode(layers: nn.ModuleList, h: Tensor, need_weights: bool) -> tuple[Tensor, list[Tensor]]:
@@ -95,6 +99,8 @@ def _encode(layers: nn.ModuleList, h: Tensor, need_weights: bool) -> tuple[Tenso
 class Forecaster(pretrained.PretrainedModel):
     """What every forecaster shares: a config whose first fields are ``channels`` (C), ``input_len`` (L)
     and ``horizon`` (H), and save/load."""
+
+    orders_output = True  # see _ordered; not a setting: only a wrapper turns it off, for its base
 
 
 @dataclass

@@ -128,20 +128,27 @@ def calibrate(run: Path, model, windows, device, levels: tuple[float, ...], targ
     split, never the test): its config's ``calibration`` becomes the :func:`conformal_offsets` of its
     raw forecasts there, which it adds from then on, and ``run``'s best checkpoint is written again with
     that config (its weights and state as they were). -> the coverage of each central interval before
-    (``val_coverage_80_uncalibrated``); {} when there are no windows or the residuals are not finite
-    (nothing changes). The validation scores measured after it are in-sample for the offsets."""
+    (``val_coverage_80_uncalibrated``); {} when there are no windows or the residuals are not finite:
+    the model and its best checkpoint are then left without offsets. The validation scores measured after
+    it are in-sample for the offsets."""
     model.config.calibration = []
     prediction, truth = predict_windows(model, windows, 256, device)
     truth = truth[..., : prediction.shape[2]]  # the modelled columns come first; covariates after them
     offsets = conformal_offsets(prediction, truth, levels) if len(prediction) else None
     if offsets is None or not np.isfinite(offsets).all():
+        rewrite_best(run, model)  # a resumed run's best checkpoint may hold the offsets of its first part
         return {}
     model.config.calibration = offsets.tolist()
+    rewrite_best(run, model)
+    before = quantile_errors(prediction[:, :, targets], truth[..., targets], levels)
+    return {f"val_{key}_uncalibrated": value for key, value in before.items() if key.startswith("coverage_")}
+
+
+def rewrite_best(run: Path, model) -> None:
+    """``run``'s best checkpoint written again with ``model``'s config: its weights and state as they were."""
     best = run / "checkpoints" / "best"
     found = checkpoint.existing_checkpoint(best)  # or its previous version, after a crash between two renames
     checkpoint.save_checkpoint(best, model, checkpoint.load_state(found))
-    before = quantile_errors(prediction[:, :, targets], truth[..., targets], levels)
-    return {f"val_{key}_uncalibrated": value for key, value in before.items() if key.startswith("coverage_")}
 
 
 def errors(prediction: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -365,6 +372,9 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
         metrics: dict[str, Any] = {}
         if levels and config.model.calibrate:
             metrics.update(calibrate(run, model, windows["valid"], trainer.device, levels, targets))
+        elif levels and resume:  # resumed with model.calibrate=false: drop the offsets of the run's first part
+            model.config.calibration = []
+            rewrite_best(run, model)
         for name in ("valid", "test") if score_test else ("valid",):
             prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"
