@@ -8,8 +8,8 @@ import torch
 
 from seqlab.data.batching import fixed_batches
 from seqlab.data.tokenizer import BOS_ID, EOS_ID
-from seqlab.models import Transformer, TransformerConfig
-from seqlab.tasks.translate import perplexities
+from seqlab.models import Seq2Seq, Seq2SeqConfig, Transformer, TransformerConfig
+from seqlab.tasks.translate import DecodeConfig, perplexities, translate_ids
 
 
 def test_perplexity_per_token_and_per_word_match_a_sentence_by_sentence_sum():
@@ -32,3 +32,15 @@ def test_perplexity_per_token_and_per_word_match_a_sentence_by_sentence_sum():
     words = (7 + 1) + (4 + 1) + (2 + 1)  # each sentence's words and its end
     assert got["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-5)
     assert got["word_perplexity"] == pytest.approx(math.exp(nll / words), rel=1e-5)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_an_empty_source_translates_to_nothing_and_leaves_the_others_as_they_were(beam_size):
+    # A row of padding alone would give an RNN's attention a softmax over no position (NaN).
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(30, 30, embed_dim=8, hidden_size=16, dropout=0.0))
+    sources = [[5, 6, 7], [8, 9, 10, 11]]
+    config = DecodeConfig(beam_size, 0.6, 6)
+    alone = translate_ids(model, sources, config, "cpu")
+    got = translate_ids(model, [[], sources[0], [], sources[1]], config, "cpu")
+    assert got == [[], alone[0], [], alone[1]] and all(alone)

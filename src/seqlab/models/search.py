@@ -1,7 +1,9 @@
 """Decoding for encoder-decoder models: greedy and beam search, batched, using the key/value cache.
 
 Any model with ``encode(src) -> (memory, memory_mask)``, ``new_cache()`` (an object with
-``reorder(index)``: keep batch rows ``index``, which may be fewer than the batch's) and
+``reorder(index)``: keep batch rows ``index``, which may be fewer than the batch's; a row only ever
+takes the place of another hypothesis of its own sentence, so what the cache holds of a sentence's
+source is the same before and after) and
 ``decode(tgt, memory, memory_mask, cache) -> logits (B, T, V)`` can be decoded here. ``memory`` is a
 tensor or a tuple of tensors, batch first.
 """

@@ -212,7 +212,8 @@ class DecoderCache(list):
     def reorder(self, index: Tensor) -> None:
         """Keep batch rows ``index`` (beam search). The cross-attention memory is the same for every
         hypothesis of a sentence, so it moves only when rows leave the batch (a sentence whose search
-        has ended)."""
+        has ended): ``index`` must never give a row another sentence's place (a permutation of the
+        sentences would leave their memory where it was; beam search picks parents within a sentence)."""
         for self_cache, cross_cache in self:
             self_cache.reorder(index)
             if cross_cache.key is not None and cross_cache.key.size(0) != index.size(0):

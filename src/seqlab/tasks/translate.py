@@ -189,11 +189,14 @@ def perplexities(model, batches: list[dict[str, torch.Tensor]], references: list
 def translate_ids(model, sources: list[list[int]], decode_config: DecodeConfig, device,
                   precision: str = "fp32", batch_size: int = 128) -> list[list[int]]:
     """Decode many sentences in length-sorted batches; results in input order. No longer than the
-    model's position table (its ``max_len``, where it has one): training never showed it longer targets."""
+    model's position table (its ``max_len``, where it has one): training never showed it longer targets.
+    An empty source translates to nothing: a row of padding alone leaves the attention of the RNN and
+    convolutional models nothing to weigh (a softmax over no position)."""
     model.eval()
     steps = min(decode_config.max_output_len, getattr(model, "max_len", decode_config.max_output_len))
     results: list[list[int]] = [[] for _ in sources]
-    for batch in fixed_batches(sources, [[] for _ in sources], batch_size):
+    given = [i for i, source in enumerate(sources) if source]
+    for batch in fixed_batches([sources[i] for i in given], [[] for _ in given], batch_size):
         src = batch["src"].to(device)
         with torch.no_grad(), autocast(device, precision):
             if decode_config.beam_size == 1:
@@ -202,7 +205,7 @@ def translate_ids(model, sources: list[list[int]], decode_config: DecodeConfig, 
                 out = beam_search(model, src, steps, decode_config.beam_size,
                                   decode_config.alpha)
         for row, ids in zip(batch["rows"].tolist(), out.tolist()):
-            results[row] = ids
+            results[given[row]] = ids
     return results
 
 
