@@ -49,6 +49,10 @@ CASES = {
     # language models
     "lm text of one character": ({"one.txt": "a"}, ["train", "lm", "--text", "one.txt", "--out", "run", *LM_TINY],
                                  "has 1 characters, 0 of them in the training part; a block of 32"),
+    "mlm vocabulary too large for the tokenizer trainer, over an existing run": (
+        {"t.txt": "\n".join(WORDS), **EXISTING_RUN},
+        ["train", "mlm", "--text", "t.txt", "--out", "old", "--overwrite", *COMMON, "--max-steps", "2",
+         "--set", "data.vocab_size=2147483648"], "data.vocab_size must be at most 16,777,216"),
     "lm text shorter than a block, over an existing run": (
         {"short.txt": "hello world, hello sun\n", **EXISTING_RUN},
         ["train", "lm", "--text", "short.txt", "--out", "old", "--overwrite", *LM_TINY],
@@ -81,6 +85,10 @@ CASES = {
                                   ["train", "forecast", "--csv", "dup.csv", "--input-len", "24", "--horizon", "4",
                                    "--split", "0.7,0.1,0.2", "--out", "run", *COMMON, "--max-steps", "2"],
                                   "names the column 'OT' twice in its header"),
+    "forecast split with a NaN fraction": ({"s.csv": "date,OT,x\n" + "\n".join(SERIES_ROWS) + "\n"},
+                                           ["train", "forecast", "--csv", "s.csv", "--input-len", "24", "--horizon",
+                                            "4", "--split", "0.7,nan,0.2", "--out", "run", *COMMON, "--max-steps", "2"],
+                                           "three positive fractions summing to 1"),
     # vision
     "vision too few images a class for a validation split": (
         images(6), ["train", "vision", "--images", "images", "--out", "run", *VISION_TINY],

@@ -192,7 +192,7 @@ def split_bounds(n_rows: int, split: str, input_len: int, horizon: int) -> dict[
             fractions = [float(f) for f in split.split(",")]
         except ValueError:
             fractions = []
-        if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+        if len(fractions) != 3 or not all(0 < f < 1 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:  # NaN fails
             raise DataError(f"--split must be 'ett' or three positive fractions summing to 1, like 0.7,0.1,0.2; got {split!r}")
         n_train, n_test = int(n_rows * fractions[0]), int(n_rows * fractions[2])
         n_valid = n_rows - n_train - n_test

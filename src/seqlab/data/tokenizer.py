@@ -24,6 +24,14 @@ PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
 KINDS = ("char", "word", "bpe", "bytebpe")
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0 … 4
 CONTINUATION = "##"  # WordPiece's prefix of a piece that continues a word
+# Far above any real vocabulary; from 2**31 on, HF tokenizers' trainers abort the whole process.
+MAX_VOCAB_SIZE = 1 << 24
+
+
+def check_vocab_size(vocab_size: int) -> None:
+    """A config's ``data.vocab_size`` no larger than :data:`MAX_VOCAB_SIZE` (each config checks its least)."""
+    if vocab_size > MAX_VOCAB_SIZE:
+        raise ValueError(f"data.vocab_size must be at most {MAX_VOCAB_SIZE:,}; got {vocab_size:,}")
 
 
 def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 8000,

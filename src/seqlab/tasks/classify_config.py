@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..config import check_model, option
+from ..data.tokenizer import check_vocab_size
 from ..errors import UserError
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import check_layout
@@ -35,6 +36,7 @@ class ClassifyDataConfig:
         if self.max_len < 1 or self.vocab_size < 1:
             raise ValueError(f"data.max_len and data.vocab_size must be at least 1; got {self.max_len} and "
                              f"{self.vocab_size}")
+        check_vocab_size(self.vocab_size)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from tokenizers import Tokenizer
 
 from ..config import build, check_model, option, to_dict
 from ..data import token_stream
-from ..data.tokenizer import UNK, load_tokenizer, save_tokenizer, train_tokenizer
+from ..data.tokenizer import UNK, check_vocab_size, load_tokenizer, save_tokenizer, train_tokenizer
 from ..errors import DataError, UserError
 from ..io import write_json
 from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
@@ -59,6 +59,7 @@ class LMDataConfig:
             raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
         if self.block_size < 2 or self.vocab_size < 260 and self.tokenizer == "bpe":
             raise ValueError("data.block_size must be at least 2 and a BPE data.vocab_size at least 260")
+        check_vocab_size(self.vocab_size)
         if self.eval_tokens < 0 or self.default_corpus_chars < 1 or self.tokenizer_sample_chars < 1:
             raise ValueError("data.eval_tokens must not be negative, data.default_corpus_chars and "
                              "data.tokenizer_sample_chars positive")

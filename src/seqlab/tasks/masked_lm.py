@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.masking import IGNORE, Masking, MaskedBlockBatches, evaluation_batches
-from ..data.tokenizer import BERT_SPECIALS, load_tokenizer, train_wordpiece
+from ..data.tokenizer import BERT_SPECIALS, check_vocab_size, load_tokenizer, train_wordpiece
 from ..errors import UserError
 from ..models import MaskedLM, MaskedLMConfig
 from ..parallel.config import ParallelConfig
@@ -60,6 +60,7 @@ class MLMDataConfig:
             raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
         if self.block_size < 1 or self.vocab_size < 32:
             raise ValueError("data.block_size must be at least 1 and data.vocab_size at least 32")
+        check_vocab_size(self.vocab_size)
         if not 0.0 < self.mask_probability < 1.0:
             raise ValueError(f"data.mask_probability must be in (0, 1); got {self.mask_probability}")
         if self.eval_tokens < 0 or self.tokenizer_sample_chars < 1:

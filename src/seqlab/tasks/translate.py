@@ -25,8 +25,8 @@ from tokenizers import Tokenizer
 from ..config import option, to_dict
 from ..data import text
 from ..data.batching import BucketedBatches, fixed_batches, pad
-from ..data.tokenizer import (BOS_ID, EOS_ID, PAD_ID, decode, encode_all, load_tokenizer, save_tokenizer,
-                              train_tokenizer, unknown_note, unknown_pieces)
+from ..data.tokenizer import (BOS_ID, EOS_ID, PAD_ID, check_vocab_size, decode, encode_all, load_tokenizer,
+                              save_tokenizer, train_tokenizer, unknown_note, unknown_pieces)
 from ..errors import DataError, UserError
 from ..models.search import beam_search, greedy_decode
 from ..parallel.config import ParallelConfig
@@ -64,6 +64,7 @@ class DataConfig:
             raise ValueError(f"data.valid_fraction must be in (0, 0.5); got {self.valid_fraction}")
         if self.vocab_size < 8 or self.max_len < 2:
             raise ValueError("data.vocab_size must be at least 8 and data.max_len at least 2")
+        check_vocab_size(self.vocab_size)
 
 
 @dataclass
