@@ -217,3 +217,18 @@ def test_more_objects_than_queries_is_refused_naming_the_image(tmp_path, capsys)
 def test_a_resume_with_other_data_settings_is_refused(trained, capsys):
     code, _, err = run_cli("train", "detect", "--resume", trained, "--set", "data.digits_seed=5", capsys=capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "a resumed run keeps its data" in err, err
+
+
+def test_a_resume_on_data_with_other_categories_is_refused_and_keeps_the_runs(tmp_path, capsys):
+    folders = write_digits_detection(tmp_path / "d", n_train=12, n_valid=1, n_test=1, seed=0, size=64)
+    run = tmp_path / "run"
+    assert run_cli("train", "detect", "--coco", folders["train"], "--out", run, "--set", "train.stop_at_step=1",
+                   "--max-steps", 3, "--set", "data.image_size=64", *TINY_MODEL, *QUIET, capsys=capsys)[0] == 0
+    kept = (run / "categories.json").read_bytes()
+    instances, = folders["train"].glob("instances*.json")
+    data = json.loads(instances.read_text())
+    data["categories"].insert(0, {"id": -1, "name": "zzz"})  # a new first category: every label would shift
+    instances.write_text(json.dumps(data))
+    code, _, err = run_cli("train", "detect", "--resume", run, "--coco", folders["train"], capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "a resumed run keeps its categories" in err, err
+    assert (run / "categories.json").read_bytes() == kept

@@ -218,6 +218,11 @@ def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = Fals
             raise UserError(f"{run} was trained on the built-in images it keeps in {DATA_DIR}/, made with other "
                             f"data settings; a resumed run keeps its data: leave out the --set data.… changes") from None
     categories = data.train.categories
+    kept = run / "categories.json"
+    if resume and kept.is_file() and runs.read_json(kept) != categories:  # checked before it is rewritten
+        names = ", ".join(f"{c['id']}: {c['name']}" for c in categories)
+        raise DataError(f"the data's categories ({names}) are not those in {kept}, which the run was trained on: "
+                        f"a resumed run keeps its categories")
     from .vision import png_data_url
 
     def describe() -> None:
