@@ -135,3 +135,13 @@ def test_train_help_names_the_bigger_recipe_and_the_recipe_is_bigger(task, recip
     default, bigger = config_class(), load_config(config_class, recipe, [])
     assert bigger.model.n_layers > default.model.n_layers or bigger.model.d_model > default.model.d_model
     assert bigger.train.max_steps * bigger.train.batch_size > default.train.max_steps * default.train.batch_size
+
+
+def test_an_argument_that_is_not_utf8_is_one_line_before_anything_is_made(tmp_path, capsys):
+    # A name with a Latin-1 byte reaches Python as a surrogate; the tokenizers, safetensors and
+    # matplotlib take UTF-8 names only, so it is refused at once, whatever the command.
+    run = tmp_path / "r\udcffun"
+    assert main(["train", "lm", "--text", str(tmp_path / "input.txt"), "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "r�un" in err and "is not valid UTF-8" in err, err
+    assert not run.exists() and not list(tmp_path.iterdir())

@@ -256,6 +256,15 @@ COMMANDS = {"train": command_train, "eval": command_eval, "predict": command_pre
             "explore": command_explore, "export": command_export, "import": command_import}
 
 
+def utf8(argument: str) -> bool:
+    """False for a command-line argument with bytes that are not UTF-8 (Python keeps them as surrogates)."""
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -268,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = list(argv) if argv is not None else sys.argv[1:]
+    if undecodable := [a for a in map(str, args.argv) if not utf8(a)]:
+        shown = undecodable[0].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        sys.stderr.write(f"seqlab {args.command}: error: {shown!r} is not valid UTF-8 (the byte shown as �): the "
+                         f"libraries seqlab reads and writes with take UTF-8 names only; rename it\n")
+        return 2
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None
     try:
