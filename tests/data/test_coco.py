@@ -152,6 +152,8 @@ def bad(case, root):
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
         "no annotations": ({"annotations": []}, "no object is annotated"),
         "crowds only": ({"annotations": [dict(note, iscrowd=1)]}, "no object is annotated"),
+        "crowd as text": ({"annotations": [dict(note, iscrowd="0")]}, "annotation 5: iscrowd '0' is neither 0 nor 1"),
+        "crowd as 2": ({"annotations": [dict(note, iscrowd=2)]}, "annotation 5: iscrowd 2 is neither 0 nor 1"),
     }
     (folder / "images" / "junk.png").write_bytes(b"not a png at all")
     fields, message = spoilt[case]
@@ -165,7 +167,7 @@ CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", 
          "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
          "image without file_name", "image not an object", "escapes by backslash", "wrong size", "wrong height",
-         "twice", "no annotations", "crowds only"]
+         "twice", "no annotations", "crowds only", "crowd as text", "crowd as 2"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -2,6 +2,7 @@
 predict and the explorer's answer; a short run that learns; the bad-input paths."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -232,3 +233,15 @@ def test_a_resume_on_data_with_other_categories_is_refused_and_keeps_the_runs(tm
     code, _, err = run_cli("train", "detect", "--resume", run, "--coco", folders["train"], capsys=capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "a resumed run keeps its categories" in err, err
     assert (run / "categories.json").read_bytes() == kept
+
+
+@pytest.mark.parametrize("written", ["[]", '{"id": 1}', '[{"id": "1", "name": "a"}]', "[{"])
+def test_a_damaged_categories_file_is_one_line_for_predict_and_export(written, trained, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "categories.json").write_text(written)
+    image = next((run / "data" / "test" / "images").iterdir())
+    for command in (["predict", run, image], ["export", run, "--format", "onnx", "--out", tmp_path / "onnx"]):
+        code, _, err = run_cli(*command, capsys=capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "categories.json" in err, err
+    assert not (tmp_path / "onnx").exists()

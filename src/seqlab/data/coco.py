@@ -197,9 +197,12 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
         area = record.get("area", box[2] * box[3])
         if isinstance(area, bool) or not isinstance(area, (int, float)) or not math.isfinite(area) or area < 0:
             raise DataError(f"{name}: area {area!r} is not a number of pixels")
+        crowd = record.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):  # (True and False are 1 and 0, as in Python)
+            raise DataError(f"{name}: iscrowd {crowd!r} is neither 0 nor 1")
         truth.append({"id": annotation_id, "image_id": record["image_id"], "category_id": record["category_id"],
-                      "bbox": box, "area": float(area), "iscrowd": int(bool(record.get("iscrowd")))})
-        if record.get("iscrowd"):
+                      "bbox": box, "area": float(area), "iscrowd": int(crowd)})
+        if crowd:
             continue  # a crowd region is no object to find; COCOeval ignores detections on it
         boxes[record["image_id"]].append(box)
         labels[record["image_id"]].append(label_of[record["category_id"]])

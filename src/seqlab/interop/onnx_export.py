@@ -314,8 +314,11 @@ def export_vision(run: Path, out: Path) -> str:
 
 @exporter("onnx", "detect")
 def export_detect(run: Path, out: Path) -> str:
+    from ..tasks.detect import checked_categories
+
     info, model = runs.load_trained(run, "detect", "a detection run")
     c = model.config
+    checked_categories(run / "categories.json", c.n_classes)  # copied beside the graph: checked first
     images = torch.rand(2, c.channels, c.image_size, c.image_size)
     graph = _export(_Detection(model), (images,), out / "model.onnx", ["images"], ["logits", "boxes"],
                     ({0: _batch()},))

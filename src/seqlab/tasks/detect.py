@@ -27,7 +27,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import coco
 from ..data.batching import ShuffledBatches
 from ..data.digits_detection import MAX_DIGITS, write_digits_detection
-from ..errors import DataError, UserError
+from ..errors import DamagedFileError, DataError, UserError
 from ..io import write_json
 from ..models.detr import DETR, DETRConfig
 from ..models.set_loss import HungarianMatcher, SetCriterion
@@ -197,6 +197,18 @@ def criterion(m: DetectModelConfig, n_classes: int) -> SetCriterion:
     return SetCriterion(n_classes, HungarianMatcher(**weights), no_object_weight=m.no_object_weight, **weights)
 
 
+def checked_categories(path: Path, n_classes: int) -> list[dict]:
+    """A run's categories.json: one {"id": whole number, "name": text} for each of the model's classes;
+    else a DamagedFileError."""
+    categories = runs.read_json(path)
+    if not (isinstance(categories, list) and len(categories) == n_classes and all(
+            isinstance(c, dict) and isinstance(c.get("id"), int) and not isinstance(c["id"], bool)
+            and isinstance(c.get("name"), str) for c in categories)):
+        raise DamagedFileError(path, f"not a list of {n_classes} {{\"id\": whole number, \"name\": text}}, as the "
+                                     f"run wrote it")
+    return categories
+
+
 def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = False, log=print, *,
           parallel: SingleProcess | None = None) -> dict[str, Any]:
     """Train, then score the test images. Under torchrun, ``parallel`` is this rank's part: the main rank
@@ -309,7 +321,7 @@ class DetectTask(Task):
 
     def load(self, run, device="cpu") -> Detector:
         info, model = runs.load_trained(run, TASK, "a detection run", device)
-        categories = runs.read_json(Path(run) / "categories.json")
+        categories = checked_categories(Path(run) / "categories.json", model.config.n_classes)
         return Detector(model, categories, build(DetectConfig, info["config"]))
 
     def evaluate(self, detector: Detector, options) -> dict[str, Any]:
