@@ -53,6 +53,10 @@ CASES = {
         {"t.txt": "\n".join(WORDS), **EXISTING_RUN},
         ["train", "mlm", "--text", "t.txt", "--out", "old", "--overwrite", *COMMON, "--max-steps", "2",
          "--set", "data.vocab_size=2147483648"], "data.vocab_size must be at most 16,777,216"),
+    "mlm text of special tokens only (nothing to mask)": (
+        {"m.txt": "[MASK] [MASK] [MASK]\n" * 400},
+        ["train", "mlm", "--text", "m.txt", "--out", "run", *COMMON, "--max-steps", "2", "--set", "model.d_model=16",
+         "--set", "model.n_heads=2", "--set", "data.block_size=16"], "none of the scored text's tokens can be masked"),
     "lm text shorter than a block, over an existing run": (
         {"short.txt": "hello world, hello sun\n", **EXISTING_RUN},
         ["train", "lm", "--text", "short.txt", "--out", "old", "--overwrite", *LM_TINY],

@@ -29,7 +29,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.masking import IGNORE, Masking, MaskedBlockBatches, evaluation_batches
 from ..data.tokenizer import BERT_SPECIALS, check_vocab_size, load_tokenizer, train_wordpiece
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..models import MaskedLM, MaskedLMConfig
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
@@ -154,7 +154,10 @@ def evaluate_mlm(model, batches: Iterable[dict[str, torch.Tensor]], device: torc
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += int((logits.argmax(-1) == labels).sum())
         n += labels.numel()
-    loss = loss_sum / max(n, 1)
+    if n == 0:  # a loss of 0 over no token would read as a perfect model
+        raise DataError("none of the scored text's tokens can be masked (each is [UNK] or another special token), "
+                        "so there is nothing to score: give text in words the tokenizer knows")
+    loss = loss_sum / n
     return {f"{prefix}loss": loss, f"{prefix}perplexity": math.exp(min(loss, 700.0)),
             f"{prefix}accuracy": correct / max(n, 1), f"{prefix}masked_tokens": n}
 
