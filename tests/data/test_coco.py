@@ -150,6 +150,9 @@ def bad(case, root):
         "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
         "wrong height": ({"images": [dict(image, height=31)]}, r"image 7 is None×31 in the JSON but .*a.png is 40×30"),
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
+        "width as text": ({"images": [dict(image, width="40", height=30)]},
+                          r"image 7's width and height must be whole numbers; got '40' and 30"),
+        "height NaN": ({"images": [dict(image, width=40.0, height=float("nan"))]}, r"got 40.0 and nan"),
         "no annotations": ({"annotations": []}, "no object is annotated"),
         "crowds only": ({"annotations": [dict(note, iscrowd=1)]}, "no object is annotated"),
         "crowd as text": ({"annotations": [dict(note, iscrowd="0")]}, "annotation 5: iscrowd '0' is neither 0 nor 1"),
@@ -167,7 +170,8 @@ CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", 
          "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
          "image without file_name", "image not an object", "escapes by backslash", "wrong size", "wrong height",
-         "twice", "no annotations", "crowds only", "crowd as text", "crowd as 2"]
+         "twice", "no annotations", "crowds only", "crowd as text", "crowd as 2", "width as text",
+         "height NaN"]
 
 
 @pytest.mark.parametrize("case", CASES)

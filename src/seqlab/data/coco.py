@@ -163,7 +163,12 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
     for image_id, record in records.items():
         file = _image_path(images_dir, path, image_id, record["file_name"])
         array, (width, height) = _read_image(file, image_id, image_size, grey)
-        if (record.get("width", width), record.get("height", height)) != (width, height):
+        given = record.get("width", width), record.get("height", height)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v == int(v)
+                   for v in given):  # 640.0 is fine
+            raise DataError(f"{path}: image {image_id}'s width and height must be whole numbers; got "
+                            f"{record.get('width')!r} and {record.get('height')!r}")
+        if given != (width, height):
             raise DataError(f"{path}: image {image_id} is {record.get('width')}×{record.get('height')} in the "
                             f"JSON but {file} is {width}×{height}")
         arrays.append(array)
