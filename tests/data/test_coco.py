@@ -110,6 +110,10 @@ def bad(case, root):
     folder = root / "coco"
     if case == "no folder":
         return folder, "COCO folder not found"
+    if case == "a file":
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.write_text("{}")
+        return folder, "coco is a file, not a COCO folder"
     make_folder(folder)
     edits = {
         "no images dir": lambda: shutil.rmtree(folder / "images"),
@@ -165,7 +169,7 @@ def bad(case, root):
     return folder, message
 
 
-CASES = ["no folder", "no images dir", "no json", "empty json", "invalid json", "not coco", "unknown image",
+CASES = ["no folder", "a file", "no images dir", "no json", "empty json", "invalid json", "not coco", "unknown image",
          "unknown category", "zero width", "negative height", "zero height", "outside", "below", "on the right edge",
          "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",

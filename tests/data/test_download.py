@@ -217,3 +217,7 @@ def test_download_makes_missing_parent_folders(tmp_path, monkeypatch):
     out = tmp_path / "a" / "b"
     assert download.download("etth1", out, log=lambda line: None) == [out / "ETTh1.csv"]
     assert (out / "ETTh1.csv").read_bytes() == b"abc"
+
+
+def test_a_folder_given_for_a_file_is_named_as_a_folder(tmp_path):
+    assert str(download.file_not_found(tmp_path)) == f"{tmp_path} is a folder; give a file"

@@ -142,7 +142,8 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"COCO folder not found: {folder}")
+        raise DataError(f"{folder} is a file, not a COCO folder (images/ and an instances JSON)" if folder.exists()
+                        else f"COCO folder not found: {folder}")
     images_dir = folder / IMAGES_DIR
     if not images_dir.is_dir():
         raise DataError(f"{folder} has no {IMAGES_DIR}/ folder")

@@ -101,6 +101,8 @@ def file_not_found(path: str | Path) -> UserError:
     for i in range(len(parts) - 2):
         if parts[i] == "data" and parts[i + 1] in DATASETS:
             return DataError(f"file not found: {path}; seqlab data download {parts[i + 1]} fetches it")
+    if Path(path).is_dir():
+        return DataError(f"{path} is a folder; give a file")
     return DataError(f"file not found: {path}")
 
 
