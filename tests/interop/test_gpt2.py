@@ -267,7 +267,8 @@ def test_overwrite_rules(tmp_path, capsys):
     assert run_cli("import", "hf", tmp_path / "hf", "--out", run, "--overwrite", capsys=capsys)[0] == 0
 
     code, _, err = run_cli("export", run, "--format", "hf", "--out", tmp_path / "hf", "--overwrite", capsys=capsys)
-    assert code == 2 and "was not written by seqlab" in err  # the user's own checkpoint stays
+    # the user's own checkpoint stays
+    assert code == 2 and "is no export of seqlab's (it holds no seqlab-export.json)" in err
     assert (tmp_path / "hf" / "model.safetensors").is_file()
     for _ in range(2):  # an export seqlab wrote is replaced with --overwrite
         code, _, err = run_cli("export", run, "--format", "hf", "--out", tmp_path / "out", "--overwrite",

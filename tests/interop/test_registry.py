@@ -10,7 +10,7 @@ from seqlab.cli.main import main
     (["import", "hf", "not-a-checkpoint", "--out", "run", "--threads", "1"], "no config.json"),
     (["import", "hf", "weird", "--out", "run"], "holds a 'weird-model' model; seqlab imports"),
     (["import", "hf", "broken", "--out", "run"], "is not a JSON object"),
-    (["export", "mine", "--format", "hf", "--out", "users-dir", "--overwrite"], "was not written by seqlab"),
+    (["export", "mine", "--format", "hf", "--out", "users-dir", "--overwrite"], "is no export of seqlab's"),
     (["import", "hf", "old-run/hf", "--out", "old-run", "--overwrite"], "--overwrite would delete old-run/hf"),
     (["export", "mine", "--format", "hf", "--out", "users-dir/notes.txt", "--overwrite"], "is a file, not a directory"),
 ])

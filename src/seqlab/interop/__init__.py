@@ -126,8 +126,9 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
 def _check_out(out: Path, overwrite: bool, mark: str, source: Path) -> None:
     """An existing ``out`` is replaced only with ``overwrite``, only if it holds ``mark`` (what seqlab
     wrote there before): never a directory of the user's own files, and never one holding ``source``."""
+    what = "export" if mark == EXPORT_MARK else "run"
     runs.check_replaceable(out, overwrite, mark, [source], exists=f"{out} already exists; pass --overwrite to "
-                           f"replace it", not_ours="was not written by seqlab")
+                           f"replace it", not_ours=f"is no {what} of seqlab's (it holds no {mark})")
 
 
 def _write_atomically(out: Path, write: Callable[[Path], str]) -> str:
