@@ -204,7 +204,7 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
         if isinstance(area, bool) or not isinstance(area, (int, float)) or not math.isfinite(area) or area < 0:
             raise DataError(f"{name}: area {area!r} is not a number of pixels")
         crowd = record.get("iscrowd", 0)
-        if crowd not in (0, 1) or isinstance(crowd, float):  # (True and False are 1 and 0, as in Python)
+        if isinstance(crowd, str) or crowd not in (0, 1):  # 0, 1, 0.0, 1.0, false, true
             raise DataError(f"{name}: iscrowd {crowd!r} is neither 0 nor 1")
         truth.append({"id": annotation_id, "image_id": record["image_id"], "category_id": record["category_id"],
                       "bbox": box, "area": float(area), "iscrowd": int(crowd)})
