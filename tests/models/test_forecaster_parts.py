@@ -73,14 +73,16 @@ def test_temporal_head_gives_point_forecasts_by_default():
     assert head(torch.randn(1, 6, 4)).shape == (1, 2, 3)
 
 
-def model(quantiles, training, calibration=()):
-    return SimpleNamespace(config=SimpleNamespace(quantiles=quantiles, calibration=list(calibration)), training=training)
+def model(quantiles, training, calibration=(), orders_output=True):
+    return SimpleNamespace(config=SimpleNamespace(quantiles=quantiles, calibration=list(calibration)), training=training,
+                           orders_output=orders_output)
 
 
 def test_quantiles_are_sorted_in_eval_mode_only_and_point_forecasts_never():
     y = torch.tensor([[[3.0, 1.0, 2.0], [0.0, -1.0, 5.0]]])  # (1, 2, 3): unsorted along the last axis
     assert torch.equal(fm._ordered(model((0.1, 0.5, 0.9), False), y), y.sort(-1).values)
     assert torch.equal(fm._ordered(model((0.1, 0.5, 0.9), True), y), y)
+    assert torch.equal(fm._ordered(model((0.1, 0.5, 0.9), False, orders_output=False), y), y)  # a wrapper's base
     # a point forecast's last axis is the channels: never reordered
     assert torch.equal(fm._ordered(model((), False), y), y)
     assert torch.equal(fm._ordered(model((), True), y), y)
