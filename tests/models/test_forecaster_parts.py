@@ -74,8 +74,8 @@ def test_temporal_head_gives_point_forecasts_by_default():
 
 
 def model(quantiles, training, calibration=(), orders_output=True):
-    return SimpleNamespace(config=SimpleNamespace(quantiles=quantiles, calibration=list(calibration)), training=training,
-                           orders_output=orders_output)
+    config = SimpleNamespace(quantiles=quantiles, calibration=list(calibration))
+    return SimpleNamespace(config=config, training=training, orders_output=orders_output)
 
 
 def test_quantiles_are_sorted_in_eval_mode_only_and_point_forecasts_never():
