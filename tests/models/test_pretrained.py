@@ -191,6 +191,13 @@ def test_unknown_and_missing_keys_are_refused_naming_the_file_and_the_key(tmp_pa
         m.from_pretrained(tmp_path)
 
 
+def test_a_config_too_large_to_build_is_refused_naming_the_file(tmp_path):
+    config = saved_lm(tmp_path)
+    rewrite(tmp_path, {**config, "vocab_size": 10**12})  # terabytes of embedding: the allocation fails
+    with pytest.raises(UserError, match=r"config\.json is damaged \(describes a model too large to build"):
+        m.from_pretrained(tmp_path)
+
+
 def test_an_unknown_key_error_lists_the_config_fields_comma_separated(tmp_path):
     config = saved_lm(tmp_path)
     rewrite(tmp_path, {**config, "d_modle": 16})
