@@ -198,6 +198,10 @@ def test_predict_into_a_missing_folder_is_refused_before_anything_is_written(tra
     (["--set", "data.image_size=100"], "backbone_stride"),
     (["--set", "model.d_model=30", "--set", "model.n_heads=3"], "multiple of 4"),
     (["--set", "model.n_queries=4"], "n_queries"),
+    (["--set", "model.l1_weight=nan"], "model.l1_weight must be a finite number"),
+    (["--set", "model.class_weight=-1"], "must be finite and not negative"),
+    (["--set", "model.class_weight=0"], "a part of the loss weighted 0 is never learned"),
+    (["--set", "model.l1_weight=0", "--set", "model.giou_weight=0"], "a part of the loss weighted 0 is never learned"),
 ])
 def test_settings_that_cannot_work_are_one_line_before_anything_is_made(tmp_path, capsys, flags, words):
     run = tmp_path / "run"

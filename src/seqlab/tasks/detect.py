@@ -94,8 +94,13 @@ class DetectModelConfig:
                     self.backbone_width)
         if self.backbone_stride not in (8, 16):
             raise ValueError(f"model.backbone_stride must be 8 or 16; got {self.backbone_stride}")
-        if min(self.class_weight, self.l1_weight, self.giou_weight, self.no_object_weight) < 0:
-            raise ValueError("model.class_weight, l1_weight, giou_weight and no_object_weight must not be negative")
+        weights = (self.class_weight, self.l1_weight, self.giou_weight, self.no_object_weight)
+        if not all(0 <= w < float("inf") for w in weights):  # NaN fails too
+            raise ValueError("model.class_weight, l1_weight, giou_weight and no_object_weight must be finite and "
+                             "not negative")
+        if self.class_weight == 0 or self.l1_weight + self.giou_weight == 0:
+            raise ValueError("model.class_weight, and l1_weight or giou_weight, must be above 0: a part of the loss "
+                             "weighted 0 is never learned (the classes, or the boxes)")
 
 
 def _detect_train_defaults() -> TrainConfig:
