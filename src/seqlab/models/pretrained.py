@@ -104,7 +104,9 @@ def from_pretrained(directory: str | Path) -> nn.Module:
         model = cls(build_config(cls.config_class, values, str(source)))
     except (TypeError, ValueError) as error:
         raise DamagedFileError(source, str(error).removeprefix(f"{source}: ")) from None
-    except (RuntimeError, MemoryError):  # sizes no machine can hold (vocab_size 10**12, say)
+    except (RuntimeError, MemoryError) as error:  # sizes no machine can hold (vocab_size 10**12, say)
+        if isinstance(error, RuntimeError) and "allocate" not in str(error):
+            raise
         raise DamagedFileError(source, "describes a model too large to build here: its weights could not be "
                                        "allocated") from None
     weights = check_safetensors(Path(directory) / WEIGHTS_FILE)
