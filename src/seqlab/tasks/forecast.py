@@ -453,6 +453,12 @@ class ForecastTask(Task):
     def read_data(self, config: ForecastConfig) -> ts.Series:
         return read_series(config.data)
 
+    def check_new_run(self, config: ForecastConfig) -> None:
+        m = config.model
+        if m.arch != "auto" and (m.top_k != 1 or m.lookbacks.strip()):  # else stored in run.json, doing nothing
+            raise UserError(f"--top-k and --lookbacks choose among --model auto's candidates; --model {m.arch} "
+                            f"trains one model: leave them out")
+
     def compare_data(self, config: ForecastConfig, options) -> ts.Series:
         series = read_series(config.data)  # a long-format file's ids are checked against the split as it is read
         d = config.data
