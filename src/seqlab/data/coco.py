@@ -84,6 +84,11 @@ def _load_json(path: Path) -> dict:
     return data
 
 
+def _finite_number(value) -> bool:
+    """A JSON number (int or float, not true/false) that is neither NaN nor infinite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _fields(path: Path, kind: str, index: int, record, fields: dict[str, type | tuple]) -> dict:
     """``record``'s ``fields``, each of its type; a DataError naming the record otherwise."""
     name = f"{kind} {record.get('id', f'#{index}')}" if isinstance(record, dict) else f"{kind} #{index}"
@@ -165,8 +170,7 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
         file = _image_path(images_dir, path, image_id, record["file_name"])
         array, (width, height) = _read_image(file, image_id, image_size, grey)
         given = record.get("width", width), record.get("height", height)
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v == int(v)
-                   for v in given):  # 640.0 is fine
+        if not all(_finite_number(v) and v == int(v) for v in given):  # 640.0 is fine
             raise DataError(f"{path}: image {image_id}'s width and height must be whole numbers; got "
                             f"{record.get('width')!r} and {record.get('height')!r}")
         if given != (width, height):
@@ -201,7 +205,7 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
             raise DataError(f"{path}: annotation id {annotation_id} appears twice")
         seen_ids.add(annotation_id)
         area = record.get("area", box[2] * box[3])
-        if isinstance(area, bool) or not isinstance(area, (int, float)) or not math.isfinite(area) or area < 0:
+        if not _finite_number(area) or area < 0:
             raise DataError(f"{name}: area {area!r} is not a number of pixels")
         crowd = record.get("iscrowd", 0)
         if isinstance(crowd, str) or crowd not in (0, 1):  # 0, 1, 0.0, 1.0, false, true
@@ -234,8 +238,7 @@ def _clipped_box(name: str, bbox: list, size: tuple[int, int]) -> list[float]:
     """``bbox`` [x, y, w, h] clipped to the image; refused when w or h ≤ 0 or it overhangs by more than
     BORDER_TOLERANCE."""
     width, height = size
-    if len(bbox) != 4 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                                 for v in bbox):
+    if len(bbox) != 4 or not all(_finite_number(v) for v in bbox):
         raise DataError(f"{name}: bbox {bbox!r} is not four numbers [x, y, w, h]")
     x, y, w, h = (float(v) for v in bbox)
     if w <= 0 or h <= 0:
