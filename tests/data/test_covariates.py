@@ -150,6 +150,21 @@ def test_auto_calendar_follows_the_median_step_not_the_first(tmp_path):
 def test_a_step_of_exactly_a_week_leaves_the_weekday_out():
     assert cov.auto_cycles(pd.Timedelta(days=7)) == ["dayofyear"]  # every row on the same weekday
     assert cov.auto_cycles(pd.Timedelta(days=6)) == ["weekday", "dayofyear"]
+    assert cov.auto_cycles(pd.Timedelta(days=365)) == []  # every row on the same day of the year
+    assert cov.auto_cycles(pd.Timedelta(days=364)) == ["dayofyear"]
+
+
+def test_a_calendar_cycle_at_one_phase_in_every_training_row_is_refused(tmp_path):
+    # Hourly rows all fall on minute 0: the minute cycle's sine and cosine are 0 and 1 in every row.
+    d = data(calendar="hour,minute", features="S")
+    series = cov.read_series(hourly(tmp_path / "t.csv"), d)
+    with pytest.raises(DataError, match=r"--calendar minute: every training row \(the first 28\) is at the same "
+                                        r"point of the minute cycle.*leave minute out"):
+        cov.check_training_rows(series, d, 28)
+    d = data(calendar="hour,weekday", features="S")  # the weekday is constant over 23 hours only
+    cov.check_training_rows(cov.read_series(hourly(tmp_path / "t.csv"), d), d, 28)
+    with pytest.raises(DataError, match="--calendar weekday"):
+        cov.check_training_rows(cov.read_series(hourly(tmp_path / "t.csv"), d), d, 23)
 
 
 def bare(stamps):

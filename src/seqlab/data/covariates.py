@@ -73,9 +73,9 @@ def check_roles(past_cols: str, future_cols: str, calendar: str, target: str) ->
 
 def auto_cycles(step: pd.Timedelta) -> list[str]:
     """The cycles that vary between rows ``step`` apart: the hour of the day below a day, the weekday
-    below a week, and the day of the year."""
-    return ([c for c, period in (("hour", pd.Timedelta(days=1)), ("weekday", pd.Timedelta(days=7))) if step < period]
-            + ["dayofyear"])
+    below a week, and the day of the year below a year."""
+    periods = (("hour", pd.Timedelta(days=1)), ("weekday", pd.Timedelta(days=7)), ("dayofyear", pd.Timedelta(days=365)))
+    return [c for c, period in periods if step < period]
 
 
 def calendar_features(timestamps: pd.DatetimeIndex, cycles: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -117,7 +117,8 @@ def check_training_rows(series: ts.Series, data, end: int) -> None:
     """A DataError in one line for a past or future covariate holding one value over the training rows
     (rows ``[0, end)``): constant there, or empty there and filled by ``--fill`` from later rows (the
     validation and test rows' values leaking into training). The model cannot learn from it, and its
-    scale would be fitted on nothing."""
+    scale would be fitted on nothing. The same for a calendar cycle whose phase is one value in every
+    training row: rows a whole number of its periods apart (``minute`` on hourly rows)."""
     for column in series.past + series.future[:len(names(data.future_cols))]:
         values = series.values[:end, column]
         if np.all(values == values[0]):
@@ -125,6 +126,14 @@ def check_training_rows(series: ts.Series, data, end: int) -> None:
             raise DataError(f"covariate {series.columns[column]!r} ({flag}) has one value ({values[0]:g}) in every "
                             f"training row (the first {end}): constant, or empty there and filled by --fill "
                             f"from later rows; the model cannot learn from it: give it values or leave it out")
+    calendar = calendar_columns(series, data)
+    for sine in calendar[::2]:  # each cycle's (sin, cos) pair
+        phases = series.values[:end, sine:sine + 2]
+        if np.all(phases == phases[0]):
+            cycle = series.columns[sine].removesuffix("_sin")
+            raise DataError(f"--calendar {cycle}: every training row (the first {end}) is at the same point of "
+                            f"the {cycle} cycle, the rows being whole cycles apart; the model cannot learn from "
+                            f"it: leave {cycle} out")
 
 
 def read_series(path: str | Path, data, ahead: bool = False) -> ts.Series:
