@@ -247,3 +247,18 @@ def test_threads_flag_sets_the_thread_count_and_refuses_zero(tmp_path, corpus, c
         assert code == 2 and "--threads must be at least 1" in err and not (tmp_path / "zero").exists()
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_value_with_a_leading_minus_reaches_the_check_that_names_it(tmp_path, capsys):
+    # argparse alone reads "-0.1,0.5" as a flag and answers "expected one argument" for --quantiles.
+    series = tmp_path / "s.csv"
+    series.write_text("date,OT\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n")
+    for flag, value, named in (("--quantiles", "-0.1,0.5", "quantiles must lie strictly between 0 and 1; got -0.1"),
+                               ("--split", "-7e-1,0.1,0.2", "--split must be 'ett' or three positive fractions"),
+                               ("--horizon", "-5", "data.horizon at least 1")):
+        code, _, err = run_cli("train", "forecast", "--csv", series, flag, value, "--out", tmp_path / "run",
+                               capsys=capsys)
+        assert code == 2 and named in err and err.count("\n") == 1, err
+    code, _, err = run_cli("train", "forecast", "--csv", series, "--quantiles", "-x", capsys=capsys)
+    assert code == 2 and "--quantiles: expected one argument" in err  # not a number: still taken for a flag
+    assert not (tmp_path / "run").exists()

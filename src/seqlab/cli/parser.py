@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
@@ -44,8 +45,21 @@ EXAMPLES = {
 }
 
 
+# A value that starts with a minus and reads as a number or a comma-separated list of numbers
+# ("-1e-3", "-0.1,0.5"). argparse takes only "-1" and "-.5" for values and anything else with a leading
+# minus for a flag, so "--quantiles -0.1,0.5" would fail as "expected one argument" rather than reach
+# the check that says what is wrong with the value. seqlab has no flag that looks like a number.
+NUMBER = r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?"
+NEGATIVE_VALUE = re.compile(rf"^-{NUMBER}(\s*,\s*-?{NUMBER})*$")
+
+
 class Parser(argparse.ArgumentParser):
-    """Bad flags get one line on stderr and exit status 2, not a usage dump."""
+    """Bad flags get one line on stderr and exit status 2, not a usage dump; a value with a leading
+    minus that reads as numbers (:data:`NEGATIVE_VALUE`) is a value, not a flag."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_VALUE  # argparse's own test for "a negative number"
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
