@@ -37,6 +37,8 @@ def test_greedy_equals_beam_of_one_and_stops_at_eos():
     for row in greedy.tolist():
         if EOS_ID in row:
             assert all(t == PAD_ID for t in row[row.index(EOS_ID) + 1 :])
+    for search in (greedy_decode, beam_search):  # no step allowed: no tokens, one empty row a sentence
+        assert search(m, src, 0).shape == (5, 0)
 
 
 def test_wide_beam_is_exact_search():
@@ -127,6 +129,14 @@ def test_length_penalty_is_gnmts():
     torch.testing.assert_close(length_penalty(lengths, 1.0), torch.tensor([1.0, 2.0, 3.0]))
     torch.testing.assert_close(length_penalty(lengths, 0.5), torch.tensor([1.0, 2.0, 3.0]).sqrt())
     assert length_penalty(lengths, 0.0).tolist() == [1.0, 1.0, 1.0]
+    assert length_penalty(7, 1.0) == 2.0 and length_penalty(13, 0.5) == 3.0 ** 0.5  # a length on the host
+
+
+def test_decided_copies_nothing_from_the_host_each_step(monkeypatch):
+    # On CUDA a tensor made from Python numbers is a host-to-device copy that the step waits for.
+    args = (torch.tensor([[-1.0, -2.1]]), torch.tensor([[True, False]]), torch.tensor([[1, 7]]), 1.0, 6, 7)
+    monkeypatch.setattr(torch, "tensor", lambda *a, **k: pytest.fail("decided() made a tensor from host values"))
+    assert decided(*args).tolist() == [True]
 
 
 def decided_by_rule(scores, finished, lengths, alpha, step, max_len):

@@ -18,7 +18,8 @@ from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 @torch.no_grad()
 def greedy_decode(model, src: Tensor, max_len: int) -> Tensor:
-    """src: (B, S) -> output ids (B, T ≤ max_len), each row ending at <eos> then <pad>."""
+    """src: (B, S) -> output ids (B, T ≤ max_len), each row ending at <eos> then <pad>; (B, 0) for
+    ``max_len`` 0."""
     memory, memory_mask = model.encode(src)
     cache = model.new_cache()
     B = src.size(0)
@@ -33,7 +34,7 @@ def greedy_decode(model, src: Tensor, max_len: int) -> Tensor:
         if finished.all():
             break
         last = token.unsqueeze(1)
-    return torch.stack(outputs, dim=1)
+    return torch.stack(outputs, dim=1) if outputs else src.new_zeros((B, 0))
 
 
 def repeat_rows(memory, times: int):
@@ -50,9 +51,10 @@ def select_rows(memory, rows: Tensor):
     return memory.index_select(0, rows)
 
 
-def length_penalty(length: Tensor, alpha: float) -> Tensor:
-    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al., 2016); α = 0 ranks by log-probability alone."""
-    return ((5.0 + length.float()) / 6.0) ** alpha
+def length_penalty(length: Tensor | int, alpha: float) -> Tensor | float:
+    """GNMT's lp(Y) = ((5 + |Y|) / 6)^α (Wu et al., 2016); α = 0 ranks by log-probability alone.
+    Lengths in an integer tensor give float lps, a Python int a float."""
+    return ((5.0 + length) / 6.0) ** alpha
 
 
 def decided(scores: Tensor, finished: Tensor, lengths: Tensor, alpha: float, step: int, max_len: int) -> Tensor:
@@ -63,7 +65,7 @@ def decided(scores: Tensor, finished: Tensor, lengths: Tensor, alpha: float, ste
     ranked = scores / length_penalty(lengths, alpha)
     best, which = ranked.masked_fill(~finished, float("-inf")).max(-1)  # -inf where none has finished
     live = scores.masked_fill(finished, float("-inf")).max(-1).values  # -inf where all are finished
-    largest_lp = length_penalty(torch.tensor([step + 1, max_len], device=scores.device), alpha).max()
+    largest_lp = max(length_penalty(step + 1, alpha), length_penalty(max_len, alpha))  # on the host: no copy to the device
     # Where none has finished, best is -inf and no live score divided by an lp lies below it.
     return (live < scores.gather(1, which.unsqueeze(1)).squeeze(1)) & (best > live / largest_lp)
 
