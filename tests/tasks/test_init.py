@@ -104,6 +104,9 @@ def test_frozen_layers_stay_and_the_run_stands_alone(mlm_run, texts, tmp_path, c
     assert main(["predict", str(out), "the cat sees a tree"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("the cat sees a tree\t") and "animal" in line and "person" in line
+    # A classifier has no --resume: refused as such, not for the pre-trained run that is gone.
+    assert main(["train", "classify", "--resume", str(out)]) == 2
+    assert capsys.readouterr().err.endswith("error: classification runs are short; start a new one instead of --resume\n")
 
 
 @pytest.mark.parametrize("case", ["missing", "translate", "width", "lstm", "too many frozen", "fsdp"])

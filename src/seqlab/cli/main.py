@@ -35,6 +35,8 @@ def command_train(args: argparse.Namespace) -> None:
     task = registry.get(args.task)
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **{f.name: f.key for f in task.flags().values()}})
     if args.resume:
+        if task.no_resume:
+            raise UserError(task.no_resume)
         if args.out or args.overwrite:
             raise UserError(f"{'--out' if args.out else '--overwrite'} does not go with --resume: "
                             f"a resumed run continues in its own directory, {args.resume}")

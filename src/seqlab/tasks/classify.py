@@ -403,6 +403,7 @@ class ClassifyTask(Task):
                   Flag("label_col", "classify: the label column (default: the run's)"),
                   Flag("encoding", "classify: the file's encoding (default: the run's)"))
     validation_metric = "val_accuracy"
+    no_resume = "classification runs are short; start a new one instead of --resume"
 
     def read_data(self, config: ClassifyConfig) -> tuple[list[str], list[str]]:
         d = config.data
@@ -410,9 +411,11 @@ class ClassifyTask(Task):
             raise UserError("no data: give --csv FILE with a text and a label column")
         texts, labels = read_labelled(d.csv, d.text_col, d.label_col, d.encoding)
         check_splits(labels, config)
+        return texts, labels
+
+    def check_new_run(self, config: ClassifyConfig) -> None:
         if config.model.init:  # a bad --init fails before the run directory is made
             classify_init.with_init(config, classify_init.load_pretrained(config.model.init))
-        return texts, labels
 
     def compare_data(self, config: ClassifyConfig, options) -> tuple[list[str], list[str]]:
         d = config.data
@@ -424,7 +427,7 @@ class ClassifyTask(Task):
 
     def train(self, config, run, data, *, resume=False, parallel=None, log=print) -> dict[str, Any]:
         if resume:
-            raise UserError("classification runs are short; start a new one instead of --resume")
+            raise UserError(self.no_resume)
         return train(config, run, *data, log=log, parallel=parallel)
 
     def summary(self, config, m) -> str:
