@@ -324,13 +324,13 @@ def test_a_much_slower_precision_is_given_up_after_one_step():
         return contextlib.nullcontext()
 
     model = torch.nn.Linear(2, 1)
-    seconds, losses = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
+    seconds, losses, _ = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
                                       repeats=3, clock=lambda: now[0], enough=math.inf)
     assert steps == {"fp32": 8, "bf16": 1} and seconds["bf16"] == [3.5] and losses["bf16"] == []
     assert choose_precision(seconds, losses)[0] == "fp32"
     costs["bf16"] = 3.0  # at the bound: tried in full
     steps.update(fp32=0, bf16=0)
-    seconds, losses = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
+    seconds, losses, _ = time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast,
                                       repeats=3, clock=lambda: now[0], enough=math.inf)
     assert steps == {"fp32": 8, "bf16": 8} and len(seconds["bf16"]) == 6 and len(losses["bf16"]) == 2
     # Every rank follows the main rank's decision: told "not late", a slow precision is tried in full.
@@ -339,6 +339,42 @@ def test_a_much_slower_precision_is_given_up_after_one_step():
     time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast, repeats=3,
                     clock=lambda: now[0], agree=lambda late: False)
     assert steps["bf16"] == 8
+
+
+def test_a_precision_whose_step_fails_is_left_out_with_why_and_the_state_put_back():
+    # bf16 autocast around an LSTM on a CPU without bf16 instructions: oneDNN raises in the step.
+    model = torch.nn.Linear(2, 1)
+    running = torch.nn.BatchNorm1d(2)  # a buffer the steps change, put back after the failed trial
+    before = running.running_mean.clone()
+    steps = []
+
+    def forward_backward(batch):
+        running(torch.randn(4, 2) + 5)
+        model(torch.ones(1, 2)).sum().backward()
+        if torch.is_autocast_enabled("cpu"):
+            steps.append("bf16")
+            raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation "
+                               "primitive. Run workload with environment variable ONEDNN_VERBOSE=all to get")
+        steps.append("fp32")
+        return 2.0
+
+    def autocast(name):
+        return torch.autocast("cpu", dtype=torch.bfloat16) if name == "bf16" else contextlib.nullcontext()
+
+    torch.manual_seed(5)
+    expected_draw = (torch.manual_seed(5), torch.rand(1))[1]
+    torch.manual_seed(5)
+    seconds, losses, failed = time_precisions(model, running, forward_backward, [{}, {}], ["fp32", "bf16"],
+                                              autocast, repeats=1)
+    assert steps == ["fp32"] * 4 + ["bf16"] and set(seconds) == set(losses) == {"fp32"}
+    assert failed == {"bf16": "its trial step failed on this device (could not create a primitive descriptor "
+                              "for the LSTM forward propagation primitive)"}
+    assert torch.equal(running.running_mean, before) and all(p.grad is None for p in model.parameters())
+    assert torch.equal(torch.rand(1), expected_draw)  # the random state as before the trial
+    assert choose_precision(seconds, losses) == ("fp32", "no other precision left to time")
+    with pytest.raises(RuntimeError, match="primitive"):  # fp32's step failing is the run's error: raised
+        time_precisions(model, running, forward_backward, [{}], ["fp32"],
+                        lambda name: torch.autocast("cpu", dtype=torch.bfloat16), repeats=1)
 
 
 def test_a_precision_is_timed_no_longer_than_enough_seconds_of_whole_passes():
@@ -356,7 +392,7 @@ def test_a_precision_is_timed_no_longer_than_enough_seconds_of_whole_passes():
         steps.clear()
         model = torch.nn.Linear(2, 1)
         return time_precisions(model, model, forward_backward, [{}, {}], ["fp32", "bf16"], autocast, repeats=3,
-                               clock=lambda: now[0], **kw)
+                               clock=lambda: now[0], **kw)[:2]
 
     # fp32: passes of 1.5 s, two reach 2 s; bf16: passes of 1 s, the second reaches it (inclusive)
     seconds, losses = trial(enough=2.0)
@@ -382,5 +418,28 @@ def test_auto_skips_a_precision_slow_at_matmul_without_running_a_step_in_it(tmp_
     # fp32 alone left: nothing is timed, and the run is the one pinned to fp32 would be.
     assert clock.steps_in == {False: 12, True: 0} and chosen["median_step_ms"] == {}
     assert chosen["reason"] == "no other precision left to time" and "40.0x fp32's" in chosen["skipped"]["bf16"]
-    assert ("precision auto: fp32 (no other precision left to time; bf16 not tried: its 256³ matrix product took "
+    assert ("precision auto: fp32 (no other precision left to time; bf16 left out: its 256³ matrix product took "
             "40.0x fp32's on this device)") in capsys.readouterr().out
+
+
+def test_auto_trains_in_fp32_when_the_bf16_trial_step_fails(tmp_path, capsys, monkeypatch):
+    # A recurrent model under bf16 autocast on a CPU without bf16 instructions: oneDNN raises in the step.
+    import seqlab.train.precision as precision
+
+    monkeypatch.setattr(precision, "matmul_seconds", lambda device, name, **kw: 1.0)  # the probe lets bf16 in
+    clock = AutocastClock(fp32=2.0, bf16=1.0)
+    trainer = auto_trainer(tmp_path, clock)
+    ticking = trainer.loss_fn
+
+    def no_bf16_kernel(model, batch):
+        if torch.is_autocast_enabled("cpu"):
+            raise RuntimeError("could not create a primitive descriptor for the LSTM forward propagation primitive.")
+        return ticking(model, batch)
+
+    trainer.loss_fn = no_bf16_kernel
+    progress = trainer.fit()
+    chosen = json.loads((tmp_path / "precision.json").read_text())
+    assert chosen["precision"] == progress.precision == "fp32" and progress.step > 0
+    assert chosen["skipped"] == {"bf16": "its trial step failed on this device (could not create a primitive "
+                                         "descriptor for the LSTM forward propagation primitive)"}
+    assert "bf16 left out: its trial step failed on this device" in capsys.readouterr().out

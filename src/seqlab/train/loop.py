@@ -275,11 +275,12 @@ class Trainer:
                 loss_sum, tokens = p.reduce(loss.item() * n, n)  # the whole batch's loss, wherever it was computed
                 return loss_sum / max(tokens, 1)
 
-            seconds, losses = precision.time_precisions(
+            seconds, losses, failed = precision.time_precisions(
                 self.train_model, self.model, forward_backward, trial, tried,
                 lambda name: autocast(self.device, name), clock=self.clock, synchronize=sync,
                 agree=lambda late: p.on_main(lambda: late) if p.world > 1 else late)
             checkpoint.set_rng_state(rng)
+            skipped = {**skipped, **failed}
         result = p.on_main(lambda: precision.report(*precision.choose_precision(seconds, losses), seconds, losses,
                                                     skipped))
         if p.is_main:

@@ -103,7 +103,7 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
                     synchronize: Callable[[], None] = lambda: None,
                     give_up: float = 3.0, enough: float = 2.0,
                     agree: Callable[[bool], bool] = lambda late: late,
-                    ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+                    ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, str]]:
     """Per precision (fp32 first): from the same random state, one untimed pass over ``batches``
     (warm-up; its losses are the ones compared), then ``repeats`` timed passes, one time per step —
     fewer once its timed steps add up to ``enough`` seconds at the end of a pass (a model whose step
@@ -111,13 +111,16 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
     it could gain: 8.4 s fp32 steps, measured). Gradients are dropped and buffers (running statistics)
     put back after each pass; the random state after the last one is the caller's to restore. A
     precision one of whose steps (warm-up included) takes more than ``give_up`` times fp32's slowest
-    step cannot win: its trial ends there, and that step's time is all it records. ``agree`` makes
-    both decisions the same on every rank of a job (the main rank's), since each step's collectives
-    need every rank."""
+    step cannot win: its trial ends there, and that step's time is all it records. A precision other
+    than fp32 whose step raises a RuntimeError cannot run this model here (oneDNN has no bf16 LSTM on
+    a CPU without bf16 instructions): it is left out of the first two results and named, with the
+    error's first sentence, in the third. ``agree`` makes both decisions the same on every rank of a job
+    (the main rank's), since each step's collectives need every rank."""
     rng = checkpoint.rng_state()
     saved = [b.detach().clone() for b in buffers_of.buffers()]
     seconds: dict[str, list[float]] = {}
     losses: dict[str, list[float]] = {}
+    failed: dict[str, str] = {}
     reference_steps: list[float] = []  # fp32's, warm-up included
 
     def step(name: str, batch: dict) -> tuple[float, float]:
@@ -134,7 +137,15 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
         seconds[name], losses[name] = [], []
         passes = [(timed, batch) for timed in [False] + [True] * repeats for batch in batches]
         for i, (timed, batch) in enumerate(passes):
-            took, loss = step(name, batch)
+            try:
+                took, loss = step(name, batch)
+            except RuntimeError as error:
+                if name == REFERENCE:
+                    raise
+                sentence = (str(error).strip() or type(error).__name__).splitlines()[0].split(". ")[0].rstrip(".")
+                failed[name] = f"its trial step failed on this device ({sentence[:160]})"
+                del seconds[name], losses[name]
+                break
             if name == REFERENCE:
                 reference_steps.append(took)
             elif agree(bool(reference_steps) and took > give_up * max(reference_steps)):
@@ -151,7 +162,7 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
         restore(buffers_of, saved)
     train_model.zero_grad(set_to_none=True)
     checkpoint.set_rng_state(rng)
-    return seconds, losses
+    return seconds, losses, failed
 
 
 def restore(module: nn.Module, saved: list[torch.Tensor]) -> None:
@@ -170,7 +181,8 @@ def peek_batches(batches: Any, n: int) -> list[dict]:
 
 def report(choice: str, reason: str, seconds: dict[str, list[float]], losses: dict[str, list[float]],
            skipped: dict[str, str] | None = None) -> dict[str, Any]:
-    """What ``precision.json`` holds; ``skipped``: the precisions not tried, each with why."""
+    """What ``precision.json`` holds; ``skipped``: the precisions not tried or whose trial failed, each
+    with why."""
     result = {"precision": choice, "reason": reason,
               "median_step_ms": {k: round(statistics.median(v) * 1e3, 3) for k, v in seconds.items()},
               "step_ms": {k: [round(s * 1e3, 3) for s in v] for k, v in seconds.items()},
@@ -184,5 +196,5 @@ def describe(result: dict[str, Any]) -> str:
     """One log line."""
     times = ", ".join(f"{k} {v:.1f} ms" for k, v in result["median_step_ms"].items())
     timed = f"median step {times}; " if times else ""
-    skipped = "".join(f"; {name} not tried: {why}" for name, why in result.get("skipped", {}).items())
+    skipped = "".join(f"; {name} left out: {why}" for name, why in result.get("skipped", {}).items())
     return f"precision auto: {result['precision']} ({timed}{result['reason']}{skipped})"
