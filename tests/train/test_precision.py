@@ -6,6 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seqlab.errors import UserError
 from seqlab.train.precision import (candidates, choose_precision, describe, holds_accuracy, matmul_seconds,
                                     peek_batches, report, slow_at_matmul, time_precisions)
 
@@ -443,3 +444,24 @@ def test_auto_trains_in_fp32_when_the_bf16_trial_step_fails(tmp_path, capsys, mo
     assert chosen["skipped"] == {"bf16": "its trial step failed on this device (could not create a primitive "
                                          "descriptor for the LSTM forward propagation primitive)"}
     assert "bf16 left out: its trial step failed on this device" in capsys.readouterr().out
+
+
+def test_bf16_set_by_hand_without_a_kernel_is_one_line_naming_the_way_out(tmp_path):
+    for message, refused in (("could not create a primitive descriptor for the LSTM forward propagation "
+                              "primitive. Run workload with environment variable ONEDNN_VERBOSE=all", True),
+                             ("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", False)):
+        (tmp_path / str(refused)).mkdir()
+        trainer = make_trainer(tmp_path / str(refused), precision="bf16")
+
+        def failing(model, batch):
+            raise RuntimeError(message)
+
+        trainer.loss_fn = failing
+        if refused:  # the device's limit, not the model's fault: a UserError (one line, exit 2)
+            with pytest.raises(UserError, match=r"^train.precision=bf16: this device has no bf16 kernel for a layer "
+                                                r"of this model \(could not create a primitive descriptor for the "
+                                                r"LSTM forward propagation primitive\); use train.precision=fp32"):
+                trainer.fit()
+        else:  # anything else is a real error, raised as it is
+            with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+                trainer.fit()

@@ -320,8 +320,15 @@ class Trainer:
         loss_sum, tokens = 0.0, 0
         for _ in range(c.grad_accum):
             batch = move(p.local_batch(next(self.batches)), self.device)
-            with autocast(self.device, self.precision):
-                loss, n = p.forward_backward(self.train_model, self.loss_fn, batch, 1.0 / c.grad_accum)
+            try:
+                with autocast(self.device, self.precision):
+                    loss, n = p.forward_backward(self.train_model, self.loss_fn, batch, 1.0 / c.grad_accum)
+            except RuntimeError as error:
+                if self.precision == "fp32" or not precision.no_kernel(error):
+                    raise
+                raise UserError(f"train.precision={self.precision}: this device has no {self.precision} kernel for "
+                                f"a layer of this model ({precision.first_sentence(error)}); use "
+                                f"train.precision=fp32, or auto, which tries it first") from error
             loss_sum += loss.item() * n
             tokens += n
         loss_sum, tokens = p.reduce(loss_sum, tokens)

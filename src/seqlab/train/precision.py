@@ -97,6 +97,17 @@ def slow_at_matmul(seconds: dict[str, float], limit: float = 2.0) -> dict[str, s
             for name, t in seconds.items() if name != REFERENCE and t > limit * reference}
 
 
+def first_sentence(error: Exception) -> str:
+    """An error's first sentence, for one line (oneDNN's go on about ONEDNN_VERBOSE)."""
+    return (str(error).strip() or type(error).__name__).splitlines()[0].split(". ")[0].rstrip(".")[:160]
+
+
+def no_kernel(error: RuntimeError) -> bool:
+    """Whether ``error`` is oneDNN finding no kernel for a layer in this dtype (bf16 LSTM on a CPU
+    without bf16 instructions), not a fault of the model or the data."""
+    return "could not create a primitive" in str(error)
+
+
 def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backward: Callable[[dict], float],
                     batches: list[dict], precisions: list[str], autocast: Callable[[str], Any],
                     repeats: int = 3, clock: Callable[[], float] = time.perf_counter,
@@ -142,8 +153,7 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
             except RuntimeError as error:
                 if name == REFERENCE:
                     raise
-                sentence = (str(error).strip() or type(error).__name__).splitlines()[0].split(". ")[0].rstrip(".")
-                failed[name] = f"its trial step failed on this device ({sentence[:160]})"
+                failed[name] = f"its trial step failed on this device ({first_sentence(error)})"
                 del seconds[name], losses[name]
                 break
             if name == REFERENCE:
