@@ -202,14 +202,35 @@ def test_every_recipe_an_example_names_is_shipped():
         assert (Path(__file__).parents[2] / "src/seqlab/recipes" / f"{recipe}.toml").is_file(), recipe
 
 
+def commands(parser, prefix=()):
+    """Every command line the parser knows, down to ``train TASK`` and ``compare TASK``."""
+    import argparse
+
+    found = [list(prefix)] if prefix else []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += commands(sub, (*prefix, name))
+    return found
+
+
 def test_help_shows_an_example_for_every_command(capsys):
     """In this process (a process a command costs seconds of imports); ``python -m seqlab`` itself is
     run by the other tests here that start one."""
-    for command in ("demo", "train", "eval", "predict", "translate", "data", "bench"):
+    from seqlab.cli.parser import build_parser
+
+    every = commands(build_parser())
+    assert ["compare", "lm"] in every and ["train", "detect"] in every and ["explore"] in every
+    for command in every:
         with pytest.raises(SystemExit) as stop:
-            main([command, "--help"])
+            main([*command, "--help"])
         out = capsys.readouterr().out
-        assert stop.value.code == 0 and "example:" in out and "seqlab" in out, command
+        example = out.split("example:\n", 1)[-1].split("\n")[0].strip()
+        assert stop.value.code == 0 and example.startswith("seqlab " + command[0]), command
+        if command[0] in ("train", "compare") and len(command) == 2:
+            assert example.startswith(f"seqlab {command[0]} {command[1]}"), command
+        if command[0] != "data" and command not in (["train"], ["compare"]):  # every command that computes
+            assert "--threads N" in out, command
 
 
 def test_sigterm_ends_training_like_ctrl_c_with_the_resume_line(tmp_path, corpus):

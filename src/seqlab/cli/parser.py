@@ -104,6 +104,13 @@ def train_epilog(task) -> str:
             + (f"; a bigger one: {bigger}" if bigger else ""))
 
 
+def compare_example(task) -> str:
+    """``seqlab compare TASK --help``'s example: the task's line of ``seqlab compare --help``'s."""
+    lines = [line.strip() for line in EXAMPLES["compare"].splitlines()]
+    return next((line for line in lines if line.startswith(f"seqlab compare {task.name} ")),
+                f"seqlab compare {task.name} --models {','.join(task.architectures)}")
+
+
 def add_flags(p: argparse.ArgumentParser, flags) -> None:
     """A task's flags (``seqlab.tasks.task.Flag``s), as argparse arguments; each is None unless given."""
     for f in flags:
@@ -216,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     for task in tasks.values():
         if not task.architectures:
             continue
-        p = by_task.add_parser(task.name, help=f"{task.name}: {', '.join(task.architectures)}")
+        p = by_task.add_parser(task.name, help=f"{task.name}: {', '.join(task.architectures)}",
+                               epilog=f"example:\n  {compare_example(task)}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--models", help=f"comma-separated (default all): {', '.join(task.architectures)}")
         add_flags(p, [f for f in task.flags().values() if f.key != "model.arch"])
         add_flags(p, task.compare_flags())
@@ -226,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("run", type=Path)
     explore.add_argument("--port", type=int, default=8000)
     explore.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this machine only)")
+    add_threads_flag(explore)
 
     export = subcommand(sub, "export", "write a trained run for another library: hf (transformers), onnx")
     export.add_argument("run", type=Path)

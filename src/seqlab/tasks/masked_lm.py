@@ -271,7 +271,9 @@ class MaskedLanguageModelTask(Task):
     description = "masked language modelling (BERT): a text file -> an encoder-only Transformer that fills in [MASK]"
     example = "seqlab train mlm --text input.txt --config mlm-tiny --out runs/mlm"
     config_class = MLMConfig
-    eval_flags = (Flag("text", "mlm: a UTF-8 text file, masked as the validation text is", required=True),)
+    bigger_recipes = ("mlm-tiny",)  # the same model, twice the steps
+    eval_flags = (Flag("text", "mlm: a UTF-8 text file, a folder of them or a glob pattern, masked as the "
+                               "validation text is", required=True),)
     predict_flags = (Flag("top_k", "mlm: fillers shown for each [MASK] (default 5)", type=int),)
     validation_metric = "val_accuracy"
 
