@@ -28,6 +28,7 @@ def positive(value: int | None, flag: str) -> None:
 
 def command_train(args: argparse.Namespace) -> None:
     from ..config import absolute_paths, input_paths, load_config
+    from ..interop.imported_run import imported_from
     from ..parallel.runtime import launched_by_torchrun
     from ..tasks import run_dir as runs
     from .launch import launch_torchrun
@@ -43,6 +44,10 @@ def command_train(args: argparse.Namespace) -> None:
         info = runs.read_run(args.resume)
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
+        if source := imported_from(args.resume):
+            raise UserError(f"{args.resume} was imported ({source}): it holds weights only, no training state "
+                            f"to resume; use it as it is, or fine-tune it in a new run (seqlab train classify "
+                            f"--init {args.resume})")
         config = load_config(task.config_class, None, overrides, base=info["config"])
         run = args.resume
     else:

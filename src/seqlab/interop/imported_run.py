@@ -51,6 +51,17 @@ def write_imported_run(run: Path, task: str, config: Any, model: nn.Module, toke
     save_checkpoint(run / "checkpoints" / "best", model, {"imported_from": source})
 
 
+def imported_from(run: Path) -> str | None:
+    """Where an imported run's weights came from (its best checkpoint's state says, as
+    :func:`write_imported_run` wrote it); None for a run seqlab trained or whose state cannot be read."""
+    try:
+        tree = json.loads((Path(run) / "checkpoints" / "best" / "state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    source = tree.get("imported_from") if isinstance(tree, dict) else None
+    return source if isinstance(source, str) else None
+
+
 def read_checkpoint_tokenizer(path: Path) -> Tokenizer:
     """A checkpoint's tokenizers JSON; one that the tokenizers library cannot read is a UserError naming it."""
     try:
