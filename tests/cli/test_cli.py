@@ -283,3 +283,12 @@ def test_a_value_with_a_leading_minus_reaches_the_check_that_names_it(tmp_path, 
     code, _, err = run_cli("train", "forecast", "--csv", series, "--quantiles", "-x", capsys=capsys)
     assert code == 2 and "--quantiles: expected one argument" in err  # not a number: still taken for a flag
     assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_command_that_trains_nothing_says_only_that(tmp_path, capsys, monkeypatch):
+    def interrupted(args):
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM (handled as Ctrl-C), while generating
+
+    monkeypatch.setitem(main.__globals__["COMMANDS"], "generate", interrupted)
+    code, _, err = run_cli("generate", tmp_path / "lm", capsys=capsys)
+    assert code == 130 and err == "\ninterrupted\n"

@@ -305,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
-        if getattr(args, "run_removed", False):
+        if args.command not in ("train", "demo", "compare"):  # nothing trained: nothing to resume
+            sys.stderr.write("\ninterrupted\n")
+        elif getattr(args, "run_removed", False):
             sys.stderr.write(f"\ninterrupted before anything was saved; {run} removed: start again\n")
         elif run and not (Path(run) / "checkpoints").is_dir():
             sys.stderr.write("\ninterrupted before the first checkpoint (a one-process run saves one when "
