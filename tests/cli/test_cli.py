@@ -54,6 +54,9 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     assert code == 0 and len(_.splitlines()) == 2, err
     code, _, err = run_cli("translate", run, "hel☃lo", "Z☃", capsys=capsys)  # characters never seen
     assert code == 0 and "lacks 3 piece(s) of the input ('☃', 'Z')" in err, err
+    for command in (["translate", run, "hello"], ["eval", run, "--src", src, "--ref", tgt]):  # a beam too wide
+        code, _, err = run_cli(*command, "--beam", str(10**23), capsys=capsys)  # for torch's int64 too
+        assert code == 2 and err.endswith(f"error: --beam must be between 1 and 256; got {10**23}\n"), err
     code, _, err = run_cli("translate", run, "--bogus", "hello", capsys=capsys)  # argparse's own exit, status 2
     assert code == 2 and "unrecognized arguments: --bogus" in err
     code, out, _ = run_cli("eval", run, "--src", src, "--ref", tgt, capsys=capsys)
@@ -265,7 +268,9 @@ def test_threads_flag_sets_the_thread_count_and_refuses_zero(tmp_path, corpus, c
         assert torch.get_num_threads() == 1
         code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", tmp_path / "zero",
                                "--threads", "0", capsys=capsys)
-        assert code == 2 and "--threads must be at least 1" in err and not (tmp_path / "zero").exists()
+        assert code == 2 and "--threads must be between 1 and 1024; got 0" in err and not (tmp_path / "zero").exists()
+        code, _, err = run_cli("predict", tmp_path / "run", "hello", "--threads", "100000", capsys=capsys)
+        assert code == 2 and "--threads must be between 1 and 1024; got 100000 (this machine has" in err
     finally:
         torch.set_num_threads(before)
 

@@ -67,6 +67,9 @@ class DataConfig:
         check_vocab_size(self.vocab_size)
 
 
+MAX_BEAM = 256  # wider beams only cost memory (batch × beam rows of the decoder's cache)
+
+
 @dataclass
 class DecodeConfig:
     beam_size: int = 4  # 1 = greedy
@@ -76,6 +79,8 @@ class DecodeConfig:
     def __post_init__(self) -> None:
         if self.beam_size < 1 or self.max_output_len < 1:
             raise ValueError("decode.beam_size and decode.max_output_len must be at least 1")
+        if self.beam_size > MAX_BEAM:
+            raise ValueError(f"decode.beam_size must be at most {MAX_BEAM}; got {self.beam_size}")
 
 
 def _translate_train_defaults() -> TrainConfig:
@@ -245,6 +250,8 @@ class Translator:
     def translate_ids(self, sources: list[list[int]], beam_size: int | None = None) -> list[list[int]]:
         decode_config = self.config.decode
         if beam_size is not None:
+            if not 1 <= beam_size <= MAX_BEAM:
+                raise UserError(f"--beam must be between 1 and {MAX_BEAM}; got {beam_size}")
             decode_config = DecodeConfig(beam_size, decode_config.alpha, decode_config.max_output_len)
         return translate_ids(self.model, sources, decode_config, self.device)
 

@@ -17,6 +17,8 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import UserError
 
+MAX_THREADS = 1024  # a bound on --threads: far more would only ask the OS for stacks it may not have
+
 
 def available_cores() -> int:
     """The cores this process may run on."""
@@ -44,8 +46,9 @@ def set_threads(n: int | None = None) -> int:
     pool and NumPy's BLAS / OpenMP pools (through threadpoolctl); returns ``n``. Call it once, early:
     torch fixes its inter-op pool at the first parallel work, after which only the others change."""
     n = default_threads() if n is None else n
-    if n < 1:
-        raise UserError(f"--threads must be at least 1; got {n}")
+    if not 1 <= n <= MAX_THREADS:
+        raise UserError(f"--threads must be between 1 and {MAX_THREADS}; got {n} (this machine has "
+                        f"{os.cpu_count()} cores; more threads than cores only slow a run down)")
     torch.set_num_threads(n)
     try:
         torch.set_num_interop_threads(n)
