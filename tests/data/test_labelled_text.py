@@ -34,6 +34,8 @@ def test_other_encodings(tmp_path):
         read_labelled(path, "texté", "label")
     with pytest.raises(DataError, match="^unknown encoding 'klingon'$"):
         read_labelled(path, "texté", "label", encoding="klingon")
+    with pytest.raises(DataError, match=r"latin.csv is not valid utf-16; pass its encoding"):  # no byte-order mark
+        read_labelled(path, "texté", "label", encoding="utf-16")
 
 
 def test_one_class_is_enough_only_when_asked(tmp_path):

@@ -60,6 +60,8 @@ def test_decode_text_names_the_line_and_byte():
         decode_text(b"\xff", "ascii", "notes")
     with pytest.raises(DataError, match="^unknown encoding 'klingon'$"):
         decode_text(b"a", "klingon", "notes")
+    with pytest.raises(DataError, match=r"^notes is not valid punycode \(decoding with 'punycode' codec failed"):
+        decode_text(b"a,b", "punycode", "notes")  # a codec's own UnicodeError, not a UnicodeDecodeError
 
 
 def test_read_stdin_lines_from_text_and_byte_streams(monkeypatch):

@@ -23,7 +23,7 @@ def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str
     quoting = csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL
     try:
         frame = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False, quoting=quoting)
-    except UnicodeDecodeError:
+    except UnicodeError:  # a decode error, or a codec's own (UTF-16 without its byte-order mark)
         raise DataError(f"{path} is not valid {encoding}; pass its encoding with --encoding (e.g. latin-1)") from None
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None

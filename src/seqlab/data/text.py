@@ -42,6 +42,8 @@ def decode_text(raw: bytes, encoding: str, name: str, advice: str = "convert it 
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise DataError(f"{name} is not valid {encoding} (line {line}, byte {error.start}); {advice}") from None
+    except UnicodeError as error:  # a codec's own refusal: UTF-16 without its byte-order mark
+        raise DataError(f"{name} is not valid {encoding} ({error}); {advice}") from None
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}") from None
 
