@@ -104,6 +104,7 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.nb_beta=1.5"], "model.nb_beta"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.n_heads=5"], "divisible by model.n_heads (5)"),
     ("text,label\nok,a\nfine,b\n", ["--set", "data.max_len=0"], "data.max_len"),
+    ("text,label\nok,a\nfine,b\n", ["--set", "data.vocab_size=3"], "data.vocab_size at least 8; got 256 and 3"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.positional='rotary'", "--set", "model.d_model=20"],
      "head width d_model / n_heads must be even; got 5"),
 ])

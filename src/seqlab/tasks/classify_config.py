@@ -33,9 +33,9 @@ class ClassifyDataConfig:
             raise ValueError("data.test_fraction and data.valid_fraction must be in (0, 0.5)")
         if self.cv == 1 or self.cv < 0:
             raise ValueError(f"data.cv must be 0 (off) or at least 2; got {self.cv}")
-        if self.max_len < 1 or self.vocab_size < 1:
-            raise ValueError(f"data.max_len and data.vocab_size must be at least 1; got {self.max_len} and "
-                             f"{self.vocab_size}")
+        if self.max_len < 1 or self.vocab_size < 8:  # the special tokens take the first places
+            raise ValueError(f"data.max_len must be at least 1 and data.vocab_size at least 8; got {self.max_len} "
+                             f"and {self.vocab_size}")
         check_vocab_size(self.vocab_size)
 
 
