@@ -238,6 +238,13 @@ def test_vision_on_an_image_folder_and_predict(tmp_path, capsys):
     (tmp_path / "only" / "up" / "0.png").write_bytes((folder / "left" / "0.png").read_bytes())
     code, _, err = run_cli("eval", run, "--images", tmp_path / "only", capsys=capsys)
     assert code == 2 and "not trained on: 'up'" in err
+    # A classes.json that does not name the model's classes would label every prediction wrongly.
+    written = (run / "classes.json").read_text()
+    for damaged in ('["right"]', '["right", "right"]', '["left", "right", "up"]', '{"left": 0}', '["left", true]'):
+        (run / "classes.json").write_text(damaged)
+        code, _, err = run_cli("predict", run, folder / "right" / "0.png", capsys=capsys)
+        assert code == 2 and "classes.json is damaged (not a list of 2 distinct class names" in err, damaged
+    (run / "classes.json").write_text(written)
 
 
 def test_vision_digits_learns_quickly(tmp_path, capsys):

@@ -149,7 +149,7 @@ def export_classifier(run: Path, out: Path) -> str:
     refuse(run, "BertForSequenceClassification", unlike_bert(vars(c)),
            "BERT classifies its [CLS] token through a tanh pooler: train --init MLM_RUN with "
            "--set model.pooler=true, from a post-LN masked LM")
-    classes = [str(name) for name in runs.read_json(run / "classes.json")]
+    classes = [str(name) for name in runs.read_classes(run, c.n_classes)]
     names = tensor_names(c.n_layers, CLASSIFIER_HEAD)
     config = hf_config("BertForSequenceClassification", c, c.dropout, c.layer_norm_eps, c.pad_id,
                        classifier_dropout=None,

@@ -106,6 +106,19 @@ def read_example(path: Path) -> dict[str, Any] | None:
     return example if isinstance(example, dict) else None
 
 
+def read_classes(run: str | Path, n_classes: int | None) -> list:
+    """A run's ``classes.json``: distinct class names (text or whole numbers), as many as its model's
+    ``n_classes`` outputs when given; else a DamagedFileError (a wrong list would name the classes wrongly)."""
+    path = Path(run) / "classes.json"
+    classes = read_json(path)
+    if not (isinstance(classes, list) and classes
+            and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in classes)
+            and len(set(classes)) == len(classes) and (n_classes is None or len(classes) == n_classes)):
+        count = f"{n_classes} " if n_classes is not None else ""
+        raise DamagedFileError(path, f"not a list of {count}distinct class names, as the run wrote it")
+    return classes
+
+
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     write_json(Path(path) / "metrics.json", metrics, indent=2)
 

@@ -163,7 +163,7 @@ class ImageClassifier:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "ImageClassifier":
         info, model = runs.load_trained(run, TASK, "an image-classification run", device)
-        classes = runs.read_json(Path(run) / "classes.json")
+        classes = runs.read_classes(run, model.config.n_classes)
         return cls(model, classes, build(VisionConfig, info["config"]))
 
     def prepare(self, source) -> torch.Tensor:
