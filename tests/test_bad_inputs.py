@@ -84,6 +84,15 @@ def replace_with(text: str):
     return lambda path: path.write_text(text)
 
 
+def token_past_the_model(path: Path) -> None:
+    """One more token, with an id far past any tokenizer seqlab trains (another model's tokenizer)."""
+    import json
+
+    tokenizer = json.loads(path.read_text())
+    tokenizer["model"]["vocab"]["Z-from-elsewhere"] = 100_000
+    path.write_text(json.dumps(tokenizer))
+
+
 LAST, BEST = "checkpoints/last", "checkpoints/best"
 TRANSLATE_ARGS = {"translate": ["translate", "{run}", "hello"],
                   "eval": ["eval", "{run}", "--src", "{data}/a.txt", "--ref", "{data}/b.txt"],
@@ -116,6 +125,10 @@ DAMAGED_RUNS = {
     "tgt tokenizer truncated / eval": ("translate", {"tgt_tokenizer.json": truncate}, "eval", "tgt_tokenizer.json is damaged"),
     "tgt tokenizer truncated / explore": ("translate", {"tgt_tokenizer.json": truncate}, "explore", "tgt_tokenizer.json is damaged"),
     "tokenizer truncated / generate": ("lm", {"tokenizer.json": truncate}, "generate", "tokenizer.json is damaged"),
+    "tokenizer past the model / generate": ("lm", {"tokenizer.json": token_past_the_model}, "generate",
+                                            "tokenizer.json is damaged (its ids go up to 100,000, past the model's vocabulary"),
+    "src tokenizer past the model / translate": ("translate", {"src_tokenizer.json": token_past_the_model}, "translate",
+                                                 "src_tokenizer.json is damaged (its ids go up to 100,000"),
     "series.json truncated / forecast predict": ("forecast", {"series.json": truncate}, "predict", "series.json is damaged"),
     "series.json missing / forecast eval": ("forecast", {"series.json": os.remove}, "eval", "series.json is missing"),
     "model.safetensors truncated / forecast explore": ("forecast", {f"{BEST}/model.safetensors": truncate}, "explore", "model.safetensors is damaged"),

@@ -252,6 +252,13 @@ def test_import_refuses_broken_and_foreign_checkpoints(tmp_path, capsys):
     (hf / "tokenizer.json").write_text("{not json")
     refused("tokenizer.json is not a tokenizers JSON file")  # not "train the run again": it is no run's
     (hf / "kept.json").rename(hf / "tokenizer.json")
+    kept = (hf / "tokenizer.json").read_text()
+    gapped = json.loads(kept)  # as many tokens as the model's rows, one id past them: counted by ids
+    last = max(gapped["model"]["vocab"], key=gapped["model"]["vocab"].get)
+    gapped["model"]["vocab"][last] = config["vocab_size"]
+    (hf / "tokenizer.json").write_text(json.dumps(gapped))
+    refused(f"the tokenizer's ids go up to {config['vocab_size']}, past the model's vocab_size {config['vocab_size']}")
+    (hf / "tokenizer.json").write_text(kept)
 
     (hf / "model.safetensors").write_bytes(b"\x00" * 5)
     refused("model.safetensors is damaged")

@@ -484,6 +484,8 @@ def breakages():
         ("unscaled", edit_config(scale_embedding=False), "scale_embedding=false"),
         ("no tokenizer", lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json"),
         ("bigger", edit_config(d_model=32), "do not fit config.json"),
+        ("a trillion tokens", edit_config(vocab_size=10**12, decoder_vocab_size=10**12),  # checked before anything is sized by it
+         "config.json is damaged (its vocab_size 1,000,000,000,000 embedding rows of d_model 16 are more numbers"),
         ("pad is eos", edit_config(pad_token_id=0), "padding (0) and end (0) must be two ids"),
         ("positions", lambda d: save_file({**load_file(d / "model.safetensors"), "model.encoder.embed_positions.weight":
                                            torch.randn(20, 16)}, d / "model.safetensors"),

@@ -180,14 +180,25 @@ def save_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
     tokenizer.save(str(path))
 
 
-def load_tokenizer(path: Path) -> Tokenizer:
-    """A tokenizer saved with a run; a missing or truncated file is a UserError naming it."""
+def load_tokenizer(path: Path, vocab_size: int | None = None) -> Tokenizer:
+    """A tokenizer saved with a run; a missing or truncated file is a UserError naming it, and so is one
+    with more tokens than ``vocab_size``, the model's vocabulary (its ids would index past the embedding)."""
     from ..errors import DamagedFileError, UserError
 
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} is missing; the run directory is incomplete: train the run again")
     try:
-        return Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_file(str(path))
     except Exception as error:  # the tokenizers library raises a bare Exception for every parse error
         raise DamagedFileError(path, f"not a tokenizer file: {error}") from None
+    if vocab_size is not None and ids_needed(tokenizer) > vocab_size:
+        raise DamagedFileError(path, f"its ids go up to {ids_needed(tokenizer) - 1:,}, past the model's vocabulary of "
+                                     f"{vocab_size:,}: not the model's tokenizer")
+    return tokenizer
+
+
+def ids_needed(tokenizer: Tokenizer) -> int:
+    """One more than the largest id ``tokenizer`` gives: the rows a model's embedding needs for it (its
+    vocabulary size, unless its ids leave gaps)."""
+    return max(tokenizer.get_vocab().values(), default=-1) + 1

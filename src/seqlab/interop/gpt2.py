@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from torch import Tensor
 
-from ..data.tokenizer import load_tokenizer
+from ..data.tokenizer import ids_needed, load_tokenizer
 from ..errors import DamagedFileError, UserError
 from ..io import write_json
 from ..models import TransformerLM, TransformerLMConfig
@@ -218,9 +218,9 @@ def import_gpt2(source: Path, run: Path) -> str:
     hf = read_gpt2_config(source)
     tensors = read_weights(source)
     tokenizer, kind = read_hf_tokenizer(source)
-    if tokenizer.get_vocab_size() > hf["vocab_size"]:
-        raise UserError(f"{source}: the tokenizer has {tokenizer.get_vocab_size()} tokens, more than the "
-                        f"model's vocab_size {hf['vocab_size']}")
+    if ids_needed(tokenizer) > hf["vocab_size"]:
+        raise UserError(f"{source}: the tokenizer's ids go up to {ids_needed(tokenizer) - 1}, past the model's "
+                        f"vocab_size {hf['vocab_size']}")
     tied = bool(hf["tie_word_embeddings"])
     dropout = hf["resid_pdrop"]
     config = TransformerLMConfig(

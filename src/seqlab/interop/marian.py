@@ -39,7 +39,7 @@ from torch import Tensor
 
 from ..config import to_dict
 from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, load_tokenizer, save_tokenizer
-from ..errors import UserError
+from ..errors import DamagedFileError, UserError
 from ..io import write_json
 from ..models import Transformer, TransformerConfig
 from ..nn.positional import sinusoidal_table
@@ -331,6 +331,12 @@ def import_translation(source: Path, run: Path, hf: dict[str, Any], what: str, p
     """A Marian (post-LN) or Pegasus (``pre_ln``, with the final LayerNorms) checkpoint, its config.json
     read as ``hf`` -> a seqlab translate run computing the same logits."""
     tensors = read_weights(source)
+    held = sum(t.numel() for t in tensors.values())
+    for side in ("vocab_size", "decoder_vocab_size"):  # before anything is sized by them
+        if hf[side] * hf["d_model"] > held:
+            raise DamagedFileError(source / "config.json", f"its {side} {hf[side]:,} embedding rows of "
+                                   f"d_model {hf['d_model']} are more numbers than the weights hold ({held:,})",
+                                   "it does not describe these weights")
     src_tokenizer, tgt_tokenizer, note = read_tokenizers(source, hf)
     # transformers 5 ties a "shared" Marian's embeddings only together with its output layer
     # (tie_word_embeddings): what the checkpoint holds says whether the two sides read one matrix

@@ -215,7 +215,7 @@ class LanguageModel:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "LanguageModel":
         info, model = runs.load_trained(run, TASK, "a language-model run", device)
-        lm = cls(model, load_tokenizer(Path(run) / "tokenizer.json"))
+        lm = cls(model, load_tokenizer(Path(run) / "tokenizer.json", model.config.vocab_size))
         lm.config = build(LMConfig, info["config"])  # the block size and batch that eval reads with
         return lm
 

@@ -176,7 +176,8 @@ class MaskedLanguageModel:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "MaskedLanguageModel":
         info, model = runs.load_trained(run, TASK, "a masked-language-model run", device)
-        return cls(model, load_tokenizer(Path(run) / "tokenizer.json"), build(MLMConfig, info["config"]))
+        return cls(model, load_tokenizer(Path(run) / "tokenizer.json", model.config.vocab_size),
+                   build(MLMConfig, info["config"]))
 
     def batches(self, ids: np.ndarray, starts: np.ndarray) -> Iterable[dict[str, torch.Tensor]]:
         """Held-out blocks at ``starts``, masked the one fixed way (``evaluation_batches``)."""

@@ -241,7 +241,8 @@ class Translator:
         run = Path(run)
         info, model = runs.load_trained(run, "translate", "a translation run", device)
         config = build(TranslateConfig, info["config"])
-        return cls(model, load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json"),
+        return cls(model, load_tokenizer(run / "src_tokenizer.json", model.config.src_vocab_size),
+                   load_tokenizer(run / "tgt_tokenizer.json", model.config.tgt_vocab_size),
                    config)
 
     def encode_sources(self, lines: list[str], what: str = "input") -> list[list[int]]:
