@@ -10,6 +10,7 @@ import torch
 
 from seqlab.config import build
 from seqlab.data import timeseries as ts
+from seqlab.errors import UserError
 from seqlab.models import forecasters as fm
 from seqlab.models import from_pretrained
 from seqlab.models.quantiles import quantile_errors
@@ -103,6 +104,13 @@ def test_quantile_run_scores_predicts_evaluates_and_reloads(tmp_path, sine_csv, 
     # ... and shades the 80 % interval between predict's 0.1 and 0.9 columns.
     assert list(shown["bands"]) == ["80"]
     np.testing.assert_allclose(shown["bands"]["80"], [frame["OT_q0.1"], frame["OT_q0.9"]], rtol=1e-5)
+    # Times it cannot place are one line each, not a server error or a forecast from the wrong row.
+    last = pd.Timestamp(pd.read_csv(sine_csv)["date"].iloc[-1])
+    for when, said in ((f"{last.isoformat()}Z", "has a time zone and the file's times have none"),
+                       ("NaT", "is not a date and time"),
+                       (str(last + pd.Timedelta(hours=1)), "is after the file's last row")):
+        with pytest.raises(UserError, match=said):
+            views.forecast(forecast, when)
 
     # eval on the test rows (with the input_len rows before them) gives the run's test scores.
     start, end = json.loads((run / "series.json").read_text())["bounds"]["test"]

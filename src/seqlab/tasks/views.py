@@ -175,7 +175,16 @@ def forecast(run, when: str) -> dict[str, Any]:
         stamp = pd.Timestamp(when.strip())
     except ValueError:
         raise UserError(f"{when!r} is not a date and time") from None
-    end = int(series.timestamps.searchsorted(stamp, side="right"))  # rows up to and including ``when``
+    times = series.timestamps
+    if pd.isna(stamp):
+        raise UserError(f"{when!r} is not a date and time")
+    if (stamp.tzinfo is None) != (times.tz is None):
+        zone = "has no time zone" if stamp.tzinfo is None else "has a time zone"
+        raise UserError(f"{when!r} {zone} and the file's times {'have' if times.tz is not None else 'have none'}: "
+                        f"give it as the file does, like {times[-1]}")
+    if stamp > times[-1]:
+        raise UserError(f"{when} is after the file's last row ({times[-1]}): give a time in the file")
+    end = int(times.searchsorted(stamp, side="right"))  # rows up to and including ``when``
     if end < d.input_len:
         raise UserError(f"{when} leaves {end} rows before it; the model reads {d.input_len}")
     scaled = run.scaler.transform(series.values)
