@@ -62,6 +62,20 @@ def test_palette_image_with_per_entry_transparency_is_read(tmp_path):
     np.testing.assert_allclose(array[:, 0, 1], [0, 0, 1])
 
 
+@pytest.mark.parametrize("dtype, name, mode", [(np.uint16, "g.png", "I;16"), (np.int32, "g.tif", "I")])
+def test_a_16_bit_grey_image_is_scaled_not_clipped(tmp_path, dtype, name, mode):
+    # 30,000 of 65,535 is 46.8 % grey: Pillow's own conversion to 8 bits would clip it to white.
+    values = np.zeros((4, 4), dtype)
+    values[1:3, 1:3], values[0, 0] = 30000, 65535
+    Image.fromarray(values).save(tmp_path / name)
+    assert Image.open(tmp_path / name).mode == mode
+    for grey, channels in ((True, 1), (False, 3)):
+        image = read_image(tmp_path / name, 4, grey)
+        assert image.shape == (channels, 4, 4)
+        np.testing.assert_allclose(image[:, 1:3, 1:3], round(30000 * 255 / 65535) / 255)
+        assert (image[:, 0, 0] == 1.0).all() and (image[:, 3, 3] == 0.0).all()
+
+
 def test_unreadable_image(tmp_path):
     (tmp_path / "fake.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="cannot read image .*fake.png: "):

@@ -40,7 +40,7 @@ def read_image_and_size(path: Path, size: int, grey: bool) -> tuple[np.ndarray, 
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 own_size = image.size
-                image = image.convert("L" if grey else "RGB").resize((size, size))
+                image = eight_bit(image).convert("L" if grey else "RGB").resize((size, size))
                 array = np.asarray(image, dtype=np.float32) / 255.0
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         declared = re.search(r"\((\d+) pixels\)", str(error))
@@ -50,6 +50,20 @@ def read_image_and_size(path: Path, size: int, grey: bool) -> tuple[np.ndarray, 
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
         raise DataError(f"cannot read image {path}: {error}") from None
     return (array[None] if grey else array.transpose(2, 0, 1)), own_size
+
+
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # "I": how Pillow may open a 16-bit PNG
+
+
+def eight_bit(image):
+    """A 16-bit greyscale image scaled to 8 bits (0-65,535 to 0-255); any other image as it is. Pillow's
+    own conversion to "L" clips instead, so every value above 255 would read as white."""
+    from PIL import Image
+
+    if image.mode not in SIXTEEN_BIT:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    return Image.fromarray(np.clip(np.rint(values * (255 / 65535)), 0, 255).astype(np.uint8), "L")
 
 
 def image_files(root: str | Path, min_classes: int = 2) -> dict[str, list[Path]]:

@@ -117,8 +117,10 @@ def draw_boxes(image_file: Path, results: list[dict[str, Any]], names: dict[int,
     """An image file with COCO results' boxes (pixels) drawn on it, at its own size, -> PNG."""
     from PIL import Image, ImageDraw
 
+    from ..data.images import eight_bit
+
     with Image.open(image_file) as source:
-        image = source.convert("RGB")
+        image = eight_bit(source).convert("RGB")
     draw = ImageDraw.Draw(image)
     for r in results:
         x, y, w, h = r["bbox"]
