@@ -107,6 +107,9 @@ def test_frozen_layers_stay_and_the_run_stands_alone(mlm_run, texts, tmp_path, c
     # A classifier has no --resume: refused as such, not for the pre-trained run that is gone.
     assert main(["train", "classify", "--resume", str(out)]) == 2
     assert capsys.readouterr().err.endswith("error: classification runs are short; start a new one instead of --resume\n")
+    with pytest.raises(SystemExit):
+        main(["train", "classify", "--help"])
+    assert "refused: classification runs are short" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("case", ["missing", "translate", "width", "lstm", "too many frozen", "fsdp"])

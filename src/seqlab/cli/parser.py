@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog=train_epilog(task), formatter_class=argparse.RawDescriptionHelpFormatter)
         add_flags(p, task.flags().values())
         add_run_flags(p)
-        p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run exactly")
+        p.add_argument("--resume", type=Path, metavar="RUN_DIR",  # refused, with why, where a task has none
+                       help=f"refused: {task.no_resume}" if task.no_resume else "continue a stopped run exactly")
         p.add_argument("--nproc", type=int, metavar="N",
                        help="train on N processes (starts torchrun; the layout is [parallel] in the config, "
                             "e.g. --set parallel.tp=2; data parallel by default)")
