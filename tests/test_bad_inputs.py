@@ -84,6 +84,16 @@ def replace_with(text: str):
     return lambda path: path.write_text(text)
 
 
+def nan_in_weights(path: Path) -> None:
+    """A NaN in the last tensor, the file's header intact (as bytes flipped inside it can leave it)."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    last = sorted(tensors)[-1]
+    tensors[last].view(-1)[0] = float("nan")
+    save_file(tensors, str(path))
+
+
 def token_past_the_model(path: Path) -> None:
     """One more token, with an id far past any tokenizer seqlab trains (another model's tokenizer)."""
     import json
@@ -118,6 +128,8 @@ DAMAGED_RUNS = {
     "model.safetensors truncated / predict": ("translate", {f"{BEST}/model.safetensors": truncate}, "predict", "model.safetensors is damaged"),
     "model.safetensors truncated / explore": ("translate", {f"{BEST}/model.safetensors": truncate}, "explore", "model.safetensors is damaged"),
     "model.safetensors truncated / generate": ("lm", {f"{BEST}/model.safetensors": truncate}, "generate", "model.safetensors is damaged"),
+    "model.safetensors NaN / generate": ("lm", {f"{BEST}/model.safetensors": nan_in_weights}, "generate",
+                                         "holds NaN or infinite values); restore it from a copy"),
     "model.safetensors a few bytes / translate": ("translate", {f"{BEST}/model.safetensors": replace_with("abc")}, "translate", "model.safetensors is damaged"),
     "config.json truncated / translate": ("translate", {f"{BEST}/config.json": truncate}, "translate", "config.json is damaged"),
     "config.json unknown model class / eval": ("translate", {f"{BEST}/config.json": replace_with('{"model_class": "Nope"}')}, "eval", "config.json is damaged"),

@@ -114,6 +114,12 @@ def from_pretrained(directory: str | Path) -> nn.Module:
         load_model(model, str(weights))
     except RuntimeError as error:  # missing or unexpected tensors, other shapes
         raise DamagedFileError(weights, f"its tensors do not match {CONFIG_FILE}: {error}") from None
+    # Bytes changed inside the file keep its header valid; where they make a NaN or an infinity, every
+    # output would be NaN (training never saves one: a non-finite loss stops it first).
+    bad = next((name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()),
+               None)
+    if bad is not None:
+        raise DamagedFileError(weights, f"{bad} holds NaN or infinite values")
     return model
 
 
