@@ -94,6 +94,11 @@ def nan_in_weights(path: Path) -> None:
     save_file(tensors, str(path))
 
 
+def ids_past_the_vocabulary(path: Path) -> None:
+    """The same number of bytes, every id 65,535."""
+    path.write_bytes(b"\xff" * path.stat().st_size)
+
+
 def token_past_the_model(path: Path) -> None:
     """One more token, with an id far past any tokenizer seqlab trains (another model's tokenizer)."""
     import json
@@ -154,6 +159,10 @@ DAMAGED_RUNS = {
     "optimizer state truncated / resume": ("translate", {f"{LAST}/training_state.safetensors": truncate,
                                                          f"{BEST}/state.json": truncate}, "resume",
                                            "training_state.safetensors is damaged"),
+    "train.bin ids past the vocabulary / lm resume": ("lm", {"train.bin": ids_past_the_vocabulary}, "resume",
+                                                      "train.bin is damaged (it holds ids past the vocabulary of"),
+    "valid.bin truncated / lm resume": ("lm", {"valid.bin": truncate}, "resume",
+                                        "ids of 2 bytes that data.json records"),
     "optimizer state truncated / lm resume": ("lm", {f"{LAST}/training_state.safetensors": truncate,
                                                      f"{BEST}/model.safetensors": truncate}, "resume",
                                               "training_state.safetensors is damaged"),

@@ -208,6 +208,12 @@ def open_tokens(path: str | Path, vocab_size: int) -> np.memmap:
     return np.memmap(path, dtype=token_dtype(vocab_size), mode="r")
 
 
+def largest_id(ids: np.ndarray, chunk: int = 1 << 24) -> int:
+    """The largest of ``ids`` (-1 for none), read a chunk at a time: a memory-mapped file larger than
+    memory is scanned, not loaded."""
+    return max((int(ids[i : i + chunk].max()) for i in range(0, len(ids), chunk)), default=-1)
+
+
 @contextlib.contextmanager
 def tokenised_text(tokenizer: Tokenizer, path: str | Path) -> Iterator[tuple[np.ndarray, int]]:
     """``path``'s whole text tokenised into a temporary memory-mapped file (so it may be larger than

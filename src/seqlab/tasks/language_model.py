@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.tokenizer import UNK, check_vocab_size, load_tokenizer, save_tokenizer, train_tokenizer
-from ..errors import DataError, UserError
+from ..errors import DamagedFileError, DataError, UserError
 from ..io import write_json
 from ..models import RecurrentLM, RecurrentLMConfig, TransformerLM, TransformerLMConfig
 from ..models.generation import CompileError, check_compile, check_sampling
@@ -168,8 +168,26 @@ def write_splits(tokenizer: Tokenizer, pieces: dict[str, Callable[[], Iterator[s
     return meta
 
 
-def open_splits(run: Path, vocab_size: int) -> dict[str, np.memmap]:
-    return {split: token_stream.open_tokens(run / f"{split}.bin", vocab_size) for split in ("train", "valid")}
+def open_splits(run: Path, meta: dict[str, Any]) -> dict[str, np.memmap]:
+    """The run's train.bin and valid.bin memory-mapped, each checked against its data.json (``meta``):
+    as many ids as it records, none past the vocabulary. A file changed since (cut short, overwritten)
+    is a DamagedFileError naming it, not an error deep inside a step."""
+    vocab_size, splits = meta["vocab_size"], {}
+    for split in ("train", "valid"):
+        path = run / f"{split}.bin"
+        if not path.is_file():
+            raise UserError(f"{path} is missing; the run directory is incomplete: train the run again")
+        itemsize, recorded = token_stream.token_dtype(vocab_size).itemsize, meta.get(f"{split}_tokens")
+        size = path.stat().st_size
+        if size % itemsize or (recorded is not None and size != recorded * itemsize):
+            raise DamagedFileError(path, f"{size:,} bytes, not the {recorded:,} ids of {itemsize} bytes that "
+                                         f"data.json records" if recorded is not None else
+                                         f"{size:,} bytes, not a whole number of {itemsize}-byte ids")
+        ids = token_stream.open_tokens(path, vocab_size)
+        if token_stream.largest_id(ids) >= vocab_size:
+            raise DamagedFileError(path, f"it holds ids past the vocabulary of {vocab_size:,}")
+        splits[split] = ids
+    return splits
 
 
 # --- loss and evaluation -------------------------------------------------------------------------
@@ -332,7 +350,7 @@ def train(config: LMConfig, run: Path, resume: bool = False, log=print, *,
     if not parallel.is_main:
         log = lambda *args, **kwargs: None  # noqa: E731 — one rank speaks
     tokenizer = load_tokenizer(run / "tokenizer.json")
-    ids = open_splits(run, meta["vocab_size"])
+    ids = open_splits(run, meta)
     d, t = config.data, config.train
     starts = token_stream.evaluation_blocks(ids["valid"], d.block_size, d.eval_tokens)
     all_starts = token_stream.evaluation_blocks(ids["valid"], d.block_size)

@@ -237,7 +237,7 @@ def train(config: MLMConfig, run: Path, resume: bool = False, log=print, *,
     meta = runs.read_json(run / "data.json")
     speak = log if parallel.is_main else (lambda *args, **kwargs: None)
     tokenizer = load_tokenizer(run / "tokenizer.json")
-    ids = open_splits(run, meta["vocab_size"])
+    ids = open_splits(run, meta)
     torch.manual_seed(t.seed)  # the same initial weights on every rank, and in every run of this seed
     mlm = MaskedLanguageModel(build_model(config.model, meta["vocab_size"], d.block_size), tokenizer, config)
     batches = MaskedBlockBatches(ids["train"], d.block_size, t.batch_size, t.seed, mlm.masking, mlm.cls_id,
