@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -40,6 +41,11 @@ def check_new_file(path: str | Path, flag: str) -> None:
         raise UserError(f"{path} exists; give {flag} a new file name (nothing is overwritten)")
     if not path.parent.is_dir():
         raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
+    try:  # a file made and removed at once: permissions alone do not tell (read-only mounts, immutable folders)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as error:
+        raise UserError(f"{flag} {path}: cannot write in {path.parent} ({error.strerror or error})") from None
 
 
 def write_json(path: Path, value: Any, **dumps: Any) -> None:
