@@ -99,6 +99,17 @@ def ids_past_the_vocabulary(path: Path) -> None:
     path.write_bytes(b"\xff" * path.stat().st_size)
 
 
+def json_edited(change):
+    """The JSON file with ``change`` applied to its parsed value (which it edits in place)."""
+    import json
+
+    def edit(path: Path) -> None:
+        value = json.loads(path.read_text())
+        change(value)
+        path.write_text(json.dumps(value))
+    return edit
+
+
 def token_past_the_model(path: Path) -> None:
     """One more token, with an id far past any tokenizer seqlab trains (another model's tokenizer)."""
     import json
@@ -148,6 +159,18 @@ DAMAGED_RUNS = {
                                                  "src_tokenizer.json is damaged (its ids go up to 100,000"),
     "series.json truncated / forecast predict": ("forecast", {"series.json": truncate}, "predict", "series.json is damaged"),
     "series.json missing / forecast eval": ("forecast", {"series.json": os.remove}, "eval", "series.json is missing"),
+    "series.json scale 0 / forecast predict": ("forecast", {"series.json": json_edited(
+        lambda s: s["scaler"].update(scale=[0.0] * len(s["columns"])))}, "predict",
+        "series.json is damaged (not the columns, targets and scaler"),
+    "series.json target out of range / forecast eval": ("forecast", {"series.json": json_edited(
+        lambda s: s.update(targets=[len(s["columns"])]))}, "eval", "series.json is damaged (not the columns"),
+    "series.json not an object / forecast explore": ("forecast", {"series.json": replace_with("[]")}, "explore",
+                                                     "series.json is damaged (not the columns"),
+    "run.json input_len not the model's / forecast predict": ("forecast", {"run.json": json_edited(
+        lambda r: r["config"]["data"].update(input_len=r["config"]["data"]["input_len"] + 1))}, "predict",
+        "run.json is damaged (data.input_len is"),
+    "config.json negative size / forecast predict": ("forecast", {f"{BEST}/config.json": json_edited(
+        lambda c: c.update(input_len=-4))}, "predict", "config.json is damaged (describes sizes no model has"),
     "model.safetensors truncated / forecast explore": ("forecast", {f"{BEST}/model.safetensors": truncate}, "explore", "model.safetensors is damaged"),
     # --resume: damaged in last *and* best, so there is nothing intact to fall back to.
     "model.safetensors truncated / resume": ("translate", {f"{LAST}/model.safetensors": truncate,

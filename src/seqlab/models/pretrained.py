@@ -105,6 +105,8 @@ def from_pretrained(directory: str | Path) -> nn.Module:
     except (TypeError, ValueError) as error:
         raise DamagedFileError(source, str(error).removeprefix(f"{source}: ")) from None
     except (RuntimeError, MemoryError) as error:  # sizes no machine can hold (vocab_size 10**12, say)
+        if isinstance(error, RuntimeError) and "negative dimension" in str(error):  # d_model -4, say
+            raise DamagedFileError(source, f"describes sizes no model has: {str(error).splitlines()[0]}") from None
         if isinstance(error, RuntimeError) and "allocate" not in str(error):
             raise
         raise DamagedFileError(source, "describes a model too large to build here: its weights could not be "

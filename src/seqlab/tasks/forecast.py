@@ -17,6 +17,7 @@ With ``--past-cols``, ``--future-cols`` or ``--calendar`` the model reads covari
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 from ..config import build, to_dict
 from ..data import covariates as cov, timeseries as ts
-from ..errors import UserError
+from ..errors import DamagedFileError, UserError
 from ..io import check_new_file
 from ..models import forecasters as fm
 from ..models.quantiles import central_intervals, conformal_offsets, median_index, pinball_loss, quantile_errors
@@ -194,6 +195,31 @@ def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int],
 
 # --- a trained run -----------------------------------------------------------------------------------
 
+def checked_series(path: Path) -> dict[str, Any]:
+    """A run's series.json: its columns, the targets and covariates among them (positions), and the
+    scaler (a finite mean and a positive scale per column); else a DamagedFileError, since a wrong
+    scale would put every forecast in the wrong units."""
+    def positions(value, n: int) -> bool:
+        return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
+                                               for i in value)
+
+    def numbers(value, n: int) -> bool:
+        return isinstance(value, list) and len(value) == n and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)
+
+    series = runs.read_json(path)
+    columns = series.get("columns") if isinstance(series, dict) else None
+    n = len(columns) if isinstance(columns, list) and all(isinstance(c, str) for c in columns) else 0
+    scaler = series.get("scaler") if n else None
+    if not (n and positions(series.get("targets"), n) and series["targets"]
+            and positions(series.get("past", []), n) and positions(series.get("future", []), n)
+            and isinstance(scaler, dict) and numbers(scaler.get("mean"), n) and numbers(scaler.get("scale"), n)
+            and all(x > 0 for x in scaler["scale"])):
+        raise DamagedFileError(path, "not the columns, targets and scaler (a finite mean and a positive scale "
+                                     "for each column) the run wrote")
+    return series
+
+
 class Forecast:
     """A trained run: the model, the scaler fitted on its training rows (for a long-format run, a dict
     of each id's own), and its data settings."""
@@ -211,8 +237,14 @@ class Forecast:
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
         if info["config"]["data"].get("id_col"):  # many series: a scaler per id
             return long_format.load(cls, run, model, build(ForecastConfig, info["config"]))
-        series = runs.read_json(Path(run) / "series.json")
-        return cls(model, build(ForecastConfig, info["config"]), ts.scaler_from_state(series["scaler"]),
+        config = build(ForecastConfig, info["config"])
+        for key in ("input_len", "horizon"):  # run.json and the checkpoint say the same
+            reads = getattr(model.config, key, None)
+            if reads is not None and reads != getattr(config.data, key):
+                raise DamagedFileError(Path(run) / "run.json", f"data.{key} is {getattr(config.data, key)}, the "
+                                                               f"model's {reads}")
+        series = checked_series(Path(run) / "series.json")
+        return cls(model, config, ts.scaler_from_state(series["scaler"]),
                    series["columns"], series["targets"], series.get("past"), series.get("future"))
 
     def read_csv(self, path: str | Path, min_rows: int, why: str, ahead: bool = False) -> ts.Series:
