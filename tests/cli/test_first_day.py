@@ -144,4 +144,5 @@ def test_an_argument_that_is_not_utf8_is_one_line_before_anything_is_made(tmp_pa
     assert main(["train", "lm", "--text", str(tmp_path / "input.txt"), "--out", str(run)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "r�un" in err and "is not valid UTF-8" in err, err
+    assert "give text as UTF-8, and rename a file or folder with such a name" in err  # a prompt is no file
     assert not run.exists() and not list(tmp_path.iterdir())

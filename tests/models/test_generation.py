@@ -93,14 +93,15 @@ def test_filters_work_on_the_last_dimension_of_any_shape():
 
 
 @pytest.mark.parametrize("max_new_tokens, temperature, top_k, top_p", [
-    (0, 1.0, None, None), (1, 0.0, None, None), (1, 1e6, None, None), (1, 1.0, 1, None),
+    (0, 1.0, None, None), (10**7, 1.0, None, None), (1, 0.0, None, None), (1, 1e6, None, None), (1, 1.0, 1, None),
     (1, 1.0, None, 1.0), (1, 1.0, None, 0.5), (1, 1.0, None, 1e-9)])
 def test_arguments_at_their_limits_are_accepted(max_new_tokens, temperature, top_k, top_p):
     check_sampling(max_new_tokens, temperature, top_k, top_p)
 
 
 @pytest.mark.parametrize("max_new_tokens, temperature, top_k, top_p, word", [
-    (-1, 1.0, None, None, "max_new_tokens must not be negative; got -1"),
+    (-1, 1.0, None, None, "max_new_tokens must be between 0 and 10,000,000; got -1"),
+    (10**20, 1.0, None, None, "max_new_tokens must be between 0 and 10,000,000; got 100000000000000000000"),
     (1, -1.0, None, None, r"temperature must be a number in \[0, 1e6\]; got -1.0"),
     (1, 1e6 + 0.5, None, None, "temperature"), (1, math.inf, None, None, "temperature"),
     (1, math.nan, None, None, "temperature"),

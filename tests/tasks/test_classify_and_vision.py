@@ -245,6 +245,8 @@ def test_vision_on_an_image_folder_and_predict(tmp_path, capsys):
         code, _, err = run_cli("predict", run, folder / "right" / "0.png", capsys=capsys)
         assert code == 2 and "classes.json is damaged (not a list of 2 distinct class names" in err, damaged
     (run / "classes.json").write_text(written)
+    code, _, err = run_cli("predict", run, folder, capsys=capsys)  # a folder where an image goes
+    assert code == 2 and f"{folder} is a folder; predict takes image files (seqlab eval RUN --images" in err
 
 
 def test_vision_digits_learns_quickly(tmp_path, capsys):

@@ -287,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if undecodable := [a for a in map(str, args.argv) if not utf8(a)]:
         shown = undecodable[0].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         sys.stderr.write(f"seqlab {args.command}: error: {shown!r} is not valid UTF-8 (the byte shown as �): the "
-                         f"libraries seqlab reads and writes with take UTF-8 names only; rename it\n")
+                         f"libraries seqlab reads and writes with take UTF-8 only: give text as UTF-8, and rename a "
+                         f"file or folder with such a name\n")
         return 2
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if in_main_thread else None

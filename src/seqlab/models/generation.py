@@ -32,9 +32,12 @@ def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = 
     return logits
 
 
+MAX_NEW_TOKENS = 10**7  # a bound on one call: far past any use, short of a loop that never ends
+
+
 def check_sampling(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must not be negative; got {max_new_tokens}")
+    if not 0 <= max_new_tokens <= MAX_NEW_TOKENS:
+        raise ValueError(f"max_new_tokens must be between 0 and {MAX_NEW_TOKENS:,}; got {max_new_tokens}")
     if not (math.isfinite(temperature) and 0 <= temperature <= 1e6):
         raise ValueError(f"temperature must be a number in [0, 1e6]; got {temperature}")
     if top_k is not None and top_k < 1:

@@ -155,6 +155,16 @@ def predict(model, images: torch.Tensor, shifts: int = 0, batch_size: int = 256)
                           for i in range(0, len(images), batch_size)]) for view in views) / len(views)
 
 
+def check_image_file(path: str | Path) -> None:
+    """A UserError unless ``path`` is a file: a folder is named as one (``seqlab eval RUN --images DIR``
+    scores a folder of class folders)."""
+    if Path(path).is_dir():
+        raise UserError(f"{path} is a folder; predict takes image files (seqlab eval RUN --images {path} scores "
+                        f"a folder of class folders)")
+    if not Path(path).is_file():
+        raise UserError(f"image not found: {path}")
+
+
 class ImageClassifier:
     def __init__(self, model: VisionTransformer, classes: list[str], config: VisionConfig) -> None:
         self.model, self.classes, self.config = model, classes, config
@@ -176,8 +186,7 @@ class ImageClassifier:
         return torch.from_numpy(image)[None]
 
     def probabilities(self, path: str | Path) -> dict[str, float]:
-        if not Path(path).is_file():
-            raise UserError(f"image not found: {path}")
+        check_image_file(path)
         probs = predict(self.model, self.prepare(Path(path)), self.shifts)[0]
         return {name: float(p) for name, p in zip(self.classes, probs)}
 
@@ -188,8 +197,7 @@ class ImageClassifier:
     def attention(self, path: str | Path) -> list[torch.Tensor]:
         """Per layer the (H, 1 + N, 1 + N) self-attention over [CLS] and the N patches of one image, as
         ``seqlab.models.vit.attention_rollout`` takes them (with a batch dimension)."""
-        if not Path(path).is_file():
-            raise UserError(f"image not found: {path}")
+        check_image_file(path)
         with torch.no_grad():
             _, maps = self.model(self.prepare(Path(path)).to(next(self.model.parameters()).device), need_weights=True)
         return [w[0].float().cpu() for w in maps]
