@@ -42,7 +42,7 @@ def check_new_file(path: str | Path, flag: str) -> None:
     if not path.parent.is_dir():
         raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
     try:  # a file made and removed at once: permissions alone do not tell (read-only mounts, immutable folders)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".probe"):
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".seqlab-probe-"):
             pass
     except OSError as error:
         raise UserError(f"{flag} {path}: cannot write in {path.parent} ({error.strerror or error})") from None

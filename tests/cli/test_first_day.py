@@ -130,7 +130,7 @@ def test_train_help_names_the_bigger_recipe_and_the_recipe_is_bigger(task, recip
     with pytest.raises(SystemExit):
         main(["train", task, "--help"])
     out = capsys.readouterr().out
-    assert f"a bigger one: --config {recipe}" in out and "--device auto" in out
+    assert f"a bigger or longer one: --config {recipe}" in out and "--device auto" in out
     config_class = registry.get(task).config_class
     default, bigger = config_class(), load_config(config_class, recipe, [])
     assert bigger.model.n_layers > default.model.n_layers or bigger.model.d_model > default.model.d_model

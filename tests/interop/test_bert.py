@@ -255,3 +255,10 @@ def test_a_bert_without_its_masked_lm_head_is_refused(tmp_path, capsys):
     capsys.readouterr()
     code, _, err = cli("import", "hf", tmp_path / "bert", "--out", tmp_path / "run", capsys=capsys)
     assert code == 2 and "no masked-LM head" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_imported_bert_does_not_resume_and_says_what_it_can_do(imported, capsys):
+    code, _, err = cli("train", "mlm", "--resume", imported, capsys=capsys)
+    assert code == 2 and err.count("\n") == 1 and "was imported (" in err
+    assert err.endswith(f"no training state to resume; use it as it is (predict, eval), or fine-tune a classifier "
+                        f"from it (seqlab train classify --init {imported})\n")

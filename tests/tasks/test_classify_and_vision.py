@@ -69,6 +69,9 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     new.write_text("text,label\na superb film,pos\na dull film,meh\n")
     code, _, err = run_cli("eval", run, "--csv", new, capsys=capsys)
     assert code == 2 and "labels the run was not trained on: 'meh'" in err and len(err.splitlines()) == 1
+    (run / "classes.json").write_text('["neg"]')  # one name for the model's two classes: every label wrong
+    code, _, err = run_cli("predict", run, "a superb film", capsys=capsys)
+    assert code == 2 and "classes.json is damaged (not a list of 2 distinct class names" in err
 
 
 def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):

@@ -105,3 +105,29 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, seasonal_csv, capsys, edit, 
     code, _, err = run_cli("train", "forecast", "--csv", path, "--out", out_dir, *FAST, *flags, capsys=capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not out_dir.exists()
+
+
+def test_series_json_is_checked_for_one_series_and_for_a_scaler_per_id(tmp_path):
+    from seqlab.errors import DamagedFileError
+    from seqlab.tasks.forecast import checked_series
+
+    one = {"columns": ["a", "OT"], "targets": [1], "scaler": {"mean": [0.0, 1.5], "scale": [1.0, 2.0]}}
+    per_id = {"columns": ["OT"], "targets": [0], "ids": ["x", "y"],
+              "scaler": {"x": {"mean": [0.0], "scale": [1.0]}, "y": {"mean": [3.0], "scale": [0.5]}}}
+    path = tmp_path / "series.json"
+    for written, long in ((one, False), (per_id, True)):
+        path.write_text(json.dumps(written))
+        assert checked_series(path, per_id=long) == written
+    damaged = [(one, False, lambda s: s["scaler"].update(scale=[1.0, 0.0])),  # a zero scale
+               (one, False, lambda s: s["scaler"].update(mean=[0.0])),  # one mean for two columns
+               (one, False, lambda s: s.update(targets=[2])), (one, False, lambda s: s.update(targets=[])),
+               (one, False, lambda s: s.update(future=[-1])), (one, False, lambda s: s.pop("scaler")),
+               (per_id, True, lambda s: s["scaler"]["y"].update(scale=[0.0])),
+               (per_id, True, lambda s: s["scaler"].clear()), (per_id, True, lambda s: s.update(scaler={"x": 1})),
+               (per_id, False, lambda s: None)]  # read as one series: a scaler per id is not one scaler
+    for written, long, damage in damaged:
+        value = json.loads(json.dumps(written))
+        damage(value)
+        path.write_text(json.dumps(value))
+        with pytest.raises(DamagedFileError, match="series.json is damaged .not the columns, targets and scaler"):
+            checked_series(path, per_id=long)

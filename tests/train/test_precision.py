@@ -377,6 +377,14 @@ def test_a_precision_whose_step_fails_is_left_out_with_why_and_the_state_put_bac
         time_precisions(model, running, forward_backward, [{}], ["fp32"],
                         lambda name: torch.autocast("cpu", dtype=torch.bfloat16), repeats=1)
 
+    def another_fault(batch):
+        if torch.is_autocast_enabled("cpu"):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+        return 2.0
+
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):  # not a missing kernel: raised
+        time_precisions(model, running, another_fault, [{}], ["fp32", "bf16"], autocast, repeats=1)
+
 
 def test_a_precision_is_timed_no_longer_than_enough_seconds_of_whole_passes():
     now, costs, steps = [0.0], {"fp32": 0.75, "bf16": 0.5}, []

@@ -36,9 +36,19 @@ def test_set_threads_takes_effect_for_torch_and_blas(restore_threads):
     assert all(pool["num_threads"] == 1 for pool in pools)
 
 
-def test_set_threads_refuses_zero():
-    with pytest.raises(UserError, match="at least 1"):
-        threads.set_threads(0)
+def test_set_threads_refuses_zero_and_more_than_the_bound():
+    for n in (0, threads.MAX_THREADS + 1):
+        with pytest.raises(UserError, match=f"--threads must be between 1 and 1024; got {n}"):
+            threads.set_threads(n)
+
+
+def test_the_default_on_a_machine_of_more_cores_than_the_bound_is_the_bound(monkeypatch, restore_threads):
+    asked = []
+    monkeypatch.setattr(threads, "default_threads", lambda: 1152)  # not refused: no --threads was given
+    monkeypatch.setattr(threads.torch, "set_num_threads", asked.append)
+    monkeypatch.setattr(threads.torch, "set_num_interop_threads", asked.append)
+    monkeypatch.setattr(threads, "threadpool_limits", lambda limits: asked.append(limits))
+    assert threads.set_threads() == threads.MAX_THREADS and asked == [threads.MAX_THREADS] * 3
 
 
 def test_busy_warning_when_the_load_fills_the_cores():

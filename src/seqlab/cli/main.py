@@ -45,9 +45,10 @@ def command_train(args: argparse.Namespace) -> None:
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")
         if source := imported_from(args.resume):
+            also = (f", or fine-tune a classifier from it (seqlab train classify --init {args.resume})"
+                    if args.task == "mlm" else "")
             raise UserError(f"{args.resume} was imported ({source}): it holds weights only, no training state "
-                            f"to resume; use it as it is, or fine-tune it in a new run (seqlab train classify "
-                            f"--init {args.resume})")
+                            f"to resume; use it as it is (predict, eval){also}")
         config = load_config(task.config_class, None, overrides, base=info["config"])
         run = args.resume
     else:

@@ -101,7 +101,7 @@ def train_epilog(task) -> str:
     bigger = " or ".join(f"--config {name}" for name in task.bigger_recipes)
     return (f"example:\n  {task.example}\n\nWithout --config the defaults train a small model that finishes in "
             f"minutes on a laptop's CPU\n(--device auto takes a GPU when there is one)"
-            + (f"; a bigger one: {bigger}" if bigger else ""))
+            + (f"; a bigger or longer one: {bigger}" if bigger else ""))
 
 
 def compare_example(task) -> str:

@@ -34,7 +34,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from tokenizers.processors import TemplateProcessing
 from torch import Tensor
 
-from ..data.tokenizer import BERT_SPECIALS, CONTINUATION, PAD_ID, load_tokenizer
+from ..data.tokenizer import BERT_SPECIALS, CONTINUATION, PAD_ID, ids_needed, load_tokenizer
 from ..errors import UserError
 from ..io import write_json
 from ..models import MaskedLM, MaskedLMConfig
@@ -131,7 +131,7 @@ def export_mlm(run: Path, out: Path) -> str:
     names = tensor_names(c.n_layers, MLM_HEAD) | {"lm_head.bias": "cls.predictions.bias"}
     dropout = c.dropout if c.attention_dropout is None else c.attention_dropout
     config = hf_config("BertForMaskedLM", c, dropout, c.layer_norm_eps, c.pad_id)
-    write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json"), c.max_len)
+    write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json", c.vocab_size), c.max_len)
     return (f"BertForMaskedLM, {c.n_layers} layers of width {c.d_model}, vocabulary "
             f"{c.vocab_size}, {c.max_len} positions, and its tokenizer")
 
@@ -155,7 +155,7 @@ def export_classifier(run: Path, out: Path) -> str:
                        classifier_dropout=None,
                        id2label={str(i): name for i, name in enumerate(classes)},
                        label2id={name: i for i, name in enumerate(classes)})
-    write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json"), c.max_len)
+    write_hf(out, model.state_dict(), names, config, load_tokenizer(run / "tokenizer.json", c.vocab_size), c.max_len)
     return (f"BertForSequenceClassification over {len(classes)} classes "
             f"({', '.join(classes)}), {c.n_layers} layers of width {c.d_model}, and its tokenizer")
 
@@ -208,7 +208,7 @@ def read_tokenizer(source: Path, config: dict[str, Any]) -> Tokenizer:
     if tokenizer.token_to_id(PAD) != PAD_ID or config.get("pad_token_id", PAD_ID) not in (PAD_ID, None):
         raise UserError(f"{source}: {PAD} must be id {PAD_ID} (seqlab pads with it); the tokenizer has "
                         f"{tokenizer.token_to_id(PAD)}, config.json's pad_token_id {config.get('pad_token_id')}")
-    largest = max(tokenizer.get_vocab().values())
+    largest = ids_needed(tokenizer) - 1
     if tokenizer.get_vocab_size() != config["vocab_size"] or largest >= config["vocab_size"]:
         raise UserError(f"{source}: the tokenizer's {tokenizer.get_vocab_size()} tokens (ids up to "
                         f"{largest}) are not the model's {config['vocab_size']} "

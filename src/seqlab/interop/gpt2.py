@@ -153,7 +153,7 @@ def export_gpt2(run: Path, out: Path) -> str:
     """A Transformer LM run -> a GPT2LMHeadModel directory with its tokenizer."""
     _, model = runs.load_trained(run, lm.TASK, "a language-model run")
     model = check_exportable(model, run)
-    tokenizer = load_tokenizer(run / "tokenizer.json")
+    tokenizer = load_tokenizer(run / "tokenizer.json", model.config.vocab_size)
     config = gpt2_config(model.config, tokenizer)
     write_json(out / "config.json", config, indent=2)
     save_file(to_gpt2_tensors(model), str(out / "model.safetensors"), metadata={"format": "pt"})

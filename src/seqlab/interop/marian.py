@@ -38,13 +38,13 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from ..config import to_dict
-from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, load_tokenizer, save_tokenizer
+from ..data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, ids_needed, load_tokenizer, save_tokenizer
 from ..errors import DamagedFileError, UserError
 from ..io import write_json
 from ..models import Transformer, TransformerConfig
 from ..nn.positional import sinusoidal_table
 from ..tasks import run_dir as runs
-from ..tasks.translate import DataConfig, DecodeConfig, TranslateConfig
+from ..tasks.translate import MAX_BEAM, DataConfig, DecodeConfig, TranslateConfig
 from ..tasks.translation_models import ModelConfig
 from ..train.checkpoint import save_checkpoint
 from . import exporter, importer
@@ -188,7 +188,8 @@ def export_translation(run: Path, out: Path) -> str:
     if problems := unlike_hf(c):
         raise UserError(f"{run} cannot be written for transformers: {'; '.join(problems)} has no equivalent in "
                         f"Marian (post-LN) or Pegasus (pre-LN)")
-    source, target = load_tokenizer(run / "src_tokenizer.json"), load_tokenizer(run / "tgt_tokenizer.json")
+    source = load_tokenizer(run / "src_tokenizer.json", c.src_vocab_size)
+    target = load_tokenizer(run / "tgt_tokenizer.json", c.tgt_vocab_size)
     roles = tokenizer_roles(source, with_bos=False)  # by name: Pegasus's layout moves the source's ids
     if c.norm_first:
         from .pegasus import pegasus_layout
@@ -291,7 +292,7 @@ def read_tokenizers(source: Path, hf: dict[str, Any]) -> tuple[Tokenizer, Tokeni
         raise UserError(f"{source} has no tokenizer.json (nor Marian's source.spm, target.spm and vocab.json)")
     for tokenizer, side, where in ((src, "vocab_size", path),
                                    (tgt, "decoder_vocab_size", path if tgt is src else target_path)):
-        largest = max(tokenizer.get_vocab().values(), default=-1)
+        largest = ids_needed(tokenizer) - 1
         if largest >= hf[side]:
             hint = f" (a separate target vocabulary needs {TARGET_TOKENIZER}/tokenizer.json)" if tgt is src else ""
             raise UserError(f"{source}: the tokenizer has ids up to {largest}, past the model's {side} "
@@ -407,7 +408,7 @@ def decode_config(source: Path) -> DecodeConfig:
     if not isinstance(generation, dict):
         raise UserError(f"{path} is not a generation config (a JSON object)")
     beams, length = generation.get("num_beams"), generation.get("max_length")
-    return DecodeConfig(beam_size=beams if isinstance(beams, int) and beams >= 1 else default.beam_size,
+    return DecodeConfig(beam_size=min(beams, MAX_BEAM) if isinstance(beams, int) and beams >= 1 else default.beam_size,
                         alpha=default.alpha,
                         max_output_len=length - 1 if isinstance(length, int) and length > 1 else default.max_output_len)
 

@@ -305,6 +305,7 @@ def export_mlm(run: Path, out: Path) -> str:
 def export_vision(run: Path, out: Path) -> str:
     info, model = runs.load_trained(run, "vision", "an image-classification run")
     c = model.config
+    runs.read_classes(run, c.n_classes)  # copied beside the graph: checked first
     image = torch.rand(2, c.channels, c.image_size, c.image_size)
     return _export_single(run, out, "vision", model, image, "images", "logits", {0: _batch()},
                           ("classes.json",), classes="classes.json",

@@ -347,7 +347,8 @@ class TextClassifierRun:
         if self.linear is None:
             _, self.model = runs.load_trained(run, TASK, "a classification run", device)
             self.tokenizer = load_tokenizer(run / "tokenizer.json", self.model.config.vocab_size)
-        self.classes = runs.read_classes(run, None if self.model is None else self.model.config.n_classes)
+        self.classes = runs.read_classes(run, len(self.linear.classes) if self.model is None
+                                         else self.model.config.n_classes)
 
     def probability_matrix(self, texts: list[str]) -> np.ndarray:
         """(N, classes), columns in ``self.classes`` order."""

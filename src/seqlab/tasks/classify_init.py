@@ -99,7 +99,7 @@ def load_pretrained(path: str | Path) -> Pretrained:
     if source.check:
         source.check(run, info)
     _, model = runs.load_trained(run, info["task"], source.what)
-    tokenizer = load_tokenizer(run / "tokenizer.json")
+    tokenizer = load_tokenizer(run / "tokenizer.json", model.config.vocab_size)
     if (first := tokenizer.id_to_token(PAD_ID)) not in PADDING_TOKENS:  # e.g. an imported GPT-2's "!"
         raise UserError(f"--init {run}: its tokenizer has {first!r} at id {PAD_ID}, where the classifier pads "
                         f"its batches; it needs a padding token there ({', '.join(PADDING_TOKENS)})")

@@ -195,10 +195,11 @@ def window_errors(prediction: np.ndarray, truth: np.ndarray, targets: list[int],
 
 # --- a trained run -----------------------------------------------------------------------------------
 
-def checked_series(path: Path) -> dict[str, Any]:
+def checked_series(path: Path, per_id: bool = False) -> dict[str, Any]:
     """A run's series.json: its columns, the targets and covariates among them (positions), and the
-    scaler (a finite mean and a positive scale per column); else a DamagedFileError, since a wrong
-    scale would put every forecast in the wrong units."""
+    scaler (a finite mean and a positive scale per column; with ``per_id``, a long-format run's, one such
+    scaler for each id); else a DamagedFileError, since a wrong scale would put every forecast in the
+    wrong units."""
     def positions(value, n: int) -> bool:
         return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
                                                for i in value)
@@ -207,14 +208,18 @@ def checked_series(path: Path) -> dict[str, Any]:
         return isinstance(value, list) and len(value) == n and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value)
 
+    def scaler(state, n: int) -> bool:
+        return (isinstance(state, dict) and numbers(state.get("mean"), n) and numbers(state.get("scale"), n)
+                and all(x > 0 for x in state["scale"]))
+
     series = runs.read_json(path)
     columns = series.get("columns") if isinstance(series, dict) else None
     n = len(columns) if isinstance(columns, list) and all(isinstance(c, str) for c in columns) else 0
-    scaler = series.get("scaler") if n else None
+    state = series.get("scaler") if n else None
+    scalers = (list(state.values()) if isinstance(state, dict) and state else [None]) if per_id else [state]
     if not (n and positions(series.get("targets"), n) and series["targets"]
             and positions(series.get("past", []), n) and positions(series.get("future", []), n)
-            and isinstance(scaler, dict) and numbers(scaler.get("mean"), n) and numbers(scaler.get("scale"), n)
-            and all(x > 0 for x in scaler["scale"])):
+            and all(scaler(s, n) for s in scalers)):
         raise DamagedFileError(path, "not the columns, targets and scaler (a finite mean and a positive scale "
                                      "for each column) the run wrote")
     return series
@@ -235,15 +240,15 @@ class Forecast:
     @classmethod
     def load(cls, run: str | Path, device: str = "cpu") -> "Forecast":
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
-        if info["config"]["data"].get("id_col"):  # many series: a scaler per id
-            return long_format.load(cls, run, model, build(ForecastConfig, info["config"]))
         config = build(ForecastConfig, info["config"])
         for key in ("input_len", "horizon"):  # run.json and the checkpoint say the same
             reads = getattr(model.config, key, None)
             if reads is not None and reads != getattr(config.data, key):
                 raise DamagedFileError(Path(run) / "run.json", f"data.{key} is {getattr(config.data, key)}, the "
                                                                f"model's {reads}")
-        series = checked_series(Path(run) / "series.json")
+        series = checked_series(Path(run) / "series.json", per_id=bool(config.data.id_col))
+        if config.data.id_col:  # many series: a scaler per id
+            return long_format.load(cls, series, model, config)
         return cls(model, config, ts.scaler_from_state(series["scaler"]),
                    series["columns"], series["targets"], series.get("past"), series.get("future"))
 

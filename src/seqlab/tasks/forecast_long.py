@@ -23,7 +23,6 @@ import torch
 
 from ..data import panel as pn
 from ..errors import UserError
-from . import run_dir as runs
 
 Panel = pn.Panel  # what ``read`` gives; ``forecast.train`` tells it from one series by its type
 PREDICT_CHUNK = 256  # ids forecast in one model call: a file of many ids never stacks them all at once
@@ -37,9 +36,9 @@ def read(data) -> pn.Panel:
     return panel
 
 
-def load(cls, run: str | Path, model, config):
-    """A trained long-format run as a ``Forecast`` (``cls``) whose ``scaler`` maps each id to its own."""
-    series = runs.read_json(Path(run) / "series.json")
+def load(cls, series: dict[str, Any], model, config):
+    """A trained long-format run (its checked series.json, ``series``) as a ``Forecast`` (``cls``) whose
+    ``scaler`` maps each id to its own."""
     return cls(model, config, pn.scalers_from_state(series["scaler"]), series["columns"], series["targets"])
 
 

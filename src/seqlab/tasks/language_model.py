@@ -438,10 +438,10 @@ class LanguageModelTask(Task):
         """The opening tokens of the run's validation text (valid.bin), leaving room to continue them."""
         limit = self.input_limit(lm)
         n, new = min(16, limit // 2), min(40, limit - min(16, limit // 2))
-        path = Path(run) / "valid.bin"
-        if path.is_file():
-            ids = token_stream.open_tokens(path, lm.tokenizer.get_vocab_size())[:n]
-            text = lm.tokenizer.decode([int(i) for i in ids])
+        path, vocab_size = Path(run) / "valid.bin", lm.tokenizer.get_vocab_size()
+        if path.is_file() and path.stat().st_size % token_stream.token_dtype(vocab_size).itemsize == 0:  # else damaged
+            ids = token_stream.open_tokens(path, vocab_size)[:n]
+            text = lm.tokenizer.decode([int(i) for i in ids if i < vocab_size])
             if text.strip():
                 return {"text": text, "max_new_tokens": new, "source": "the opening of the validation text"}
         return {"text": "The", "max_new_tokens": new, "source": "a generic example (this run keeps no validation text)"}

@@ -49,7 +49,7 @@ def load_encoder(path: str | Path) -> PretrainedEncoder:
     run, _ = read_pretraining_run(path, {PRETRAINING_TASK: "a masked-language-model run (seqlab train mlm)"},
                                   "encoder")
     _, model = runs.load_trained(run, PRETRAINING_TASK, "a masked-language-model run")
-    return PretrainedEncoder(run, model, with_cls_sep(load_tokenizer(run / "tokenizer.json")))
+    return PretrainedEncoder(run, model, with_cls_sep(load_tokenizer(run / "tokenizer.json", model.config.vocab_size)))
 
 
 def with_init(config, encoder: PretrainedEncoder):

@@ -180,7 +180,7 @@ def forecast(run, when: str) -> dict[str, Any]:
         raise UserError(f"{when!r} is not a date and time")
     if (stamp.tzinfo is None) != (times.tz is None):
         zone = "has no time zone" if stamp.tzinfo is None else "has a time zone"
-        raise UserError(f"{when!r} {zone} and the file's times {'have' if times.tz is not None else 'have none'}: "
+        raise UserError(f"{when!r} {zone} and the file's times {'have one' if times.tz is not None else 'have none'}: "
                         f"give it as the file does, like {times[-1]}")
     if stamp > times[-1]:
         raise UserError(f"{when} is after the file's last row ({times[-1]}): give a time in the file")

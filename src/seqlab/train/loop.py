@@ -326,9 +326,11 @@ class Trainer:
             except RuntimeError as error:
                 if self.precision == "fp32" or not precision.no_kernel(error):
                     raise
-                raise UserError(f"train.precision={self.precision}: this device has no {self.precision} kernel for "
-                                f"a layer of this model ({precision.first_sentence(error)}); use "
-                                f"train.precision=fp32, or auto, which tries it first") from error
+                chosen = c.precision == "auto"
+                raise UserError(f"train.precision={self.precision}{' (chosen by auto)' if chosen else ''}: this "
+                                f"device has no {self.precision} kernel for a layer of this model "
+                                f"({precision.first_sentence(error)}); use train.precision=fp32"
+                                f"{'' if chosen else ', or auto, which tries it first'}") from error
             loss_sum += loss.item() * n
             tokens += n
         loss_sum, tokens = p.reduce(loss_sum, tokens)

@@ -123,9 +123,9 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
     put back after each pass; the random state after the last one is the caller's to restore. A
     precision one of whose steps (warm-up included) takes more than ``give_up`` times fp32's slowest
     step cannot win: its trial ends there, and that step's time is all it records. A precision other
-    than fp32 whose step raises a RuntimeError cannot run this model here (oneDNN has no bf16 LSTM on
-    a CPU without bf16 instructions): it is left out of the first two results and named, with the
-    error's first sentence, in the third. ``agree`` makes both decisions the same on every rank of a job
+    than fp32 with no kernel for a layer of this model (:func:`no_kernel`: oneDNN has no bf16 LSTM on a
+    CPU without bf16 instructions) is left out of the first two results and named, with the error's
+    first sentence, in the third; any other error is raised. ``agree`` makes both decisions the same on every rank of a job
     (the main rank's), since each step's collectives need every rank."""
     rng = checkpoint.rng_state()
     saved = [b.detach().clone() for b in buffers_of.buffers()]
@@ -151,7 +151,7 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
             try:
                 took, loss = step(name, batch)
             except RuntimeError as error:
-                if name == REFERENCE:
+                if name == REFERENCE or not no_kernel(error):  # anything else is the run's own error
                     raise
                 failed[name] = f"its trial step failed on this device ({first_sentence(error)})"
                 del seconds[name], losses[name]

@@ -45,7 +45,7 @@ def set_threads(n: int | None = None) -> int:
     """Use ``n`` threads (default: :func:`default_threads`) for torch's intra-op kernels, its inter-op
     pool and NumPy's BLAS / OpenMP pools (through threadpoolctl); returns ``n``. Call it once, early:
     torch fixes its inter-op pool at the first parallel work, after which only the others change."""
-    n = default_threads() if n is None else n
+    n = min(default_threads(), MAX_THREADS) if n is None else n
     if not 1 <= n <= MAX_THREADS:
         raise UserError(f"--threads must be between 1 and {MAX_THREADS}; got {n} (this machine has "
                         f"{os.cpu_count()} cores; more threads than cores only slow a run down)")
