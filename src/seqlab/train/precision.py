@@ -125,8 +125,8 @@ def time_precisions(train_model: nn.Module, buffers_of: nn.Module, forward_backw
     step cannot win: its trial ends there, and that step's time is all it records. A precision other
     than fp32 with no kernel for a layer of this model (:func:`no_kernel`: oneDNN has no bf16 LSTM on a
     CPU without bf16 instructions) is left out of the first two results and named, with the error's
-    first sentence, in the third; any other error is raised. ``agree`` makes both decisions the same on every rank of a job
-    (the main rank's), since each step's collectives need every rank."""
+    first sentence, in the third; any other error is raised. ``agree`` makes both timing decisions the
+    same on every rank of a job (the main rank's), since each step's collectives need every rank."""
     rng = checkpoint.rng_state()
     saved = [b.detach().clone() for b in buffers_of.buffers()]
     seconds: dict[str, list[float]] = {}
