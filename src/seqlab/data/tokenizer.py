@@ -182,7 +182,7 @@ def save_tokenizer(tokenizer: Tokenizer, path: Path) -> None:
 
 def load_tokenizer(path: Path, vocab_size: int | None = None) -> Tokenizer:
     """A tokenizer saved with a run; a missing or truncated file is a UserError naming it, and so is one
-    with more tokens than ``vocab_size``, the model's vocabulary (its ids would index past the embedding)."""
+    whose ids go past ``vocab_size``, the model's vocabulary (they would index past the embedding)."""
     from ..errors import DamagedFileError, UserError
 
     path = Path(path)
