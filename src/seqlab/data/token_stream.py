@@ -28,6 +28,7 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from ..errors import DataError
+from . import fast_bpe
 from .tokenizer import char_lookup
 
 CHUNK_CHARS = 1 << 16  # characters read, and about the characters of one piece tokenised
@@ -181,17 +182,25 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path) -> tuple[int, int]:
     """Tokenise text pieces into a flat binary file of ids -> (tokens, characters) written. The pieces
-    go BATCH_PIECES at a time through ``encode_batch``, which spreads them over the cores; the ids are
-    those of encoding each piece alone."""
+    go BATCH_PIECES at a time through ``encode_batch`` (tiktoken's, for a byte-level BPE it reproduces:
+    :mod:`.fast_bpe`), which spreads them over the cores; the ids are those of encoding each piece
+    alone."""
     dtype = token_dtype(tokenizer.get_vocab_size())
     lookup = char_lookup(tokenizer)  # a char tokenizer: one array lookup a piece, no batching needed
+    fast = None if lookup else fast_bpe.batch_encoder(tokenizer)  # byte-level BPE: the same ids, ~4x faster
     # encode_batch_fast (in newer tokenizers releases) skips the character offsets: only the ids are kept
     encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+    threads = torch.get_num_threads()
     tokens = characters = 0
     pieces = iter(pieces)
     with open(path, "wb") as file:
         while batch := list(itertools.islice(pieces, BATCH_PIECES)):
-            encoded = map(lookup, batch) if lookup else (encoding.ids for encoding in encode_batch(batch))
+            if lookup:
+                encoded = map(lookup, batch)
+            elif fast:
+                encoded = fast(batch, threads)
+            else:
+                encoded = (encoding.ids for encoding in encode_batch(batch))
             for ids in encoded:
                 ids = np.asarray(ids, dtype=dtype)
                 ids.tofile(file)
