@@ -1,19 +1,21 @@
 """Byte-level BPE at corpus scale: the merges of a trained HF tokenizer applied by tiktoken.
 
 ``train lm --text`` tokenises its whole corpus once. HF ``tokenizers`` encodes byte-level BPE at about
-5 MB/s on 2 cores; tiktoken (OpenAI's BPE encoder, the one nanoGPT uses) applies the same merges about
-four times as fast (BENCHMARKS.md, "Data that scales"). The HF tokenizer stays the reference: it is the
-one trained, saved as tokenizer.json and used for every other encoding and for decoding, and
-``tests/data/test_fast_bpe.py`` shows the two give the same ids, code point by code point.
+3.3 MB/s on 2 cores; tiktoken (OpenAI's BPE encoder, the one nanoGPT uses) applies the same merges about
+3.6 times as fast (BENCHMARKS.md, "Language-model data preparation at scale"). The HF tokenizer stays
+the reference: it is the one trained, saved as tokenizer.json and used for every other encoding and for
+decoding, and ``tests/data/test_fast_bpe.py`` checks that the two give the same ids (random strings,
+every assigned code point).
 
     batch_encoder(tokenizer)    a function texts -> their ids, equal to the HF tokenizer's, or None
 
 tiktoken's BPE merges, in a pre-token, the adjacent pair whose joined bytes have the lowest rank; HF's
 merges the pair that comes first in its merge list. With a token's id as its rank the two agree when the
-ids of the merged tokens rise in merge order, as the BPE trainer makes them (Sennrich et al. 2016 §3.1:
-each merge adds one symbol). Only a tokenizer of exactly this shape gets an encoder; any other (a
-normaliser, another pre-tokenizer, dropout, a word prefix or suffix, byte fallback, ids out of merge
-order, an added token that is not plain) gets None, and its callers keep HF's own encoding.
+ids of the merged tokens rise in merge order and every token longer than a byte is a merge's result, as
+the BPE trainer makes them (Sennrich et al. 2016 §3.1: each merge adds one symbol). Only a tokenizer of
+exactly this shape gets an encoder; any other (a normaliser, another pre-tokenizer, dropout, ignored
+merges, byte fallback, ids out of merge order, an added token that is not plain) gets None, and its
+callers keep HF's own encoding.
 """
 
 from __future__ import annotations
