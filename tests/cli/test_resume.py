@@ -85,3 +85,26 @@ def test_sigterm_before_the_first_evaluation_leaves_a_run_that_resumes_from_that
     assert json.loads((run / "metrics.json").read_text())["steps"] == 10
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [5, 10]
+
+
+def test_a_resume_refuses_other_data_and_keeps_the_run(tmp_path, monkeypatch, capsys):
+    """--src, --tgt or a --set data.… that differs from the run's would train the saved model and
+    tokenizers on other data (or be quietly ignored): refused in one line, the run untouched. The same
+    data, named by a relative path, resumes."""
+    corpus(tmp_path / "a")
+    (tmp_path / "a" / "other.src").write_text("other\nlines\n")
+    monkeypatch.chdir(tmp_path / "a")
+    assert run_cli("train", "translate", "--src", "train.src", "--tgt", "train.tgt", "--out", "run", *TINY,
+                   "--set", "train.stop_at_step=5", capsys=capsys)[0] == 0
+    run = tmp_path / "a" / "run"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for flags, named in [(["--src", "other.src"], "--src"), (["--set", "data.tokenizer='word'"], "--set data.tokenizer"),
+                         (["--set", "data.valid_fraction=0.2"], "--set data.valid_fraction")]:
+        code, _, err = run_cli("train", "translate", "--resume", run, *flags, capsys=capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{named} does not go with --resume" in err and "the data it started with" in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    code, _, err = run_cli("train", "translate", "--resume", run, "--src", "train.src", "--set", "data.tokenizer='char'",
+                           capsys=capsys)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 10

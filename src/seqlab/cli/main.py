@@ -26,6 +26,25 @@ def positive(value: int | None, flag: str) -> None:
         raise UserError(f"{flag} must be at least 1; got {value}")
 
 
+def refuse_other_data(run: Path, overrides: list[str], config, base: dict, flag_names: dict[str, str]) -> None:
+    """A resumed run trains on the data it started with: a data setting given with ``--resume`` whose
+    value differs from the run's is refused. Taken, it would go on training the saved model (and its
+    tokenizer or scaler) on another text, file or split; ignored, it would say nothing."""
+    import json
+
+    from ..config import absolute_paths, parse_override, to_dict
+
+    now = json.loads(json.dumps(to_dict(absolute_paths(config)).get("data", {})))  # as run.json holds it
+    before = base.get("data", {})
+    for override in overrides:
+        keys, _ = parse_override(override)
+        if len(keys) == 2 and keys[0] == "data" and keys[1] in now and now[keys[1]] != before.get(keys[1]):
+            key = ".".join(keys)
+            given = f"--{flag_names[key].replace('_', '-')}" if key in flag_names else f"--set {key}"
+            raise UserError(f"{given} does not go with --resume: {run} goes on with the data it started with "
+                            f"({key} = {before.get(keys[1])!r}); train a new run (--out) on other data")
+
+
 def command_train(args: argparse.Namespace) -> None:
     from ..config import absolute_paths, input_paths, load_config
     from ..interop.imported_run import imported_from
@@ -34,7 +53,8 @@ def command_train(args: argparse.Namespace) -> None:
     from .launch import launch_torchrun
 
     task = registry.get(args.task)
-    overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **{f.name: f.key for f in task.flags().values()}})
+    flag_keys = {**COMMON_FLAGS, **{f.name: f.key for f in task.flags().values()}}
+    overrides = args.set + flag_overrides(args, flag_keys)
     if args.resume:
         if task.no_resume:
             raise UserError(task.no_resume)
@@ -50,6 +70,7 @@ def command_train(args: argparse.Namespace) -> None:
             raise UserError(f"{args.resume} was imported ({source}): it holds weights only, no training state "
                             f"to resume; use it as it is (predict, eval){also}")
         config = load_config(task.config_class, None, overrides, base=info["config"])
+        refuse_other_data(args.resume, overrides, config, info["config"], {k: n for n, k in flag_keys.items()})
         run = args.resume
     else:
         config = load_config(task.config_class, args.config, overrides)
