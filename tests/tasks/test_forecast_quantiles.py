@@ -184,3 +184,16 @@ def test_a_run_calibrates_its_quantiles_on_validation_and_keeps_the_offsets(tmp_
     resumed = json.loads((tmp_path / "on" / "metrics.json").read_text())
     assert "val_coverage_80_uncalibrated" not in resumed and resumed["val_coverage_80"] == off["val_coverage_80"]
     assert Forecast.load(tmp_path / "on").model.config.calibration == []
+
+
+def test_quantile_levels_keep_every_digit():
+    """Levels written back into the config, and the names of their columns, are the numbers given: a
+    rounded 0.9999999 was 1 (outside (0, 1): a crash) and 0.1234567 and 0.1234568 shared one name."""
+    from seqlab.models.quantiles import level_text
+    from seqlab.tasks.forecast_config import ForecastModelConfig
+
+    config = ForecastModelConfig(quantiles="0.9999999,0.1234567,0.1234568,0.1")
+    assert config.quantiles == "0.1,0.1234567,0.1234568,0.5,0.9999999"
+    assert config.levels == (0.1, 0.1234567, 0.1234568, 0.5, 0.9999999)
+    assert ForecastModelConfig(quantiles=config.quantiles).levels == config.levels  # as run.json reads back
+    assert len({level_text(q) for q in config.levels}) == 5

@@ -25,6 +25,12 @@ from torch import Tensor
 MEDIAN = 0.5
 
 
+def level_text(level: float) -> str:
+    """A level as text: the shortest that reads back as the same number (0.1, 0.9999999), never rounded,
+    so that two levels never share a name and a level inside (0, 1) never reads as 0 or 1."""
+    return repr(float(level))
+
+
 def check_quantiles(levels: str | Iterable[float]) -> tuple[float, ...]:
     """The quantile levels as a sorted tuple with 0.5 added when missing; ``levels`` a comma list
     ("0.1,0.9") or numbers. Empty stays empty (point forecasts). A ValueError for a level outside (0, 1)
@@ -42,7 +48,7 @@ def check_quantiles(levels: str | Iterable[float]) -> tuple[float, ...]:
         return ()
     bad = [v for v in values if not (math.isfinite(v) and 0.0 < v < 1.0)]
     if bad:
-        raise ValueError(f"quantiles must lie strictly between 0 and 1; got {', '.join(f'{v:g}' for v in bad)}")
+        raise ValueError(f"quantiles must lie strictly between 0 and 1; got {', '.join(map(level_text, bad))}")
     return tuple(sorted(set(values) | {MEDIAN}))
 
 

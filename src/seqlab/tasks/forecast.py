@@ -33,7 +33,8 @@ from ..data import covariates as cov, timeseries as ts
 from ..errors import DamagedFileError, UserError
 from ..io import check_new_file
 from ..models import forecasters as fm
-from ..models.quantiles import central_intervals, conformal_offsets, median_index, pinball_loss, quantile_errors
+from ..models.quantiles import (central_intervals, conformal_offsets, level_text, median_index, pinball_loss,
+                                quantile_errors)
 from ..parallel.runtime import SingleProcess
 from ..train import checkpoint
 from ..train.loop import Trainer, move
@@ -309,7 +310,7 @@ class Forecast:
                 continue
             middle = median_index(self.levels)
             columns[name] = y[:, i, middle]
-            columns.update({f"{name}_q{q:g}": y[:, i, k] for k, q in enumerate(self.levels) if k != middle})
+            columns.update({f"{name}_q{level_text(q)}": y[:, i, k] for k, q in enumerate(self.levels) if k != middle})
         frame = pd.DataFrame(columns)
         frame.insert(0, d.date_col, stamps)
         return frame

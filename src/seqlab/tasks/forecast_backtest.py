@@ -34,7 +34,7 @@ import torch
 from ..data import timeseries as ts
 from ..errors import DataError, UserError
 from ..io import check_new_file
-from ..models.quantiles import central_intervals, median_index
+from ..models.quantiles import central_intervals, level_text, median_index
 
 
 @dataclass
@@ -203,7 +203,7 @@ def plot_prediction(forecast, csv: str | Path, frame, path: Path) -> None:
     d = forecast.config.data
     series = forecast.read_csv(csv, d.input_len, f"the model reads the last {d.input_len}", ahead=True)
     target = forecast.columns.index(d.target)
-    names = {name: (f"{d.target}_q{forecast.levels[low]:g}", f"{d.target}_q{forecast.levels[high]:g}")
+    names = {name: tuple(f"{d.target}_q{level_text(forecast.levels[i])}" for i in (low, high))
              for name, (low, high) in central_intervals(forecast.levels).items()}
     bands = {name: (frame[low].to_numpy()[None], frame[high].to_numpy()[None]) for name, (low, high) in names.items()}
     draw(series.timestamps[-d.input_len:], series.values[-d.input_len:, target], [frame[d.date_col]],

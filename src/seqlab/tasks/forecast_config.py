@@ -9,7 +9,7 @@ from typing import Literal
 from ..config import check_model, option
 from ..data import covariates as cov
 from ..errors import UserError
-from ..models.quantiles import check_quantiles
+from ..models.quantiles import check_quantiles, level_text
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import check_layout
 from ..train.config import TrainConfig
@@ -71,7 +71,7 @@ class ForecastModelConfig:
             raise ValueError(f"model.top_k must be at least 1; got {self.top_k}")
 
         levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
-        self.quantiles = ",".join(f"{q:g}" for q in levels)
+        self.quantiles = ",".join(map(level_text, levels))
         if levels and self.loss != "mse":
             raise ValueError(f"model.loss={self.loss} trains point forecasts; with model.quantiles the objective "
                              f"is the pinball loss (leave model.loss unset)")
