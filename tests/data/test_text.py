@@ -20,6 +20,10 @@ def test_read_lines_keeps_each_lines_text(tmp_path):
     assert read_lines(path) == ["a", "", "b"]
     path.write_bytes(b"only\n")
     assert read_lines(path) == ["only"]
+    path.write_bytes("\ufeffBOM first\n\ufeffsecond\n".encode())  # an editor's byte-order mark: not text
+    assert read_lines(path) == ["BOM first", "\ufeffsecond"]
+    path.write_bytes("\ufeffutf-16\n".encode("utf-16"))  # its own mark, and the one written after it
+    assert read_lines(path, encoding="utf-16") == ["utf-16"]
 
 
 def test_read_lines_gzip_and_encoding(tmp_path):

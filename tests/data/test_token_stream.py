@@ -185,3 +185,13 @@ def _trained_by_the_library(texts: list[str], vocab_size: int) -> Tokenizer:
                                               ([f"pair {i}: {i % 97} ü\n" for i in range(100_000)], 1 << 20)])
 def test_the_char_tokenizer_is_the_one_the_library_trains(texts, vocab_size):
     assert train_tokenizer(texts, "char", vocab_size).to_str() == _trained_by_the_library(texts, vocab_size).to_str()
+
+
+def test_each_files_byte_order_mark_is_left_out(tmp_path):
+    """Editors on Windows start a UTF-8 file with a byte-order mark: not text, so not a token."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    (root / "a.txt").write_bytes("\ufeffone\n".encode("utf-8"))
+    (root / "b.txt").write_bytes("\ufefftwo \ufeff three\n".encode("utf-8"))  # inside a text it stays
+    assert "".join(token_stream.text_pieces(root)) == "one\ntwo \ufeff three\n"
+    assert token_stream.count_characters(root) == len("one\ntwo \ufeff three\n")

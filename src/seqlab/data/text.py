@@ -12,6 +12,8 @@ import pandas as pd
 
 from ..errors import DataError
 
+BOM = "\ufeff"  # the byte-order mark, as decoded text
+
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """Lines of a text file (``.gz`` read transparently), without line endings."""
@@ -36,9 +38,11 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
 
 
 def decode_text(raw: bytes, encoding: str, name: str, advice: str = "convert it or pass its encoding") -> str:
-    """``raw`` decoded; bytes that are not ``encoding`` are a DataError naming ``name``, the line and the byte."""
+    """``raw`` decoded, without a leading byte-order mark (an editor's, not the user's text: kept, it
+    would become a token of its own); bytes that are not ``encoding`` are a DataError naming ``name``,
+    the line and the byte."""
     try:
-        return raw.decode(encoding)
+        return raw.decode(encoding).removeprefix(BOM)
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise DataError(f"{name} is not valid {encoding} (line {line}, byte {error.start}); {advice}") from None

@@ -70,9 +70,10 @@ def text_files(source: str | Path) -> list[Path]:
 
 
 def _read(path: Path, size: int) -> Iterator[str]:
-    """The file's text, ``size`` characters at a time, line endings as written; bad UTF-8 is a DataError."""
+    """The file's text, ``size`` characters at a time, line endings as written, without a leading
+    byte-order mark (each file's own: an editor's mark, not text); bad UTF-8 is a DataError."""
     try:
-        with open(path, encoding="utf-8", newline="") as file:
+        with open(path, encoding="utf-8-sig", newline="") as file:
             while block := file.read(size):
                 yield block
     except UnicodeDecodeError as error:
@@ -187,7 +188,7 @@ def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path
     alone."""
     dtype = token_dtype(tokenizer.get_vocab_size())
     lookup = char_lookup(tokenizer)  # a char tokenizer: one array lookup a piece, no batching needed
-    fast = None if lookup else fast_bpe.batch_encoder(tokenizer)  # byte-level BPE: the same ids, ~4x faster
+    fast = None if lookup else fast_bpe.batch_encoder(tokenizer)  # byte-level BPE: the same ids, ~3.6x faster
     # encode_batch_fast (in newer tokenizers releases) skips the character offsets: only the ids are kept
     encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
     threads = torch.get_num_threads()
