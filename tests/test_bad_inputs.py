@@ -259,6 +259,23 @@ BAD_SETTINGS = {
     "rnn beyond memory": (["--set", "model.arch='attention'", "--set", "model.rnn.hidden_size=4000000"],
                           "model.rnn.hidden_size=4000000 needs ~"),
     "empty --init": (["--init", ""], "--init is empty (an unset shell variable?)"),
+    # each architecture's own sizes (a traceback, or a run directory left behind, before)
+    "n_layers 0": (["--set", "model.n_layers=0"], "model.n_layers must be at least 1; got 0"),
+    "decoder layers -1": (["--set", "model.n_decoder_layers=-1"], "model.n_decoder_layers must be at least 1"),
+    "d_ff 0": (["--set", "model.d_ff=0"], "model.d_ff must be at least 1; got 0"),
+    "rnn hidden 0": (["--set", "model.arch='attention'", "--set", "model.rnn.hidden_size=0"],
+                     "model.rnn.hidden_size must be at least 1"),
+    "rnn layers 0": (["--set", "model.arch='simple'", "--set", "model.rnn.num_layers=0"],
+                     "model.rnn.num_layers must be at least 1"),
+    "window negative": (["--set", "model.arch='attention'", "--set", "model.rnn.window=-2"],
+                        "model.rnn.window (local attention's half-width) must be at least 0"),
+    "conv layers 0": (["--set", "model.arch='conv'", "--set", "model.conv.n_layers=0"],
+                      "model.conv.n_layers must be at least 1"),
+    "tsv with src": (["--tsv", "pairs.tsv"], "data.tsv holds the pairs, so --src does not go with it"),  # was ignored
+    "valid tsv with tgt": (["--set", "data.valid_tsv='v.tsv'", "--set", "data.valid_tgt='v.tgt'"],
+                           "data.valid_tsv holds the pairs, so --valid-tgt does not go with it"),
+    "conv kernel 1": (["--set", "model.arch='conv'", "--set", "model.conv.kernel_size=1"],
+                      "model.conv.kernel_size must be at least 2; got 1"),
 }
 
 

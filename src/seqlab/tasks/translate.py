@@ -65,6 +65,12 @@ class DataConfig:
         if self.vocab_size < 8 or self.max_len < 2:
             raise ValueError("data.vocab_size must be at least 8 and data.max_len at least 2")
         check_vocab_size(self.vocab_size)
+        for split, tsv in (("", self.tsv), ("valid_", self.valid_tsv), ("test_", self.test_tsv)):
+            src, tgt = getattr(self, f"{split}src"), getattr(self, f"{split}tgt")
+            if tsv and (src or tgt):
+                flag = f"--{split.replace('_', '-')}{'src' if src else 'tgt'}"
+                raise ValueError(f"data.{split}tsv holds the pairs, so {flag} does not go with it; give one or the "
+                                 f"other")
 
 
 MAX_BEAM = 256  # wider beams only cost memory (batch × beam rows of the decoder's cache)

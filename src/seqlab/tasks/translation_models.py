@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Literal
 
 from torch import nn
@@ -66,11 +67,24 @@ class ModelConfig:
     rnn: RNNConfig = field(default_factory=RNNConfig)
     conv: ConvConfig = field(default_factory=ConvConfig)
 
+    def sizes(self) -> dict[str, int]:
+        """The size settings ``arch`` builds its model from -> the least each may be."""
+        if self.arch == "transformer":
+            return {"n_layers": 1, "d_ff": 1, **({"n_decoder_layers": 1} if self.n_decoder_layers is not None else {})}
+        if self.arch == "conv":
+            return {"conv.embed_dim": 1, "conv.hidden_size": 1, "conv.n_layers": 1, "conv.kernel_size": 2}
+        return {"rnn.embed_dim": 1, "rnn.hidden_size": 1, "rnn.num_layers": 1}
+
     def __post_init__(self) -> None:
         check_model(self, self.n_heads, rates=("dropout", "attention_dropout", "ff_dropout"))
+        for name, least in self.sizes().items():
+            if (value := attrgetter(name)(self)) < least:
+                raise ValueError(f"model.{name} must be at least {least}; got {value}")
         if self.init and self.arch != "transformer":
             raise ValueError(f"model.init (--init) starts a Transformer's encoder from a masked LM's; "
                              f"model.arch={self.arch} cannot take one")
+        if self.rnn.window is not None and self.rnn.window < 0:
+            raise ValueError(f"model.rnn.window (local attention's half-width) must be at least 0; got {self.rnn.window}")
         if self.rnn.window is not None and self.arch != "attention":
             raise ValueError("model.rnn.window (local attention) needs model.arch='attention'")
         if self.rnn.score == "dot" and self.rnn.bidirectional and self.arch == "attention":
