@@ -28,6 +28,31 @@ def test_compare_writes_one_table_for_every_model(tmp_path, capsys, monkeypatch)
     assert all((out / f"alignment-{m}.png").is_file() for m in frame["model"])
 
 
+def test_a_model_that_fails_after_another_trained_leaves_no_directory(tmp_path, capsys, monkeypatch):
+    """Nothing half-made: the first model's folder and run.json go with the failure of the second."""
+    from seqlab.errors import DataError
+    from seqlab.tasks import demo
+    from seqlab.tasks.task import get
+
+    original = demo.make_splits
+    monkeypatch.setattr(demo, "make_splits", lambda seed: original(seed, n_train=100, n_test=5))
+    task = get("translate")
+    train = type(task).train
+
+    def second_fails(self, config, run, data, **kwargs):
+        if config.model.arch == "transformer":
+            raise DataError("the second model's data went wrong")
+        return train(self, config, run, data, **kwargs)
+
+    monkeypatch.setattr(type(task), "train", second_fails)
+    out = tmp_path / "cmp"
+    code = main(["compare", "translate", "--dates", "--models", "conv,transformer", "--out", str(out), "--max-steps", "2",
+                 "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "model.d_model=16",
+                 "--set", "model.conv.hidden_size=16"])
+    assert code == 2 and "the second model's data went wrong" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_compare_refuses_unknown_models_and_missing_data(tmp_path, capsys):
     assert main(["compare", "translate", "--dates", "--models", "lstm,transformer", "--out", str(tmp_path / "a")]) == 2
     assert "unknown model kind lstm" in capsys.readouterr().err

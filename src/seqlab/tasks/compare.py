@@ -100,6 +100,8 @@ def run_compare(task: Task, models: list[str], out: Path, overwrite: bool, confi
     configs = {arch: load_config(task.config_class, config, [*overrides, f"model.arch='{arch}'"]) for arch in models}
     first = configs[models[0]]
     data = task.compare_data(first, options or {})  # data errors before the directory is made
+    for arch in models:  # and every model's own checks, so that a later one cannot fail on them
+        task.check_new_run(configs[arch])
     out = open_compare_dir(out, overwrite, task.name, models, first)
 
     def train_one(arch: str, run: Path) -> dict[str, Any]:
@@ -109,6 +111,10 @@ def run_compare(task: Task, models: list[str], out: Path, overwrite: bool, confi
         log(f"{arch}: {task.summary(configs[arch], metrics)}")
         return task.compare_row(configs[arch], data, run, metrics)
 
-    frame = train_each(models, out, train_one, task.compare_columns(first), log)
+    try:
+        frame = train_each(models, out, train_one, task.compare_columns(first), log)
+    except Exception:  # a model that failed leaves no table: nothing half-made stays (as a failed train)
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     curves = {arch: out / arch for arch in models if task.has_curves(configs[arch])}
     return write_results(frame, curves, out, f"seqlab compare {task.name}", log, valid=task.validation_metric)
