@@ -86,6 +86,8 @@ def test_without_the_rows_to_forecast_a_calendar_continues_the_timestamps(table)
                                    "dayofyear, like hour,weekday$"),
     (dict(past_cols="a,b,a,b"), "data.past_cols names 'a' twice$"),
     (dict(calendar="hour, weekday,hour"), "data.calendar names 'hour' twice$"),
+    (dict(past_cols=","), "data.past_cols is ',', which names no column"),  # was: no covariates, silently
+    (dict(future_cols=" , "), "data.future_cols is ' , ', which names no column"),
 ])
 def test_contradictions_are_refused(settings, message):
     with pytest.raises(ValueError, match=message):
@@ -214,7 +216,7 @@ def test_a_constant_future_covariate_or_a_single_training_row_is_one_value(tmp_p
 
 @pytest.mark.parametrize("settings, expected", [
     (dict(), False), (dict(past_cols="temp"), True), (dict(future_cols="plan"), True),
-    (dict(calendar="hour"), True), (dict(past_cols=" , "), False),
+    (dict(calendar="hour"), True),  # " , " names no column: refused (test_contradictions_are_refused)
 ])
 def test_has_covariates_when_any_column_or_cycle_is_named(settings, expected):
     assert cov.has_covariates(data(**settings)) is expected

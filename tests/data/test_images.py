@@ -126,6 +126,9 @@ def test_image_files_sorted_classes_and_image_suffixes(tmp_path):
 def test_image_files_errors(tmp_path):
     with pytest.raises(DataError, match="image folder not found: .*nowhere"):
         image_files(tmp_path / "nowhere")
+    (tmp_path / "photo.png").write_bytes(b"")
+    with pytest.raises(DataError, match=r"photo.png is a file; give a folder with one sub-folder of images per class"):
+        image_files(tmp_path / "photo.png")  # it used to say the folder was not found
     root = class_folders(tmp_path / "one", {"cats": [("c.png", 0)]})
     with pytest.raises(DataError, match="one needs at least two sub-folders of images, one per class; found 1 "
                                         r"\(cats\)$"):

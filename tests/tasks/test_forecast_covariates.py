@@ -127,6 +127,7 @@ def test_predict_reads_the_rows_to_forecast_and_reloads_the_same(trained, driven
 
 @pytest.mark.parametrize("flags, message", [
     (["--past-cols", "humidity"], "has no column 'humidity' (--past-cols)"),
+    (["--past-cols", "date"], "--past-cols names 'date', the timestamp column (--date-col)"),
     (["--future-cols", "load"], "data.future_cols names the target 'load'"),
     (["--past-cols", "plan", "--future-cols", "plan"], "'plan' is in both data.past_cols and data.future_cols"),
     (["--calendar", "hour,season"], "unknown cycle 'season'"),

@@ -51,7 +51,9 @@ def check_roles(past_cols: str, future_cols: str, calendar: str, target: str) ->
     """A ValueError (one line) for contradictory covariate settings: a covariate that is the target,
     a column named twice or in both roles, an unknown calendar cycle."""
     past, future = names(past_cols), names(future_cols)
-    for flag, given in (("past_cols", past), ("future_cols", future)):
+    for flag, given, text in (("past_cols", past, past_cols), ("future_cols", future, future_cols)):
+        if text.strip() and not given:
+            raise ValueError(f"data.{flag} is {text!r}, which names no column; give names like a,b or leave it out")
         if target in given:
             raise ValueError(f"data.{flag} names the target {target!r}: a covariate is read, never predicted")
         twice = [name for name in given if given.count(name) > 1]
@@ -144,6 +146,9 @@ def read_series(path: str | Path, data, ahead: bool = False) -> ts.Series:
     past, future = names(data.past_cols), names(data.future_cols)
     for flag, given in (("--past-cols", past), ("--future-cols", future)):
         missing = [name for name in given if name not in raw.columns]
+        if missing and missing[0] == data.date_col:
+            raise DataError(f"{flag} names {missing[0]!r}, the timestamp column (--date-col): the calendar "
+                            f"features (--calendar) are what a model reads of the time")
         if missing:
             raise DataError(f"{path} has no column {missing[0]!r} ({flag}); its columns are "
                             f"{data.date_col}, {', '.join(raw.columns)}")

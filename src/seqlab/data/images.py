@@ -69,6 +69,9 @@ def eight_bit(image):
 def image_files(root: str | Path, min_classes: int = 2) -> dict[str, list[Path]]:
     """root/CLASS/*.png … -> {class name: its image files}, classes in sorted order, empty folders left out."""
     root = Path(root)
+    if root.is_file():
+        raise DataError(f"{root} is a file; give a folder with one sub-folder of images per class "
+                        f"(root/CLASS/image.png)")
     if not root.is_dir():
         raise DataError(f"image folder not found: {root}")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
