@@ -100,9 +100,12 @@ def test_cross_validation_with_word2vec(tmp_path, reviews, capsys):
     ("words,label\nok,a\n", [], "no column 'text'"),
     ("text,label\ncaf\xe9,a\nok,b\n", [], "--encoding"),
     ("text,label\nok,a\nfine,b\n", ["--cv", "1"], "data.cv"),
+    ('text,label\nok,a\nfine,"b\nc"\n', [], "row 3: the label 'b\\nc' holds a line break or a tab"),
     ("text,label\nok,a\nfine,b\n", ["--model", "tfidf", "--set", "model.teacher='nbsvm'"], "model.teacher"),
     ("text,label\n" + "good,a\n" * 20 + "bad,b\n" * 4, ["--set", "model.teacher='nbsvm'"], "model.teacher_folds=5"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.augment_copies=2"], "model.augment_copies"),
+    ("text,label\nok,a\nfine,b\n", ["--set", "model.teacher='nbsvm'", "--set", "model.augment_copies=1000000000"],
+     "model.augment_copies must be in 0..100"),  # was: an allocation of a billion copies
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.char_ngrams=1"], "model.char_ngrams"),
     ("text,label\nok,a\nfine,b\n", ["--model", "nbsvm", "--set", "model.nb_beta=1.5"], "model.nb_beta"),
     ("text,label\nok,a\nfine,b\n", ["--set", "model.n_heads=5"], "divisible by model.n_heads (5)"),

@@ -42,6 +42,9 @@ def read_labelled(path: str | Path, text_col: str, label_col: str, encoding: str
             raise DataError(f"{path} row {number}: the text is empty")
         if not label:
             raise DataError(f"{path} row {number}: the label is empty")
+        if any(mark in label for mark in "\n\r\t"):  # predict writes a label and its probability a line
+            raise DataError(f"{path} row {number}: the label {label!r} holds a line break or a tab; give each "
+                            f"class a one-line name")
     if not labels:
         raise DataError(f"{path} has a header but no rows")
     if len(set(labels)) < min_classes:

@@ -14,6 +14,7 @@ from ..parallel.runtime import check_layout
 from ..train.config import TrainConfig
 
 NEURAL = ("transformer", "lstm", "conv1d")
+MAX_AUGMENT_COPIES = 100  # each copy is the training set again, in memory and in every epoch
 
 
 @dataclass
@@ -109,9 +110,9 @@ class ClassifyModelConfig:
                              f"not {self.arch}")
         if self.augment_copies and not self.teacher:
             raise ValueError("model.augment_copies labels its texts with the teacher; set model.teacher too")
-        if self.augment_copies < 0 or not 0.0 < self.augment_drop < 1.0:
-            raise ValueError(f"model.augment_copies must be at least 0 and model.augment_drop in (0, 1); "
-                             f"got {self.augment_copies} and {self.augment_drop}")
+        if not 0 <= self.augment_copies <= MAX_AUGMENT_COPIES or not 0.0 < self.augment_drop < 1.0:
+            raise ValueError(f"model.augment_copies must be in 0..{MAX_AUGMENT_COPIES} and model.augment_drop in "
+                             f"(0, 1); got {self.augment_copies} and {self.augment_drop}")
         if not 0.0 <= self.teacher_weight <= 1.0 or self.teacher_folds < 2:
             raise ValueError(f"model.teacher_weight must be in [0, 1] and model.teacher_folds at least 2; "
                              f"got {self.teacher_weight} and {self.teacher_folds}")
