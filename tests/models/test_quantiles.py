@@ -48,6 +48,8 @@ def test_levels_zero_and_one_themselves_are_refused(levels):
 def test_every_bad_level_is_named_in_the_message_separated_by_commas():
     with pytest.raises(ValueError, match=r"; got 0, 1\.5, -2$"):
         check_quantiles("0,0.5,1.5,-2")
+    with pytest.raises(ValueError, match=r"; got 1\.0000001$"):  # as written, not rounded to a "1" in range
+        check_quantiles("0.1,1.0000001")
 
 
 def test_central_intervals_pair_each_level_with_its_mirror():

@@ -44,11 +44,12 @@ def check_quantiles(levels: str | Iterable[float]) -> tuple[float, ...]:
                              f"got {levels!r}") from None
     else:
         values = [float(v) for v in levels]
+        words = list(map(level_text, values))
     if not values:
         return ()
-    bad = [v for v in values if not (math.isfinite(v) and 0.0 < v < 1.0)]
-    if bad:
-        raise ValueError(f"quantiles must lie strictly between 0 and 1; got {', '.join(map(level_text, bad))}")
+    bad = [word for word, v in zip(words, values) if not (math.isfinite(v) and 0.0 < v < 1.0)]
+    if bad:  # as written: "1.0000001", not a rounded "1"
+        raise ValueError(f"quantiles must lie strictly between 0 and 1; got {', '.join(bad)}")
     return tuple(sorted(set(values) | {MEDIAN}))
 
 
