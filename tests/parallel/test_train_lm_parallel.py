@@ -157,3 +157,48 @@ def test_precision_auto_on_two_ranks_agrees_and_finishes(corpus, tmp_path):
     # both timed, or (a CPU without bf16 instructions) bf16 skipped for its matrix product, fp32 untimed
     assert "fp32" in chosen["median_step_ms"] or list(chosen["skipped"]) == ["bf16"]
     assert curves(run)[-1][0] == 12
+
+
+FAIL_ON_RANK_0 = '''
+import os
+if os.environ.get("RANK") == "0":  # rank 0 fails at its first step; rank 1 is then inside the gradients' all-reduce
+    from seqlab.errors import DataError
+    from seqlab.train import loop
+
+    def fail(self, *args, **kwargs):
+        raise DataError("rank 0 found its batch unusable")
+
+    loop.Trainer._step = fail
+'''
+
+
+def test_a_rank_that_fails_mid_step_ends_the_job_with_its_line_and_status(corpus, tmp_path):
+    """The failing rank leaves at once (no closing barrier the other rank, inside a collective, never
+    reaches: that hung the job until the 10-minute timeout), and the job ends as one process does:
+    the rank's one line, exit status 2, no torchrun traceback, no run directory."""
+    import contextlib
+    import os
+    import signal
+    from pathlib import Path
+
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FAIL_ON_RANK_0)  # imported at start-up by every rank
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    process = subprocess.Popen([sys.executable, "-m", "seqlab", "train", "lm", "--text", str(corpus), "--out", str(run),
+                                *TINY, "--nproc", "2"], stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)
+    try:
+        _, err = process.communicate(timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired:  # stop the launcher and the ranks (each rank leads a session of its own)
+        os.killpg(process.pid, signal.SIGKILL)
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            with contextlib.suppress(OSError):
+                if str(run).encode() in cmdline.read_bytes():
+                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
+        pytest.fail(f"the job still ran after {DEADLINE_S} s")
+    assert process.returncode == 2, err
+    assert "rank 0 found its batch unusable" in err and "ChildFailedError" not in err and "Traceback" not in err, err
+    assert not run.exists()

@@ -38,7 +38,8 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
         runs.check_run_dir(out, args.overwrite, input_paths(config))
         if args.out is None:
             argv += ["--out", str(out)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+    # torchrun's own launcher, ending with the failed rank's status and no traceback of its own
+    command = [sys.executable, "-m", "seqlab.parallel.torchrun", "--standalone", "--nproc_per_node", str(n),
                "-m", "seqlab", *argv]
     code = subprocess.run(command).returncode
     if code:

@@ -87,8 +87,10 @@ def command_train(args: argparse.Namespace) -> None:
         out = args.out or runs.default_run_dir(args.task)
         run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite, input_paths(config)))
     args.run_dir = run  # for the line an interruption prints
+    finished = False
     try:
         metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
+        finished = True
     except Exception:  # any failure, not only bad input, in a directory made a moment ago: leave nothing
         # half-made — unless it already holds a good checkpoint (a loss that turned NaN later, say)
         if not args.resume and parallel.is_main and not (Path(run) / "checkpoints").is_dir():
@@ -101,7 +103,7 @@ def command_train(args: argparse.Namespace) -> None:
             args.run_removed = True
         raise
     finally:
-        parallel.close()
+        parallel.close(wait=finished)  # a rank that failed leaves at once: torchrun then stops the others
     if parallel.is_main:
         print(f"{task.summary(config, metrics)}; run: {run}")
 
@@ -326,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
             sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
         return 2
+    except RuntimeError as error:
+        if os.environ.get("RANK", "0") != "0" and peer_lost(error):  # the rank that failed first says why
+            return 1
+        raise
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
         if args.command not in ("train", "demo", "compare"):  # nothing trained: nothing to resume
@@ -344,6 +350,14 @@ def main(argv: list[str] | None = None) -> int:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def peer_lost(error: RuntimeError) -> bool:
+    """Whether a collective failed because another rank of the job went away (it failed, and said why):
+    torch's distributed errors, or gloo's closed connection, which comes as a plain RuntimeError."""
+    import torch.distributed as dist
+
+    return isinstance(error, dist.DistError) or "closed by peer" in str(error) or "reset by peer" in str(error)
 
 
 def use_threads(args: argparse.Namespace) -> None:

@@ -146,7 +146,7 @@ class SingleProcess:
         """Run ``work`` on the main rank only; its result (or its UserError) reaches every rank."""
         return work()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         pass
 
 
@@ -383,9 +383,13 @@ class Distributed(SingleProcess):
             raise UserError(value)
         return value
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Leave the job: after a run that finished, once every rank is here (``wait``); after a failure,
+        at once. A rank that failed must not wait: the others may be inside a collective it never
+        enters, and its barrier would hang the job until the timeout. Exiting lets torchrun stop them."""
         if dist.is_initialized():
-            dist.barrier()
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 
