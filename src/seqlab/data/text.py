@@ -15,6 +15,12 @@ from ..errors import DataError
 BOM = "\ufeff"  # the byte-order mark, as decoded text
 
 
+def text_start(text: str, width: int = 40) -> str:
+    """A text's first ``width`` characters, quoted (… where it goes on): how a message names a text
+    whose position the user cannot see, one from a shuffled split say, so that it can be searched for."""
+    return repr(text[:width] + ("…" if len(text) > width else ""))
+
+
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     """Lines of a text file (``.gz`` read transparently), without line endings."""
     path = Path(path)

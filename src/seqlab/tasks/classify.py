@@ -36,6 +36,7 @@ from ..data import word_vectors
 from ..data.batching import ShuffledBatches, pad
 from ..data.labelled_text import read_labelled
 from ..data.tokenizer import PAD_ID, encode_all, load_tokenizer, save_tokenizer, train_tokenizer
+from ..data.text import text_start
 from ..errors import DataError, UserError
 from ..models import classifiers
 from ..models.linear_text import CONFIG_FILE as LINEAR_CONFIG_FILE
@@ -110,7 +111,9 @@ def encode(tokenizer, texts: list[str], max_len: int, training: bool = True, ini
                 hint = too_long_hint(init)
             else:
                 hint = "raise it with --set data.max_len=N"
-            raise DataError(f"text {number} has {len(row)} tokens; data.max_len is {max_len} ({hint})")
+            named = f"text {number}" if not training else "a training text"  # training: a shuffled split
+            raise DataError(f"{named} ({text_start(texts[number - 1])}) has {len(row)} tokens; data.max_len is "
+                            f"{max_len} ({hint})")
     return [row or [PAD_ID] for row in ids]
 
 

@@ -148,12 +148,15 @@ TRAINED_HINT = "the trained model's limit: shorten or split the sentence"
 
 
 def encode_checked(tokenizer: Tokenizer, lines: list[str], max_len: int, what: str,
-                   hint: str = TRAINING_HINT) -> list[list[int]]:
+                   hint: str = TRAINING_HINT, numbered: bool = True) -> list[list[int]]:
+    """Each line's ids; a line over ``max_len`` tokens (with its <bos> or <eos>) is a DataError that names
+    it by its start, and by its number where ``numbered`` (lines in the order given, not a shuffled split)."""
     ids = encode_all(tokenizer, lines)
     for number, seq in enumerate(ids, 1):
         if len(seq) + 1 > max_len:  # +1: <bos> or <eos>
-            raise DataError(f"{what} sentence {number} has {len(seq)} tokens, {len(seq) + 1} with its <bos>/<eos>; "
-                            f"data.max_len is {max_len} ({hint})")
+            named = f"{what} sentence {number}" if numbered else f"a {what} sentence"
+            raise DataError(f"{named} ({text.text_start(lines[number - 1])}) has {len(seq)} tokens, {len(seq) + 1} "
+                            f"with its <bos>/<eos>; data.max_len is {max_len} ({hint})")
     return ids
 
 
@@ -338,8 +341,9 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
     hint = TRAINING_HINT  # where data.max_len is the pre-trained encoder's own, raising it would be refused
     if encoder and data.max_len >= encoder.model.config.max_len:
         hint = too_long_hint(config.model.init)
-    encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source", hint),
-                      encode_checked(tgt_tok, t, data.max_len, f"{name} target", hint))
+    shuffled = {"train", "valid"} if not (data.valid_src or data.valid_tsv) else set()  # cut by load_splits
+    encoded = {name: (encode_checked(src_tok, s, data.max_len, f"{name} source", hint, name not in shuffled),
+                      encode_checked(tgt_tok, t, data.max_len, f"{name} target", hint, name not in shuffled))
                for name, (s, t) in splits.items()}
     torch.manual_seed(config.train.seed)  # the same initial weights in every run of this seed
     model = build_model(config, src_tok.get_vocab_size(), tgt_tok.get_vocab_size())
