@@ -109,7 +109,7 @@ def run_case(kind: str, text: str, run: str) -> None:
     from seqlab.tasks import language_model, masked_lm
 
     if kind == "bpe-hf":
-        fast_bpe.batch_encoder = lambda tokenizer: None  # what encode_to_file asks for: none, so HF encodes
+        fast_bpe.piece_encoder = lambda tokenizer: None  # what encode_to_file asks for: none, so HF encodes
     encoding = [0.0]
     encode_to_file = token_stream.encode_to_file
 

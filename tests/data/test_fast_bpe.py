@@ -3,9 +3,11 @@ tokenizer it could not reproduce gets no fast encoder."""
 
 import json
 import random
+import threading
 
 import numpy as np
 import pytest
+import torch
 from tokenizers import Tokenizer, normalizers, pre_tokenizers
 
 from seqlab.data import fast_bpe, token_stream
@@ -32,6 +34,12 @@ def reference(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     return [e.ids for e in tokenizer.encode_batch(texts)]
 
 
+def fast_ids(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
+    encode = fast_bpe.piece_encoder(tokenizer)
+    assert encode is not None
+    return [encode(text).tolist() for text in texts]
+
+
 def test_the_byte_alphabet_is_hfs():
     symbol_byte = fast_bpe.byte_of_symbol()
     # every byte a UTF-8 string can hold (C0, C1 and F5-FF never occur), each from its own symbol
@@ -41,10 +49,8 @@ def test_the_byte_alphabet_is_hfs():
 
 
 def test_the_ids_are_hfs_on_text_it_was_trained_on_and_on_new_text(tokenizer):
-    encode = fast_bpe.batch_encoder(tokenizer)
-    assert encode is not None
     for texts in (corpus(500), corpus(500, seed=1)):
-        assert encode(texts, 2) == reference(tokenizer, texts)
+        assert fast_ids(tokenizer, texts) == reference(tokenizer, texts)
 
 
 def test_the_ids_are_hfs_on_random_strings(tokenizer):
@@ -56,7 +62,7 @@ def test_the_ids_are_hfs_on_random_strings(tokenizer):
     texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
     texts += ["".join(w[rng.randint(0, len(w)):] + w[: rng.randint(0, len(w))] for w in rng.sample(words, 5))
               for _ in range(3000)]
-    assert fast_bpe.batch_encoder(tokenizer)(texts, 1) == reference(tokenizer, texts)
+    assert fast_ids(tokenizer, texts) == reference(tokenizer, texts)
 
 
 def test_the_ids_are_hfs_for_every_assigned_code_point(tokenizer):
@@ -66,12 +72,12 @@ def test_the_ids_are_hfs_for_every_assigned_code_point(tokenizer):
     points = [chr(c) for c in range(0x110000)
               if not 0xD800 <= c <= 0xDFFF and (c >> 16 in (0, 1, 2, 3, 14) or c % 97 == 0)]
     texts = ["".join(f"a{c}a {c}1'{c}s\n{c} x" for c in points[i : i + 256]) for i in range(0, len(points), 256)]
-    assert fast_bpe.batch_encoder(tokenizer)(texts, 2) == reference(tokenizer, texts)
+    assert fast_ids(tokenizer, texts) == reference(tokenizer, texts)
 
 
 def test_an_added_token_written_in_a_text_encodes_as_itself(tokenizer):
     texts = ["a<eos>b", "<pad><bos> x <unk>", "<eos", "<<eos>>", "it's <bos>\n"]
-    assert fast_bpe.batch_encoder(tokenizer)(texts, 1) == reference(tokenizer, texts)
+    assert fast_ids(tokenizer, texts) == reference(tokenizer, texts)
 
 
 def _edited(tokenizer: Tokenizer, edit) -> Tokenizer:
@@ -98,25 +104,27 @@ def _swap_two_merged_ids(data):
 ], ids=["merge-order", "unmerged-token", "dropout", "ignore-merges", "byte-fallback", "prefix-space", "no-regex",
         "lstrip", "normalizer"])
 def test_a_tokenizer_it_could_not_reproduce_gets_no_encoder(tokenizer, edit):
-    assert fast_bpe.batch_encoder(_edited(tokenizer, edit)) is None
+    assert fast_bpe.piece_encoder(_edited(tokenizer, edit)) is None
 
 
 def test_other_kinds_get_no_encoder():
-    assert fast_bpe.batch_encoder(train_tokenizer(["some words here"], "char", 100)) is None
-    assert fast_bpe.batch_encoder(train_tokenizer(["some words here"], "bpe", 100)) is None  # Metaspace
+    assert fast_bpe.piece_encoder(train_tokenizer(["some words here"], "char", 100)) is None
+    assert fast_bpe.piece_encoder(train_tokenizer(["some words here"], "bpe", 100)) is None  # Metaspace
 
 
 def test_the_corpus_file_is_written_through_it(tokenizer, tmp_path, monkeypatch):
-    """encode_to_file takes the fast encoder for this tokenizer, and its file holds HF's ids."""
-    calls = []
-    real = fast_bpe.batch_encoder
+    """encode_to_file takes the fast encoder for this tokenizer, on several threads, and its file holds
+    HF's ids in the pieces' order."""
+    threads = set()
+    real = fast_bpe.piece_encoder
 
     def counted(tok):
         encode = real(tok)
-        return lambda texts, threads: calls.append(len(texts)) or encode(texts, threads)
+        return lambda text: threads.add(threading.get_ident()) or encode(text)
 
-    monkeypatch.setattr(fast_bpe, "batch_encoder", counted)
+    monkeypatch.setattr(fast_bpe, "piece_encoder", counted)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     pieces = corpus(400, seed=3)
     tokens, _ = token_stream.encode_to_file(tokenizer, pieces, tmp_path / "ids.bin")
     ids = np.fromfile(tmp_path / "ids.bin", dtype=np.uint16).tolist()
-    assert calls and ids == [i for piece in reference(tokenizer, pieces) for i in piece] and tokens == len(ids)
+    assert len(threads) > 1 and ids == [i for piece in reference(tokenizer, pieces) for i in piece] and tokens == len(ids)

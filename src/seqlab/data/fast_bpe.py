@@ -1,13 +1,13 @@
 """Byte-level BPE at corpus scale: the merges of a trained HF tokenizer applied by tiktoken.
 
 ``train lm --text`` tokenises its whole corpus once. HF ``tokenizers`` encodes byte-level BPE at about
-3.3 MB/s on 2 cores; tiktoken (OpenAI's BPE encoder, the one nanoGPT uses) applies the same merges about
-3.6 times as fast (BENCHMARKS.md, "Language-model data preparation at scale"). The HF tokenizer stays
+3.3 MB/s on 2 cores; tiktoken (OpenAI's BPE encoder, the one nanoGPT uses) applies the same merges
+several times as fast (BENCHMARKS.md, "Byte-level BPE encoded by tiktoken"). The HF tokenizer stays
 the reference: it is the one trained, saved as tokenizer.json and used for every other encoding and for
 decoding, and ``tests/data/test_fast_bpe.py`` checks that the two give the same ids (random strings,
 every assigned code point).
 
-    batch_encoder(tokenizer)    a function texts -> their ids, equal to the HF tokenizer's, or None
+    piece_encoder(tokenizer)    a function text -> its ids, equal to the HF tokenizer's, or None
 
 tiktoken's BPE merges, in a pre-token, the adjacent pair whose joined bytes have the lowest rank; HF's
 merges the pair that comes first in its merge list. With a token's id as its rank the two agree when the
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from typing import Callable
 
+import numpy as np
 from tokenizers import Tokenizer, pre_tokenizers
 
 # GPT-2's pre-tokenizer pattern (Radford et al. 2019 §2.2), as HF's ByteLevel(use_regex=True) has it
@@ -70,10 +71,12 @@ def _ranks(tokenizer_json: dict) -> dict[bytes, int] | None:
     return ranks
 
 
-def batch_encoder(tokenizer: Tokenizer) -> Callable[[list[str], int], list[list[int]]] | None:
-    """For a byte-level BPE tokenizer tiktoken can reproduce: ``encode(texts, threads)``, the ids of each
-    text as ``tokenizer.encode_batch(texts)`` gives them (an added token written in a text encodes as
-    itself, as in HF), spread over ``threads``; None for any other tokenizer."""
+def piece_encoder(tokenizer: Tokenizer) -> Callable[[str], np.ndarray] | None:
+    """For a byte-level BPE tokenizer tiktoken can reproduce: ``encode(text)``, the text's ids as
+    ``tokenizer.encode(text).ids`` gives them (an added token written in a text encodes as itself, as in
+    HF), in a uint32 array; None for any other tokenizer. tiktoken releases the GIL while it encodes and
+    hands back one buffer, not a list of Python ints, so threads calling ``encode`` at once run on all
+    the cores."""
     tokenizer_json = json.loads(tokenizer.to_str())
     if not _plain(tokenizer_json) or (ranks := _ranks(tokenizer_json)) is None:
         return None
@@ -83,7 +86,7 @@ def batch_encoder(tokenizer: Tokenizer) -> Callable[[list[str], int], list[list[
     encoding = tiktoken.Encoding("seqlab-bytebpe", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
                                  special_tokens=specials)
 
-    def encode(texts: list[str], threads: int = 1) -> list[list[int]]:
-        return encoding.encode_batch(texts, num_threads=max(1, threads), allowed_special="all")
+    def encode(text: str) -> np.ndarray:
+        return encoding.encode_to_numpy(text, allowed_special="all")
 
     return encode

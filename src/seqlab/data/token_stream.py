@@ -12,6 +12,7 @@ The files of a folder or a pattern read as one text: their contents joined in so
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import itertools
@@ -19,6 +20,7 @@ import os
 import re
 import sysconfig
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -32,7 +34,7 @@ from . import fast_bpe
 from .tokenizer import char_lookup
 
 CHUNK_CHARS = 1 << 16  # characters read, and about the characters of one piece tokenised
-BATCH_PIECES = 16  # pieces tokenised together (in parallel) by one encode_batch
+BATCH_PIECES = 16  # pieces tokenised together (in parallel) by one HF encode_batch
 GLOB_MAGIC = re.compile(r"[*?[]")
 # A piece ends just before the last line break (or, in a very long line, space) of a run of whitespace,
 # where a non-space character follows: GPT-2's byte-level pre-tokenizer (Radford et al. 2019 §2.2,
@@ -181,32 +183,42 @@ def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32)
 
 
-def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path) -> tuple[int, int]:
-    """Tokenise text pieces into a flat binary file of ids -> (tokens, characters) written. The pieces
-    go BATCH_PIECES at a time through ``encode_batch`` (tiktoken's, for a byte-level BPE it reproduces:
-    :mod:`.fast_bpe`), which spreads them over the cores; the ids are those of encoding each piece
-    alone."""
-    dtype = token_dtype(tokenizer.get_vocab_size())
-    lookup = char_lookup(tokenizer)  # a char tokenizer: one array lookup a piece, no batching needed
-    fast = None if lookup else fast_bpe.batch_encoder(tokenizer)  # byte-level BPE: the same ids, ~3.6x faster
-    # encode_batch_fast (in newer tokenizers releases) skips the character offsets: only the ids are kept
-    encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-    threads = torch.get_num_threads()
-    tokens = characters = 0
-    pieces = iter(pieces)
-    with open(path, "wb") as file:
+def _encoded(tokenizer: Tokenizer, pieces: Iterator[str]) -> Iterator[tuple[Any, int]]:
+    """(ids, characters) of each piece, in order; the ids are those of encoding each piece alone.
+
+    A char tokenizer: one array lookup a piece. A byte-level BPE tiktoken reproduces (:mod:`.fast_bpe`):
+    a pool of torch's thread count encodes the pieces while this thread reads the next ones (tiktoken
+    releases the GIL). Any other: HF's ``encode_batch``, BATCH_PIECES at a time, spread over the cores."""
+    if lookup := char_lookup(tokenizer):
+        yield from ((lookup(piece), len(piece)) for piece in pieces)
+    elif encode := fast_bpe.piece_encoder(tokenizer):
+        threads = torch.get_num_threads()
+        with ThreadPoolExecutor(threads) as pool:
+            ahead: collections.deque = collections.deque()
+            for piece in pieces:
+                ahead.append((pool.submit(encode, piece), len(piece)))
+                if len(ahead) > 2 * threads:  # enough queued to keep every thread busy
+                    future, n = ahead.popleft()
+                    yield future.result(), n
+            while ahead:
+                future, n = ahead.popleft()
+                yield future.result(), n
+    else:
+        # encode_batch_fast (in newer tokenizers releases) skips the character offsets: only the ids are kept
+        encode_batch = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
         while batch := list(itertools.islice(pieces, BATCH_PIECES)):
-            if lookup:
-                encoded = map(lookup, batch)
-            elif fast:
-                encoded = fast(batch, threads)
-            else:
-                encoded = (encoding.ids for encoding in encode_batch(batch))
-            for ids in encoded:
-                ids = np.asarray(ids, dtype=dtype)
-                ids.tofile(file)
-                tokens += ids.size
-            characters += sum(map(len, batch))
+            yield from ((encoding.ids, len(piece)) for piece, encoding in zip(batch, encode_batch(batch)))
+
+
+def encode_to_file(tokenizer: Tokenizer, pieces: Iterable[str], path: str | Path) -> tuple[int, int]:
+    """Tokenise text pieces into a flat binary file of ids -> (tokens, characters) written."""
+    dtype = token_dtype(tokenizer.get_vocab_size())
+    tokens = characters = 0
+    with open(path, "wb") as file:
+        for ids, n in _encoded(tokenizer, iter(pieces)):
+            ids = np.asarray(ids, dtype=dtype)
+            ids.tofile(file)
+            tokens, characters = tokens + ids.size, characters + n
     return tokens, characters
 
 
