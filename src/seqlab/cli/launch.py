@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -35,12 +37,28 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     del argv[i : i + (1 if "=" in argv[i] else 2)]
     if resume_run is None:
         out = args.out or runs.default_run_dir(args.task)
-        runs.check_run_dir(out, args.overwrite, input_paths(config))
+        runs.check_run_dir(out, args.overwrite, input_paths(config), resumable=not task.no_resume)
         if args.out is None:
             argv += ["--out", str(out)]
     # torchrun's own launcher, ending with the failed rank's status and no traceback of its own
     command = [sys.executable, "-m", "seqlab.parallel.torchrun", "--standalone", "--nproc_per_node", str(n),
                "-m", "seqlab", *argv]
+    started = time.time_ns()
     code = subprocess.run(command).returncode
+    if code and resume_run is None and code not in (130, 143):  # failed, not interrupted (Ctrl-C, SIGTERM)
+        remove_unfinished(Path(out), started)
     if code:
         raise SystemExit(code)
+
+
+def remove_unfinished(run: Path, started_ns: int) -> None:
+    """A fresh run that failed leaves nothing half-made, as on one process (``seqlab.cli.main``): rank 0
+    removes its directory when it fails itself, but when another rank fails first torchrun stops rank 0
+    mid-step. Removed only if this job made it (changed since ``started_ns``: a directory it replaced
+    with --overwrite, or a new one; an old run the ranks never reached stays) and holds no checkpoint."""
+    try:
+        made_now = run.stat().st_ctime_ns >= started_ns
+    except OSError:  # not made
+        return
+    if made_now and not (run / "checkpoints").is_dir():
+        shutil.rmtree(run, ignore_errors=True)

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from ..errors import UserError
+from ..parallel import torchrun
 from ..tasks import task as registry
 from .parser import COMMON_FLAGS, build_parser, flag, flag_overrides, union
 
@@ -85,7 +86,8 @@ def command_train(args: argparse.Namespace) -> None:
     parallel = task.runtime(config)
     if run is None:
         out = args.out or runs.default_run_dir(args.task)
-        run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite, input_paths(config)))
+        run = parallel.on_main(lambda: runs.create_run_dir(out, args.overwrite, input_paths(config),
+                                                           resumable=not task.no_resume))
     args.run_dir = run  # for the line an interruption prints
     finished = False
     try:
@@ -325,11 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
         return 141  # 128 + SIGPIPE, what a shell reports for cat in the same place
     except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank fails alike; one says why
-            sys.stderr.write(f"seqlab {args.command}: error: {error}\n")
+        line = f"seqlab {args.command}: error: {error}\n"
+        # under --nproc any rank may find bad input, and several the same: seqlab's launcher prints one
+        # line; under a plain torchrun, rank 0 does
+        if not torchrun.report(line) and os.environ.get("RANK", "0") == "0":
+            sys.stderr.write(line)
         return 2
     except RuntimeError as error:
-        if os.environ.get("RANK", "0") != "0" and peer_lost(error):  # the rank that failed first says why
+        if "RANK" in os.environ and peer_lost(error):  # the rank that failed first says why
             return 1
         raise
     except KeyboardInterrupt:
