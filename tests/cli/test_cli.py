@@ -133,8 +133,29 @@ def test_bad_training_input_is_one_line_and_exit_2(case, tmp_path, corpus, capsy
     assert not (tmp_path / "run").exists()
 
 
+def test_the_current_directory_is_never_a_new_run(tmp_path, corpus, capsys, monkeypatch):
+    """--out "" (a Path of "."), ".", or a folder above: refused, with --overwrite too, even where the
+    current directory is a seqlab run (--overwrite removed the directory the command stood in)."""
+    src, tgt = corpus
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "run.json").write_text("{}")
+    (here / "notes.txt").write_text("precious")
+    monkeypatch.chdir(here)
+    for out in ("", ".", str(tmp_path)):
+        for extra in ([], ["--overwrite"]):
+            code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", out, *extra, *TINY,
+                                   capsys=capsys)
+            assert code == 2 and "is the current directory or holds it" in err, err
+    assert (here / "notes.txt").read_text() == "precious"
+
+
 def test_existing_run_directory_is_not_overwritten(tmp_path, corpus, capsys):
     src, tgt = corpus
+    run = tmp_path / "run"
+    run.mkdir()
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY, capsys=capsys)
+    assert code == 2 and f"--resume {run} to continue it" in err, err  # train can go on with it
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("precious")

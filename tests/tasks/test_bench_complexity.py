@@ -19,7 +19,8 @@ def test_bench_complexity_writes_table_and_plot(tmp_path, capsys):
     assert (out / "complexity.png").stat().st_size > 0
     capsys.readouterr()
     assert main(["bench", "complexity", "--out", str(out), "--lengths", "8,16"]) == 2
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already exists; pass --overwrite" in err and "--resume" not in err, err  # bench has no --resume
     assert main(["bench", "complexity", "--out", str(tmp_path / "x"), "--lengths", "8"]) == 2
     assert "at least two" in capsys.readouterr().err
     assert main(["bench", "complexity", "--out", str(tmp_path / "x"), "--lengths", "8,8"]) == 2

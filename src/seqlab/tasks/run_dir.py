@@ -24,13 +24,15 @@ def default_run_dir(task: str) -> Path:
     return Path("runs") / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> None:
+def check_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (), *, resumable: bool = False) -> None:
     """A UserError unless ``path`` may become a fresh run directory: it does not exist, or it is a
     seqlab run (never a directory of the user's own files) and ``overwrite`` was given, and none of the
-    ``inputs`` (the files and runs the new run reads) lies in it, where replacing it would delete them."""
+    ``inputs`` (the files and runs the new run reads) lies in it, where replacing it would delete them.
+    ``resumable``: the command has a --resume (train, for a task that resumes), which the message names."""
+    resume = f", or --resume {path} to continue it" if resumable else ""
     check_replaceable(path, overwrite, RUN_FILE, inputs,
-                      exists=f"run directory {path} already exists; pass --overwrite to replace it, "
-                             f"or --resume {path} to continue it", not_ours="is not a seqlab run directory")
+                      exists=f"run directory {path} already exists; pass --overwrite to replace it{resume}",
+                      not_ours="is not a seqlab run directory")
 
 
 def check_replaceable(path: Path, overwrite: bool, mark: str, inputs: Iterable[str | Path], *,
@@ -41,6 +43,8 @@ def check_replaceable(path: Path, overwrite: bool, mark: str, inputs: Iterable[s
     of the user's own files is described."""
     path = Path(path)
     if path.exists():
+        if Path.cwd().resolve().is_relative_to(path.resolve()):  # --out "" or ".": replacing it removes the cwd
+            raise UserError(f"--out {str(path)!r} is the current directory or holds it; give --out a new directory")
         if not path.is_dir():
             raise UserError(f"{path} is a file, not a directory seqlab wrote; give --out a new directory")
         if not overwrite:
@@ -59,10 +63,10 @@ def check_outside(path: Path, inputs: Iterable[str | Path]) -> None:
                             f"choose another --out")
 
 
-def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) -> Path:
+def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (), *, resumable: bool = False) -> Path:
     """A fresh run directory; an existing one is replaced only as :func:`check_run_dir` allows."""
     path = Path(path)
-    check_run_dir(path, overwrite, inputs)
+    check_run_dir(path, overwrite, inputs, resumable=resumable)
     if path.exists():
         shutil.rmtree(path)
     try:
