@@ -22,3 +22,11 @@ def test_wrong_types_name_the_key():
     with pytest.raises(ConfigError, match="lr must be a float; got 'fast'"):
         load_config(TrainConfig, None, ["lr='fast'"])
     assert load_config(TrainConfig, None, ["lr=1"]).lr == 1.0  # an int where a float goes is fine
+
+
+def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark, which tomllib calls an invalid statement."""
+    path = tmp_path / "mine.toml"
+    path.write_bytes("\ufefflr = 0.01\nbatch_size = 7\n".encode("utf-8"))
+    config = load_config(TrainConfig, str(path))
+    assert (config.lr, config.batch_size) == (0.01, 7)
