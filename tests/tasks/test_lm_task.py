@@ -50,7 +50,11 @@ def test_train_lm_learns_and_generates(tmp_path, corpus, capsys):
     assert code == 0, err
     scores = json.loads(out)
     assert scores["loss"] == pytest.approx(m["val_loss"], rel=1e-5) and scores["unknown_tokens"] == 0
-    assert scores["bits_per_char"] == pytest.approx(m["val_bits_per_char"], rel=1e-5)
+    assert scores["bits_per_char"] == pytest.approx(m["val_bits_per_char"], rel=1e-5) and "note" not in err
+    tail.write_text("日本語" * 20, encoding="utf-8")  # no character the run has seen: all one <unk>, said on stderr
+    code, out, err = run_cli("eval", run, "--text", tail, capsys=capsys)
+    assert code == 0 and json.loads(out)["unknown_tokens"] == 60, err
+    assert "note: 60 of the 60 tokens" in err and "lower than the text deserves" in err, err
     tail.write_text("the cat sees the sun.\n")
     code, _, err = run_cli("eval", run, "--text", tail, capsys=capsys)
     assert code == 2 and "has 22 tokens; the model reads blocks of 32" in err
