@@ -50,8 +50,8 @@ def _ended(failures: dict[int, Any], folder: Path) -> int:
     killed = sorted((f.timestamp, rank, -f.exitcode) for rank, f in failures.items() if f.exitcode < 0)
     if killed:
         _, rank, number = killed[0]
-        sys.stderr.write(f"seqlab: rank {rank} was killed by {signal.Signals(number).name} (out of memory?); "
-                         f"the job stopped\n")
+        why = " (what the kernel's out-of-memory killer sends)" if number == signal.SIGKILL else ""
+        sys.stderr.write(f"seqlab: rank {rank} was killed by {signal.Signals(number).name}{why}; the job stopped\n")
         return 128 + number
     return min(failures.values(), key=lambda f: f.timestamp).exitcode
 
