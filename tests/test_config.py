@@ -1,6 +1,8 @@
 """Typed configs: overrides are coerced to the field's type, and a value of the wrong shape or range
 is a ConfigError naming the key, never a traceback further down."""
 
+import re
+
 import pytest
 
 from seqlab.config import load_config
@@ -30,3 +32,16 @@ def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     path.write_bytes("\ufefflr = 0.01\nbatch_size = 7\n".encode("utf-8"))
     config = load_config(TrainConfig, str(path))
     assert (config.lr, config.batch_size) == (0.01, 7)
+
+
+@pytest.mark.parametrize("task, override, expected", [
+    ("forecast", "model.kernel_size=0", "model.kernel_size must be at least 1; got 1 and 0"),  # a torch error deep in a step
+    ("forecast", "model.kernel_size=-3", "model.kernel_size must be at least 1"),
+    ("classify", "model.widths=[]", "model.widths needs at least one width"),  # max() of an empty list
+    ("classify", "model.word2vec_epochs=0", "model.word2vec_epochs must be at least 1"),  # gensim's ValueError
+])
+def test_a_size_that_crashed_inside_a_library_is_named(task, override, expected):
+    from seqlab.tasks import task as registry
+
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_config(registry.get(task).config_class, None, [override])

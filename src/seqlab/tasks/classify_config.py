@@ -88,6 +88,9 @@ class ClassifyModelConfig:
     augment_drop: float = 0.15
 
     def __post_init__(self) -> None:
+        if not self.widths or self.word2vec_epochs < 1:
+            raise ValueError(f"model.widths needs at least one width and model.word2vec_epochs must be at least 1; "
+                             f"got {self.widths} and {self.word2vec_epochs}")
         check_model(self, self.n_heads if self.arch == "transformer" else 1, self.n_layers, self.d_ff,
                     self.hidden_size, self.n_filters, *self.widths)
         if self.nb_alpha <= 0 or self.C <= 0:

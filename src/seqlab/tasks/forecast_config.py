@@ -67,8 +67,9 @@ class ForecastModelConfig:
                                 "--input-len; 36 and 104 too for a short series)")
 
     def __post_init__(self) -> None:
-        if self.top_k < 1:
-            raise ValueError(f"model.top_k must be at least 1; got {self.top_k}")
+        if self.top_k < 1 or self.kernel_size < 1:
+            raise ValueError(f"model.top_k and model.kernel_size must be at least 1; got {self.top_k} and "
+                             f"{self.kernel_size}")
 
         levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
         self.quantiles = ",".join(map(level_text, levels))
