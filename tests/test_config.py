@@ -45,3 +45,8 @@ def test_a_size_that_crashed_inside_a_library_is_named(task, override, expected)
 
     with pytest.raises(ConfigError, match=re.escape(expected)):
         load_config(registry.get(task).config_class, None, [override])
+
+
+def test_a_folder_given_as_the_config_is_named_a_folder(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder; --config takes a TOML file"):  # was "not found"
+        load_config(TrainConfig, str(tmp_path))

@@ -129,6 +129,8 @@ def recipe_path(name_or_path: str) -> Path:
     """A TOML file path, or the name of a recipe shipped in ``seqlab/recipes``."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder; --config takes a TOML file or a recipe's name")
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         return path

@@ -90,6 +90,12 @@ def test_glove_file_is_utf8_whatever_the_systems_default_encoding(tmp_path, monk
 def test_glove_file_errors(tmp_path):
     with pytest.raises(DataError, match="word-vector file not found: .*missing.txt"):
         read_glove(tmp_path / "missing.txt")
+    with pytest.raises(DataError, match="is a folder; give the word-vector file itself"):  # was "not found"
+        read_glove(tmp_path)
+    for value in ("inf", "nan", "-1e39"):  # inf was blamed on the learning rate; nan went in unnoticed
+        (tmp_path / "odd.txt").write_text(f"film 1 2\ngood 3 {value}\n", encoding="utf-8")
+        with pytest.raises(DataError, match="odd.txt line 2 holds a number that is not finite"):
+            read_glove(tmp_path / "odd.txt")
     path = tmp_path / "bad.txt"
     path.write_text("film 1 2\ngood 3 4\nbad x 5\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.txt line 3 is not 'word number number …'"):

@@ -27,6 +27,8 @@ def read_glove(path: str | Path) -> dict[str, np.ndarray]:
     """GloVe's text format: a word and its numbers, space-separated, a line each (a word2vec-style
     "count dim" first line is skipped)."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the word-vector file itself")
     if not path.is_file():
         raise DataError(f"word-vector file not found: {path}")
     vectors: dict[str, np.ndarray] = {}
@@ -40,6 +42,9 @@ def read_glove(path: str | Path) -> dict[str, np.ndarray]:
                     vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
                 except ValueError:
                     raise DataError(f"{path} line {number} is not 'word number number …'") from None
+                if not np.isfinite(vectors[parts[0]]).all():  # inf, nan, or past float32's range
+                    raise DataError(f"{path} line {number} holds a number that is not finite (inf, nan, or beyond "
+                                    f"3.4e38): the loss would turn nan")
         except UnicodeDecodeError:
             raise DataError(f"{path} is not valid UTF-8") from None
     sizes = {len(v) for v in vectors.values()}
