@@ -39,6 +39,9 @@ def test_a_config_file_saved_with_a_byte_order_mark_is_read(tmp_path):
     ("forecast", "model.kernel_size=-3", "model.kernel_size must be at least 1"),
     ("classify", "model.widths=[]", "model.widths needs at least one width"),  # max() of an empty list
     ("classify", "model.word2vec_epochs=0", "model.word2vec_epochs must be at least 1"),  # gensim's ValueError
+    # the validation text was said to be too short, and the fixes suggested did not help
+    ("lm", "data.eval_tokens=5", "data.eval_tokens=5 is less than one block"),
+    ("mlm", "data.eval_tokens=5", "data.eval_tokens=5 is less than one block"),
 ])
 def test_a_size_that_crashed_inside_a_library_is_named(task, override, expected):
     from seqlab.tasks import task as registry
