@@ -375,6 +375,10 @@ BAD_DATA = {
     "csv unparseable date": ("forecast", set_row(4, "2024-13-45 99:00,1,1"), "column 'date' row 6 is not a date"),
     "csv word for a date": ("forecast", set_row(0, "yesterday,1,1"), "column 'date' row 2 is not a date: 'yesterday'"),
     "csv empty date": ("forecast", set_row(7, ",1,1"), "column 'date' row 9 has no date"),
+    # a step index: pandas read it as nanoseconds since 1970, and the forecasts were stamped so
+    "csv numbers for dates": ("forecast", lambda rows: rows.__setitem__(slice(None), [f"{i},{r.split(',', 1)[1]}"
+                                                                                     for i, r in enumerate(rows)]),
+                              "column 'date' holds numbers (0 first), not dates"),
     "tsv line without tab": ("tsv", None, "line 4 has no tab"),
     "image bomb": ("vision", None, "declares 400,000,000 pixels"),
 }

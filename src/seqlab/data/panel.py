@@ -18,7 +18,6 @@ from one id into the next (``PanelWindows``); the model sees the pooled windows 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,12 +79,7 @@ def read_panel(path: str | Path, id_col: str, date_col: str, target: str, featur
     if missing.any():
         raise DataError(f"{path}: column {id_col!r} row {int(np.argmax(missing)) + 2} has no id")
     check_spacing(ids, id_col, path)
-    try:
-        with warnings.catch_warnings():  # pandas' advice on formats would be a second line on stderr
-            warnings.simplefilter("ignore", UserWarning)
-            stamps = pd.DatetimeIndex(pd.to_datetime(frame[date_col], errors="raise"))
-    except (ValueError, TypeError, OverflowError) as error:
-        raise DataError(ts.not_a_date(path, frame[date_col], error)) from None
+    stamps = ts.read_timestamps(path, frame[date_col])
     if stamps.isna().any():
         raise DataError(f"{path}: column {date_col!r} row {int(np.argmax(stamps.isna())) + 2} has no date")
     data = ts.numeric_values(frame.drop(columns=[id_col, date_col]), path)

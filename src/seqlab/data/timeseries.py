@@ -64,12 +64,7 @@ def read_series(path: str | Path, date_col: str, target: str, features: str, fil
             raise DataError(f"{path} has no column {column!r}; its columns are {', '.join(map(str, frame.columns))}")
     if target == date_col:
         raise DataError(target_is_date(path, target))
-    try:
-        with warnings.catch_warnings():  # pandas' advice on formats would be a second line on stderr
-            warnings.simplefilter("ignore", UserWarning)
-            timestamps = pd.DatetimeIndex(pd.to_datetime(frame[date_col], errors="raise"))
-    except (ValueError, TypeError, OverflowError) as error:
-        raise DataError(not_a_date(path, frame[date_col], error)) from None
+    timestamps = read_timestamps(path, frame[date_col])
     if timestamps.isna().any():
         row = int(np.argmax(timestamps.isna())) + 2
         raise DataError(f"{path}: column {date_col!r} row {row} has no date")
@@ -160,6 +155,22 @@ def numeric_values(data: pd.DataFrame, path: Path) -> pd.DataFrame:
                             f"(infinite, or too large for a 64-bit float)")
         data[column] = numeric
     return data
+
+
+def read_timestamps(path: Path, column: pd.Series) -> pd.DatetimeIndex:
+    """The column's dates; a column pandas cannot read as dates, or one of numbers (which pandas reads
+    as nanoseconds since 1970: a step index 0, 1, 2 … became 1970-01-01 00:00:00.000000001 …), is a
+    DataError naming it."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        raise DataError(f"{path}: column {column.name!r} holds numbers ({column.iloc[0]} first), not dates; "
+                        f"write them as dates, like 2024-01-01 or 2024-01-01 13:00 (a series without dates "
+                        f"can count its rows as hours from any date)")
+    try:
+        with warnings.catch_warnings():  # pandas' advice on formats would be a second line on stderr
+            warnings.simplefilter("ignore", UserWarning)
+            return pd.DatetimeIndex(pd.to_datetime(column, errors="raise"))
+    except (ValueError, TypeError, OverflowError) as error:
+        raise DataError(not_a_date(path, column, error)) from None
 
 
 def not_a_date(path: Path, column: pd.Series, error: Exception) -> str:
