@@ -62,6 +62,11 @@ def test_compare_refuses_unknown_models_and_missing_data(tmp_path, capsys):
         main(["compare", "lm", "--csv", "x.csv", "--out", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--csv: not a flag of compare lm" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:  # train's --model: it was taken for --models, replacing the list
+        main(["compare", "lm", "--models", "rnn,lstm", "--model", "gru", "--out", str(tmp_path / "d")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--model: not a flag of compare lm" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "d").exists()
 
 
 def labelled_csv(path, n=200):

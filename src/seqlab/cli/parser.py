@@ -224,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     for task in tasks.values():
         if not task.architectures:
             continue
+        # no abbreviations: train's --model would be taken for --models and replace the list silently
         p = by_task.add_parser(task.name, help=f"{task.name}: {', '.join(task.architectures)}",
-                               epilog=f"example:\n  {compare_example(task)}",
+                               epilog=f"example:\n  {compare_example(task)}", allow_abbrev=False,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--models", help=f"comma-separated (default all): {', '.join(task.architectures)}")
         add_flags(p, [f for f in task.flags().values() if f.key != "model.arch"])
