@@ -46,6 +46,29 @@ def test_unknown_name_and_network_failure_are_one_line(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no network" in err
     assert not list(tmp_path.iterdir())
+    # the folders it made for --out go again (an empty "dir with space/ü" stayed), a file given is named
+    assert main(["data", "download", "tinyshakespeare", "--out", str(tmp_path / "new dir" / "ü")]) == 2
+    assert "no network" in capsys.readouterr().err and not list(tmp_path.iterdir())
+    (tmp_path / "afile").write_text("mine")
+    assert main(["data", "download", "tinyshakespeare", "--out", str(tmp_path / "afile")]) == 2
+    assert capsys.readouterr().err.strip().endswith("afile is a file; --out takes a folder")  # was [Errno 17]
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_download_that_fails_midway_keeps_what_was_there_and_removes_what_it_began(tmp_path, monkeypatch, capsys):
+    answers = iter([b"pos\n"])  # the first file comes, the second does not
+
+    def flaky(url, timeout):
+        try:
+            return FakeResponse(next(answers))
+        except StopIteration:
+            raise urllib.error.URLError("connection reset") from None
+
+    monkeypatch.setattr(download.urllib.request, "urlopen", flaky)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["data", "download", "mr", "--out", str(tmp_path)]) == 2
+    assert "connection reset" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_mr_comes_with_a_table_that_train_classify_reads(tmp_path, monkeypatch, capsys):

@@ -6,6 +6,7 @@ Files are written under a temporary name and renamed, and nothing already there 
 
 from __future__ import annotations
 
+import shutil
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -123,7 +124,22 @@ def download(name: str, out: Path, overwrite: bool = False, log=print) -> list[P
     existing = [out / f for f in [*dataset.files, *dataset.derived] if (out / f).exists()]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file; --out takes a folder")
+    made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the first folder made here
     out.mkdir(parents=True, exist_ok=True)
+    new = [out / f for f in [*dataset.files, *dataset.derived] if not (out / f).exists()]
+    try:
+        return _fetch_all(dataset, out, log)
+    except BaseException:  # no network, a bad answer, Ctrl-C: nothing half-made stays, nothing of the user's goes
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        for path in new:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _fetch_all(dataset: Dataset, out: Path, log) -> list[Path]:
     written = []
     for file_name, url in dataset.files.items():
         content = fetch(url)
