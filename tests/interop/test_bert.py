@@ -237,6 +237,11 @@ def write_json(path, value):
     (lambda d: (d / "model.safetensors").rename(d / "pytorch_model.bin"), "a pickle (loading one can run code)"),
     (lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer"),
     (lambda d: write_json(d / "config.json", {"model_type": "bert"}), "lacks vocab_size"),
+    # a string where a number goes was said to be missing; no model_type was "a None model"
+    (lambda d: write_json(d / "config.json", {**json.loads((d / "config.json").read_text()), "vocab_size": "88"}),
+     "vocab_size='88' must be whole numbers"),
+    (lambda d: write_json(d / "config.json", {k: v for k, v in json.loads((d / "config.json").read_text()).items()
+                                              if k != "model_type"}), "has no model_type; seqlab imports bert, gpt2"),
     (lambda d: write_json(d / "config.json", {**json.loads((d / "config.json").read_text()), "vocab_size": 99}),
      "are not the model's 99 embedding rows"),
 ])

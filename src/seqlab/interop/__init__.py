@@ -106,6 +106,8 @@ def import_hf(source: Path, out: Path, overwrite: bool = False) -> str:
         raise UserError(f"{config} is not a JSON object") from None
     _check_out(out, overwrite, runs.RUN_FILE, source)
     convert = importers().get(model_type)
+    if model_type is None:
+        raise UserError(f"{config} has no model_type; seqlab imports {', '.join(sorted(importers()))} checkpoints")
     if convert is None:
         raise UserError(f"{source} holds a {model_type!r} model; seqlab imports "
                         f"{', '.join(sorted(importers())) or 'none yet'}")

@@ -223,8 +223,11 @@ def check_bert(source: Path, config: dict[str, Any]) -> None:
     problems = [f"{name}={config[name]!r}" for name, value in want.items() if config.get(name, value) != value]
     needed = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "max_position_embeddings")
-    if missing := [name for name in needed if not isinstance(config.get(name), int)]:
+    if missing := [name for name in needed if name not in config]:
         raise UserError(f"{source / 'config.json'} lacks {', '.join(missing)}")
+    if wrong := [f"{name}={config[name]!r}" for name in needed
+                 if not isinstance(config[name], int) or isinstance(config[name], bool)]:  # "88": a string
+        raise UserError(f"{source / 'config.json'}: {', '.join(wrong)} must be whole numbers")
     if problems:
         raise UserError(f"{source}: cannot import {', '.join(problems)}: seqlab's masked LM is BERT's "
                         f"post-LN encoder with absolute positions and GELU")
