@@ -67,9 +67,9 @@ class ForecastModelConfig:
                                 "--input-len; 36 and 104 too for a short series)")
 
     def __post_init__(self) -> None:
-        if self.top_k < 1 or self.kernel_size < 1:
-            raise ValueError(f"model.top_k and model.kernel_size must be at least 1; got {self.top_k} and "
-                             f"{self.kernel_size}")
+        for name in ("top_k", "kernel_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be at least 1; got {getattr(self, name)}")
 
         levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
         self.quantiles = ",".join(map(level_text, levels))
