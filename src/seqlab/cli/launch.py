@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -46,19 +45,21 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     started = time.time_ns()
     code = subprocess.run(command).returncode
     if code and resume_run is None and code not in (130, 143):  # failed, not interrupted (Ctrl-C, SIGTERM)
-        remove_unfinished(Path(out), started)
+        discard_if_made(Path(out), started)
     if code:
         raise SystemExit(code)
 
 
-def remove_unfinished(run: Path, started_ns: int) -> None:
-    """A fresh run that failed leaves nothing half-made, as on one process (``seqlab.cli.main``): rank 0
-    removes its directory when it fails itself, but when another rank fails first torchrun stops rank 0
-    mid-step. Removed only if this job made it (changed since ``started_ns``: a directory it replaced
-    with --overwrite, or a new one; an old run the ranks never reached stays) and holds no checkpoint."""
+def discard_if_made(run: Path, started_ns: int) -> None:
+    """A fresh run that failed leaves nothing half-made, as on one process (``runs.discard_unfinished``):
+    rank 0 removes its directory when it fails itself, but when another rank fails first torchrun stops
+    rank 0 mid-step. Only a directory this job made goes (changed since ``started_ns``: a new one, or
+    one it replaced with --overwrite); an old run the ranks never reached stays."""
+    from ..tasks import run_dir as runs
+
     try:
         made_now = run.stat().st_ctime_ns >= started_ns
     except OSError:  # not made
         return
-    if made_now and not (run / "checkpoints").is_dir():
-        shutil.rmtree(run, ignore_errors=True)
+    if made_now:
+        runs.discard_unfinished(run)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -93,10 +92,9 @@ def command_train(args: argparse.Namespace) -> None:
     try:
         metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
         finished = True
-    except Exception:  # any failure, not only bad input, in a directory made a moment ago: leave nothing
-        # half-made — unless it already holds a good checkpoint (a loss that turned NaN later, say)
-        if not args.resume and parallel.is_main and not (Path(run) / "checkpoints").is_dir():
-            shutil.rmtree(run, ignore_errors=True)
+    except Exception:  # any failure, not only bad input, in a directory made a moment ago
+        if not args.resume and parallel.is_main:
+            runs.discard_unfinished(run)
         raise
     except KeyboardInterrupt:  # a run interrupted with nothing in it yet (an auto search removes its
         # candidates): remove the directory this command made, so no empty run is left behind

@@ -121,14 +121,15 @@ def download(name: str, out: Path, overwrite: bool = False, log=print) -> list[P
         raise UserError(f"unknown data set {name!r}; available: {', '.join(sorted(DATASETS))}")
     dataset = DATASETS[name]
     out = Path(out)
-    existing = [out / f for f in [*dataset.files, *dataset.derived] if (out / f).exists()]
+    targets = [out / f for f in [*dataset.files, *dataset.derived]]
+    existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
         raise UserError(f"{existing[0]} already exists; pass --overwrite to replace it")
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} is a file; --out takes a folder")
     made = next((p for p in [*reversed(out.parents), out] if not p.exists()), None)  # the first folder made here
     out.mkdir(parents=True, exist_ok=True)
-    new = [out / f for f in [*dataset.files, *dataset.derived] if not (out / f).exists()]
+    new = [path for path in targets if path not in existing]
     try:
         return _fetch_all(dataset, out, log)
     except BaseException:  # no network, a bad answer, Ctrl-C: nothing half-made stays, nothing of the user's goes

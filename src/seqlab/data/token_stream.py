@@ -279,6 +279,14 @@ def blocks_at(ids: np.ndarray, starts: np.ndarray, block_size: int) -> dict[str,
     return {"x": tensor[:, :-1], "y": tensor[:, 1:]}
 
 
+def check_eval_tokens(eval_tokens: int, block_size: int) -> None:
+    """A ValueError unless ``data.eval_tokens`` (``evaluation_blocks``' ``max_tokens``) is 0 or holds a
+    whole block: the validation text's length was blamed otherwise."""
+    if 0 < eval_tokens < block_size:
+        raise ValueError(f"data.eval_tokens={eval_tokens} is less than one block: 0 (all the validation "
+                         f"tokens) or at least data.block_size ({block_size})")
+
+
 def evaluation_blocks(ids: np.ndarray, block_size: int, max_tokens: int = 0) -> np.ndarray:
     """Offsets of non-overlapping blocks covering the validation ids (up to ``max_tokens``; 0 = all)."""
     usable = len(ids) - 1

@@ -64,9 +64,7 @@ class LMDataConfig:
         if self.eval_tokens < 0 or self.default_corpus_chars < 1 or self.tokenizer_sample_chars < 1:
             raise ValueError("data.eval_tokens must not be negative, data.default_corpus_chars and "
                              "data.tokenizer_sample_chars positive")
-        if 0 < self.eval_tokens < self.block_size:  # the validation text's length was blamed
-            raise ValueError(f"data.eval_tokens={self.eval_tokens} is less than one block: 0 (all the validation "
-                             f"tokens) or at least data.block_size ({self.block_size})")
+        token_stream.check_eval_tokens(self.eval_tokens, self.block_size)
 
 
 @dataclass

@@ -65,9 +65,7 @@ class MLMDataConfig:
             raise ValueError(f"data.mask_probability must be in (0, 1); got {self.mask_probability}")
         if self.eval_tokens < 0 or self.tokenizer_sample_chars < 1:
             raise ValueError("data.eval_tokens must not be negative, data.tokenizer_sample_chars positive")
-        if 0 < self.eval_tokens < self.block_size:  # the validation text's length was blamed
-            raise ValueError(f"data.eval_tokens={self.eval_tokens} is less than one block: 0 (all the validation "
-                             f"tokens) or at least data.block_size ({self.block_size})")
+        token_stream.check_eval_tokens(self.eval_tokens, self.block_size)
 
 
 @dataclass

@@ -76,6 +76,13 @@ def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (
     return path
 
 
+def discard_unfinished(path: Path) -> None:
+    """Remove a fresh run that failed: nothing half-made stays, unless it already holds a good
+    checkpoint (a loss that turned NaN later, say)."""
+    if not (Path(path) / "checkpoints").is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def write_run(path: Path, task: str, config: dict[str, Any]) -> None:
     write_json(Path(path) / RUN_FILE, {"task": task, "config": config}, indent=2)
 
