@@ -217,6 +217,44 @@ def test_an_interrupted_run_says_how_to_resume_it(tmp_path, corpus, capsys, monk
         assert (tmp_path / name).exists() == bool(saved)  # a directory left empty is removed
 
 
+def test_overwrite_replaces_the_old_run_only_when_the_new_one_stands(tmp_path, corpus, capsys, monkeypatch):
+    """--overwrite sets the old run aside: a new run that fails, or is interrupted, before its first
+    checkpoint gives it back; one that finishes, or keeps a checkpoint, deletes it."""
+    from seqlab.errors import DataError
+    from seqlab.tasks.translate import TranslateTask
+
+    src, tgt = corpus
+    run, aside = tmp_path / "run", tmp_path / ".run.replaced"
+    train = TranslateTask.train
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY, capsys=capsys)
+    assert code == 0, err
+    old = (run / "run.json").read_text()
+
+    def fails(self, config, run, data, **options):
+        (run / "run.json").write_text('{"task": "translate", "config": {}}')
+        if saved:
+            (run / "checkpoints").mkdir()
+        raise failure
+
+    monkeypatch.setattr(TranslateTask, "train", fails)
+    for failure, saved, code_expected, old_back in ((DataError("a sentence is too long"), False, 2, True),
+                                                    (KeyboardInterrupt(), False, 130, True),
+                                                    (KeyboardInterrupt(), True, 130, False)):
+        code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, "--overwrite",
+                               "--set", "train.seed=7", *TINY, capsys=capsys)
+        assert code == code_expected, err
+        assert ((run / "run.json").is_file() and (run / "run.json").read_text() == old) == old_back, err
+        assert not aside.exists()
+        if old_back and code == 130:
+            assert f"{run} holds the run it held before" in err, err
+        if not old_back:
+            assert (run / "checkpoints").is_dir() and "--resume" in err  # the new run stays, resumable
+    monkeypatch.setattr(TranslateTask, "train", train)
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, "--overwrite",
+                           "--set", "train.seed=7", *TINY, capsys=capsys)
+    assert code == 0 and '"seed": 7' in (run / "run.json").read_text() and not aside.exists(), err
+
+
 def test_every_recipe_an_example_names_is_shipped():
     from seqlab.cli.parser import EXAMPLES
 

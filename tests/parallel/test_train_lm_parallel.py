@@ -176,8 +176,9 @@ if os.environ.get("RANK") == "{rank}":  # this rank fails at its first step; the
 def test_a_rank_that_fails_mid_step_ends_the_job_with_its_line_and_status(corpus, tmp_path, rank):
     """The failing rank leaves at once (no closing barrier the other rank, inside a collective, never
     reaches: that hung the job until the 10-minute timeout), and the job ends as one process does:
-    the rank's one line, once, exit status 2, no torchrun traceback, no run directory. Rank 1's line
-    was lost: only rank 0 printed bad input."""
+    the rank's one line, once, exit status 2, no torchrun traceback, no run directory; with --overwrite,
+    the run it was to replace back in its place (put back by rank 0, or by the launcher when rank 0 was
+    stopped first). Rank 1's line was lost: only rank 0 printed bad input."""
     import contextlib
     import os
     import signal
@@ -189,19 +190,27 @@ def test_a_rank_that_fails_mid_step_ends_the_job_with_its_line_and_status(corpus
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    process = subprocess.Popen([sys.executable, "-m", "seqlab", "train", "lm", "--text", str(corpus), "--out", str(run),
-                                *TINY, "--nproc", "2"], stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)
-    try:
-        _, err = process.communicate(timeout=DEADLINE_S)
-    except subprocess.TimeoutExpired:  # stop the launcher and the ranks (each rank leads a session of its own)
-        os.killpg(process.pid, signal.SIGKILL)
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            with contextlib.suppress(OSError):
-                if str(run).encode() in cmdline.read_bytes():
-                    os.kill(int(cmdline.parent.name), signal.SIGKILL)
-        pytest.fail(f"the job still ran after {DEADLINE_S} s")
-    assert process.returncode == 2, err
-    assert err.count(f"rank {rank} found its batch unusable") == 1, err
-    assert "ChildFailedError" not in err and "Traceback" not in err, err
+    def launch(*extra):
+        process = subprocess.Popen([sys.executable, "-m", "seqlab", "train", "lm", "--text", str(corpus), "--out",
+                                    str(run), *TINY, "--nproc", "2", *extra], stderr=subprocess.PIPE, text=True,
+                                   env=env, start_new_session=True)
+        try:
+            _, err = process.communicate(timeout=DEADLINE_S)
+        except subprocess.TimeoutExpired:  # stop the launcher and the ranks (each rank leads a session of its own)
+            os.killpg(process.pid, signal.SIGKILL)
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):
+                    if str(run).encode() in cmdline.read_bytes():
+                        os.kill(int(cmdline.parent.name), signal.SIGKILL)
+            pytest.fail(f"the job still ran after {DEADLINE_S} s")
+        assert process.returncode == 2, err
+        assert err.count(f"rank {rank} found its batch unusable") == 1, err
+        assert "ChildFailedError" not in err and "Traceback" not in err, err
+
+    launch()
     assert not run.exists()
+    run.mkdir()  # an old run without a checkpoint: what a restored run and a half-made one have alike
+    (run / "run.json").write_text('{"task": "lm", "config": {}}')
+    launch("--overwrite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hook", "run"]  # nothing set aside is left
+    assert [p.name for p in run.iterdir()] == ["run.json"] and "config" in (run / "run.json").read_text()

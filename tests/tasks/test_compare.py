@@ -51,6 +51,31 @@ def test_a_model_that_fails_after_another_trained_leaves_no_directory(tmp_path, 
                  "--set", "model.conv.hidden_size=16"])
     assert code == 2 and "the second model's data went wrong" in capsys.readouterr().err
     assert not out.exists()
+    # with --overwrite the comparison it was to replace comes back whole
+    out.mkdir()
+    (out / "run.json").write_text('{"task": "compare-translate", "config": {}}')
+    (out / "compare.csv").write_text("model\nconv\n")
+    code = main(["compare", "translate", "--dates", "--models", "conv,transformer", "--out", str(out), "--overwrite",
+                 "--max-steps", "2", "--set", "train.progress=false", "--set", "train.tensorboard=false",
+                 "--set", "model.d_model=16", "--set", "model.conv.hidden_size=16"])
+    assert code == 2 and (out / "compare.csv").read_text() == "model\nconv\n"
+    assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "run.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["cmp"]  # nothing set aside is left
+
+
+def test_each_models_run_names_its_data_by_absolute_path(tmp_path, monkeypatch):
+    """A compared model is a run of its own: its run.json resumes from any working directory."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "text.txt").write_text("to be or not to be, that is the question\n" * 200)
+    code = main(["compare", "lm", "--text", "text.txt", "--models", "transformer", "--out", "cmp", "--max-steps", "1",
+                 "--set", "train.progress=false", "--set", "train.tensorboard=false", "--set", "model.d_model=16",
+                 "--set", "model.n_heads=2", "--set", "model.n_layers=1", "--set", "data.block_size=16",
+                 "--precision", "fp32"])
+    assert code == 0
+    for run_json in (tmp_path / "cmp" / "run.json", tmp_path / "cmp" / "transformer" / "run.json"):
+        assert str(tmp_path / "text.txt") in run_json.read_text(), run_json.read_text()
 
 
 def test_compare_refuses_unknown_models_and_missing_data(tmp_path, capsys):

@@ -23,6 +23,31 @@ def test_demo_pipeline_writes_metrics_checkpoint_and_heatmap(tmp_path):
     assert len({columns(line[: line.index(" -> ")]) for line in samples}) == 1, samples
 
 
+def test_a_failed_demo_leaves_nothing_and_gives_back_the_demo_it_replaced(tmp_path, monkeypatch):
+    import pytest
+
+    from seqlab.errors import DataError
+    from seqlab.tasks import demo
+
+    def fails(config, run, splits, log):
+        (run / "tokenizer.json").write_text("half-made")
+        raise DataError("a sentence is too long")
+
+    monkeypatch.setattr(demo, "train", fails)
+    make_splits = demo.make_splits
+    monkeypatch.setattr(demo, "make_splits", lambda seed, n_train, n_test: make_splits(seed, 10, 5))
+    with pytest.raises(DataError):
+        run_demo(tmp_path / "demo", overwrite=False, overrides=[], log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "run.json").write_text("the demo before")
+    with pytest.raises(DataError):
+        run_demo(tmp_path / "demo", overwrite=True, overrides=[], log=lambda line: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == ["run.json"]
+    assert (tmp_path / "demo" / "run.json").read_text() == "the demo before"
+
+
 def columns(text):
     return sum(0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else
                2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ..errors import UserError
@@ -42,24 +41,30 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     # torchrun's own launcher, ending with the failed rank's status and no traceback of its own
     command = [sys.executable, "-m", "seqlab.parallel.torchrun", "--standalone", "--nproc_per_node", str(n),
                "-m", "seqlab", *argv]
-    started = time.time_ns()
+    before = identity(Path(out)) if resume_run is None else None
     code = subprocess.run(command).returncode
     if code and resume_run is None and code not in (130, 143):  # failed, not interrupted (Ctrl-C, SIGTERM)
-        discard_if_made(Path(out), started)
+        discard_if_made(Path(out), before)
     if code:
         raise SystemExit(code)
 
 
-def discard_if_made(run: Path, started_ns: int) -> None:
-    """A fresh run that failed leaves nothing half-made, as on one process (``runs.discard_unfinished``):
-    rank 0 removes its directory when it fails itself, but when another rank fails first torchrun stops
-    rank 0 mid-step. Only a directory this job made goes (changed since ``started_ns``: a new one, or
-    one it replaced with --overwrite); an old run the ranks never reached stays."""
+def identity(path: Path) -> tuple[int, int] | None:
+    """The directory entry's file (device, inode), or None when there is none."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def discard_if_made(run: Path, before: tuple[int, int] | None) -> None:
+    """A fresh run that failed leaves nothing half-made, as on one process (``runs.discard_unfinished``,
+    which also puts back a run it replaced with --overwrite): rank 0 does so when it fails itself, but
+    when another rank fails first torchrun stops rank 0 mid-step. Only a directory this job made goes:
+    one that is not the file ``before`` named (an old run the ranks never reached, or one rank 0 put
+    back, stays)."""
     from ..tasks import run_dir as runs
 
-    try:
-        made_now = run.stat().st_ctime_ns >= started_ns
-    except OSError:  # not made
-        return
-    if made_now:
+    if (now := identity(run)) is not None and now != before:
         runs.discard_unfinished(run)

@@ -94,17 +94,21 @@ def command_train(args: argparse.Namespace) -> None:
         finished = True
     except Exception:  # any failure, not only bad input, in a directory made a moment ago
         if not args.resume and parallel.is_main:
-            runs.discard_unfinished(run)
+            runs.discard_unfinished(run)  # (and the run it replaced back in its place)
         raise
-    except KeyboardInterrupt:  # a run interrupted with nothing in it yet (an auto search removes its
-        # candidates): remove the directory this command made, so no empty run is left behind
-        if not args.resume and parallel.is_main and Path(run).is_dir() and not any(Path(run).iterdir()):
-            Path(run).rmdir()
-            args.run_removed = True
+    except KeyboardInterrupt:  # interrupted with nothing in the run yet (an auto search removes its
+        # candidates), or before the first checkpoint of a run that replaced another (--overwrite): the
+        # directory this command made goes, and the run it replaced comes back
+        if not args.resume and parallel.is_main and Path(run).is_dir():
+            had_old = runs.replaced(run).is_dir()
+            if (had_old or not any(Path(run).iterdir())) and runs.discard_unfinished(run):
+                args.run_removed = "restored" if had_old else "removed"
         raise
     finally:
         parallel.close(wait=finished)  # a rank that failed leaves at once: torchrun then stops the others
     if parallel.is_main:
+        if not args.resume:
+            runs.drop_replaced(run)  # the new run stands: the one it replaced goes now
         print(f"{task.summary(config, metrics)}; run: {run}")
 
 
@@ -264,9 +268,9 @@ def command_bench(args: argparse.Namespace) -> None:
         raise UserError("--lengths needs at least two different positive lengths")
     positive(args.d_model, "--d-model")
     positive(args.repeats, "--repeats")
-    out = runs.create_run_dir(args.out, args.overwrite)
-    runs.write_run(out, "bench-complexity", {"lengths": lengths, "d_model": args.d_model})
-    run_complexity(out, lengths, args.d_model, repeats=args.repeats)
+    with runs.filling(runs.create_run_dir(args.out, args.overwrite)) as out:
+        runs.write_run(out, "bench-complexity", {"lengths": lengths, "d_model": args.d_model})
+        run_complexity(out, lengths, args.d_model, repeats=args.repeats)
 
 
 def command_export(args: argparse.Namespace) -> None:
@@ -337,9 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
-        if args.command not in ("train", "demo", "compare"):  # nothing trained: nothing to resume
+        if args.command != "train":  # nothing to resume (demo and compare have no --resume)
             sys.stderr.write("\ninterrupted\n")
-        elif getattr(args, "run_removed", False):
+        elif getattr(args, "run_removed", None) == "restored":
+            sys.stderr.write(f"\ninterrupted before the first checkpoint; {run} holds the run it held before\n")
+        elif getattr(args, "run_removed", None):
             sys.stderr.write(f"\ninterrupted before anything was saved; {run} removed: start again\n")
         elif run and not (Path(run) / "checkpoints").is_dir():
             sys.stderr.write("\ninterrupted before the first checkpoint (a one-process run saves one when "

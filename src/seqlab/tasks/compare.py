@@ -21,7 +21,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from .. import tables
-from ..config import input_paths, load_config, to_dict
+from ..config import absolute_paths, input_paths, load_config, to_dict
 from ..errors import UserError
 from ..viz.curves import plot_curves
 from . import run_dir as runs
@@ -102,6 +102,9 @@ def run_compare(task: Task, models: list[str], out: Path, overwrite: bool, confi
     data = task.compare_data(first, options or {})  # data errors before the directory is made
     for arch in models:  # and every model's own checks, so that a later one cannot fail on them
         task.check_new_run(configs[arch])
+    # after reading, so that errors name the paths as given; each model's run.json then resumes from anywhere
+    configs = {arch: absolute_paths(c) for arch, c in configs.items()}
+    first = configs[models[0]]
     out = open_compare_dir(out, overwrite, task.name, models, first)
 
     def train_one(arch: str, run: Path) -> dict[str, Any]:
@@ -111,10 +114,7 @@ def run_compare(task: Task, models: list[str], out: Path, overwrite: bool, confi
         log(f"{arch}: {task.summary(configs[arch], metrics)}")
         return task.compare_row(configs[arch], data, run, metrics)
 
-    try:
+    with runs.filling(out):  # a model that failed, or Ctrl-C: no table, so nothing half-made stays
         frame = train_each(models, out, train_one, task.compare_columns(first), log)
-    except Exception:  # a model that failed leaves no table: nothing half-made stays (as a failed train)
-        shutil.rmtree(out, ignore_errors=True)
-        raise
     curves = {arch: out / arch for arch in models if task.has_curves(configs[arch])}
     return write_results(frame, curves, out, f"seqlab compare {task.name}", log, valid=task.validation_metric)

@@ -34,13 +34,13 @@ def run_demo(out: Path, overwrite: bool, overrides: list[str], log=print, n_trai
              n_test: int = N_TEST) -> dict[str, Any]:
     config = load_config(TranslateConfig, RECIPE, overrides)
     started = time.perf_counter()
-    run = runs.create_run_dir(out, overwrite)
-    splits = make_splits(config.train.seed, n_train, n_test)
-    log(f"data: {len(dates.styles())} date styles in {len(dates.LOCALES)} locales, "
-        f"{dates.FIRST_DAY.year}-{dates.LAST_DAY.year}; {n_train:,} training pairs, "
-        f"{n_test:,} test pairs on {len(set(splits['test'][1])):,} dates never seen in training "
-        f"({time.perf_counter() - started:.1f} s)")
-    _, result = train(config, run, splits, log=log)
+    with runs.filling(runs.create_run_dir(out, overwrite)) as run:  # a failure or Ctrl-C leaves no half-made demo
+        splits = make_splits(config.train.seed, n_train, n_test)
+        log(f"data: {len(dates.styles())} date styles in {len(dates.LOCALES)} locales, "
+            f"{dates.FIRST_DAY.year}-{dates.LAST_DAY.year}; {n_train:,} training pairs, "
+            f"{n_test:,} test pairs on {len(set(splits['test'][1])):,} dates never seen in training "
+            f"({time.perf_counter() - started:.1f} s)")
+        _, result = train(config, run, splits, log=log)
     metrics = result["metrics"]
     log(f"\nheld-out exact match: {metrics['exact_match']:.2%}   BLEU: {metrics['bleu']:.2f}   "
         f"trained {metrics['train_seconds']:.0f} s ({metrics['steps']} steps)")

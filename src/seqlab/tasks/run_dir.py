@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..errors import DamagedFileError, UserError
 from ..io import read_json_file, write_json
@@ -64,11 +65,18 @@ def check_outside(path: Path, inputs: Iterable[str | Path]) -> None:
 
 
 def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (), *, resumable: bool = False) -> Path:
-    """A fresh run directory; an existing one is replaced only as :func:`check_run_dir` allows."""
+    """A fresh run directory; an existing one is replaced only as :func:`check_run_dir` allows. The run
+    it replaces is not deleted yet but set aside (:func:`replaced`), so that a command that fails before
+    its new run holds anything can put it back (:func:`discard_unfinished`); :func:`drop_replaced`
+    deletes it once the new run stands."""
     path = Path(path)
     check_run_dir(path, overwrite, inputs, resumable=resumable)
     if path.exists():
-        shutil.rmtree(path)
+        shutil.rmtree(replaced(path), ignore_errors=True)  # one set aside by a command killed outright
+        try:
+            path.rename(replaced(path))
+        except OSError as error:
+            raise UserError(f"cannot replace the run directory {path}: {error.strerror}") from None
     try:
         path.mkdir(parents=True)
     except OSError as error:
@@ -76,11 +84,40 @@ def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (
     return path
 
 
-def discard_unfinished(path: Path) -> None:
+def replaced(path: Path) -> Path:
+    """Where :func:`create_run_dir` keeps the run it replaces until the new one stands: a hidden sibling."""
+    return Path(path).parent / f".{Path(path).name}.replaced"
+
+
+def drop_replaced(path: Path) -> None:
+    """Delete the run that ``path``'s new run replaced (--overwrite), if any: the new one stands."""
+    shutil.rmtree(replaced(path), ignore_errors=True)
+
+
+@contextlib.contextmanager
+def filling(path: Path) -> Iterator[Path]:
+    """``with filling(create_run_dir(...)) as run:`` the block writes the new run; if it fails (or is
+    interrupted) the run is discarded as :func:`discard_unfinished` says, else the one it replaced goes."""
+    try:
+        yield path
+    except BaseException:
+        discard_unfinished(path)
+        raise
+    drop_replaced(path)
+
+
+def discard_unfinished(path: Path) -> bool:
     """Remove a fresh run that failed: nothing half-made stays, unless it already holds a good
-    checkpoint (a loss that turned NaN later, say)."""
-    if not (Path(path) / "checkpoints").is_dir():
-        shutil.rmtree(path, ignore_errors=True)
+    checkpoint (a loss that turned NaN later, say). The run it replaced, if any, is put back when the new
+    one goes, and deleted when the new one stays. -> whether the new run was removed."""
+    path = Path(path)
+    if (path / "checkpoints").is_dir():
+        drop_replaced(path)
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    if replaced(path).is_dir() and not path.exists():
+        replaced(path).rename(path)
+    return True
 
 
 def write_run(path: Path, task: str, config: dict[str, Any]) -> None:
