@@ -1,4 +1,5 @@
-"""seqlab.io's check that a new output file can be written, made before any work."""
+"""seqlab.io: the check that a new output file can be written, made before any work; reading a run's
+metrics.jsonl."""
 
 import os
 import stat
@@ -7,7 +8,7 @@ import tempfile
 import pytest
 
 from seqlab.errors import UserError
-from seqlab.io import check_new_file
+from seqlab.io import check_new_file, read_metrics
 
 
 def test_a_new_file_in_a_writable_folder_passes_and_leaves_nothing(tmp_path):
@@ -51,3 +52,10 @@ def test_a_read_only_folder_is_refused(tmp_path):
             check_new_file(folder / "x.csv", "--out")
     finally:
         folder.chmod(stat.S_IRWXU)
+
+
+def test_metrics_rows_skip_a_line_cut_short_by_a_crash(tmp_path):
+    """The explorer's curves and the curves picture read the rows of a run that crashed mid-write."""
+    (tmp_path / "metrics.jsonl").write_bytes(b'{"step": 1, "loss": 2.5}\n[3]\n{"step": 2, "loss": 2.25}\n{"step": 3, "val_lo\xff')
+    assert list(read_metrics(tmp_path)) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.25}]
+    assert list(read_metrics(tmp_path / "nothing")) == []

@@ -55,11 +55,17 @@ def write_json(path: Path, value: Any, **dumps: Any) -> None:
 
 
 def read_metrics(run_dir: Path) -> Iterator[dict[str, Any]]:
-    """The rows of ``run_dir/metrics.jsonl`` in the order they were logged; none if there is no file."""
+    """The rows of ``run_dir/metrics.jsonl`` in the order they were logged; none if there is no file. A
+    line that is not a JSON object (the last one, cut short by a crash) is skipped, as resuming drops it."""
     path = Path(run_dir) / METRICS_FILE
     if path.exists():
-        for line in path.read_text().splitlines():
-            yield json.loads(line)
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                yield row
 
 
 def read_json_file(path: Path, whole: str = "the checkpoint") -> Any:
