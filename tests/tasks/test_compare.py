@@ -26,6 +26,8 @@ def test_compare_writes_one_table_for_every_model(tmp_path, capsys, monkeypatch)
     assert table[2].startswith("| attention ") and len({len(line) for line in table}) == 1  # columns lined up
     assert (out / "curves.png").is_file()
     assert all((out / f"alignment-{m}.png").is_file() for m in frame["model"])
+    config = json.loads((out / "transformer" / "run.json").read_text())["config"]
+    assert config["data"]["tokenizer"] == "char" and config["train"]["batch_size"] == 128  # compare-dates.toml
 
 
 def test_a_model_that_fails_after_another_trained_leaves_no_directory(tmp_path, capsys, monkeypatch):

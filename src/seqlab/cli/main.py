@@ -218,7 +218,7 @@ def command_compare(args: argparse.Namespace) -> None:
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
     models = parse_models(",".join(task.architectures) if args.models is None else args.models, task.architectures)
     given = {f.name: getattr(args, f.name) for f in task.compare_flags()}
-    run_compare(task, models, out, args.overwrite, args.config or task.compare_recipe, overrides, given)
+    run_compare(task, models, out, args.overwrite, args.config or task.compare_config(given), overrides, given)
 
 
 def command_explore(args: argparse.Namespace) -> None:

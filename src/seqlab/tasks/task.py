@@ -72,7 +72,7 @@ class Task:
     description: str = ""  # one line for --help
     example: str = ""  # a command for --help
     config_class: type = object  # data / model / train (/ parallel) sections
-    compare_recipe: str | None = None  # the recipe ``compare`` starts from when none is given
+    compare_recipe: str | None = None  # the recipe ``compare`` starts from when none is given (see compare_config)
     # Shipped recipes that train a bigger model than the defaults (which finish in minutes on a laptop's
     # CPU), named in ``seqlab train TASK --help``.
     bigger_recipes: tuple[str, ...] = ()
@@ -178,6 +178,10 @@ class Task:
 
     def compare_flags(self) -> tuple[Flag, ...]:
         return ()
+
+    def compare_config(self, options: dict[str, Any]) -> str | None:
+        """The recipe ``compare`` starts from when no --config is given (``options``: as for compare_data)."""
+        return self.compare_recipe
 
     def compare_columns(self, config) -> list[str]:
         raise NotImplementedError

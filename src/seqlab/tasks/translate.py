@@ -406,7 +406,6 @@ class TranslateTask(Task):
     example = ("seqlab train translate --src train.de --tgt train.en --set model.d_model=256 --out runs/de-en\n"
                "  seqlab train translate --config multi30k-de-en\n  seqlab train translate --resume runs/de-en")
     config_class = TranslateConfig
-    compare_recipe = None
     bigger_recipes = ("multi30k-de-en",)
     eval_flags = (Flag("src", "translate: source sentences, one a line", required=True),
                   Flag("ref", "translate: their reference translations, aligned with --src", required=True),
@@ -451,6 +450,9 @@ class TranslateTask(Task):
 
     def compare_flags(self) -> tuple[Flag, ...]:
         return (Flag("dates", "translate: the demo's multilingual date corpus", type=bool),)
+
+    def compare_config(self, options: dict[str, Any]) -> str | None:
+        return "compare-dates" if options.get("dates") else None  # its recipe: sizes for the date corpus
 
     def compare_data(self, config, options) -> dict[str, Pairs]:
         if options.get("dates"):
