@@ -153,9 +153,13 @@ def test_the_current_directory_is_never_a_new_run(tmp_path, corpus, capsys, monk
 def test_existing_run_directory_is_not_overwritten(tmp_path, corpus, capsys):
     src, tgt = corpus
     run = tmp_path / "run"
-    run.mkdir()
+    run.mkdir()  # an empty folder is used as it is
+    code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY, capsys=capsys)
+    assert code == 0 and (run / "run.json").is_file(), err
     code, _, err = run_cli("train", "translate", "--src", src, "--tgt", tgt, "--out", run, *TINY, capsys=capsys)
     assert code == 2 and f"--resume {run} to continue it" in err, err  # train can go on with it
+    code, _, err = run_cli("train", "translate", "--resume", run, "--config", "multi30k-de-en", capsys=capsys)
+    assert code == 2 and "--config does not go with --resume" in err and len(err.strip().splitlines()) == 1, err
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("precious")

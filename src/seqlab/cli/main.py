@@ -61,6 +61,9 @@ def command_train(args: argparse.Namespace) -> None:
         if args.out or args.overwrite:
             raise UserError(f"{'--out' if args.out else '--overwrite'} does not go with --resume: "
                             f"a resumed run continues in its own directory, {args.resume}")
+        if args.config:  # it was read as nothing: the run's own config (run.json) is the one resumed
+            raise UserError(f"--config does not go with --resume: {args.resume} continues with the config in its "
+                            f"run.json (--set and the flags change what may change, like --max-steps)")
         info = runs.read_run(args.resume)
         if info["task"] != args.task:
             raise UserError(f"{args.resume} is a {info['task']} run, not {args.task}")

@@ -48,7 +48,7 @@ def check_replaceable(path: Path, overwrite: bool, mark: str, inputs: Iterable[s
             raise UserError(f"--out {str(path)!r} is the current directory or holds it; give --out a new directory")
         if not path.is_dir():
             raise UserError(f"{path} is a file, not a directory seqlab wrote; give --out a new directory")
-        if not overwrite:
+        if not overwrite and any(path.iterdir()):  # an empty folder (made for the run, say) is used as it is
             raise UserError(exists)
         if not (path / mark).is_file() and any(path.iterdir()):
             raise UserError(f"{path} exists and {not_ours}; refusing to overwrite it")
