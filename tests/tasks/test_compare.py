@@ -26,6 +26,7 @@ def test_compare_writes_one_table_for_every_model(tmp_path, capsys, monkeypatch)
     assert table[2].startswith("| attention ") and len({len(line) for line in table}) == 1  # columns lined up
     assert (out / "curves.png").is_file()
     assert all((out / f"alignment-{m}.png").is_file() for m in frame["model"])
+    assert frame["scored_split"].tolist() == ["test"] * 3 and "| scored on |" in (out / "compare.md").read_text()
     config = json.loads((out / "transformer" / "run.json").read_text())["config"]
     assert config["data"]["tokenizer"] == "char" and config["train"]["batch_size"] == 128  # compare-dates.toml
 
@@ -63,6 +64,19 @@ def test_a_model_that_fails_after_another_trained_leaves_no_directory(tmp_path, 
     assert code == 2 and (out / "compare.csv").read_text() == "model\nconv\n"
     assert sorted(p.name for p in out.iterdir()) == ["compare.csv", "run.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["cmp"]  # nothing set aside is left
+
+
+def test_without_test_files_the_table_says_the_validation_split_was_scored(tmp_path, capsys):
+    words = ["abc", "hello", "cat", "dog", "sun", "moon", "tree", "seq", "lab", "zebra"] * 6
+    (tmp_path / "a.src").write_text("\n".join(words) + "\n")
+    (tmp_path / "a.tgt").write_text("\n".join(w[::-1] for w in words) + "\n")
+    out = tmp_path / "cmp"
+    code = main(["compare", "translate", "--src", str(tmp_path / "a.src"), "--tgt", str(tmp_path / "a.tgt"),
+                 "--models", "simple", "--out", str(out), "--max-steps", "1", "--set", "train.progress=false",
+                 "--set", "train.tensorboard=false", "--set", "data.tokenizer='char'",
+                 "--set", "model.rnn.hidden_size=16", "--set", "model.rnn.embed_dim=8"])
+    assert code == 0, capsys.readouterr().err
+    assert pd.read_csv(out / "compare.csv")["scored_split"].tolist() == ["valid"]
 
 
 def test_each_models_run_names_its_data_by_absolute_path(tmp_path, monkeypatch):

@@ -4,7 +4,8 @@ budget, one table.
 The lineage run on your data: a fixed context (simple; Sutskever et al. 2014) -> the context at every
 step (context; Cho et al. 2014) -> attention over all encoder states (attention; Bahdanau et al. 2015,
 Luong et al. 2015) -> convolutions (conv; Gehring et al. 2017) -> the Transformer (Vaswani et al. 2017). Writes ``compare.md`` and ``compare.csv`` (parameters, training time, seconds per epoch,
-validation perplexity, test perplexity per word, test BLEU and exact match), ``curves.png``, and an
+validation perplexity, then perplexity per word, BLEU and exact match on the split a ``scored on``
+column names: the test split, or the validation split when no test files are given), ``curves.png``, and an
 alignment heatmap per model that has one. ``compare lm`` does the same for language models (RNN,
 LSTM, GRU, Transformer) on one text (a file, a folder or a glob pattern): parameters, tokens/s,
 validation loss, perplexity and bits per character. ``compare classify`` puts the Transformer, BiLSTM and CNN beside the linear baselines on
@@ -29,7 +30,8 @@ from .task import Task
 
 COLUMNS = {"model": "model", "parameters": "parameters", "train_seconds": "train s", "seconds_per_epoch": "s / epoch",
            "epochs": "epochs", "val_perplexity": "val perplexity",
-           "word_perplexity": "test perplexity / word", "bleu": "test BLEU", "exact_match": "exact match",
+           "scored_split": "scored on", "word_perplexity": "perplexity / word", "bleu": "BLEU",
+           "exact_match": "exact match",
            "tokens_per_s": "tokens / s", "val_loss": "val loss (nats/token)", "val_bits_per_char": "bits / char",
            "seconds": "seconds", "test_accuracy": "test accuracy", "test_macro_f1": "test macro-F1",
            "cv_accuracy": "CV accuracy", "cv_accuracy_std": "± std over folds", "cv_macro_f1": "CV macro-F1",

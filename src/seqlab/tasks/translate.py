@@ -467,7 +467,7 @@ class TranslateTask(Task):
 
     def compare_columns(self, config) -> list[str]:
         return ["model", "parameters", "train_seconds", "seconds_per_epoch", "epochs", "val_perplexity",
-                "word_perplexity", "bleu", "exact_match"]
+                "scored_split", "word_perplexity", "bleu", "exact_match"]  # scored on the test split, or valid
 
     def compare_row(self, config, data, run, m) -> dict[str, Any]:
         epochs = m["steps"] * config.train.batch_size * config.train.grad_accum / len(data["train"][0])
