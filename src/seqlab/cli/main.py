@@ -78,7 +78,7 @@ def command_train(args: argparse.Namespace) -> None:
     else:
         config = load_config(task.config_class, args.config, overrides)
         run = None
-    data = task.read_data(config)
+    data = None if args.resume and task.data_in_run else task.read_data(config)  # (the text may have moved)
     if not args.resume:
         task.check_new_run(config)
     config = absolute_paths(config)  # after reading, so that errors name the paths as given

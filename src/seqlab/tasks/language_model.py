@@ -402,6 +402,7 @@ class LanguageModelTask(Task):
     example = "seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare"
     config_class = LMConfig
     compare_recipe = "compare-lm"
+    data_in_run = True  # train.bin / valid.bin
     bigger_recipes = ("shakespeare-char-60min",)
     predict_needs_input = False
     eval_flags = (Flag("text", "lm: a UTF-8 text file, a folder of them or a glob pattern", required=True),)

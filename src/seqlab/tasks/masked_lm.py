@@ -274,6 +274,7 @@ class MaskedLanguageModelTask(Task):
     example = "seqlab train mlm --text input.txt --config mlm-tiny --out runs/mlm"
     config_class = MLMConfig
     bigger_recipes = ("mlm-tiny",)  # the same model, twice the steps
+    data_in_run = True  # train.bin / valid.bin
     eval_flags = (Flag("text", "mlm: a UTF-8 text file, a folder of them or a glob pattern, masked as the "
                                "validation text is", required=True),)
     predict_flags = (Flag("top_k", "mlm: fillers shown for each [MASK] (default 5)", type=int),)

@@ -73,6 +73,7 @@ class Task:
     example: str = ""  # a command for --help
     config_class: type = object  # data / model / train (/ parallel) sections
     compare_recipe: str | None = None  # the recipe ``compare`` starts from when none is given (see compare_config)
+    data_in_run: bool = False  # the run directory holds the data it trains on (ids): --resume reads no input
     # Shipped recipes that train a bigger model than the defaults (which finish in minutes on a laptop's
     # CPU), named in ``seqlab train TASK --help``.
     bigger_recipes: tuple[str, ...] = ()
