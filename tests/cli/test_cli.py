@@ -73,12 +73,14 @@ def test_train_translate_eval_and_resume(tmp_path, corpus, capsys):
     assert code == 0, err
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 30
+    assert json.loads((run / "run.json").read_text())["config"]["train"]["max_steps"] == 30  # the config it ended with
 
     # Resuming with another model shape is refused before anything is touched.
     before = (run / "checkpoints" / "last" / "model.safetensors").read_bytes()
     code, _, err = run_cli("train", "translate", "--resume", run, "--set", "model.d_model=32", capsys=capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "another model config" in err
     assert (run / "checkpoints" / "last" / "model.safetensors").read_bytes() == before
+    assert json.loads((run / "run.json").read_text())["config"]["model"]["d_model"] == 16
 
 
 @pytest.mark.parametrize("arch", ["simple", "context", "attention", "conv"])

@@ -46,7 +46,7 @@ def refuse_other_data(run: Path, overrides: list[str], config, base: dict, flag_
 
 
 def command_train(args: argparse.Namespace) -> None:
-    from ..config import absolute_paths, input_paths, load_config
+    from ..config import absolute_paths, input_paths, load_config, to_dict
     from ..interop.imported_run import imported_from
     from ..parallel.runtime import launched_by_torchrun
     from ..tasks import run_dir as runs
@@ -112,6 +112,8 @@ def command_train(args: argparse.Namespace) -> None:
     if parallel.is_main:
         if not args.resume:
             runs.drop_replaced(run)  # the new run stands: the one it replaced goes now
+        else:  # run.json records the config the run now ends with (--max-steps, --set train.… given here)
+            runs.write_run(run, args.task, to_dict(config))
         print(f"{task.summary(config, metrics)}; run: {run}")
 
 
