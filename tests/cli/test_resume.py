@@ -103,6 +103,9 @@ def test_a_resume_refuses_other_data_and_keeps_the_run(tmp_path, monkeypatch, ca
         code, _, err = run_cli("train", "translate", "--resume", run, *flags, capsys=capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"{named} does not go with --resume" in err and "the data it started with" in err, err
+    code, _, err = run_cli("train", "translate", "--resume", run, "--set", "model.arch='conv'", capsys=capsys)
+    assert code == 2 and "--set model.arch does not go with --resume" in err and err.strip().endswith("goes on training its transformer model; train a new run (--out) "
+                                              "for another") and len(err.strip().splitlines()) == 1, err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     code, _, err = run_cli("train", "translate", "--resume", run, "--src", "train.src", "--set", "data.tokenizer='char'",
                            capsys=capsys)

@@ -74,6 +74,11 @@ def command_train(args: argparse.Namespace) -> None:
                             f"to resume; use it as it is (predict, eval){also}")
         config = load_config(task.config_class, None, overrides, base=info["config"])
         refuse_other_data(args.resume, overrides, config, info["config"], {k: n for n, k in flag_keys.items()})
+        was = info["config"].get("model", {}).get("arch") if isinstance(info["config"].get("model"), dict) else None
+        if was is not None and getattr(getattr(config, "model", None), "arch", was) != was:
+            given = "--model" if getattr(args, "model", None) is not None else "--set model.arch"
+            raise UserError(f"{given} does not go with --resume: {args.resume} goes on training its {was} model; "
+                            f"train a new run (--out) for another")
         run = args.resume
     else:
         config = load_config(task.config_class, args.config, overrides)
