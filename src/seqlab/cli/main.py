@@ -117,8 +117,10 @@ def command_train(args: argparse.Namespace) -> None:
     if parallel.is_main:
         if not args.resume:
             runs.drop_replaced(run)  # the new run stands: the one it replaced goes now
-        else:  # run.json records the config the run now ends with (--max-steps, --set train.… given here)
-            runs.write_run(run, args.task, to_dict(config))
+        else:  # run.json records the config the run now ends with (--max-steps, --set train.… given here);
+            # not this launch's [parallel] layout: each launch gives its own, and one process must resume too
+            ended = to_dict(config) | ({"parallel": info["config"]["parallel"]} if "parallel" in info["config"] else {})
+            runs.write_run(run, args.task, ended)
         print(f"{task.summary(config, metrics)}; run: {run}")
 
 
