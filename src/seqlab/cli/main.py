@@ -27,22 +27,27 @@ def positive(value: int | None, flag: str) -> None:
 
 
 def refuse_other_data(run: Path, overrides: list[str], config, base: dict, flag_names: dict[str, str]) -> None:
-    """A resumed run trains on the data it started with: a data setting given with ``--resume`` whose
-    value differs from the run's is refused. Taken, it would go on training the saved model (and its
-    tokenizer or scaler) on another text, file or split; ignored, it would say nothing."""
+    """A resumed run trains the model it started with on the data it started with: a data setting, or
+    the model's kind (``model.arch``), given with ``--resume`` whose value differs from the run's is
+    refused. Taken, it would go on training the saved model (and its tokenizer or scaler) on another
+    text, file or split, or fail on the checkpoint's every setting; ignored, it would say nothing."""
     import json
 
     from ..config import absolute_paths, parse_override, to_dict
 
-    now = json.loads(json.dumps(to_dict(absolute_paths(config)).get("data", {})))  # as run.json holds it
-    before = base.get("data", {})
+    now = json.loads(json.dumps(to_dict(absolute_paths(config))))  # as run.json holds it
+    data, model = (now.get(section, {}) for section in ("data", "model"))
+    data_before, model_before = (base.get(section, {}) for section in ("data", "model"))
     for override in overrides:
         keys, _ = parse_override(override)
-        if len(keys) == 2 and keys[0] == "data" and keys[1] in now and now[keys[1]] != before.get(keys[1]):
-            key = ".".join(keys)
-            given = f"--{flag_names[key].replace('_', '-')}" if key in flag_names else f"--set {key}"
+        key = ".".join(keys)
+        given = f"--{flag_names[key].replace('_', '-')}" if key in flag_names else f"--set {key}"
+        if len(keys) == 2 and keys[0] == "data" and keys[1] in data and data[keys[1]] != data_before.get(keys[1]):
             raise UserError(f"{given} does not go with --resume: {run} goes on with the data it started with "
-                            f"({key} = {before.get(keys[1])!r}); train a new run (--out) on other data")
+                            f"({key} = {data_before.get(keys[1])!r}); train a new run (--out) on other data")
+        if key == "model.arch" and "arch" in model_before and model.get("arch") != model_before["arch"]:
+            raise UserError(f"{given} does not go with --resume: {run} goes on training its {model_before['arch']} "
+                            f"model; train a new run (--out) for another")
 
 
 def command_train(args: argparse.Namespace) -> None:
@@ -74,11 +79,6 @@ def command_train(args: argparse.Namespace) -> None:
                             f"to resume; use it as it is (predict, eval){also}")
         config = load_config(task.config_class, None, overrides, base=info["config"])
         refuse_other_data(args.resume, overrides, config, info["config"], {k: n for n, k in flag_keys.items()})
-        was = info["config"].get("model", {}).get("arch") if isinstance(info["config"].get("model"), dict) else None
-        if was is not None and getattr(getattr(config, "model", None), "arch", was) != was:
-            given = "--model" if getattr(args, "model", None) is not None else "--set model.arch"
-            raise UserError(f"{given} does not go with --resume: {args.resume} goes on training its {was} model; "
-                            f"train a new run (--out) for another")
         run = args.resume
     else:
         config = load_config(task.config_class, args.config, overrides)

@@ -48,9 +48,10 @@ def check_replaceable(path: Path, overwrite: bool, mark: str, inputs: Iterable[s
             raise UserError(f"--out {str(path)!r} is the current directory or holds it; give --out a new directory")
         if not path.is_dir():
             raise UserError(f"{path} is a file, not a directory seqlab wrote; give --out a new directory")
-        if not overwrite and any(path.iterdir()):  # an empty folder (made for the run, say) is used as it is
+        empty = not any(path.iterdir())  # an empty folder (made for the run, say) is used as it is
+        if not overwrite and not empty:
             raise UserError(exists)
-        if not (path / mark).is_file() and any(path.iterdir()):
+        if not (path / mark).is_file() and not empty:
             raise UserError(f"{path} exists and {not_ours}; refusing to overwrite it")
         check_outside(path, inputs)
 
