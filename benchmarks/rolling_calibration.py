@@ -1,12 +1,14 @@
 """Quantile intervals calibrated once on the validation split, or again at each forecast origin on the
 latest windows whose values are known by then: the coverage each gives on data it has not seen.
 
-    .venv/bin/python benchmarks/rolling_calibration.py --run RUN [--levels 0.1,0.9] [--windows 96,240,480,720,1440,0]
+    .venv/bin/python benchmarks/rolling_calibration.py --run RUN [--interval 80] [--windows 96,240,480,720,1440,0]
         [--every 24]
 
 RUN is a forecast run trained with quantiles (``seqlab train forecast ... --quantiles 0.1,0.5,0.9``). Its
 raw quantile forecasts (its own ``calibration`` left out) of every validation and test window are
-computed once. Then, for the central interval between ``--levels``:
+computed once. Then, for the central interval ``--interval`` (80: between the levels 0.1 and 0.9), the
+offsets applied as the run applies its own (:func:`seqlab.models.quantiles.calibrated`) and the coverage
+measured as ``eval`` does (:func:`seqlab.models.quantiles.quantile_errors`):
 
 - raw: no calibration;
 - once: the run's own rule (:func:`seqlab.models.quantiles.conformal_offsets` on all validation windows),
@@ -28,46 +30,48 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from seqlab.models.quantiles import conformal_offsets
+from seqlab.models.quantiles import calibrated, central_intervals, conformal_offsets, quantile_errors
 from seqlab.tasks import forecast as fc
 from seqlab.tasks.forecast_auto import windows_of
 from seqlab.tasks.run_dir import read_json
 
 
-def coverage(prediction: np.ndarray, truth: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
-    """(values inside [q_lo, q_hi], values) over every window, step and channel."""
-    inside = (truth >= prediction[..., lo]) & (truth <= prediction[..., hi])
-    return int(inside.sum()), inside.size
+def coverage(prediction: np.ndarray, truth: np.ndarray, levels, interval: str, offsets=None) -> float:
+    """The share of true values inside the central interval, the offsets (C, Q) applied first."""
+    if offsets is not None:
+        prediction = calibrated(torch.from_numpy(prediction), offsets.tolist(), levels).numpy()
+    return quantile_errors(prediction, truth, levels)[f"coverage_{interval}"]
 
 
-def rolling(prediction, truth, start, horizon, window, every, levels, lo, hi) -> float:
+def rolling(prediction, truth, start, horizon, window, every, levels, interval) -> float:
     """The coverage of windows start… when each block of ``every`` origins is calibrated on the latest
     ``window`` windows (0: all) that end before the block's first origin."""
-    inside = total = 0
+    inside = total = 0.0
     for i in range(start, len(prediction), every):
         known = i - horizon + 1  # windows 0 … i - horizon have all their values before origin i
         first = max(0, known - window) if window else 0
         offsets = conformal_offsets(prediction[first:known], truth[first:known], levels)
         block = slice(i, min(i + every, len(prediction)))
-        n_in, n = coverage(prediction[block] + offsets, truth[block], lo, hi)
-        inside, total = inside + n_in, total + n
+        inside += coverage(prediction[block], truth[block], levels, interval, offsets) * truth[block].size
+        total += truth[block].size
     return inside / total
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
-    parser.add_argument("--levels", default="0.1,0.9", help="the interval's two quantile levels")
+    parser.add_argument("--interval", default="80", help="the central interval, by its nominal coverage in percent")
     parser.add_argument("--windows", default="96,240,480,720,1440,0", help="K values of the rolling rule (0: all)")
     parser.add_argument("--every", type=int, default=24, help="origins between two recalibrations")
     args = parser.parse_args()
 
     forecast = fc.Forecast.load(args.run)
     levels = forecast.levels
-    if not levels:
-        raise SystemExit(f"{args.run} forecasts no quantiles")
-    lo, hi = (levels.index(float(x)) for x in args.levels.split(","))
+    if args.interval not in central_intervals(levels):
+        raise SystemExit(f"{args.run}'s quantiles {levels} span no {args.interval} % central interval")
+    lo, hi = central_intervals(levels)[args.interval]
     forecast.model.config.calibration = []  # raw forecasts: every rule below calibrates them itself
     series = fc.read_series(forecast.config.data)
     bounds = read_json(args.run / "series.json")["bounds"]
@@ -79,14 +83,15 @@ def main() -> None:
     horizon, nominal = pv.shape[1], levels[hi] - levels[lo]
     print(f"run {args.run}: {len(pv):,} validation and {len(pt):,} test windows, horizon {horizon}, "
           f"interval {levels[lo]}-{levels[hi]} (nominal {nominal:.0%})")
-    print(f"raw:  validation {np.divide(*coverage(pv, tv, lo, hi)):.4f}  test {np.divide(*coverage(pt, tt, lo, hi)):.4f}")
+    print(f"raw:  validation {coverage(pv, tv, levels, args.interval):.4f}  "
+          f"test {coverage(pt, tt, levels, args.interval):.4f}")
     once = conformal_offsets(pv, tv, levels)
-    print(f"once on validation: test {np.divide(*coverage(pt + once, tt, lo, hi)):.4f}")
+    print(f"once on validation: test {coverage(pt, tt, levels, args.interval, once):.4f}")
     both_p, both_t = np.concatenate([pv, pt]), np.concatenate([tv, tt])
     results = []
     for window in (int(k) for k in args.windows.split(",")):
-        valid = rolling(pv, tv, len(pv) // 2, horizon, window, args.every, levels, lo, hi)
-        test = rolling(both_p, both_t, len(pv), horizon, window, args.every, levels, lo, hi)
+        valid = rolling(pv, tv, len(pv) // 2, horizon, window, args.every, levels, args.interval)
+        test = rolling(both_p, both_t, len(pv), horizon, window, args.every, levels, args.interval)
         results.append((window, valid, test))
         print(f"rolling, K = {window or 'all'}: validation (second half) {valid:.4f}  test {test:.4f}")
     chosen = min(results, key=lambda r: abs(r[1] - nominal))
