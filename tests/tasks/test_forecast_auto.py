@@ -291,8 +291,43 @@ def test_bad_auto_settings_are_one_line_and_exit_2(tmp_path, capsys, flags, mess
     assert not (tmp_path / "run").exists()
 
 
+def test_top_k_on_a_one_model_run_is_refused_when_resumed_too(tmp_path, capsys):
+    # it was taken, kept in run.json and ignored: the resumed linear model is still one model
+    csv = write_series(tmp_path / "series.csv")
+    run = tmp_path / "run"
+    one = ["--threads", 1, "--horizon", 12, "--input-len", 24, "--split", "0.7,0.1,0.2", "--max-steps", 5,
+           "--set", "train.progress=false", "--set", "train.tensorboard=false"]
+    assert run_cli("train", "forecast", "--csv", csv, "--out", run, "--model", "linear", *one, capsys=capsys) == 0
+    before = (run / "run.json").read_text()
+    capsys.readouterr()
+    for flags in (["--top-k", 2], ["--lookbacks", "24"]):
+        assert run_cli("train", "forecast", "--resume", run, "--max-steps", 10, *flags, capsys=capsys) == 2
+        err = capsys.readouterr().err
+        assert "--model linear trains one model" in err and len(err.strip().splitlines()) == 1, err
+    assert (run / "run.json").read_text() == before
+
+
 def test_auto_is_the_default_and_compare_leaves_it_out():
     assert fc.ForecastConfig().model.arch == "auto"
     assert "auto" not in registry.get("forecast").architectures
     with pytest.raises(Exception, match="search over forecasters"):
         fc.build_forecaster(fc.ForecastConfig().model, 2, 24, 4)
+
+
+def test_compare_forecast_has_no_flags_of_the_search_it_leaves_out(capsys):
+    # --top-k and --lookbacks choose among auto's candidates: compare never trains auto, so it does not
+    # list them (it used to, and then refused every model they were given with)
+    from seqlab.cli.main import main
+
+    listed = {}
+    for command in ("train", "compare"):
+        with pytest.raises(SystemExit) as help_exit:
+            main([command, "forecast", "--help"])
+        assert help_exit.value.code == 0
+        listed[command] = capsys.readouterr().out
+    assert "--top-k" in listed["train"] and "--lookbacks" in listed["train"]
+    assert "--quantiles" in listed["compare"]
+    assert "--top-k" not in listed["compare"] and "--lookbacks" not in listed["compare"]
+    with pytest.raises(SystemExit) as refused:
+        main(["compare", "forecast", "--models", "linear", "--top-k", "2"])
+    assert refused.value.code == 2 and "--top-k: not a flag of compare forecast" in capsys.readouterr().err

@@ -226,7 +226,7 @@ def command_compare(args: argparse.Namespace) -> None:
 
     task = registry.get(args.task)
     out = args.out or Path("runs") / f"compare-{task.name}"
-    flags = {f.name: f.key for f in task.flags().values() if f.key != "model.arch"}
+    flags = {f.name: f.key for f in task.compared_flags()}
     overrides = args.set + flag_overrides(args, {**COMMON_FLAGS, **flags})
     models = parse_models(",".join(task.architectures) if args.models is None else args.models, task.architectures)
     given = {f.name: getattr(args, f.name) for f in task.compare_flags()}

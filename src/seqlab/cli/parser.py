@@ -229,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                                epilog=f"example:\n  {compare_example(task)}", allow_abbrev=False,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--models", help=f"comma-separated (default all): {', '.join(task.architectures)}")
-        add_flags(p, [f for f in task.flags().values() if f.key != "model.arch"])
+        add_flags(p, task.compared_flags())
         add_flags(p, task.compare_flags())
         add_run_flags(p)
 

@@ -491,12 +491,6 @@ class ForecastTask(Task):
     def read_data(self, config: ForecastConfig) -> ts.Series:
         return read_series(config.data)
 
-    def check_new_run(self, config: ForecastConfig) -> None:
-        m = config.model
-        if m.arch != "auto" and (m.top_k != 1 or m.lookbacks.strip()):  # else stored in run.json, doing nothing
-            raise UserError(f"--top-k and --lookbacks choose among --model auto's candidates; --model {m.arch} "
-                            f"trains one model: leave them out")
-
     def compare_data(self, config: ForecastConfig, options) -> ts.Series:
         series = read_series(config.data)  # a long-format file's ids are checked against the split as it is read
         d = config.data
@@ -512,6 +506,8 @@ class ForecastTask(Task):
                 raise UserError("--model auto trains its candidates on one process; give a model to train on several")
             return search(config, run, data, resume=resume, log=log)
         return train(config, run, data, resume=resume, log=log, parallel=parallel)[1]
+
+    not_compared = ("model.arch", "model.top_k", "model.lookbacks")  # --model auto's, which compare does not train
 
     @property
     def architectures(self) -> tuple[str, ...]:

@@ -70,6 +70,9 @@ class ForecastModelConfig:
         for name in ("top_k", "kernel_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"model.{name} must be at least 1; got {getattr(self, name)}")
+        if self.arch != "auto" and (self.top_k != 1 or self.lookbacks.strip()):  # else kept in run.json, doing nothing
+            raise ValueError(f"--top-k and --lookbacks choose among --model auto's candidates; --model {self.arch} "
+                             f"trains one model (a resumed run too): leave them out")
 
         levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
         self.quantiles = ",".join(map(level_text, levels))

@@ -180,6 +180,13 @@ class Task:
     def compare_flags(self) -> tuple[Flag, ...]:
         return ()
 
+    not_compared: tuple[str, ...] = ("model.arch",)  # config keys whose train flags compare has no use for
+
+    def compared_flags(self) -> list[Flag]:
+        """The train flags ``compare`` takes too: all but those of :attr:`not_compared` (``--models``
+        replaces ``--model``)."""
+        return [f for f in self.flags().values() if f.key not in self.not_compared]
+
     def compare_config(self, options: dict[str, Any]) -> str | None:
         """The recipe ``compare`` starts from when no --config is given (``options``: as for compare_data)."""
         return self.compare_recipe
