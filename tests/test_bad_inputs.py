@@ -289,6 +289,16 @@ def test_a_bad_setting_is_refused_before_the_run_exists(case, trained, tmp_path,
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
 
 
+def test_a_pause_is_refused_where_nothing_can_resume(trained, tmp_path, capsys):
+    # demo and compare have no --resume: a run paused by train.stop_at_step was told to use one
+    before = snapshot(tmp_path)
+    for args in (["demo"], ["compare", "translate", "--src", trained / "a.txt", "--tgt", trained / "b.txt",
+                             *TRANSLATE_TINY]):
+        code, _, err = run_cli([*args, "--out", tmp_path / "run", "--set", "train.stop_at_step=2"], capsys)
+        assert_one_line_refusal(code, err, f"seqlab {args[0]} cannot resume its runs")
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+
+
 def test_a_model_beyond_memory_names_the_estimate(trained, tmp_path, capsys):
     code, _, err = run_cli(["train", "lm", "--text", trained / "text.txt", "--out", tmp_path / "run",
                             *LM_TINY, *huge_memory_model()], capsys)

@@ -101,6 +101,7 @@ def run_compare(task: Task, models: list[str], out: Path, overwrite: bool, confi
     ``out/ARCH``; write the table and the curves. ``options``: the task's own compare flags."""
     configs = {arch: load_config(task.config_class, config, [*overrides, f"model.arch='{arch}'"]) for arch in models}
     first = configs[models[0]]
+    runs.check_not_paused(first, "seqlab compare")
     data = task.compare_data(first, options or {})  # data errors before the directory is made
     for arch in models:  # and every model's own checks, so that a later one cannot fail on them
         task.check_new_run(configs[arch])

@@ -33,6 +33,7 @@ def make_splits(seed: int, n_train: int = N_TRAIN, n_test: int = N_TEST) -> dict
 def run_demo(out: Path, overwrite: bool, overrides: list[str], log=print, n_train: int = N_TRAIN,
              n_test: int = N_TEST) -> dict[str, Any]:
     config = load_config(TranslateConfig, RECIPE, overrides)
+    runs.check_not_paused(config, "seqlab demo")
     started = time.perf_counter()
     with runs.filling(runs.create_run_dir(out, overwrite)) as run:  # a failure or Ctrl-C leaves no half-made demo
         splits = make_splits(config.train.seed, n_train, n_test)

@@ -65,6 +65,14 @@ def check_outside(path: Path, inputs: Iterable[str | Path]) -> None:
                             f"choose another --out")
 
 
+def check_not_paused(config, command: str) -> None:
+    """A command whose runs cannot be resumed (demo, compare) refuses ``train.stop_at_step``: its run
+    would stop half-trained and be told to continue with a ``--resume`` the command does not have."""
+    if config.train.stop_at_step:
+        raise UserError(f"train.stop_at_step pauses a run to go on with seqlab train --resume; {command} cannot "
+                        f"resume its runs: leave it out")
+
+
 def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (), *, resumable: bool = False) -> Path:
     """A fresh run directory; an existing one is replaced only as :func:`check_run_dir` allows. The run
     it replaces is not deleted yet but set aside (:func:`replaced`), so that a command that fails before
