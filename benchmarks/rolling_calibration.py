@@ -11,13 +11,14 @@ offsets applied as the run applies its own (:func:`seqlab.models.quantiles.calib
 measured as ``eval`` does (:func:`seqlab.models.quantiles.quantile_errors`):
 
 - raw: no calibration;
-- once: the run's own rule (:func:`seqlab.models.quantiles.conformal_offsets` on all validation windows),
-  applied to every test window;
+- once: the offsets the run keeps in its model (:func:`seqlab.models.quantiles.conformal_offsets` on all
+  validation windows), applied to every test window, as ``model.calibration_window=0`` does;
 - rolling, K windows: at each forecast origin, the offsets of the latest K windows whose whole horizon
   lies before that origin (0: all of them since the start of the validation split), recomputed every
   ``--every`` origins: split conformal prediction on a sliding calibration set, as for a series whose
   spread drifts (Gibbs & Candès, "Adaptive Conformal Inference Under Distribution Shift", NeurIPS 2021,
-  discuss why a fixed calibration set fails there).
+  discuss why a fixed calibration set fails there). Runs do this themselves since the thirty-first
+  session (``model.calibration_window``, :mod:`seqlab.tasks.forecast_calibration`), every H origins.
 
 K is chosen on validation only: the rolling rule run over the second half of the validation windows
 (calibrated on the windows before each origin, the first half included). The test split is scored for

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from seqlab.models.quantiles import (calibrated, central_intervals, check_calibration, check_quantiles,
-                                     conformal_offsets, median_index, pinball_loss, quantile_errors, rearrange)
+                                     conformal_offsets, median_index, pinball_loss, quantile_errors, rearrange,
+                                     rolling_calibrated)
 
 
 def test_pinball_loss_matches_a_hand_computed_example():
@@ -152,3 +153,71 @@ def test_calibration_must_be_channels_by_levels():
     for bad in ([[1.0, 0.0]], [[1.0, 0.0, 2.0]] * 2, [[float("nan"), 0.0, 1.0]]):
         with pytest.raises(ValueError, match="calibration must hold 1 rows"):
             check_calibration(bad, 1, (0.1, 0.5, 0.9))
+
+
+def test_rolling_calibration_reads_the_latest_windows_known_at_each_block_and_nothing_after():
+    # H = 3: window j's values are all known at window i's origin when j <= i - 3. Blocks of 3 origins
+    # from window 10: the block 10-12 is calibrated on windows 4-7 (K = 4), the block 13-15 on 7-10.
+    rng = np.random.default_rng(1)
+    levels = (0.1, 0.5, 0.9)
+    prediction, truth = rng.normal(size=(19, 3, 2, 3)), rng.normal(size=(19, 3, 2)) * 2
+
+    def by_hand(block, known):
+        offsets = conformal_offsets(prediction[known], truth[known], levels).tolist()
+        return calibrated(torch.as_tensor(prediction[block]), offsets, levels).numpy()
+
+    out = rolling_calibrated(prediction, truth, levels, first=10, window=4, fallback=[])
+    assert out.shape == (9, 3, 2, 3)
+    np.testing.assert_array_equal(out[0:3], by_hand(slice(10, 13), slice(4, 8)))
+    np.testing.assert_array_equal(out[3:6], by_hand(slice(13, 16), slice(7, 11)))
+    np.testing.assert_array_equal(out[6:9], by_hand(slice(16, 19), slice(10, 14)))
+
+    later = truth.copy()
+    later[8:] += 100.0  # values not all known when the block 10-12 begins
+    np.testing.assert_array_equal(rolling_calibrated(prediction, later, levels, first=10, window=4, fallback=[])[:3],
+                                  out[:3])
+    known = truth.copy()
+    known[7] += 100.0  # the latest window known then
+    assert not np.array_equal(rolling_calibrated(prediction, known, levels, first=10, window=4, fallback=[])[:3],
+                              out[:3])
+
+
+def test_rolling_calibration_falls_back_while_fewer_windows_are_known():
+    rng = np.random.default_rng(2)
+    levels = (0.1, 0.5, 0.9)
+    prediction, truth = rng.normal(size=(12, 3, 1, 3)), rng.normal(size=(12, 3, 1))
+    fallback = [[-1.0, 0.0, 1.0]]
+    # K = 3: the block 2-4 (no window known) takes the fallback, 5-7 windows 0-2 (just three), 8-10 3-5
+    out = rolling_calibrated(prediction, truth, levels, first=2, window=3, fallback=fallback)
+    np.testing.assert_array_equal(out[:3], calibrated(torch.as_tensor(prediction[2:5]), fallback, levels).numpy())
+    for block, known in ((slice(5, 8), slice(0, 3)), (slice(8, 11), slice(3, 6))):
+        offsets = conformal_offsets(prediction[known], truth[known], levels).tolist()
+        np.testing.assert_array_equal(out[block.start - 2:block.stop - 2],
+                                      calibrated(torch.as_tensor(prediction[block]), offsets, levels).numpy())
+    # K = 4: the block 5-7 knows three windows, fewer than K: the fallback
+    four = rolling_calibrated(prediction, truth, levels, first=2, window=4, fallback=fallback)
+    np.testing.assert_array_equal(four[3:6], calibrated(torch.as_tensor(prediction[5:8]), fallback, levels).numpy())
+    gap = truth.copy()
+    gap[4] = np.nan  # a missing value among the windows 3-5: their offsets are not numbers
+    np.testing.assert_array_equal(rolling_calibrated(prediction, gap, levels, first=2, window=3, fallback=fallback)[6:9],
+                                  calibrated(torch.as_tensor(prediction[8:11]), fallback, levels).numpy())
+    # K = 0 never recalibrates
+    np.testing.assert_array_equal(rolling_calibrated(prediction, truth, levels, first=0, window=0, fallback=fallback),
+                                  calibrated(torch.as_tensor(prediction), fallback, levels).numpy())
+
+
+def test_rolling_calibration_follows_a_spread_that_changes_where_calibrating_once_cannot():
+    # Gaussian noise whose σ goes from 1 to 3 halfway; the forecaster's 0.1 and 0.9 quantiles are the
+    # first half's (∓1.2816). Offsets fitted once on the first half cover P(|Z| < 1.2816/3) ≈ 33 % of
+    # the second; recalibrated on the latest 200 windows they cover 80 % ± 3 once those are all new.
+    rng = np.random.default_rng(3)
+    levels, n, horizon = (0.1, 0.5, 0.9), 3000, 4
+    sigma = np.where(np.arange(2 * n) < n, 1.0, 3.0)[:, None, None]
+    truth = rng.normal(size=(2 * n, horizon, 1)) * sigma
+    prediction = np.broadcast_to(np.array([-1.2816, 0.0, 1.2816]), (2 * n, horizon, 1, 3)).copy()
+    once = conformal_offsets(prediction[:n], truth[:n], levels).tolist()
+    settled = n + 200 + horizon  # the first window whose 200 calibration windows are all of the second half
+    fixed = calibrated(torch.as_tensor(prediction[settled:]), once, levels).numpy()
+    assert quantile_errors(fixed, truth[settled:], levels)["coverage_80"] < 0.40
+    rolled = rolling_calibrated(prediction, truth, levels, first=settled, window=200, fallback=once)
+    assert abs(quantile_errors(rolled, truth[settled:], levels)["coverage_80"] - 0.80) < 0.03

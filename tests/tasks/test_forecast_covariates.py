@@ -243,3 +243,33 @@ def test_a_covariate_runs_offsets_come_from_its_target_alone(trained):
     prediction, truth = predict_windows(forecast.model, windows, 64, "cpu")
     assert truth.shape[-1] == 5 and prediction.shape[2] == 1
     np.testing.assert_allclose(offsets, conformal_offsets(prediction, truth[..., :1], (0.1, 0.5, 0.9)), rtol=1e-6)
+
+
+def test_a_covariate_runs_forecast_is_calibrated_on_the_latest_observed_windows(trained, driven_csv, tmp_path):
+    # predict on a file ending in rows to forecast: the offsets are the conformal ones of the latest 480
+    # windows of the observed rows (the load's residuals alone); the rows to forecast are not history.
+    from seqlab.data import covariates as cov
+    from seqlab.models.quantiles import calibrated, conformal_offsets
+    from seqlab.tasks.forecast import predict_windows, unscale
+
+    ahead = pd.read_csv(driven_csv).iloc[:900].copy()
+    ahead.loc[888:, ["load", "temp"]] = np.nan
+    path = tmp_path / "ahead.csv"
+    ahead.to_csv(path, index=False)
+    forecast, raw = Forecast.load(trained), Forecast.load(trained)
+    raw.model.config.calibration = []
+    series = forecast.read_csv(path, L, "", ahead=True)
+    scaled = forecast.scaler.transform(series.values)
+    assert len(scaled) == 888 and forecast.config.model.calibration_window == 480
+    known, truth = predict_windows(raw.model, ts.Windows(scaled[888 - (480 + L + H - 1):], L, H, forecast.future),
+                                   64, "cpu")
+    offsets = conformal_offsets(known, truth[..., :1], (0.1, 0.5, 0.9)).tolist()
+    assert not np.allclose(offsets, forecast.model.config.calibration)  # not the validation offsets
+    values, _ = cov.future_rows(series, H, path, forecast.config.data)
+    future = (values - forecast.scaler.mean_[forecast.future]) / forecast.scaler.scale_[forecast.future]
+    with torch.no_grad():
+        y = raw.model(torch.as_tensor(scaled[-L:], dtype=torch.float32)[None],
+                      torch.as_tensor(future, dtype=torch.float32)[None])
+    expected = unscale(forecast.scaler, calibrated(y, offsets, (0.1, 0.5, 0.9)).numpy())[0, :, 0]  # (H, Q)
+    np.testing.assert_allclose(forecast.predict_csv(path)[["load_q0.1", "load", "load_q0.9"]].to_numpy(), expected,
+                               rtol=1e-5)

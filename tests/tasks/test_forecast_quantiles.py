@@ -13,9 +13,12 @@ from seqlab.data import timeseries as ts
 from seqlab.errors import UserError
 from seqlab.models import forecasters as fm
 from seqlab.models import from_pretrained
-from seqlab.models.quantiles import quantile_errors
+from seqlab.models.quantiles import calibrated, conformal_offsets, quantile_errors
 from seqlab.tasks import views
-from seqlab.tasks.forecast import Forecast, ForecastConfig, forecast_loss, predict_windows
+from seqlab.tasks.forecast import (Forecast, ForecastConfig, forecast_loss, predict_windows, read_series, unscale,
+                                   window_errors)
+from seqlab.tasks import forecast_calibration as rolling
+from seqlab.tasks.forecast_backtest import backtest
 
 from test_forecast_task import FAST, run_cli  # pytest puts this directory on sys.path
 
@@ -184,6 +187,82 @@ def test_a_run_calibrates_its_quantiles_on_validation_and_keeps_the_offsets(tmp_
     resumed = json.loads((tmp_path / "on" / "metrics.json").read_text())
     assert "val_coverage_80_uncalibrated" not in resumed and resumed["val_coverage_80"] == off["val_coverage_80"]
     assert Forecast.load(tmp_path / "on").model.config.calibration == []
+
+
+def test_a_rolling_run_calibrates_each_forecast_on_the_windows_known_before_it(tmp_path, sine_csv, capsys):
+    # model.calibration_window=20: every H = 12 origins, the conformal offsets of the latest 20 windows
+    # whose values are all known at the block's first origin. The expected forecasts are built here from
+    # the raw model (its own offsets left out) and windows picked by their rows.
+    run = tmp_path / "run"
+    assert run_cli("train", "forecast", "--csv", sine_csv, "--model", "linear", "--quantiles", "0.1,0.9",
+                   "--max-steps", 60, "--set", "model.calibration_window=20", "--out", run, *FAST, capsys=capsys)[0] == 0
+    m = json.loads((run / "metrics.json").read_text())
+    forecast, raw = Forecast.load(run), Forecast.load(run)
+    raw.model.config.calibration = []
+    levels, L, H, K = forecast.levels, 48, 12, 20
+    values = forecast.scaler.transform(read_series(forecast.config.data).values)  # (1200, C)
+
+    def calibrated_by_hand(first: int, count: int):
+        """Forecasts and truths of the ``count`` windows whose input starts at row ``first`` on, each block
+        of H shifted by the offsets of the K windows whose input starts H + K - 1 … H rows before it."""
+        blocks, truths = [], []
+        for start in range(first, first + count, H):
+            known, known_truth = predict_windows(raw.model, ts.Windows(values[start - H - K + 1:start + L], L, H), 64, "cpu")
+            assert len(known) == K
+            offsets = conformal_offsets(known, known_truth[..., :known.shape[2]], levels).tolist()
+            rows = values[start:min(start + H, first + count) + L + H - 1]
+            block, truth = predict_windows(raw.model, ts.Windows(rows, L, H), 64, "cpu")
+            blocks.append(calibrated(torch.as_tensor(block), offsets, levels).numpy())
+            truths.append(truth)
+        return np.concatenate(blocks), np.concatenate(truths)
+
+    # the test windows (inputs from row 912 on; every one calibrated on windows of rows 792 on, the validation split's)
+    bounds = json.loads((run / "series.json").read_text())["bounds"]
+    (valid_start, _), (test_start, test_end) = bounds["valid"], bounds["test"]
+    assert (valid_start, test_start, test_end) == (792, 912, 1200)
+    prediction, truth = calibrated_by_hand(test_start, test_end - test_start - L - H + 1)
+    expected = window_errors(prediction, truth, forecast.targets, forecast.scaler, levels)
+    for key in ("quantile_loss", "coverage_80", "mse"):
+        assert m[f"test_{key}"] == pytest.approx(expected[key], rel=1e-5), key
+    once = window_errors(*predict_windows(forecast.model, ts.Windows(values[test_start:test_end], L, H), 64, "cpu"),
+                         forecast.targets, forecast.scaler, levels)
+    assert abs(once["quantile_loss"] - m["test_quantile_loss"]) > 1e-4  # the validation offsets give other intervals
+    # no calibration window before row ``since``: from row 900 on, the blocks 912-923 and 924-935 know fewer
+    # than 20 windows (1 and 13) and keep the run's offsets; from 936 on, windows of rows 905 on
+    rolled, _ = rolling.scored_windows(forecast.model, forecast.config, values, (912, 1200), "cpu", [], since=900)
+    np.testing.assert_allclose(rolled[:24], predict_windows(forecast.model, ts.Windows(values[912:935 + L + H], L, H),
+                                                            64, "cpu")[0], rtol=1e-6)
+    np.testing.assert_allclose(rolled[24:], calibrated_by_hand(936, len(rolled) - 24)[0], rtol=1e-5, atol=1e-6)
+
+    # predict: the file's latest 20 windows (inputs from rows 1121-1140) calibrate the forecast from row 1200;
+    # the explorer shades the same interval at the file's last row
+    out_csv = tmp_path / "forecast.csv"
+    assert run_cli("predict", run, "--csv", sine_csv, "--out", out_csv, capsys=capsys)[0] == 0
+    known, known_truth = predict_windows(raw.model, ts.Windows(values[1121:], L, H), 64, "cpu")
+    offsets = conformal_offsets(known, known_truth[..., :known.shape[2]], levels).tolist()
+    with torch.no_grad():
+        y = calibrated(raw.model(torch.as_tensor(values[-L:], dtype=torch.float32)[None]), offsets, levels).numpy()
+    y = unscale(forecast.scaler, y)[0, :, forecast.columns.index("OT")]  # (H, Q) in the data's units
+    frame = pd.read_csv(out_csv)
+    np.testing.assert_allclose(frame[["OT_q0.1", "OT", "OT_q0.9"]].to_numpy(), y, rtol=1e-5)
+    shown = views.forecast(forecast, pd.read_csv(sine_csv)["date"].iloc[-1])["series"]
+    np.testing.assert_allclose(shown["bands"]["80"], [frame["OT_q0.1"], frame["OT_q0.9"]], rtol=1e-5)
+
+    # --backtest: each fold on the 20 windows before it (fold 1 of 2 forecasts rows 1176-1187 from inputs at 1128)
+    result = backtest(forecast, sine_csv, 2)
+    assert result.starts == [1176, 1188]
+    np.testing.assert_allclose(result.prediction, calibrated_by_hand(1128, 24)[0][[0, 12]], rtol=1e-5, atol=1e-6)
+
+    # eval FILE: blocks of H from the file's first window, each on the file's own windows before it; the
+    # blocks 0-11, 12-23 and 24-35 know fewer than 20 (at window 24, windows 0-12) and keep the run's offsets
+    code, out, err = run_cli("eval", run, "--csv", sine_csv, capsys=capsys)
+    assert code == 0, err
+    first = 36
+    early, early_truth = predict_windows(forecast.model, ts.Windows(values[:first + L + H - 1], L, H), 64, "cpu")
+    late, late_truth = calibrated_by_hand(first, len(values) - L - H + 1 - first)
+    expected = window_errors(np.concatenate([early, late]), np.concatenate([early_truth, late_truth]),
+                             forecast.targets, forecast.scaler, levels)
+    assert json.loads(out)["quantile_loss"] == pytest.approx(expected["quantile_loss"], rel=1e-5)
 
 
 def test_quantile_levels_keep_every_digit():

@@ -10,7 +10,8 @@ A model's quantiles fit its training windows; on new data they are often too nar
 calibration corrects them on held-out windows: :func:`conformal_offsets` shifts each level by the
 empirical quantile of its residuals there (conformalized quantile regression, Romano, Patterson &
 Candès, 2019, with each tail calibrated on its own as in their asymmetric variant), which a forecaster
-then adds in eval mode (its config's ``calibration``).
+then adds in eval mode (its config's ``calibration``). :func:`rolling_calibrated` does it again every
+H origins on the latest windows known by then, for a series whose spread drifts.
 """
 
 from __future__ import annotations
@@ -144,3 +145,24 @@ def calibrated(prediction: Tensor, calibration: list[list[float]], levels: tuple
         inner = torch.maximum(shifted[..., j : j + 1], inner)
         above.append(inner)
     return torch.cat([*below, median, *above], dim=-1)
+
+
+def rolling_calibrated(prediction: np.ndarray, truth: np.ndarray, levels: tuple[float, ...], *, first: int,
+                       window: int, fallback: list[list[float]]) -> np.ndarray:
+    """Split conformal calibration on a sliding set (as Gibbs & Candès, "Adaptive Conformal Inference
+    Under Distribution Shift", 2021, discuss for a series whose spread drifts): the raw forecasts of
+    consecutive windows (each origin one step after the one before), windows ``first`` … calibrated
+    block by block of H origins, each block by the :func:`conformal_offsets` of the latest ``window``
+    windows whose every value is known at the block's first origin (window j's at window i's when
+    j ≤ i − H) and by ``fallback`` (C, Q) when fewer are known or their residuals are not finite.
+    prediction (N, H, C, Q), truth (N, H, C) -> (N − first, H, C, Q), as :func:`calibrated` gives them."""
+    horizon = prediction.shape[1]
+    blocks = []
+    for i in range(first, len(prediction), horizon):
+        known = i - horizon + 1  # windows 0 … i − H
+        offsets = fallback
+        if window and known >= window:
+            fitted = conformal_offsets(prediction[known - window : known], truth[known - window : known], levels)
+            offsets = fitted.tolist() if np.isfinite(fitted).all() else fallback
+        blocks.append(calibrated(torch.from_numpy(prediction[i : i + horizon]), offsets, levels).numpy())
+    return np.concatenate(blocks) if blocks else prediction[first:]

@@ -38,7 +38,7 @@ from ..models.quantiles import (central_intervals, conformal_offsets, level_text
 from ..parallel.runtime import SingleProcess
 from ..train import checkpoint
 from ..train.loop import Trainer, move
-from . import forecast_long as long_format, run_dir as runs, views
+from . import forecast_calibration as rolling, forecast_long as long_format, run_dir as runs, views
 from .forecast_config import ForecastConfig, ForecastDataConfig, ForecastModelConfig  # noqa: F401 (their home was here)
 from .task import Flag, Task, register
 
@@ -271,9 +271,10 @@ class Forecast:
             return long_format.evaluate(self, path)
         series = self.read_csv(path, d.input_len + d.horizon, f"a window needs input_len + horizon = "
                                                               f"{d.input_len + d.horizon}")
-        windows = ts.Windows(self.scaler.transform(series.values), d.input_len, d.horizon, self.future)
-        prediction, truth = predict_windows(self.model, windows, 256, self.device)
-        return {**window_errors(prediction, truth, self.targets, self.scaler, self.levels), "windows": len(windows)}
+        scaled = self.scaler.transform(series.values)
+        prediction, truth = rolling.scored_windows(self.model, self.config, scaled, (0, len(scaled)), self.device,
+                                                   self.future)  # each calibrated on the file's windows before it
+        return {**window_errors(prediction, truth, self.targets, self.scaler, self.levels), "windows": len(prediction)}
 
     def predict_csv(self, path: str | Path) -> pd.DataFrame:
         """The next H values of the predicted columns after the file's last row, with timestamps. A
@@ -287,15 +288,16 @@ class Forecast:
             return long_format.predict(self, path)
         d = self.config.data
         series = self.read_csv(path, d.input_len, f"the model reads the last {d.input_len}", ahead=True)
-        window = self.scaler.transform(series.values[-d.input_len:])
-        batch = {"x": torch.as_tensor(window, dtype=torch.float32, device=self.device)[None]}  # (1, L, C)
+        history = self.scaler.transform(series.values)
+        batch = {"x": torch.as_tensor(history[-d.input_len:], dtype=torch.float32, device=self.device)[None]}  # (1, L, C)
         stamps = next_timestamps(series.timestamps, d.horizon)
         if self.future:  # the future covariates over the horizon rows, standardised as in training
             values, stamps = cov.future_rows(series, d.horizon, path, d)
             scaled = (values - self.scaler.mean_[self.future]) / self.scaler.scale_[self.future]
             batch["future"] = torch.as_tensor(scaled, dtype=torch.float32, device=self.device)[None]  # (1, H, F)
         with torch.no_grad():
-            y = unscale(self.scaler, forward(self.model, batch).float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
+            y = rolling.forecast_after(self.model, self.config, history, batch, self.device, self.future)
+            y = unscale(self.scaler, y.float().cpu().numpy())[0]  # (H, C) or (H, C, Q)
         return self.frame(y, stamps)
 
     def frame(self, y: np.ndarray, stamps: pd.DatetimeIndex) -> pd.DataFrame:
@@ -414,7 +416,11 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
             model.config.calibration = []
             rewrite_best(run, model)
         for name in ("valid", "test") if score_test else ("valid",):
-            prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
+            if name == "test" and not panel:  # each calibrated on the windows before it, from the validation split on
+                prediction, truth = rolling.scored_windows(model, config, scaled, bounds["test"], trainer.device,
+                                                           series.future, since=bounds["valid"][0])
+            else:
+                prediction, truth = predict_windows(model, windows[name], 256, trainer.device)
             prefix = "val" if name == "valid" else "test"
             scores = (long_format.pooled_errors(prediction, truth, windows[name], scaler, targets, levels) if panel
                       else window_errors(prediction, truth, targets, scaler, levels))
@@ -429,7 +435,8 @@ def train(config: ForecastConfig, run: Path, series: ts.Series | long_format.Pan
                                  + ": standardised by the training rows' mean and std"
                                  + (" (each id's own)" if panel else "") + "; *_original: the data's own units"
                                  + ("; MSE and MAE score the median" if levels else ""),
-                        **({"quantiles": list(levels)} if levels else {}), "arch": config.model.arch,
+                        **({"quantiles": list(levels), "calibration_window": rolling.rolling_window(config)}
+                           if levels else {}), "arch": config.model.arch,
                         "input_len": d.input_len, "horizon": d.horizon, "features": d.features,
                         "steps": progress.step, "best_step": progress.best_step, "epochs": round(epochs, 2),
                         "train_seconds": round(progress.train_seconds, 2),

@@ -73,7 +73,7 @@ from ..models import forecasters as fm
 from ..train import checkpoint
 from ..train.device import resolve_device
 from ..train.loop import DEADLINE_PASSED
-from . import forecast as fc, run_dir as runs
+from . import forecast as fc, forecast_calibration as rolling, run_dir as runs
 
 LOOKBACKS, SHORT_LOOKBACKS = (96, 336, 720), (36, 104)
 
@@ -339,8 +339,14 @@ def windows_of(forecast: fc.Forecast, series: ts.Series, rows: list[int]) -> ts.
 def scores_on(forecast: fc.Forecast, run: Path, series: ts.Series, split: str, draw: bool = False) -> dict[str, Any]:
     """The run's errors on the windows of one split (``valid`` or ``test``, the bounds in its
     ``series.json``) as ``val_…`` / ``test_…``; ``draw``: forecast.png from those windows too."""
-    windows = windows_of(forecast, series, runs.read_json(run / "series.json")["bounds"][split])
-    prediction, truth = fc.predict_windows(forecast.model, windows, 256, forecast.device)
+    bounds = runs.read_json(run / "series.json")["bounds"]
+    windows = windows_of(forecast, series, bounds[split])
+    if split == "test":  # each calibrated on the windows before it, from the validation split on
+        scaled = forecast.scaler.transform(series.values)
+        prediction, truth = rolling.scored_windows(forecast.model, forecast.config, scaled, bounds[split],
+                                                   forecast.device, forecast.future, since=bounds["valid"][0])
+    else:
+        prediction, truth = fc.predict_windows(forecast.model, windows, 256, forecast.device)
     if draw:
         fc.draw_pictures(forecast.model, run, windows, prediction, truth, series, forecast.config)
     scores = fc.window_errors(prediction, truth, forecast.targets, forecast.scaler, forecast.levels)

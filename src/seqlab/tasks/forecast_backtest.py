@@ -35,6 +35,7 @@ from ..data import timeseries as ts
 from ..errors import DataError, UserError
 from ..io import check_new_file
 from ..models.quantiles import central_intervals, level_text, median_index
+from .forecast_calibration import forecast_after
 
 
 @dataclass
@@ -104,7 +105,7 @@ def fold_starts(n_rows: int, split: str, input_len: int, horizon: int, folds: in
 def backtest(forecast, path: str | Path, folds: int, refit: bool = False) -> Backtest:
     """Rolling-origin scores of a trained run (a ``Forecast``) over the last ``folds`` windows of the
     CSV at ``path`` (see the module's docstring for which rows)."""
-    from .forecast import predict_windows, window_errors
+    from .forecast import window_errors
 
     d = forecast.config.data
     if refit and forecast.config.model.arch == "auto":
@@ -119,8 +120,11 @@ def backtest(forecast, path: str | Path, folds: int, refit: bool = False) -> Bac
         if refit:
             prediction, truth = refit_prediction(forecast, series, start, path)
         else:  # one window: the input_len rows before the fold, then its horizon
-            window = ts.Windows(scaled[start - L:start + H], L, H, forecast.future)
-            prediction, truth = predict_windows(forecast.model, window, 1, forecast.device)
+            window = ts.Windows(scaled[start - L:start + H], L, H, forecast.future).batch([0])
+            batch = {key: value.to(forecast.device) for key, value in window.items()}
+            prediction = forecast_after(forecast.model, forecast.config, scaled[:start], batch, forecast.device,
+                                        forecast.future).float().cpu().numpy()  # calibrated on the windows before it
+            truth = window["y"].numpy()
         predictions.append(prediction[0])
         truths.append(truth[0])
     prediction, truth = np.stack(predictions), np.stack(truths)
@@ -132,7 +136,7 @@ def backtest(forecast, path: str | Path, folds: int, refit: bool = False) -> Bac
 def refit_prediction(forecast, series: ts.Series, start: int, path) -> tuple[np.ndarray, np.ndarray]:
     """Train a copy of the run's config on rows [0, start) of ``series`` and forecast rows
     [start, start + H): (1, H, C[, Q]) and the truth (1, H, C), both on the run's standardised scale."""
-    from .forecast import forward, train, unscale
+    from .forecast import train, unscale
 
     config = copy.deepcopy(forecast.config)
     d, t = config.data, config.train
@@ -151,10 +155,13 @@ def refit_prediction(forecast, series: ts.Series, start: int, path) -> tuple[np.
     prefix = replace(series, values=series.values[:start], timestamps=series.timestamps[:start])
     with tempfile.TemporaryDirectory(prefix="seqlab-refit-") as folder:
         fitted, _ = train(config, Path(folder), prefix, log=lambda *args, **kwargs: None, bounds=rows)
-    window = ts.Windows(fitted.scaler.transform(series.values[start - L:start + H]), L, H, series.future).batch([0])
+    scaled = fitted.scaler.transform(series.values[:start + H])
+    window = ts.Windows(scaled[start - L:], L, H, series.future).batch([0])
     with torch.no_grad():  # x (1, L, C), future covariates (1, H, F) when the run has them
         batch = {key: value.to(fitted.device) for key, value in window.items()}
-        own = forward(fitted.model.eval(), batch).float().cpu().numpy()  # (1, H, C) or (1, H, C, Q) on the fold's scale
+        own = forecast_after(fitted.model.eval(), fitted.config, scaled[:start], batch, fitted.device,
+                             series.future)  # calibrated on the windows before the fold
+        own = own.float().cpu().numpy()  # (1, H, C) or (1, H, C, Q) on the fold's scale
     prediction = standardise(forecast.scaler, unscale(fitted.scaler, own))  # the run's scale
     truth = forecast.scaler.transform(series.values[start:start + H])[None]  # (1, H, C)
     return prediction, truth

@@ -62,6 +62,7 @@ class ForecastModelConfig:
     quantiles: str = option("", "quantile levels to predict, like 0.1,0.5,0.9 (0.5 is added; default none: "
                                 "point forecasts); trained by the pinball loss")
     calibrate: bool = True  # quantiles: conformal offsets from the validation windows (seqlab.models.quantiles)
+    calibration_window: int = 480  # quantiles: recalibrate every H origins on the latest K windows (forecast_calibration)
     top_k: int = option(1, "--model auto: average the forecasts of the best K candidates (default 1: the best)")
     lookbacks: str = option("", "--model auto: the input lengths to try, like 96,336 (default: 96, 336, 720 and "
                                 "--input-len; 36 and 104 too for a short series)")
@@ -73,6 +74,9 @@ class ForecastModelConfig:
         if self.arch != "auto" and (self.top_k != 1 or self.lookbacks.strip()):  # else kept in run.json, doing nothing
             raise ValueError(f"--top-k and --lookbacks choose among --model auto's candidates; --model {self.arch} "
                              f"trains one model (a resumed run too): leave them out")
+        if self.calibration_window < 0:
+            raise ValueError(f"model.calibration_window must be 0 (calibrate once, on validation) or a number of "
+                             f"windows; got {self.calibration_window}")
 
         levels = check_quantiles(self.quantiles)  # written back sorted, 0.5 in: "0.1,0.5,0.9"
         self.quantiles = ",".join(map(level_text, levels))

@@ -168,6 +168,7 @@ def forecast(run, when: str) -> dict[str, Any]:
     import pandas as pd
 
     from .forecast import read_series, unscale
+    from .forecast_calibration import forecast_after
 
     d, model = run.config.data, run.model
     series = read_series(d)
@@ -199,6 +200,9 @@ def forecast(run, when: str) -> dict[str, Any]:
                               device=run.device)[None]] if run.future else []  # (1, H, F)
     with torch.no_grad():
         y, maps = model(x, need_weights=True) if attends else (model(x, *future), [])
+    if run.levels:  # the intervals as predict gives them: calibrated on the windows before ``when``
+        batch = {"x": x, **({"future": future[0]} if future else {})}
+        y = forecast_after(model, run.config, scaled[:end], batch, run.device, run.future)
     y = y[0].float().cpu().numpy()  # (H, C), or (H, C, Q) quantiles: the median is the forecast shown
     quantiles = y if run.levels else None
     if run.levels:
