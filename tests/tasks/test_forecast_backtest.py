@@ -158,6 +158,27 @@ def test_refit_sees_no_row_after_its_origin(tmp_path, series_csv, capsys):
     assert report["folds"][0]["mse"] == pytest.approx(result.scores[0]["mse"], rel=1e-6)
 
 
+def test_a_refit_quantile_fold_is_calibrated_on_the_rows_before_its_origin(tmp_path, series_csv, capsys, monkeypatch):
+    # Each refit fold's forecast goes through the rolling calibration with the refit model and, as its
+    # history, the rows before the fold's first forecast row on the refit's own scale: nothing after it.
+    from seqlab.tasks import forecast_backtest
+
+    run = trained(tmp_path / "rq", series_csv, capsys, "--features", "S", "--max-steps", 10,
+                  "--quantiles", "0.1,0.9", "--set", "model.calibration_window=20")
+    forecast = Forecast.load(run)
+    seen, real = [], forecast_backtest.forecast_after
+
+    def recording(model, config, history, batch, device, future):
+        seen.append((model is forecast.model, config.model.calibration_window, len(history)))
+        np.testing.assert_array_equal(batch["x"][0].cpu().numpy(), history[-L:].astype(np.float32))
+        return real(model, config, history, batch, device, future)
+
+    monkeypatch.setattr(forecast_backtest, "forecast_after", recording)
+    backtest(forecast, series_csv, 2, refit=True)
+    backtest(forecast, series_csv, 2)
+    assert seen == [(False, 20, 584), (False, 20, 592), (True, 20, 584), (True, 20, 592)]
+
+
 def test_rows_needed_under_the_ett_split():
     # ETT: 8,640 training and 2,880 validation rows, then the test part runs to the file's end.
     assert rows_needed("ett", 336, 96, 4) == 14_400  # 384 test rows fit in the split's own 2,880
