@@ -134,6 +134,11 @@ def test_the_predictor_from_python(trained):
     mlm = seqlab.load(trained)
     fills = mlm.fill("the cat [MASK] a tree", top_k=2)
     assert len(fills) == 1 and len(fills[0]) == 2
+    # a top_k past the vocabulary lists every ordinary token, never a special one ([CLS], [PAD], ...)
+    everything = mlm.fill("the cat [MASK] a tree", top_k=10**6)[0]
+    specials = {"[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]"}
+    assert len(everything) == mlm.tokenizer.get_vocab_size() - len(specials)
+    assert not specials & {token for token, _ in everything}
     maps = mlm.attention("the cat sees")  # [CLS] the cat sees [SEP]
     assert len(maps) == 2 and maps[0].shape == (4, 5, 5)
     torch.testing.assert_close(maps[0].sum(-1), torch.ones(4, 5))

@@ -209,7 +209,8 @@ class MaskedLanguageModel:
         logits = self.model(row)[0, 1:-1].float()  # (T, V)
         logits[:, torch.from_numpy(self.masking.special).to(self.device)] = -math.inf
         probabilities = logits[ids == self.mask_id].softmax(-1)  # (M, V)
-        best = probabilities.topk(min(top_k, probabilities.size(-1)), dim=-1)
+        ordinary = int((~self.masking.special).sum())  # a larger top_k listed the special ones too
+        best = probabilities.topk(min(top_k, ordinary), dim=-1)
         return [[(self.tokenizer.id_to_token(int(i)), float(p)) for p, i in zip(values, indices)]
                 for values, indices in zip(best.values, best.indices)]
 
