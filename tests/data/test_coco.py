@@ -92,6 +92,10 @@ def test_a_trained_runs_categories_fix_the_labels(tmp_path):
     assert read_coco(folder, image_size=8, categories=model).targets[0]["labels"].tolist() == [2, 0]
     with pytest.raises(DataError, match=r"category 3 \('dog'\) is not among the model's categories"):
         read_coco(folder, image_size=8, categories=[{"id": 1, "name": "cat"}, {"id": 3, "name": "wolf"}])
+    # an annotation of a category the file does not declare is refused, though the model knows it
+    undeclared = make_folder(tmp_path / "undeclared", categories=[{"id": 3, "name": "dog"}])
+    with pytest.raises(DataError, match="category_id 1 is not among the categories"):
+        read_coco(undeclared, image_size=8, categories=model)
 
 
 def test_the_json_may_sit_in_annotations(tmp_path):

@@ -118,7 +118,8 @@ def _categories(path: Path, data: dict, given: list[dict] | None) -> tuple[list[
         for i, name in sorted(own.items()):
             if known.get(i) != name:
                 raise DataError(f"{path}: category {i} ({name!r}) is not among the model's categories ({listed})")
-    return categories, {c["id"]: label for label, c in enumerate(categories)}
+    # an annotation's category must be one the file declares, also when the model knows more of them
+    return categories, {c["id"]: label for label, c in enumerate(categories) if c["id"] in own}
 
 
 def _image_path(images_dir: Path, path: Path, image_id: int, file_name: str) -> Path:
