@@ -7,6 +7,9 @@ from seqlab.cli.main import main
 
 @pytest.mark.parametrize("args, message", [
     (["export", "missing-run", "--format", "hf", "--out", "out", "--threads", "1"], "no such run directory"),
+    (["export", "users-dir/notes.txt", "--format", "hf", "--out", "out"], "notes.txt: a file, not run directory"),
+    (["train", "classify", "--csv", "texts.csv", "--init", "users-dir/notes.txt", "--out", "run"],
+     "--init users-dir/notes.txt: a file, not run directory"),  # it said "no such run directory"
     (["import", "hf", "not-a-checkpoint", "--out", "run", "--threads", "1"], "no config.json"),
     (["import", "hf", "weird", "--out", "run"], "holds a 'weird-model' model; seqlab imports"),
     (["import", "hf", "broken", "--out", "run"], "is not a JSON object"),
@@ -25,6 +28,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args, m
     (tmp_path / "mine" / "run.json").write_text('{"task": "lm"}')
     (tmp_path / "users-dir").mkdir()
     (tmp_path / "users-dir" / "notes.txt").write_text("keep me")
+    (tmp_path / "texts.csv").write_text("text,label\n" + "".join(f"words {i},{'ab'[i % 2]}\n" for i in range(40)))
     (tmp_path / "old-run" / "hf").mkdir(parents=True)  # a run holding the checkpoint to import
     (tmp_path / "old-run" / "run.json").write_text('{"task": "lm"}')
     (tmp_path / "old-run" / "hf" / "config.json").write_text('{"model_type": "weird-model"}')

@@ -43,7 +43,7 @@ def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
     return lines
 
 
-def decode_text(raw: bytes, encoding: str, name: str, advice: str = "convert it or pass its encoding") -> str:
+def decode_text(raw: bytes, encoding: str, name: str, advice: str = "convert it to UTF-8") -> str:
     """``raw`` decoded, without a leading byte-order mark (an editor's, not the user's text: kept, it
     would become a token of its own); bytes that are not ``encoding`` are a DataError naming ``name``,
     the line and the byte."""

@@ -77,7 +77,7 @@ def importers() -> dict[str, Importer]:
 def export(run: Path, fmt: str, out: Path, overwrite: bool = False) -> str:
     """Writes the trained ``run`` in ``fmt`` to ``out``; returns what was written, in one line."""
     if not run.is_dir():
-        raise UserError(f"{run}: no such run directory")
+        raise UserError(f"{run}: {'a file, not' if run.exists() else 'no such'} run directory")
     out = out.resolve()  # "." has no name to put a temporary directory beside
     _check_out(out, overwrite, EXPORT_MARK, run)
     task = runs.read_run(run)["task"]

@@ -26,7 +26,7 @@ def read_pretraining_run(path: str | Path, kinds: Mapping[str, str], part: str) 
     that says which runs it takes and what of them (``part``) is used."""
     run = Path(path)
     if not run.is_dir():
-        raise UserError(f"--init {run}: no such run directory")
+        raise UserError(f"--init {run}: {'a file, not' if run.exists() else 'no such'} run directory")
     info = runs.read_run(run)
     if info["task"] not in kinds:
         raise UserError(f"--init {run} is a {info['task']} run; it takes {' or '.join(kinds.values())}, "
