@@ -129,6 +129,7 @@ FORECAST_ARGS = {"predict": ["predict", "{run}", "--csv", "{data}/series.csv"],
                  "eval": ["eval", "{run}", "--csv", "{data}/series.csv"],
                  "explore": ["explore", "{run}"]}
 LM_ARGS = {"generate": ["generate", "{run}", "--prompt", "the", "--max-new-tokens", "3"],
+           "eval": ["eval", "{run}", "--text", "{data}/text.txt"],
            "resume": ["train", "lm", "--resume", "{run}", "--max-steps", "6"]}
 
 # case -> (run, damaged files and how, command, what the line must say)
@@ -139,6 +140,12 @@ DAMAGED_RUNS = {
     "run.json without task / predict": ("translate", {"run.json": replace_with('{"config": {}}')}, "predict", "run.json is damaged"),
     "run.json without task / explore": ("translate", {"run.json": replace_with('{"config": {}}')}, "explore", "run.json is damaged"),
     "run.json not JSON / generate": ("lm", {"run.json": replace_with("")}, "generate", "run.json is damaged"),
+    # run.json's block size past the checkpoint's context, or its settings lost: a traceback before
+    "run.json block size past the model / lm eval": ("lm", {"run.json": json_edited(
+        lambda r: r["config"]["data"].update(block_size=10 ** 4))}, "eval",
+        "run.json is damaged (data.block_size is 10000; the checkpoint's model takes at most"),
+    "run.json without its config / lm eval": ("lm", {"run.json": json_edited(lambda r: r.update(config={}))}, "eval",
+                                              "run.json is damaged (it lacks data.block_size"),
     "model.safetensors truncated / translate": ("translate", {f"{BEST}/model.safetensors": truncate}, "translate", "model.safetensors is damaged"),
     "model.safetensors truncated / eval": ("translate", {f"{BEST}/model.safetensors": truncate}, "eval", "model.safetensors is damaged"),
     "model.safetensors truncated / predict": ("translate", {f"{BEST}/model.safetensors": truncate}, "predict", "model.safetensors is damaged"),

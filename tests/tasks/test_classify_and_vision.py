@@ -69,6 +69,15 @@ def test_each_text_model_learns_and_writes_its_figures(tmp_path, reviews, capsys
     new.write_text("text,label\na superb film,pos\na dull film,meh\n")
     code, _, err = run_cli("eval", run, "--csv", new, capsys=capsys)
     assert code == 2 and "labels the run was not trained on: 'meh'" in err and len(err.splitlines()) == 1
+    if model == "transformer":  # data.max_len past the checkpoint's positions: one line, not a traceback
+        settings = json.loads((run / "run.json").read_text())
+        settings["config"]["data"]["max_len"] = 10 ** 4
+        (run / "run.json").write_text(json.dumps(settings))
+        code, _, err = run_cli("predict", run, "film " * 5000, capsys=capsys)
+        assert code == 2 and "run.json is damaged (data.max_len is 10000; the checkpoint's model takes at most" in err
+        settings["config"]["data"]["max_len"] = 8  # fewer than its positions is allowed (a run fine-tuned from a longer model)
+        (run / "run.json").write_text(json.dumps(settings))
+        assert run_cli("predict", run, "a superb film", capsys=capsys)[0] == 0
     (run / "classes.json").write_text('["neg"]')  # one name for the model's two classes: every label wrong
     code, _, err = run_cli("predict", run, "a superb film", capsys=capsys)
     assert code == 2 and "classes.json is damaged (not a list of 2 distinct class names" in err
@@ -251,6 +260,14 @@ def test_vision_on_an_image_folder_and_predict(tmp_path, capsys):
         code, _, err = run_cli("predict", run, folder / "right" / "0.png", capsys=capsys)
         assert code == 2 and "classes.json is damaged (not a list of 2 distinct class names" in err, damaged
     (run / "classes.json").write_text(written)
+    # a run.json whose image size is not the checkpoint's, or that lost its settings: one line, not a
+    # traceback or predictions from images resized otherwise than in training
+    settings = (run / "run.json").read_text()
+    for config in ({"data": {"images": str(folder), "image_size": 16}}, {"data": {"images": str(folder)}}):
+        (run / "run.json").write_text(json.dumps({**json.loads(settings), "config": config}))
+        code, _, err = run_cli("predict", run, folder / "right" / "0.png", capsys=capsys)
+        assert code == 2 and "run.json is damaged (" in err and len(err.strip().splitlines()) == 1, err
+    (run / "run.json").write_text(settings)
     code, _, err = run_cli("predict", run, folder, capsys=capsys)  # a folder where an image goes
     assert code == 2 and f"{folder} is a folder; predict takes image files (seqlab eval RUN --images" in err
 

@@ -349,6 +349,8 @@ class TextClassifierRun:
                 self.linear = LinearTextClassifier.from_pretrained(run)
         if self.linear is None:
             _, self.model = runs.load_trained(run, TASK, "a classification run", device)
+            if hasattr(self.model.config, "max_len"):  # a text is cut to data.max_len tokens for it
+                runs.check_fits(run, info, "data.max_len", self.model.config.max_len, at_most=True)
             self.tokenizer = load_tokenizer(run / "tokenizer.json", self.model.config.vocab_size)
         self.classes = runs.read_classes(run, len(self.linear.classes) if self.model is None
                                          else self.model.config.n_classes)

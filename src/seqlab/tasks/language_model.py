@@ -237,6 +237,8 @@ class LanguageModel:
         info, model = runs.load_trained(run, TASK, "a language-model run", device)
         lm = cls(model, load_tokenizer(Path(run) / "tokenizer.json", model.config.vocab_size))
         lm.config = build(LMConfig, info["config"])  # the block size and batch that eval reads with
+        if hasattr(model.config, "max_len"):  # a Transformer's context: eval's blocks must fit in it
+            runs.check_fits(run, info, "data.block_size", model.config.max_len, at_most=True)
         return lm
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:

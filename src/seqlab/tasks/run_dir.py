@@ -180,6 +180,19 @@ def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     write_json(Path(path) / "metrics.json", metrics, indent=2)
 
 
+def check_fits(run: str | Path, info: dict[str, Any], key: str, fixed: int, *, at_most: bool = False) -> None:
+    """A setting of ``run.json`` (``key``, dotted: "data.image_size") that the checkpoint fixes too
+    (``fixed``): missing, or other than it (larger, ``at_most``), run.json is damaged. Used as it was, it
+    gave a traceback, or answers made with other settings than the model's."""
+    section = info.get("config", {}).get(key.split(".")[0])
+    value = section.get(key.split(".")[1]) if isinstance(section, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DamagedFileError(Path(run) / "run.json", f"it lacks {key}, which the checkpoint fixes at {fixed}")
+    if value > fixed or (value != fixed and not at_most):
+        raise DamagedFileError(Path(run) / "run.json", f"{key} is {value}; the checkpoint's model takes "
+                                                       f"{'at most ' if at_most else ''}{fixed}")
+
+
 def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
     """The run's ``run.json`` contents and its best checkpoint's model (on ``device``, in eval mode);
     a run of another task, or one not trained yet, is a UserError naming what was expected."""

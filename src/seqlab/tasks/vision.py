@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..config import build, check_model, option, to_dict
 from ..data import images as image_data
 from ..data.batching import ShuffledBatches
-from ..errors import DataError, UserError
+from ..errors import DamagedFileError, DataError, UserError
 from ..models.vit import VisionTransformer, VisionTransformerConfig, attention_rollout
 from ..parallel.config import ParallelConfig
 from ..parallel.runtime import SingleProcess, check_layout
@@ -174,7 +174,13 @@ class ImageClassifier:
     def load(cls, run: str | Path, device: str = "cpu") -> "ImageClassifier":
         info, model = runs.load_trained(run, TASK, "an image-classification run", device)
         classes = runs.read_classes(run, model.config.n_classes)
-        return cls(model, classes, build(VisionConfig, info["config"]))
+        config = build(VisionConfig, info["config"])
+        if config.data.images:  # the size images are resized to before the model reads them
+            runs.check_fits(run, info, "data.image_size", model.image_size)
+        elif model.image_size != 8:
+            raise DamagedFileError(Path(run) / "run.json", f"it lacks data.images: the built-in 8×8 digits, "
+                                                           f"though the checkpoint's model reads {model.image_size}")
+        return cls(model, classes, config)
 
     def prepare(self, source) -> torch.Tensor:
         """An image file (a path or a file-like object) -> (1, C, H, W) as the model was trained on."""
