@@ -79,9 +79,10 @@ def create_run_dir(path: Path, overwrite: bool, inputs: Iterable[str | Path] = (
     its new run holds anything can put it back (:func:`discard_unfinished`); :func:`drop_replaced`
     deletes it once the new run stands."""
     path = Path(path)
+    if replaced(path).is_dir():  # a command killed outright while it made ``path`` anew: settled as its failure
+        discard_unfinished(path)  # would have been (the run it replaced put back), never the old run deleted
     check_run_dir(path, overwrite, inputs, resumable=resumable)
     if path.exists():
-        shutil.rmtree(replaced(path), ignore_errors=True)  # one set aside by a command killed outright
         try:
             path.rename(replaced(path))
         except OSError as error:
