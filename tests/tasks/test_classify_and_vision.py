@@ -292,6 +292,11 @@ def test_bad_images_are_one_line_and_exit_2(tmp_path, capsys):
     Image.new("L", (8, 8)).save(single / "only" / "a.png")
     code, _, err = run_cli("train", "vision", "--images", single, "--out", tmp_path / "run", capsys=capsys)
     assert code == 2 and "at least two sub-folders" in err
+    few = make_image_folder(tmp_path / "few", per_class=3)
+    for image in sorted((few / "right").iterdir())[1:]:
+        image.unlink()  # one image of "right": the class is named by its folder, not by its index
+    code, _, err = run_cli("train", "vision", "--images", few, "--out", tmp_path / "run", capsys=capsys)
+    assert code == 2 and "class 'right' has 1 image(s); each class needs at least 3" in err, err
     code, _, err = run_cli("train", "vision", "--set", "model.n_heads=5", "--out", tmp_path / "run", capsys=capsys)
     assert code == 2 and "divisible by model.n_heads (5)" in err and not (tmp_path / "run").exists()
 

@@ -91,7 +91,7 @@ def read_tsv_pairs(path: str | Path) -> tuple[list[str], list[str]]:
         frame = pd.read_csv(io.StringIO(content), sep="\t", header=None, dtype=str, keep_default_na=False,
                             quoting=csv.QUOTE_NONE)
     except pd.errors.ParserError as error:
-        raise DataError(f"{path} is not a two-column TSV: {error}") from None
+        raise DataError(f"{path} is not a two-column TSV: {str(error).strip()}") from None  # pandas' ends in a newline
     if frame.shape[1] != 2:
         raise DataError(f"{path} has {frame.shape[1]} tab-separated columns; expected 2 (source, target)")
     sources, targets = frame[0].tolist(), frame[1].tolist()

@@ -107,14 +107,16 @@ def load_images(data: VisionDataConfig) -> tuple[np.ndarray, np.ndarray, list[st
     return image_data.load_digits()
 
 
-def split(labels: np.ndarray, test_fraction: float, valid_fraction: float, seed: int = 0) -> dict[str, np.ndarray]:
-    """Stratified train / valid / test indices, fixed by ``seed``."""
+def split(labels: np.ndarray, test_fraction: float, valid_fraction: float, seed: int = 0,
+          classes: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Stratified train / valid / test indices, fixed by ``seed``; ``classes`` names the labels in errors."""
     from sklearn.model_selection import train_test_split  # here: scikit-learn would slow every start-up
 
     counts = np.bincount(labels)
     if (counts[counts > 0] < 3).any():
         rare = int(np.flatnonzero((counts > 0) & (counts < 3))[0])
-        raise DataError(f"class {rare} has {counts[rare]} image(s); each class needs at least 3 "
+        name = repr(classes[rare]) if classes else rare  # the folder's name, as the user knows the class
+        raise DataError(f"class {name} has {counts[rare]} image(s); each class needs at least 3 "
                         f"(train, validation and test)")
     index = np.arange(len(labels))
     try:
@@ -343,7 +345,7 @@ class VisionTask(Task):
         """The images, checked here (before a run directory exists, or an --overwrite replaces one):
         the split ``train`` makes and the patch size."""
         images, labels, classes = load_images(config.data)
-        split(labels, config.data.test_fraction, config.data.valid_fraction)
+        split(labels, config.data.test_fraction, config.data.valid_fraction, classes=classes)
         check_patch_size(config.model.patch_size, images.shape[2])
         return images, labels, classes
 
