@@ -261,11 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = subcommand(sub, "bench", "measure: complexity = time and memory against sequence length")
     bench.add_argument("name", choices=["complexity"])
-    bench.add_argument("--out", type=Path, default=Path("runs/bench-complexity"))
+    bench.add_argument("--out", type=Path, default=Path("runs/bench-complexity"),
+                       help="run directory for the table and plot (default runs/bench-complexity)")
     bench.add_argument("--overwrite", action="store_true", help="replace an earlier run directory")
-    bench.add_argument("--lengths", default="64,128,256,512,1024,2048,4096")
-    bench.add_argument("--d-model", type=int, default=128)
-    bench.add_argument("--repeats", type=int, default=3)
+    bench.add_argument("--lengths", default="64,128,256,512,1024,2048,4096",
+                       help="sequence lengths to time, comma-separated (default 64,128,...,4096)")
+    bench.add_argument("--d-model", type=int, default=128, help="model width of every layer timed (default 128)")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed forward+backward passes per length, the median reported (default 3)")
     add_threads_flag(bench)
     return parser
 
