@@ -25,6 +25,11 @@ def test_bench_complexity_writes_table_and_plot(tmp_path, capsys):
     assert "at least two" in capsys.readouterr().err
     assert main(["bench", "complexity", "--out", str(tmp_path / "x"), "--lengths", "8,8"]) == 2
     assert "at least two different" in capsys.readouterr().err
+    # a length whose attention weights cannot fit was killed by the system, without a word, leaving run.json
+    assert main(["bench", "complexity", "--out", str(tmp_path / "x"), "--lengths", "8,100000000"]) == 2
+    err = capsys.readouterr().err
+    assert "--lengths 100000000 needs ~" in err and "give shorter lengths" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()
 
 
 def test_two_lengths_are_enough_for_a_slope(tmp_path, capsys):

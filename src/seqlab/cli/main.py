@@ -270,7 +270,8 @@ def command_data(args: argparse.Namespace) -> None:
 
 def command_bench(args: argparse.Namespace) -> None:
     from ..tasks import run_dir as runs
-    from ..tasks.bench_complexity import run_complexity
+    from ..config import human_bytes, memory_bytes
+    from ..tasks.bench_complexity import attention_bytes, run_complexity
 
     try:
         lengths = sorted({int(n) for n in args.lengths.split(",")})
@@ -280,6 +281,10 @@ def command_bench(args: argparse.Namespace) -> None:
         raise UserError("--lengths needs at least two different positive lengths")
     positive(args.d_model, "--d-model")
     positive(args.repeats, "--repeats")
+    ram, need = memory_bytes(), attention_bytes(lengths[-1])
+    if ram is not None and need > ram:  # the kernel's out-of-memory killer would end it without a word
+        raise UserError(f"--lengths {lengths[-1]} needs ~{human_bytes(need)} for self-attention's n×n weights, more "
+                        f"than this machine's {human_bytes(ram)} of memory; give shorter lengths")
     with runs.filling(runs.create_run_dir(args.out, args.overwrite)) as out:
         runs.write_run(out, "bench-complexity", {"lengths": lengths, "d_model": args.d_model})
         run_complexity(out, lengths, args.d_model, repeats=args.repeats)

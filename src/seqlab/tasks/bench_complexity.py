@@ -61,6 +61,12 @@ def slope(lengths: list[int], values: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
 
 
+def attention_bytes(n: int, n_heads: int = 4) -> int:
+    """A rough floor on the memory self-attention takes at length ``n``: its (heads, n, n) fp32 weights
+    four times over (the scores, their softmax, and the gradients of both)."""
+    return 4 * 4 * n_heads * n * n
+
+
 def run_complexity(out: Path, lengths: list[int], d_model: int = 128, n_heads: int = 4, kernel_size: int = 3,
                    repeats: int = 3, log=print) -> dict[str, dict[str, list[float]]]:
     torch.manual_seed(0)
