@@ -243,10 +243,8 @@ class Forecast:
         info, model = runs.load_trained(run, TASK, "a forecasting run", device)
         config = build(ForecastConfig, info["config"])
         for key in ("input_len", "horizon"):  # run.json and the checkpoint say the same
-            reads = getattr(model.config, key, None)
-            if reads is not None and reads != getattr(config.data, key):
-                raise DamagedFileError(Path(run) / "run.json", f"data.{key} is {getattr(config.data, key)}, the "
-                                                               f"model's {reads}")
+            if (reads := getattr(model.config, key, None)) is not None:
+                runs.check_fits(run, info, f"data.{key}", reads)
         series = checked_series(Path(run) / "series.json", per_id=bool(config.data.id_col))
         if config.data.id_col:  # many series: a scaler per id
             return long_format.load(cls, series, model, config)

@@ -199,8 +199,8 @@ def forecast(run, when: str) -> dict[str, Any]:
     future = [torch.as_tensor(scaled[end : end + d.horizon, run.future], dtype=torch.float32,
                               device=run.device)[None]] if run.future else []  # (1, H, F)
     with torch.no_grad():
-        y, maps = model(x, need_weights=True) if attends else (model(x, *future), [])
-    if run.levels:  # the intervals as predict gives them: calibrated on the windows before ``when``
+        y, maps = model(x, need_weights=True) if attends else (None, [])
+    if y is None or run.levels:  # as predict forecasts: quantiles calibrated on the windows before ``when``
         batch = {"x": x, **({"future": future[0]} if future else {})}
         y = forecast_after(model, run.config, scaled[:end], batch, run.device, run.future)
     y = y[0].float().cpu().numpy()  # (H, C), or (H, C, Q) quantiles: the median is the forecast shown
