@@ -153,6 +153,8 @@ DAMAGED_RUNS = {
     "model.safetensors truncated / generate": ("lm", {f"{BEST}/model.safetensors": truncate}, "generate", "model.safetensors is damaged"),
     "model.safetensors NaN / generate": ("lm", {f"{BEST}/model.safetensors": nan_in_weights}, "generate",
                                          "holds NaN or infinite values); restore it from a copy"),
+    "model.safetensors deleted / generate": ("lm", {f"{BEST}/model.safetensors": os.remove}, "generate",
+                                             "checkpoints/best is damaged (model.safetensors missing)"),
     "model.safetensors a few bytes / translate": ("translate", {f"{BEST}/model.safetensors": replace_with("abc")}, "translate", "model.safetensors is damaged"),
     "config.json truncated / translate": ("translate", {f"{BEST}/config.json": truncate}, "translate", "config.json is damaged"),
     "config.json unknown model class / eval": ("translate", {f"{BEST}/config.json": replace_with('{"model_class": "Nope"}')}, "eval", "config.json is damaged"),
@@ -214,6 +216,23 @@ def test_a_damaged_run_is_one_line_naming_the_file(case, trained, tmp_path, caps
     args = {"translate": TRANSLATE_ARGS, "lm": LM_ARGS, "forecast": FORECAST_ARGS}[kind][command]
     code, _, err = run_cli([a.format(run=run, data=trained) for a in args], capsys)
     assert_one_line_refusal(code, err, expected)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+@pytest.mark.parametrize("task", ["vision", "detect"])
+def test_a_run_json_naming_another_task_is_one_line(task, command, trained, tmp_path, capsys):
+    """run.json's task edited by hand: the checkpoint (a language model) is not what a vision or detect
+    run holds; this was an AttributeError traceback."""
+    run = tmp_path / "lm"
+    shutil.copytree(trained / "lm", run)
+    json_edited(lambda r: r.update(task=task))(run / "run.json")
+    before = snapshot(tmp_path)
+    args = {"predict": ["predict", run, tmp_path / "a.png"], "export": ["export", run, "--format", "onnx",
+                                                                        "--out", tmp_path / "onnx"]}[command]
+    code, _, err = run_cli(args, capsys)
+    assert_one_line_refusal(code, err, f"run.json is damaged (it says task '{task}', but the checkpoint holds "
+                                       f"a TransformerLM")
     assert snapshot(tmp_path) == before
 
 

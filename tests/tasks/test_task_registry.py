@@ -202,3 +202,14 @@ def test_every_built_in_task_is_registered_with_its_flags():
     assert tasks["forecast"].flags()["horizon"].key == "data.horizon"
     assert tasks["classify"].flags()["model"].key == "model.arch"
     assert "transformer" in tasks["classify"].architectures and tasks["vision"].architectures == ()
+
+
+def test_every_model_class_belongs_to_one_task():
+    """``load_trained`` refuses a checkpoint whose class its task does not list: a class no task lists
+    could never be loaded, one two tasks list could be loaded as either. CenterNet is only the detection
+    benchmark's baseline."""
+    from seqlab.models.pretrained import MODEL_CLASSES
+
+    seqlabs = [name for name, cls in MODEL_CLASSES.items() if cls.__module__.startswith("seqlab.")]  # not this file's
+    holders = {name: [task.name for task in registry.tasks().values() if name in task.models] for name in seqlabs}
+    assert {name: tasks for name, tasks in holders.items() if len(tasks) != 1} == {"CenterNet": []}

@@ -401,6 +401,7 @@ class TextClassifierRun:
 
 class ClassifyTask(Task):
     name = "classify"
+    models = ("TransformerClassifier", "LSTMClassifier", "ConvClassifier")
     description = "text classification: labelled texts -> a Transformer, BiLSTM, CNN or linear n-gram model"
     example = "seqlab train classify --csv reviews.csv --text-col text --label-col label --model conv1d --cv 10"
     config_class = ClassifyConfig

@@ -477,6 +477,8 @@ def draw_pictures(model, run: Path, windows: ts.Windows, prediction: np.ndarray,
 
 class ForecastTask(Task):
     name = "forecast"
+    models = ("LinearForecaster", "PeriodicLinearForecaster", "PatchTransformer", "TimeStepTransformer",
+              "RecurrentForecaster", "ConvForecaster", "CovariateForecaster", "ForecastEnsemble")
     description = "forecasting: a CSV series -> the next H steps (Transformer, PatchTST, RNN, CNN, linear)"
     example = "seqlab train forecast --csv ETTh1.csv --target OT --features M --input-len 336 --horizon 96 --model patch"
     config_class = ForecastConfig

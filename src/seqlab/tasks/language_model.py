@@ -399,6 +399,7 @@ def load_run_config(run: Path) -> LMConfig:
 
 class LanguageModelTask(Task):
     name = "lm"
+    models = ("TransformerLM", "RecurrentLM")
     description = ("language modelling: a text file, folder or glob -> a decoder-only Transformer (or "
                    "RNN/LSTM/GRU); then sampling")
     example = "seqlab train lm --text input.txt --config shakespeare-char-77s --out runs/shakespeare"

@@ -206,6 +206,22 @@ def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
     if info["task"] != task:
         raise UserError(f"{run} is a {info['task']} run, not {what}")
     best = existing_checkpoint(run / "checkpoints" / "best")
+    if best is None and (run / "checkpoints" / "best").is_dir():  # a file of it deleted or never copied
+        lost = [name for name in ("model.safetensors", "state.json") if not (run / "checkpoints" / "best" / name).is_file()]
+        raise DamagedFileError(run / "checkpoints" / "best", f"{' and '.join(lost)} missing")
     if best is None:
         raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
+    check_model_class(run, task, best)
     return info, from_pretrained(best).to(resolve_device(device)).eval()
+
+
+def check_model_class(run: Path, task: str, checkpoint: Path) -> None:
+    """A DamagedFileError unless ``checkpoint`` holds a model of ``task`` (a ``run.json`` whose task was
+    edited by hand names another task than the one that trained the checkpoint)."""
+    from ..models.pretrained import read_config
+    from .task import get
+
+    held, models = read_config(checkpoint)["model_class"], get(task).models
+    if models and held not in models:
+        raise DamagedFileError(run / "run.json", f"it says task {task!r}, but the checkpoint holds a {held}, "
+                                                 f"which {task} runs never hold")

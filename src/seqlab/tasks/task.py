@@ -81,6 +81,7 @@ class Task:
     predict_flags: tuple[Flag, ...] = ()
     predict_needs_input = True  # predict reads inputs (arguments or standard input's lines)
     no_resume: str = ""  # why ``--resume`` is refused, before anything is read, by a task whose runs do not resume
+    models: tuple[str, ...] = ()  # the model classes (seqlab.models' names) this task's checkpoints hold
 
     # --- training ------------------------------------------------------------------------------
 

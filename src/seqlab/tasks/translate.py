@@ -402,6 +402,7 @@ def train(config: TranslateConfig, run: Path, splits: dict[str, Pairs], resume: 
 
 class TranslateTask(Task):
     name = "translate"
+    models = ("Transformer", "Seq2Seq", "ConvSeq2Seq")
     description = "translation: parallel text -> an encoder-decoder (Transformer, RNN or convolutional), BLEU"
     example = ("seqlab train translate --src train.de --tgt train.en --set model.d_model=256 --out runs/de-en\n"
                "  seqlab train translate --config multi30k-de-en\n  seqlab train translate --resume runs/de-en")
