@@ -84,7 +84,7 @@ def test_predict_lists_the_likeliest_fillers_of_each_mask(trained, capsys):
 
 @pytest.mark.parametrize("text, message", [
     ("the cat sees the sun", "no [MASK] in 'the cat sees the sun'"),
-    ("[MASK] " + "cat " * 40, "has 41 tokens; this model reads at most 30"),
+    ("[MASK] " + "cat " * 40, "'[MASK] cat cat cat cat cat cat cat cat c…' has 41 tokens; this model reads at most 30"),
     ("   ", "nothing to predict: give the texts as arguments"),  # not a silent success
 ])
 def test_predict_refuses_bad_input_in_one_line(trained, capsys, text, message):

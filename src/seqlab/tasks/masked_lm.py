@@ -29,6 +29,7 @@ from ..config import build, check_model, option, to_dict
 from ..data import token_stream
 from ..data.masking import IGNORE, Masking, MaskedBlockBatches, evaluation_batches
 from ..data.tokenizer import BERT_SPECIALS, check_vocab_size, load_tokenizer, train_wordpiece
+from ..data.text import text_start
 from ..errors import DataError, UserError
 from ..models import MaskedLM, MaskedLMConfig
 from ..parallel.config import ParallelConfig
@@ -189,7 +190,7 @@ class MaskedLanguageModel:
         """(1, T + 2): [CLS], the text's T tokens, [SEP]; a text longer than a block is a UserError."""
         ids = self.tokenizer.encode(text).ids
         if len(ids) + 2 > self.model.max_len:
-            raise UserError(f"{text!r} has {len(ids)} tokens; this model reads at most {self.model.max_len - 2}")
+            raise UserError(f"{text_start(text)} has {len(ids)} tokens; this model reads at most {self.model.max_len - 2}")
         return torch.tensor([[self.cls_id, *ids, self.sep_id]], device=self.device)
 
     @torch.no_grad()
@@ -271,6 +272,7 @@ def train(config: MLMConfig, run: Path, resume: bool = False, log=print, *,
 
 class MaskedLanguageModelTask(Task):
     name = TASK
+    models = ("MaskedLM",)
     description = "masked language modelling (BERT): a text file -> an encoder-only Transformer that fills in [MASK]"
     example = "seqlab train mlm --text input.txt --config mlm-tiny --out runs/mlm"
     config_class = MLMConfig
