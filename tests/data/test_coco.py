@@ -354,6 +354,8 @@ def test_crowd_regions_given_and_fresh_ids_and_areas(tmp_path):
     ({"area": float("inf")}, r"annotation 5: area inf is not a number of pixels"),
     ({"bbox": [1, 1, 5]}, r"annotation 5: bbox \[1, 1, 5\] is not four numbers"),
     ({"bbox": [1, 1, True, 5]}, r"annotation 5: bbox .* is not four numbers"),
+    ({"bbox": [10 ** 400, 1, 5, 5]}, r"annotation 5: bbox .* is not four numbers"),  # no float holds it
+    ({"area": -10 ** 400}, r"annotation 5: area .* is not a number of pixels"),
     ({"image_id": "7"}, r"annotation 5 has no valid 'image_id'"),
 ])
 def test_bad_annotations_are_named(tmp_path, change, message):

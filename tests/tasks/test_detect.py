@@ -239,6 +239,46 @@ def test_a_resume_on_data_with_other_categories_is_refused_and_keeps_the_runs(tm
     assert (run / "categories.json").read_bytes() == kept
 
 
+def test_run_json_edited_by_hand_takes_the_checkpoints_channels_or_is_one_line(trained, tmp_path, capsys):
+    """The checkpoint fixes the channels and the image size; run.json's data.grey / data.coco edited (a
+    grey model fed colour images: a traceback) or its image_size changed or lost (boxes from images
+    resized to another size: scores of nothing, silently) must not matter or must be refused."""
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0]
+    code, expected, err = run_cli("predict", trained, image, "--threshold", "0", capsys=capsys)
+    assert code == 0, err
+    edits = {"colour": lambda d: d.update(coco=str(trained / "data" / "train"), grey=False),
+             "size": lambda d: d.update(image_size=32), "no size": lambda d: d.pop("image_size")}
+    for name, edit in edits.items():
+        run = tmp_path / name.replace(" ", "-")
+        shutil.copytree(trained, run)
+        info = json.loads((run / "run.json").read_text())
+        edit(info["config"]["data"])
+        (run / "run.json").write_text(json.dumps(info))
+        code, out, err = run_cli("predict", run, image, "--threshold", "0", capsys=capsys)
+        if name == "colour":
+            assert code == 0 and out == expected, err
+        else:
+            assert code == 2 and len(err.strip().splitlines()) == 1, err
+            assert {"size": "data.image_size is 32; the checkpoint's model takes 64",
+                    "no size": "it lacks data.image_size, which the checkpoint fixes at 64"}[name] in err
+
+
+def test_a_validation_split_without_objects_is_refused(tmp_path, capsys):
+    """Its mAP would be -1 at every evaluation, and the first checkpoint would stay the best."""
+    folder = write_digits_detection(tmp_path / "d", n_train=4, n_valid=1, n_test=1, seed=0, size=64)["train"]
+    annotations = next(folder.glob("*.json"))
+    doc = json.loads(annotations.read_text())
+    held_out = doc["images"][np.random.default_rng(0).permutation(4)[0]]["id"]  # the split read_data draws
+    doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != held_out]
+    annotations.write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "detect", "--coco", folder, "--out", run, "--set", "data.valid_fraction=0.25",
+                           *QUIET, capsys=capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "none of the 1 image(s) held out for validation (data.valid_fraction=0.25) has an object" in err
+    assert not run.exists()
+
+
 @pytest.mark.parametrize("written", ["[]", '{"id": 1}', '[{"id": "1", "name": "a"}]', "[{"])
 def test_a_damaged_categories_file_is_one_line_for_predict_and_export(written, trained, tmp_path, capsys):
     run = tmp_path / "run"

@@ -86,7 +86,9 @@ def _load_json(path: Path) -> dict:
 
 def _finite_number(value) -> bool:
     """A JSON number (int or float, not true/false) that is neither NaN nor infinite."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return abs(value) < 2 ** 1023  # within what a float holds (math.isfinite overflows past it)
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _fields(path: Path, kind: str, index: int, record, fields: dict[str, type | tuple]) -> dict:

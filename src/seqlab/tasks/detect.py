@@ -172,6 +172,10 @@ def read_data(config: DetectConfig) -> DetectData:
     order = np.random.default_rng(0).permutation(len(everything.images))
     n_valid = max(1, round(d.valid_fraction * len(order)))
     train, valid = everything.subset(order[n_valid:]), everything.subset(order[:n_valid])
+    if not any(len(t["labels"]) for t in valid.targets):  # its mAP would be -1 at every evaluation
+        raise DataError(f"{d.coco}: none of the {n_valid} image(s) held out for validation (data.valid_fraction="
+                        f"{d.valid_fraction:g}) has an object, so no checkpoint can be chosen on them; annotate "
+                        f"more of the images or raise data.valid_fraction")
     test = None
     if d.test_coco:
         test = coco.read_coco(d.test_coco, image_size=d.image_size, grey=d.grey, categories=everything.categories)
@@ -327,6 +331,7 @@ class DetectTask(Task):
 
     def load(self, run, device="cpu") -> Detector:
         info, model = runs.load_trained(run, TASK, "a detection run", device)
+        runs.check_fits(run, info, "data.image_size", model.config.image_size)  # images are resized to it
         categories = checked_categories(Path(run) / "categories.json", model.config.n_classes)
         return Detector(model, categories, build(DetectConfig, info["config"]))
 

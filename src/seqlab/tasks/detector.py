@@ -52,7 +52,7 @@ def scored(outputs: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
 class Detector:
     def __init__(self, model, categories: list[dict[str, Any]], config) -> None:
         self.model, self.categories, self.config = model, categories, config
-        self.grey = config.data.grey or not config.data.coco  # the built-in set is grey
+        self.grey = model.config.channels == 1  # the checkpoint's, whatever run.json says of data.grey
         self.names = [str(c["name"]) for c in categories]
 
     @property
