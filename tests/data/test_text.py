@@ -111,10 +111,12 @@ def test_read_tsv_pairs(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("a\tb\nno tab here\n", "p.tsv: line 2 has no tab; each line must be source<TAB>target"),
-    ("a\tb\nc\td\te\n", "p.tsv is not a two-column TSV: "),
-    ("a\tb\tc\n", "p.tsv has 3 tab-separated columns; expected 2 \\(source, target\\)"),
+    ("a\tb\nc\td\te\n", "p.tsv: line 2 has 3 tab-separated columns; expected 2 \\(source, target\\)"),
+    ("a\tb\tc\n", "p.tsv: line 1 has 3 tab-separated columns; expected 2 \\(source, target\\)"),
     ("a\tb\n\tc\n", "p.tsv: line 2 is empty"),
     ("a\tb\nc\td\ne\t \n", "p.tsv: line 3 is empty"),
+    ("a\tb\n\n  \nc\td\n\t e\n", "p.tsv: line 5 is empty"),  # blank lines are skipped, and counted
+    ("a\tb\n\nc\td\n\ne\tf\tg\n", "p.tsv: line 5 has 3 tab-separated columns"),
 ])
 def test_read_tsv_pairs_errors(tmp_path, text, message):
     with pytest.raises(DataError, match=message) as refused:

@@ -82,25 +82,28 @@ def read_parallel(src: str | Path, tgt: str | Path) -> tuple[list[str], list[str
 def read_tsv_pairs(path: str | Path) -> tuple[list[str], list[str]]:
     """A two-column TSV file, source<TAB>target, no header."""
     # read_lines checks existence, encoding and emptiness with the same messages; pandas parses its text.
-    lines = read_lines(path)
-    for number, line in enumerate(lines, 1):
-        if "\t" not in line and line.strip():
+    numbered = [(number, line) for number, line in enumerate(read_lines(path), 1) if line.strip()]  # blank: skipped
+    for number, line in numbered:
+        if "\t" not in line:
             raise DataError(f"{path}: line {number} has no tab; each line must be source<TAB>target")
-    content = "\n".join(lines)
+        if line.count("\t") > 1:
+            raise DataError(f"{path}: line {number} has {line.count(chr(9)) + 1} tab-separated columns; expected 2 "
+                            f"(source, target)")
+    content = "\n".join(line for _, line in numbered)
     try:
         frame = pd.read_csv(io.StringIO(content), sep="\t", header=None, dtype=str, keep_default_na=False,
                             quoting=csv.QUOTE_NONE)
     except pd.errors.ParserError as error:
         raise DataError(f"{path} is not a two-column TSV: {str(error).strip()}") from None  # pandas' ends in a newline
-    if frame.shape[1] != 2:
-        raise DataError(f"{path} has {frame.shape[1]} tab-separated columns; expected 2 (source, target)")
     sources, targets = frame[0].tolist(), frame[1].tolist()
-    _check_no_empty(sources, path)
-    _check_no_empty(targets, path)
+    numbers = [number for number, _ in numbered]  # the file's line numbers of the rows
+    _check_no_empty(sources, path, numbers)
+    _check_no_empty(targets, path, numbers)
     return sources, targets
 
 
-def _check_no_empty(lines: list[str], path: str | Path) -> None:
-    for number, line in enumerate(lines, 1):
+def _check_no_empty(lines: list[str], path: str | Path, numbers: list[int] | None = None) -> None:
+    """A DataError naming the first empty line (by ``numbers``, the file's line numbers, when given)."""
+    for number, line in zip(numbers or range(1, len(lines) + 1), lines):
         if not line.strip():
             raise DataError(f"{path}: line {number} is empty")
