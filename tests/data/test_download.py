@@ -1,3 +1,4 @@
+import os
 import urllib.error
 
 import pytest
@@ -244,3 +245,18 @@ def test_download_makes_missing_parent_folders(tmp_path, monkeypatch):
 
 def test_a_folder_given_for_a_file_is_named_as_a_folder(tmp_path):
     assert str(download.file_not_found(tmp_path)) == f"{tmp_path} is a folder; give a file"
+
+
+@pytest.mark.parametrize("command", [["lm", "--text", "{0}"], ["translate", "--src", "{0}", "--tgt", "{0}"],
+                                     ["forecast", "--csv", "{0}"], ["classify", "--csv", "{0}"]])
+def test_a_device_or_a_pipe_is_not_called_missing(command, tmp_path, capsys):
+    """/dev/null and a named pipe exist: 'file not found' sent the user looking for a typo."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for path in ("/dev/null", pipe):
+        out = tmp_path / "run"
+        assert main(["train", *[a.format(path) for a in command], "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().splitlines() == [f"seqlab train: error: {path} is not a regular file (a device or a pipe); "
+                                            f"save the data to a file and give that"]
+        assert not out.exists()

@@ -104,6 +104,8 @@ def file_not_found(path: str | Path) -> UserError:
             return DataError(f"file not found: {path}; seqlab data download {parts[i + 1]} fetches it")
     if Path(path).is_dir():
         return DataError(f"{path} is a folder; give a file")
+    if Path(path).exists():  # /dev/null, a named pipe, a socket: nothing seqlab can read twice or measure
+        return DataError(f"{path} is not a regular file (a device or a pipe); save the data to a file and give that")
     return DataError(f"file not found: {path}")
 
 

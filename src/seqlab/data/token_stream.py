@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..errors import DataError
 from . import fast_bpe
+from .download import file_not_found
 from .tokenizer import char_lookup
 
 CHUNK_CHARS = 1 << 16  # characters read, and about the characters of one piece tokenised
@@ -68,7 +69,7 @@ def text_files(source: str | Path) -> list[Path]:
         if not files:
             raise DataError(f"no files match {source}")
         return files
-    raise DataError(f"file not found: {source}")
+    raise file_not_found(source)
 
 
 def _read(path: Path, size: int) -> Iterator[str]:
