@@ -88,3 +88,17 @@ def test_an_image_bomb_is_a_422(tmp_path):
         upload = "data:image/png;base64," + base64.b64encode(bomb_png(width, height)).decode()
         response = client.post("/api/infer", json={"image": upload})
         assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("body, status, detail", [
+    (b'{"text": "\xff\xfe"}', 400, "the request body is not UTF-8 (byte 10)"),
+    (b'{"text": "hello", "beam": true}', 422, "beam: Input should be a valid integer"),
+    (b'{"text": "hello", "beam": "2"}', 422, "beam: Input should be a valid integer"),
+    (b'{"text": "hello", "max_new_tokens": 4.5}', 422, "max_new_tokens: Input should be a valid integer"),
+])
+def test_a_body_that_is_not_utf8_or_a_count_that_is_no_integer_is_named(translation_client, body, status, detail):
+    """FastAPI said only "There was an error parsing the body" for the first; pydantic read true as beam 1
+    and "2" as 2."""
+    response = translation_client.post("/api/infer", content=body, headers={"content-type": "application/json"})
+    assert (response.status_code, response.json()["detail"]) == (status, detail), response.text
+    assert translation_client.post("/api/infer", json={"text": "hello", "beam": 2}).status_code == 200

@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import UserError
 from .export import standalone_page
@@ -21,6 +21,8 @@ STATIC = {"app.js": "text/javascript", "next.js": "text/javascript", "heads.js":
 
 
 class InferRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # true is no beam width, "4" no count: 422, not a guess
+
     text: str = Field(default="", max_length=4000)
     beam: int | None = Field(default=None, ge=1, le=16)
     max_new_tokens: int = Field(default=40, ge=1, le=512)
@@ -28,6 +30,8 @@ class InferRequest(BaseModel):
 
 
 class NextRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     text: str = Field(default="", max_length=4000)
     temperature: float = Field(default=1.0, ge=0.05, le=10.0)
     top_k: int = Field(default=10, ge=1, le=100)
@@ -38,6 +42,8 @@ class NextRequest(BaseModel):
 
 
 class ExportRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     request: InferRequest
     next: NextRequest | None = None  # a language model's next-token view, as shown
     ui: dict[str, int | str | None] = Field(default_factory=dict, max_length=16)  # chosen view, layer, head, row
@@ -45,7 +51,8 @@ class ExportRequest(BaseModel):
 
 class BodyLimit:
     """Refuses (413) a request body over ``limit`` bytes, whether it declares a Content-Length or
-    arrives in chunks without one; the body is read here, at most ``limit`` bytes of it, and handed on."""
+    arrives in chunks without one, and (400) one that is not UTF-8; the body is read here, at most
+    ``limit`` bytes of it, and handed on."""
 
     def __init__(self, app, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -65,6 +72,11 @@ class BodyLimit:
             more = message.get("more_body", False)
             if len(body) > self.limit:
                 return await self.refuse(scope, receive, send)
+        try:
+            body.decode("utf-8")  # JSON is UTF-8 (RFC 8259 §8.1); FastAPI only says "error parsing the body"
+        except UnicodeDecodeError as error:
+            return await JSONResponse({"detail": f"the request body is not UTF-8 (byte {error.start})"},
+                                      status_code=400)(scope, receive, send)
         delivered = False
 
         async def replay():
