@@ -158,6 +158,26 @@ def test_the_explorer_shows_the_fillers_and_the_self_attention(trained):
     assert task.input_limit(mlm) == 30
 
 
+def test_the_explorer_opens_on_the_validation_text_with_a_word_masked(trained, corpus):
+    """It opened on "hello", saying the run keeps no example, though every run keeps valid.bin."""
+    import re
+
+    from seqlab.tasks.task import Request, get
+
+    task = get("mlm")
+    mlm = task.load(trained)
+    example = task.explore_example(mlm, trained)
+    assert example["source"] == "the opening of the validation text, one word masked"
+    words = re.findall(r"\[MASK\]|\w+|[^\w\s]", example["text"])
+    assert words.count("[MASK]") == 1 and 8 <= len(words) <= 16, example
+    text = corpus.read_text(encoding="utf-8")
+    opening = re.findall(r"\w+|[^\w\s]", text[int(len(text) * 0.9):][:200].lower())  # the validation split's
+    pattern = words[1:]  # the first word may be the end of one the split cut
+    assert any(all(w in ("[MASK]", o) for w, o in zip(pattern, opening[i:i + len(pattern)]))
+               for i in range(len(opening) - len(pattern))), (example, opening)
+    assert task.explore(mlm, Request(text=example["text"]))["output"].startswith("[MASK] 1: ")
+
+
 def test_the_loss_is_the_mean_over_the_chosen_positions_only():
     import torch
 

@@ -309,6 +309,24 @@ class MaskedLanguageModelTask(Task):
     def input_limit(self, mlm: MaskedLanguageModel) -> int:
         return mlm.model.max_len - 2
 
+    def explore_example(self, mlm: MaskedLanguageModel, run) -> dict[str, Any]:
+        """The opening words of the run's validation text (valid.bin), one whole word in their second
+        half masked (a word of one token, so that one [MASK] stands for all of it)."""
+        path, vocab_size = Path(run) / "valid.bin", mlm.tokenizer.get_vocab_size()
+        if path.is_file() and path.stat().st_size % token_stream.token_dtype(vocab_size).itemsize == 0:  # else damaged
+            ids = [int(i) for i in token_stream.open_tokens(path, vocab_size)[:min(16, self.input_limit(mlm)) + 1]]
+            pieces = [mlm.tokenizer.id_to_token(i) or "" for i in ids]
+            starts = [i for i, piece in enumerate(pieces) if not piece.startswith("##")]  # where words begin
+            if len(starts) >= 3:
+                ids, pieces = ids[starts[0]:starts[-1]], pieces[starts[0]:starts[-1]]  # whole words only
+                whole = [i for i in range(len(ids) // 2, len(ids)) if not pieces[i].startswith(("##", "["))
+                         and (i + 1 == len(ids) or not pieces[i + 1].startswith("##"))]
+                if whole:
+                    ids[whole[0]] = mlm.mask_id
+                    text = mlm.tokenizer.decode(ids, skip_special_tokens=False)
+                    return {"text": text, "source": "the opening of the validation text, one word masked"}
+        return {"text": f"the {MASK} of the text", "source": "a generic example (this run keeps no validation text)"}
+
     def explore(self, mlm: MaskedLanguageModel, request) -> dict[str, Any]:
         if not request.text.strip():
             raise UserError("type an input first")
