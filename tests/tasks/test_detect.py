@@ -172,6 +172,8 @@ def test_bad_predict_and_eval_inputs(trained, tmp_path, capsys):
     not_image.write_text("not an image")
     code, _, err = run_cli("predict", trained, not_image, capsys=capsys)
     assert code == 2 and "bad.png" in err and "Traceback" not in err
+    code, _, err = run_cli("predict", trained, "  ", capsys=capsys)  # nothing given: it asked for texts
+    assert code == 2 and "nothing to predict: give the image files or folders as arguments" in err, err
 
 
 @pytest.mark.parametrize("existing", ["mine.json", "mine.png"])

@@ -140,14 +140,14 @@ def command_generate(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
-def input_lines(args: argparse.Namespace) -> list[str]:
+def input_lines(args: argparse.Namespace, inputs: str = "texts") -> list[str]:
     """The inputs given as arguments, or else standard input's lines; blank ones are left out, and
-    none left is a UserError (a silent success would look like an answer)."""
+    none left is a UserError (a silent success would look like an answer) naming the ``inputs``."""
     from ..data.text import read_stdin_lines
 
     lines = [line for line in args.text or read_stdin_lines() if line.strip()]
     if not lines:
-        raise UserError(f"nothing to {args.command}: give the texts as arguments, or one a line on standard "
+        raise UserError(f"nothing to {args.command}: give the {inputs} as arguments, or one a line on standard "
                         f"input (blank ones are left out)")
     return lines
 
@@ -184,7 +184,8 @@ def command_predict(args: argparse.Namespace) -> None:
     if args.text and not task.predict_needs_input:
         raise UserError(f"a {task.name} run takes no inputs as arguments: {' '.join(args.text)!r}")
     predictor = task.load(args.run, args.device)
-    for line in task.predict(predictor, input_lines(args) if task.predict_needs_input else [], given):
+    for line in task.predict(predictor, input_lines(args, task.predict_inputs) if task.predict_needs_input else [],
+                             given):
         print(line)
 
 

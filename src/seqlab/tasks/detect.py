@@ -309,6 +309,7 @@ def train(config: DetectConfig, run: Path, data: DetectData, resume: bool = Fals
 class DetectTask(Task):
     name = "detect"
     models = ("DETR",)
+    predict_inputs = "image files or folders"
     description = "object detection: a COCO folder (or built-in digits on a canvas) -> DETR"
     example = "seqlab train detect --coco shapes/ --out runs/shapes"
     config_class = DetectConfig

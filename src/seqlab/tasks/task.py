@@ -80,6 +80,7 @@ class Task:
     eval_flags: tuple[Flag, ...] = ()  # what ``seqlab eval`` scores a run of this task on
     predict_flags: tuple[Flag, ...] = ()
     predict_needs_input = True  # predict reads inputs (arguments or standard input's lines)
+    predict_inputs = "texts"  # what they are, as an error asking for them names them
     no_resume: str = ""  # why ``--resume`` is refused, before anything is read, by a task whose runs do not resume
     models: tuple[str, ...] = ()  # the model classes (seqlab.models' names) this task's checkpoints hold
 

@@ -337,6 +337,7 @@ def draw_pictures(model, run: Path, sample: torch.Tensor, truth: np.ndarray, pre
 class VisionTask(Task):
     name = "vision"
     models = ("VisionTransformer",)
+    predict_inputs = "image files"
     description = "image classification: a folder of class folders (or 8×8 digits) -> a Vision Transformer"
     example = "seqlab train vision --images shapes/ --out runs/shapes"
     config_class = VisionConfig
