@@ -2,6 +2,7 @@
 predict and the explorer's answer; a short run that learns; the bad-input paths."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -70,6 +71,27 @@ def test_predict_writes_coco_results_and_draws_one_image(trained, tmp_path, caps
     assert code == 0, err
     assert {r["file_name"] for r in json.loads(folder_out.read_text())} == {str(p) for p in image.parent.iterdir()}
     assert not folder_out.with_suffix(".png").exists()
+
+
+def test_predict_on_a_folder_skips_hidden_files_and_prints_nothing_before_a_bad_image(trained, tmp_path, capsys,
+                                                                                      monkeypatch):
+    image = sorted((trained / "data" / "test" / "images").iterdir())[0]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(image, folder / "a.png")
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07 macOS metadata")  # AppleDouble: not an image
+    (folder / "sub.png").mkdir()
+    code, out, err = run_cli("predict", trained, folder, "--threshold", "0", capsys=capsys)
+    assert code == 0 and {line.split("\t")[0] for line in out.splitlines()} == {str(folder / "a.png")}, err
+    (folder / "b.png").write_text("not an image")
+    monkeypatch.setattr("seqlab.tasks.detector.BATCH", 1)  # a.png's boxes come before b.png is read
+    code, out, err = run_cli("predict", trained, folder, "--threshold", "0", capsys=capsys)
+    assert code == 2 and out == "" and "b.png" in err and len(err.strip().splitlines()) == 1, err
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    shutil.copy(image, os.fsdecode(bytes(odd) + b"/caf\xe9.png"))  # Latin-1, as an old camera card may name it
+    code, out, err = run_cli("predict", trained, odd, capsys=capsys)
+    assert code == 2 and out == "" and "is not UTF-8; rename the file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_explorer_answer_has_a_view_per_box(trained):

@@ -92,13 +92,21 @@ class Detector:
         return torch.from_numpy(array)[None], size
 
     def image_files(self, inputs: Iterable[str]) -> list[Path]:
+        """The files named, and a folder's image files (by suffix; hidden ones, such as macOS's ``._x.png``,
+        and folders left out); a name that is not UTF-8, which the COCO results could not hold, is a UserError."""
         files = []
         for name in inputs:
             path = Path(name)
             if path.is_dir():
-                found = sorted(p for p in path.iterdir() if p.suffix.lower() in image_data.EXTENSIONS)
+                found = sorted(p for p in path.iterdir() if p.suffix.lower() in image_data.EXTENSIONS
+                               and not p.name.startswith(".") and p.is_file())
                 if not found:
                     raise UserError(f"no image files in {path}")
+                for file in found:
+                    try:
+                        str(file).encode("utf-8")
+                    except UnicodeEncodeError:  # a byte the file system's encoding could not decode
+                        raise UserError(f"the name of {str(file)!r} in {path} is not UTF-8; rename the file") from None
                 files += found
             elif path.is_file():
                 files.append(path)
@@ -117,7 +125,7 @@ class Detector:
             check_new_file(out, "--out")
             if len(files) == 1:  # its boxes are drawn beside the results
                 check_new_file(Path(out).with_suffix(".png"), "--out")
-        results = []
+        results, lines = [], []  # printed once every image is read: an unreadable one prints nothing
         for start in range(0, len(files), BATCH):  # BATCH images a forward pass
             chunk = files[start : start + BATCH]
             prepared = [self.prepare(path) for path in chunk]
@@ -134,7 +142,7 @@ class Detector:
                     if result["score"] >= threshold:
                         name = self.names[self.category_index(result["category_id"])]
                         x0, y0, w, h = result["bbox"]
-                        yield f"{path}\t{name}\t{result['score']:.3f}\t{x0:.1f} {y0:.1f} {w:.1f} {h:.1f}"
+                        lines.append(f"{path}\t{name}\t{result['score']:.3f}\t{x0:.1f} {y0:.1f} {w:.1f} {h:.1f}")
         if out is not None:
             coco.write_results(Path(out), results)
             if len(files) == 1:
@@ -142,6 +150,7 @@ class Detector:
 
                 shown = [r for r in results if r["score"] >= threshold]
                 draw_boxes(files[0], shown, self.names_by_id(), Path(out).with_suffix(".png"))
+        yield from lines
 
     def category_index(self, category_id: int) -> int:
         return next(i for i, c in enumerate(self.categories) if c["id"] == category_id)
