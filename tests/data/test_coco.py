@@ -158,6 +158,11 @@ def bad(case, root):
         "wrong size": ({"images": [dict(image, width=41, height=30)]}, r"image 7 is 41×30 in the JSON"),
         "wrong height": ({"images": [dict(image, height=31)]}, r"image 7 is None×31 in the JSON but .*a.png is 40×30"),
         "twice": ({"images": [image, image]}, "image id 7 appears twice"),
+        "one file twice": ({"images": [image, dict(image, id=8)]}, "images 7 and 8 are the same file 'a.png'"),
+        "one file by two names": ({"images": [image, {"id": 8, "file_name": "./a.png"}]},
+                                  "images 7 and 8 are the same file './a.png'"),
+        "one name twice": ({"categories": CATEGORIES + [{"id": 9, "name": CATEGORIES[0]["name"]}]},
+                           f"categories 1 and 9 are both named '{CATEGORIES[0]['name']}'"),
         "width as text": ({"images": [dict(image, width="40", height=30)]},
                           r"image 7's width and height must be whole numbers; got '40' and 30"),
         "height NaN": ({"images": [dict(image, width=40.0, height=float("nan"))]}, r"got 40.0 and nan"),
@@ -178,7 +183,7 @@ CASES = ["no folder", "a file", "no images dir", "no json", "empty json", "inval
          "on the bottom edge", "left of", "bbox not numbers",
          "missing file", "unreadable", "escapes", "absolute", "no images", "image without id",
          "image without file_name", "image not an object", "escapes by backslash", "wrong size", "wrong height",
-         "twice", "no annotations", "crowds only", "crowd as text", "crowd as 2", "width as text",
+         "twice", "one file twice", "one file by two names", "one name twice", "no annotations", "crowds only", "crowd as text", "crowd as 2", "width as text",
          "height NaN"]
 
 

@@ -110,6 +110,9 @@ def _categories(path: Path, data: dict, given: list[dict] | None) -> tuple[list[
         record = _fields(path, "category", index, record, {"id": int, "name": str})
         if record["id"] in own:
             raise DataError(f"{path}: category id {record['id']} appears twice")
+        if (other := next((i for i, name in own.items() if name == record["name"]), None)) is not None:
+            raise DataError(f"{path}: categories {other} and {record['id']} are both named {record['name']!r}; "
+                            f"predictions name a class by its name, so give each its own")
         own[record["id"]] = record["name"]
     if given is None:
         categories = [{"id": i, "name": own[i]} for i in sorted(own)]
@@ -169,8 +172,12 @@ def read_coco(folder: str | Path, *, image_size: int, grey: bool = True,
         raise DataError(f"{path} lists no images")
 
     arrays, sizes, file_names = [], [], []
+    listed: dict[Path, int] = {}  # file -> the first image id naming it
     for image_id, record in records.items():
         file = _image_path(images_dir, path, image_id, record["file_name"])
+        if (first := listed.setdefault(file, image_id)) != image_id:
+            raise DataError(f"{path}: images {first} and {image_id} are the same file {record['file_name']!r}; "
+                            f"listed twice, it could be trained on and held out at once")
         array, (width, height) = _read_image(file, image_id, image_size, grey)
         given = record.get("width", width), record.get("height", height)
         if not all(_finite_number(v) and v == int(v) for v in given):  # 640.0 is fine
