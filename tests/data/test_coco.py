@@ -247,6 +247,9 @@ def test_to_pixel_boxes_by_hand():
     # (cx, cy, w, h) = (0.5, 0.25, 0.2, 0.1) of a 200×100 image: centre (100, 25), size 40×10.
     np.testing.assert_allclose(to_pixel_boxes([0.5, 0.25, 0.2, 0.1], (200, 100)), [[80, 20, 40, 10]])
     assert to_pixel_boxes(np.zeros((0, 4)), (5, 5)).shape == (0, 4)
+    # Overhanging the 200×100 image: (cx, cy) (190, 95), size 40×20 -> x 170-210, y 85-105, clipped.
+    np.testing.assert_allclose(to_pixel_boxes([0.95, 0.95, 0.2, 0.2], (200, 100)), [[170, 85, 30, 15]])
+    np.testing.assert_allclose(to_pixel_boxes([0.0, 0.0, 0.1, 0.1], (200, 100)), [[0, 0, 10, 5]])
     wide = to_pixel_boxes(np.asarray([[0.5, 0.5, 0.5, 0.25]], dtype=np.longdouble), (8, 8))
     assert wide.dtype == np.float64 and wide.tolist() == [[2.0, 3.0, 4.0, 2.0]]
 

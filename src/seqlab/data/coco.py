@@ -263,10 +263,13 @@ def _clipped_box(name: str, bbox: list, size: tuple[int, int]) -> list[float]:
 
 
 def to_pixel_boxes(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Normalised (cx, cy, w, h), shape (n, 4), as COCO's [x, y, w, h] in pixels of a (width, height) image."""
+    """Normalised (cx, cy, w, h), shape (n, 4), as COCO's [x, y, w, h] in pixels of a (width, height) image,
+    clipped to the image (as the ground truth is: a predicted box may overhang it)."""
     width, height = size
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * [width, height, width, height]
-    return np.concatenate([boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, 2:]], axis=1)
+    top_left = np.clip(boxes[:, :2] - boxes[:, 2:] / 2, 0, [width, height])
+    bottom_right = np.clip(boxes[:, :2] + boxes[:, 2:] / 2, 0, [width, height])
+    return np.concatenate([top_left, bottom_right - top_left], axis=1)
 
 
 def to_coco_results(boxes: list[np.ndarray], scores: list[np.ndarray], labels: list[np.ndarray],
