@@ -397,6 +397,15 @@ def load_run_config(run: Path) -> LMConfig:
 
 # --- the registry entry --------------------------------------------------------------------------
 
+def validation_opening(run: Path, vocab_size: int, n: int) -> list[int] | None:
+    """The first ``n`` ids of the run's validation split (``valid.bin``, which every lm and mlm run keeps:
+    the explorer opens on them); None when the file is missing or damaged."""
+    path = Path(run) / "valid.bin"
+    if not path.is_file() or path.stat().st_size % token_stream.token_dtype(vocab_size).itemsize:
+        return None
+    return [int(i) for i in token_stream.open_tokens(path, vocab_size)[:n]]
+
+
 class LanguageModelTask(Task):
     name = "lm"
     models = ("TransformerLM", "RecurrentLM")
@@ -449,10 +458,9 @@ class LanguageModelTask(Task):
         """The opening tokens of the run's validation text (valid.bin), leaving room to continue them."""
         limit = self.input_limit(lm)
         n, new = min(16, limit // 2), min(40, limit - min(16, limit // 2))
-        path, vocab_size = Path(run) / "valid.bin", lm.tokenizer.get_vocab_size()
-        if path.is_file() and path.stat().st_size % token_stream.token_dtype(vocab_size).itemsize == 0:  # else damaged
-            ids = token_stream.open_tokens(path, vocab_size)[:n]
-            text = lm.tokenizer.decode([int(i) for i in ids if i < vocab_size])
+        vocab_size = lm.tokenizer.get_vocab_size()
+        if (ids := validation_opening(run, vocab_size, n)) is not None:
+            text = lm.tokenizer.decode([i for i in ids if i < vocab_size])
             if text.strip():
                 return {"text": text, "max_new_tokens": new, "source": "the opening of the validation text"}
         return {"text": "The", "max_new_tokens": new, "source": "a generic example (this run keeps no validation text)"}

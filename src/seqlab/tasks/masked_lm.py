@@ -37,7 +37,7 @@ from ..parallel.runtime import SingleProcess, check_layout
 from ..train.config import TrainConfig
 from ..train.loop import Trainer, move
 from . import run_dir as runs, views
-from .language_model import check_text_length, open_splits, write_splits
+from .language_model import check_text_length, open_splits, validation_opening, write_splits
 from .task import Flag, Task, register
 
 TASK = "mlm"
@@ -190,7 +190,8 @@ class MaskedLanguageModel:
         """(1, T + 2): [CLS], the text's T tokens, [SEP]; a text longer than a block is a UserError."""
         ids = self.tokenizer.encode(text).ids
         if len(ids) + 2 > self.model.max_len:
-            raise UserError(f"{text_start(text)} has {len(ids)} tokens; this model reads at most {self.model.max_len - 2}")
+            raise UserError(f"{text_start(text)} has {len(ids)} tokens; this model reads at most "
+                            f"{self.model.max_len - 2}")
         return torch.tensor([[self.cls_id, *ids, self.sep_id]], device=self.device)
 
     @torch.no_grad()
@@ -312,19 +313,17 @@ class MaskedLanguageModelTask(Task):
     def explore_example(self, mlm: MaskedLanguageModel, run) -> dict[str, Any]:
         """The opening words of the run's validation text (valid.bin), one whole word in their second
         half masked (a word of one token, so that one [MASK] stands for all of it)."""
-        path, vocab_size = Path(run) / "valid.bin", mlm.tokenizer.get_vocab_size()
-        if path.is_file() and path.stat().st_size % token_stream.token_dtype(vocab_size).itemsize == 0:  # else damaged
-            ids = [int(i) for i in token_stream.open_tokens(path, vocab_size)[:min(16, self.input_limit(mlm)) + 1]]
-            pieces = [mlm.tokenizer.id_to_token(i) or "" for i in ids]
-            starts = [i for i, piece in enumerate(pieces) if not piece.startswith("##")]  # where words begin
-            if len(starts) >= 3:
-                ids, pieces = ids[starts[0]:starts[-1]], pieces[starts[0]:starts[-1]]  # whole words only
-                whole = [i for i in range(len(ids) // 2, len(ids)) if not pieces[i].startswith(("##", "["))
-                         and (i + 1 == len(ids) or not pieces[i + 1].startswith("##"))]
-                if whole:
-                    ids[whole[0]] = mlm.mask_id
-                    text = mlm.tokenizer.decode(ids, skip_special_tokens=False)
-                    return {"text": text, "source": "the opening of the validation text, one word masked"}
+        ids = validation_opening(run, mlm.tokenizer.get_vocab_size(), min(16, self.input_limit(mlm)) + 1) or []
+        pieces = [mlm.tokenizer.id_to_token(i) or "" for i in ids]
+        starts = [i for i, piece in enumerate(pieces) if not piece.startswith("##")]  # where words begin
+        if len(starts) >= 2:  # whole words only: from the first start to the last (which may go on)
+            ids, pieces = ids[starts[0] : starts[-1]], pieces[starts[0] : starts[-1]]
+        whole = [i for i in range(len(ids) // 2, len(ids)) if not pieces[i].startswith(("##", "["))
+                 and (i + 1 == len(ids) or not pieces[i + 1].startswith("##"))]
+        if len(starts) >= 2 and whole:
+            ids[whole[0]] = mlm.mask_id
+            return {"text": mlm.tokenizer.decode(ids, skip_special_tokens=False),
+                    "source": "the opening of the validation text, one word masked"}
         return {"text": f"the {MASK} of the text", "source": "a generic example (this run keeps no validation text)"}
 
     def explore(self, mlm: MaskedLanguageModel, request) -> dict[str, Any]:
