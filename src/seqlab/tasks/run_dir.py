@@ -207,8 +207,8 @@ def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
         raise UserError(f"{run} is a {info['task']} run, not {what}")
     best = existing_checkpoint(run / "checkpoints" / "best")
     if best is None and (run / "checkpoints" / "best").is_dir():  # a file of it deleted or never copied
-        lost = [name for name in ("model.safetensors", "state.json") if not (run / "checkpoints" / "best" / name).is_file()]
-        raise DamagedFileError(run / "checkpoints" / "best", f"{' and '.join(lost)} missing")
+        lost = [name for name in ("model.safetensors", "state.json") if not (run / "checkpoints/best" / name).is_file()]
+        raise DamagedFileError(run / "checkpoints/best", f"{' and '.join(lost)} missing")
     if best is None:
         raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
     check_model_class(run, task, best)
