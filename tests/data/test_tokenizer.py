@@ -4,6 +4,7 @@ note, and the saved file's round trip and errors."""
 
 import itertools
 import json
+import random
 
 import pytest
 from tokenizers import Tokenizer, models
@@ -39,6 +40,49 @@ def test_wordpiece_follows_bert():
     assert tokenizer.decode(encoding.ids) == "the unbelievable cafe seeable"  # ## pieces joined back into words
     cased = train_wordpiece(texts, vocab_size=60, lowercase=False)
     assert cased.encode("The").tokens != cased.encode("the").tokens
+
+
+def zipf_texts() -> list[str]:
+    """2,000 lines of 300 random words drawn Zipf-like: HF's own WordPieceTrainer learns the same
+    vocabulary from them in every process at 60 and 150 pieces (no two merges tie), checked over four."""
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 9))) for _ in range(300)]
+    return [" ".join(words[min(int(rng.paretovariate(1.0)) - 1, 299)] for _ in range(12)) for _ in range(2000)]
+
+
+@pytest.mark.parametrize("vocab_size", [60, 150])
+def test_wordpiece_learns_what_hfs_trainer_learns(vocab_size):
+    from tokenizers import normalizers, pre_tokenizers, trainers
+
+    texts = zipf_texts()
+    hf = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    hf.normalizer, hf.pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    hf.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=vocab_size, show_progress=False,
+                                                            special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                                                            continuing_subword_prefix="##"))
+    ours = train_wordpiece(texts, vocab_size)
+    assert set(ours.get_vocab()) == set(hf.get_vocab()) and ours.get_vocab_size() == vocab_size
+    assert json.loads(ours.to_str())["added_tokens"] == json.loads(hf.to_str())["added_tokens"]  # specials
+    assert all(ours.encode(text).tokens == hf.encode(text).tokens for text in texts[:50])
+
+
+def test_wordpiece_is_the_same_in_every_process(tmp_path):
+    """HF's trainer numbers the ## pieces in a hash map's order, new in each process, and ties between
+    merges then went other ways: the mlm test's own corpus gave other vocabularies (tokenizers#1794)."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.txt"
+    rng = random.Random(0)
+    subjects, verbs = ["the cat", "a dog", "my friend", "the teacher"], ["sees", "likes", "finds", "watches"]
+    objects = ["the sun", "a tree", "the river", "an old house"]
+    corpus.write_text("".join(f"{rng.choice(subjects)} {rng.choice(verbs)} {rng.choice(objects)} every morning.\n"
+                              for _ in range(1500)))
+    script = ("import sys; from seqlab.data.tokenizer import train_wordpiece; "
+              "print(train_wordpiece(open(sys.argv[1]).read().splitlines(), 150).to_str())")
+    saved = {subprocess.run([sys.executable, "-c", script, str(corpus)], capture_output=True, text=True,
+                            check=True).stdout for _ in range(3)}
+    assert len(saved) == 1
 
 
 def test_with_cls_sep_wraps_a_text_as_bert_reads_one_segment():

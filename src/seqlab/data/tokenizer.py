@@ -11,6 +11,8 @@ word's later pieces marked ``##``, and BERT's special tokens [PAD]=0 [UNK]=1 [CL
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 from pathlib import Path
 from typing import Callable, Iterable
@@ -96,17 +98,57 @@ def _char_tokenizer(texts: Iterable[str], vocab_size: int, min_frequency: int) -
 def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True) -> Tokenizer:
     """BERT's WordPiece tokenizer trained on ``texts``: BERT's normaliser (lowercased unless
     ``lowercase`` is false) and pre-tokeniser (whitespace and punctuation), the specials of
-    :data:`BERT_SPECIALS` first. A special token written in a text ("[MASK]") encodes as itself."""
+    :data:`BERT_SPECIALS` first. A special token written in a text ("[MASK]") encodes as itself.
+
+    The vocabulary is what HF's ``WordPieceTrainer`` learns — byte-pair merges within words, a word's
+    later characters kept apart from its first as ``##`` pieces — but the same for every process. HF's
+    trainer numbers the ``##`` pieces in a hash map's order, which changes from process to process, and
+    breaks ties between equally frequent merges by those numbers, so the same text gave other
+    vocabularies (huggingface/tokenizers#1794). Here each later character is written as a stand-in
+    character of its own before HF's ``BpeTrainer`` sees the words: every symbol is then in the alphabet,
+    which that trainer sorts, and the ``##`` pieces are read back from the stand-ins."""
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix=CONTINUATION))
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped when lowercased, as BERT
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix=CONTINUATION)
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, show_progress=False,
-                                        continuing_subword_prefix=CONTINUATION)
-    tokenizer.train_from_iterator(texts, trainer)
+    words = collections.Counter()
+    for text in texts:
+        words.update(word for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text)))
+    later = stand_ins(words)  # a word's later character -> its stand-in
+    marked = {word: word[0] + "".join(later[c] for c in word[1:]) for word in sorted(words)}
+    merges = Tokenizer(models.BPE())
+    merges.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    alphabet = sorted({c for word in words for c in word})  # as HF's: a character seen only later in words too
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, show_progress=False,
+                                  initial_alphabet=alphabet)
+    merges.train_from_iterator((" ".join([marked[word]] * words[word]) for word in marked), trainer)
+    first = {stand_in: c for c, stand_in in later.items()}
+    vocab = {}
+    for piece, i in merges.get_vocab().items():
+        if piece in BERT_SPECIALS:
+            vocab[piece] = i
+        elif piece[0] in first:  # a piece that continues a word: stand-ins only
+            vocab[CONTINUATION + "".join(first[c] for c in piece)] = i
+        else:  # a word's first piece: a character as written, then stand-ins
+            vocab[piece[0] + "".join(first[c] for c in piece[1:])] = i
+    tokenizer.model = models.WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix=CONTINUATION)
+    tokenizer.add_special_tokens(BERT_SPECIALS)  # at their ids 0 … 4; "[MASK]" in a text is the token
     if [tokenizer.token_to_id(t) for t in BERT_SPECIALS] != list(range(len(BERT_SPECIALS))):
         raise AssertionError("special tokens must take the first ids")
     return tokenizer
+
+
+def stand_ins(words: Iterable[str]) -> dict[str, str]:
+    """Each character that comes after the first in some word -> a private-use character (planes 15 and
+    16) that no word holds, in the characters' order."""
+    held = {c for word in words for c in word}
+    later = sorted({c for word in words for c in word[1:]})
+    free = (chr(p) for p in itertools.chain(range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE)) if chr(p) not in held)
+    mapping = dict(zip(later, free))
+    if len(mapping) < len(later):  # more than 131,068 distinct characters: more than Unicode assigns outside them
+        raise ValueError(f"{len(later):,} distinct characters follow the first of a word; at most {len(mapping):,} "
+                         f"can be told apart")
+    return mapping
 
 
 def with_cls_sep(tokenizer: Tokenizer) -> Tokenizer:
