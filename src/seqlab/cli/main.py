@@ -100,8 +100,12 @@ def command_train(args: argparse.Namespace) -> None:
     try:
         metrics = task.train(config, Path(run), data, resume=bool(args.resume), parallel=parallel)
         finished = True
-    except Exception:  # any failure, not only bad input, in a directory made a moment ago
+    except Exception as error:  # any failure, not only bad input, in a directory made a moment ago
         if not args.resume and parallel.is_main:
+            # under --nproc the line goes to the launcher first: the other ranks may still be reading the
+            # directory, and one that finds it gone would leave its own line ("... is missing") before this
+            if isinstance(error, (UserError, OSError)):
+                error.reported = torchrun.report(error_line(args, error))
             runs.discard_unfinished(run)  # (and the run it replaced back in its place)
         raise
     except KeyboardInterrupt:  # interrupted with nothing in the run yet (an auto search removes its
@@ -347,10 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
         return 141  # 128 + SIGPIPE, what a shell reports for cat in the same place
     except (UserError, OSError) as error:  # OSError: a path that cannot be made, read or written
-        line = f"seqlab {args.command}: error: {error}\n"
+        line = error_line(args, error)
         # under --nproc any rank may find bad input, and several the same: seqlab's launcher prints one
         # line; under a plain torchrun, rank 0 does
-        if not torchrun.report(line) and os.environ.get("RANK", "0") == "0":
+        if getattr(error, "reported", False) or torchrun.report(line):
+            return 2
+        if os.environ.get("RANK", "0") == "0":
             sys.stderr.write(line)
         return 2
     except RuntimeError as error:
@@ -377,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def error_line(args: argparse.Namespace, error: Exception) -> str:
+    """The one line bad input ends a command with."""
+    return f"seqlab {args.command}: error: {error}\n"
 
 
 def peer_lost(error: RuntimeError) -> bool:
