@@ -214,3 +214,45 @@ def test_a_rank_that_fails_mid_step_ends_the_job_with_its_line_and_status(corpus
     launch("--overwrite")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hook", "run"]  # nothing set aside is left
     assert [p.name for p in run.iterdir()] == ["run.json"] and "config" in (run / "run.json").read_text()
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_sent_to_the_launcher_alone_stops_every_rank_cleanly(corpus, tmp_path, how):
+    """`timeout -s INT`, or a SIGTERM, reaches the launcher only (a terminal's Ctrl-C reaches its process
+    group, which torchrun is no longer in: the same path). subprocess.run killed torchrun a quarter second
+    later: its ranks ran on as orphans, its folder stayed, and the launcher added a second line."""
+    import os
+    import signal
+    import tempfile
+    import time
+    from pathlib import Path
+
+    def leftovers():
+        return {p.name for p in Path(tempfile.gettempdir()).iterdir()
+                if p.name.startswith(("seqlab-ranks-", "torchelastic_"))}
+
+    before, run = leftovers(), tmp_path / "run"
+    command = [sys.executable, "-m", "seqlab", "train", "lm", "--text", str(corpus), "--out", str(run), *TINY,
+               "--max-steps", "100000", "--nproc", "2"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + DEADLINE_S
+    while not (run / "checkpoints" / "last").is_dir() and time.monotonic() < deadline:  # saved at evaluations
+        time.sleep(0.5)
+    process.send_signal(getattr(signal, how))
+    _, err = process.communicate(timeout=DEADLINE_S)
+    time.sleep(2)  # a rank torchrun no longer waited for would still be running now
+    ranks = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(run).encode() in read(p)]
+    assert process.returncode == 130 and not ranks, err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"interrupted; a training run continues from its last checkpoint with: seqlab train lm --resume {run}"]
+    assert leftovers() == before
+    assert (run / "checkpoints" / "last" / "model.safetensors").is_file()  # resumable
+
+
+def read(path) -> bytes:
+    """A file under /proc, or nothing for a process that ended meanwhile."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,11 +44,26 @@ def launch_torchrun(args, task, config, resume_run: Path | None) -> None:
     command = [sys.executable, "-m", "seqlab.parallel.torchrun", "--standalone", "--nproc_per_node", str(n),
                "-m", "seqlab", *argv]
     before = identity(Path(out)) if resume_run is None else None
-    code = subprocess.run(command).returncode
+    # torchrun in a process group of its own (its ranks lead sessions of their own): a Ctrl-C in the terminal,
+    # or a SIGINT or SIGTERM sent to this process alone, reaches it once, from here; it tells the ranks, which
+    # save and say how they ended, and it cleans up. (Killed after a quarter second, as subprocess.run does
+    # on KeyboardInterrupt, it left its ranks running and its folder behind.)
+    # OMP_NUM_THREADS=1 is what torchrun sets when it is unset, with a four-line banner saying so
+    process = subprocess.Popen(command, process_group=0, env={"OMP_NUM_THREADS": "1", **os.environ})
+    while (code := wait(process)) is None:
+        process.send_signal(signal.SIGINT)  # again on a second Ctrl-C: torchrun then stops waiting for the ranks
     if code and resume_run is None and code not in (130, 143):  # failed, not interrupted (Ctrl-C, SIGTERM)
         discard_if_made(Path(out), before)
     if code:
         raise SystemExit(code)
+
+
+def wait(process: subprocess.Popen) -> int | None:
+    """The process's exit status, or None when this process is interrupted while it waits."""
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return None
 
 
 def identity(path: Path) -> tuple[int, int] | None:

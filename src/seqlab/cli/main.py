@@ -365,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except KeyboardInterrupt:
         run = getattr(args, "run_dir", None)
+        if os.environ.get("RANK", "0") != "0":  # one line for a --nproc job: rank 0's
+            return 130
         if args.command != "train":  # nothing to resume (demo and compare have no --resume)
             sys.stderr.write("\ninterrupted\n")
         elif getattr(args, "run_removed", None) == "restored":

@@ -62,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     from torch.distributed.run import parse_args, run
 
     # the agent's report of each rank's failure and of the ranks it stopped: the ranks already said why
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    # (each of its modules' loggers has a level of its own, set when it was imported: above)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if name.startswith("torch.distributed.elastic") and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory(prefix="seqlab-ranks-") as folder:
         os.environ[ERRORS_ENV] = folder  # the ranks inherit it
         try:
-            run(parse_args(sys.argv[1:] if argv is None else argv))
+            # its per-rank logs in this folder too: by default each job left an empty /tmp/torchelastic_* behind
+            run(parse_args(["--log-dir", str(Path(folder) / "logs"), *(sys.argv[1:] if argv is None else argv)]))
         except ChildFailedError as error:
             return _ended(error.failures, Path(folder))
         except SignalException as error:  # Ctrl-C or SIGTERM to the launcher: the ranks were stopped
