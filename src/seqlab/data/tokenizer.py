@@ -111,9 +111,10 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: boo
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=lowercase)  # accents stripped when lowercased, as BERT
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.decoder = decoders.WordPiece(prefix=CONTINUATION)
-    words = collections.Counter()
+    words = collections.Counter()  # every word of the texts, as the tokenizer splits them -> its count
     for text in texts:
-        words.update(word for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(tokenizer.normalizer.normalize_str(text)))
+        normalized = tokenizer.normalizer.normalize_str(text)
+        words.update(word for word, _ in tokenizer.pre_tokenizer.pre_tokenize_str(normalized))
     later = stand_ins(words)  # a word's later character -> its stand-in
     marked = {word: word[0] + "".join(later[c] for c in word[1:]) for word in sorted(words)}
     merges = Tokenizer(models.BPE())
