@@ -218,10 +218,10 @@ def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
 def check_model_class(run: Path, task: str, checkpoint: Path) -> None:
     """A DamagedFileError unless ``checkpoint`` holds a model of ``task`` (a ``run.json`` whose task was
     edited by hand names another task than the one that trained the checkpoint)."""
-    from ..models.pretrained import read_config
+    from ..models.pretrained import MODEL_CLASSES, read_config
     from .task import get
 
     held, models = read_config(checkpoint)["model_class"], get(task).models
-    if models and held not in models:
+    if models and held in MODEL_CLASSES and held not in models:  # an unknown class: from_pretrained names it
         raise DamagedFileError(run / "run.json", f"it says task {task!r}, but the checkpoint holds a {held}, "
                                                  f"which {task} runs never hold")
