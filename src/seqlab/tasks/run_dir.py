@@ -198,30 +198,23 @@ def load_trained(run: str | Path, task: str, what: str, device: str = "cpu"):
     """The run's ``run.json`` contents and its best checkpoint's model (on ``device``, in eval mode);
     a run of another task, or one not trained yet, is a UserError naming what was expected."""
     from ..models import from_pretrained
-    from ..train.checkpoint import existing_checkpoint
+    from ..train.checkpoint import existing_checkpoint, missing_files
     from ..train.device import resolve_device
+    from .task import get
 
     run = Path(run)
     info = read_run(run)
     if info["task"] != task:
         raise UserError(f"{run} is a {info['task']} run, not {what}")
-    best = existing_checkpoint(run / "checkpoints" / "best")
-    if best is None and (run / "checkpoints" / "best").is_dir():  # a file of it deleted or never copied
-        lost = [name for name in ("model.safetensors", "state.json") if not (run / "checkpoints/best" / name).is_file()]
-        raise DamagedFileError(run / "checkpoints/best", f"{' and '.join(lost)} missing")
+    directory = run / "checkpoints" / "best"
+    best = existing_checkpoint(directory)
+    if best is None and directory.is_dir():  # a file of it deleted or never copied
+        raise DamagedFileError(directory, f"{' and '.join(missing_files(directory))} missing")
     if best is None:
         raise UserError(f"{run} has no trained checkpoint yet (checkpoints/best is missing)")
-    check_model_class(run, task, best)
-    return info, from_pretrained(best).to(resolve_device(device)).eval()
-
-
-def check_model_class(run: Path, task: str, checkpoint: Path) -> None:
-    """A DamagedFileError unless ``checkpoint`` holds a model of ``task`` (a ``run.json`` whose task was
-    edited by hand names another task than the one that trained the checkpoint)."""
-    from ..models.pretrained import MODEL_CLASSES, read_config
-    from .task import get
-
-    held, models = read_config(checkpoint)["model_class"], get(task).models
-    if models and held in MODEL_CLASSES and held not in models:  # an unknown class: from_pretrained names it
-        raise DamagedFileError(run / "run.json", f"it says task {task!r}, but the checkpoint holds a {held}, "
-                                                 f"which {task} runs never hold")
+    model = from_pretrained(best)  # a damaged config.json or weights file is named here
+    models = get(task).models  # a run.json whose task was edited by hand names another task than trained it
+    if models and type(model).__name__ not in models:
+        raise DamagedFileError(run / "run.json", f"it says task {task!r}, but the checkpoint holds a "
+                                                 f"{type(model).__name__}, which {task} runs never hold")
+    return info, model.to(resolve_device(device)).eval()

@@ -211,12 +211,17 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, state: dict[str, An
     swap_in(staging, directory)
 
 
+def missing_files(directory: Path) -> list[str]:
+    """The files of a usable checkpoint that ``directory`` lacks: the weights and the step's state."""
+    return [name for name in ("model.safetensors", "state.json") if not (Path(directory) / name).is_file()]
+
+
 def existing_checkpoint(directory: Path) -> Path | None:
     """``directory``, or its previous version when a crash fell between the two renames of
     :func:`save_checkpoint`; None when neither exists."""
     directory = Path(directory)
     for candidate in (directory, directory.with_name(f".{directory.name}.old")):
-        if (candidate / "model.safetensors").is_file() and (candidate / "state.json").is_file():
+        if not missing_files(candidate):
             return candidate
     return None
 
