@@ -395,8 +395,6 @@ def load_run_config(run: Path) -> LMConfig:
     return build(LMConfig, runs.read_run(run)["config"])
 
 
-# --- the registry entry --------------------------------------------------------------------------
-
 def validation_opening(run: Path, vocab_size: int, n: int) -> list[int] | None:
     """The first ``n`` ids of the run's validation split (``valid.bin``, which every lm and mlm run keeps:
     the explorer opens on them); None when the file is missing or damaged."""
@@ -405,6 +403,8 @@ def validation_opening(run: Path, vocab_size: int, n: int) -> list[int] | None:
         return None
     return [int(i) for i in token_stream.open_tokens(path, vocab_size)[:n]]
 
+
+# --- the registry entry --------------------------------------------------------------------------
 
 class LanguageModelTask(Task):
     name = "lm"
